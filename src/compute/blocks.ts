@@ -1,0 +1,61 @@
+/**
+ * What J blocks turn into: per-sample self-kernels K(x, x) = J Jᵀ, and J's rows over the subset.
+ * Call inside `tf.tidy`.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { bmm } from './ops/linalg.js';
+import type { Block } from './ops/types.js';
+
+/** K(x, x) for each sample of the chunk, [n, V, V], summed over the blocks. */
+export function selfKernelOf(blocks: Block[], n: number, V: number, loop: boolean): tf.Tensor3D {
+  const parts: tf.Tensor[] = blocks.map((b) => {
+    switch (b.kind) {
+      case 'grid': {
+        const [, r, , cols] = b.grid.shape as [number, number, number, number];
+        const rows = tf.reshape(tf.transpose(b.grid, [0, 2, 1, 3]), [n, V, r * cols]);
+        const colsT = tf.reshape(tf.transpose(b.grid, [0, 1, 3, 2]), [n, r * cols, V]);
+        return bmm(rows, colsT, loop);
+      }
+      case 'rows':
+        return bmm(b.rows, tf.transpose(b.rows, [0, 2, 1]), loop);
+      case 'outer': {
+        // (a·a + 1) g gᵀ: the kernel's outer products and the bias.
+        const gg = bmm(b.g, tf.transpose(b.g, [0, 2, 1]), loop);
+        const aa = b.kernel === null ? tf.zeros([n]) : tf.sum(tf.square(b.a), 1);
+        const scale = b.bias === null ? aa : tf.add(aa, 1);
+        return tf.mul(gg, tf.reshape(scale, [n, 1, 1]));
+      }
+    }
+  });
+  if (parts.length === 0) return tf.zeros([n, V, V]);
+  return (parts.length === 1 ? parts[0] : tf.addN(parts)) as tf.Tensor3D;
+}
+
+/** Rows of one block, [n, V, size], in the weight's row-major order. */
+function rowsOf(b: Block, n: number, V: number): tf.Tensor[] {
+  switch (b.kind) {
+    case 'grid': {
+      const [, r, , cols] = b.grid.shape as [number, number, number, number];
+      return [tf.reshape(tf.transpose(b.grid, [0, 2, 1, 3]), [n, V, r * cols])];
+    }
+    case 'rows':
+      return [b.rows];
+    case 'outer': {
+      const out: tf.Tensor[] = [];
+      const din = b.a.shape[1] as number;
+      const dout = b.g.shape[2] as number;
+      if (b.kernel !== null) {
+        const outer = tf.mul(tf.reshape(b.a, [n, 1, din, 1]), tf.reshape(b.g, [n, V, 1, dout]));
+        out.push(tf.reshape(outer, [n, V, din * dout]));
+      }
+      if (b.bias !== null) out.push(b.g);
+      return out;
+    }
+  }
+}
+
+/** J(x) over the subset, [n, V, width], columns in `model.trainableWeights` order. */
+export function jacobianRowsOf(blocks: Block[], n: number, V: number): tf.Tensor3D {
+  const parts = blocks.flatMap((b) => rowsOf(b, n, V));
+  return (parts.length === 1 ? (parts[0] as tf.Tensor).clone() : tf.concat(parts, 2)) as tf.Tensor3D;
+}

@@ -1,0 +1,51 @@
+/**
+ * Shared shapes of the fast path.
+ *
+ * Layout of a backprop signal ("class-inner"): the activation's shape with the V class
+ * cotangents inserted before the channel axis, [n, ...positions, V, C]. The class axis sits next
+ * to the channels so that a Conv1D backward is one 2D convolution (kernel width 1 over the class
+ * axis) and a per-sample weight gradient is one plain matrix product [k·Cin, T] × [T, V·Cout].
+ */
+import type * as tf from '@tensorflow/tfjs';
+
+/** What the forward pass keeps for the backward pass of one op. */
+export interface Saved {
+  out: tf.Tensor;
+  /** Derivative of the elementwise activation at the pre-activation, shaped like `out`. */
+  dact?: tf.Tensor;
+  /** Normalised input of a LayerNormalization, and 1/σ ([..., 1]). */
+  xhat?: tf.Tensor;
+  rstd?: tf.Tensor;
+  /** One-hot of the winning position of max pooling, [n, T', size, C] or [n, T, C]. */
+  mask?: tf.Tensor;
+  /** Attention internals, [n, h, T, dh] and probabilities [n, h, T, T]. */
+  q?: tf.Tensor;
+  k?: tf.Tensor;
+  v?: tf.Tensor;
+  p?: tf.Tensor;
+}
+
+/**
+ * Per-sample, per-class gradients of the logits with respect to one trainable weight, i.e. that
+ * weight's block of columns of J. Three representations, each cheapest for some consumer:
+ * - rows: [n, V, size], row c is ∂z_c/∂w flattened in the weight's row-major order.
+ * - grid: [n, r, V, cols] with r·cols = size; row c of J is grid[:, :, c, :] flattened.
+ * - outer: a Dense layer on flat features, ∂z_c/∂W = a ⊗ g_c and ∂z_c/∂b = g_c, with
+ *   a [n, din] and g [n, V, dout]; never materialised unless a consumer needs rows.
+ */
+export type Block =
+  | { kind: 'rows'; param: number; rows: tf.Tensor }
+  | { kind: 'grid'; param: number; grid: tf.Tensor }
+  | { kind: 'outer'; kernel: number | null; bias: number | null; a: tf.Tensor; g: tf.Tensor };
+
+/** Per-chunk context of the backward pass. */
+export interface Ctx {
+  /** Samples in the chunk. */
+  n: number;
+  /** Classes. */
+  V: number;
+  /** Param index of a weight variable (by LayerVariable id), for those in the subset. */
+  paramOf: (variable: tf.LayerVariable | null) => number | null;
+  /** Whether per-sample matrix products should loop over samples (wasm: XNNPACK is 2D only). */
+  loopMatMul: boolean;
+}
