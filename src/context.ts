@@ -1,0 +1,27 @@
+import type { Config } from './config.js';
+import type { Database } from './db/database.js';
+import { createLoaders, type Loaders } from './db/loaders.js';
+import type { Logger } from './logger.js';
+import type { PubSub } from './pubsub.js';
+
+/** What every resolver receives: shared services, plus loaders made fresh for each request. */
+export interface Context {
+  config: Config;
+  db: Database;
+  pubsub: PubSub;
+  loaders: Loaders;
+  log: Logger;
+  requestId: string;
+}
+
+/** The parts of the context that live as long as the server. */
+export type Services = Pick<Context, 'config' | 'db' | 'pubsub' | 'log'>;
+
+export function createContext(services: Services, requestId: string): Context {
+  return {
+    ...services,
+    loaders: createLoaders(services.db),
+    log: services.log.child({ requestId }),
+    requestId,
+  };
+}

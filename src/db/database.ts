@@ -1,0 +1,253 @@
+import { PGlite } from '@electric-sql/pglite';
+import { PrismaPg } from '@prisma/adapter-pg';
+import pg from 'pg';
+import { from as copyFromStream } from 'pg-copy-streams';
+import { PrismaPGlite } from 'pglite-prisma-adapter';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { Config } from '../config.js';
+import type { Logger } from '../logger.js';
+import { DataDirLock } from './data-dir-lock.js';
+import { PrismaClient } from './generated/client.js';
+import type { Session, Sql, Tx } from './sql.js';
+
+export type { PrismaClient };
+
+/**
+ * One handle on the database, whichever it is. Prisma serves the ordinary reads and writes; `sql`
+ * and `transaction` serve named queries and the bulk paths (COPY), which Prisma does not do fast.
+ */
+export interface Database {
+  readonly kind: 'postgres' | 'pglite';
+  readonly prisma: PrismaClient;
+  readonly sql: Sql;
+  /** Runs `fn` in one transaction: all of its writes or none. */
+  transaction<T>(fn: (tx: Tx) => Promise<T>): Promise<T>;
+  /** Runs `fn` on one dedicated connection (for advisory locks and scripts). */
+  session<T>(fn: (session: Session) => Promise<T>): Promise<T>;
+  /**
+   * LISTEN on a channel: `onMessage` receives each NOTIFY payload, from this process or any other
+   * process sharing the database. Resolves to an unlisten function.
+   */
+  listen(channel: string, onMessage: (payload: string) => void): Promise<() => Promise<void>>;
+  /** Cheap liveness probe for /healthz. */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export async function openDatabase(database: Config['database'], log: Logger, statementTimeoutMs = 0): Promise<Database> {
+  return database.kind === 'postgres'
+    ? openPostgres(database.url, database.poolSize, log, statementTimeoutMs)
+    : openPglite(database.dataDir, log);
+}
+
+function openPostgres(url: string, poolSize: number, log: Logger, statementTimeoutMs: number): Database {
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: poolSize,
+    connectionTimeoutMillis: 5_000,
+    ...(statementTimeoutMs > 0 ? { statement_timeout: statementTimeoutMs } : {}),
+  });
+  // An idle client losing its connection (the server restarted) must not crash the process.
+  pool.on('error', (error) => log.warn({ err: error }, 'idle database connection lost'));
+  const prisma = new PrismaClient({ adapter: new PrismaPg(pool, { disposeExternalPool: false }) });
+  const listener = new PgListener(url, log);
+
+  const clientSql = (client: pg.PoolClient | pg.Pool): Sql => ({
+    async query<Row>(text: string, params: readonly unknown[] = []) {
+      const result = await client.query(text, params as unknown[]);
+      return result.rows as Row[];
+    },
+  });
+
+  return {
+    kind: 'postgres',
+    prisma,
+    sql: clientSql(pool),
+    async transaction(fn) {
+      const client = await pool.connect();
+      try {
+        await client.query('BEGIN');
+        const tx: Tx = {
+          ...clientSql(client),
+          async copyFrom(table, columns, lines) {
+            const stream = client.query(
+              copyFromStream(`COPY ${table} (${columns.map(quoteIdent).join(', ')}) FROM STDIN`),
+            );
+            await pipeline(Readable.from(lines), stream);
+            return Number(stream.rowCount ?? 0);
+          },
+        };
+        const result = await fn(tx);
+        await client.query('COMMIT');
+        return result;
+      } catch (error) {
+        await client.query('ROLLBACK').catch(() => undefined);
+        throw error;
+      } finally {
+        client.release();
+      }
+    },
+    async session(fn) {
+      const client = await pool.connect();
+      try {
+        return await fn({
+          ...clientSql(client),
+          async exec(script) {
+            await client.query(script);
+          },
+        });
+      } finally {
+        client.release();
+      }
+    },
+    listen: (channel, onMessage) => listener.listen(channel, onMessage),
+    async ping() {
+      await pool.query('SELECT 1');
+    },
+    async close() {
+      await listener.close();
+      await prisma.$disconnect();
+      await pool.end();
+    },
+  };
+}
+
+async function openPglite(dataDir: string, log: Logger): Promise<Database> {
+  const lock = DataDirLock.acquire(dataDir);
+  let db: PGlite;
+  try {
+    db = await PGlite.create(dataDir);
+  } catch (error) {
+    lock.release();
+    throw error;
+  }
+  log.info({ dataDir }, 'embedded PostgreSQL (PGlite) opened');
+  // pglite-prisma-adapter is typed against an older @prisma/driver-adapter-utils whose types differ
+  // only nominally; at run time it implements the same interface (the test suite runs on it).
+  const adapter = new PrismaPGlite(db) as unknown as PrismaPg;
+  const prisma = new PrismaClient({ adapter });
+
+  type Queryable = Pick<PGlite, 'query' | 'exec'>;
+  const sqlOf = (q: Queryable): Sql => ({
+    async query<Row>(text: string, params: readonly unknown[] = []) {
+      const result = await q.query<Row>(text, params as unknown[]);
+      return result.rows;
+    },
+  });
+
+  return {
+    kind: 'pglite',
+    prisma,
+    sql: sqlOf(db),
+    async transaction(fn) {
+      return db.transaction(async (t) =>
+        fn({
+          ...sqlOf(t),
+          async copyFrom(table, columns, lines) {
+            // PGlite reads COPY input from a Blob rather than a stream; collect the text first.
+            const parts: string[] = [];
+            for await (const line of lines) parts.push(line);
+            const result = await t.query(
+              `COPY ${table} (${columns.map(quoteIdent).join(', ')}) FROM '/dev/blob'`,
+              [],
+              { blob: new Blob(parts) },
+            );
+            return result.affectedRows ?? 0;
+          },
+        }),
+      );
+    },
+    async session(fn) {
+      // PGlite is a single connection already; the data-folder lock makes it this process's own.
+      return fn({ ...sqlOf(db), exec: async (script) => void (await db.exec(script)) });
+    },
+    async listen(channel, onMessage) {
+      return db.listen(channel, onMessage);
+    },
+    async ping() {
+      await db.query('SELECT 1');
+    },
+    async close() {
+      await prisma.$disconnect();
+      await db.close();
+      lock.release();
+    },
+  };
+}
+
+/** Quotes an identifier for the few places (COPY column lists) where SQL text is assembled. */
+export function quoteIdent(name: string): string {
+  return `"${name.replaceAll('"', '""')}"`;
+}
+
+/**
+ * One dedicated connection that holds every LISTEN of this process (a pooled connection would drop
+ * them when returned). If the database goes away it reconnects with backoff and listens again;
+ * notifications sent meanwhile are lost, which subscribers treat as "refetch on next event".
+ */
+class PgListener {
+  private client: pg.Client | null = null;
+  private connecting: Promise<pg.Client> | null = null;
+  private readonly handlers = new Map<string, Set<(payload: string) => void>>();
+  private closed = false;
+
+  constructor(
+    private readonly url: string,
+    private readonly log: Logger,
+  ) {}
+
+  async listen(channel: string, onMessage: (payload: string) => void): Promise<() => Promise<void>> {
+    let set = this.handlers.get(channel);
+    if (!set) {
+      set = new Set();
+      this.handlers.set(channel, set);
+      const client = await this.connect();
+      await client.query(`LISTEN ${quoteIdent(channel)}`);
+    }
+    set.add(onMessage);
+    return async () => {
+      set.delete(onMessage);
+    };
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.client?.end().catch(() => undefined);
+    this.client = null;
+  }
+
+  private connect(): Promise<pg.Client> {
+    if (this.client) return Promise.resolve(this.client);
+    this.connecting ??= (async () => {
+      const client = new pg.Client({ connectionString: this.url });
+      client.on('notification', (msg) => {
+        for (const handler of this.handlers.get(msg.channel) ?? []) handler(msg.payload ?? '');
+      });
+      client.on('error', (error) => {
+        this.log.warn({ err: error }, 'database listener lost its connection; reconnecting');
+        this.client = null;
+        void client.end().catch(() => undefined);
+        this.reconnectSoon(500);
+      });
+      await client.connect();
+      this.client = client;
+      return client;
+    })().finally(() => {
+      this.connecting = null;
+    });
+    return this.connecting;
+  }
+
+  private reconnectSoon(delayMs: number): void {
+    if (this.closed || this.handlers.size === 0) return;
+    setTimeout(() => {
+      if (this.closed) return;
+      this.connect()
+        .then(async (client) => {
+          for (const channel of this.handlers.keys()) await client.query(`LISTEN ${quoteIdent(channel)}`);
+        })
+        .catch(() => this.reconnectSoon(Math.min(delayMs * 2, 10_000)));
+    }, delayMs).unref();
+  }
+}

@@ -1,0 +1,86 @@
+import DataLoader from 'dataloader';
+import type { Database } from './database.js';
+import type { Checkpoint, CheckpointWeights, Dataset, Model, Producer, Run, Sample } from './generated/client.js';
+
+/** Returns `rows` in the order of `keys` (null where absent), as DataLoader requires. */
+function byKey<K, R>(keys: readonly K[], rows: R[], keyOf: (row: R) => K): (R | null)[] {
+  const map = new Map<K, R>();
+  for (const row of rows) map.set(keyOf(row), row);
+  return keys.map((key) => map.get(key) ?? null);
+}
+
+/** Counts per foreign key, zero where a key has no rows. */
+function countsByKey<K>(keys: readonly K[], rows: { key: K; count: number }[]): number[] {
+  const map = new Map(rows.map((row) => [row.key, row.count]));
+  return keys.map((key) => map.get(key) ?? 0);
+}
+
+/**
+ * The loaders of one request: each batches the lookups a query makes in one tick into one
+ * statement, and caches them for the rest of that request only.
+ */
+export function createLoaders(db: Database) {
+  const { prisma } = db;
+  return {
+    datasetById: new DataLoader<number, Dataset | null>(async (ids) =>
+      byKey(ids, await prisma.dataset.findMany({ where: { id: { in: [...ids] } } }), (r) => r.id),
+    ),
+    sampleById: new DataLoader<number, Sample | null>(async (ids) =>
+      byKey(ids, await prisma.sample.findMany({ where: { id: { in: [...ids] } } }), (r) => r.id),
+    ),
+    modelById: new DataLoader<number, Model | null>(async (ids) =>
+      byKey(ids, await prisma.model.findMany({ where: { id: { in: [...ids] } } }), (r) => r.id),
+    ),
+    runById: new DataLoader<number, Run | null>(async (ids) =>
+      byKey(ids, await prisma.run.findMany({ where: { id: { in: [...ids] } } }), (r) => r.id),
+    ),
+    checkpointById: new DataLoader<number, Checkpoint | null>(async (ids) =>
+      byKey(ids, await prisma.checkpoint.findMany({ where: { id: { in: [...ids] } } }), (r) => r.id),
+    ),
+    weightsByCheckpoint: new DataLoader<number, CheckpointWeights | null>(
+      async (ids) =>
+        byKey(ids, await prisma.checkpointWeights.findMany({ where: { checkpointId: { in: [...ids] } } }), (r) => r.checkpointId),
+      // Weights can be tens of megabytes: load each once, but do not batch many into one result.
+      { maxBatchSize: 4 },
+    ),
+    producerById: new DataLoader<number, Producer | null>(async (ids) =>
+      byKey(ids, await prisma.producer.findMany({ where: { id: { in: [...ids] } } }), (r) => r.id),
+    ),
+    /** Key: `${datasetId}` for all samples, `${datasetId}/${split}` for one split. */
+    sampleCount: new DataLoader<string, number>(async (keys) => {
+      const datasetIds = [...new Set(keys.map((key) => Number(key.split('/')[0])))];
+      const groups = await prisma.sample.groupBy({
+        by: ['datasetId', 'split'],
+        where: { datasetId: { in: datasetIds } },
+        _count: { _all: true },
+      });
+      const counts = new Map<string, number>();
+      for (const g of groups) {
+        counts.set(`${g.datasetId}`, (counts.get(`${g.datasetId}`) ?? 0) + g._count._all);
+        counts.set(`${g.datasetId}/${g.split}`, g._count._all);
+      }
+      return keys.map((key) => counts.get(key) ?? 0);
+    }),
+    splitsByDataset: new DataLoader<number, { split: string; count: number }[]>(async (ids) => {
+      const groups = await prisma.sample.groupBy({
+        by: ['datasetId', 'split'],
+        where: { datasetId: { in: [...ids] } },
+        _count: { _all: true },
+        orderBy: { split: 'asc' },
+      });
+      return ids.map((id) =>
+        groups.filter((g) => g.datasetId === id).map((g) => ({ split: g.split, count: g._count._all })),
+      );
+    }),
+    checkpointCountByRun: new DataLoader<number, number>(async (ids) => {
+      const groups = await prisma.checkpoint.groupBy({
+        by: ['runId'],
+        where: { runId: { in: [...ids] } },
+        _count: { _all: true },
+      });
+      return countsByKey(ids, groups.map((g) => ({ key: g.runId, count: g._count._all })));
+    }),
+  };
+}
+
+export type Loaders = ReturnType<typeof createLoaders>;

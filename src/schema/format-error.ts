@@ -1,0 +1,45 @@
+import { unwrapResolverError } from '@apollo/server/errors';
+import type { GraphQLFormattedError } from 'graphql';
+import { GraphQLError } from 'graphql';
+import { isConnectionError, isStatementTimeout } from '../db/prisma-errors.js';
+import { ErrorCode, TangentError } from '../errors.js';
+import type { Logger } from '../logger.js';
+
+/** Codes graphql-js and Apollo assign to requests that are wrong before any resolver runs. */
+const PASS_THROUGH = new Set([
+  'GRAPHQL_PARSE_FAILED',
+  'GRAPHQL_VALIDATION_FAILED',
+  'BAD_USER_INPUT',
+  'BAD_REQUEST',
+  'OPERATION_RESOLUTION_FAILURE',
+  'PERSISTED_QUERY_NOT_FOUND',
+  'PERSISTED_QUERY_NOT_SUPPORTED',
+]);
+
+/**
+ * What a client sees of an error: our own errors as they are; the request's own mistakes as
+ * graphql-js words them; a lost database or a timeout under their own codes; anything else as
+ * INTERNAL_SERVER_ERROR with only the request id, the details going to the log.
+ */
+export function formatError(log: Logger) {
+  return (formatted: GraphQLFormattedError, error: unknown): GraphQLFormattedError => {
+    const original = unwrapResolverError(error);
+    const requestId = (formatted.extensions?.requestId as string | undefined) ?? undefined;
+    if (original instanceof TangentError) {
+      return { message: original.message, path: formatted.path, locations: formatted.locations, extensions: { ...original.extensions } };
+    }
+    const code = formatted.extensions?.code;
+    if (typeof code === 'string' && PASS_THROUGH.has(code) && !(original instanceof Error && !(original instanceof GraphQLError))) {
+      const { stacktrace: _omit, ...extensions } = formatted.extensions ?? {};
+      return { ...formatted, extensions };
+    }
+    if (isConnectionError(original)) {
+      return { message: 'The database cannot be reached right now; nothing was written', path: formatted.path, extensions: { code: ErrorCode.DATABASE_UNAVAILABLE } };
+    }
+    if (isStatementTimeout(original)) {
+      return { message: 'The query ran past its time limit; nothing was written', path: formatted.path, extensions: { code: ErrorCode.TIMEOUT } };
+    }
+    log.error({ err: original, path: formatted.path, requestId }, 'unexpected error');
+    return { message: 'Internal server error', path: formatted.path, extensions: { code: ErrorCode.INTERNAL_SERVER_ERROR } };
+  };
+}

@@ -1,0 +1,22 @@
+import * as models from '../services/models.js';
+import { listModels, listRuns } from '../services/lists.js';
+import type { Resolvers } from './generated/types.js';
+import { ModelInput, parseId, parseInput } from './inputs.js';
+
+export const modelResolvers: Resolvers = {
+  Query: {
+    model: (_, { id }, ctx) => ctx.loaders.modelById.load(parseId(id)),
+    models: (_, { first, after, filter }, ctx) =>
+      listModels(ctx, { first, after, format: filter?.format, nameContains: filter?.nameContains }),
+  },
+  Mutation: {
+    createModel: (_, { input }, ctx) => models.createModel(ctx, parseInput(ModelInput, input, 'input')),
+    deleteModel: async (_, { id }, ctx) => {
+      await models.deleteModel(ctx, parseId(id));
+      return { id };
+    },
+  },
+  Model: {
+    runs: (model, args, ctx) => listRuns(ctx, { ...args, where: { modelId: model.id } }),
+  },
+};

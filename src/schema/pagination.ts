@@ -1,0 +1,74 @@
+import { z } from 'zod';
+import { BadUserInputError } from '../errors.js';
+import type { ConnectionRow } from './rows.js';
+
+/** A keyset position: the sort key values of the last row seen, ending with its id. */
+export type Keyset = readonly (number | string | null)[];
+
+const CursorPayload = z.object({
+  /** Which list (and order) the cursor belongs to, so one list's cursor is refused by another. */
+  l: z.string(),
+  k: z.array(z.union([z.number().finite(), z.string(), z.null()])).min(1).max(8),
+});
+
+/** Cursors are opaque to clients: base64url of a small JSON document. */
+export function encodeCursor(list: string, key: Keyset): string {
+  return Buffer.from(JSON.stringify({ l: list, k: key })).toString('base64url');
+}
+
+/** Decodes `after` for `list`, or throws BAD_USER_INPUT when it was not issued for that list. */
+export function decodeCursor(list: string, cursor: string | null | undefined, field = 'after'): Keyset | null {
+  if (cursor === null || cursor === undefined) return null;
+  let payload: unknown;
+  try {
+    if (!/^[A-Za-z0-9_-]{1,2048}$/.test(cursor)) throw new Error('not base64url');
+    payload = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
+  } catch {
+    throw new BadUserInputError('The cursor is not one this server issued', field);
+  }
+  const parsed = CursorPayload.safeParse(payload);
+  if (!parsed.success || parsed.data.l !== list) {
+    throw new BadUserInputError('The cursor is not one this server issued for this list', field);
+  }
+  return parsed.data.k;
+}
+
+export const DEFAULT_PAGE_SIZE = 50;
+
+/** `first` as asked, defaulted, and clamped to the server's maximum page size. */
+export function pageSize(first: number | null | undefined, max: number): number {
+  if (first === null || first === undefined) return Math.min(DEFAULT_PAGE_SIZE, max);
+  if (!Number.isInteger(first) || first < 0) throw new BadUserInputError('`first` must be a non-negative integer', 'first');
+  return Math.min(first, max);
+}
+
+/**
+ * Builds a connection from `limit + 1` rows fetched after the cursor: the extra row, if present,
+ * only says that another page exists.
+ */
+export function toConnection<T>(
+  list: string,
+  rows: T[],
+  limit: number,
+  keyOf: (row: T) => Keyset,
+  count: () => Promise<number>,
+): ConnectionRow<T> {
+  const page = rows.slice(0, limit);
+  const edges = page.map((node) => ({ cursor: encodeCursor(list, keyOf(node)), node }));
+  return {
+    edges,
+    pageInfo: { hasNextPage: rows.length > limit, endCursor: edges.at(-1)?.cursor ?? null },
+    count,
+  };
+}
+
+/** Reads the single-id keyset most lists use (ascending id). */
+export function afterId(list: string, after: string | null | undefined): number | null {
+  const key = decodeCursor(list, after);
+  if (key === null) return null;
+  const [id] = key;
+  if (key.length !== 1 || typeof id !== 'number' || !Number.isInteger(id)) {
+    throw new BadUserInputError('The cursor is not one this server issued for this list', 'after');
+  }
+  return id;
+}

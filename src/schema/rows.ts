@@ -1,0 +1,39 @@
+import type {
+  Checkpoint,
+  CheckpointWeights,
+  Dataset,
+  Model,
+  Run,
+  Sample,
+  SampleMetric,
+} from '../db/generated/client.js';
+
+/**
+ * What each GraphQL object's resolvers receive (codegen's `mappers`): mostly the Prisma row as it
+ * comes from the database, so a resolver that needs more must load it.
+ */
+export type DatasetRow = Dataset;
+export type SampleRow = Sample;
+export type ModelRow = Model;
+export type RunRow = Run;
+/** Checkpoint rows never carry their weights; `Checkpoint.weights` loads them on demand. */
+export type CheckpointRow = Checkpoint;
+export type CheckpointWeightsRow = CheckpointWeights;
+export type SampleMetricRow = SampleMetric;
+
+export interface AddSamplesPayloadRow {
+  datasetId: number;
+  added: number;
+}
+
+export interface RecordMetricsPayloadRow {
+  checkpointId: number;
+  written: number;
+}
+
+/** A page of a Relay connection; `count` runs only when a client asks for totalCount. */
+export interface ConnectionRow<T> {
+  edges: { cursor: string; node: T }[];
+  pageInfo: { hasNextPage: boolean; endCursor: string | null };
+  count: () => Promise<number>;
+}

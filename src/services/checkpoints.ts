@@ -1,0 +1,74 @@
+import { createHash } from 'node:crypto';
+import type { z } from 'zod';
+import type { Context } from '../context.js';
+import type { Checkpoint } from '../db/generated/client.js';
+import { isUniqueViolation } from '../db/prisma-errors.js';
+import { BadUserInputError, ConflictError, NotFoundError } from '../errors.js';
+import { DTYPE_BYTES, type CheckpointInput, type WeightSpec } from '../schema/inputs.js';
+
+/** Bytes a list of specs describes, as tfjs lays them out: each tensor in order, no padding. */
+export function weightSpecBytes(specs: readonly WeightSpec[]): number {
+  let total = 0;
+  for (const spec of specs) total += spec.shape.reduce((a, b) => a * b, 1) * DTYPE_BYTES[spec.dtype];
+  return total;
+}
+
+/** The specs, from the input's `weightSpecs` or from a model.json's `weightsManifest`. */
+function specsOf(input: z.output<typeof CheckpointInput>): WeightSpec[] {
+  if (input.weightSpecs && input.modelJson) {
+    throw new BadUserInputError('Give either weightSpecs or modelJson, not both', 'input.weightSpecs');
+  }
+  const specs = input.weightSpecs ?? input.modelJson?.weightsManifest.flatMap((group) => group.weights);
+  if (!specs) throw new BadUserInputError('A checkpoint needs its weight specs: weightSpecs or modelJson', 'input.weightSpecs');
+  const names = new Set<string>();
+  for (const [i, spec] of specs.entries()) {
+    if (names.has(spec.name)) throw new BadUserInputError(`Weight ${spec.name} appears twice`, `input.weightSpecs[${i}].name`);
+    names.add(spec.name);
+  }
+  return specs;
+}
+
+/** Stores a checkpoint and its weights in one transaction, after checking that specs and bytes agree. */
+export async function createCheckpoint(
+  ctx: Context,
+  runId: number,
+  input: z.output<typeof CheckpointInput>,
+  weightData: Buffer,
+): Promise<Checkpoint> {
+  const specs = specsOf(input);
+  const expected = weightSpecBytes(specs);
+  if (expected !== weightData.byteLength) {
+    throw new BadUserInputError(
+      `The weight specs describe ${expected} bytes but weightData has ${weightData.byteLength}`,
+      'input.weightData',
+    );
+  }
+  const run = await ctx.loaders.runById.load(runId);
+  if (!run) throw new NotFoundError('Run', runId);
+  try {
+    const checkpoint = await ctx.db.prisma.checkpoint.create({
+      data: {
+        runId,
+        step: input.step,
+        epoch: input.epoch ?? null,
+        learningRate: input.learningRate ?? null,
+        weightBytes: weightData.byteLength,
+        weightSha256: createHash('sha256').update(weightData).digest('hex'),
+        weights: { create: { specs, data: Uint8Array.from(weightData) } },
+      },
+    });
+    await ctx.pubsub.publish('runUpdated', { runId });
+    return checkpoint;
+  } catch (error) {
+    if (isUniqueViolation(error)) throw new ConflictError(`Run ${runId} already has a checkpoint at step ${input.step}`, { field: 'input.step' });
+    throw error;
+  }
+}
+
+export async function deleteCheckpoint(ctx: Context, id: number): Promise<void> {
+  const checkpoint = await ctx.loaders.checkpointById.load(id);
+  if (!checkpoint) throw new NotFoundError('Checkpoint', id);
+  await ctx.db.prisma.checkpoint.deleteMany({ where: { id } });
+  ctx.loaders.checkpointById.clear(id);
+  await ctx.pubsub.publish('runUpdated', { runId: checkpoint.runId });
+}

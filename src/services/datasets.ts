@@ -1,0 +1,56 @@
+import type { z } from 'zod';
+import type { Context } from '../context.js';
+import type { Dataset } from '../db/generated/client.js';
+import { isUniqueViolation } from '../db/prisma-errors.js';
+import { insertSamples, validateSamples, type NewSample } from '../db/samples.js';
+import { BadUserInputError, ConflictError, NotFoundError } from '../errors.js';
+import { MAX_SAMPLES_PER_REQUEST, type DatasetInput } from '../schema/inputs.js';
+
+function checkBatchSize(samples: readonly unknown[], field: string): void {
+  if (samples.length > MAX_SAMPLES_PER_REQUEST) {
+    throw new BadUserInputError(`At most ${MAX_SAMPLES_PER_REQUEST} samples per request; send the rest in further requests`, field);
+  }
+}
+
+/** Creates a dataset and its first samples in one transaction. */
+export async function createDataset(ctx: Context, input: z.output<typeof DatasetInput>, samples: readonly NewSample[]): Promise<Dataset> {
+  checkBatchSize(samples, 'input.samples');
+  try {
+    return await ctx.db.transaction(async (tx) => {
+      // named: dataset.insert
+      const [row] = await tx.query<{ id: number }>(
+        'INSERT INTO dataset (name, description, length, channels, class_names) VALUES ($1, $2, $3, $4, $5::text[]) RETURNING id',
+        [input.name, input.description ?? null, input.length, input.channels, input.classNames],
+      );
+      const id = Number(row!.id);
+      const shape = { id, length: input.length, channels: input.channels, classNames: input.classNames };
+      await validateSamples(tx, shape, samples, 'input.samples');
+      await insertSamples(tx, id, samples);
+      return id;
+    }).then(async (id) => (await ctx.db.prisma.dataset.findUniqueOrThrow({ where: { id } })));
+  } catch (error) {
+    if (isUniqueViolation(error) || (error as { code?: string }).code === '23505') {
+      throw new ConflictError(`A dataset named ${JSON.stringify(input.name)} already exists`, { field: 'input.name' });
+    }
+    throw error;
+  }
+}
+
+/** Appends samples to an existing dataset, all or none. */
+export async function addSamples(ctx: Context, datasetId: number, samples: readonly NewSample[]): Promise<number> {
+  checkBatchSize(samples, 'samples');
+  const dataset = await ctx.loaders.datasetById.load(datasetId);
+  if (!dataset) throw new NotFoundError('Dataset', datasetId);
+  return ctx.db.transaction(async (tx) => {
+    // Serialise concurrent appends to one dataset so the index check below stays true at commit.
+    await tx.query('SELECT id FROM dataset WHERE id = $1 FOR UPDATE', [datasetId]);
+    await validateSamples(tx, dataset, samples);
+    return insertSamples(tx, datasetId, samples);
+  });
+}
+
+export async function deleteDataset(ctx: Context, id: number): Promise<void> {
+  const { count } = await ctx.db.prisma.dataset.deleteMany({ where: { id } });
+  if (count === 0) throw new NotFoundError('Dataset', id);
+  ctx.loaders.datasetById.clear(id);
+}

@@ -1,0 +1,65 @@
+import type { z } from 'zod';
+import type { Context } from '../context.js';
+import type { Prisma, Run } from '../db/generated/client.js';
+import { BadUserInputError, NotFoundError } from '../errors.js';
+import type { RunConfigInput, RunInput, UpdateRunInput } from '../schema/inputs.js';
+
+/** The stored config: the named fields that were given, plus `extra` as the client sent it. */
+function configJson(config: z.output<typeof RunConfigInput>): Prisma.InputJsonObject {
+  if (!config) return {};
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(config)) if (value !== null && value !== undefined) out[key] = value;
+  return out as Prisma.InputJsonObject;
+}
+
+/** Creates a run after checking that the model's input and classes fit the dataset. */
+export async function createRun(
+  ctx: Context,
+  modelId: number,
+  datasetId: number,
+  input: z.output<typeof RunInput>,
+): Promise<Run> {
+  const [model, dataset] = await Promise.all([ctx.loaders.modelById.load(modelId), ctx.loaders.datasetById.load(datasetId)]);
+  if (!model) throw new NotFoundError('Model', modelId);
+  if (!dataset) throw new NotFoundError('Dataset', datasetId);
+  if (model.inputLength !== dataset.length || model.channels !== dataset.channels) {
+    throw new BadUserInputError(
+      `Model ${model.name} takes ${model.inputLength} × ${model.channels} inputs; dataset ${dataset.name} has ${dataset.length} × ${dataset.channels}`,
+      'input.modelId',
+    );
+  }
+  if (model.numClasses !== dataset.classNames.length) {
+    throw new BadUserInputError(
+      `Model ${model.name} has ${model.numClasses} classes; dataset ${dataset.name} has ${dataset.classNames.length}`,
+      'input.modelId',
+    );
+  }
+  const run = await ctx.db.prisma.run.create({
+    data: { name: input.name, modelId, datasetId, config: configJson(input.config), status: input.status ?? 'PENDING' },
+  });
+  ctx.loaders.runById.prime(run.id, run);
+  return run;
+}
+
+export async function updateRun(ctx: Context, id: number, input: z.output<typeof UpdateRunInput>): Promise<Run> {
+  const existing = await ctx.loaders.runById.load(id);
+  if (!existing) throw new NotFoundError('Run', id);
+  const run = await ctx.db.prisma.run.update({
+    where: { id },
+    data: {
+      ...(input.name ? { name: input.name } : {}),
+      ...(input.status ? { status: input.status } : {}),
+      ...(input.config ? { config: { ...(existing.config as object), ...configJson(input.config) } } : {}),
+    },
+  });
+  ctx.loaders.runById.clear(id).prime(id, run);
+  await ctx.pubsub.publish('runUpdated', { runId: id });
+  return run;
+}
+
+export async function deleteRun(ctx: Context, id: number): Promise<void> {
+  const { count } = await ctx.db.prisma.run.deleteMany({ where: { id } });
+  if (count === 0) throw new NotFoundError('Run', id);
+  ctx.loaders.runById.clear(id);
+  await ctx.pubsub.publish('runUpdated', { runId: id });
+}
