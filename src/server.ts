@@ -35,7 +35,7 @@ export interface ServerOptions {
 /** Starts Tangent: database (migrated), GraphQL over HTTP and WebSocket on /graphql, and /healthz. */
 export async function createServer(config: Config, options: ServerOptions = {}): Promise<RunningServer> {
   const log = options.log ?? createLogger(config);
-  const db = options.db ?? (await openDatabase(config.database, log, config.statementTimeoutMs));
+  const db = options.db ?? (await openDatabase(config.database, log, { statementTimeoutMs: config.statementTimeoutMs }));
   const ownsDb = !options.db;
   try {
     await migrate(db, log);

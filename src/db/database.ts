@@ -3,6 +3,8 @@ import { PrismaPg } from '@prisma/adapter-pg';
 import pg from 'pg';
 import { from as copyFromStream } from 'pg-copy-streams';
 import { PrismaPGlite } from 'pglite-prisma-adapter';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Config } from '../config.js';
@@ -21,6 +23,8 @@ export interface Database {
   readonly kind: 'postgres' | 'pglite';
   readonly prisma: PrismaClient;
   readonly sql: Sql;
+  /** The embedded instance, when this is PGlite (for dumps and for serving it on a socket). */
+  readonly pglite?: PGlite;
   /** Runs `fn` in one transaction: all of its writes or none. */
   transaction<T>(fn: (tx: Tx) => Promise<T>): Promise<T>;
   /** Runs `fn` on one dedicated connection (for advisory locks and scripts). */
@@ -35,10 +39,20 @@ export interface Database {
   close(): Promise<void>;
 }
 
-export async function openDatabase(database: Config['database'], log: Logger, statementTimeoutMs = 0): Promise<Database> {
+export interface OpenOptions {
+  /** Per-statement timeout on a PostgreSQL server, in ms (0: none). */
+  statementTimeoutMs?: number;
+  /** PGlite only: start a new data folder from this dump (`dumpDataDir`) instead of running initdb. */
+  pgliteTemplate?: Blob;
+}
+
+/** `memory://` as TANGENT_DATA_DIR keeps the embedded database in memory (gone at exit). */
+export const IN_MEMORY = 'memory://';
+
+export async function openDatabase(database: Config['database'], log: Logger, options: OpenOptions = {}): Promise<Database> {
   return database.kind === 'postgres'
-    ? openPostgres(database.url, database.poolSize, log, statementTimeoutMs)
-    : openPglite(database.dataDir, log);
+    ? openPostgres(database.url, database.poolSize, log, options.statementTimeoutMs ?? 0)
+    : openPglite(database.dataDir, log, options.pgliteTemplate);
 }
 
 function openPostgres(url: string, poolSize: number, log: Logger, statementTimeoutMs: number): Database {
@@ -113,13 +127,15 @@ function openPostgres(url: string, poolSize: number, log: Logger, statementTimeo
   };
 }
 
-async function openPglite(dataDir: string, log: Logger): Promise<Database> {
-  const lock = DataDirLock.acquire(dataDir);
+async function openPglite(dataDir: string, log: Logger, template?: Blob): Promise<Database> {
+  const inMemory = dataDir === IN_MEMORY;
+  const lock = inMemory ? null : DataDirLock.acquire(dataDir);
   let db: PGlite;
   try {
-    db = await PGlite.create(dataDir);
+    const fresh = inMemory || !existsSync(join(dataDir, 'PG_VERSION'));
+    db = await PGlite.create({ ...(inMemory ? {} : { dataDir }), ...(fresh && template ? { loadDataDir: template } : {}) });
   } catch (error) {
-    lock.release();
+    lock?.release();
     throw error;
   }
   log.info({ dataDir }, 'embedded PostgreSQL (PGlite) opened');
@@ -138,6 +154,7 @@ async function openPglite(dataDir: string, log: Logger): Promise<Database> {
 
   return {
     kind: 'pglite',
+    pglite: db,
     prisma,
     sql: sqlOf(db),
     async transaction(fn) {
@@ -171,7 +188,7 @@ async function openPglite(dataDir: string, log: Logger): Promise<Database> {
     async close() {
       await prisma.$disconnect();
       await db.close();
-      lock.release();
+      lock?.release();
     },
   };
 }

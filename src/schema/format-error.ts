@@ -28,6 +28,9 @@ export function formatError(log: Logger) {
     if (original instanceof TangentError) {
       return { message: original.message, path: formatted.path, locations: formatted.locations, extensions: { ...original.extensions } };
     }
+    // A scalar refusing a literal surfaces as a validation error wrapping ours: keep our code.
+    const ours = findTangentError(original);
+    if (ours) return { message: formatted.message, locations: formatted.locations, extensions: { ...ours.extensions } };
     const code = formatted.extensions?.code;
     if (typeof code === 'string' && PASS_THROUGH.has(code) && !(original instanceof Error && !(original instanceof GraphQLError))) {
       const { stacktrace: _omit, ...extensions } = formatted.extensions ?? {};
@@ -42,4 +45,11 @@ export function formatError(log: Logger) {
     log.error({ err: original, path: formatted.path, requestId }, 'unexpected error');
     return { message: 'Internal server error', path: formatted.path, extensions: { code: ErrorCode.INTERNAL_SERVER_ERROR } };
   };
+}
+
+function findTangentError(error: unknown): TangentError | null {
+  for (let e: unknown = error, depth = 0; e && depth < 5; e = (e as { originalError?: unknown }).originalError, depth++) {
+    if (e instanceof TangentError) return e;
+  }
+  return null;
 }

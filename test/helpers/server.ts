@@ -1,0 +1,72 @@
+import { loadConfig, type Config } from '../../src/config.js';
+import type { Database } from '../../src/db/database.js';
+import { createServer, type RunningServer } from '../../src/server.js';
+import { createTestDatabase, quietLog, type TestDatabase } from './database.js';
+
+export interface GraphQLResponse<T = Record<string, any>> {
+  data?: T | null;
+  errors?: { message: string; path?: (string | number)[]; extensions?: Record<string, any> }[];
+}
+
+export interface TestServer {
+  url: string;
+  server: RunningServer;
+  db: Database;
+  testDb: TestDatabase;
+  config: Config;
+  /** POSTs one operation and returns the whole response (data and errors). */
+  request<T = Record<string, any>>(query: string, variables?: Record<string, unknown>, headers?: Record<string, string>): Promise<GraphQLResponse<T>>;
+  /** Like request, but fails the test on any error and returns `data`. */
+  gql<T = Record<string, any>>(query: string, variables?: Record<string, unknown>, headers?: Record<string, string>): Promise<T>;
+  /** Stops the server (the database stays, so a new server can be started on it). */
+  stop(): Promise<void>;
+  /** Stops the server and removes the database. */
+  close(): Promise<void>;
+}
+
+/**
+ * Starts a real Tangent server on port 0 over a database of the test's own (a real PostgreSQL
+ * when DATABASE_URL is set, PGlite otherwise), the way `npm start` would.
+ */
+export async function startTestServer(options: { env?: Record<string, string>; testDb?: TestDatabase } = {}): Promise<TestServer> {
+  const testDb = options.testDb ?? (await createTestDatabase());
+  const config: Config = {
+    ...loadConfig({ PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'silent', NODE_ENV: 'test', ...options.env }),
+    database: testDb.config,
+  };
+  const db = await testDb.open();
+  const server = await createServer(config, { db, log: quietLog });
+  const request = async <T>(query: string, variables?: Record<string, unknown>, headers: Record<string, string> = {}) => {
+    const response = await fetch(server.url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...headers },
+      body: JSON.stringify({ query, variables }),
+    });
+    return (await response.json()) as GraphQLResponse<T>;
+  };
+  let stopped = false;
+  const stop = async () => {
+    if (stopped) return;
+    stopped = true;
+    await server.close();
+    await db.close();
+  };
+  return {
+    url: server.url,
+    server,
+    db,
+    testDb,
+    config,
+    request,
+    async gql<T>(query: string, variables?: Record<string, unknown>, headers?: Record<string, string>) {
+      const result = await request<T>(query, variables, headers);
+      if (result.errors?.length) throw new Error(`GraphQL errors: ${JSON.stringify(result.errors, null, 2)}`);
+      return result.data as T;
+    },
+    stop,
+    async close() {
+      await stop();
+      await testDb.destroy();
+    },
+  };
+}
