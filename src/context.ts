@@ -25,3 +25,11 @@ export function createContext(services: Services, requestId: string): Context {
     requestId,
   };
 }
+
+/**
+ * A subscription keeps one context for its whole life, but each event must read the database
+ * afresh: give it new loaders before resolving the event.
+ */
+export function refreshLoaders(ctx: Context): void {
+  ctx.loaders = createLoaders(ctx.db);
+}

@@ -95,5 +95,6 @@ export function runChunk(plan: Plan, x: tf.Tensor3D, loopMatMul: boolean): Chunk
 
 function firstParam(b: Block): number {
   if (b.kind === 'outer') return (b.kernel ?? b.bias) as number;
+  if (b.kind === 'linear') return b.kernel;
   return b.param;
 }

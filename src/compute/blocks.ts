@@ -10,11 +10,10 @@ import type { Block } from './ops/types.js';
 export function selfKernelOf(blocks: Block[], n: number, V: number, loop: boolean): tf.Tensor3D {
   const parts: tf.Tensor[] = blocks.map((b) => {
     switch (b.kind) {
-      case 'grid': {
-        const [, r, , cols] = b.grid.shape as [number, number, number, number];
-        const rows = tf.reshape(tf.transpose(b.grid, [0, 2, 1, 3]), [n, V, r * cols]);
-        const colsT = tf.reshape(tf.transpose(b.grid, [0, 1, 3, 2]), [n, r * cols, V]);
-        return bmm(rows, colsT, loop);
+      case 'linear': {
+        // Column order does not matter to J Jᵀ: the kernel and bias in g's own layout.
+        const rows = tf.reshape(b.g, [n, V, -1]);
+        return bmm(rows, tf.transpose(rows, [0, 2, 1]), loop);
       }
       case 'rows':
         return bmm(b.rows, tf.transpose(b.rows, [0, 2, 1]), loop);
@@ -34,9 +33,13 @@ export function selfKernelOf(blocks: Block[], n: number, V: number, loop: boolea
 /** Rows of one block, [n, V, size], in the weight's row-major order. */
 function rowsOf(b: Block, n: number, V: number): tf.Tensor[] {
   switch (b.kind) {
-    case 'grid': {
-      const [, r, , cols] = b.grid.shape as [number, number, number, number];
-      return [tf.reshape(tf.transpose(b.grid, [0, 2, 1, 3]), [n, V, r * cols])];
+    case 'linear': {
+      const [, , cols, r1] = b.g.shape as [number, number, number, number];
+      const r = b.bias === null ? r1 : r1 - 1;
+      const w = b.bias === null ? b.g : tf.slice(b.g, 0, [n, V, cols, r]);
+      const out = [tf.reshape(tf.transpose(w, [0, 1, 3, 2]), [n, V, r * cols])];
+      if (b.bias !== null) out.push(tf.reshape(tf.slice(b.g, [0, 0, 0, r], [n, V, cols, 1]), [n, V, cols]));
+      return out;
     }
     case 'rows':
       return [b.rows];

@@ -129,9 +129,9 @@ export class SelfAttention extends tf.layers.Layer {
       const h = this.heads;
       const dh = d / h;
       if (!Number.isInteger(dh)) throw new Error(`SelfAttention: width ${d} is not divisible by ${h} heads`);
-      // [n, T, 3, h, dh] → [3, n, h, T, dh]
-      const qkv = tf.transpose(tf.reshape(x, [n, t, 3, h, dh]), [2, 0, 3, 1, 4]);
-      const [q, k, v] = tf.unstack(qkv, 0) as [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D];
+      // [n, T, d] → [n, h, T, dh] for each of q, k, v (rank-4 transposes only).
+      const heads = (part: tf.Tensor) => tf.transpose(tf.reshape(part, [n, t, h, dh]), [0, 2, 1, 3]) as tf.Tensor4D;
+      const [q, k, v] = tf.split(x, 3, 2).map(heads) as [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D];
       const scores = tf.mul(tf.matMul(q, k, false, true), 1 / Math.sqrt(dh));
       const p = tf.softmax(scores, -1);
       const o = tf.matMul(p, v); // [n, h, T, dh]

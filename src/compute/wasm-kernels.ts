@@ -7,6 +7,8 @@
  * but tfjs autodiff does (the generic path, a real SGD step), so they are registered here with
  * plain loops over the wasm heap. They are slow and exact, and follow the cpu backend's semantics
  * (the first maximum of a window receives the whole gradient).
+ *
+ * Slice and Unpack are replaced too, for speed only: the originals copy the whole input per call.
  */
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
@@ -168,6 +170,81 @@ function unsortedSegmentSum(args: {
   return out;
 }
 
+/**
+ * Copies x[begin : begin + size] from one heap view into another, contiguous runs at a time.
+ * tfjs-backend-wasm's own Slice reads the whole input through `readSync` (a copy of the entire
+ * tensor) on every call, so `unstack` of n samples copied the chunk n times; this reads a view.
+ */
+function copySlice(xv: ArrayLike<number> & { subarray(a: number, b: number): ArrayLike<number> }, shape: number[], begin: number[], size: number[], out: { set(a: ArrayLike<number>, o: number): void }): void {
+  const rank = shape.length;
+  const strides = new Array<number>(rank);
+  let acc = 1;
+  for (let i = rank - 1; i >= 0; i--) {
+    strides[i] = acc;
+    acc *= shape[i] as number;
+  }
+  // The innermost axes taken whole form one contiguous run with the first partial axis above them.
+  let inner = rank - 1;
+  while (inner > 0 && size[inner] === shape[inner] && begin[inner] === 0) inner--;
+  const run = (size[inner] as number) * (strides[inner] as number);
+  const outer = size.slice(0, inner).reduce((a, b) => a * b, 1);
+  const idx = new Array<number>(inner).fill(0);
+  let o = 0;
+  for (let k = 0; k < outer; k++) {
+    let off = (begin[inner] as number) * (strides[inner] as number);
+    for (let d = 0; d < inner; d++) off += ((begin[d] as number) + (idx[d] as number)) * (strides[d] as number);
+    out.set(xv.subarray(off, off + run), o);
+    o += run;
+    for (let d = inner - 1; d >= 0; d--) {
+      idx[d] = (idx[d] as number) + 1;
+      if ((idx[d] as number) < (size[d] as number)) break;
+      idx[d] = 0;
+    }
+  }
+}
+
+function sliceInfo(backend: BackendWasm, x: TensorInfo, begin: number[], size: number[]): TensorInfo {
+  const out = backend.makeOutput(size, x.dtype);
+  if (size.some((s) => s === 0)) return out;
+  // Views are taken after the allocation, which may grow (and detach) the heap.
+  const xv = backend.typedArrayFromHeap(x);
+  const ov = backend.typedArrayFromHeap(out);
+  copySlice(xv, x.shape, begin, size, ov);
+  return out;
+}
+
+function makeSlice(original: tf.KernelFunc) {
+  return (args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap }): TensorInfo | TensorInfo[] => {
+    const x = args.inputs['x'];
+    invariant(x !== undefined, 'Slice needs x');
+    if (x.dtype === 'string') return original(args as Parameters<tf.KernelFunc>[0]);
+    const { begin, size } = args.attrs as unknown as tf.SliceAttrs;
+    const [b, s] = tf.slice_util.parseSliceParams(x, begin, size);
+    invariant(b !== undefined && s !== undefined, 'slice parameters');
+    return sliceInfo(args.backend as BackendWasm, x, b, s);
+  };
+}
+
+function makeUnpack(original: tf.KernelFunc) {
+  return (args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap }): TensorInfo | TensorInfo[] => {
+    const value = args.inputs['value'];
+    invariant(value !== undefined, 'Unpack needs value');
+    if (value.dtype === 'string') return original(args as Parameters<tf.KernelFunc>[0]);
+    let axis = (args.attrs as unknown as tf.UnpackAttrs).axis;
+    if (axis < 0) axis += value.shape.length;
+    const outShape = value.shape.filter((_, i) => i !== axis);
+    const size = value.shape.slice();
+    size[axis] = 1;
+    const outs: TensorInfo[] = [];
+    for (let i = 0; i < (value.shape[axis] as number); i++) {
+      const begin = value.shape.map((_, d) => (d === axis ? i : 0));
+      const o = sliceInfo(args.backend as BackendWasm, value, begin, size);
+      outs.push({ dataId: o.dataId, dtype: o.dtype, shape: outShape });
+    }
+    return outs;
+  };
+}
+
 let patched = false;
 
 /**
@@ -177,13 +254,21 @@ let patched = false;
 export function patchWasmKernels(): void {
   if (patched) return;
   patched = true;
+  const original = (name: string): tf.KernelFunc => {
+    const k = tf.getKernel(name, 'wasm');
+    invariant(k !== undefined, `wasm kernel ${name} missing`);
+    return k.kernelFunc;
+  };
   const kernels: Array<[string, tf.KernelFunc]> = [
     ['Conv2DBackpropFilter', conv2DBackpropFilter as tf.KernelFunc],
     ['MaxPoolGrad', maxPoolGrad as tf.KernelFunc],
     ['UnsortedSegmentSum', unsortedSegmentSum as tf.KernelFunc],
+    ['Slice', makeSlice(original('Slice')) as tf.KernelFunc],
+    ['Unpack', makeUnpack(original('Unpack')) as tf.KernelFunc],
   ];
   for (const [kernelName, kernelFunc] of kernels) {
-    if (tf.getKernel(kernelName, 'wasm') !== undefined) tf.unregisterKernel(kernelName, 'wasm');
-    tf.registerKernel({ kernelName, backendName: 'wasm', kernelFunc });
+    const prev = tf.getKernel(kernelName, 'wasm');
+    if (prev !== undefined) tf.unregisterKernel(kernelName, 'wasm');
+    tf.registerKernel({ kernelName, backendName: 'wasm', kernelFunc, setupFunc: prev?.setupFunc, disposeFunc: prev?.disposeFunc });
   }
 }

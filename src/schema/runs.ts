@@ -1,4 +1,4 @@
-import type { Context } from '../context.js';
+import { refreshLoaders, type Context } from '../context.js';
 import { invariant, NotFoundError } from '../errors.js';
 import { listCheckpoints, listRuns } from '../services/lists.js';
 import * as runs from '../services/runs.js';
@@ -36,8 +36,8 @@ export const runResolvers: Resolvers = {
         if (!(await ctx.loaders.runById.load(runId))) throw new NotFoundError('Run', runId);
         for await (const event of ctx.pubsub.subscribe('runUpdated')) {
           if (event.runId !== runId) continue;
-          // Each event reads the run afresh: the request's loader cache would serve the old row.
-          const run = await ctx.db.prisma.run.findUnique({ where: { id: runId } });
+          refreshLoaders(ctx);
+          const run = await ctx.loaders.runById.load(runId);
           if (!run) return;
           yield { runUpdated: run };
         }

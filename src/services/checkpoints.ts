@@ -2,7 +2,6 @@ import { createHash } from 'node:crypto';
 import type { z } from 'zod';
 import type { Context } from '../context.js';
 import type { Checkpoint } from '../db/generated/client.js';
-import { isUniqueViolation } from '../db/prisma-errors.js';
 import { BadUserInputError, ConflictError, NotFoundError } from '../errors.js';
 import { DTYPE_BYTES, type CheckpointInput, type WeightSpec } from '../schema/inputs.js';
 
@@ -46,21 +45,29 @@ export async function createCheckpoint(
   const run = await ctx.loaders.runById.load(runId);
   if (!run) throw new NotFoundError('Run', runId);
   try {
-    const checkpoint = await ctx.db.prisma.checkpoint.create({
-      data: {
-        runId,
-        step: input.step,
-        epoch: input.epoch ?? null,
-        learningRate: input.learningRate ?? null,
-        weightBytes: weightData.byteLength,
-        weightSha256: createHash('sha256').update(weightData).digest('hex'),
-        weights: { create: { specs, data: Uint8Array.from(weightData) } },
-      },
+    // Raw SQL rather than Prisma: the embedded adapter cannot bind bytea parameters from Prisma.
+    const id = await ctx.db.transaction(async (tx) => {
+      // named: checkpoint.insert
+      const [row] = await tx.query<{ id: number }>(
+        `INSERT INTO checkpoint (run_id, step, epoch, learning_rate, weight_bytes, weight_sha256)
+         VALUES ($1, $2, $3, $4, $5, $6) RETURNING id`,
+        [runId, input.step, input.epoch ?? null, input.learningRate ?? null, weightData.byteLength, createHash('sha256').update(weightData).digest('hex')],
+      );
+      const checkpointId = Number(row!.id);
+      // named: checkpointWeights.insert
+      await tx.query('INSERT INTO checkpoint_weights (checkpoint_id, specs, data) VALUES ($1, $2::jsonb, $3)', [
+        checkpointId,
+        JSON.stringify(specs),
+        weightData,
+      ]);
+      return checkpointId;
     });
     await ctx.pubsub.publish('runUpdated', { runId });
-    return checkpoint;
+    return await ctx.db.prisma.checkpoint.findUniqueOrThrow({ where: { id } });
   } catch (error) {
-    if (isUniqueViolation(error)) throw new ConflictError(`Run ${runId} already has a checkpoint at step ${input.step}`, { field: 'input.step' });
+    if ((error as { code?: string }).code === '23505') {
+      throw new ConflictError(`Run ${runId} already has a checkpoint at step ${input.step}`, { field: 'input.step' });
+    }
     throw error;
   }
 }

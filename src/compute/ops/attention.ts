@@ -1,47 +1,63 @@
 /**
  * The weightless core of multi-head self-attention (layer `SelfAttention`): packed [q | k | v]
- * [n, T, 3d] → softmax(q kᵀ/√dh) v, heads merged, [n, T, d]. The backward runs all V class
- * cotangents at once as a class axis broadcast against the per-sample q, k, v and p.
+ * [n, T, 3d] → softmax(q kᵀ/√dh) v, heads merged, [n, T, d].
+ *
+ * The backward carries the V class cotangents as extra rows: per (sample, head) every product is
+ * one 2D matrix product with the V·T class rows stacked ([V·T, dh] × [dh, T] and so on), because
+ * the per-sample q, k, v and p are shared by all classes. Only rank-4 transposes are used (wasm
+ * falls back to a slow generic loop above rank 4).
  */
 import * as tf from '@tensorflow/tfjs';
 import type { Op } from '../graph.js';
-import type { Saved } from './types.js';
+import { bmm } from './linalg.js';
+import type { Ctx, Saved } from './types.js';
 
 type Attention = Extract<Op, { kind: 'attention' }>;
+
+/** [n, T, d] → [n·h, T, dh]. */
+function splitHeads(x: tf.Tensor, h: number): tf.Tensor {
+  const [n, t, d] = x.shape as [number, number, number];
+  return tf.reshape(tf.transpose(tf.reshape(x, [n, t, h, d / h]), [0, 2, 1, 3]), [n * h, t, d / h]);
+}
 
 export function attentionForward(op: Attention, x: tf.Tensor): Saved {
   const [n, t, d3] = x.shape as [number, number, number];
   const h = op.heads;
-  const dh = d3 / 3 / h;
-  const qkv = tf.transpose(tf.reshape(x, [n, t, 3, h, dh]), [2, 0, 3, 1, 4]);
-  const [q, k, v] = tf.unstack(qkv, 0) as [tf.Tensor, tf.Tensor, tf.Tensor];
+  const d = d3 / 3;
+  const dh = d / h;
+  const [q, k, v] = tf.split(x, 3, 2).map((part) => splitHeads(part, h)) as [tf.Tensor, tf.Tensor, tf.Tensor];
   const p = tf.softmax(tf.mul(tf.matMul(q, k, false, true), 1 / Math.sqrt(dh)), -1);
-  const o = tf.matMul(p, v);
-  const out = tf.reshape(tf.transpose(o, [0, 2, 1, 3]), [n, t, d3 / 3]);
+  const o = tf.matMul(p, v); // [n·h, T, dh]
+  const out = tf.reshape(tf.transpose(tf.reshape(o, [n, h, t, dh]), [0, 2, 1, 3]), [n, t, d]);
   return { out, q, k, v, p };
 }
 
 /** δ [n, T, V, d] → [n, T, V, 3d]. */
-export function attentionBackward(op: Attention, saved: Saved, dy: tf.Tensor): tf.Tensor {
+export function attentionBackward(op: Attention, saved: Saved, dy: tf.Tensor, ctx: Ctx): tf.Tensor {
   const [n, t, V, d] = dy.shape as [number, number, number, number];
   const h = op.heads;
   const dh = d / h;
+  const b = n * h;
   const scale = 1 / Math.sqrt(dh);
-  // tfjs batched matMul broadcasts by index modulo the smaller batch, which is only right when
-  // the broadcast axes lead: so the class axis goes first here, [V, n, h, T, ·].
-  const withClass = (a: tf.Tensor) => tf.expandDims(a, 0); // [1, n, h, T, ·]
-  const q = withClass(saved.q as tf.Tensor);
-  const k = withClass(saved.k as tf.Tensor);
-  const v = withClass(saved.v as tf.Tensor);
-  const p = withClass(saved.p as tf.Tensor);
-  // [n, T, V, h, dh] → [V, n, h, T, dh]
-  const dO = tf.transpose(tf.reshape(dy, [n, t, V, h, dh]), [2, 0, 3, 1, 4]);
-  const dP = tf.matMul(dO, v, false, true);
-  const dV = tf.matMul(p, dO, true, false);
-  const dS = tf.mul(p, tf.sub(dP, tf.sum(tf.mul(dP, p), -1, true)));
-  const dQ = tf.mul(tf.matMul(dS, k), scale);
-  const dK = tf.mul(tf.matMul(dS, q, true, false), scale);
-  // [3, V, n, h, T, dh] → [n, T, V, 3, h, dh]
-  const packed = tf.transpose(tf.stack([dQ, dK, dV]), [2, 4, 1, 0, 3, 5]);
-  return tf.reshape(packed, [n, t, V, 3 * d]);
+  const q = saved.q as tf.Tensor;
+  const k = saved.k as tf.Tensor;
+  const p = saved.p as tf.Tensor;
+  const vT = tf.transpose(saved.v as tf.Tensor, [0, 2, 1]);
+  // [n, T, V, d] → [n, V·T, h, dh] → [n·h, V·T, dh]
+  const byClass = tf.reshape(tf.transpose(dy, [0, 2, 1, 3]), [n, V * t, h, dh]);
+  const dO = tf.reshape(tf.transpose(byClass, [0, 2, 1, 3]), [b, V * t, dh]);
+  const dP = tf.reshape(bmm(dO, vT, ctx.loopMatMul), [b, V, t, t]);
+  const pc = tf.reshape(p, [b, 1, t, t]);
+  const dS = tf.mul(pc, tf.sub(dP, tf.sum(tf.mul(dP, pc), -1, true)));
+  const dQ = tf.mul(bmm(tf.reshape(dS, [b, V * t, t]), k, ctx.loopMatMul), scale);
+  const dST = tf.reshape(tf.transpose(dS, [0, 1, 3, 2]), [b, V * t, t]);
+  const dK = tf.mul(bmm(dST, q, ctx.loopMatMul), scale);
+  // dV_c = pᵀ dO_c, computed as (dO_cᵀ p)ᵀ so that the shared p is the packed operand.
+  const dOT = tf.reshape(tf.transpose(tf.reshape(dO, [b, V, t, dh]), [0, 1, 3, 2]), [b, V * dh, t]);
+  const dVT = tf.reshape(bmm(dOT, p, ctx.loopMatMul), [b, V, dh, t]);
+  const dV = tf.reshape(tf.transpose(dVT, [0, 1, 3, 2]), [b, V * t, dh]);
+  // [n·h, V·T, dh] → [n, V, T, d]
+  const merge = (g: tf.Tensor) => tf.reshape(tf.transpose(tf.reshape(g, [n, h, V * t, dh]), [0, 2, 1, 3]), [n, V, t, d]);
+  const packed = tf.concat([merge(dQ), merge(dK), merge(dV)], 3); // [n, V, T, 3d]
+  return tf.transpose(packed, [0, 2, 1, 3]);
 }

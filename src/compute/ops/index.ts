@@ -110,7 +110,7 @@ export function backwardOp(op: Op, xs: tf.Tensor[], saved: Saved, dy: tf.Tensor,
     case 'classToken':
       return { dxs: [need0 ? classTokenBackward(dy) : null], blocks: grads ? classTokenGrads(op, dy, ctx) : [] };
     case 'attention':
-      return { dxs: [need0 ? attentionBackward(op, saved, dy) : null], blocks: [] };
+      return { dxs: [need0 ? attentionBackward(op, saved, dy, ctx) : null], blocks: [] };
     case 'takeToken':
       return { dxs: [need0 ? takeTokenBackward(op, x, dy) : null], blocks: [] };
     case 'generic':

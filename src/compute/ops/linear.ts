@@ -44,23 +44,27 @@ export function denseBackward(op: Dense, saved: Saved, dy: tf.Tensor, needInput:
   return [dx, dz];
 }
 
+/**
+ * Per-sample weight gradients of a kernel applied at every position: with δ [n, T, V, cols] and
+ * the layer input as rows x [n, T, r], g_s = δ_sᵀ [V·cols, T] × [x_s | 1] [T, r+1].
+ */
+function linearBlock(kernel: number | null, bias: number | null, x: tf.Tensor, dz: tf.Tensor, ctx: Ctx): Block[] {
+  const [n, t, r] = x.shape as [number, number, number];
+  const cols = dz.shape[dz.rank - 1] as number;
+  if (kernel === null) return bias === null ? [] : [{ kind: 'rows', param: bias, rows: sumPositions(dz) }];
+  const x1 = bias === null ? x : tf.concat([x, tf.ones([n, t, 1])], 2);
+  const dt = tf.reshape(tf.transpose(tf.reshape(dz, [n, t, ctx.V, cols]), [0, 2, 3, 1]), [n, ctx.V * cols, t]);
+  const g = bmm(dt, x1, ctx.loopMatMul);
+  return [{ kind: 'linear', kernel, bias, g: tf.reshape(g, [n, ctx.V, cols, x1.shape[2] as number]) }];
+}
+
 export function denseGrads(op: Dense, x: tf.Tensor, dz: tf.Tensor, ctx: Ctx): Block[] {
   const kernel = ctx.paramOf(op.kernel);
   const bias = ctx.paramOf(op.bias);
   if (kernel === null && bias === null) return [];
   if (x.rank === 2) return [{ kind: 'outer', kernel, bias, a: x.clone(), g: dz.clone() }];
-  const blocks: Block[] = [];
   const din = x.shape[x.rank - 1] as number;
-  const dout = dz.shape[dz.rank - 1] as number;
-  const positions = x.size / ctx.n / din;
-  if (kernel !== null) {
-    // Per sample: [din, T] × [T, V·dout]; the class-inner layout makes both operands plain.
-    const xt = tf.transpose(tf.reshape(x, [ctx.n, positions, din]), [0, 2, 1]);
-    const g = bmm(xt, tf.reshape(dz, [ctx.n, positions, ctx.V * dout]), ctx.loopMatMul);
-    blocks.push({ kind: 'grid', param: kernel, grid: tf.reshape(g, [ctx.n, din, ctx.V, dout]) });
-  }
-  if (bias !== null) blocks.push({ kind: 'rows', param: bias, rows: sumPositions(dz) });
-  return blocks;
+  return linearBlock(kernel, bias, tf.reshape(x, [ctx.n, -1, din]), dz, ctx);
 }
 
 export function convForward(op: Conv, x: tf.Tensor): Saved {
@@ -108,21 +112,25 @@ export function convBackward(op: Conv, x: tf.Tensor, saved: Saved, dy: tf.Tensor
   return [dx, dz];
 }
 
-/** im2col, transposed: [n, T, Cin] → [n, k·Cin, T'] with rows ordered (j, ci) like the kernel. */
-function patchesT(op: Conv, x: tf.Tensor, k: number, tOut: number): tf.Tensor {
-  const [n, , cin] = x.shape as [number, number, number];
-  const xt = tf.transpose(x, [0, 2, 1]);
-  const xp = op.padBefore + op.padAfter > 0 ? tf.pad(xt, [[0, 0], [0, 0], [op.padBefore, op.padAfter]]) : xt;
+/** im2col: [n, T, Cin] → [n, T', k·Cin], columns ordered (j, ci) like the kernel's rows. */
+function patches(op: Conv, x: tf.Tensor, k: number, tOut: number): tf.Tensor {
+  const [n, tIn, cin] = x.shape as [number, number, number];
+  if (op.stride === k && op.padBefore + op.padAfter === 0) {
+    // Non-overlapping windows (patch embedding): the patches are a reshape.
+    const used = tOut * k === tIn ? x : tf.slice(x, 0, [n, tOut * k, cin]);
+    return tf.reshape(used, [n, tOut, k * cin]);
+  }
+  const xp = op.padBefore + op.padAfter > 0 ? tf.pad(x, [[0, 0], [op.padBefore, op.padAfter], [0, 0]]) : x;
   const span = (tOut - 1) * op.stride + 1;
   const taps: tf.Tensor[] = [];
   for (let j = 0; j < k; j++) {
     taps.push(
       op.stride === 1
-        ? tf.slice(xp, [0, 0, j], [n, cin, tOut])
-        : tf.stridedSlice(xp, [0, 0, j], [n, cin, j + span], [1, 1, op.stride]),
+        ? tf.slice(xp, [0, j, 0], [n, tOut, cin])
+        : tf.stridedSlice(xp, [0, j, 0], [n, j + span, cin], [1, op.stride, 1]),
     );
   }
-  const p = tf.reshape(tf.stack(taps, 1), [n, k * cin, tOut]);
+  const p = tf.reshape(tf.stack(taps, 2), [n, tOut, k * cin]);
   tf.dispose(taps);
   return p;
 }
@@ -130,14 +138,7 @@ function patchesT(op: Conv, x: tf.Tensor, k: number, tOut: number): tf.Tensor {
 export function convGrads(op: Conv, x: tf.Tensor, dz: tf.Tensor, ctx: Ctx): Block[] {
   const kernel = ctx.paramOf(op.kernel);
   const bias = ctx.paramOf(op.bias);
-  const blocks: Block[] = [];
-  if (kernel !== null) {
-    const [k, cin, cout] = op.kernel.shape as [number, number, number];
-    const tOut = dz.shape[1] as number;
-    const pt = patchesT(op, x, k, tOut);
-    const g = bmm(pt, tf.reshape(dz, [ctx.n, tOut, ctx.V * cout]), ctx.loopMatMul);
-    blocks.push({ kind: 'grid', param: kernel, grid: tf.reshape(g, [ctx.n, k * cin, ctx.V, cout]) });
-  }
-  if (bias !== null) blocks.push({ kind: 'rows', param: bias, rows: sumPositions(dz) });
-  return blocks;
+  if (kernel === null && bias === null) return [];
+  const k = op.kernel.shape[0] as number;
+  return linearBlock(kernel, bias, patches(op, x, k, dz.shape[1] as number), dz, ctx);
 }

@@ -29,13 +29,16 @@ export interface Saved {
  * Per-sample, per-class gradients of the logits with respect to one trainable weight, i.e. that
  * weight's block of columns of J. Three representations, each cheapest for some consumer:
  * - rows: [n, V, size], row c is ∂z_c/∂w flattened in the weight's row-major order.
- * - grid: [n, r, V, cols] with r·cols = size; row c of J is grid[:, :, c, :] flattened.
+ * - linear: a kernel W [r, cols] (Conv1D: r = k·Cin) and its bias, as the per-sample product
+ *   g = δᵀ·[patches | 1], [n, V, cols, r (+1 with a bias)]: ∂z_c/∂W[i, o] = g[:, c, o, i] and
+ *   ∂z_c/∂b[o] = g[:, c, o, r]. Transposed against J's column order, because that is the layout
+ *   XNNPACK builds fastest (the small [T, r+1] operand is the one it packs).
  * - outer: a Dense layer on flat features, ∂z_c/∂W = a ⊗ g_c and ∂z_c/∂b = g_c, with
  *   a [n, din] and g [n, V, dout]; never materialised unless a consumer needs rows.
  */
 export type Block =
   | { kind: 'rows'; param: number; rows: tf.Tensor }
-  | { kind: 'grid'; param: number; grid: tf.Tensor }
+  | { kind: 'linear'; kernel: number; bias: number | null; g: tf.Tensor }
   | { kind: 'outer'; kernel: number | null; bias: number | null; a: tf.Tensor; g: tf.Tensor };
 
 /** Per-chunk context of the backward pass. */

@@ -1,0 +1,192 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { createClient } from 'graphql-ws';
+import WebSocket from 'ws';
+import { codes, createModelAndRun, createUcrDataset } from '../helpers/fixtures.js';
+import { startTestServer, type TestServer } from '../helpers/server.js';
+
+let t: TestServer;
+let datasetId: string;
+before(async () => {
+  t = await startTestServer();
+  ({ datasetId } = await createUcrDataset(t, 'ArrowHead_TRAIN'));
+});
+after(() => t.close());
+
+const shape = () => ({ id: datasetId, length: 251, channels: 1, classes: 3 });
+
+const CREATE_CHECKPOINT = /* GraphQL */ `
+  mutation($input: CreateCheckpointInput!) {
+    createCheckpoint(input: $input) { id step epoch learningRate weightBytes weightSha256 }
+  }
+`;
+
+/** A tfjs-style weight set: specs and one little-endian buffer. */
+function weights(seed: number) {
+  const specs = [
+    { name: 'conv1d/kernel', shape: [5, 1, 4], dtype: 'float32' },
+    { name: 'conv1d/bias', shape: [4], dtype: 'float32' },
+    { name: 'dense/kernel', shape: [4, 3], dtype: 'float32' },
+    { name: 'dense/bias', shape: [3], dtype: 'float32' },
+  ];
+  const values = new Float32Array(20 + 4 + 12 + 3).map((_, i) => Math.sin(seed * 1000 + i) * 1e-3 * (i + 1));
+  // Odd bit patterns must survive too: negative zero, a subnormal, the largest float32.
+  values[0] = -0;
+  values[1] = 1.4e-45;
+  values[2] = 3.4028234663852886e38;
+  return { specs, data: Buffer.from(values.buffer) };
+}
+
+describe('models, runs and checkpoints', () => {
+  test('a run with checkpoints: create, read back, weights bit-exact, page in step order', async () => {
+    const { runId, modelId } = await createModelAndRun(t, shape());
+    const stored: { step: number; data: Buffer }[] = [];
+    for (const step of [300, 100, 200]) {
+      const w = weights(step);
+      const modelJson = { format: 'layers-model', modelTopology: {}, weightsManifest: [{ paths: ['group1-shard1of1.bin'], weights: w.specs }] };
+      const input = step === 100 ? { runId, step, epoch: 1, learningRate: 1e-3, weightSpecs: w.specs, weightData: w.data.toString('base64') } : { runId, step, epoch: step / 100, learningRate: 5e-4, modelJson, weightData: w.data.toString('base64') };
+      const { createCheckpoint } = await t.gql(CREATE_CHECKPOINT, { input });
+      assert.equal(createCheckpoint.weightBytes, w.data.byteLength);
+      stored.push({ step, data: w.data });
+    }
+    const data = await t.gql(
+      `query($id: ID!) { run(id: $id) { name status config checkpointCount model { id numClasses } dataset { id }
+         checkpoints(first: 2) { pageInfo { hasNextPage endCursor } nodes { step learningRate weights { specs data } } } } }`,
+      { id: runId },
+    );
+    const run = data.run;
+    assert.equal(run.status, 'PENDING');
+    assert.deepEqual(run.config, { learningRate: 0.001, optimizer: 'adam', epochs: 3, batchSize: 16, seed: 7 });
+    assert.equal(run.checkpointCount, 3);
+    assert.equal(run.model.id, modelId);
+    assert.deepEqual(run.checkpoints.nodes.map((n: any) => n.step), [100, 200]);
+    for (const node of run.checkpoints.nodes) {
+      const expected = stored.find((s) => s.step === node.step)!.data;
+      assert.ok(Buffer.from(node.weights.data, 'base64').equals(expected), `checkpoint ${node.step} weights are bit-exact`);
+      assert.equal(node.weights.specs.length, 4);
+    }
+    const rest = await t.gql(`query($id: ID!, $after: String) { run(id: $id) { checkpoints(after: $after) { pageInfo { hasNextPage } nodes { step } } } }`, {
+      id: runId,
+      after: run.checkpoints.pageInfo.endCursor,
+    });
+    assert.deepEqual(rest.run.checkpoints.nodes.map((n: any) => n.step), [300]);
+    assert.equal(rest.run.checkpoints.pageInfo.hasNextPage, false);
+  });
+
+  test('checkpoint input is checked: bytes against specs, duplicate steps, unknown runs', async () => {
+    const { runId } = await createModelAndRun(t, shape());
+    const w = weights(1);
+    const short = await t.request(CREATE_CHECKPOINT, { input: { runId, step: 1, weightSpecs: w.specs, weightData: w.data.subarray(4).toString('base64') } });
+    assert.deepEqual(codes(short), ['BAD_USER_INPUT']);
+    const notBase64 = await t.request(CREATE_CHECKPOINT, { input: { runId, step: 1, weightSpecs: w.specs, weightData: '@@@@' } });
+    assert.deepEqual(codes(notBase64), ['BAD_USER_INPUT']);
+    const badSpec = await t.request(CREATE_CHECKPOINT, { input: { runId, step: 1, weightSpecs: [{ name: 'x', shape: [-1], dtype: 'float32' }], weightData: '' } });
+    assert.deepEqual(codes(badSpec), ['BAD_USER_INPUT']);
+    await t.gql(CREATE_CHECKPOINT, { input: { runId, step: 1, weightSpecs: w.specs, weightData: w.data.toString('base64') } });
+    const again = await t.request(CREATE_CHECKPOINT, { input: { runId, step: 1, weightSpecs: w.specs, weightData: w.data.toString('base64') } });
+    assert.deepEqual(codes(again), ['CONFLICT']);
+    const unknownRun = await t.request(CREATE_CHECKPOINT, { input: { runId: '987654', step: 1, weightSpecs: w.specs, weightData: w.data.toString('base64') } });
+    assert.deepEqual(codes(unknownRun), ['NOT_FOUND']);
+  });
+
+  test('a run whose model does not fit the dataset is refused', async () => {
+    const { createModel } = await t.gql(`mutation { createModel(input: { name: "misfit", format: BUILTIN, architecture: "cnn1d", inputLength: 100, numClasses: 3 }) { id } }`);
+    const res = await t.request(`mutation($m: ID!, $d: ID!) { createRun(input: { name: "r", modelId: $m, datasetId: $d }) { id } }`, { m: createModel.id, d: datasetId });
+    assert.deepEqual(codes(res), ['BAD_USER_INPUT']);
+    const tfjs = await t.request(`mutation { createModel(input: { name: "no-topology", format: TFJS_LAYERS, inputLength: 251, numClasses: 3 }) { id } }`);
+    assert.deepEqual(codes(tfjs), ['BAD_USER_INPUT']);
+  });
+
+  test('metrics recorded at a checkpoint read back with their provenance, and deleting the run removes everything under it', async () => {
+    const { runId } = await createModelAndRun(t, shape());
+    const w = weights(2);
+    const { createCheckpoint } = await t.gql(CREATE_CHECKPOINT, { input: { runId, step: 10, weightSpecs: w.specs, weightData: w.data.toString('base64') } });
+    const samples = await t.gql(`query($id: ID!) { dataset(id: $id) { samples(first: 5) { nodes { id } } } }`, { id: datasetId });
+    const ids: string[] = samples.dataset.samples.nodes.map((n: any) => n.id);
+    const metrics = ids.map((sampleId, i) => ({ sampleId, loss: 0.5 + i, correct: i % 2 === 0, logits: [i, -i - 0.5, 0.25] }));
+    const recorded = await t.gql(
+      `mutation($c: ID!, $m: [MetricInput!]!) { recordMetrics(checkpointId: $c, metrics: $m) { written checkpoint { id } } }`,
+      { c: createCheckpoint.id, m: metrics },
+    );
+    assert.equal(recorded.recordMetrics.written, 5);
+    const read = await t.gql(
+      `query($id: ID!) { checkpoint(id: $id) { metrics { totalCount nodes { sample { id } loss correct logits kNorm provenance { term producer { kind } } } } } }`,
+      { id: createCheckpoint.id },
+    );
+    assert.equal(read.checkpoint.metrics.totalCount, 5);
+    for (const [i, node] of read.checkpoint.metrics.nodes.entries()) {
+      assert.equal(node.sample.id, ids[i]);
+      assert.equal(node.loss, 0.5 + i);
+      assert.equal(node.correct, i % 2 === 0);
+      assert.deepEqual(node.logits, [i, -i - 0.5, 0.25]);
+      assert.equal(node.kNorm, null);
+      assert.deepEqual(node.provenance, [
+        { term: 'LOSS', producer: { kind: 'CLIENT' } },
+        { term: 'CORRECT', producer: { kind: 'CLIENT' } },
+        { term: 'LOGITS', producer: { kind: 'CLIENT' } },
+      ]);
+    }
+    const wrongLogits = await t.request(`mutation($c: ID!, $m: [MetricInput!]!) { recordMetrics(checkpointId: $c, metrics: $m) { written } }`, {
+      c: createCheckpoint.id,
+      m: [{ sampleId: ids[0], logits: [1, 2] }],
+    });
+    assert.deepEqual(codes(wrongLogits), ['BAD_USER_INPUT']);
+
+    const deleted = await t.gql(`mutation($id: ID!) { deleteRun(id: $id) { id } }`, { id: runId });
+    assert.equal(deleted.deleteRun.id, runId);
+    assert.equal((await t.gql(`query($id: ID!) { run(id: $id) { id } }`, { id: runId })).run, null);
+    assert.equal((await t.gql(`query($id: ID!) { checkpoint(id: $id) { id } }`, { id: createCheckpoint.id })).checkpoint, null);
+    const left = await t.db.sql.query<{ n: number }>(
+      `SELECT (SELECT count(*) FROM sample_metric WHERE checkpoint_id = $1)::int
+            + (SELECT count(*) FROM checkpoint_weights WHERE checkpoint_id = $1)::int AS n`,
+      [Number(createCheckpoint.id)],
+    );
+    assert.equal(left[0]!.n, 0, 'metrics and weights went with the run');
+    const again = await t.request(`mutation($id: ID!) { deleteRun(id: $id) { id } }`, { id: runId });
+    assert.deepEqual(codes(again), ['NOT_FOUND']);
+    assert.equal((await t.gql(`query($id: ID!) { dataset(id: $id) { sampleCount } }`, { id: datasetId })).dataset.sampleCount, 36, 'samples stay');
+  });
+
+  test('runUpdated streams over graphql-ws on the same path', async () => {
+    const { runId } = await createModelAndRun(t, shape());
+    const client = createClient({ url: t.url.replace('http', 'ws'), webSocketImpl: WebSocket, retryAttempts: 0 });
+    try {
+      const updates: string[] = [];
+      const done = new Promise<void>((resolve, reject) => {
+        const unsubscribe = client.subscribe<{ runUpdated: { status: string; checkpointCount: number } }>(
+          { query: `subscription($id: ID!) { runUpdated(id: $id) { status checkpointCount } }`, variables: { id: runId } },
+          {
+            next: ({ data }) => {
+              updates.push(`${data!.runUpdated.status}/${data!.runUpdated.checkpointCount}`);
+              if (updates.length === 2) {
+                unsubscribe();
+                resolve();
+              }
+            },
+            error: reject,
+            complete: () => undefined,
+          },
+        );
+      });
+      // The subscription is registered once the server has acknowledged it; give it a moment.
+      await new Promise((r) => setTimeout(r, 300));
+      await t.gql(`mutation($id: ID!) { updateRun(id: $id, input: { status: RUNNING }) { id } }`, { id: runId });
+      const w = weights(3);
+      await t.gql(CREATE_CHECKPOINT, { input: { runId, step: 5, weightSpecs: w.specs, weightData: w.data.toString('base64') } });
+      await done;
+      assert.deepEqual(updates, ['RUNNING/0', 'RUNNING/1']);
+    } finally {
+      await client.dispose();
+    }
+  });
+
+  test('a model in use cannot be deleted; a dataset delete cascades to its runs', async () => {
+    const { createDataset } = await t.gql(`mutation { createDataset(input: { name: "doomed", length: 251, classNames: ["a", "b", "c"] }) { id } }`);
+    const { runId, modelId } = await createModelAndRun(t, { ...shape(), id: createDataset.id });
+    const refused = await t.request(`mutation($id: ID!) { deleteModel(id: $id) { id } }`, { id: modelId });
+    assert.deepEqual(codes(refused), ['CONFLICT']);
+    await t.gql(`mutation($id: ID!) { deleteDataset(id: $id) { id } }`, { id: createDataset.id });
+    assert.equal((await t.gql(`query($id: ID!) { run(id: $id) { id } }`, { id: runId })).run, null);
+    await t.gql(`mutation($id: ID!) { deleteModel(id: $id) { id } }`, { id: modelId });
+  });
+});
