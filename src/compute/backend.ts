@@ -53,11 +53,34 @@ async function tryTensorflow(): Promise<BackendInfo> {
   throw new Error(errors.join('; '));
 }
 
+/**
+ * The wasm backend's Emscripten loader adds process-wide `uncaughtException` and
+ * `unhandledRejection` listeners that rethrow (so Node prints the loader's minified source on any
+ * error anywhere in the process); a server keeps its own policy, so they are removed again.
+ */
+async function withoutLoaderListeners<T>(f: () => Promise<T>): Promise<T> {
+  type Listener = (...args: unknown[]) => void;
+  const events = ['uncaughtException', 'unhandledRejection'];
+  const list = (e: string) => process.listeners(e as 'uncaughtException') as Listener[];
+  const before = new Map(events.map((e) => [e, new Set(list(e))]));
+  try {
+    return await f();
+  } finally {
+    for (const e of events) {
+      for (const l of list(e)) if (!before.get(e)?.has(l)) process.removeListener(e, l);
+    }
+  }
+}
+
 async function tryWasm(): Promise<BackendInfo> {
   setWasmPaths(wasmDir());
   patchWasmKernels();
-  if (!(await tf.setBackend('wasm'))) throw new Error('setBackend("wasm") returned false');
-  await tf.ready();
+  const ok = await withoutLoaderListeners(async () => {
+    const set = await tf.setBackend('wasm');
+    await tf.ready();
+    return set;
+  });
+  if (!ok) throw new Error('setBackend("wasm") returned false');
   const simd = await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT');
   return { name: 'wasm', gpu: false, version: `tfjs ${tf.version.tfjs}, wasm ${version_wasm}${simd ? ' (simd)' : ''}`, skipped: [] };
 }
