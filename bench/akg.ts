@@ -27,7 +27,7 @@ import {
   TRANSFORMER_DEFAULTS,
 } from '../src/compute/index.js';
 import type { ArchitectureName, EngineModel } from '../src/compute/index.js';
-import { pack, readUcr } from './ucr.js';
+import { pack, ucrSeries } from './ucr.js';
 
 const args = process.argv.slice(2);
 const flag = (name: string) => args.includes(`--${name}`);
@@ -48,11 +48,17 @@ const chunk = Number(opt('chunk', '16'));
 const projDim = Number(opt('projection', '1024'));
 const repeat = Number(opt('repeat', quick ? '1' : '3'));
 
-/** Real inputs: ArrowHead and GunPoint series resampled to 512 steps (n of them, cycling). */
+/** Real inputs: ArrowHead and GunPoint series (univariate) resampled to the model's length. */
+const pool = await (async () => {
+  const sets = await Promise.all([ucrSeries('ArrowHead', 'TEST'), ucrSeries('GunPoint', 'TEST'), ucrSeries('ArrowHead', 'TRAIN'), ucrSeries('GunPoint', 'TRAIN')]);
+  // Different lengths: resample each set to 512 first, then pool them as one univariate set.
+  const length = 512;
+  const series = sets.flatMap((d) => d.series.map((s) => pack({ series: [s], length: d.length, channels: d.channels }, 1, length, 1)));
+  return { series, length, channels: 1 };
+})();
+
 function inputs(n: number, length: number, channels: number): Float32Array {
-  const pool = [readUcr('ArrowHead', 'TEST'), readUcr('GunPoint', 'TEST'), readUcr('ArrowHead', 'TRAIN'), readUcr('GunPoint', 'TRAIN')].flatMap((s) => s.series);
-  const picked = Array.from({ length: n }, (_, i) => pool[i % pool.length] as number[][]);
-  return pack(picked, length, channels);
+  return pack(pool, n, length, channels);
 }
 
 function rss(): number {
@@ -274,7 +280,7 @@ async function main(): Promise<void> {
       }
     }
   } else {
-    say('[akg] PyTorch not found (/usr/bin/python3 -c "import torch"): "torch": null');
+    say(flag('no-torch') ? '[akg] PyTorch skipped (--no-torch)' : '[akg] PyTorch not found (/usr/bin/python3 -c "import torch" failed): "torch": null');
   }
   // Backends agree: compare each backend's K with the first available one on common samples.
   const ok = rows.filter((r): r is Row => !('skipped' in r));

@@ -1,75 +1,55 @@
 /**
- * Reads the UCR/UEA `.ts` files in ../shared/datasets/ucr (relative to the project root) for
- * benchmarks and tests: real series, resampled when a model needs another length.
+ * Real inputs for the compute benchmark and tests: UCR series from ../shared/datasets/ucr
+ * (relative to the project root, read with the project's own reader), resampled to the length a
+ * model takes and z-normalised.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { readUcrFile } from '../src/io/ucr.js';
 
 export const UCR_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'shared', 'datasets', 'ucr');
 
-export interface UcrSet {
-  name: string;
-  /** Series, each [length][channels]. */
-  series: number[][][];
-  /** Class index per series (0-based, in the order of @classLabel). */
-  labels: number[];
-  classes: string[];
-}
-
-/** Parses one `.ts` file, e.g. readUcr('GunPoint', 'TRAIN'). Throws with the path when missing. */
-export function readUcr(name: string, split: 'TRAIN' | 'TEST'): UcrSet {
+/** Series (time-major [length × channels]) and labels of one file; throws naming the path when missing. */
+export async function ucrSeries(name: string, split: 'TRAIN' | 'TEST'): Promise<{ series: Float32Array[]; labels: number[]; length: number; channels: number; classes: number }> {
   const file = path.join(UCR_DIR, `${name}_${split}.ts`);
-  if (!existsSync(file)) throw new Error(`UCR data set missing: ${file} (expected the shared datasets folder next to the project)`);
-  const lines = readFileSync(file, 'utf8').split(/\r?\n/);
-  let classes: string[] = [];
-  const series: number[][][] = [];
-  const labels: number[] = [];
-  let inData = false;
-  for (const raw of lines) {
-    const line = raw.trim();
-    if (line === '' || line.startsWith('#')) continue;
-    if (!inData) {
-      const lower = line.toLowerCase();
-      if (lower.startsWith('@classlabel')) classes = line.split(/\s+/).slice(2);
-      if (lower.startsWith('@data')) inData = true;
-      continue;
-    }
-    const dims = line.split(':');
-    const label = dims.pop() as string;
-    const channels = dims.map((d) => d.split(',').map(Number));
-    const length = channels[0]?.length ?? 0;
-    series.push(Array.from({ length }, (_, t) => channels.map((c) => c[t] as number)));
-    labels.push(classes.indexOf(label.trim()));
-  }
-  return { name, series, labels, classes };
+  if (!existsSync(file)) throw new Error(`UCR data set missing: ${file} (the shared datasets folder next to the project)`);
+  const d = await readUcrFile(file);
+  return { series: d.series.map((s) => s.values), labels: d.series.map((s) => s.label), length: d.length, channels: d.channels, classes: d.classNames.length };
 }
 
-/** Linear resampling of one series to `length` steps, then z-normalisation per channel. */
-export function resample(s: number[][], length: number): number[][] {
-  const n = s.length;
-  const channels = s[0]?.length ?? 0;
-  const out = Array.from({ length }, (_, i) => {
-    const pos = length === 1 ? 0 : (i * (n - 1)) / (length - 1);
-    const lo = Math.floor(pos);
-    const hi = Math.min(lo + 1, n - 1);
-    const f = pos - lo;
-    return Array.from({ length: channels }, (_, c) => (1 - f) * (s[lo]?.[c] as number) + f * (s[hi]?.[c] as number));
-  });
-  for (let c = 0; c < channels; c++) {
-    const mean = out.reduce((a, r) => a + (r[c] as number), 0) / length;
-    const sd = Math.sqrt(out.reduce((a, r) => a + ((r[c] as number) - mean) ** 2, 0) / length) || 1;
-    for (const r of out) r[c] = ((r[c] as number) - mean) / sd;
+/**
+ * Linear resampling of one time-major series [length × channels] to `target` steps, keeping the
+ * first `keep` channels, each z-normalised.
+ */
+export function resample(values: Float32Array, length: number, channels: number, target: number, keep = channels): Float32Array {
+  const out = new Float32Array(target * keep);
+  for (let c = 0; c < keep; c++) {
+    let mean = 0;
+    for (let i = 0; i < target; i++) {
+      const pos = target === 1 ? 0 : (i * (length - 1)) / (target - 1);
+      const lo = Math.floor(pos);
+      const hi = Math.min(lo + 1, length - 1);
+      const f = pos - lo;
+      const v = (1 - f) * (values[lo * channels + c] as number) + f * (values[hi * channels + c] as number);
+      out[i * keep + c] = v;
+      mean += v;
+    }
+    mean /= target;
+    let sd = 0;
+    for (let i = 0; i < target; i++) sd += ((out[i * keep + c] as number) - mean) ** 2;
+    sd = Math.sqrt(sd / target) || 1;
+    for (let i = 0; i < target; i++) out[i * keep + c] = ((out[i * keep + c] as number) - mean) / sd;
   }
   return out;
 }
 
-/** Packs series into the engine's Float32Array [n, length, channels]. */
-export function pack(series: number[][][], length: number, channels: number): Float32Array {
-  const x = new Float32Array(series.length * length * channels);
-  series.forEach((s, i) => {
-    const r = s.length === length && (s[0]?.length ?? 0) === channels ? s : resample(s, length);
-    for (let t = 0; t < length; t++) for (let c = 0; c < channels; c++) x[(i * length + t) * channels + c] = r[t]?.[c] as number;
-  });
+/** n series (cycling through `pool`) resampled and packed as the engine's [n, length, channels]. */
+export function pack(pool: { series: Float32Array[]; length: number; channels: number }, n: number, length: number, channels: number): Float32Array {
+  const x = new Float32Array(n * length * channels);
+  for (let i = 0; i < n; i++) {
+    const s = pool.series[i % pool.series.length] as Float32Array;
+    x.set(resample(s, pool.length, pool.channels, length, channels), i * length * channels);
+  }
   return x;
 }

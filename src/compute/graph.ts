@@ -147,10 +147,8 @@ function classify(layer: tf.layers.Layer, inShapes: number[][]): OpBody | string
         const total = Math.max((tOut - 1) * stride + k - tIn, 0);
         padBefore = Math.floor(total / 2);
         padAfter = total - padBefore;
-      } else if (padding === 'causal') {
-        if (stride !== 1) return 'strided causal Conv1D';
-        padBefore = k - 1;
       } else if (padding !== 'valid') {
+        // tfjs-layers itself cannot run 'causal' (NotImplementedError in conv1dWithBias).
         return `Conv1D padding '${String(padding)}'`;
       }
       return { kind: 'conv1d', kernel, bias: weight(layer, 'bias'), act, stride, padBefore, padAfter };
