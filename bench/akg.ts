@@ -18,6 +18,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
   crossKernel,
+  createPool,
   initBackend,
   prepareModel,
   selfKernel,
@@ -26,7 +27,16 @@ import {
   CNN1D_DEFAULTS,
   TRANSFORMER_DEFAULTS,
 } from '../src/compute/index.js';
-import type { ArchitectureName, EngineModel } from '../src/compute/index.js';
+import type {
+  ArchitectureName,
+  BackendInfo,
+  BackendPreference,
+  CrossKernelOptions,
+  CrossKernelResult,
+  EngineModel,
+  RunOptions,
+  SelfKernelResult,
+} from '../src/compute/index.js';
 import { pack, ucrSeries } from './ucr.js';
 
 const args = process.argv.slice(2);
@@ -68,19 +78,24 @@ function rss(): number {
 interface Row {
   arch: ArchitectureName;
   backend: string;
+  /** Compute threads: 1 is the engine in this thread; more is a ComputePool. */
+  threads: number;
   gpu: boolean;
   version: string;
   parameters: number;
   selfK: { n: number; seconds: number; samplesPerSecond: number; chunkSize: number; jacobianShare: number; reduceShare: number };
   crossK: { no: number; nu: number; seconds: number; pairsPerSecond: number; samplesPerSecond: number };
   crossKProjected: { dim: number; no: number; nu: number; seconds: number; pairsPerSecond: number; selfKRelError: { mean: number; max: number } };
-  peakTensorBytes: number;
+  /** Tensor memory at its peak within one chunk (single-thread rows), per thread. */
+  peakTensorBytes: number | null;
+  /** Resident memory of the whole process (all threads) at its highest after a chunk. */
   peakRssBytes: number;
-  topKernels: Array<{ kernel: string; ms: number; share: number }>;
+  topKernels: Array<{ kernel: string; ms: number; share: number }> | null;
   K: Float32Array;
 }
 
-async function profileChunk(m: EngineModel, x: Float32Array): Promise<{ peak: number; top: Row['topKernels'] }> {
+/** One chunk under tf.profile: the tensor-memory peak and the kernels the time went to. */
+async function profileChunk(m: EngineModel, x: Float32Array): Promise<{ peak: number; top: NonNullable<Row['topKernels']> }> {
   const info = await tf.profile(async () => {
     await selfKernel(m, x, { chunkSize: chunk, returnK: false });
   });
@@ -99,75 +114,112 @@ async function profileChunk(m: EngineModel, x: Float32Array): Promise<{ peak: nu
   return { peak: info.peakBytes, top };
 }
 
-async function runOne(arch: ArchitectureName, backend: string): Promise<Row | { arch: ArchitectureName; backend: string; skipped: string }> {
-  let info;
+type Skipped = { arch: ArchitectureName; backend: string; threads: number; skipped: string };
+
+/** The engine in this thread, or a pool of threads, behind one shape. */
+interface Runner {
+  info: BackendInfo;
+  parameters: number;
+  self(x: Float32Array, opts: RunOptions): Promise<SelfKernelResult>;
+  cross(xo: Float32Array, xu: Float32Array, opts: CrossKernelOptions): Promise<CrossKernelResult>;
+  profile?(x: Float32Array): Promise<{ peak: number; top: NonNullable<Row['topKernels']> }>;
+  close(): Promise<void>;
+}
+
+async function runner(arch: ArchitectureName, backend: string, threads: number): Promise<Runner> {
+  if (threads > 1) {
+    const pool = await createPool({ threads, backend: backend as BackendPreference });
+    const model = await pool.load({ architecture: arch });
+    return {
+      info: pool.backend,
+      parameters: model.parameterCount,
+      self: (x, opts) => pool.selfKernel(model, x, opts),
+      cross: (xo, xu, opts) => pool.crossKernel(model, xo, xu, opts),
+      close: () => pool.close(),
+    };
+  }
+  const info = await initBackend(backend as BackendPreference, () => {});
+  const m = prepareModel(buildArchitecture(arch));
+  return {
+    info,
+    parameters: m.parameterCount,
+    self: (x, opts) => selfKernel(m, x, opts),
+    cross: (xo, xu, opts) => crossKernel(m, xo, xu, opts),
+    profile: (x) => profileChunk(m, x),
+    close: async () => m.dispose(),
+  };
+}
+
+async function runOne(arch: ArchitectureName, backend: string, threads: number): Promise<Row | Skipped> {
+  let r: Runner;
   try {
-    info = await initBackend(backend as 'tensorflow' | 'wasm' | 'cpu', () => {});
+    r = await runner(arch, backend, threads);
   } catch (err) {
-    return { arch, backend, skipped: err instanceof Error ? err.message : String(err) };
+    return { arch, backend, threads, skipped: err instanceof Error ? err.message : String(err) };
   }
   const slow = backend === 'cpu';
   const cfg = arch === 'cnn1d' ? CNN1D_DEFAULTS : TRANSFORMER_DEFAULTS;
-  const m = prepareModel(buildArchitecture(arch));
   const n = slow ? Math.min(cpuN, nSelf) : nSelf;
   const nc = slow ? Math.min(cpuN, nCross) : nCross;
+  const per = cfg.length * cfg.channels;
   const x = inputs(Math.max(n, 2 * nc), cfg.length, cfg.channels);
   let peakRss = rss();
   const track = () => {
     peakRss = Math.max(peakRss, rss());
   };
-  await selfKernel(m, x.subarray(0, chunk * cfg.length * cfg.channels), { chunkSize: chunk }); // warm-up
-  // Best of `repeat` runs: this machine is shared, so the fastest run is the least disturbed one.
-  let self = await selfKernel(m, x.subarray(0, n * cfg.length * cfg.channels), { chunkSize: chunk, onProgress: track });
-  let selfS = self.info.timings.totalMs / 1000;
-  for (let r = 1; r < (slow ? 1 : repeat); r++) {
-    const again = await selfKernel(m, x.subarray(0, n * cfg.length * cfg.channels), { chunkSize: chunk, onProgress: track });
-    if (again.info.timings.totalMs / 1000 < selfS) {
-      self = again;
-      selfS = again.info.timings.totalMs / 1000;
+  try {
+    await r.self(x.subarray(0, chunk * threads * per), { chunkSize: chunk }); // warm-up
+    // Best of `repeat` runs: this machine is shared, so the fastest run is the least disturbed one.
+    let self = await r.self(x.subarray(0, n * per), { chunkSize: chunk, onProgress: track });
+    for (let i = 1; i < (slow ? 1 : repeat); i++) {
+      const again = await r.self(x.subarray(0, n * per), { chunkSize: chunk, onProgress: track });
+      if (again.info.timings.totalMs < self.info.timings.totalMs) self = again;
     }
+    const selfS = self.info.timings.totalMs / 1000;
+    const xo = x.subarray(0, nc * per);
+    const xu = x.subarray(nc * per, 2 * nc * per);
+    const t1 = performance.now();
+    await r.cross(xo, xu, { chunkSize: chunk, returnK: false, onProgress: track });
+    const crossS = (performance.now() - t1) / 1000;
+    const t2 = performance.now();
+    const proj = await r.cross(xo, xu, { chunkSize: chunk, returnK: false, projection: { dim: projDim, seed: 7 }, onProgress: track });
+    const projS = (performance.now() - t2) / 1000;
+    const prof = r.profile === undefined ? null : await r.profile(x.subarray(0, chunk * per));
+    track();
+    const t = self.info.timings;
+    const work = t.jacobianMs + t.reduceMs;
+    return {
+      arch,
+      backend: r.info.name,
+      threads,
+      gpu: r.info.gpu,
+      version: r.info.version,
+      parameters: r.parameters,
+      selfK: {
+        n,
+        seconds: round(selfS),
+        samplesPerSecond: round(n / selfS),
+        chunkSize: self.info.chunkSize,
+        jacobianShare: round(t.jacobianMs / work),
+        reduceShare: round(t.reduceMs / work),
+      },
+      crossK: { no: nc, nu: nc, seconds: round(crossS), pairsPerSecond: round((nc * nc) / crossS), samplesPerSecond: round((2 * nc) / crossS) },
+      crossKProjected: {
+        dim: projDim,
+        no: nc,
+        nu: nc,
+        seconds: round(projS),
+        pairsPerSecond: round((nc * nc) / projS),
+        selfKRelError: proj.projection?.selfKRelError ?? { mean: NaN, max: NaN },
+      },
+      peakTensorBytes: prof?.peak ?? null,
+      peakRssBytes: peakRss,
+      topKernels: prof?.top ?? null,
+      K: self.K as Float32Array,
+    };
+  } finally {
+    await r.close();
   }
-  const per = cfg.length * cfg.channels;
-  const xo = x.subarray(0, nc * per);
-  const xu = x.subarray(nc * per, 2 * nc * per);
-  const t1 = performance.now();
-  await crossKernel(m, xo, xu, { chunkSize: chunk, returnK: false, onProgress: track });
-  const crossS = (performance.now() - t1) / 1000;
-  const t2 = performance.now();
-  const proj = await crossKernel(m, xo, xu, { chunkSize: chunk, returnK: false, projection: { dim: projDim, seed: 7 }, onProgress: track });
-  const projS = (performance.now() - t2) / 1000;
-  const prof = await profileChunk(m, x.subarray(0, chunk * per));
-  track();
-  m.dispose();
-  const t = self.info.timings;
-  return {
-    arch,
-    backend: info.name,
-    gpu: info.gpu,
-    version: info.version,
-    parameters: m.parameterCount,
-    selfK: {
-      n,
-      seconds: round(selfS),
-      samplesPerSecond: round(n / selfS),
-      chunkSize: self.info.chunkSize,
-      jacobianShare: round(t.jacobianMs / t.totalMs),
-      reduceShare: round(t.reduceMs / t.totalMs),
-    },
-    crossK: { no: nc, nu: nc, seconds: round(crossS), pairsPerSecond: round((nc * nc) / crossS), samplesPerSecond: round((2 * nc) / crossS) },
-    crossKProjected: {
-      dim: projDim,
-      no: nc,
-      nu: nc,
-      seconds: round(projS),
-      pairsPerSecond: round((nc * nc) / projS),
-      selfKRelError: proj.projection?.selfKRelError ?? { mean: NaN, max: NaN },
-    },
-    peakTensorBytes: prof.peak,
-    peakRssBytes: peakRss,
-    topKernels: prof.top,
-    K: self.K as Float32Array,
-  };
 }
 
 function round(v: number): number {
@@ -239,16 +291,24 @@ async function torchRun(arch: ArchitectureName, n: number, nc: number): Promise<
 }
 
 async function main(): Promise<void> {
-  const rows: Array<Row | { arch: ArchitectureName; backend: string; skipped: string }> = [];
+  const rows: Array<Row | Skipped> = [];
+  const cores = os.availableParallelism();
   for (const arch of archs) {
     for (const backend of backends) {
-      say(`[akg] ${arch} on ${backend} …`);
-      const row = await runOne(arch, backend);
-      rows.push(row);
-      if ('skipped' in row) say(`[akg]   skipped: ${row.skipped}`);
-      else {
-        say(`[akg]   self-K ${row.selfK.samplesPerSecond} samples/s (n=${row.selfK.n}, chunk ${row.selfK.chunkSize}); cross-K ${row.crossK.no}×${row.crossK.nu} in ${row.crossK.seconds} s (${row.crossK.pairsPerSecond} pairs/s); projected d=${row.crossKProjected.dim} ${row.crossKProjected.seconds} s; peak tensors ${(row.peakTensorBytes / 2 ** 20).toFixed(0)} MiB, rss ${(row.peakRssBytes / 2 ** 20).toFixed(0)} MiB`);
-        say(`[akg]   time: ${row.topKernels.map((k) => `${k.kernel} ${(k.share * 100).toFixed(0)}%`).join(', ')}`);
+      // The engine on one thread, then (wasm and cpu run one core each) a pool over every core.
+      const threadCounts = backend === 'tensorflow' || cores === 1 ? [1] : [1, cores];
+      for (const threads of threadCounts) {
+        say(`[akg] ${arch} on ${backend}, ${threads} thread${threads > 1 ? 's' : ''} …`);
+        const row = await runOne(arch, backend, threads);
+        rows.push(row);
+        if ('skipped' in row) {
+          say(`[akg]   skipped: ${row.skipped}`);
+          break;
+        }
+        say(`[akg]   self-K ${row.selfK.samplesPerSecond} samples/s (n=${row.selfK.n}, chunk ${row.selfK.chunkSize}); cross-K ${row.crossK.no}×${row.crossK.nu} in ${row.crossK.seconds} s (${row.crossK.pairsPerSecond} pairs/s); projected d=${row.crossKProjected.dim} ${row.crossKProjected.seconds} s; rss ${(row.peakRssBytes / 2 ** 20).toFixed(0)} MiB`);
+        if (row.topKernels !== null) {
+          say(`[akg]   peak tensors ${((row.peakTensorBytes ?? 0) / 2 ** 20).toFixed(0)} MiB; time: ${row.topKernels.map((k) => `${k.kernel} ${(k.share * 100).toFixed(0)}%`).join(', ')}`);
+        }
       }
     }
   }
@@ -262,28 +322,32 @@ async function main(): Promise<void> {
       if (t === null) continue;
       torch[arch] = t.result;
       const V = (arch === 'cnn1d' ? CNN1D_DEFAULTS : TRANSFORMER_DEFAULTS).classes;
-      const ts = (t.result['selfK'] as { samplesPerSecond: number }).samplesPerSecond;
-      const tc = (t.result['crossK'] as { pairsPerSecond: number }).pairsPerSecond;
+      const byThreads = t.result['selfKByThreads'] as Record<string, number>;
+      const crossByThreads = t.result['crossKByThreads'] as Record<string, number>;
       const k32 = kDiff(t.k32, t.k64, nSelf, V);
       for (const r of rows) {
         if ('skipped' in r || r.arch !== arch) continue;
+        const ts = byThreads[String(r.threads)] ?? (t.result['selfK'] as { samplesPerSecond: number }).samplesPerSecond;
+        const tc = crossByThreads[String(r.threads)] ?? (t.result['crossK'] as { pairsPerSecond: number }).pairsPerSecond;
         const d = kDiff(r.K, t.k64, r.selfK.n, V);
         comparison.push({
           arch,
           backend: r.backend,
+          threads: r.threads,
+          torchThreads: byThreads[String(r.threads)] !== undefined ? r.threads : t.result['threads'],
           selfKRatio: round(r.selfK.samplesPerSecond / ts),
           crossKRatio: round(r.crossK.pairsPerSecond / tc),
           maxRelKvsTorch64: { frobenius: d.frobenius, entry: d.entry },
           torch32vsTorch64: { frobenius: k32.frobenius, entry: k32.entry },
         });
-        say(`[akg]   ${r.backend}: self-K ${round(r.selfK.samplesPerSecond / ts)}× PyTorch (${round(ts)}/s, ${String(t.result['threads'])} threads), cross-K ${round(r.crossK.pairsPerSecond / tc)}×; max rel ΔK vs torch float64: ${d.frobenius.toExponential(2)} (Frobenius), ${d.entry.toExponential(2)} (entry); torch float32: ${k32.frobenius.toExponential(2)}`);
+        say(`[akg]   ${r.backend} ×${r.threads}: self-K ${round(r.selfK.samplesPerSecond / ts)}× PyTorch (${round(ts)}/s), cross-K ${round(r.crossK.pairsPerSecond / tc)}× (${round(tc)} pairs/s); max rel ΔK vs torch float64: ${d.frobenius.toExponential(2)} (Frobenius), ${d.entry.toExponential(2)} (entry); torch float32: ${k32.frobenius.toExponential(2)}`);
       }
     }
   } else {
     say(flag('no-torch') ? '[akg] PyTorch skipped (--no-torch)' : '[akg] PyTorch not found (/usr/bin/python3 -c "import torch" failed): "torch": null');
   }
   // Backends agree: compare each backend's K with the first available one on common samples.
-  const ok = rows.filter((r): r is Row => !('skipped' in r));
+  const ok = rows.filter((r): r is Row => !('skipped' in r) && r.threads === 1);
   const agreement: Array<Record<string, unknown>> = [];
   for (const arch of archs) {
     const rs = ok.filter((r) => r.arch === arch);

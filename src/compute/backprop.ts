@@ -10,7 +10,8 @@ import * as tf from '@tensorflow/tfjs';
 import type { Graph } from './graph.js';
 import { invariant } from './invariant.js';
 import { backwardOp, forwardOp } from './ops/index.js';
-import type { Block, Ctx, Saved } from './ops/types.js';
+import { addSignals, disposeSignal } from './ops/signal.js';
+import type { Block, Ctx, Saved, Signal } from './ops/types.js';
 import type { Plan } from './plan.js';
 
 export interface Chunk {
@@ -58,9 +59,9 @@ export function runChunk(plan: Plan, x: tf.Tensor3D, loopMatMul: boolean): Chunk
     loopMatMul,
     paramOf: (v) => (v === null ? null : plan.paramByVariable.get(v.id) ?? null),
   };
-  const signal = new Map<number, tf.Tensor>();
-  // ∂z/∂z = I for every sample: [n, V(class), V(logit)].
-  signal.set(logits, tf.add(tf.zeros([n, 1, 1]), tf.reshape(tf.eye(V), [1, V, V])));
+  const signal = new Map<number, Signal>();
+  // ∂z/∂z = I for every sample: separable with m = 1 and u = I.
+  signal.set(logits, { kind: 'separable', m: tf.ones([n, 1]), u: tf.eye(V) });
   const blocks: Block[] = [];
   for (let id = logits; id >= 0; id--) {
     const dy = signal.get(id);
@@ -79,12 +80,12 @@ export function runChunk(plan: Plan, x: tf.Tensor3D, loopMatMul: boolean): Chunk
       if (prev === undefined) {
         signal.set(to, dx);
       } else {
-        signal.set(to, tf.add(prev, dx));
-        prev.dispose();
-        dx.dispose();
+        signal.set(to, addSignals(prev, dx));
+        disposeSignal(prev);
+        disposeSignal(dx);
       }
     });
-    dy.dispose();
+    disposeSignal(dy);
     if (id !== logits) disposeSaved(saved[id], x);
     saved[id] = undefined;
   }
@@ -95,6 +96,6 @@ export function runChunk(plan: Plan, x: tf.Tensor3D, loopMatMul: boolean): Chunk
 
 function firstParam(b: Block): number {
   if (b.kind === 'outer') return (b.kernel ?? b.bias) as number;
-  if (b.kind === 'linear') return b.kernel;
+  if (b.kind === 'linear' || b.kind === 'sepLinear') return b.kernel;
   return b.param;
 }

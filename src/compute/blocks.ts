@@ -17,6 +17,12 @@ export function selfKernelOf(blocks: Block[], n: number, V: number, loop: boolea
       }
       case 'rows':
         return bmm(b.rows, tf.transpose(b.rows, [0, 2, 1]), loop);
+      case 'sepLinear': {
+        // Σ_{o,i} u[c,o] u[c',o] q[o,i]² = (u ⊙ Σ_i q²) uᵀ.
+        const [V2, cols] = b.u.shape as [number, number];
+        const uq = tf.mul(tf.reshape(b.u, [1, V2, cols]), tf.expandDims(tf.sum(tf.square(b.q), 2), 1));
+        return tf.reshape(tf.matMul(tf.reshape(uq, [n * V2, cols]), tf.transpose(b.u) as tf.Tensor2D), [n, V2, V2]);
+      }
       case 'outer': {
         // (a·a + 1) g gᵀ: the kernel's outer products and the bias.
         const gg = bmm(b.g, tf.transpose(b.g, [0, 2, 1]), loop);
@@ -43,6 +49,11 @@ function rowsOf(b: Block, n: number, V: number): tf.Tensor[] {
     }
     case 'rows':
       return [b.rows];
+    case 'sepLinear': {
+      const [, cols, r1] = b.q.shape as [number, number, number];
+      const g = tf.mul(tf.reshape(b.u, [1, V, cols, 1]), tf.reshape(b.q, [n, 1, cols, r1]));
+      return rowsOf({ kind: 'linear', kernel: b.kernel, bias: b.bias, g }, n, V);
+    }
     case 'outer': {
       const out: tf.Tensor[] = [];
       const din = b.a.shape[1] as number;

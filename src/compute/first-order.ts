@@ -5,7 +5,7 @@
  */
 import type { RunInfo } from './engine.js';
 import { crossKernel } from './kernel.js';
-import type { CrossKernelOptions } from './kernel.js';
+import type { CrossKernelOptions, CrossKernelResult } from './kernel.js';
 import type { EngineModel } from './model.js';
 import { softmaxRow } from './terms.js';
 
@@ -30,11 +30,18 @@ export interface FirstOrderResult {
 }
 
 export async function firstOrder(m: EngineModel, input: FirstOrderInput, opts: Omit<CrossKernelOptions, 'returnK'> = {}): Promise<FirstOrderResult> {
-  const { xo, xu, yu, eta } = input;
+  if (!Number.isFinite(input.eta)) throw new Error('eta must be a finite number');
+  const cross = await crossKernel(m, input.xo, input.xu, { ...opts, returnK: true });
+  return firstOrderFromKernel(cross, input);
+}
+
+/** −η A(x_o) K(x_o, x_u) G(x_u, y_u) from a computed cross kernel (float64 arithmetic). */
+export function firstOrderFromKernel(cross: CrossKernelResult, input: Pick<FirstOrderInput, 'yu' | 'eta' | 'reduction'>): FirstOrderResult {
+  const { yu, eta } = input;
   if (!Number.isFinite(eta)) throw new Error('eta must be a finite number');
-  const cross = await crossKernel(m, xo, xu, { ...opts, returnK: true });
   const { no, nu, V } = cross;
-  const K = cross.K as Float32Array;
+  const K = cross.K;
+  if (K === undefined) throw new Error('firstOrder needs the full cross kernel');
   if (yu.length !== nu) throw new Error(`${yu.length} labels for ${nu} update samples`);
   const weight = -eta / (input.reduction === 'sum' ? 1 : nu);
   const G = new Float64Array(nu * V);

@@ -4,8 +4,8 @@ import type { Op } from '../graph.js';
 import { invariant } from '../invariant.js';
 import { attentionBackward, attentionForward } from './attention.js';
 import { genericBackward, genericForward, genericGrads } from './generic.js';
-import { activate, convBackward, convForward, convGrads, denseBackward, denseForward, denseGrads } from './linear.js';
-import { expandV } from './linalg.js';
+import { activate, convBackward, convForward, convGrads, denseBackward, denseForward, denseGrads, throughActivation } from './linear.js';
+import { cloneSignal, disposeSignal, materialize } from './signal.js';
 import { layerNormBackward, layerNormForward, layerNormGrads } from './norm.js';
 import { globalPoolBackward, globalPoolForward, poolBackward, poolForward } from './pooling.js';
 import {
@@ -20,7 +20,7 @@ import {
   takeTokenBackward,
   takeTokenForward,
 } from './structural.js';
-import type { Block, Ctx, Saved } from './types.js';
+import type { Block, Ctx, Saved, Signal } from './types.js';
 
 export function forwardOp(op: Op, xs: tf.Tensor[]): Saved {
   const x = xs[0] as tf.Tensor;
@@ -62,7 +62,7 @@ export function forwardOp(op: Op, xs: tf.Tensor[]): Saved {
 
 export interface BackwardResult {
   /** δ for each input, null where not needed. */
-  dxs: Array<tf.Tensor | null>;
+  dxs: Array<Signal | null>;
   /** J blocks of this op's weights that are in the subset. */
   blocks: Block[];
 }
@@ -72,48 +72,54 @@ export interface BackwardResult {
  * @param need which inputs need a signal.
  * @param grads whether this op's weights are in the subset.
  */
-export function backwardOp(op: Op, xs: tf.Tensor[], saved: Saved, dy: tf.Tensor, need: boolean[], grads: boolean, ctx: Ctx): BackwardResult {
+export function backwardOp(op: Op, xs: tf.Tensor[], saved: Saved, dy: Signal, need: boolean[], grads: boolean, ctx: Ctx): BackwardResult {
   const x = xs[0] as tf.Tensor;
   const need0 = need[0] === true;
+  // Ops that mix channels or move the class axis take the materialised signal.
+  const d = () => materialize(dy);
   switch (op.kind) {
     case 'input':
       return { dxs: [], blocks: [] };
     case 'identity':
     case 'position':
-      return { dxs: [need0 ? dy.clone() : null], blocks: [] };
+      return { dxs: [need0 ? cloneSignal(dy) : null], blocks: [] };
     case 'dense': {
       const [dx, dz] = denseBackward(op, saved, dy, need0);
-      return { dxs: [dx], blocks: grads ? denseGrads(op, x, dz, ctx) : [] };
+      const blocks = grads ? denseGrads(op, x, dz, ctx) : [];
+      if (dz !== dy) disposeSignal(dz); // blocks and dx hold their own tensors
+      return { dxs: [dx], blocks };
     }
     case 'conv1d': {
       const [dx, dz] = convBackward(op, x, saved, dy, need0);
-      return { dxs: [dx], blocks: grads ? convGrads(op, x, dz, ctx) : [] };
+      const blocks = grads ? convGrads(op, x, dz, ctx) : [];
+      if (dz !== dy) disposeSignal(dz);
+      return { dxs: [dx], blocks };
     }
     case 'pool1d':
       return { dxs: [need0 ? poolBackward(op, x, saved, dy) : null], blocks: [] };
     case 'globalPool1d':
       return { dxs: [need0 ? globalPoolBackward(op, x, saved, dy) : null], blocks: [] };
     case 'flatten':
-      return { dxs: [need0 ? flattenBackward(x, dy) : null], blocks: [] };
+      return { dxs: [need0 ? flattenBackward(x, d()) : null], blocks: [] };
     case 'layerNorm':
       return {
-        dxs: [need0 ? layerNormBackward(op, saved, dy) : null],
-        blocks: grads ? layerNormGrads(op, saved, dy, ctx) : [],
+        dxs: [need0 ? layerNormBackward(op, saved, d()) : null],
+        blocks: grads ? layerNormGrads(op, saved, d(), ctx) : [],
       };
     case 'activation':
       invariant(saved.dact !== undefined, 'activation without derivative');
-      return { dxs: [need0 ? tf.mul(dy, expandV(saved.dact)) : null], blocks: [] };
+      return { dxs: [need0 ? throughActivation(saved.dact, dy) : null], blocks: [] };
     case 'add':
-      return { dxs: need.map((w) => (w ? dy.clone() : null)), blocks: [] };
+      return { dxs: need.map((w) => (w ? cloneSignal(dy) : null)), blocks: [] };
     case 'concat':
-      return { dxs: concatBackward(xs, dy).map((d, i) => (need[i] ? d : (d.dispose(), null))), blocks: [] };
+      return { dxs: concatBackward(xs, d()).map((t, i) => (need[i] ? t : (t.dispose(), null))), blocks: [] };
     case 'classToken':
-      return { dxs: [need0 ? classTokenBackward(dy) : null], blocks: grads ? classTokenGrads(op, dy, ctx) : [] };
+      return { dxs: [need0 ? classTokenBackward(d()) : null], blocks: grads ? classTokenGrads(op, d(), ctx) : [] };
     case 'attention':
-      return { dxs: [need0 ? attentionBackward(op, saved, dy, ctx) : null], blocks: [] };
+      return { dxs: [need0 ? attentionBackward(op, saved, d(), ctx) : null], blocks: [] };
     case 'takeToken':
-      return { dxs: [need0 ? takeTokenBackward(op, x, dy) : null], blocks: [] };
+      return { dxs: [need0 ? takeTokenBackward(op, x, d()) : null], blocks: [] };
     case 'generic':
-      return { dxs: genericBackward(op, xs, dy, need, ctx), blocks: grads ? genericGrads(op, xs, dy, ctx) : [] };
+      return { dxs: genericBackward(op, xs, d(), need, ctx), blocks: grads ? genericGrads(op, xs, d(), ctx) : [] };
   }
 }

@@ -5,7 +5,8 @@
 import * as tf from '@tensorflow/tfjs';
 import type { Activation, Op } from '../graph.js';
 import { bmm, expandV, sumPositions } from './linalg.js';
-import type { Block, Ctx, Saved } from './types.js';
+import { fullM, isSeparable, materialize } from './signal.js';
+import type { Block, Ctx, Saved, Signal } from './types.js';
 
 type Dense = Extract<Op, { kind: 'dense' }>;
 type Conv = Extract<Op, { kind: 'conv1d' }>;
@@ -17,9 +18,11 @@ export function activate(act: Activation, z: tf.Tensor): Saved {
   return { out: value, dact: grad };
 }
 
-/** δ at the pre-activation: δ ⊙ act′(z), broadcast over the class axis. */
-function preActivation(saved: Saved, dy: tf.Tensor): tf.Tensor {
-  return saved.dact === undefined ? dy : tf.mul(dy, expandV(saved.dact));
+/** δ ⊙ act′(z), broadcast over the class axis; a separable signal stays separable. */
+export function throughActivation(dact: tf.Tensor | undefined, dy: Signal): Signal {
+  if (dact === undefined) return dy;
+  if (isSeparable(dy)) return { kind: 'separable', m: tf.mul(dy.m, dact), u: dy.u.clone() };
+  return tf.mul(dy, expandV(dact));
 }
 
 export function denseForward(op: Dense, x: tf.Tensor): Saved {
@@ -32,37 +35,50 @@ export function denseForward(op: Dense, x: tf.Tensor): Saved {
 }
 
 /** Returns [δx or null, δz] (δz is reused by the weight gradients). */
-export function denseBackward(op: Dense, saved: Saved, dy: tf.Tensor, needInput: boolean): [tf.Tensor | null, tf.Tensor] {
-  const dz = preActivation(saved, dy);
+export function denseBackward(op: Dense, saved: Saved, dy: Signal, needInput: boolean): [Signal | null, Signal] {
+  const dz = throughActivation(saved.dact, dy);
   if (!needInput) return [null, dz];
   const w = op.kernel.read();
   const din = w.shape[0] as number;
   const dout = w.shape[1] as number;
   const wt = tf.transpose(w);
-  const dx = tf.reshape(tf.matMul(tf.reshape(dz, [-1, dout]), wt as tf.Tensor2D), [...dz.shape.slice(0, -1), din]);
-  wt.dispose();
-  return [dx, dz];
+  try {
+    if (isSeparable(dz) && dz.m.shape[dz.m.rank - 1] === 1) {
+      // m does not depend on the channel: δx = m ⊗ (u Wᵀ), still separable.
+      return [{ kind: 'separable', m: dz.m.clone(), u: tf.matMul(dz.u as tf.Tensor2D, wt as tf.Tensor2D) }, dz];
+    }
+    const d = materialize(dz);
+    return [tf.reshape(tf.matMul(tf.reshape(d, [-1, dout]), wt as tf.Tensor2D), [...d.shape.slice(0, -1), din]), dz];
+  } finally {
+    wt.dispose();
+  }
 }
 
 /**
  * Per-sample weight gradients of a kernel applied at every position: with δ [n, T, V, cols] and
- * the layer input as rows x [n, T, r], g_s = δ_sᵀ [V·cols, T] × [x_s | 1] [T, r+1].
+ * the layer input as rows x [n, T, r], g_s = δ_sᵀ [V·cols, T] × [x_s | 1] [T, r+1]. A separable δ
+ * needs q_s = m_sᵀ [cols, T] × [x_s | 1] only.
  */
-function linearBlock(kernel: number | null, bias: number | null, x: tf.Tensor, dz: tf.Tensor, ctx: Ctx): Block[] {
-  const [n, t, r] = x.shape as [number, number, number];
+function linearBlock(kernel: number | null, bias: number | null, x: tf.Tensor, dz: Signal, ctx: Ctx): Block[] {
+  const [n, t] = x.shape as [number, number, number];
+  if (kernel === null) return bias === null ? [] : [{ kind: 'rows', param: bias, rows: sumPositions(materialize(dz)) }];
+  // The bias is one more input column of ones.
+  const x1 = bias === null ? x : tf.pad(x, [[0, 0], [0, 0], [0, 1]], 1);
+  if (isSeparable(dz)) {
+    const mt = tf.transpose(tf.reshape(fullM(dz), [n, t, -1]), [0, 2, 1]);
+    return [{ kind: 'sepLinear', kernel, bias, q: bmm(mt, x1, ctx.loopMatMul), u: dz.u.clone() }];
+  }
   const cols = dz.shape[dz.rank - 1] as number;
-  if (kernel === null) return bias === null ? [] : [{ kind: 'rows', param: bias, rows: sumPositions(dz) }];
-  const x1 = bias === null ? x : tf.concat([x, tf.ones([n, t, 1])], 2);
   const dt = tf.reshape(tf.transpose(tf.reshape(dz, [n, t, ctx.V, cols]), [0, 2, 3, 1]), [n, ctx.V * cols, t]);
   const g = bmm(dt, x1, ctx.loopMatMul);
   return [{ kind: 'linear', kernel, bias, g: tf.reshape(g, [n, ctx.V, cols, x1.shape[2] as number]) }];
 }
 
-export function denseGrads(op: Dense, x: tf.Tensor, dz: tf.Tensor, ctx: Ctx): Block[] {
+export function denseGrads(op: Dense, x: tf.Tensor, dz: Signal, ctx: Ctx): Block[] {
   const kernel = ctx.paramOf(op.kernel);
   const bias = ctx.paramOf(op.bias);
   if (kernel === null && bias === null) return [];
-  if (x.rank === 2) return [{ kind: 'outer', kernel, bias, a: x.clone(), g: dz.clone() }];
+  if (x.rank === 2) return [{ kind: 'outer', kernel, bias, a: x.clone(), g: materialize(dz).clone() }];
   const din = x.shape[x.rank - 1] as number;
   return linearBlock(kernel, bias, tf.reshape(x, [ctx.n, -1, din]), dz, ctx);
 }
@@ -79,9 +95,10 @@ export function convForward(op: Conv, x: tf.Tensor): Saved {
  * δx of a Conv1D as one forward convolution: the signal [n, T', V, Cout] is a 2D image (time ×
  * class) convolved with the flipped, transposed kernel [k, 1, Cout, Cin]; strides dilate it first.
  */
-export function convBackward(op: Conv, x: tf.Tensor, saved: Saved, dy: tf.Tensor, needInput: boolean): [tf.Tensor | null, tf.Tensor] {
-  const dz = preActivation(saved, dy);
-  if (!needInput) return [null, dz];
+export function convBackward(op: Conv, x: tf.Tensor, saved: Saved, dy: Signal, needInput: boolean): [tf.Tensor | null, Signal] {
+  const dzs = throughActivation(saved.dact, dy);
+  if (!needInput) return [null, dzs];
+  const dz = materialize(dzs);
   const w = op.kernel.read();
   const [k, cin, cout] = w.shape as [number, number, number];
   const [n, tOut, V] = dz.shape as [number, number, number, number];
@@ -109,7 +126,7 @@ export function convBackward(op: Conv, x: tf.Tensor, saved: Saved, dy: tf.Tensor
   const filter = tf.reshape(tf.transpose(tf.reverse(w, 0), [0, 2, 1]), [k, 1, cout, cin]) as tf.Tensor4D;
   const dx = tf.conv2d(e as tf.Tensor4D, filter, 1, [[0, 0], [lo, right], [0, 0], [0, 0]]);
   filter.dispose();
-  return [dx, dz];
+  return [dx, dzs];
 }
 
 /** im2col: [n, T, Cin] → [n, T', k·Cin], columns ordered (j, ci) like the kernel's rows. */
@@ -135,10 +152,11 @@ function patches(op: Conv, x: tf.Tensor, k: number, tOut: number): tf.Tensor {
   return p;
 }
 
-export function convGrads(op: Conv, x: tf.Tensor, dz: tf.Tensor, ctx: Ctx): Block[] {
+export function convGrads(op: Conv, x: tf.Tensor, dz: Signal, ctx: Ctx): Block[] {
   const kernel = ctx.paramOf(op.kernel);
   const bias = ctx.paramOf(op.bias);
   if (kernel === null && bias === null) return [];
   const k = op.kernel.shape[0] as number;
-  return linearBlock(kernel, bias, patches(op, x, k, dz.shape[1] as number), dz, ctx);
+  const tOut = (isSeparable(dz) ? dz.m.shape[1] : dz.shape[1]) as number;
+  return linearBlock(kernel, bias, patches(op, x, k, tOut), dz, ctx);
 }

@@ -5,7 +5,8 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { Op } from '../graph.js';
-import type { Saved } from './types.js';
+import { isSeparable } from './signal.js';
+import type { Saved, Signal } from './types.js';
 
 type Pool = Extract<Op, { kind: 'pool1d' }>;
 type GlobalPool = Extract<Op, { kind: 'globalPool1d' }>;
@@ -31,18 +32,26 @@ export function poolForward(op: Pool, x: tf.Tensor): Saved {
   return { out: tf.max(windows, 2), mask: firstMaxMask(windows, 2) };
 }
 
-/** δ [n, T', V, C] → [n, T, V, C]. */
-export function poolBackward(op: Pool, x: tf.Tensor, saved: Saved, dy: tf.Tensor): tf.Tensor {
-  const [n, t] = x.shape as [number, number, number];
-  const [, tOut, V, c] = dy.shape as [number, number, number, number];
-  const d5 = tf.reshape(dy, [n, tOut, 1, V, c]);
-  const spread =
+/** Routes values [n, T', ...mid, C′] of each window back to its positions: [n, T, ...mid, C]. */
+function spread(op: Pool, x: tf.Tensor, saved: Saved, d: tf.Tensor, mid: number[]): tf.Tensor {
+  const [n, t, c] = x.shape as [number, number, number];
+  const tOut = d.shape[1] as number;
+  const cd = d.shape[d.rank - 1] as number;
+  const d5 = tf.reshape(d, [n, tOut, 1, ...mid, cd]);
+  const ones = mid.map(() => 1);
+  const routed =
     op.mode === 'avg'
-      ? tf.mul(d5, tf.fill([1, 1, op.size, 1, 1], 1 / op.size))
-      : tf.mul(d5, tf.reshape(saved.mask as tf.Tensor, [n, tOut, op.size, 1, c]));
-  const dx = tf.reshape(spread, [n, tOut * op.size, V, c]);
+      ? tf.mul(d5, tf.fill([1, 1, op.size, ...ones, 1], 1 / op.size))
+      : tf.mul(d5, tf.reshape(saved.mask as tf.Tensor, [n, tOut, op.size, ...ones, c]));
+  const dx = tf.reshape(routed, [n, tOut * op.size, ...mid, routed.shape[routed.rank - 1] as number]);
   const rest = t - tOut * op.size;
-  return rest > 0 ? tf.pad(dx, [[0, 0], [0, rest], [0, 0], [0, 0]]) : dx;
+  return rest > 0 ? tf.pad(dx, [[0, 0], [0, rest], ...mid.map((): [number, number] => [0, 0]), [0, 0]]) : dx;
+}
+
+/** δ [n, T', V, C] → [n, T, V, C]; a separable δ stays separable (m is routed). */
+export function poolBackward(op: Pool, x: tf.Tensor, saved: Saved, dy: Signal): Signal {
+  if (isSeparable(dy)) return { kind: 'separable', m: spread(op, x, saved, dy.m, []), u: dy.u.clone() };
+  return spread(op, x, saved, dy, [dy.shape[2] as number]);
 }
 
 export function globalPoolForward(op: GlobalPool, x: tf.Tensor): Saved {
@@ -50,9 +59,15 @@ export function globalPoolForward(op: GlobalPool, x: tf.Tensor): Saved {
   return { out: tf.max(x, 1), mask: firstMaxMask(x, 1) };
 }
 
-/** δ [n, V, C] → [n, T, V, C]. */
-export function globalPoolBackward(op: GlobalPool, x: tf.Tensor, saved: Saved, dy: tf.Tensor): tf.Tensor {
+/** δ [n, V, C] → [n, T, V, C]; a separable δ stays separable. */
+export function globalPoolBackward(op: GlobalPool, x: tf.Tensor, saved: Saved, dy: Signal): Signal {
   const [n, t, c] = x.shape as [number, number, number];
+  if (isSeparable(dy)) {
+    const cm = dy.m.shape[1] as number;
+    const m3 = tf.reshape(dy.m, [n, 1, cm]);
+    const m = op.mode === 'avg' ? tf.mul(m3, tf.fill([1, t, 1], 1 / t)) : tf.mul(m3, saved.mask as tf.Tensor);
+    return { kind: 'separable', m, u: dy.u.clone() };
+  }
   const V = dy.shape[1] as number;
   const d4 = tf.reshape(dy, [n, 1, V, c]);
   if (op.mode === 'avg') return tf.mul(d4, tf.fill([1, t, 1, 1], 1 / t));

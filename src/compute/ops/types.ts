@@ -33,13 +33,33 @@ export interface Saved {
  *   g = δᵀ·[patches | 1], [n, V, cols, r (+1 with a bias)]: ∂z_c/∂W[i, o] = g[:, c, o, i] and
  *   ∂z_c/∂b[o] = g[:, c, o, r]. Transposed against J's column order, because that is the layout
  *   XNNPACK builds fastest (the small [T, r+1] operand is the one it packs).
+ * - sepLinear: the same for a separable signal (below): g[s, c, o, i] = u[c, o]·q[s, o, i] with
+ *   q [n, cols, r(+1)] and u [V, cols], one product per sample instead of V.
  * - outer: a Dense layer on flat features, ∂z_c/∂W = a ⊗ g_c and ∂z_c/∂b = g_c, with
  *   a [n, din] and g [n, V, dout]; never materialised unless a consumer needs rows.
  */
 export type Block =
   | { kind: 'rows'; param: number; rows: tf.Tensor }
+  | { kind: 'sepLinear'; kernel: number; bias: number | null; q: tf.Tensor; u: tf.Tensor }
   | { kind: 'linear'; kernel: number; bias: number | null; g: tf.Tensor }
   | { kind: 'outer'; kernel: number | null; bias: number | null; a: tf.Tensor; g: tf.Tensor };
+
+/**
+ * A signal that factors over samples and classes per channel: δ[s, ...p, c, ch] = m[s, ...p, ch]
+ * · u[c, ch], with m [n, ...positions, C or 1] and u [V, C]. It is what reaches a layer through a
+ * linear head, global pooling, pooling and elementwise activations (a GAP-headed CNN's last
+ * convolution): its weight gradients then cost one product per sample instead of V. `dense`
+ * caches the materialised form.
+ */
+export interface Separable {
+  kind: 'separable';
+  m: tf.Tensor;
+  u: tf.Tensor;
+  dense?: tf.Tensor;
+}
+
+/** A backprop signal: class-inner [n, ...positions, V, C], or separable. */
+export type Signal = tf.Tensor | Separable;
 
 /** Per-chunk context of the backward pass. */
 export interface Ctx {
