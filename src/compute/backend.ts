@@ -9,6 +9,7 @@ import * as tf from '@tensorflow/tfjs';
 import { setWasmPaths, version_wasm } from '@tensorflow/tfjs-backend-wasm';
 import { createRequire } from 'node:module';
 import path from 'node:path';
+import { registerGramKernel } from './gram.js';
 import { patchWasmKernels } from './wasm-kernels.js';
 
 /** What `TANGENT_BACKEND` may say. */
@@ -75,6 +76,7 @@ async function withoutLoaderListeners<T>(f: () => Promise<T>): Promise<T> {
 async function tryWasm(): Promise<BackendInfo> {
   setWasmPaths(wasmDir());
   patchWasmKernels();
+  registerGramKernel();
   const ok = await withoutLoaderListeners(async () => {
     const set = await tf.setBackend('wasm');
     await tf.ready();

@@ -3,20 +3,18 @@
  * Call inside `tf.tidy`.
  */
 import * as tf from '@tensorflow/tfjs';
-import { bmm } from './ops/linalg.js';
+import { gram } from './gram.js';
 import type { Block } from './ops/types.js';
 
 /** K(x, x) for each sample of the chunk, [n, V, V], summed over the blocks. */
-export function selfKernelOf(blocks: Block[], n: number, V: number, loop: boolean): tf.Tensor3D {
+export function selfKernelOf(blocks: Block[], n: number, V: number): tf.Tensor3D {
   const parts: tf.Tensor[] = blocks.map((b) => {
     switch (b.kind) {
-      case 'linear': {
+      case 'linear':
         // Column order does not matter to J Jᵀ: the kernel and bias in g's own layout.
-        const rows = tf.reshape(b.g, [n, V, -1]);
-        return bmm(rows, tf.transpose(rows, [0, 2, 1]), loop);
-      }
+        return gram(tf.reshape(b.g, [n, V, -1]));
       case 'rows':
-        return bmm(b.rows, tf.transpose(b.rows, [0, 2, 1]), loop);
+        return gram(b.rows);
       case 'sepLinear': {
         // Σ_{o,i} u[c,o] u[c',o] q[o,i]² = (u ⊙ Σ_i q²) uᵀ.
         const [V2, cols] = b.u.shape as [number, number];
@@ -25,7 +23,7 @@ export function selfKernelOf(blocks: Block[], n: number, V: number, loop: boolea
       }
       case 'outer': {
         // (a·a + 1) g gᵀ: the kernel's outer products and the bias.
-        const gg = bmm(b.g, tf.transpose(b.g, [0, 2, 1]), loop);
+        const gg = gram(b.g);
         const aa = b.kernel === null ? tf.zeros([n]) : tf.sum(tf.square(b.a), 1);
         const scale = b.bias === null ? aa : tf.add(aa, 1);
         return tf.mul(gg, tf.reshape(scale, [n, 1, 1]));

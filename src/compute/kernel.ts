@@ -49,7 +49,7 @@ export async function selfKernel(m: EngineModel, x: Float32Array, opts: RunOptio
     plan,
     x,
     opts,
-    (c, cn) => [c.logits, selfKernelOf(c.blocks, cn, V, loop)],
+    (c, cn) => [c.logits, selfKernelOf(c.blocks, cn, V)],
     ([z, k], start, cn) => {
       logits.set(z as Float32Array, start * V);
       const kk = k as Float32Array;
@@ -133,7 +133,7 @@ function chunkRows(c: Chunk, n: number, V: number, sketch: Sketch | undefined, l
   const rows = tf.reshape(jacobianRowsOf(c.blocks, n, V), [n * V, -1]) as tf.Tensor2D;
   if (sketch === undefined) return [rows];
   const proj = applySketch(sketch, rows);
-  const exact = selfKernelOf(c.blocks, n, V, loop);
+  const exact = selfKernelOf(c.blocks, n, V);
   const p3 = tf.reshape(proj, [n, V, sketch.dim]);
   const approx = tf.matMul(p3, p3, false, true);
   const rel = tf.div(tf.norm(tf.reshape(tf.sub(approx, exact), [n, -1]), 'euclidean', 1), tf.norm(tf.reshape(exact, [n, -1]), 'euclidean', 1));
