@@ -60,6 +60,8 @@ export async function createServer(config: Config, options: ServerOptions = {}):
       schema,
       introspection: config.introspection,
       includeStacktraceInErrorResponses: false,
+      // The CLI owns SIGINT/SIGTERM and calls close(); Apollo's own handlers would race it.
+      stopOnTerminationSignals: false,
       formatError: formatError(log),
       plugins: [
         ApolloServerPluginDrainHttpServer({ httpServer, stopGracePeriodMillis: config.shutdownGraceMs }),

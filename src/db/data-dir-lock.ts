@@ -21,7 +21,7 @@ export class DataDirLock {
       } catch (error) {
         if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
         const owner = Number.parseInt(readFileSync(path, 'utf8'), 10);
-        if (Number.isInteger(owner) && owner !== process.pid && isAlive(owner)) {
+        if (Number.isInteger(owner) && (owner === process.pid || isAlive(owner))) {
           throw new Error(
             `The data folder ${dataDir} is in use by process ${owner}; the embedded database allows one ` +
               'process at a time. Stop it, or set DATABASE_URL to share a real PostgreSQL.',
