@@ -4,8 +4,8 @@
  * loss, so the prediction averages over them.
  */
 import type { RunInfo } from './engine.js';
-import { crossKernel } from './kernel.js';
-import type { CrossKernelOptions, CrossKernelResult } from './kernel.js';
+import { crossKernel } from './cross.js';
+import type { CrossKernelOptions, CrossKernelResult } from './cross.js';
 import type { EngineModel } from './model.js';
 import { softmaxRow } from './terms.js';
 

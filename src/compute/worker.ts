@@ -7,7 +7,8 @@ import { initBackend } from './backend.js';
 import type { BackendPreference } from './backend.js';
 import { loadModel, loadWeights } from './checkpoint.js';
 import type { ModelSource, StoredWeights } from './checkpoint.js';
-import { crossKernel, jacobian, projectedJacobian, selfKernel } from './kernel.js';
+import { crossKernel } from './cross.js';
+import { jacobian, projectedJacobian, selfKernel } from './kernel.js';
 import type { EngineModel } from './model.js';
 
 export type Request =
