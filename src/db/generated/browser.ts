@@ -61,3 +61,10 @@ export type Producer = Prisma.ProducerModel
  * kNorm and kTrace are over all trainable parameters.
  */
 export type SampleMetric = Prisma.SampleMetricModel
+/**
+ * Model ApiKey
+ * A credential for the API, sent as `Authorization: Bearer tgt_…`. Only the SHA-256 of the secret is
+ * stored (the secret is 256 random bits, so a fast hash is enough: there is nothing to brute-force),
+ * plus its first characters so a listing can tell keys apart. Revoked keys stay for the record.
+ */
+export type ApiKey = Prisma.ApiKeyModel

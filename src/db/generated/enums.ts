@@ -34,3 +34,12 @@ export const ProducerKind = {
 } as const
 
 export type ProducerKind = (typeof ProducerKind)[keyof typeof ProducerKind]
+
+
+export const ApiKeyRole = {
+  READER: 'READER',
+  WRITER: 'WRITER',
+  ADMIN: 'ADMIN'
+} as const
+
+export type ApiKeyRole = (typeof ApiKeyRole)[keyof typeof ApiKeyRole]

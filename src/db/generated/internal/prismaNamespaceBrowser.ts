@@ -56,7 +56,8 @@ export const ModelName = {
   Checkpoint: 'Checkpoint',
   CheckpointWeights: 'CheckpointWeights',
   Producer: 'Producer',
-  SampleMetric: 'SampleMetric'
+  SampleMetric: 'SampleMetric',
+  ApiKey: 'ApiKey'
 } as const
 
 export type ModelName = (typeof ModelName)[keyof typeof ModelName]
@@ -191,6 +192,20 @@ export const SampleMetricScalarFieldEnum = {
 } as const
 
 export type SampleMetricScalarFieldEnum = (typeof SampleMetricScalarFieldEnum)[keyof typeof SampleMetricScalarFieldEnum]
+
+
+export const ApiKeyScalarFieldEnum = {
+  id: 'id',
+  name: 'name',
+  role: 'role',
+  prefix: 'prefix',
+  hash: 'hash',
+  createdAt: 'createdAt',
+  lastUsedAt: 'lastUsedAt',
+  revokedAt: 'revokedAt'
+} as const
+
+export type ApiKeyScalarFieldEnum = (typeof ApiKeyScalarFieldEnum)[keyof typeof ApiKeyScalarFieldEnum]
 
 
 export const SortOrder = {
