@@ -68,3 +68,39 @@ export type SampleMetric = Prisma.SampleMetricModel
  * plus its first characters so a listing can tell keys apart. Revoked keys stay for the record.
  */
 export type ApiKey = Prisma.ApiKeyModel
+/**
+ * Model SampleCrossMetric
+ * kCross(x_u; T) = mean over x_o ∈ T of ‖K(x_o, x_u)‖_F, per (checkpoint, target set, sample). It depends
+ * on the target set T, so it cannot be a column of sample_metric. `targetKey` names T: `split:<name>`
+ * (a split of the run's dataset) or `selection:<id>` (a saved selection). A row exists only with a
+ * value; `kCrossSrc` names its Producer. src/db/terms.ts (`CROSS_TERM`) describes the table.
+ */
+export type SampleCrossMetric = Prisma.SampleCrossMetricModel
+/**
+ * Model MetricCoverage
+ * How many samples have a value of each term at a checkpoint: `term` is a sample_metric column
+ * (`k_norm`, …) or `k_cross:<targetKey>`. Kept exact by statement-level triggers on sample_metric
+ * and sample_cross_metric (see the curation migration), so "is anything missing?" is one row read
+ * instead of a scan of a million rows. Never written by application code.
+ */
+export type MetricCoverage = Prisma.MetricCoverageModel
+/**
+ * Model DatasetSize
+ * Samples per dataset, kept exact by statement-level triggers on sample (see the curation migration).
+ */
+export type DatasetSize = Prisma.DatasetSizeModel
+/**
+ * Model Selection
+ * A saved, immutable subset of a dataset, with everything needed to reproduce it: the strategy and
+ * its parameters, the checkpoints and their weights, the target set, the provenance of the term
+ * values it ranked, the software version and the count per class. Rows are never updated (a
+ * trigger refuses it). `runId` and `checkpointIds` are a record, not foreign keys: a selection
+ * outlives the run it was made from (it can no longer be re-run, but it still names its samples).
+ */
+export type Selection = Prisma.SelectionModel
+/**
+ * Model SelectionSample
+ * One selected sample: its 1-based rank in the selection's order and the score that ranked it
+ * (double precision: the weighted mean across checkpoints is kept as computed).
+ */
+export type SelectionSample = Prisma.SelectionSampleModel

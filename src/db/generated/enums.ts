@@ -43,3 +43,14 @@ export const ApiKeyRole = {
 } as const
 
 export type ApiKeyRole = (typeof ApiKeyRole)[keyof typeof ApiKeyRole]
+
+
+export const SelectionMethod = {
+  TOP_K: 'TOP_K',
+  TOP_FRACTION: 'TOP_FRACTION',
+  THRESHOLD: 'THRESHOLD',
+  BALANCED_TOP_K: 'BALANCED_TOP_K',
+  STRATIFIED: 'STRATIFIED'
+} as const
+
+export type SelectionMethod = (typeof SelectionMethod)[keyof typeof SelectionMethod]

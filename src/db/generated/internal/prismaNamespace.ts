@@ -398,7 +398,12 @@ export const ModelName = {
   CheckpointWeights: 'CheckpointWeights',
   Producer: 'Producer',
   SampleMetric: 'SampleMetric',
-  ApiKey: 'ApiKey'
+  ApiKey: 'ApiKey',
+  SampleCrossMetric: 'SampleCrossMetric',
+  MetricCoverage: 'MetricCoverage',
+  DatasetSize: 'DatasetSize',
+  Selection: 'Selection',
+  SelectionSample: 'SelectionSample'
 } as const
 
 export type ModelName = (typeof ModelName)[keyof typeof ModelName]
@@ -414,7 +419,7 @@ export type TypeMap<ExtArgs extends runtime.Types.Extensions.InternalArgs = runt
     omit: GlobalOmitOptions
   }
   meta: {
-    modelProps: "dataset" | "sample" | "model" | "run" | "checkpoint" | "checkpointWeights" | "producer" | "sampleMetric" | "apiKey"
+    modelProps: "dataset" | "sample" | "model" | "run" | "checkpoint" | "checkpointWeights" | "producer" | "sampleMetric" | "apiKey" | "sampleCrossMetric" | "metricCoverage" | "datasetSize" | "selection" | "selectionSample"
     txIsolationLevel: TransactionIsolationLevel
   }
   model: {
@@ -1084,6 +1089,376 @@ export type TypeMap<ExtArgs extends runtime.Types.Extensions.InternalArgs = runt
         }
       }
     }
+    SampleCrossMetric: {
+      payload: Prisma.$SampleCrossMetricPayload<ExtArgs>
+      fields: Prisma.SampleCrossMetricFieldRefs
+      operations: {
+        findUnique: {
+          args: Prisma.SampleCrossMetricFindUniqueArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$SampleCrossMetricPayload> | null
+        }
+        findUniqueOrThrow: {
+          args: Prisma.SampleCrossMetricFindUniqueOrThrowArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$SampleCrossMetricPayload>
+        }
+        findFirst: {
+          args: Prisma.SampleCrossMetricFindFirstArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$SampleCrossMetricPayload> | null
+        }
+        findFirstOrThrow: {
+          args: Prisma.SampleCrossMetricFindFirstOrThrowArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$SampleCrossMetricPayload>
+        }
+        findMany: {
+          args: Prisma.SampleCrossMetricFindManyArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$SampleCrossMetricPayload>[]
+        }
+        create: {
+          args: Prisma.SampleCrossMetricCreateArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$SampleCrossMetricPayload>
+        }
+        createMany: {
+          args: Prisma.SampleCrossMetricCreateManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        createManyAndReturn: {
+          args: Prisma.SampleCrossMetricCreateManyAndReturnArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$SampleCrossMetricPayload>[]
+        }
+        delete: {
+          args: Prisma.SampleCrossMetricDeleteArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$SampleCrossMetricPayload>
+        }
+        update: {
+          args: Prisma.SampleCrossMetricUpdateArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$SampleCrossMetricPayload>
+        }
+        deleteMany: {
+          args: Prisma.SampleCrossMetricDeleteManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        updateMany: {
+          args: Prisma.SampleCrossMetricUpdateManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        updateManyAndReturn: {
+          args: Prisma.SampleCrossMetricUpdateManyAndReturnArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$SampleCrossMetricPayload>[]
+        }
+        upsert: {
+          args: Prisma.SampleCrossMetricUpsertArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$SampleCrossMetricPayload>
+        }
+        aggregate: {
+          args: Prisma.SampleCrossMetricAggregateArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.AggregateSampleCrossMetric>
+        }
+        groupBy: {
+          args: Prisma.SampleCrossMetricGroupByArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.SampleCrossMetricGroupByOutputType>[]
+        }
+        count: {
+          args: Prisma.SampleCrossMetricCountArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.SampleCrossMetricCountAggregateOutputType> | number
+        }
+      }
+    }
+    MetricCoverage: {
+      payload: Prisma.$MetricCoveragePayload<ExtArgs>
+      fields: Prisma.MetricCoverageFieldRefs
+      operations: {
+        findUnique: {
+          args: Prisma.MetricCoverageFindUniqueArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$MetricCoveragePayload> | null
+        }
+        findUniqueOrThrow: {
+          args: Prisma.MetricCoverageFindUniqueOrThrowArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$MetricCoveragePayload>
+        }
+        findFirst: {
+          args: Prisma.MetricCoverageFindFirstArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$MetricCoveragePayload> | null
+        }
+        findFirstOrThrow: {
+          args: Prisma.MetricCoverageFindFirstOrThrowArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$MetricCoveragePayload>
+        }
+        findMany: {
+          args: Prisma.MetricCoverageFindManyArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$MetricCoveragePayload>[]
+        }
+        create: {
+          args: Prisma.MetricCoverageCreateArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$MetricCoveragePayload>
+        }
+        createMany: {
+          args: Prisma.MetricCoverageCreateManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        createManyAndReturn: {
+          args: Prisma.MetricCoverageCreateManyAndReturnArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$MetricCoveragePayload>[]
+        }
+        delete: {
+          args: Prisma.MetricCoverageDeleteArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$MetricCoveragePayload>
+        }
+        update: {
+          args: Prisma.MetricCoverageUpdateArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$MetricCoveragePayload>
+        }
+        deleteMany: {
+          args: Prisma.MetricCoverageDeleteManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        updateMany: {
+          args: Prisma.MetricCoverageUpdateManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        updateManyAndReturn: {
+          args: Prisma.MetricCoverageUpdateManyAndReturnArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$MetricCoveragePayload>[]
+        }
+        upsert: {
+          args: Prisma.MetricCoverageUpsertArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$MetricCoveragePayload>
+        }
+        aggregate: {
+          args: Prisma.MetricCoverageAggregateArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.AggregateMetricCoverage>
+        }
+        groupBy: {
+          args: Prisma.MetricCoverageGroupByArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.MetricCoverageGroupByOutputType>[]
+        }
+        count: {
+          args: Prisma.MetricCoverageCountArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.MetricCoverageCountAggregateOutputType> | number
+        }
+      }
+    }
+    DatasetSize: {
+      payload: Prisma.$DatasetSizePayload<ExtArgs>
+      fields: Prisma.DatasetSizeFieldRefs
+      operations: {
+        findUnique: {
+          args: Prisma.DatasetSizeFindUniqueArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$DatasetSizePayload> | null
+        }
+        findUniqueOrThrow: {
+          args: Prisma.DatasetSizeFindUniqueOrThrowArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$DatasetSizePayload>
+        }
+        findFirst: {
+          args: Prisma.DatasetSizeFindFirstArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$DatasetSizePayload> | null
+        }
+        findFirstOrThrow: {
+          args: Prisma.DatasetSizeFindFirstOrThrowArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$DatasetSizePayload>
+        }
+        findMany: {
+          args: Prisma.DatasetSizeFindManyArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$DatasetSizePayload>[]
+        }
+        create: {
+          args: Prisma.DatasetSizeCreateArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$DatasetSizePayload>
+        }
+        createMany: {
+          args: Prisma.DatasetSizeCreateManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        createManyAndReturn: {
+          args: Prisma.DatasetSizeCreateManyAndReturnArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$DatasetSizePayload>[]
+        }
+        delete: {
+          args: Prisma.DatasetSizeDeleteArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$DatasetSizePayload>
+        }
+        update: {
+          args: Prisma.DatasetSizeUpdateArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$DatasetSizePayload>
+        }
+        deleteMany: {
+          args: Prisma.DatasetSizeDeleteManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        updateMany: {
+          args: Prisma.DatasetSizeUpdateManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        updateManyAndReturn: {
+          args: Prisma.DatasetSizeUpdateManyAndReturnArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$DatasetSizePayload>[]
+        }
+        upsert: {
+          args: Prisma.DatasetSizeUpsertArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$DatasetSizePayload>
+        }
+        aggregate: {
+          args: Prisma.DatasetSizeAggregateArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.AggregateDatasetSize>
+        }
+        groupBy: {
+          args: Prisma.DatasetSizeGroupByArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.DatasetSizeGroupByOutputType>[]
+        }
+        count: {
+          args: Prisma.DatasetSizeCountArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.DatasetSizeCountAggregateOutputType> | number
+        }
+      }
+    }
+    Selection: {
+      payload: Prisma.$SelectionPayload<ExtArgs>
+      fields: Prisma.SelectionFieldRefs
+      operations: {
+        findUnique: {
+          args: Prisma.SelectionFindUniqueArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$SelectionPayload> | null
+        }
+        findUniqueOrThrow: {
+          args: Prisma.SelectionFindUniqueOrThrowArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$SelectionPayload>
+        }
+        findFirst: {
+          args: Prisma.SelectionFindFirstArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$SelectionPayload> | null
+        }
+        findFirstOrThrow: {
+          args: Prisma.SelectionFindFirstOrThrowArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$SelectionPayload>
+        }
+        findMany: {
+          args: Prisma.SelectionFindManyArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$SelectionPayload>[]
+        }
+        create: {
+          args: Prisma.SelectionCreateArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$SelectionPayload>
+        }
+        createMany: {
+          args: Prisma.SelectionCreateManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        createManyAndReturn: {
+          args: Prisma.SelectionCreateManyAndReturnArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$SelectionPayload>[]
+        }
+        delete: {
+          args: Prisma.SelectionDeleteArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$SelectionPayload>
+        }
+        update: {
+          args: Prisma.SelectionUpdateArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$SelectionPayload>
+        }
+        deleteMany: {
+          args: Prisma.SelectionDeleteManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        updateMany: {
+          args: Prisma.SelectionUpdateManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        updateManyAndReturn: {
+          args: Prisma.SelectionUpdateManyAndReturnArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$SelectionPayload>[]
+        }
+        upsert: {
+          args: Prisma.SelectionUpsertArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$SelectionPayload>
+        }
+        aggregate: {
+          args: Prisma.SelectionAggregateArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.AggregateSelection>
+        }
+        groupBy: {
+          args: Prisma.SelectionGroupByArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.SelectionGroupByOutputType>[]
+        }
+        count: {
+          args: Prisma.SelectionCountArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.SelectionCountAggregateOutputType> | number
+        }
+      }
+    }
+    SelectionSample: {
+      payload: Prisma.$SelectionSamplePayload<ExtArgs>
+      fields: Prisma.SelectionSampleFieldRefs
+      operations: {
+        findUnique: {
+          args: Prisma.SelectionSampleFindUniqueArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$SelectionSamplePayload> | null
+        }
+        findUniqueOrThrow: {
+          args: Prisma.SelectionSampleFindUniqueOrThrowArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$SelectionSamplePayload>
+        }
+        findFirst: {
+          args: Prisma.SelectionSampleFindFirstArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$SelectionSamplePayload> | null
+        }
+        findFirstOrThrow: {
+          args: Prisma.SelectionSampleFindFirstOrThrowArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$SelectionSamplePayload>
+        }
+        findMany: {
+          args: Prisma.SelectionSampleFindManyArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$SelectionSamplePayload>[]
+        }
+        create: {
+          args: Prisma.SelectionSampleCreateArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$SelectionSamplePayload>
+        }
+        createMany: {
+          args: Prisma.SelectionSampleCreateManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        createManyAndReturn: {
+          args: Prisma.SelectionSampleCreateManyAndReturnArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$SelectionSamplePayload>[]
+        }
+        delete: {
+          args: Prisma.SelectionSampleDeleteArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$SelectionSamplePayload>
+        }
+        update: {
+          args: Prisma.SelectionSampleUpdateArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$SelectionSamplePayload>
+        }
+        deleteMany: {
+          args: Prisma.SelectionSampleDeleteManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        updateMany: {
+          args: Prisma.SelectionSampleUpdateManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        updateManyAndReturn: {
+          args: Prisma.SelectionSampleUpdateManyAndReturnArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$SelectionSamplePayload>[]
+        }
+        upsert: {
+          args: Prisma.SelectionSampleUpsertArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$SelectionSamplePayload>
+        }
+        aggregate: {
+          args: Prisma.SelectionSampleAggregateArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.AggregateSelectionSample>
+        }
+        groupBy: {
+          args: Prisma.SelectionSampleGroupByArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.SelectionSampleGroupByOutputType>[]
+        }
+        count: {
+          args: Prisma.SelectionSampleCountArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.SelectionSampleCountAggregateOutputType> | number
+        }
+      }
+    }
   }
 } & {
   other: {
@@ -1253,6 +1628,69 @@ export const ApiKeyScalarFieldEnum = {
 } as const
 
 export type ApiKeyScalarFieldEnum = (typeof ApiKeyScalarFieldEnum)[keyof typeof ApiKeyScalarFieldEnum]
+
+
+export const SampleCrossMetricScalarFieldEnum = {
+  checkpointId: 'checkpointId',
+  targetKey: 'targetKey',
+  sampleId: 'sampleId',
+  kCross: 'kCross',
+  kCrossSrc: 'kCrossSrc',
+  updatedAt: 'updatedAt'
+} as const
+
+export type SampleCrossMetricScalarFieldEnum = (typeof SampleCrossMetricScalarFieldEnum)[keyof typeof SampleCrossMetricScalarFieldEnum]
+
+
+export const MetricCoverageScalarFieldEnum = {
+  checkpointId: 'checkpointId',
+  term: 'term',
+  present: 'present'
+} as const
+
+export type MetricCoverageScalarFieldEnum = (typeof MetricCoverageScalarFieldEnum)[keyof typeof MetricCoverageScalarFieldEnum]
+
+
+export const DatasetSizeScalarFieldEnum = {
+  datasetId: 'datasetId',
+  samples: 'samples'
+} as const
+
+export type DatasetSizeScalarFieldEnum = (typeof DatasetSizeScalarFieldEnum)[keyof typeof DatasetSizeScalarFieldEnum]
+
+
+export const SelectionScalarFieldEnum = {
+  id: 'id',
+  name: 'name',
+  description: 'description',
+  datasetId: 'datasetId',
+  runId: 'runId',
+  method: 'method',
+  term: 'term',
+  direction: 'direction',
+  targetKey: 'targetKey',
+  checkpointIds: 'checkpointIds',
+  weights: 'weights',
+  strategy: 'strategy',
+  provenance: 'provenance',
+  classCounts: 'classCounts',
+  poolSize: 'poolSize',
+  sampleCount: 'sampleCount',
+  softwareVersion: 'softwareVersion',
+  createdAt: 'createdAt'
+} as const
+
+export type SelectionScalarFieldEnum = (typeof SelectionScalarFieldEnum)[keyof typeof SelectionScalarFieldEnum]
+
+
+export const SelectionSampleScalarFieldEnum = {
+  selectionId: 'selectionId',
+  rank: 'rank',
+  sampleId: 'sampleId',
+  score: 'score'
+} as const
+
+export type SelectionSampleScalarFieldEnum = (typeof SelectionSampleScalarFieldEnum)[keyof typeof SelectionSampleScalarFieldEnum]
 
 
 export const SortOrder = {
@@ -1455,6 +1893,34 @@ export type EnumApiKeyRoleFieldRefInput<$PrismaModel> = FieldRefInputType<$Prism
 export type ListEnumApiKeyRoleFieldRefInput<$PrismaModel> = FieldRefInputType<$PrismaModel, 'ApiKeyRole[]'>
     
 
+
+/**
+ * Reference to a field of type 'BigInt'
+ */
+export type BigIntFieldRefInput<$PrismaModel> = FieldRefInputType<$PrismaModel, 'BigInt'>
+    
+
+
+/**
+ * Reference to a field of type 'BigInt[]'
+ */
+export type ListBigIntFieldRefInput<$PrismaModel> = FieldRefInputType<$PrismaModel, 'BigInt[]'>
+    
+
+
+/**
+ * Reference to a field of type 'SelectionMethod'
+ */
+export type EnumSelectionMethodFieldRefInput<$PrismaModel> = FieldRefInputType<$PrismaModel, 'SelectionMethod'>
+    
+
+
+/**
+ * Reference to a field of type 'SelectionMethod[]'
+ */
+export type ListEnumSelectionMethodFieldRefInput<$PrismaModel> = FieldRefInputType<$PrismaModel, 'SelectionMethod[]'>
+    
+
 /**
  * Batch Payload for updateMany & deleteMany & createMany
  */
@@ -1551,6 +2017,11 @@ export type GlobalOmitConfig = {
   producer?: Prisma.ProducerOmit
   sampleMetric?: Prisma.SampleMetricOmit
   apiKey?: Prisma.ApiKeyOmit
+  sampleCrossMetric?: Prisma.SampleCrossMetricOmit
+  metricCoverage?: Prisma.MetricCoverageOmit
+  datasetSize?: Prisma.DatasetSizeOmit
+  selection?: Prisma.SelectionOmit
+  selectionSample?: Prisma.SelectionSampleOmit
 }
 
 /* Types for Logging */

@@ -57,7 +57,12 @@ export const ModelName = {
   CheckpointWeights: 'CheckpointWeights',
   Producer: 'Producer',
   SampleMetric: 'SampleMetric',
-  ApiKey: 'ApiKey'
+  ApiKey: 'ApiKey',
+  SampleCrossMetric: 'SampleCrossMetric',
+  MetricCoverage: 'MetricCoverage',
+  DatasetSize: 'DatasetSize',
+  Selection: 'Selection',
+  SelectionSample: 'SelectionSample'
 } as const
 
 export type ModelName = (typeof ModelName)[keyof typeof ModelName]
@@ -206,6 +211,69 @@ export const ApiKeyScalarFieldEnum = {
 } as const
 
 export type ApiKeyScalarFieldEnum = (typeof ApiKeyScalarFieldEnum)[keyof typeof ApiKeyScalarFieldEnum]
+
+
+export const SampleCrossMetricScalarFieldEnum = {
+  checkpointId: 'checkpointId',
+  targetKey: 'targetKey',
+  sampleId: 'sampleId',
+  kCross: 'kCross',
+  kCrossSrc: 'kCrossSrc',
+  updatedAt: 'updatedAt'
+} as const
+
+export type SampleCrossMetricScalarFieldEnum = (typeof SampleCrossMetricScalarFieldEnum)[keyof typeof SampleCrossMetricScalarFieldEnum]
+
+
+export const MetricCoverageScalarFieldEnum = {
+  checkpointId: 'checkpointId',
+  term: 'term',
+  present: 'present'
+} as const
+
+export type MetricCoverageScalarFieldEnum = (typeof MetricCoverageScalarFieldEnum)[keyof typeof MetricCoverageScalarFieldEnum]
+
+
+export const DatasetSizeScalarFieldEnum = {
+  datasetId: 'datasetId',
+  samples: 'samples'
+} as const
+
+export type DatasetSizeScalarFieldEnum = (typeof DatasetSizeScalarFieldEnum)[keyof typeof DatasetSizeScalarFieldEnum]
+
+
+export const SelectionScalarFieldEnum = {
+  id: 'id',
+  name: 'name',
+  description: 'description',
+  datasetId: 'datasetId',
+  runId: 'runId',
+  method: 'method',
+  term: 'term',
+  direction: 'direction',
+  targetKey: 'targetKey',
+  checkpointIds: 'checkpointIds',
+  weights: 'weights',
+  strategy: 'strategy',
+  provenance: 'provenance',
+  classCounts: 'classCounts',
+  poolSize: 'poolSize',
+  sampleCount: 'sampleCount',
+  softwareVersion: 'softwareVersion',
+  createdAt: 'createdAt'
+} as const
+
+export type SelectionScalarFieldEnum = (typeof SelectionScalarFieldEnum)[keyof typeof SelectionScalarFieldEnum]
+
+
+export const SelectionSampleScalarFieldEnum = {
+  selectionId: 'selectionId',
+  rank: 'rank',
+  sampleId: 'sampleId',
+  score: 'score'
+} as const
+
+export type SelectionSampleScalarFieldEnum = (typeof SelectionSampleScalarFieldEnum)[keyof typeof SelectionSampleScalarFieldEnum]
 
 
 export const SortOrder = {

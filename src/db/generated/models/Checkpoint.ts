@@ -264,6 +264,8 @@ export type CheckpointWhereInput = {
   run?: Prisma.XOR<Prisma.RunScalarRelationFilter, Prisma.RunWhereInput>
   weights?: Prisma.XOR<Prisma.CheckpointWeightsNullableScalarRelationFilter, Prisma.CheckpointWeightsWhereInput> | null
   metrics?: Prisma.SampleMetricListRelationFilter
+  crossMetrics?: Prisma.SampleCrossMetricListRelationFilter
+  coverage?: Prisma.MetricCoverageListRelationFilter
 }
 
 export type CheckpointOrderByWithRelationInput = {
@@ -278,6 +280,8 @@ export type CheckpointOrderByWithRelationInput = {
   run?: Prisma.RunOrderByWithRelationInput
   weights?: Prisma.CheckpointWeightsOrderByWithRelationInput
   metrics?: Prisma.SampleMetricOrderByRelationAggregateInput
+  crossMetrics?: Prisma.SampleCrossMetricOrderByRelationAggregateInput
+  coverage?: Prisma.MetricCoverageOrderByRelationAggregateInput
 }
 
 export type CheckpointWhereUniqueInput = Prisma.AtLeast<{
@@ -296,6 +300,8 @@ export type CheckpointWhereUniqueInput = Prisma.AtLeast<{
   run?: Prisma.XOR<Prisma.RunScalarRelationFilter, Prisma.RunWhereInput>
   weights?: Prisma.XOR<Prisma.CheckpointWeightsNullableScalarRelationFilter, Prisma.CheckpointWeightsWhereInput> | null
   metrics?: Prisma.SampleMetricListRelationFilter
+  crossMetrics?: Prisma.SampleCrossMetricListRelationFilter
+  coverage?: Prisma.MetricCoverageListRelationFilter
 }, "id" | "runId_step">
 
 export type CheckpointOrderByWithAggregationInput = {
@@ -338,6 +344,8 @@ export type CheckpointCreateInput = {
   run: Prisma.RunCreateNestedOneWithoutCheckpointsInput
   weights?: Prisma.CheckpointWeightsCreateNestedOneWithoutCheckpointInput
   metrics?: Prisma.SampleMetricCreateNestedManyWithoutCheckpointInput
+  crossMetrics?: Prisma.SampleCrossMetricCreateNestedManyWithoutCheckpointInput
+  coverage?: Prisma.MetricCoverageCreateNestedManyWithoutCheckpointInput
 }
 
 export type CheckpointUncheckedCreateInput = {
@@ -351,6 +359,8 @@ export type CheckpointUncheckedCreateInput = {
   createdAt?: Date | string
   weights?: Prisma.CheckpointWeightsUncheckedCreateNestedOneWithoutCheckpointInput
   metrics?: Prisma.SampleMetricUncheckedCreateNestedManyWithoutCheckpointInput
+  crossMetrics?: Prisma.SampleCrossMetricUncheckedCreateNestedManyWithoutCheckpointInput
+  coverage?: Prisma.MetricCoverageUncheckedCreateNestedManyWithoutCheckpointInput
 }
 
 export type CheckpointUpdateInput = {
@@ -363,6 +373,8 @@ export type CheckpointUpdateInput = {
   run?: Prisma.RunUpdateOneRequiredWithoutCheckpointsNestedInput
   weights?: Prisma.CheckpointWeightsUpdateOneWithoutCheckpointNestedInput
   metrics?: Prisma.SampleMetricUpdateManyWithoutCheckpointNestedInput
+  crossMetrics?: Prisma.SampleCrossMetricUpdateManyWithoutCheckpointNestedInput
+  coverage?: Prisma.MetricCoverageUpdateManyWithoutCheckpointNestedInput
 }
 
 export type CheckpointUncheckedUpdateInput = {
@@ -376,6 +388,8 @@ export type CheckpointUncheckedUpdateInput = {
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   weights?: Prisma.CheckpointWeightsUncheckedUpdateOneWithoutCheckpointNestedInput
   metrics?: Prisma.SampleMetricUncheckedUpdateManyWithoutCheckpointNestedInput
+  crossMetrics?: Prisma.SampleCrossMetricUncheckedUpdateManyWithoutCheckpointNestedInput
+  coverage?: Prisma.MetricCoverageUncheckedUpdateManyWithoutCheckpointNestedInput
 }
 
 export type CheckpointCreateManyInput = {
@@ -558,6 +572,34 @@ export type CheckpointUpdateOneRequiredWithoutMetricsNestedInput = {
   update?: Prisma.XOR<Prisma.XOR<Prisma.CheckpointUpdateToOneWithWhereWithoutMetricsInput, Prisma.CheckpointUpdateWithoutMetricsInput>, Prisma.CheckpointUncheckedUpdateWithoutMetricsInput>
 }
 
+export type CheckpointCreateNestedOneWithoutCrossMetricsInput = {
+  create?: Prisma.XOR<Prisma.CheckpointCreateWithoutCrossMetricsInput, Prisma.CheckpointUncheckedCreateWithoutCrossMetricsInput>
+  connectOrCreate?: Prisma.CheckpointCreateOrConnectWithoutCrossMetricsInput
+  connect?: Prisma.CheckpointWhereUniqueInput
+}
+
+export type CheckpointUpdateOneRequiredWithoutCrossMetricsNestedInput = {
+  create?: Prisma.XOR<Prisma.CheckpointCreateWithoutCrossMetricsInput, Prisma.CheckpointUncheckedCreateWithoutCrossMetricsInput>
+  connectOrCreate?: Prisma.CheckpointCreateOrConnectWithoutCrossMetricsInput
+  upsert?: Prisma.CheckpointUpsertWithoutCrossMetricsInput
+  connect?: Prisma.CheckpointWhereUniqueInput
+  update?: Prisma.XOR<Prisma.XOR<Prisma.CheckpointUpdateToOneWithWhereWithoutCrossMetricsInput, Prisma.CheckpointUpdateWithoutCrossMetricsInput>, Prisma.CheckpointUncheckedUpdateWithoutCrossMetricsInput>
+}
+
+export type CheckpointCreateNestedOneWithoutCoverageInput = {
+  create?: Prisma.XOR<Prisma.CheckpointCreateWithoutCoverageInput, Prisma.CheckpointUncheckedCreateWithoutCoverageInput>
+  connectOrCreate?: Prisma.CheckpointCreateOrConnectWithoutCoverageInput
+  connect?: Prisma.CheckpointWhereUniqueInput
+}
+
+export type CheckpointUpdateOneRequiredWithoutCoverageNestedInput = {
+  create?: Prisma.XOR<Prisma.CheckpointCreateWithoutCoverageInput, Prisma.CheckpointUncheckedCreateWithoutCoverageInput>
+  connectOrCreate?: Prisma.CheckpointCreateOrConnectWithoutCoverageInput
+  upsert?: Prisma.CheckpointUpsertWithoutCoverageInput
+  connect?: Prisma.CheckpointWhereUniqueInput
+  update?: Prisma.XOR<Prisma.XOR<Prisma.CheckpointUpdateToOneWithWhereWithoutCoverageInput, Prisma.CheckpointUpdateWithoutCoverageInput>, Prisma.CheckpointUncheckedUpdateWithoutCoverageInput>
+}
+
 export type CheckpointCreateWithoutRunInput = {
   step: number
   epoch?: number | null
@@ -567,6 +609,8 @@ export type CheckpointCreateWithoutRunInput = {
   createdAt?: Date | string
   weights?: Prisma.CheckpointWeightsCreateNestedOneWithoutCheckpointInput
   metrics?: Prisma.SampleMetricCreateNestedManyWithoutCheckpointInput
+  crossMetrics?: Prisma.SampleCrossMetricCreateNestedManyWithoutCheckpointInput
+  coverage?: Prisma.MetricCoverageCreateNestedManyWithoutCheckpointInput
 }
 
 export type CheckpointUncheckedCreateWithoutRunInput = {
@@ -579,6 +623,8 @@ export type CheckpointUncheckedCreateWithoutRunInput = {
   createdAt?: Date | string
   weights?: Prisma.CheckpointWeightsUncheckedCreateNestedOneWithoutCheckpointInput
   metrics?: Prisma.SampleMetricUncheckedCreateNestedManyWithoutCheckpointInput
+  crossMetrics?: Prisma.SampleCrossMetricUncheckedCreateNestedManyWithoutCheckpointInput
+  coverage?: Prisma.MetricCoverageUncheckedCreateNestedManyWithoutCheckpointInput
 }
 
 export type CheckpointCreateOrConnectWithoutRunInput = {
@@ -630,6 +676,8 @@ export type CheckpointCreateWithoutWeightsInput = {
   createdAt?: Date | string
   run: Prisma.RunCreateNestedOneWithoutCheckpointsInput
   metrics?: Prisma.SampleMetricCreateNestedManyWithoutCheckpointInput
+  crossMetrics?: Prisma.SampleCrossMetricCreateNestedManyWithoutCheckpointInput
+  coverage?: Prisma.MetricCoverageCreateNestedManyWithoutCheckpointInput
 }
 
 export type CheckpointUncheckedCreateWithoutWeightsInput = {
@@ -642,6 +690,8 @@ export type CheckpointUncheckedCreateWithoutWeightsInput = {
   weightSha256: string
   createdAt?: Date | string
   metrics?: Prisma.SampleMetricUncheckedCreateNestedManyWithoutCheckpointInput
+  crossMetrics?: Prisma.SampleCrossMetricUncheckedCreateNestedManyWithoutCheckpointInput
+  coverage?: Prisma.MetricCoverageUncheckedCreateNestedManyWithoutCheckpointInput
 }
 
 export type CheckpointCreateOrConnectWithoutWeightsInput = {
@@ -669,6 +719,8 @@ export type CheckpointUpdateWithoutWeightsInput = {
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   run?: Prisma.RunUpdateOneRequiredWithoutCheckpointsNestedInput
   metrics?: Prisma.SampleMetricUpdateManyWithoutCheckpointNestedInput
+  crossMetrics?: Prisma.SampleCrossMetricUpdateManyWithoutCheckpointNestedInput
+  coverage?: Prisma.MetricCoverageUpdateManyWithoutCheckpointNestedInput
 }
 
 export type CheckpointUncheckedUpdateWithoutWeightsInput = {
@@ -681,6 +733,8 @@ export type CheckpointUncheckedUpdateWithoutWeightsInput = {
   weightSha256?: Prisma.StringFieldUpdateOperationsInput | string
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   metrics?: Prisma.SampleMetricUncheckedUpdateManyWithoutCheckpointNestedInput
+  crossMetrics?: Prisma.SampleCrossMetricUncheckedUpdateManyWithoutCheckpointNestedInput
+  coverage?: Prisma.MetricCoverageUncheckedUpdateManyWithoutCheckpointNestedInput
 }
 
 export type CheckpointCreateWithoutMetricsInput = {
@@ -692,6 +746,8 @@ export type CheckpointCreateWithoutMetricsInput = {
   createdAt?: Date | string
   run: Prisma.RunCreateNestedOneWithoutCheckpointsInput
   weights?: Prisma.CheckpointWeightsCreateNestedOneWithoutCheckpointInput
+  crossMetrics?: Prisma.SampleCrossMetricCreateNestedManyWithoutCheckpointInput
+  coverage?: Prisma.MetricCoverageCreateNestedManyWithoutCheckpointInput
 }
 
 export type CheckpointUncheckedCreateWithoutMetricsInput = {
@@ -704,6 +760,8 @@ export type CheckpointUncheckedCreateWithoutMetricsInput = {
   weightSha256: string
   createdAt?: Date | string
   weights?: Prisma.CheckpointWeightsUncheckedCreateNestedOneWithoutCheckpointInput
+  crossMetrics?: Prisma.SampleCrossMetricUncheckedCreateNestedManyWithoutCheckpointInput
+  coverage?: Prisma.MetricCoverageUncheckedCreateNestedManyWithoutCheckpointInput
 }
 
 export type CheckpointCreateOrConnectWithoutMetricsInput = {
@@ -731,6 +789,8 @@ export type CheckpointUpdateWithoutMetricsInput = {
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   run?: Prisma.RunUpdateOneRequiredWithoutCheckpointsNestedInput
   weights?: Prisma.CheckpointWeightsUpdateOneWithoutCheckpointNestedInput
+  crossMetrics?: Prisma.SampleCrossMetricUpdateManyWithoutCheckpointNestedInput
+  coverage?: Prisma.MetricCoverageUpdateManyWithoutCheckpointNestedInput
 }
 
 export type CheckpointUncheckedUpdateWithoutMetricsInput = {
@@ -743,6 +803,148 @@ export type CheckpointUncheckedUpdateWithoutMetricsInput = {
   weightSha256?: Prisma.StringFieldUpdateOperationsInput | string
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   weights?: Prisma.CheckpointWeightsUncheckedUpdateOneWithoutCheckpointNestedInput
+  crossMetrics?: Prisma.SampleCrossMetricUncheckedUpdateManyWithoutCheckpointNestedInput
+  coverage?: Prisma.MetricCoverageUncheckedUpdateManyWithoutCheckpointNestedInput
+}
+
+export type CheckpointCreateWithoutCrossMetricsInput = {
+  step: number
+  epoch?: number | null
+  learningRate?: number | null
+  weightBytes: number
+  weightSha256: string
+  createdAt?: Date | string
+  run: Prisma.RunCreateNestedOneWithoutCheckpointsInput
+  weights?: Prisma.CheckpointWeightsCreateNestedOneWithoutCheckpointInput
+  metrics?: Prisma.SampleMetricCreateNestedManyWithoutCheckpointInput
+  coverage?: Prisma.MetricCoverageCreateNestedManyWithoutCheckpointInput
+}
+
+export type CheckpointUncheckedCreateWithoutCrossMetricsInput = {
+  id?: number
+  runId: number
+  step: number
+  epoch?: number | null
+  learningRate?: number | null
+  weightBytes: number
+  weightSha256: string
+  createdAt?: Date | string
+  weights?: Prisma.CheckpointWeightsUncheckedCreateNestedOneWithoutCheckpointInput
+  metrics?: Prisma.SampleMetricUncheckedCreateNestedManyWithoutCheckpointInput
+  coverage?: Prisma.MetricCoverageUncheckedCreateNestedManyWithoutCheckpointInput
+}
+
+export type CheckpointCreateOrConnectWithoutCrossMetricsInput = {
+  where: Prisma.CheckpointWhereUniqueInput
+  create: Prisma.XOR<Prisma.CheckpointCreateWithoutCrossMetricsInput, Prisma.CheckpointUncheckedCreateWithoutCrossMetricsInput>
+}
+
+export type CheckpointUpsertWithoutCrossMetricsInput = {
+  update: Prisma.XOR<Prisma.CheckpointUpdateWithoutCrossMetricsInput, Prisma.CheckpointUncheckedUpdateWithoutCrossMetricsInput>
+  create: Prisma.XOR<Prisma.CheckpointCreateWithoutCrossMetricsInput, Prisma.CheckpointUncheckedCreateWithoutCrossMetricsInput>
+  where?: Prisma.CheckpointWhereInput
+}
+
+export type CheckpointUpdateToOneWithWhereWithoutCrossMetricsInput = {
+  where?: Prisma.CheckpointWhereInput
+  data: Prisma.XOR<Prisma.CheckpointUpdateWithoutCrossMetricsInput, Prisma.CheckpointUncheckedUpdateWithoutCrossMetricsInput>
+}
+
+export type CheckpointUpdateWithoutCrossMetricsInput = {
+  step?: Prisma.IntFieldUpdateOperationsInput | number
+  epoch?: Prisma.NullableFloatFieldUpdateOperationsInput | number | null
+  learningRate?: Prisma.NullableFloatFieldUpdateOperationsInput | number | null
+  weightBytes?: Prisma.IntFieldUpdateOperationsInput | number
+  weightSha256?: Prisma.StringFieldUpdateOperationsInput | string
+  createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  run?: Prisma.RunUpdateOneRequiredWithoutCheckpointsNestedInput
+  weights?: Prisma.CheckpointWeightsUpdateOneWithoutCheckpointNestedInput
+  metrics?: Prisma.SampleMetricUpdateManyWithoutCheckpointNestedInput
+  coverage?: Prisma.MetricCoverageUpdateManyWithoutCheckpointNestedInput
+}
+
+export type CheckpointUncheckedUpdateWithoutCrossMetricsInput = {
+  id?: Prisma.IntFieldUpdateOperationsInput | number
+  runId?: Prisma.IntFieldUpdateOperationsInput | number
+  step?: Prisma.IntFieldUpdateOperationsInput | number
+  epoch?: Prisma.NullableFloatFieldUpdateOperationsInput | number | null
+  learningRate?: Prisma.NullableFloatFieldUpdateOperationsInput | number | null
+  weightBytes?: Prisma.IntFieldUpdateOperationsInput | number
+  weightSha256?: Prisma.StringFieldUpdateOperationsInput | string
+  createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  weights?: Prisma.CheckpointWeightsUncheckedUpdateOneWithoutCheckpointNestedInput
+  metrics?: Prisma.SampleMetricUncheckedUpdateManyWithoutCheckpointNestedInput
+  coverage?: Prisma.MetricCoverageUncheckedUpdateManyWithoutCheckpointNestedInput
+}
+
+export type CheckpointCreateWithoutCoverageInput = {
+  step: number
+  epoch?: number | null
+  learningRate?: number | null
+  weightBytes: number
+  weightSha256: string
+  createdAt?: Date | string
+  run: Prisma.RunCreateNestedOneWithoutCheckpointsInput
+  weights?: Prisma.CheckpointWeightsCreateNestedOneWithoutCheckpointInput
+  metrics?: Prisma.SampleMetricCreateNestedManyWithoutCheckpointInput
+  crossMetrics?: Prisma.SampleCrossMetricCreateNestedManyWithoutCheckpointInput
+}
+
+export type CheckpointUncheckedCreateWithoutCoverageInput = {
+  id?: number
+  runId: number
+  step: number
+  epoch?: number | null
+  learningRate?: number | null
+  weightBytes: number
+  weightSha256: string
+  createdAt?: Date | string
+  weights?: Prisma.CheckpointWeightsUncheckedCreateNestedOneWithoutCheckpointInput
+  metrics?: Prisma.SampleMetricUncheckedCreateNestedManyWithoutCheckpointInput
+  crossMetrics?: Prisma.SampleCrossMetricUncheckedCreateNestedManyWithoutCheckpointInput
+}
+
+export type CheckpointCreateOrConnectWithoutCoverageInput = {
+  where: Prisma.CheckpointWhereUniqueInput
+  create: Prisma.XOR<Prisma.CheckpointCreateWithoutCoverageInput, Prisma.CheckpointUncheckedCreateWithoutCoverageInput>
+}
+
+export type CheckpointUpsertWithoutCoverageInput = {
+  update: Prisma.XOR<Prisma.CheckpointUpdateWithoutCoverageInput, Prisma.CheckpointUncheckedUpdateWithoutCoverageInput>
+  create: Prisma.XOR<Prisma.CheckpointCreateWithoutCoverageInput, Prisma.CheckpointUncheckedCreateWithoutCoverageInput>
+  where?: Prisma.CheckpointWhereInput
+}
+
+export type CheckpointUpdateToOneWithWhereWithoutCoverageInput = {
+  where?: Prisma.CheckpointWhereInput
+  data: Prisma.XOR<Prisma.CheckpointUpdateWithoutCoverageInput, Prisma.CheckpointUncheckedUpdateWithoutCoverageInput>
+}
+
+export type CheckpointUpdateWithoutCoverageInput = {
+  step?: Prisma.IntFieldUpdateOperationsInput | number
+  epoch?: Prisma.NullableFloatFieldUpdateOperationsInput | number | null
+  learningRate?: Prisma.NullableFloatFieldUpdateOperationsInput | number | null
+  weightBytes?: Prisma.IntFieldUpdateOperationsInput | number
+  weightSha256?: Prisma.StringFieldUpdateOperationsInput | string
+  createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  run?: Prisma.RunUpdateOneRequiredWithoutCheckpointsNestedInput
+  weights?: Prisma.CheckpointWeightsUpdateOneWithoutCheckpointNestedInput
+  metrics?: Prisma.SampleMetricUpdateManyWithoutCheckpointNestedInput
+  crossMetrics?: Prisma.SampleCrossMetricUpdateManyWithoutCheckpointNestedInput
+}
+
+export type CheckpointUncheckedUpdateWithoutCoverageInput = {
+  id?: Prisma.IntFieldUpdateOperationsInput | number
+  runId?: Prisma.IntFieldUpdateOperationsInput | number
+  step?: Prisma.IntFieldUpdateOperationsInput | number
+  epoch?: Prisma.NullableFloatFieldUpdateOperationsInput | number | null
+  learningRate?: Prisma.NullableFloatFieldUpdateOperationsInput | number | null
+  weightBytes?: Prisma.IntFieldUpdateOperationsInput | number
+  weightSha256?: Prisma.StringFieldUpdateOperationsInput | string
+  createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  weights?: Prisma.CheckpointWeightsUncheckedUpdateOneWithoutCheckpointNestedInput
+  metrics?: Prisma.SampleMetricUncheckedUpdateManyWithoutCheckpointNestedInput
+  crossMetrics?: Prisma.SampleCrossMetricUncheckedUpdateManyWithoutCheckpointNestedInput
 }
 
 export type CheckpointCreateManyRunInput = {
@@ -764,6 +966,8 @@ export type CheckpointUpdateWithoutRunInput = {
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   weights?: Prisma.CheckpointWeightsUpdateOneWithoutCheckpointNestedInput
   metrics?: Prisma.SampleMetricUpdateManyWithoutCheckpointNestedInput
+  crossMetrics?: Prisma.SampleCrossMetricUpdateManyWithoutCheckpointNestedInput
+  coverage?: Prisma.MetricCoverageUpdateManyWithoutCheckpointNestedInput
 }
 
 export type CheckpointUncheckedUpdateWithoutRunInput = {
@@ -776,6 +980,8 @@ export type CheckpointUncheckedUpdateWithoutRunInput = {
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   weights?: Prisma.CheckpointWeightsUncheckedUpdateOneWithoutCheckpointNestedInput
   metrics?: Prisma.SampleMetricUncheckedUpdateManyWithoutCheckpointNestedInput
+  crossMetrics?: Prisma.SampleCrossMetricUncheckedUpdateManyWithoutCheckpointNestedInput
+  coverage?: Prisma.MetricCoverageUncheckedUpdateManyWithoutCheckpointNestedInput
 }
 
 export type CheckpointUncheckedUpdateManyWithoutRunInput = {
@@ -795,10 +1001,14 @@ export type CheckpointUncheckedUpdateManyWithoutRunInput = {
 
 export type CheckpointCountOutputType = {
   metrics: number
+  crossMetrics: number
+  coverage: number
 }
 
 export type CheckpointCountOutputTypeSelect<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
   metrics?: boolean | CheckpointCountOutputTypeCountMetricsArgs
+  crossMetrics?: boolean | CheckpointCountOutputTypeCountCrossMetricsArgs
+  coverage?: boolean | CheckpointCountOutputTypeCountCoverageArgs
 }
 
 /**
@@ -818,6 +1028,20 @@ export type CheckpointCountOutputTypeCountMetricsArgs<ExtArgs extends runtime.Ty
   where?: Prisma.SampleMetricWhereInput
 }
 
+/**
+ * CheckpointCountOutputType without action
+ */
+export type CheckpointCountOutputTypeCountCrossMetricsArgs<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
+  where?: Prisma.SampleCrossMetricWhereInput
+}
+
+/**
+ * CheckpointCountOutputType without action
+ */
+export type CheckpointCountOutputTypeCountCoverageArgs<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
+  where?: Prisma.MetricCoverageWhereInput
+}
+
 
 export type CheckpointSelect<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetSelect<{
   id?: boolean
@@ -831,6 +1055,8 @@ export type CheckpointSelect<ExtArgs extends runtime.Types.Extensions.InternalAr
   run?: boolean | Prisma.RunDefaultArgs<ExtArgs>
   weights?: boolean | Prisma.Checkpoint$weightsArgs<ExtArgs>
   metrics?: boolean | Prisma.Checkpoint$metricsArgs<ExtArgs>
+  crossMetrics?: boolean | Prisma.Checkpoint$crossMetricsArgs<ExtArgs>
+  coverage?: boolean | Prisma.Checkpoint$coverageArgs<ExtArgs>
   _count?: boolean | Prisma.CheckpointCountOutputTypeDefaultArgs<ExtArgs>
 }, ExtArgs["result"]["checkpoint"]>
 
@@ -874,6 +1100,8 @@ export type CheckpointInclude<ExtArgs extends runtime.Types.Extensions.InternalA
   run?: boolean | Prisma.RunDefaultArgs<ExtArgs>
   weights?: boolean | Prisma.Checkpoint$weightsArgs<ExtArgs>
   metrics?: boolean | Prisma.Checkpoint$metricsArgs<ExtArgs>
+  crossMetrics?: boolean | Prisma.Checkpoint$crossMetricsArgs<ExtArgs>
+  coverage?: boolean | Prisma.Checkpoint$coverageArgs<ExtArgs>
   _count?: boolean | Prisma.CheckpointCountOutputTypeDefaultArgs<ExtArgs>
 }
 export type CheckpointIncludeCreateManyAndReturn<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
@@ -889,6 +1117,8 @@ export type $CheckpointPayload<ExtArgs extends runtime.Types.Extensions.Internal
     run: Prisma.$RunPayload<ExtArgs>
     weights: Prisma.$CheckpointWeightsPayload<ExtArgs> | null
     metrics: Prisma.$SampleMetricPayload<ExtArgs>[]
+    crossMetrics: Prisma.$SampleCrossMetricPayload<ExtArgs>[]
+    coverage: Prisma.$MetricCoveragePayload<ExtArgs>[]
   }
   scalars: runtime.Types.Extensions.GetPayloadResult<{
     id: number
@@ -1296,6 +1526,8 @@ export interface Prisma__CheckpointClient<T, Null = never, ExtArgs extends runti
   run<T extends Prisma.RunDefaultArgs<ExtArgs> = {}>(args?: Prisma.Subset<T, Prisma.RunDefaultArgs<ExtArgs>>): Prisma.Prisma__RunClient<runtime.Types.Result.GetResult<Prisma.$RunPayload<ExtArgs>, T, "findUniqueOrThrow", GlobalOmitOptions> | Null, Null, ExtArgs, GlobalOmitOptions>
   weights<T extends Prisma.Checkpoint$weightsArgs<ExtArgs> = {}>(args?: Prisma.Subset<T, Prisma.Checkpoint$weightsArgs<ExtArgs>>): Prisma.Prisma__CheckpointWeightsClient<runtime.Types.Result.GetResult<Prisma.$CheckpointWeightsPayload<ExtArgs>, T, "findUniqueOrThrow", GlobalOmitOptions> | null, null, ExtArgs, GlobalOmitOptions>
   metrics<T extends Prisma.Checkpoint$metricsArgs<ExtArgs> = {}>(args?: Prisma.Subset<T, Prisma.Checkpoint$metricsArgs<ExtArgs>>): Prisma.PrismaPromise<runtime.Types.Result.GetResult<Prisma.$SampleMetricPayload<ExtArgs>, T, "findMany", GlobalOmitOptions> | Null>
+  crossMetrics<T extends Prisma.Checkpoint$crossMetricsArgs<ExtArgs> = {}>(args?: Prisma.Subset<T, Prisma.Checkpoint$crossMetricsArgs<ExtArgs>>): Prisma.PrismaPromise<runtime.Types.Result.GetResult<Prisma.$SampleCrossMetricPayload<ExtArgs>, T, "findMany", GlobalOmitOptions> | Null>
+  coverage<T extends Prisma.Checkpoint$coverageArgs<ExtArgs> = {}>(args?: Prisma.Subset<T, Prisma.Checkpoint$coverageArgs<ExtArgs>>): Prisma.PrismaPromise<runtime.Types.Result.GetResult<Prisma.$MetricCoveragePayload<ExtArgs>, T, "findMany", GlobalOmitOptions> | Null>
   /**
    * Attaches callbacks for the resolution and/or rejection of the Promise.
    * @param onfulfilled The callback to execute when the Promise is resolved.
@@ -1769,6 +2001,54 @@ export type Checkpoint$metricsArgs<ExtArgs extends runtime.Types.Extensions.Inte
   take?: number
   skip?: number
   distinct?: Prisma.SampleMetricScalarFieldEnum | Prisma.SampleMetricScalarFieldEnum[]
+}
+
+/**
+ * Checkpoint.crossMetrics
+ */
+export type Checkpoint$crossMetricsArgs<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
+  /**
+   * Select specific fields to fetch from the SampleCrossMetric
+   */
+  select?: Prisma.SampleCrossMetricSelect<ExtArgs> | null
+  /**
+   * Omit specific fields from the SampleCrossMetric
+   */
+  omit?: Prisma.SampleCrossMetricOmit<ExtArgs> | null
+  /**
+   * Choose, which related nodes to fetch as well
+   */
+  include?: Prisma.SampleCrossMetricInclude<ExtArgs> | null
+  where?: Prisma.SampleCrossMetricWhereInput
+  orderBy?: Prisma.SampleCrossMetricOrderByWithRelationInput | Prisma.SampleCrossMetricOrderByWithRelationInput[]
+  cursor?: Prisma.SampleCrossMetricWhereUniqueInput
+  take?: number
+  skip?: number
+  distinct?: Prisma.SampleCrossMetricScalarFieldEnum | Prisma.SampleCrossMetricScalarFieldEnum[]
+}
+
+/**
+ * Checkpoint.coverage
+ */
+export type Checkpoint$coverageArgs<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
+  /**
+   * Select specific fields to fetch from the MetricCoverage
+   */
+  select?: Prisma.MetricCoverageSelect<ExtArgs> | null
+  /**
+   * Omit specific fields from the MetricCoverage
+   */
+  omit?: Prisma.MetricCoverageOmit<ExtArgs> | null
+  /**
+   * Choose, which related nodes to fetch as well
+   */
+  include?: Prisma.MetricCoverageInclude<ExtArgs> | null
+  where?: Prisma.MetricCoverageWhereInput
+  orderBy?: Prisma.MetricCoverageOrderByWithRelationInput | Prisma.MetricCoverageOrderByWithRelationInput[]
+  cursor?: Prisma.MetricCoverageWhereUniqueInput
+  take?: number
+  skip?: number
+  distinct?: Prisma.MetricCoverageScalarFieldEnum | Prisma.MetricCoverageScalarFieldEnum[]
 }
 
 /**

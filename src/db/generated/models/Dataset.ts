@@ -238,6 +238,8 @@ export type DatasetWhereInput = {
   createdAt?: Prisma.DateTimeFilter<"Dataset"> | Date | string
   samples?: Prisma.SampleListRelationFilter
   runs?: Prisma.RunListRelationFilter
+  selections?: Prisma.SelectionListRelationFilter
+  size?: Prisma.XOR<Prisma.DatasetSizeNullableScalarRelationFilter, Prisma.DatasetSizeWhereInput> | null
 }
 
 export type DatasetOrderByWithRelationInput = {
@@ -250,6 +252,8 @@ export type DatasetOrderByWithRelationInput = {
   createdAt?: Prisma.SortOrder
   samples?: Prisma.SampleOrderByRelationAggregateInput
   runs?: Prisma.RunOrderByRelationAggregateInput
+  selections?: Prisma.SelectionOrderByRelationAggregateInput
+  size?: Prisma.DatasetSizeOrderByWithRelationInput
 }
 
 export type DatasetWhereUniqueInput = Prisma.AtLeast<{
@@ -265,6 +269,8 @@ export type DatasetWhereUniqueInput = Prisma.AtLeast<{
   createdAt?: Prisma.DateTimeFilter<"Dataset"> | Date | string
   samples?: Prisma.SampleListRelationFilter
   runs?: Prisma.RunListRelationFilter
+  selections?: Prisma.SelectionListRelationFilter
+  size?: Prisma.XOR<Prisma.DatasetSizeNullableScalarRelationFilter, Prisma.DatasetSizeWhereInput> | null
 }, "id" | "name">
 
 export type DatasetOrderByWithAggregationInput = {
@@ -304,6 +310,8 @@ export type DatasetCreateInput = {
   createdAt?: Date | string
   samples?: Prisma.SampleCreateNestedManyWithoutDatasetInput
   runs?: Prisma.RunCreateNestedManyWithoutDatasetInput
+  selections?: Prisma.SelectionCreateNestedManyWithoutDatasetInput
+  size?: Prisma.DatasetSizeCreateNestedOneWithoutDatasetInput
 }
 
 export type DatasetUncheckedCreateInput = {
@@ -316,6 +324,8 @@ export type DatasetUncheckedCreateInput = {
   createdAt?: Date | string
   samples?: Prisma.SampleUncheckedCreateNestedManyWithoutDatasetInput
   runs?: Prisma.RunUncheckedCreateNestedManyWithoutDatasetInput
+  selections?: Prisma.SelectionUncheckedCreateNestedManyWithoutDatasetInput
+  size?: Prisma.DatasetSizeUncheckedCreateNestedOneWithoutDatasetInput
 }
 
 export type DatasetUpdateInput = {
@@ -327,6 +337,8 @@ export type DatasetUpdateInput = {
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   samples?: Prisma.SampleUpdateManyWithoutDatasetNestedInput
   runs?: Prisma.RunUpdateManyWithoutDatasetNestedInput
+  selections?: Prisma.SelectionUpdateManyWithoutDatasetNestedInput
+  size?: Prisma.DatasetSizeUpdateOneWithoutDatasetNestedInput
 }
 
 export type DatasetUncheckedUpdateInput = {
@@ -339,6 +351,8 @@ export type DatasetUncheckedUpdateInput = {
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   samples?: Prisma.SampleUncheckedUpdateManyWithoutDatasetNestedInput
   runs?: Prisma.RunUncheckedUpdateManyWithoutDatasetNestedInput
+  selections?: Prisma.SelectionUncheckedUpdateManyWithoutDatasetNestedInput
+  size?: Prisma.DatasetSizeUncheckedUpdateOneWithoutDatasetNestedInput
 }
 
 export type DatasetCreateManyInput = {
@@ -480,6 +494,34 @@ export type DatasetUpdateOneRequiredWithoutRunsNestedInput = {
   update?: Prisma.XOR<Prisma.XOR<Prisma.DatasetUpdateToOneWithWhereWithoutRunsInput, Prisma.DatasetUpdateWithoutRunsInput>, Prisma.DatasetUncheckedUpdateWithoutRunsInput>
 }
 
+export type DatasetCreateNestedOneWithoutSizeInput = {
+  create?: Prisma.XOR<Prisma.DatasetCreateWithoutSizeInput, Prisma.DatasetUncheckedCreateWithoutSizeInput>
+  connectOrCreate?: Prisma.DatasetCreateOrConnectWithoutSizeInput
+  connect?: Prisma.DatasetWhereUniqueInput
+}
+
+export type DatasetUpdateOneRequiredWithoutSizeNestedInput = {
+  create?: Prisma.XOR<Prisma.DatasetCreateWithoutSizeInput, Prisma.DatasetUncheckedCreateWithoutSizeInput>
+  connectOrCreate?: Prisma.DatasetCreateOrConnectWithoutSizeInput
+  upsert?: Prisma.DatasetUpsertWithoutSizeInput
+  connect?: Prisma.DatasetWhereUniqueInput
+  update?: Prisma.XOR<Prisma.XOR<Prisma.DatasetUpdateToOneWithWhereWithoutSizeInput, Prisma.DatasetUpdateWithoutSizeInput>, Prisma.DatasetUncheckedUpdateWithoutSizeInput>
+}
+
+export type DatasetCreateNestedOneWithoutSelectionsInput = {
+  create?: Prisma.XOR<Prisma.DatasetCreateWithoutSelectionsInput, Prisma.DatasetUncheckedCreateWithoutSelectionsInput>
+  connectOrCreate?: Prisma.DatasetCreateOrConnectWithoutSelectionsInput
+  connect?: Prisma.DatasetWhereUniqueInput
+}
+
+export type DatasetUpdateOneRequiredWithoutSelectionsNestedInput = {
+  create?: Prisma.XOR<Prisma.DatasetCreateWithoutSelectionsInput, Prisma.DatasetUncheckedCreateWithoutSelectionsInput>
+  connectOrCreate?: Prisma.DatasetCreateOrConnectWithoutSelectionsInput
+  upsert?: Prisma.DatasetUpsertWithoutSelectionsInput
+  connect?: Prisma.DatasetWhereUniqueInput
+  update?: Prisma.XOR<Prisma.XOR<Prisma.DatasetUpdateToOneWithWhereWithoutSelectionsInput, Prisma.DatasetUpdateWithoutSelectionsInput>, Prisma.DatasetUncheckedUpdateWithoutSelectionsInput>
+}
+
 export type DatasetCreateWithoutSamplesInput = {
   name: string
   description?: string | null
@@ -488,6 +530,8 @@ export type DatasetCreateWithoutSamplesInput = {
   classNames?: Prisma.DatasetCreateclassNamesInput | string[]
   createdAt?: Date | string
   runs?: Prisma.RunCreateNestedManyWithoutDatasetInput
+  selections?: Prisma.SelectionCreateNestedManyWithoutDatasetInput
+  size?: Prisma.DatasetSizeCreateNestedOneWithoutDatasetInput
 }
 
 export type DatasetUncheckedCreateWithoutSamplesInput = {
@@ -499,6 +543,8 @@ export type DatasetUncheckedCreateWithoutSamplesInput = {
   classNames?: Prisma.DatasetCreateclassNamesInput | string[]
   createdAt?: Date | string
   runs?: Prisma.RunUncheckedCreateNestedManyWithoutDatasetInput
+  selections?: Prisma.SelectionUncheckedCreateNestedManyWithoutDatasetInput
+  size?: Prisma.DatasetSizeUncheckedCreateNestedOneWithoutDatasetInput
 }
 
 export type DatasetCreateOrConnectWithoutSamplesInput = {
@@ -525,6 +571,8 @@ export type DatasetUpdateWithoutSamplesInput = {
   classNames?: Prisma.DatasetUpdateclassNamesInput | string[]
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   runs?: Prisma.RunUpdateManyWithoutDatasetNestedInput
+  selections?: Prisma.SelectionUpdateManyWithoutDatasetNestedInput
+  size?: Prisma.DatasetSizeUpdateOneWithoutDatasetNestedInput
 }
 
 export type DatasetUncheckedUpdateWithoutSamplesInput = {
@@ -536,6 +584,8 @@ export type DatasetUncheckedUpdateWithoutSamplesInput = {
   classNames?: Prisma.DatasetUpdateclassNamesInput | string[]
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   runs?: Prisma.RunUncheckedUpdateManyWithoutDatasetNestedInput
+  selections?: Prisma.SelectionUncheckedUpdateManyWithoutDatasetNestedInput
+  size?: Prisma.DatasetSizeUncheckedUpdateOneWithoutDatasetNestedInput
 }
 
 export type DatasetCreateWithoutRunsInput = {
@@ -546,6 +596,8 @@ export type DatasetCreateWithoutRunsInput = {
   classNames?: Prisma.DatasetCreateclassNamesInput | string[]
   createdAt?: Date | string
   samples?: Prisma.SampleCreateNestedManyWithoutDatasetInput
+  selections?: Prisma.SelectionCreateNestedManyWithoutDatasetInput
+  size?: Prisma.DatasetSizeCreateNestedOneWithoutDatasetInput
 }
 
 export type DatasetUncheckedCreateWithoutRunsInput = {
@@ -557,6 +609,8 @@ export type DatasetUncheckedCreateWithoutRunsInput = {
   classNames?: Prisma.DatasetCreateclassNamesInput | string[]
   createdAt?: Date | string
   samples?: Prisma.SampleUncheckedCreateNestedManyWithoutDatasetInput
+  selections?: Prisma.SelectionUncheckedCreateNestedManyWithoutDatasetInput
+  size?: Prisma.DatasetSizeUncheckedCreateNestedOneWithoutDatasetInput
 }
 
 export type DatasetCreateOrConnectWithoutRunsInput = {
@@ -583,6 +637,8 @@ export type DatasetUpdateWithoutRunsInput = {
   classNames?: Prisma.DatasetUpdateclassNamesInput | string[]
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   samples?: Prisma.SampleUpdateManyWithoutDatasetNestedInput
+  selections?: Prisma.SelectionUpdateManyWithoutDatasetNestedInput
+  size?: Prisma.DatasetSizeUpdateOneWithoutDatasetNestedInput
 }
 
 export type DatasetUncheckedUpdateWithoutRunsInput = {
@@ -594,6 +650,140 @@ export type DatasetUncheckedUpdateWithoutRunsInput = {
   classNames?: Prisma.DatasetUpdateclassNamesInput | string[]
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   samples?: Prisma.SampleUncheckedUpdateManyWithoutDatasetNestedInput
+  selections?: Prisma.SelectionUncheckedUpdateManyWithoutDatasetNestedInput
+  size?: Prisma.DatasetSizeUncheckedUpdateOneWithoutDatasetNestedInput
+}
+
+export type DatasetCreateWithoutSizeInput = {
+  name: string
+  description?: string | null
+  length: number
+  channels: number
+  classNames?: Prisma.DatasetCreateclassNamesInput | string[]
+  createdAt?: Date | string
+  samples?: Prisma.SampleCreateNestedManyWithoutDatasetInput
+  runs?: Prisma.RunCreateNestedManyWithoutDatasetInput
+  selections?: Prisma.SelectionCreateNestedManyWithoutDatasetInput
+}
+
+export type DatasetUncheckedCreateWithoutSizeInput = {
+  id?: number
+  name: string
+  description?: string | null
+  length: number
+  channels: number
+  classNames?: Prisma.DatasetCreateclassNamesInput | string[]
+  createdAt?: Date | string
+  samples?: Prisma.SampleUncheckedCreateNestedManyWithoutDatasetInput
+  runs?: Prisma.RunUncheckedCreateNestedManyWithoutDatasetInput
+  selections?: Prisma.SelectionUncheckedCreateNestedManyWithoutDatasetInput
+}
+
+export type DatasetCreateOrConnectWithoutSizeInput = {
+  where: Prisma.DatasetWhereUniqueInput
+  create: Prisma.XOR<Prisma.DatasetCreateWithoutSizeInput, Prisma.DatasetUncheckedCreateWithoutSizeInput>
+}
+
+export type DatasetUpsertWithoutSizeInput = {
+  update: Prisma.XOR<Prisma.DatasetUpdateWithoutSizeInput, Prisma.DatasetUncheckedUpdateWithoutSizeInput>
+  create: Prisma.XOR<Prisma.DatasetCreateWithoutSizeInput, Prisma.DatasetUncheckedCreateWithoutSizeInput>
+  where?: Prisma.DatasetWhereInput
+}
+
+export type DatasetUpdateToOneWithWhereWithoutSizeInput = {
+  where?: Prisma.DatasetWhereInput
+  data: Prisma.XOR<Prisma.DatasetUpdateWithoutSizeInput, Prisma.DatasetUncheckedUpdateWithoutSizeInput>
+}
+
+export type DatasetUpdateWithoutSizeInput = {
+  name?: Prisma.StringFieldUpdateOperationsInput | string
+  description?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  length?: Prisma.IntFieldUpdateOperationsInput | number
+  channels?: Prisma.IntFieldUpdateOperationsInput | number
+  classNames?: Prisma.DatasetUpdateclassNamesInput | string[]
+  createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  samples?: Prisma.SampleUpdateManyWithoutDatasetNestedInput
+  runs?: Prisma.RunUpdateManyWithoutDatasetNestedInput
+  selections?: Prisma.SelectionUpdateManyWithoutDatasetNestedInput
+}
+
+export type DatasetUncheckedUpdateWithoutSizeInput = {
+  id?: Prisma.IntFieldUpdateOperationsInput | number
+  name?: Prisma.StringFieldUpdateOperationsInput | string
+  description?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  length?: Prisma.IntFieldUpdateOperationsInput | number
+  channels?: Prisma.IntFieldUpdateOperationsInput | number
+  classNames?: Prisma.DatasetUpdateclassNamesInput | string[]
+  createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  samples?: Prisma.SampleUncheckedUpdateManyWithoutDatasetNestedInput
+  runs?: Prisma.RunUncheckedUpdateManyWithoutDatasetNestedInput
+  selections?: Prisma.SelectionUncheckedUpdateManyWithoutDatasetNestedInput
+}
+
+export type DatasetCreateWithoutSelectionsInput = {
+  name: string
+  description?: string | null
+  length: number
+  channels: number
+  classNames?: Prisma.DatasetCreateclassNamesInput | string[]
+  createdAt?: Date | string
+  samples?: Prisma.SampleCreateNestedManyWithoutDatasetInput
+  runs?: Prisma.RunCreateNestedManyWithoutDatasetInput
+  size?: Prisma.DatasetSizeCreateNestedOneWithoutDatasetInput
+}
+
+export type DatasetUncheckedCreateWithoutSelectionsInput = {
+  id?: number
+  name: string
+  description?: string | null
+  length: number
+  channels: number
+  classNames?: Prisma.DatasetCreateclassNamesInput | string[]
+  createdAt?: Date | string
+  samples?: Prisma.SampleUncheckedCreateNestedManyWithoutDatasetInput
+  runs?: Prisma.RunUncheckedCreateNestedManyWithoutDatasetInput
+  size?: Prisma.DatasetSizeUncheckedCreateNestedOneWithoutDatasetInput
+}
+
+export type DatasetCreateOrConnectWithoutSelectionsInput = {
+  where: Prisma.DatasetWhereUniqueInput
+  create: Prisma.XOR<Prisma.DatasetCreateWithoutSelectionsInput, Prisma.DatasetUncheckedCreateWithoutSelectionsInput>
+}
+
+export type DatasetUpsertWithoutSelectionsInput = {
+  update: Prisma.XOR<Prisma.DatasetUpdateWithoutSelectionsInput, Prisma.DatasetUncheckedUpdateWithoutSelectionsInput>
+  create: Prisma.XOR<Prisma.DatasetCreateWithoutSelectionsInput, Prisma.DatasetUncheckedCreateWithoutSelectionsInput>
+  where?: Prisma.DatasetWhereInput
+}
+
+export type DatasetUpdateToOneWithWhereWithoutSelectionsInput = {
+  where?: Prisma.DatasetWhereInput
+  data: Prisma.XOR<Prisma.DatasetUpdateWithoutSelectionsInput, Prisma.DatasetUncheckedUpdateWithoutSelectionsInput>
+}
+
+export type DatasetUpdateWithoutSelectionsInput = {
+  name?: Prisma.StringFieldUpdateOperationsInput | string
+  description?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  length?: Prisma.IntFieldUpdateOperationsInput | number
+  channels?: Prisma.IntFieldUpdateOperationsInput | number
+  classNames?: Prisma.DatasetUpdateclassNamesInput | string[]
+  createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  samples?: Prisma.SampleUpdateManyWithoutDatasetNestedInput
+  runs?: Prisma.RunUpdateManyWithoutDatasetNestedInput
+  size?: Prisma.DatasetSizeUpdateOneWithoutDatasetNestedInput
+}
+
+export type DatasetUncheckedUpdateWithoutSelectionsInput = {
+  id?: Prisma.IntFieldUpdateOperationsInput | number
+  name?: Prisma.StringFieldUpdateOperationsInput | string
+  description?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  length?: Prisma.IntFieldUpdateOperationsInput | number
+  channels?: Prisma.IntFieldUpdateOperationsInput | number
+  classNames?: Prisma.DatasetUpdateclassNamesInput | string[]
+  createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  samples?: Prisma.SampleUncheckedUpdateManyWithoutDatasetNestedInput
+  runs?: Prisma.RunUncheckedUpdateManyWithoutDatasetNestedInput
+  size?: Prisma.DatasetSizeUncheckedUpdateOneWithoutDatasetNestedInput
 }
 
 
@@ -604,11 +794,13 @@ export type DatasetUncheckedUpdateWithoutRunsInput = {
 export type DatasetCountOutputType = {
   samples: number
   runs: number
+  selections: number
 }
 
 export type DatasetCountOutputTypeSelect<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
   samples?: boolean | DatasetCountOutputTypeCountSamplesArgs
   runs?: boolean | DatasetCountOutputTypeCountRunsArgs
+  selections?: boolean | DatasetCountOutputTypeCountSelectionsArgs
 }
 
 /**
@@ -635,6 +827,13 @@ export type DatasetCountOutputTypeCountRunsArgs<ExtArgs extends runtime.Types.Ex
   where?: Prisma.RunWhereInput
 }
 
+/**
+ * DatasetCountOutputType without action
+ */
+export type DatasetCountOutputTypeCountSelectionsArgs<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
+  where?: Prisma.SelectionWhereInput
+}
+
 
 export type DatasetSelect<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetSelect<{
   id?: boolean
@@ -646,6 +845,8 @@ export type DatasetSelect<ExtArgs extends runtime.Types.Extensions.InternalArgs 
   createdAt?: boolean
   samples?: boolean | Prisma.Dataset$samplesArgs<ExtArgs>
   runs?: boolean | Prisma.Dataset$runsArgs<ExtArgs>
+  selections?: boolean | Prisma.Dataset$selectionsArgs<ExtArgs>
+  size?: boolean | Prisma.Dataset$sizeArgs<ExtArgs>
   _count?: boolean | Prisma.DatasetCountOutputTypeDefaultArgs<ExtArgs>
 }, ExtArgs["result"]["dataset"]>
 
@@ -683,6 +884,8 @@ export type DatasetOmit<ExtArgs extends runtime.Types.Extensions.InternalArgs = 
 export type DatasetInclude<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
   samples?: boolean | Prisma.Dataset$samplesArgs<ExtArgs>
   runs?: boolean | Prisma.Dataset$runsArgs<ExtArgs>
+  selections?: boolean | Prisma.Dataset$selectionsArgs<ExtArgs>
+  size?: boolean | Prisma.Dataset$sizeArgs<ExtArgs>
   _count?: boolean | Prisma.DatasetCountOutputTypeDefaultArgs<ExtArgs>
 }
 export type DatasetIncludeCreateManyAndReturn<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {}
@@ -693,6 +896,8 @@ export type $DatasetPayload<ExtArgs extends runtime.Types.Extensions.InternalArg
   objects: {
     samples: Prisma.$SamplePayload<ExtArgs>[]
     runs: Prisma.$RunPayload<ExtArgs>[]
+    selections: Prisma.$SelectionPayload<ExtArgs>[]
+    size: Prisma.$DatasetSizePayload<ExtArgs> | null
   }
   scalars: runtime.Types.Extensions.GetPayloadResult<{
     id: number
@@ -1098,6 +1303,8 @@ export interface Prisma__DatasetClient<T, Null = never, ExtArgs extends runtime.
   readonly [Symbol.toStringTag]: "PrismaPromise"
   samples<T extends Prisma.Dataset$samplesArgs<ExtArgs> = {}>(args?: Prisma.Subset<T, Prisma.Dataset$samplesArgs<ExtArgs>>): Prisma.PrismaPromise<runtime.Types.Result.GetResult<Prisma.$SamplePayload<ExtArgs>, T, "findMany", GlobalOmitOptions> | Null>
   runs<T extends Prisma.Dataset$runsArgs<ExtArgs> = {}>(args?: Prisma.Subset<T, Prisma.Dataset$runsArgs<ExtArgs>>): Prisma.PrismaPromise<runtime.Types.Result.GetResult<Prisma.$RunPayload<ExtArgs>, T, "findMany", GlobalOmitOptions> | Null>
+  selections<T extends Prisma.Dataset$selectionsArgs<ExtArgs> = {}>(args?: Prisma.Subset<T, Prisma.Dataset$selectionsArgs<ExtArgs>>): Prisma.PrismaPromise<runtime.Types.Result.GetResult<Prisma.$SelectionPayload<ExtArgs>, T, "findMany", GlobalOmitOptions> | Null>
+  size<T extends Prisma.Dataset$sizeArgs<ExtArgs> = {}>(args?: Prisma.Subset<T, Prisma.Dataset$sizeArgs<ExtArgs>>): Prisma.Prisma__DatasetSizeClient<runtime.Types.Result.GetResult<Prisma.$DatasetSizePayload<ExtArgs>, T, "findUniqueOrThrow", GlobalOmitOptions> | null, null, ExtArgs, GlobalOmitOptions>
   /**
    * Attaches callbacks for the resolution and/or rejection of the Promise.
    * @param onfulfilled The callback to execute when the Promise is resolved.
@@ -1567,6 +1774,49 @@ export type Dataset$runsArgs<ExtArgs extends runtime.Types.Extensions.InternalAr
   take?: number
   skip?: number
   distinct?: Prisma.RunScalarFieldEnum | Prisma.RunScalarFieldEnum[]
+}
+
+/**
+ * Dataset.selections
+ */
+export type Dataset$selectionsArgs<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
+  /**
+   * Select specific fields to fetch from the Selection
+   */
+  select?: Prisma.SelectionSelect<ExtArgs> | null
+  /**
+   * Omit specific fields from the Selection
+   */
+  omit?: Prisma.SelectionOmit<ExtArgs> | null
+  /**
+   * Choose, which related nodes to fetch as well
+   */
+  include?: Prisma.SelectionInclude<ExtArgs> | null
+  where?: Prisma.SelectionWhereInput
+  orderBy?: Prisma.SelectionOrderByWithRelationInput | Prisma.SelectionOrderByWithRelationInput[]
+  cursor?: Prisma.SelectionWhereUniqueInput
+  take?: number
+  skip?: number
+  distinct?: Prisma.SelectionScalarFieldEnum | Prisma.SelectionScalarFieldEnum[]
+}
+
+/**
+ * Dataset.size
+ */
+export type Dataset$sizeArgs<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
+  /**
+   * Select specific fields to fetch from the DatasetSize
+   */
+  select?: Prisma.DatasetSizeSelect<ExtArgs> | null
+  /**
+   * Omit specific fields from the DatasetSize
+   */
+  omit?: Prisma.DatasetSizeOmit<ExtArgs> | null
+  /**
+   * Choose, which related nodes to fetch as well
+   */
+  include?: Prisma.DatasetSizeInclude<ExtArgs> | null
+  where?: Prisma.DatasetSizeWhereInput
 }
 
 /**

@@ -238,6 +238,8 @@ export type SampleWhereInput = {
   series?: Prisma.BytesFilter<"Sample"> | runtime.Bytes
   dataset?: Prisma.XOR<Prisma.DatasetScalarRelationFilter, Prisma.DatasetWhereInput>
   metrics?: Prisma.SampleMetricListRelationFilter
+  crossMetrics?: Prisma.SampleCrossMetricListRelationFilter
+  selections?: Prisma.SelectionSampleListRelationFilter
 }
 
 export type SampleOrderByWithRelationInput = {
@@ -249,6 +251,8 @@ export type SampleOrderByWithRelationInput = {
   series?: Prisma.SortOrder
   dataset?: Prisma.DatasetOrderByWithRelationInput
   metrics?: Prisma.SampleMetricOrderByRelationAggregateInput
+  crossMetrics?: Prisma.SampleCrossMetricOrderByRelationAggregateInput
+  selections?: Prisma.SelectionSampleOrderByRelationAggregateInput
 }
 
 export type SampleWhereUniqueInput = Prisma.AtLeast<{
@@ -264,6 +268,8 @@ export type SampleWhereUniqueInput = Prisma.AtLeast<{
   series?: Prisma.BytesFilter<"Sample"> | runtime.Bytes
   dataset?: Prisma.XOR<Prisma.DatasetScalarRelationFilter, Prisma.DatasetWhereInput>
   metrics?: Prisma.SampleMetricListRelationFilter
+  crossMetrics?: Prisma.SampleCrossMetricListRelationFilter
+  selections?: Prisma.SelectionSampleListRelationFilter
 }, "id" | "datasetId_index">
 
 export type SampleOrderByWithAggregationInput = {
@@ -299,6 +305,8 @@ export type SampleCreateInput = {
   series: runtime.Bytes
   dataset: Prisma.DatasetCreateNestedOneWithoutSamplesInput
   metrics?: Prisma.SampleMetricCreateNestedManyWithoutSampleInput
+  crossMetrics?: Prisma.SampleCrossMetricCreateNestedManyWithoutSampleInput
+  selections?: Prisma.SelectionSampleCreateNestedManyWithoutSampleInput
 }
 
 export type SampleUncheckedCreateInput = {
@@ -309,6 +317,8 @@ export type SampleUncheckedCreateInput = {
   split: string
   series: runtime.Bytes
   metrics?: Prisma.SampleMetricUncheckedCreateNestedManyWithoutSampleInput
+  crossMetrics?: Prisma.SampleCrossMetricUncheckedCreateNestedManyWithoutSampleInput
+  selections?: Prisma.SelectionSampleUncheckedCreateNestedManyWithoutSampleInput
 }
 
 export type SampleUpdateInput = {
@@ -318,6 +328,8 @@ export type SampleUpdateInput = {
   series?: Prisma.BytesFieldUpdateOperationsInput | runtime.Bytes
   dataset?: Prisma.DatasetUpdateOneRequiredWithoutSamplesNestedInput
   metrics?: Prisma.SampleMetricUpdateManyWithoutSampleNestedInput
+  crossMetrics?: Prisma.SampleCrossMetricUpdateManyWithoutSampleNestedInput
+  selections?: Prisma.SelectionSampleUpdateManyWithoutSampleNestedInput
 }
 
 export type SampleUncheckedUpdateInput = {
@@ -328,6 +340,8 @@ export type SampleUncheckedUpdateInput = {
   split?: Prisma.StringFieldUpdateOperationsInput | string
   series?: Prisma.BytesFieldUpdateOperationsInput | runtime.Bytes
   metrics?: Prisma.SampleMetricUncheckedUpdateManyWithoutSampleNestedInput
+  crossMetrics?: Prisma.SampleCrossMetricUncheckedUpdateManyWithoutSampleNestedInput
+  selections?: Prisma.SelectionSampleUncheckedUpdateManyWithoutSampleNestedInput
 }
 
 export type SampleCreateManyInput = {
@@ -476,12 +490,42 @@ export type SampleUpdateOneRequiredWithoutMetricsNestedInput = {
   update?: Prisma.XOR<Prisma.XOR<Prisma.SampleUpdateToOneWithWhereWithoutMetricsInput, Prisma.SampleUpdateWithoutMetricsInput>, Prisma.SampleUncheckedUpdateWithoutMetricsInput>
 }
 
+export type SampleCreateNestedOneWithoutCrossMetricsInput = {
+  create?: Prisma.XOR<Prisma.SampleCreateWithoutCrossMetricsInput, Prisma.SampleUncheckedCreateWithoutCrossMetricsInput>
+  connectOrCreate?: Prisma.SampleCreateOrConnectWithoutCrossMetricsInput
+  connect?: Prisma.SampleWhereUniqueInput
+}
+
+export type SampleUpdateOneRequiredWithoutCrossMetricsNestedInput = {
+  create?: Prisma.XOR<Prisma.SampleCreateWithoutCrossMetricsInput, Prisma.SampleUncheckedCreateWithoutCrossMetricsInput>
+  connectOrCreate?: Prisma.SampleCreateOrConnectWithoutCrossMetricsInput
+  upsert?: Prisma.SampleUpsertWithoutCrossMetricsInput
+  connect?: Prisma.SampleWhereUniqueInput
+  update?: Prisma.XOR<Prisma.XOR<Prisma.SampleUpdateToOneWithWhereWithoutCrossMetricsInput, Prisma.SampleUpdateWithoutCrossMetricsInput>, Prisma.SampleUncheckedUpdateWithoutCrossMetricsInput>
+}
+
+export type SampleCreateNestedOneWithoutSelectionsInput = {
+  create?: Prisma.XOR<Prisma.SampleCreateWithoutSelectionsInput, Prisma.SampleUncheckedCreateWithoutSelectionsInput>
+  connectOrCreate?: Prisma.SampleCreateOrConnectWithoutSelectionsInput
+  connect?: Prisma.SampleWhereUniqueInput
+}
+
+export type SampleUpdateOneRequiredWithoutSelectionsNestedInput = {
+  create?: Prisma.XOR<Prisma.SampleCreateWithoutSelectionsInput, Prisma.SampleUncheckedCreateWithoutSelectionsInput>
+  connectOrCreate?: Prisma.SampleCreateOrConnectWithoutSelectionsInput
+  upsert?: Prisma.SampleUpsertWithoutSelectionsInput
+  connect?: Prisma.SampleWhereUniqueInput
+  update?: Prisma.XOR<Prisma.XOR<Prisma.SampleUpdateToOneWithWhereWithoutSelectionsInput, Prisma.SampleUpdateWithoutSelectionsInput>, Prisma.SampleUncheckedUpdateWithoutSelectionsInput>
+}
+
 export type SampleCreateWithoutDatasetInput = {
   index: number
   label: number
   split: string
   series: runtime.Bytes
   metrics?: Prisma.SampleMetricCreateNestedManyWithoutSampleInput
+  crossMetrics?: Prisma.SampleCrossMetricCreateNestedManyWithoutSampleInput
+  selections?: Prisma.SelectionSampleCreateNestedManyWithoutSampleInput
 }
 
 export type SampleUncheckedCreateWithoutDatasetInput = {
@@ -491,6 +535,8 @@ export type SampleUncheckedCreateWithoutDatasetInput = {
   split: string
   series: runtime.Bytes
   metrics?: Prisma.SampleMetricUncheckedCreateNestedManyWithoutSampleInput
+  crossMetrics?: Prisma.SampleCrossMetricUncheckedCreateNestedManyWithoutSampleInput
+  selections?: Prisma.SelectionSampleUncheckedCreateNestedManyWithoutSampleInput
 }
 
 export type SampleCreateOrConnectWithoutDatasetInput = {
@@ -537,6 +583,8 @@ export type SampleCreateWithoutMetricsInput = {
   split: string
   series: runtime.Bytes
   dataset: Prisma.DatasetCreateNestedOneWithoutSamplesInput
+  crossMetrics?: Prisma.SampleCrossMetricCreateNestedManyWithoutSampleInput
+  selections?: Prisma.SelectionSampleCreateNestedManyWithoutSampleInput
 }
 
 export type SampleUncheckedCreateWithoutMetricsInput = {
@@ -546,6 +594,8 @@ export type SampleUncheckedCreateWithoutMetricsInput = {
   label: number
   split: string
   series: runtime.Bytes
+  crossMetrics?: Prisma.SampleCrossMetricUncheckedCreateNestedManyWithoutSampleInput
+  selections?: Prisma.SelectionSampleUncheckedCreateNestedManyWithoutSampleInput
 }
 
 export type SampleCreateOrConnectWithoutMetricsInput = {
@@ -570,6 +620,8 @@ export type SampleUpdateWithoutMetricsInput = {
   split?: Prisma.StringFieldUpdateOperationsInput | string
   series?: Prisma.BytesFieldUpdateOperationsInput | runtime.Bytes
   dataset?: Prisma.DatasetUpdateOneRequiredWithoutSamplesNestedInput
+  crossMetrics?: Prisma.SampleCrossMetricUpdateManyWithoutSampleNestedInput
+  selections?: Prisma.SelectionSampleUpdateManyWithoutSampleNestedInput
 }
 
 export type SampleUncheckedUpdateWithoutMetricsInput = {
@@ -579,6 +631,124 @@ export type SampleUncheckedUpdateWithoutMetricsInput = {
   label?: Prisma.IntFieldUpdateOperationsInput | number
   split?: Prisma.StringFieldUpdateOperationsInput | string
   series?: Prisma.BytesFieldUpdateOperationsInput | runtime.Bytes
+  crossMetrics?: Prisma.SampleCrossMetricUncheckedUpdateManyWithoutSampleNestedInput
+  selections?: Prisma.SelectionSampleUncheckedUpdateManyWithoutSampleNestedInput
+}
+
+export type SampleCreateWithoutCrossMetricsInput = {
+  index: number
+  label: number
+  split: string
+  series: runtime.Bytes
+  dataset: Prisma.DatasetCreateNestedOneWithoutSamplesInput
+  metrics?: Prisma.SampleMetricCreateNestedManyWithoutSampleInput
+  selections?: Prisma.SelectionSampleCreateNestedManyWithoutSampleInput
+}
+
+export type SampleUncheckedCreateWithoutCrossMetricsInput = {
+  id?: number
+  datasetId: number
+  index: number
+  label: number
+  split: string
+  series: runtime.Bytes
+  metrics?: Prisma.SampleMetricUncheckedCreateNestedManyWithoutSampleInput
+  selections?: Prisma.SelectionSampleUncheckedCreateNestedManyWithoutSampleInput
+}
+
+export type SampleCreateOrConnectWithoutCrossMetricsInput = {
+  where: Prisma.SampleWhereUniqueInput
+  create: Prisma.XOR<Prisma.SampleCreateWithoutCrossMetricsInput, Prisma.SampleUncheckedCreateWithoutCrossMetricsInput>
+}
+
+export type SampleUpsertWithoutCrossMetricsInput = {
+  update: Prisma.XOR<Prisma.SampleUpdateWithoutCrossMetricsInput, Prisma.SampleUncheckedUpdateWithoutCrossMetricsInput>
+  create: Prisma.XOR<Prisma.SampleCreateWithoutCrossMetricsInput, Prisma.SampleUncheckedCreateWithoutCrossMetricsInput>
+  where?: Prisma.SampleWhereInput
+}
+
+export type SampleUpdateToOneWithWhereWithoutCrossMetricsInput = {
+  where?: Prisma.SampleWhereInput
+  data: Prisma.XOR<Prisma.SampleUpdateWithoutCrossMetricsInput, Prisma.SampleUncheckedUpdateWithoutCrossMetricsInput>
+}
+
+export type SampleUpdateWithoutCrossMetricsInput = {
+  index?: Prisma.IntFieldUpdateOperationsInput | number
+  label?: Prisma.IntFieldUpdateOperationsInput | number
+  split?: Prisma.StringFieldUpdateOperationsInput | string
+  series?: Prisma.BytesFieldUpdateOperationsInput | runtime.Bytes
+  dataset?: Prisma.DatasetUpdateOneRequiredWithoutSamplesNestedInput
+  metrics?: Prisma.SampleMetricUpdateManyWithoutSampleNestedInput
+  selections?: Prisma.SelectionSampleUpdateManyWithoutSampleNestedInput
+}
+
+export type SampleUncheckedUpdateWithoutCrossMetricsInput = {
+  id?: Prisma.IntFieldUpdateOperationsInput | number
+  datasetId?: Prisma.IntFieldUpdateOperationsInput | number
+  index?: Prisma.IntFieldUpdateOperationsInput | number
+  label?: Prisma.IntFieldUpdateOperationsInput | number
+  split?: Prisma.StringFieldUpdateOperationsInput | string
+  series?: Prisma.BytesFieldUpdateOperationsInput | runtime.Bytes
+  metrics?: Prisma.SampleMetricUncheckedUpdateManyWithoutSampleNestedInput
+  selections?: Prisma.SelectionSampleUncheckedUpdateManyWithoutSampleNestedInput
+}
+
+export type SampleCreateWithoutSelectionsInput = {
+  index: number
+  label: number
+  split: string
+  series: runtime.Bytes
+  dataset: Prisma.DatasetCreateNestedOneWithoutSamplesInput
+  metrics?: Prisma.SampleMetricCreateNestedManyWithoutSampleInput
+  crossMetrics?: Prisma.SampleCrossMetricCreateNestedManyWithoutSampleInput
+}
+
+export type SampleUncheckedCreateWithoutSelectionsInput = {
+  id?: number
+  datasetId: number
+  index: number
+  label: number
+  split: string
+  series: runtime.Bytes
+  metrics?: Prisma.SampleMetricUncheckedCreateNestedManyWithoutSampleInput
+  crossMetrics?: Prisma.SampleCrossMetricUncheckedCreateNestedManyWithoutSampleInput
+}
+
+export type SampleCreateOrConnectWithoutSelectionsInput = {
+  where: Prisma.SampleWhereUniqueInput
+  create: Prisma.XOR<Prisma.SampleCreateWithoutSelectionsInput, Prisma.SampleUncheckedCreateWithoutSelectionsInput>
+}
+
+export type SampleUpsertWithoutSelectionsInput = {
+  update: Prisma.XOR<Prisma.SampleUpdateWithoutSelectionsInput, Prisma.SampleUncheckedUpdateWithoutSelectionsInput>
+  create: Prisma.XOR<Prisma.SampleCreateWithoutSelectionsInput, Prisma.SampleUncheckedCreateWithoutSelectionsInput>
+  where?: Prisma.SampleWhereInput
+}
+
+export type SampleUpdateToOneWithWhereWithoutSelectionsInput = {
+  where?: Prisma.SampleWhereInput
+  data: Prisma.XOR<Prisma.SampleUpdateWithoutSelectionsInput, Prisma.SampleUncheckedUpdateWithoutSelectionsInput>
+}
+
+export type SampleUpdateWithoutSelectionsInput = {
+  index?: Prisma.IntFieldUpdateOperationsInput | number
+  label?: Prisma.IntFieldUpdateOperationsInput | number
+  split?: Prisma.StringFieldUpdateOperationsInput | string
+  series?: Prisma.BytesFieldUpdateOperationsInput | runtime.Bytes
+  dataset?: Prisma.DatasetUpdateOneRequiredWithoutSamplesNestedInput
+  metrics?: Prisma.SampleMetricUpdateManyWithoutSampleNestedInput
+  crossMetrics?: Prisma.SampleCrossMetricUpdateManyWithoutSampleNestedInput
+}
+
+export type SampleUncheckedUpdateWithoutSelectionsInput = {
+  id?: Prisma.IntFieldUpdateOperationsInput | number
+  datasetId?: Prisma.IntFieldUpdateOperationsInput | number
+  index?: Prisma.IntFieldUpdateOperationsInput | number
+  label?: Prisma.IntFieldUpdateOperationsInput | number
+  split?: Prisma.StringFieldUpdateOperationsInput | string
+  series?: Prisma.BytesFieldUpdateOperationsInput | runtime.Bytes
+  metrics?: Prisma.SampleMetricUncheckedUpdateManyWithoutSampleNestedInput
+  crossMetrics?: Prisma.SampleCrossMetricUncheckedUpdateManyWithoutSampleNestedInput
 }
 
 export type SampleCreateManyDatasetInput = {
@@ -595,6 +765,8 @@ export type SampleUpdateWithoutDatasetInput = {
   split?: Prisma.StringFieldUpdateOperationsInput | string
   series?: Prisma.BytesFieldUpdateOperationsInput | runtime.Bytes
   metrics?: Prisma.SampleMetricUpdateManyWithoutSampleNestedInput
+  crossMetrics?: Prisma.SampleCrossMetricUpdateManyWithoutSampleNestedInput
+  selections?: Prisma.SelectionSampleUpdateManyWithoutSampleNestedInput
 }
 
 export type SampleUncheckedUpdateWithoutDatasetInput = {
@@ -604,6 +776,8 @@ export type SampleUncheckedUpdateWithoutDatasetInput = {
   split?: Prisma.StringFieldUpdateOperationsInput | string
   series?: Prisma.BytesFieldUpdateOperationsInput | runtime.Bytes
   metrics?: Prisma.SampleMetricUncheckedUpdateManyWithoutSampleNestedInput
+  crossMetrics?: Prisma.SampleCrossMetricUncheckedUpdateManyWithoutSampleNestedInput
+  selections?: Prisma.SelectionSampleUncheckedUpdateManyWithoutSampleNestedInput
 }
 
 export type SampleUncheckedUpdateManyWithoutDatasetInput = {
@@ -621,10 +795,14 @@ export type SampleUncheckedUpdateManyWithoutDatasetInput = {
 
 export type SampleCountOutputType = {
   metrics: number
+  crossMetrics: number
+  selections: number
 }
 
 export type SampleCountOutputTypeSelect<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
   metrics?: boolean | SampleCountOutputTypeCountMetricsArgs
+  crossMetrics?: boolean | SampleCountOutputTypeCountCrossMetricsArgs
+  selections?: boolean | SampleCountOutputTypeCountSelectionsArgs
 }
 
 /**
@@ -644,6 +822,20 @@ export type SampleCountOutputTypeCountMetricsArgs<ExtArgs extends runtime.Types.
   where?: Prisma.SampleMetricWhereInput
 }
 
+/**
+ * SampleCountOutputType without action
+ */
+export type SampleCountOutputTypeCountCrossMetricsArgs<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
+  where?: Prisma.SampleCrossMetricWhereInput
+}
+
+/**
+ * SampleCountOutputType without action
+ */
+export type SampleCountOutputTypeCountSelectionsArgs<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
+  where?: Prisma.SelectionSampleWhereInput
+}
+
 
 export type SampleSelect<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetSelect<{
   id?: boolean
@@ -654,6 +846,8 @@ export type SampleSelect<ExtArgs extends runtime.Types.Extensions.InternalArgs =
   series?: boolean
   dataset?: boolean | Prisma.DatasetDefaultArgs<ExtArgs>
   metrics?: boolean | Prisma.Sample$metricsArgs<ExtArgs>
+  crossMetrics?: boolean | Prisma.Sample$crossMetricsArgs<ExtArgs>
+  selections?: boolean | Prisma.Sample$selectionsArgs<ExtArgs>
   _count?: boolean | Prisma.SampleCountOutputTypeDefaultArgs<ExtArgs>
 }, ExtArgs["result"]["sample"]>
 
@@ -690,6 +884,8 @@ export type SampleOmit<ExtArgs extends runtime.Types.Extensions.InternalArgs = r
 export type SampleInclude<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
   dataset?: boolean | Prisma.DatasetDefaultArgs<ExtArgs>
   metrics?: boolean | Prisma.Sample$metricsArgs<ExtArgs>
+  crossMetrics?: boolean | Prisma.Sample$crossMetricsArgs<ExtArgs>
+  selections?: boolean | Prisma.Sample$selectionsArgs<ExtArgs>
   _count?: boolean | Prisma.SampleCountOutputTypeDefaultArgs<ExtArgs>
 }
 export type SampleIncludeCreateManyAndReturn<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
@@ -704,6 +900,8 @@ export type $SamplePayload<ExtArgs extends runtime.Types.Extensions.InternalArgs
   objects: {
     dataset: Prisma.$DatasetPayload<ExtArgs>
     metrics: Prisma.$SampleMetricPayload<ExtArgs>[]
+    crossMetrics: Prisma.$SampleCrossMetricPayload<ExtArgs>[]
+    selections: Prisma.$SelectionSamplePayload<ExtArgs>[]
   }
   scalars: runtime.Types.Extensions.GetPayloadResult<{
     id: number
@@ -1108,6 +1306,8 @@ export interface Prisma__SampleClient<T, Null = never, ExtArgs extends runtime.T
   readonly [Symbol.toStringTag]: "PrismaPromise"
   dataset<T extends Prisma.DatasetDefaultArgs<ExtArgs> = {}>(args?: Prisma.Subset<T, Prisma.DatasetDefaultArgs<ExtArgs>>): Prisma.Prisma__DatasetClient<runtime.Types.Result.GetResult<Prisma.$DatasetPayload<ExtArgs>, T, "findUniqueOrThrow", GlobalOmitOptions> | Null, Null, ExtArgs, GlobalOmitOptions>
   metrics<T extends Prisma.Sample$metricsArgs<ExtArgs> = {}>(args?: Prisma.Subset<T, Prisma.Sample$metricsArgs<ExtArgs>>): Prisma.PrismaPromise<runtime.Types.Result.GetResult<Prisma.$SampleMetricPayload<ExtArgs>, T, "findMany", GlobalOmitOptions> | Null>
+  crossMetrics<T extends Prisma.Sample$crossMetricsArgs<ExtArgs> = {}>(args?: Prisma.Subset<T, Prisma.Sample$crossMetricsArgs<ExtArgs>>): Prisma.PrismaPromise<runtime.Types.Result.GetResult<Prisma.$SampleCrossMetricPayload<ExtArgs>, T, "findMany", GlobalOmitOptions> | Null>
+  selections<T extends Prisma.Sample$selectionsArgs<ExtArgs> = {}>(args?: Prisma.Subset<T, Prisma.Sample$selectionsArgs<ExtArgs>>): Prisma.PrismaPromise<runtime.Types.Result.GetResult<Prisma.$SelectionSamplePayload<ExtArgs>, T, "findMany", GlobalOmitOptions> | Null>
   /**
    * Attaches callbacks for the resolution and/or rejection of the Promise.
    * @param onfulfilled The callback to execute when the Promise is resolved.
@@ -1560,6 +1760,54 @@ export type Sample$metricsArgs<ExtArgs extends runtime.Types.Extensions.Internal
   take?: number
   skip?: number
   distinct?: Prisma.SampleMetricScalarFieldEnum | Prisma.SampleMetricScalarFieldEnum[]
+}
+
+/**
+ * Sample.crossMetrics
+ */
+export type Sample$crossMetricsArgs<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
+  /**
+   * Select specific fields to fetch from the SampleCrossMetric
+   */
+  select?: Prisma.SampleCrossMetricSelect<ExtArgs> | null
+  /**
+   * Omit specific fields from the SampleCrossMetric
+   */
+  omit?: Prisma.SampleCrossMetricOmit<ExtArgs> | null
+  /**
+   * Choose, which related nodes to fetch as well
+   */
+  include?: Prisma.SampleCrossMetricInclude<ExtArgs> | null
+  where?: Prisma.SampleCrossMetricWhereInput
+  orderBy?: Prisma.SampleCrossMetricOrderByWithRelationInput | Prisma.SampleCrossMetricOrderByWithRelationInput[]
+  cursor?: Prisma.SampleCrossMetricWhereUniqueInput
+  take?: number
+  skip?: number
+  distinct?: Prisma.SampleCrossMetricScalarFieldEnum | Prisma.SampleCrossMetricScalarFieldEnum[]
+}
+
+/**
+ * Sample.selections
+ */
+export type Sample$selectionsArgs<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
+  /**
+   * Select specific fields to fetch from the SelectionSample
+   */
+  select?: Prisma.SelectionSampleSelect<ExtArgs> | null
+  /**
+   * Omit specific fields from the SelectionSample
+   */
+  omit?: Prisma.SelectionSampleOmit<ExtArgs> | null
+  /**
+   * Choose, which related nodes to fetch as well
+   */
+  include?: Prisma.SelectionSampleInclude<ExtArgs> | null
+  where?: Prisma.SelectionSampleWhereInput
+  orderBy?: Prisma.SelectionSampleOrderByWithRelationInput | Prisma.SelectionSampleOrderByWithRelationInput[]
+  cursor?: Prisma.SelectionSampleWhereUniqueInput
+  take?: number
+  skip?: number
+  distinct?: Prisma.SelectionSampleScalarFieldEnum | Prisma.SelectionSampleScalarFieldEnum[]
 }
 
 /**
