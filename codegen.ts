@@ -32,6 +32,8 @@ const config: CodegenConfig = {
           Checkpoint: '../rows.js#CheckpointRow',
           CheckpointWeights: '../rows.js#CheckpointWeightsRow',
           SampleMetric: '../rows.js#SampleMetricRow',
+          ApiKey: '../../auth/keys.js#ApiKeyRow',
+          ApiKeyConnection: '../rows.js#ConnectionRow<ApiKeyRow>',
           AddSamplesPayload: '../rows.js#AddSamplesPayloadRow',
           RecordMetricsPayload: '../rows.js#RecordMetricsPayloadRow',
           DatasetConnection: '../rows.js#ConnectionRow<DatasetRow>',

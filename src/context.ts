@@ -1,3 +1,4 @@
+import { OPEN_CALLER, type Caller } from './auth/roles.js';
 import type { Config } from './config.js';
 import type { Database } from './db/database.js';
 import { createLoaders, type Loaders } from './db/loaders.js';
@@ -12,17 +13,20 @@ export interface Context {
   loaders: Loaders;
   log: Logger;
   requestId: string;
+  /** Who is asking: their key and role (src/auth). In-process work runs as OPEN_CALLER. */
+  caller: Caller;
 }
 
 /** The parts of the context that live as long as the server. */
 export type Services = Pick<Context, 'config' | 'db' | 'pubsub' | 'log'>;
 
-export function createContext(services: Services, requestId: string): Context {
+export function createContext(services: Services, requestId: string, caller: Caller = OPEN_CALLER, log?: Logger): Context {
   return {
     ...services,
     loaders: createLoaders(services.db),
-    log: services.log.child({ requestId }),
+    log: log ?? services.log.child({ requestId }),
     requestId,
+    caller,
   };
 }
 

@@ -19,12 +19,31 @@ export const ErrorCode = {
   RATE_LIMITED: 'RATE_LIMITED',
   /** Terms the query needs are still being computed; `extensions.jobId` says by which job. */
   TERMS_PENDING: 'TERMS_PENDING',
+  /**
+   * Samples in the query's scope lack a term it filters, ranks or summarises by (a missing value is
+   * never read as zero); `extensions.missing` lists {term, count} and `extensions.checkpointId` says where.
+   */
+  TERMS_MISSING: 'TERMS_MISSING',
   /** The database cannot be reached right now; nothing was written. Retry later. */
   DATABASE_UNAVAILABLE: 'DATABASE_UNAVAILABLE',
   /** A statement or computation ran past its time limit; nothing was written. */
   TIMEOUT: 'TIMEOUT',
   /** Anything unexpected. The details are in the server log under the request id, never here. */
   INTERNAL_SERVER_ERROR: 'INTERNAL_SERVER_ERROR',
+  // The request itself is malformed, refused before any resolver runs (graphql-js and Apollo name these).
+  /** The document does not parse, or has more tokens than the server accepts. */
+  GRAPHQL_PARSE_FAILED: 'GRAPHQL_PARSE_FAILED',
+  /** The document does not fit the schema (unknown fields, wrong argument types), or a query limit. */
+  GRAPHQL_VALIDATION_FAILED: 'GRAPHQL_VALIDATION_FAILED',
+  /** The HTTP request is not a GraphQL request: not JSON, no query, a batch, a wrong method. */
+  BAD_REQUEST: 'BAD_REQUEST',
+  /** The request body is larger than TANGENT_MAX_BODY_BYTES. */
+  PAYLOAD_TOO_LARGE: 'PAYLOAD_TOO_LARGE',
+  /** `operationName` names no operation of the document, or several operations and none chosen. */
+  OPERATION_RESOLUTION_FAILURE: 'OPERATION_RESOLUTION_FAILURE',
+  /** Automatic persisted queries: the hash is unknown (the client resends the whole query). */
+  PERSISTED_QUERY_NOT_FOUND: 'PERSISTED_QUERY_NOT_FOUND',
+  PERSISTED_QUERY_NOT_SUPPORTED: 'PERSISTED_QUERY_NOT_SUPPORTED',
 } as const;
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
@@ -61,9 +80,10 @@ export class UnauthenticatedError extends TangentError {
 }
 
 export class ForbiddenError extends TangentError {
-  constructor(required: string, actual: string) {
-    super(ErrorCode.FORBIDDEN, `This operation needs the ${required} role; the key has ${actual}`, {
+  constructor(required: string, actual: string, field?: string) {
+    super(ErrorCode.FORBIDDEN, `${field ? `\`${field}\`` : 'This operation'} needs the ${required} role; the key has ${actual}`, {
       requiredRole: required,
+      ...(field ? { field } : {}),
     });
   }
 }
@@ -80,6 +100,16 @@ export class TermsPendingError extends TangentError {
   }
 }
 
+export class TermsMissingError extends TangentError {
+  constructor(checkpointId: number, missing: readonly { name: string; missing: number }[]) {
+    const what = missing.map((m) => `${m.missing} sample${m.missing === 1 ? '' : 's'} lack ${m.name}`).join(', ');
+    super(ErrorCode.TERMS_MISSING, `${what} at checkpoint ${checkpointId}; run computeTerms (or record them) first`, {
+      checkpointId: String(checkpointId),
+      missing: missing.map((m) => ({ term: m.name, count: m.missing })),
+    });
+  }
+}
+
 export class DatabaseUnavailableError extends TangentError {
   constructor() {
     super(ErrorCode.DATABASE_UNAVAILABLE, 'The database cannot be reached right now; nothing was written');
@@ -89,6 +119,34 @@ export class DatabaseUnavailableError extends TangentError {
 export class TimeoutError extends TangentError {
   constructor(what: string) {
     super(ErrorCode.TIMEOUT, `${what} ran past its time limit; nothing was written`);
+  }
+}
+
+/** The HTTP status that goes with a code when the whole request fails with it. */
+export const HTTP_STATUS: Partial<Record<ErrorCode, number>> = {
+  UNAUTHENTICATED: 401,
+  FORBIDDEN: 403,
+  RATE_LIMITED: 429,
+  PAYLOAD_TOO_LARGE: 413,
+  BAD_REQUEST: 400,
+  DATABASE_UNAVAILABLE: 503,
+  TIMEOUT: 504,
+};
+
+/**
+ * Rejects with TimeoutError when `work` has not settled after `ms` milliseconds (the work itself is
+ * not cancelled: callers pass an AbortSignal down where the work can stop early).
+ */
+export async function withTimeout<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new TimeoutError(what)), ms);
+    timer.unref();
+  });
+  try {
+    return await Promise.race([work, expired]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 

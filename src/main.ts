@@ -1,4 +1,5 @@
 import { Command } from 'commander';
+import { registerKeys } from './cli/keys.js';
 import { registerMigrate } from './cli/migrate.js';
 import { registerServe } from './cli/serve.js';
 import { VERSION } from './version.js';
@@ -10,5 +11,6 @@ const program = new Command('tangent')
 
 registerServe(program);
 registerMigrate(program);
+registerKeys(program);
 
 await program.parseAsync(process.argv);

@@ -5,6 +5,8 @@ import type { Logger } from './logger.js';
 /** The events subscriptions follow. Payloads are small: subscribers reload what they show. */
 export interface Events {
   runUpdated: { runId: number };
+  /** An API key was revoked: every server closes the WebSocket connections that use it. */
+  apiKeyRevoked: { keyId: number };
 }
 
 const CHANNEL = 'tangent_events';

@@ -1,12 +1,13 @@
-import { randomUUID } from 'node:crypto';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { ApolloServer } from '@apollo/server';
 import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
 import { expressMiddleware } from '@as-integrations/express5';
+import cors from 'cors';
 import express from 'express';
-import { useServer } from 'graphql-ws/use/ws';
-import { WebSocketServer } from 'ws';
+import { Authenticator } from './auth/authenticate.js';
+import { authorizationPlugin } from './auth/authorize.js';
+import { authenticateRequests } from './auth/http.js';
 import type { Config } from './config.js';
 import { createContext, type Context, type Services } from './context.js';
 import { openDatabase, type Database } from './db/database.js';
@@ -15,6 +16,11 @@ import { createLogger, type Logger } from './logger.js';
 import { PubSub } from './pubsub.js';
 import { buildSchema } from './schema/index.js';
 import { formatError } from './schema/format-error.js';
+import { errorHandler } from './http/errors.js';
+import { serveWebSocket } from './http/graphql-ws.js';
+import { errorLogPlugin, queryLimits } from './http/limits.js';
+import { RateLimits } from './http/rate-limit.js';
+import { requestId, requestState } from './http/request-id.js';
 
 export interface RunningServer {
   /** The GraphQL endpoint, e.g. http://127.0.0.1:4000/graphql. */
@@ -46,20 +52,18 @@ export async function createServer(config: Config, options: ServerOptions = {}):
     app.disable('x-powered-by');
     const httpServer = createHttpServer(app);
     const schema = buildSchema();
-
-    const wsServer = new WebSocketServer({ server: httpServer, path: '/graphql', maxPayload: 1024 * 1024 });
-    const wsCleanup = useServer<Record<string, unknown>, { context?: Context }>(
-      {
-        schema,
-        context: (ctx) => createContext(services, randomUUID()),
-      },
-      wsServer,
-    );
+    // Trust (src/auth, src/http): who is calling, how much they may ask, the same on HTTP and WebSocket.
+    const authenticator = new Authenticator(db, config, log);
+    const rateLimits = new RateLimits({ requestsPerMin: config.rateLimitPerMin, authFailuresPerMin: config.authFailuresPerMin });
+    const limits = queryLimits(config);
+    const ws = serveWebSocket({ httpServer, schema, services, authenticator, rateLimits, limits, formatError: formatError(log) });
 
     const apollo = new ApolloServer<Context>({
       schema,
       introspection: config.introspection,
       includeStacktraceInErrorResponses: false,
+      allowBatchedHttpRequests: false,
+      validationRules: limits.validationRules,
       // The CLI owns SIGINT/SIGTERM and calls close(); Apollo's own handlers would race it.
       stopOnTerminationSignals: false,
       formatError: formatError(log),
@@ -69,14 +73,19 @@ export async function createServer(config: Config, options: ServerOptions = {}):
           async serverWillStart() {
             return {
               async drainServer() {
-                await wsCleanup.dispose();
+                await ws.dispose();
               },
             };
           },
         },
+        ...limits.plugins,
+        authorizationPlugin(),
+        errorLogPlugin(),
       ],
     });
     await apollo.start();
+
+    app.use(requestId(log));
 
     app.get('/healthz', async (_req, res) => {
       try {
@@ -89,24 +98,20 @@ export async function createServer(config: Config, options: ServerOptions = {}):
 
     app.use(
       '/graphql',
+      // No CORS headers unless origins are configured: browsers on other origins are refused.
+      ...(config.corsOrigins.length ? [cors({ origin: config.corsOrigins.includes('*') ? '*' : config.corsOrigins, maxAge: 600 })] : []),
+      authenticateRequests(authenticator, rateLimits),
       express.json({ limit: config.maxBodyBytes }),
       expressMiddleware(apollo, {
-        context: async ({ req, res }) => {
-          const header = req.headers['x-request-id'];
-          const requestId = typeof header === 'string' && /^[\w.-]{1,100}$/.test(header) ? header : randomUUID();
-          res.setHeader('x-request-id', requestId);
-          return createContext(services, requestId);
+        context: async ({ res }) => {
+          const state = requestState(res);
+          return createContext(services, state.requestId, state.caller, state.log);
         },
       }),
     );
 
-    // Body-parser errors (oversize, malformed JSON) arrive here; answer in GraphQL's error shape.
-    app.use((error: { status?: number; type?: string }, _req: express.Request, res: express.Response, next: express.NextFunction) => {
-      if (!error || typeof error.status !== 'number') return next(error);
-      const code = error.type === 'entity.too.large' ? 'PAYLOAD_TOO_LARGE' : 'BAD_REQUEST';
-      const message = error.type === 'entity.too.large' ? `The request body is larger than ${config.maxBodyBytes} bytes` : 'The request body is not valid JSON';
-      res.status(error.status).json({ errors: [{ message, extensions: { code } }] });
-    });
+    // Body-parser refusals (oversize, malformed JSON) and middleware failures, in GraphQL's error shape.
+    app.use(errorHandler(config.maxBodyBytes, log));
 
     await new Promise<void>((resolve, reject) => {
       httpServer.once('error', reject);
@@ -115,7 +120,10 @@ export async function createServer(config: Config, options: ServerOptions = {}):
     const { port } = httpServer.address() as AddressInfo;
     const host = config.host.includes(':') ? `[${config.host}]` : config.host;
     const url = `http://${host}:${port}/graphql`;
-    log.info({ url, database: db.kind }, 'Tangent is serving GraphQL');
+    log.info({ url, database: db.kind, auth: config.authRequired }, 'Tangent is serving GraphQL');
+    if (!config.authRequired) {
+      log.warn({ host: config.host }, 'running OPEN: no API key is needed (loopback only); set TANGENT_AUTH=on to require keys');
+    }
 
     let closing: Promise<void> | null = null;
     return {

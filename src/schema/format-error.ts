@@ -26,11 +26,11 @@ export function formatError(log: Logger) {
     const original = unwrapResolverError(error);
     const requestId = (formatted.extensions?.requestId as string | undefined) ?? undefined;
     if (original instanceof TangentError) {
-      return { message: original.message, path: formatted.path, locations: formatted.locations, extensions: { ...original.extensions } };
+      return { message: original.message, path: formatted.path, locations: formatted.locations, extensions: publicExtensions(original.extensions) };
     }
     // A scalar refusing a literal surfaces as a validation error wrapping ours: keep our code.
     const ours = findTangentError(original);
-    if (ours) return { message: formatted.message, locations: formatted.locations, extensions: { ...ours.extensions } };
+    if (ours) return { message: formatted.message, locations: formatted.locations, extensions: publicExtensions(ours.extensions) };
     const code = formatted.extensions?.code;
     if (typeof code === 'string' && PASS_THROUGH.has(code) && !(original instanceof Error && !(original instanceof GraphQLError))) {
       const { stacktrace: _omit, ...extensions } = formatted.extensions ?? {};
@@ -42,9 +42,32 @@ export function formatError(log: Logger) {
     if (isStatementTimeout(original)) {
       return { message: 'The query ran past its time limit; nothing was written', path: formatted.path, extensions: { code: ErrorCode.TIMEOUT } };
     }
-    log.error({ err: original, path: formatted.path, requestId }, 'unexpected error');
+    if (!logged.has(original as object)) log.error({ err: original, path: formatted.path, requestId }, 'unexpected error');
     return { message: 'Internal server error', path: formatted.path, extensions: { code: ErrorCode.INTERNAL_SERVER_ERROR } };
   };
+}
+
+/** `extensions.http` tells Apollo the response status; it is not for the client. */
+function publicExtensions(extensions: Record<string, unknown>): Record<string, unknown> {
+  const { http: _http, ...rest } = extensions;
+  return rest;
+}
+
+/** Errors already logged with their request's logger (and id), so formatError does not log them again. */
+const logged = new WeakSet<object>();
+
+/**
+ * Logs an error that will reach the client as INTERNAL_SERVER_ERROR through the request's own
+ * logger, which carries the request id; formatError then only hides it.
+ */
+export function logIfUnexpected(log: Logger, error: unknown, path?: readonly (string | number)[]): void {
+  const original = unwrapResolverError(error);
+  if (!original || typeof original !== 'object' || logged.has(original)) return;
+  if (original instanceof TangentError || findTangentError(original) || isConnectionError(original) || isStatementTimeout(original)) return;
+  const code = error instanceof GraphQLError ? error.extensions.code : undefined;
+  if (typeof code === 'string' && PASS_THROUGH.has(code) && !(original instanceof Error && !(original instanceof GraphQLError))) return;
+  logged.add(original);
+  log.error({ err: original, path }, 'unexpected error');
 }
 
 function findTangentError(error: unknown): TangentError | null {

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { mergeResolvers } from '@graphql-tools/merge';
 import { makeExecutableSchema } from '@graphql-tools/schema';
 import type { Resolvers } from './generated/types.js';
+import { apiKeyResolvers } from './api-keys.js';
 import { checkpointResolvers } from './checkpoints.js';
 import { connectionFields } from './connections.js';
 import { datasetResolvers } from './datasets.js';
@@ -35,6 +36,7 @@ export const resolvers = mergeResolvers([
   modelResolvers,
   runResolvers,
   checkpointResolvers,
+  apiKeyResolvers,
 ]) as Resolvers;
 
 export function buildSchema() {

@@ -1,0 +1,65 @@
+import type { ApolloServerPlugin } from '@apollo/server';
+import { Kind, type DocumentNode, type FragmentDefinitionNode, type OperationDefinitionNode, type SelectionSetNode } from 'graphql';
+import type { Context } from '../context.js';
+import { ForbiddenError } from '../errors.js';
+import { withHttpStatus } from '../http/errors.js';
+import { requiredRole, roleAllows, type Caller, type Role } from './roles.js';
+
+/**
+ * The root fields an operation selects, through fragments and inline fragments. `@skip`/`@include`
+ * are ignored on purpose: a field the operation names needs its role even if a variable skips it.
+ */
+export function rootFields(document: DocumentNode, operation: OperationDefinitionNode): Set<string> {
+  const fragments = new Map<string, FragmentDefinitionNode>();
+  for (const definition of document.definitions) {
+    if (definition.kind === Kind.FRAGMENT_DEFINITION) fragments.set(definition.name.value, definition);
+  }
+  const fields = new Set<string>();
+  const seen = new Set<string>();
+  const walk = (set: SelectionSetNode) => {
+    for (const selection of set.selections) {
+      if (selection.kind === Kind.FIELD) fields.add(selection.name.value);
+      else if (selection.kind === Kind.INLINE_FRAGMENT) walk(selection.selectionSet);
+      else if (!seen.has(selection.name.value)) {
+        seen.add(selection.name.value);
+        const fragment = fragments.get(selection.name.value);
+        if (fragment) walk(fragment.selectionSet);
+      }
+    }
+  };
+  walk(operation.selectionSet);
+  return fields;
+}
+
+/** The highest role any root field of the operation needs, with the field that needs it. */
+export function operationRole(document: DocumentNode, operation: OperationDefinitionNode): { role: Role; field: string | null } {
+  let needed: { role: Role; field: string | null } = { role: 'READER', field: null };
+  for (const field of rootFields(document, operation)) {
+    if (field === '__typename') continue;
+    const { role } = requiredRole(operation.operation, field);
+    if (!roleAllows(needed.role, role)) needed = { role, field };
+  }
+  return needed;
+}
+
+/**
+ * Refuses, before anything executes, an operation that selects a root field the caller's role does
+ * not allow: none of a mutation's fields run when one of them is forbidden.
+ */
+export function authorizeOperation(document: DocumentNode, operation: OperationDefinitionNode, caller: Caller): void {
+  const { role, field } = operationRole(document, operation);
+  if (!roleAllows(caller.role, role)) throw withHttpStatus(new ForbiddenError(role, caller.role, field ?? undefined));
+}
+
+/** Apollo plugin: the one place where HTTP operations are authorized (WebSocket: src/http/graphql-ws.ts). */
+export function authorizationPlugin(): ApolloServerPlugin<Context> {
+  return {
+    async requestDidStart() {
+      return {
+        async didResolveOperation({ document, operation, contextValue }) {
+          if (operation) authorizeOperation(document, operation, contextValue.caller);
+        },
+      };
+    },
+  };
+}

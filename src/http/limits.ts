@@ -1,0 +1,51 @@
+import type { ApolloServerPlugin } from '@apollo/server';
+import { ApolloArmor } from '@escape.tech/graphql-armor';
+import type { ValidationRule } from 'graphql';
+import type { Config } from '../config.js';
+import type { Context } from '../context.js';
+import { logIfUnexpected } from '../schema/format-error.js';
+
+export interface QueryLimits {
+  /** Apollo plugins: the token limit (at parse time) and, without introspection, no field suggestions. */
+  plugins: ApolloServerPlugin<Context>[];
+  /** Depth, cost, aliases and directives: graphql-js validation rules, shared with the WebSocket path. */
+  validationRules: ValidationRule[];
+  /** Most tokens a document may have (graphql-js `parse({ maxTokens })` on the WebSocket path). */
+  maxTokens: number;
+}
+
+/**
+ * The query limits of graphql-armor, configured from the environment. The same rules run on HTTP
+ * (Apollo) and on WebSocket subscriptions (src/http/graphql-ws.ts), so neither is a way around them.
+ */
+export function queryLimits(config: Pick<Config, 'limits' | 'introspection'>): QueryLimits {
+  const { maxDepth, maxCost, maxAliases, maxDirectives, maxTokens } = config.limits;
+  const protection = new ApolloArmor({
+    maxDepth: { n: maxDepth, ignoreIntrospection: true, flattenFragments: true },
+    costLimit: { maxCost, ignoreIntrospection: true, flattenFragments: true },
+    maxAliases: { n: maxAliases },
+    maxDirectives: { n: maxDirectives },
+    maxTokens: { n: maxTokens },
+    // Field suggestions ("Did you mean …") describe the schema: off whenever introspection is.
+    blockFieldSuggestion: { enabled: !config.introspection },
+  }).protect();
+  return {
+    // armor is typed against its own copy of @apollo/server's types, which differ nominally under NodeNext.
+    plugins: protection.plugins as unknown as ApolloServerPlugin<Context>[],
+    validationRules: protection.validationRules,
+    maxTokens,
+  };
+}
+
+/** Logs, through the request's logger (with its request id), every error the client will see as internal. */
+export function errorLogPlugin(): ApolloServerPlugin<Context> {
+  return {
+    async requestDidStart() {
+      return {
+        async didEncounterErrors({ errors, contextValue }) {
+          for (const error of errors) logIfUnexpected(contextValue.log, error, error.path);
+        },
+      };
+    },
+  };
+}

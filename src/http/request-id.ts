@@ -1,0 +1,47 @@
+import { randomUUID } from 'node:crypto';
+import type { NextFunction, Request, Response } from 'express';
+import type { Caller } from '../auth/roles.js';
+import type { Logger } from '../logger.js';
+
+/** What the middleware chain learns about a request, kept in `res.locals`. */
+export interface RequestState {
+  requestId: string;
+  /** The server's logger with the request id bound: every line about this request goes through it. */
+  log: Logger;
+  /** Set by the authentication middleware. */
+  caller?: Caller;
+}
+
+export function requestState(res: Response): RequestState {
+  return res.locals as RequestState;
+}
+
+/** A client-supplied id is kept when it is short and plain (so logs can be joined across services). */
+const CLIENT_ID = /^[\w.-]{1,100}$/;
+
+/**
+ * Gives each request an id (the client's `x-request-id`, or a fresh UUID), echoes it in the
+ * response, binds it to a child logger, and logs the outcome: failures at info/warn, successes at
+ * debug (a line per successful request would cost more than the request under load). Written here
+ * rather than taken from pino-http because the id must exist before authentication and rate
+ * limiting run, and those are ours.
+ */
+export function requestId(log: Logger) {
+  return (req: Request, res: Response, next: NextFunction) => {
+    const header = req.headers['x-request-id'];
+    const id = typeof header === 'string' && CLIENT_ID.test(header) ? header : randomUUID();
+    res.setHeader('x-request-id', id);
+    const state = requestState(res);
+    state.requestId = id;
+    state.log = log.child({ requestId: id });
+    const started = process.hrtime.bigint();
+    res.on('finish', () => {
+      const ms = Number(process.hrtime.bigint() - started) / 1e6;
+      const line = { method: req.method, path: req.path, status: res.statusCode, ms: Math.round(ms * 10) / 10, keyId: state.caller?.key?.id };
+      if (res.statusCode >= 500) state.log.warn(line, 'request failed');
+      else if (res.statusCode >= 400) state.log.info(line, 'request refused');
+      else state.log.debug(line, 'request done');
+    });
+    next();
+  };
+}
