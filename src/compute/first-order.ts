@@ -29,6 +29,11 @@ export interface FirstOrderResult {
   info: RunInfo;
 }
 
+/**
+ * Predicted change of log π(·|x_o) after one SGD step of rate η on (x_u, y_u):
+ * −η A(x_o) K(x_o, x_u) G(x_u, y_u), averaged over x_u (a mean-loss batch step) unless
+ * `reduction: 'sum'`. Returns [no, V] arrays of Δz and Δlog π.
+ */
 export async function firstOrder(m: EngineModel, input: FirstOrderInput, opts: Omit<CrossKernelOptions, 'returnK'> = {}): Promise<FirstOrderResult> {
   if (!Number.isFinite(input.eta)) throw new Error('eta must be a finite number');
   const cross = await crossKernel(m, input.xo, input.xu, { ...opts, returnK: true });

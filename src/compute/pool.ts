@@ -121,6 +121,11 @@ function mergeProjection(parts: Array<{ report?: ProjectionReport; count: number
   };
 }
 
+/**
+ * Worker threads that each run the engine; the same computations as index.ts with a `PoolModel`
+ * in place of an `EngineModel`. Create with `createPool`, `load` models into it, `close` it when
+ * done. Calls may overlap; each thread works through its requests one at a time.
+ */
 export class ComputePool {
   private keys = 0;
 

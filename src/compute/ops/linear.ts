@@ -124,7 +124,9 @@ export function convBackward(op: Conv, x: tf.Tensor, saved: Saved, dy: Signal, n
     right = 0;
   }
   const filter = tf.reshape(tf.transpose(tf.reverse(w, 0), [0, 2, 1]), [k, 1, cout, cin]) as tf.Tensor4D;
-  const dx = tf.conv2d(e as tf.Tensor4D, filter, 1, [[0, 0], [lo, right], [0, 0], [0, 0]]);
+  // Explicit zeros and a 'valid' convolution: explicit conv padding is not on every backend.
+  const ep = lo + right > 0 ? tf.pad(e, [[0, 0], [lo, right], [0, 0], [0, 0]]) : e;
+  const dx = tf.conv2d(ep as tf.Tensor4D, filter, 1, 'valid');
   filter.dispose();
   return [dx, dzs];
 }
