@@ -6,11 +6,15 @@ import type { Context } from '../context.js';
 import { logIfUnexpected } from '../schema/format-error.js';
 
 export interface QueryLimits {
-  /** Apollo plugins: the token limit (at parse time) and, without introspection, no field suggestions. */
+  /** Apollo plugins: without introspection, no field suggestions. */
   plugins: ApolloServerPlugin<Context>[];
   /** Depth, cost, aliases and directives: graphql-js validation rules, shared with the WebSocket path. */
   validationRules: ValidationRule[];
-  /** Most tokens a document may have (graphql-js `parse({ maxTokens })` on the WebSocket path). */
+  /**
+   * Most tokens a document may have, given to graphql-js's own `parse({ maxTokens })` on both paths
+   * (armor's token plugin answers an over-long document with a 500; graphql-js's limit is a clean
+   * GRAPHQL_PARSE_FAILED).
+   */
   maxTokens: number;
 }
 
@@ -25,7 +29,7 @@ export function queryLimits(config: Pick<Config, 'limits' | 'introspection'>): Q
     costLimit: { maxCost, ignoreIntrospection: true, flattenFragments: true },
     maxAliases: { n: maxAliases },
     maxDirectives: { n: maxDirectives },
-    maxTokens: { n: maxTokens },
+    maxTokens: { enabled: false },
     // Field suggestions ("Did you mean …") describe the schema: off whenever introspection is.
     blockFieldSuggestion: { enabled: !config.introspection },
   }).protect();
