@@ -64,6 +64,7 @@ export async function createServer(config: Config, options: ServerOptions = {}):
       includeStacktraceInErrorResponses: false,
       allowBatchedHttpRequests: false,
       validationRules: limits.validationRules,
+      parseOptions: { maxTokens: limits.maxTokens },
       // The CLI owns SIGINT/SIGTERM and calls close(); Apollo's own handlers would race it.
       stopOnTerminationSignals: false,
       formatError: formatError(log),
