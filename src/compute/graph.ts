@@ -49,6 +49,14 @@ export type Op =
   | (Base & { kind: 'globalPool1d'; mode: 'max' | 'avg' })
   | (Base & { kind: 'flatten' })
   | (Base & { kind: 'layerNorm'; gamma: tf.LayerVariable | null; beta: tf.LayerVariable | null; epsilon: number })
+  | (Base & {
+      kind: 'batchNorm';
+      gamma: tf.LayerVariable | null;
+      beta: tf.LayerVariable | null;
+      mean: tf.LayerVariable;
+      variance: tf.LayerVariable;
+      epsilon: number;
+    })
   | (Base & { kind: 'activation'; act: Activation })
   | (Base & { kind: 'add' })
   | (Base & { kind: 'concat' })
@@ -175,6 +183,23 @@ function classify(layer: tf.layers.Layer, inShapes: number[][]): OpBody | string
         kind: 'layerNorm',
         gamma: weight(layer, 'gamma'),
         beta: weight(layer, 'beta'),
+        epsilon: typeof cfg['epsilon'] === 'number' ? cfg['epsilon'] : 1e-3,
+      };
+    }
+    case 'BatchNormalization': {
+      // At inference a per-channel affine map with the moving statistics.
+      const axis = cfg['axis'];
+      const rank = in0.length + 1;
+      if (!(axis === -1 || axis === rank - 1)) return 'BatchNormalization over another axis';
+      const mean = weight(layer, 'moving_mean');
+      const variance = weight(layer, 'moving_variance');
+      invariant(mean !== null && variance !== null, 'BatchNormalization without moving statistics');
+      return {
+        kind: 'batchNorm',
+        gamma: weight(layer, 'gamma'),
+        beta: weight(layer, 'beta'),
+        mean,
+        variance,
         epsilon: typeof cfg['epsilon'] === 'number' ? cfg['epsilon'] : 1e-3,
       };
     }

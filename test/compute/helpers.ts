@@ -67,13 +67,23 @@ const bias = (seed: number) => tf.initializers.randomUniform({ minval: -0.3, max
 
 /**
  * Every other op of the fast path in one graph: same and strided valid convolutions, GELU,
- * tanh and sigmoid activations, residual Add, LayerNormalization, Concatenate, average pooling,
+ * tanh and sigmoid activations, BatchNormalization (inference), residual Add,
+ * LayerNormalization, Concatenate, average pooling,
  * Flatten, a Dense on flat features, Dropout and a softmax head (the engine uses its logits).
  */
 export function mixedModel(seed = 3): tf.LayersModel {
   const input = tf.input({ shape: [12, 2], name: 'input' });
   const c1 = tf.layers.conv1d({ filters: 4, kernelSize: 3, padding: 'same', activation: 'relu', kernelInitializer: init(seed), biasInitializer: bias(seed + 1), name: 'c1' }).apply(input) as tf.SymbolicTensor;
-  const p1 = tf.layers.maxPooling1d({ poolSize: 2, name: 'p1' }).apply(c1) as tf.SymbolicTensor; // [6, 4]
+  const p0 = tf.layers.maxPooling1d({ poolSize: 2, name: 'p1' }).apply(c1) as tf.SymbolicTensor; // [6, 4]
+  const p1 = tf.layers
+    .batchNormalization({
+      name: 'bn',
+      gammaInitializer: bias(seed + 20),
+      betaInitializer: bias(seed + 21),
+      movingMeanInitializer: bias(seed + 22),
+      movingVarianceInitializer: tf.initializers.randomUniform({ minval: 0.5, maxval: 2, seed: seed + 23 }),
+    })
+    .apply(p0) as tf.SymbolicTensor;
   const c2 = tf.layers.conv1d({ filters: 4, kernelSize: 3, padding: 'same', activation: 'gelu', kernelInitializer: init(seed + 2), biasInitializer: bias(seed + 3), name: 'c2' }).apply(p1) as tf.SymbolicTensor;
   const a = tf.layers.add({ name: 'res' }).apply([p1, c2]) as tf.SymbolicTensor;
   const c3 = tf.layers.conv1d({ filters: 3, kernelSize: 2, strides: 2, padding: 'valid', activation: 'tanh', kernelInitializer: init(seed + 4), biasInitializer: bias(seed + 5), name: 'c3' }).apply(a) as tf.SymbolicTensor; // [3, 3]
@@ -91,14 +101,16 @@ export function mixedModel(seed = 3): tf.LayersModel {
 
 /**
  * Max pooling of windows whose values are all negative (a linear Conv1D with a negative bias),
- * then global max pooling and a linear head: the case tfjs-backend-wasm's MaxPoolGrad gets wrong.
+ * then global max pooling, BatchNormalization and a linear head: the case tfjs-backend-wasm's
+ * MaxPoolGrad gets wrong (and a separable signal through max pooling and BatchNormalization).
  */
 export function negativePoolModel(seed = 5): tf.LayersModel {
   const input = tf.input({ shape: [8, 1], name: 'input' });
   const c = tf.layers.conv1d({ filters: 3, kernelSize: 2, padding: 'same', kernelInitializer: tf.initializers.randomUniform({ minval: -0.1, maxval: 0.1, seed }), biasInitializer: tf.initializers.constant({ value: -5 }), name: 'c' }).apply(input) as tf.SymbolicTensor;
   const p = tf.layers.maxPooling1d({ poolSize: 2, name: 'pool' }).apply(c) as tf.SymbolicTensor;
   const g = tf.layers.globalMaxPooling1d({ name: 'gmp' }).apply(p) as tf.SymbolicTensor;
-  const out = tf.layers.dense({ units: 2, kernelInitializer: init(seed + 1), name: 'head' }).apply(g) as tf.SymbolicTensor;
+  const b = tf.layers.batchNormalization({ name: 'bn', gammaInitializer: tf.initializers.constant({ value: 1.5 }), movingVarianceInitializer: tf.initializers.constant({ value: 0.8 }) }).apply(g) as tf.SymbolicTensor;
+  const out = tf.layers.dense({ units: 2, kernelInitializer: init(seed + 1), name: 'head' }).apply(b) as tf.SymbolicTensor;
   return tf.model({ inputs: input, outputs: out, name: 'negpool' });
 }
 

@@ -254,6 +254,19 @@ export function reference64(model: tf.LayersModel): Reference64 {
         case 'LayerNormalization':
           y = layerNorm(x0, weight(layer, 'gamma'), weight(layer, 'beta'), cfg['epsilon'] as number);
           break;
+        case 'BatchNormalization': {
+          const mu = weight(layer, 'moving_mean') as Float64Array;
+          const v = weight(layer, 'moving_variance') as Float64Array;
+          const g = weight(layer, 'gamma');
+          const b = weight(layer, 'beta');
+          const c = x0.shape[x0.shape.length - 1] as number;
+          const eps = cfg['epsilon'] as number;
+          y = t64(x0.shape, x0.data.map((val, i) => {
+            const ch = i % c;
+            return ((val - (mu[ch] as number)) / Math.sqrt((v[ch] as number) + eps)) * (g === null ? 1 : (g[ch] as number)) + (b === null ? 0 : (b[ch] as number));
+          }));
+          break;
+        }
         case 'Activation':
           y = finalSoftmax ? x0 : mapAct(x0, activation);
           break;

@@ -6,7 +6,7 @@ import { attentionBackward, attentionForward } from './attention.js';
 import { genericBackward, genericForward, genericGrads } from './generic.js';
 import { activate, convBackward, convForward, convGrads, denseBackward, denseForward, denseGrads, throughActivation } from './linear.js';
 import { cloneSignal, disposeSignal, materialize } from './signal.js';
-import { layerNormBackward, layerNormForward, layerNormGrads } from './norm.js';
+import { batchNormBackward, batchNormForward, batchNormGrads, layerNormBackward, layerNormForward, layerNormGrads } from './norm.js';
 import { globalPoolBackward, globalPoolForward, poolBackward, poolForward } from './pooling.js';
 import {
   classTokenBackward,
@@ -41,6 +41,8 @@ export function forwardOp(op: Op, xs: tf.Tensor[]): Saved {
       return flattenForward(x);
     case 'layerNorm':
       return layerNormForward(op, x);
+    case 'batchNorm':
+      return batchNormForward(op, x);
     case 'activation':
       return activate(op.act, x);
     case 'add':
@@ -106,6 +108,8 @@ export function backwardOp(op: Op, xs: tf.Tensor[], saved: Saved, dy: Signal, ne
         dxs: [need0 ? layerNormBackward(op, saved, d()) : null],
         blocks: grads ? layerNormGrads(op, saved, d(), ctx) : [],
       };
+    case 'batchNorm':
+      return { dxs: [need0 ? batchNormBackward(op, dy) : null], blocks: grads ? batchNormGrads(op, saved, dy, ctx) : [] };
     case 'activation':
       invariant(saved.dact !== undefined, 'activation without derivative');
       return { dxs: [need0 ? throughActivation(saved.dact, dy) : null], blocks: [] };
