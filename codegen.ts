@@ -22,6 +22,8 @@ const config: CodegenConfig = {
           JSON: { input: 'unknown', output: 'unknown' },
           FloatArray: { input: 'Float32Array', output: 'ArrayLike<number>' },
           Base64: { input: 'Buffer', output: 'Uint8Array' },
+          FloatColumn: { input: 'Float32Array', output: 'ArrayLike<number>' },
+          IntColumn: { input: 'Int32Array', output: 'ArrayLike<number>' },
           ID: { input: 'string', output: 'string | number' },
         },
         mappers: {
@@ -36,6 +38,9 @@ const config: CodegenConfig = {
           ApiKeyConnection: '../rows.js#ConnectionRow<ApiKeyRow>',
           AddSamplesPayload: '../rows.js#AddSamplesPayloadRow',
           RecordMetricsPayload: '../rows.js#RecordMetricsPayloadRow',
+          AddSamplesBulkPayload: '../../services/ingest.js#AddSamplesBulkPayloadRow',
+          ImportUcrPayload: '../../services/ingest.js#ImportUcrPayloadRow',
+          ImportTfjsModelPayload: '../../services/ingest.js#ImportTfjsModelPayloadRow',
           DatasetConnection: '../rows.js#ConnectionRow<DatasetRow>',
           SampleConnection: '../rows.js#ConnectionRow<SampleRow>',
           ModelConnection: '../rows.js#ConnectionRow<ModelRow>',

@@ -6,6 +6,7 @@ import { apiKeyResolvers } from './api-keys.js';
 import { checkpointResolvers } from './checkpoints.js';
 import { connectionFields } from './connections.js';
 import { datasetResolvers } from './datasets.js';
+import { ingestResolvers } from './ingest.js';
 import { modelResolvers } from './models.js';
 import { runResolvers } from './runs.js';
 import { Base64, DateTime, FloatArray, JSON as JSONScalar } from './scalars.js';
@@ -36,6 +37,7 @@ export const resolvers = mergeResolvers([
   modelResolvers,
   runResolvers,
   checkpointResolvers,
+  ingestResolvers,
   apiKeyResolvers,
 ]) as Resolvers;
 

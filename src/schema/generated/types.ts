@@ -2,6 +2,7 @@
 import type { GraphQLResolveInfo, GraphQLScalarType, GraphQLScalarTypeConfig } from 'graphql';
 import type { DatasetRow, SampleRow, ModelRow, RunRow, CheckpointRow, CheckpointWeightsRow, SampleMetricRow, ConnectionRow, AddSamplesPayloadRow, RecordMetricsPayloadRow } from '../rows.js';
 import type { ApiKeyRow } from '../../auth/keys.js';
+import type { AddSamplesBulkPayloadRow, ImportUcrPayloadRow, ImportTfjsModelPayloadRow } from '../../services/ingest.js';
 import type { Context } from '../../context.js';
 export type Maybe<T> = T | null;
 export type InputMaybe<T> = Maybe<T>;
@@ -24,8 +25,28 @@ export type Scalars = {
    * As output it is a JSON array of numbers.
    */
   FloatArray: { input: Float32Array; output: ArrayLike<number>; }
+  /**
+   * A column of float32 values for bulk writes: a JSON array of numbers, or a base64 string of
+   * little-endian float32 (smaller, and much faster to read). Values are checked row by row when the
+   * batch is validated, so a NaN or ±Infinity is refused with an error naming its row.
+   */
+  FloatColumn: { input: Float32Array; output: ArrayLike<number>; }
+  /**
+   * A column of 32-bit integers for bulk writes: a JSON array of integers (decimal strings accepted, so
+   * a list of IDs fits), or a base64 string of little-endian int32.
+   */
+  IntColumn: { input: Int32Array; output: ArrayLike<number>; }
   /** Any JSON value. */
   JSON: { input: unknown; output: unknown; }
+};
+
+export type AddSamplesBulkPayload = {
+  __typename?: 'AddSamplesBulkPayload';
+  /** Samples written by this request. */
+  added: Scalars['Int']['output'];
+  dataset: Dataset;
+  /** Samples that were already stored identically. */
+  unchanged: Scalars['Int']['output'];
 };
 
 export type AddSamplesPayload = {
@@ -231,6 +252,86 @@ export type DeletePayload = {
   id: Scalars['ID']['output'];
 };
 
+export type ImportTfjsModelInput = {
+  channels?: InputMaybe<Scalars['Int']['input']>;
+  /** Or create a run of the imported model on this dataset and store the weights as its checkpoint. */
+  datasetId?: InputMaybe<Scalars['ID']['input']>;
+  epoch?: InputMaybe<Scalars['Float']['input']>;
+  /** Overrides for a topology that does not state its input length, channels or class count plainly. */
+  inputLength?: InputMaybe<Scalars['Int']['input']>;
+  learningRate?: InputMaybe<Scalars['Float']['input']>;
+  /** The model.json document: `modelTopology`, and `weightsManifest` when weights come too. */
+  modelJson: Scalars['JSON']['input'];
+  /** Name of the new model; default the topology's model name with a hash of the topology. */
+  modelName?: InputMaybe<Scalars['String']['input']>;
+  numClasses?: InputMaybe<Scalars['Int']['input']>;
+  /** Store the weights as a checkpoint of this run; its model must have the same topology. */
+  runId?: InputMaybe<Scalars['ID']['input']>;
+  /** Name of the new run (with datasetId); default the model's name. */
+  runName?: InputMaybe<Scalars['String']['input']>;
+  /** The checkpoint's step (default 0), epoch and learning rate. */
+  step?: InputMaybe<Scalars['Int']['input']>;
+  /** The weight files that weightsManifest names, concatenated in manifest order. */
+  weightData?: InputMaybe<Scalars['Base64']['input']>;
+};
+
+export type ImportTfjsModelPayload = {
+  __typename?: 'ImportTfjsModelPayload';
+  checkpoint: Maybe<Checkpoint>;
+  model: Model;
+  /** The run the checkpoint belongs to, when weights were given. */
+  run: Maybe<Run>;
+};
+
+export type ImportUcrInput = {
+  description?: InputMaybe<Scalars['String']['input']>;
+  files: Array<UcrFileInput>;
+  /** Name of the new dataset; default the files' @problemName. */
+  name?: InputMaybe<Scalars['String']['input']>;
+};
+
+export type ImportUcrPayload = {
+  __typename?: 'ImportUcrPayload';
+  /** Samples added over all files. */
+  added: Scalars['Int']['output'];
+  dataset: Dataset;
+};
+
+/**
+ * How much one bulk request may carry. Larger sets go in several requests; each request is one
+ * transaction.
+ */
+export type IngestLimits = {
+  __typename?: 'IngestLimits';
+  /** Largest request body in bytes (TANGENT_MAX_BODY_BYTES, default 64 MiB); base64 columns count 4 bytes per 3. */
+  maxBodyBytes: Scalars['Int']['output'];
+  /** Most rows (samples or per-sample metric rows) per request (TANGENT_MAX_BULK_ROWS, default 250,000). */
+  maxRows: Scalars['Int']['output'];
+};
+
+/**
+ * Per-sample metrics as columns. Give the samples as `sampleIds` or as `sampleIndices` (positions in
+ * the run's dataset); every other column is optional, and a column given has a value for every row.
+ */
+export type MetricColumnsInput = {
+  aNorm?: InputMaybe<Scalars['FloatColumn']['input']>;
+  correct?: InputMaybe<Array<Scalars['Boolean']['input']>>;
+  gNorm?: InputMaybe<Scalars['FloatColumn']['input']>;
+  hMinEig?: InputMaybe<Scalars['FloatColumn']['input']>;
+  hTrace?: InputMaybe<Scalars['FloatColumn']['input']>;
+  kNorm?: InputMaybe<Scalars['FloatColumn']['input']>;
+  kTrace?: InputMaybe<Scalars['FloatColumn']['input']>;
+  /** n × V values, row after row (V = the model's classes). */
+  logits?: InputMaybe<Scalars['FloatColumn']['input']>;
+  loss?: InputMaybe<Scalars['FloatColumn']['input']>;
+  /** n × V values, row after row. */
+  probs?: InputMaybe<Scalars['FloatColumn']['input']>;
+  /** Tangent sample ids, one per row. */
+  sampleIds?: InputMaybe<Scalars['IntColumn']['input']>;
+  /** Positions of the samples in the run's dataset (Sample.index), one per row; instead of sampleIds. */
+  sampleIndices?: InputMaybe<Scalars['IntColumn']['input']>;
+};
+
 export type MetricInput = {
   aNorm?: InputMaybe<Scalars['Float']['input']>;
   correct?: InputMaybe<Scalars['Boolean']['input']>;
@@ -297,6 +398,12 @@ export type Mutation = {
   __typename?: 'Mutation';
   /** Appends samples to a dataset: all of them or, on any bad sample, none. */
   addSamples: AddSamplesPayload;
+  /**
+   * Adds samples to a dataset from parallel columns: all of them or, on any bad row, none. A sample
+   * already stored identically (same index, label, split and series) is left as it is, so re-sending
+   * a batch is harmless; a different sample at a stored index is refused with CONFLICT.
+   */
+  addSamplesBulk: AddSamplesBulkPayload;
   /** Makes an API key and returns its secret, once (ADMIN). */
   createApiKey: CreateApiKeyPayload;
   /** Stores a checkpoint's weights in the TensorFlow.js format; they read back bit-exact. */
@@ -314,6 +421,26 @@ export type Mutation = {
   /** Deletes a run with its checkpoints and metrics. */
   deleteRun: DeletePayload;
   /**
+   * Imports a TensorFlow.js layers model from its artifacts: model.json's topology becomes a
+   * TFJS_LAYERS model and its weights a checkpoint, either of an existing run (`runId`) or of a new
+   * run on a dataset (`datasetId`). Input shape and class count come from the topology.
+   */
+  importTfjsModel: ImportTfjsModelPayload;
+  /**
+   * Creates a dataset from UCR/UEA `.ts` files (univariate or multivariate, equal length), in one
+   * transaction. Class names are the file's `@classLabel` values in order; samples are numbered
+   * from 0 over the files, train files first, then validation, then test.
+   */
+  importUcr: ImportUcrPayload;
+  /**
+   * Records per-sample metrics at a checkpoint from parallel columns, one entry per row: all rows
+   * or, on any bad row, none (one transaction). Re-sending a batch leaves the same table. Values are
+   * marked as recorded by the client; one that would change a value Tangent computed is refused
+   * with CONFLICT. Errors name the first bad row: `extensions.field` is e.g. `input.loss[17]` and
+   * `extensions.row` is 17. At most `ingestLimits.maxRows` rows per request.
+   */
+  logMetrics: RecordMetricsPayload;
+  /**
    * Records per-sample metrics at a checkpoint, one row per sample: all rows or, on any bad row, none.
    * Recording the same rows again is harmless. Values are marked as recorded by the client.
    */
@@ -327,6 +454,12 @@ export type Mutation = {
 export type MutationAddSamplesArgs = {
   datasetId: Scalars['ID']['input'];
   samples: Array<SampleInput>;
+};
+
+
+export type MutationAddSamplesBulkArgs = {
+  datasetId: Scalars['ID']['input'];
+  input: SampleColumnsInput;
 };
 
 
@@ -375,6 +508,22 @@ export type MutationDeleteRunArgs = {
 };
 
 
+export type MutationImportTfjsModelArgs = {
+  input: ImportTfjsModelInput;
+};
+
+
+export type MutationImportUcrArgs = {
+  input: ImportUcrInput;
+};
+
+
+export type MutationLogMetricsArgs = {
+  checkpointId: Scalars['ID']['input'];
+  input: MetricColumnsInput;
+};
+
+
 export type MutationRecordMetricsArgs = {
   checkpointId: Scalars['ID']['input'];
   metrics: Array<MetricInput>;
@@ -418,6 +567,8 @@ export type Query = {
   checkpoint: Maybe<Checkpoint>;
   dataset: Maybe<Dataset>;
   datasets: DatasetConnection;
+  /** The limits of the bulk mutations on this server, for clients that size their batches. */
+  ingestLimits: IngestLimits;
   model: Maybe<Model>;
   models: ModelConnection;
   run: Maybe<Run>;
@@ -571,6 +722,20 @@ export type Sample = {
   split: Scalars['String']['output'];
 };
 
+/** Samples as columns, one entry per sample. */
+export type SampleColumnsInput = {
+  /** Positions in the dataset, unique within it. */
+  indices: Scalars['IntColumn']['input'];
+  /** Class indices into the dataset's classNames. */
+  labels: Scalars['IntColumn']['input'];
+  /** n × length × channels values: each sample's series, time-major, one after another. */
+  series: Scalars['FloatColumn']['input'];
+  /** The split of every sample when `splits` is absent. */
+  split?: InputMaybe<Scalars['String']['input']>;
+  /** One split per sample; or give `split` for all of them. */
+  splits?: InputMaybe<Array<Scalars['String']['input']>>;
+};
+
 export type SampleConnection = {
   __typename?: 'SampleConnection';
   edges: Array<SampleEdge>;
@@ -684,6 +849,15 @@ export type TermProvenance = {
   term: Term;
 };
 
+export type UcrFileInput = {
+  /** The file's name; one ending in _TRAIN or _TEST (before `.ts`) sets the split. */
+  fileName?: InputMaybe<Scalars['String']['input']>;
+  /** The split of the file's series, overriding the file name's; default train. */
+  split?: InputMaybe<Scalars['String']['input']>;
+  /** The file's text in the UCR/UEA `.ts` format. */
+  text: Scalars['String']['input'];
+};
+
 export type UpdateRunInput = {
   config?: InputMaybe<RunConfigInput>;
   name?: InputMaybe<Scalars['String']['input']>;
@@ -772,6 +946,7 @@ export type DirectiveResolverFn<TResult = Record<PropertyKey, never>, TParent = 
 
 /** Mapping between all available schema types and the resolvers types */
 export type ResolversTypes = {
+  AddSamplesBulkPayload: ResolverTypeWrapper<AddSamplesBulkPayloadRow>;
   AddSamplesPayload: ResolverTypeWrapper<AddSamplesPayloadRow>;
   ApiKey: ResolverTypeWrapper<ApiKeyRow>;
   ApiKeyConnection: ResolverTypeWrapper<ConnectionRow<ApiKeyRow>>;
@@ -796,9 +971,17 @@ export type ResolversTypes = {
   DeletePayload: ResolverTypeWrapper<DeletePayload>;
   Float: ResolverTypeWrapper<Scalars['Float']['output']>;
   FloatArray: ResolverTypeWrapper<Scalars['FloatArray']['output']>;
+  FloatColumn: ResolverTypeWrapper<Scalars['FloatColumn']['output']>;
   ID: ResolverTypeWrapper<Scalars['ID']['output']>;
+  ImportTfjsModelInput: ImportTfjsModelInput;
+  ImportTfjsModelPayload: ResolverTypeWrapper<ImportTfjsModelPayloadRow>;
+  ImportUcrInput: ImportUcrInput;
+  ImportUcrPayload: ResolverTypeWrapper<ImportUcrPayloadRow>;
+  IngestLimits: ResolverTypeWrapper<IngestLimits>;
   Int: ResolverTypeWrapper<Scalars['Int']['output']>;
+  IntColumn: ResolverTypeWrapper<Scalars['IntColumn']['output']>;
   JSON: ResolverTypeWrapper<Scalars['JSON']['output']>;
+  MetricColumnsInput: MetricColumnsInput;
   MetricInput: MetricInput;
   Model: ResolverTypeWrapper<ModelRow>;
   ModelConnection: ResolverTypeWrapper<ConnectionRow<ModelRow>>;
@@ -819,6 +1002,7 @@ export type ResolversTypes = {
   RunFilter: RunFilter;
   RunStatus: RunStatus;
   Sample: ResolverTypeWrapper<SampleRow>;
+  SampleColumnsInput: SampleColumnsInput;
   SampleConnection: ResolverTypeWrapper<ConnectionRow<SampleRow>>;
   SampleEdge: ResolverTypeWrapper<Omit<SampleEdge, 'node'> & { node: ResolversTypes['Sample'] }>;
   SampleFilter: SampleFilter;
@@ -832,12 +1016,14 @@ export type ResolversTypes = {
   Subscription: ResolverTypeWrapper<Record<PropertyKey, never>>;
   Term: Term;
   TermProvenance: ResolverTypeWrapper<TermProvenance>;
+  UcrFileInput: UcrFileInput;
   UpdateRunInput: UpdateRunInput;
   Viewer: ResolverTypeWrapper<Omit<Viewer, 'apiKey'> & { apiKey?: Maybe<ResolversTypes['ApiKey']> }>;
 };
 
 /** Mapping between all available schema types and the resolvers parents */
 export type ResolversParentTypes = {
+  AddSamplesBulkPayload: AddSamplesBulkPayloadRow;
   AddSamplesPayload: AddSamplesPayloadRow;
   ApiKey: ApiKeyRow;
   ApiKeyConnection: ConnectionRow<ApiKeyRow>;
@@ -862,9 +1048,17 @@ export type ResolversParentTypes = {
   DeletePayload: DeletePayload;
   Float: Scalars['Float']['output'];
   FloatArray: Scalars['FloatArray']['output'];
+  FloatColumn: Scalars['FloatColumn']['output'];
   ID: Scalars['ID']['output'];
+  ImportTfjsModelInput: ImportTfjsModelInput;
+  ImportTfjsModelPayload: ImportTfjsModelPayloadRow;
+  ImportUcrInput: ImportUcrInput;
+  ImportUcrPayload: ImportUcrPayloadRow;
+  IngestLimits: IngestLimits;
   Int: Scalars['Int']['output'];
+  IntColumn: Scalars['IntColumn']['output'];
   JSON: Scalars['JSON']['output'];
+  MetricColumnsInput: MetricColumnsInput;
   MetricInput: MetricInput;
   Model: ModelRow;
   ModelConnection: ConnectionRow<ModelRow>;
@@ -881,6 +1075,7 @@ export type ResolversParentTypes = {
   RunEdge: Omit<RunEdge, 'node'> & { node: ResolversParentTypes['Run'] };
   RunFilter: RunFilter;
   Sample: SampleRow;
+  SampleColumnsInput: SampleColumnsInput;
   SampleConnection: ConnectionRow<SampleRow>;
   SampleEdge: Omit<SampleEdge, 'node'> & { node: ResolversParentTypes['Sample'] };
   SampleFilter: SampleFilter;
@@ -893,8 +1088,15 @@ export type ResolversParentTypes = {
   String: Scalars['String']['output'];
   Subscription: Record<PropertyKey, never>;
   TermProvenance: TermProvenance;
+  UcrFileInput: UcrFileInput;
   UpdateRunInput: UpdateRunInput;
   Viewer: Omit<Viewer, 'apiKey'> & { apiKey?: Maybe<ResolversParentTypes['ApiKey']> };
+};
+
+export type AddSamplesBulkPayloadResolvers<ContextType = Context, ParentType extends ResolversParentTypes['AddSamplesBulkPayload'] = ResolversParentTypes['AddSamplesBulkPayload']> = {
+  added?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  dataset?: Resolver<ResolversTypes['Dataset'], ParentType, ContextType>;
+  unchanged?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
 };
 
 export type AddSamplesPayloadResolvers<ContextType = Context, ParentType extends ResolversParentTypes['AddSamplesPayload'] = ResolversParentTypes['AddSamplesPayload']> = {
@@ -1001,6 +1203,30 @@ export interface FloatArrayScalarConfig extends GraphQLScalarTypeConfig<Resolver
   name: 'FloatArray';
 }
 
+export interface FloatColumnScalarConfig extends GraphQLScalarTypeConfig<ResolversTypes['FloatColumn'], any> {
+  name: 'FloatColumn';
+}
+
+export type ImportTfjsModelPayloadResolvers<ContextType = Context, ParentType extends ResolversParentTypes['ImportTfjsModelPayload'] = ResolversParentTypes['ImportTfjsModelPayload']> = {
+  checkpoint?: Resolver<Maybe<ResolversTypes['Checkpoint']>, ParentType, ContextType>;
+  model?: Resolver<ResolversTypes['Model'], ParentType, ContextType>;
+  run?: Resolver<Maybe<ResolversTypes['Run']>, ParentType, ContextType>;
+};
+
+export type ImportUcrPayloadResolvers<ContextType = Context, ParentType extends ResolversParentTypes['ImportUcrPayload'] = ResolversParentTypes['ImportUcrPayload']> = {
+  added?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  dataset?: Resolver<ResolversTypes['Dataset'], ParentType, ContextType>;
+};
+
+export type IngestLimitsResolvers<ContextType = Context, ParentType extends ResolversParentTypes['IngestLimits'] = ResolversParentTypes['IngestLimits']> = {
+  maxBodyBytes?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  maxRows?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+};
+
+export interface IntColumnScalarConfig extends GraphQLScalarTypeConfig<ResolversTypes['IntColumn'], any> {
+  name: 'IntColumn';
+}
+
 export interface JsonScalarConfig extends GraphQLScalarTypeConfig<ResolversTypes['JSON'], any> {
   name: 'JSON';
 }
@@ -1033,6 +1259,7 @@ export type ModelEdgeResolvers<ContextType = Context, ParentType extends Resolve
 
 export type MutationResolvers<ContextType = Context, ParentType extends ResolversParentTypes['Mutation'] = ResolversParentTypes['Mutation']> = {
   addSamples?: Resolver<ResolversTypes['AddSamplesPayload'], ParentType, ContextType, RequireFields<MutationAddSamplesArgs, 'datasetId' | 'samples'>>;
+  addSamplesBulk?: Resolver<ResolversTypes['AddSamplesBulkPayload'], ParentType, ContextType, RequireFields<MutationAddSamplesBulkArgs, 'datasetId' | 'input'>>;
   createApiKey?: Resolver<ResolversTypes['CreateApiKeyPayload'], ParentType, ContextType, RequireFields<MutationCreateApiKeyArgs, 'input'>>;
   createCheckpoint?: Resolver<ResolversTypes['Checkpoint'], ParentType, ContextType, RequireFields<MutationCreateCheckpointArgs, 'input'>>;
   createDataset?: Resolver<ResolversTypes['Dataset'], ParentType, ContextType, RequireFields<MutationCreateDatasetArgs, 'input'>>;
@@ -1042,6 +1269,9 @@ export type MutationResolvers<ContextType = Context, ParentType extends Resolver
   deleteDataset?: Resolver<ResolversTypes['DeletePayload'], ParentType, ContextType, RequireFields<MutationDeleteDatasetArgs, 'id'>>;
   deleteModel?: Resolver<ResolversTypes['DeletePayload'], ParentType, ContextType, RequireFields<MutationDeleteModelArgs, 'id'>>;
   deleteRun?: Resolver<ResolversTypes['DeletePayload'], ParentType, ContextType, RequireFields<MutationDeleteRunArgs, 'id'>>;
+  importTfjsModel?: Resolver<ResolversTypes['ImportTfjsModelPayload'], ParentType, ContextType, RequireFields<MutationImportTfjsModelArgs, 'input'>>;
+  importUcr?: Resolver<ResolversTypes['ImportUcrPayload'], ParentType, ContextType, RequireFields<MutationImportUcrArgs, 'input'>>;
+  logMetrics?: Resolver<ResolversTypes['RecordMetricsPayload'], ParentType, ContextType, RequireFields<MutationLogMetricsArgs, 'checkpointId' | 'input'>>;
   recordMetrics?: Resolver<ResolversTypes['RecordMetricsPayload'], ParentType, ContextType, RequireFields<MutationRecordMetricsArgs, 'checkpointId' | 'metrics'>>;
   revokeApiKey?: Resolver<ResolversTypes['ApiKey'], ParentType, ContextType, RequireFields<MutationRevokeApiKeyArgs, 'id'>>;
   updateRun?: Resolver<ResolversTypes['Run'], ParentType, ContextType, RequireFields<MutationUpdateRunArgs, 'id' | 'input'>>;
@@ -1063,6 +1293,7 @@ export type QueryResolvers<ContextType = Context, ParentType extends ResolversPa
   checkpoint?: Resolver<Maybe<ResolversTypes['Checkpoint']>, ParentType, ContextType, RequireFields<QueryCheckpointArgs, 'id'>>;
   dataset?: Resolver<Maybe<ResolversTypes['Dataset']>, ParentType, ContextType, RequireFields<QueryDatasetArgs, 'id'>>;
   datasets?: Resolver<ResolversTypes['DatasetConnection'], ParentType, ContextType, Partial<QueryDatasetsArgs>>;
+  ingestLimits?: Resolver<ResolversTypes['IngestLimits'], ParentType, ContextType>;
   model?: Resolver<Maybe<ResolversTypes['Model']>, ParentType, ContextType, RequireFields<QueryModelArgs, 'id'>>;
   models?: Resolver<ResolversTypes['ModelConnection'], ParentType, ContextType, Partial<QueryModelsArgs>>;
   run?: Resolver<Maybe<ResolversTypes['Run']>, ParentType, ContextType, RequireFields<QueryRunArgs, 'id'>>;
@@ -1178,6 +1409,7 @@ export type ViewerResolvers<ContextType = Context, ParentType extends ResolversP
 };
 
 export type Resolvers<ContextType = Context> = {
+  AddSamplesBulkPayload?: AddSamplesBulkPayloadResolvers<ContextType>;
   AddSamplesPayload?: AddSamplesPayloadResolvers<ContextType>;
   ApiKey?: ApiKeyResolvers<ContextType>;
   ApiKeyConnection?: ApiKeyConnectionResolvers<ContextType>;
@@ -1194,6 +1426,11 @@ export type Resolvers<ContextType = Context> = {
   DateTime?: GraphQLScalarType;
   DeletePayload?: DeletePayloadResolvers<ContextType>;
   FloatArray?: GraphQLScalarType;
+  FloatColumn?: GraphQLScalarType;
+  ImportTfjsModelPayload?: ImportTfjsModelPayloadResolvers<ContextType>;
+  ImportUcrPayload?: ImportUcrPayloadResolvers<ContextType>;
+  IngestLimits?: IngestLimitsResolvers<ContextType>;
+  IntColumn?: GraphQLScalarType;
   JSON?: GraphQLScalarType;
   Model?: ModelResolvers<ContextType>;
   ModelConnection?: ModelConnectionResolvers<ContextType>;

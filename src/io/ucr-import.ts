@@ -1,0 +1,107 @@
+import { basename } from 'node:path';
+import type { UcrDataset } from './ucr.js';
+
+/**
+ * Turning one or more UCR/UEA files of one problem (typically X_TRAIN.ts and X_TEST.ts) into one
+ * dataset: shape and class names from the files, samples numbered from 0 over the files with
+ * train first, then validation, then test, then anything else (so the shell's order of the file
+ * names does not matter), each file's series in file order.
+ */
+export interface UcrFile {
+  dataset: UcrDataset;
+  /** The file's name; `…_TRAIN.ts`, `…_TEST.ts`, `…_VALIDATION.ts` set the split. */
+  fileName?: string | null;
+  /** An explicit split, which wins over the file name's. */
+  split?: string | null;
+}
+
+export interface UcrImportPlan {
+  problemName: string;
+  length: number;
+  channels: number;
+  classNames: string[];
+  /** Column form of the samples, ready for a bulk write. */
+  indices: Int32Array;
+  labels: Int32Array;
+  splits: string[];
+  /** n × length × channels values, time-major per sample. */
+  series: Float32Array;
+  /** Samples per split, in import order. */
+  counts: { split: string; count: number }[];
+}
+
+export class UcrImportError extends Error {
+  constructor(
+    message: string,
+    /** The position of the file to blame in the list given. */
+    readonly file: number,
+  ) {
+    super(message);
+    this.name = 'UcrImportError';
+  }
+}
+
+/** The split a UCR file name implies: `GunPoint_TRAIN.ts` → train; null when it implies none. */
+export function splitOfFileName(fileName: string): string | null {
+  const stem = basename(fileName).replace(/\.ts$/i, '');
+  const match = /_(TRAIN|TEST|VALID|VALIDATION)$/i.exec(stem);
+  if (!match) return null;
+  const tag = match[1]!.toUpperCase();
+  return tag === 'TRAIN' ? 'train' : tag === 'TEST' ? 'test' : 'validation';
+}
+
+const SPLIT_ORDER: Record<string, number> = { train: 0, validation: 1, test: 2 };
+
+/** Plans the import of files that must share one problem's shape and classes. */
+export function planUcrImport(files: readonly UcrFile[]): UcrImportPlan {
+  if (files.length === 0) throw new UcrImportError('Give at least one file', 0);
+  const first = files[0]!.dataset;
+  const classNames = first.classNames;
+  const resolved = files.map((file, position) => {
+    const d = file.dataset;
+    if (d.series.length === 0) throw new UcrImportError('The file has no series', position);
+    if (d.length !== first.length || d.channels !== first.channels) {
+      throw new UcrImportError(
+        `The file's series are ${d.length} × ${d.channels}; the first file's are ${first.length} × ${first.channels}`,
+        position,
+      );
+    }
+    // The same classes in another order are mapped onto the first file's order; other classes are refused.
+    const sameSet = d.classNames.length === classNames.length && d.classNames.every((c) => classNames.includes(c));
+    if (!sameSet) {
+      throw new UcrImportError(`The file's classes (${d.classNames.join(' ')}) differ from the first file's (${classNames.join(' ')})`, position);
+    }
+    const remap = d.classNames.map((c) => classNames.indexOf(c));
+    const split = file.split?.trim() || (file.fileName ? splitOfFileName(file.fileName) : null) || 'train';
+    return { d, remap, split, position };
+  });
+  resolved.sort((a, b) => (SPLIT_ORDER[a.split] ?? 3) - (SPLIT_ORDER[b.split] ?? 3) || a.position - b.position);
+
+  const values = first.length * first.channels;
+  const n = resolved.reduce((sum, r) => sum + r.d.series.length, 0);
+  const plan: UcrImportPlan = {
+    problemName: first.problemName,
+    length: first.length,
+    channels: first.channels,
+    classNames,
+    indices: new Int32Array(n),
+    labels: new Int32Array(n),
+    splits: new Array<string>(n),
+    series: new Float32Array(n * values),
+    counts: [],
+  };
+  let i = 0;
+  for (const r of resolved) {
+    for (const s of r.d.series) {
+      plan.indices[i] = i;
+      plan.labels[i] = r.remap[s.label]!;
+      plan.splits[i] = r.split;
+      plan.series.set(s.values, i * values);
+      i++;
+    }
+    const counted = plan.counts.find((c) => c.split === r.split);
+    if (counted) counted.count += r.d.series.length;
+    else plan.counts.push({ split: r.split, count: r.d.series.length });
+  }
+  return plan;
+}
