@@ -128,3 +128,18 @@ export type Selection = Prisma.SelectionModel
  * (double precision: the weighted mean across checkpoints is kept as computed).
  */
 export type SelectionSample = Prisma.SelectionSampleModel
+/**
+ * Model ComputeJob
+ * A durable computation of terms at a checkpoint: `computeTerms`, or a query that needed more missing terms
+ * than are computed inline (src/jobs). Its samples, fixed when it is made, are split into chunks of consecutive
+ * sample ids: chunk k holds the samples in scope with ids in [chunkStarts[k], chunkStarts[k+1]) (the last chunk
+ * up to lastSampleId). Each chunk is one pg-boss job; a chunk's values and its ComputeJobChunk row commit in one
+ * transaction, so a job killed midway resumes where it stopped and never writes a chunk twice.
+ */
+export type ComputeJob = Prisma.ComputeJobModel
+/**
+ * Model ComputeJobChunk
+ * A committed chunk of a ComputeJob: written in the same transaction as the chunk's values, so its presence
+ * means "done" and a second delivery of the chunk (a retry after a crash) writes nothing.
+ */
+export type ComputeJobChunk = Prisma.ComputeJobChunkModel

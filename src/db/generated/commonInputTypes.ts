@@ -487,6 +487,23 @@ export type EnumSelectionMethodWithAggregatesFilter<$PrismaModel = never> = {
   _max?: Prisma.NestedEnumSelectionMethodFilter<$PrismaModel>
 }
 
+export type EnumComputeJobStatusFilter<$PrismaModel = never> = {
+  equals?: $Enums.ComputeJobStatus | Prisma.EnumComputeJobStatusFieldRefInput<$PrismaModel>
+  in?: $Enums.ComputeJobStatus[] | Prisma.ListEnumComputeJobStatusFieldRefInput<$PrismaModel>
+  notIn?: $Enums.ComputeJobStatus[] | Prisma.ListEnumComputeJobStatusFieldRefInput<$PrismaModel>
+  not?: Prisma.NestedEnumComputeJobStatusFilter<$PrismaModel> | $Enums.ComputeJobStatus
+}
+
+export type EnumComputeJobStatusWithAggregatesFilter<$PrismaModel = never> = {
+  equals?: $Enums.ComputeJobStatus | Prisma.EnumComputeJobStatusFieldRefInput<$PrismaModel>
+  in?: $Enums.ComputeJobStatus[] | Prisma.ListEnumComputeJobStatusFieldRefInput<$PrismaModel>
+  notIn?: $Enums.ComputeJobStatus[] | Prisma.ListEnumComputeJobStatusFieldRefInput<$PrismaModel>
+  not?: Prisma.NestedEnumComputeJobStatusWithAggregatesFilter<$PrismaModel> | $Enums.ComputeJobStatus
+  _count?: Prisma.NestedIntFilter<$PrismaModel>
+  _min?: Prisma.NestedEnumComputeJobStatusFilter<$PrismaModel>
+  _max?: Prisma.NestedEnumComputeJobStatusFilter<$PrismaModel>
+}
+
 export type NestedIntFilter<$PrismaModel = never> = {
   equals?: number | Prisma.IntFieldRefInput<$PrismaModel>
   in?: number[] | Prisma.ListIntFieldRefInput<$PrismaModel>
@@ -895,6 +912,23 @@ export type NestedEnumSelectionMethodWithAggregatesFilter<$PrismaModel = never> 
   _count?: Prisma.NestedIntFilter<$PrismaModel>
   _min?: Prisma.NestedEnumSelectionMethodFilter<$PrismaModel>
   _max?: Prisma.NestedEnumSelectionMethodFilter<$PrismaModel>
+}
+
+export type NestedEnumComputeJobStatusFilter<$PrismaModel = never> = {
+  equals?: $Enums.ComputeJobStatus | Prisma.EnumComputeJobStatusFieldRefInput<$PrismaModel>
+  in?: $Enums.ComputeJobStatus[] | Prisma.ListEnumComputeJobStatusFieldRefInput<$PrismaModel>
+  notIn?: $Enums.ComputeJobStatus[] | Prisma.ListEnumComputeJobStatusFieldRefInput<$PrismaModel>
+  not?: Prisma.NestedEnumComputeJobStatusFilter<$PrismaModel> | $Enums.ComputeJobStatus
+}
+
+export type NestedEnumComputeJobStatusWithAggregatesFilter<$PrismaModel = never> = {
+  equals?: $Enums.ComputeJobStatus | Prisma.EnumComputeJobStatusFieldRefInput<$PrismaModel>
+  in?: $Enums.ComputeJobStatus[] | Prisma.ListEnumComputeJobStatusFieldRefInput<$PrismaModel>
+  notIn?: $Enums.ComputeJobStatus[] | Prisma.ListEnumComputeJobStatusFieldRefInput<$PrismaModel>
+  not?: Prisma.NestedEnumComputeJobStatusWithAggregatesFilter<$PrismaModel> | $Enums.ComputeJobStatus
+  _count?: Prisma.NestedIntFilter<$PrismaModel>
+  _min?: Prisma.NestedEnumComputeJobStatusFilter<$PrismaModel>
+  _max?: Prisma.NestedEnumComputeJobStatusFilter<$PrismaModel>
 }
 
 

@@ -54,3 +54,14 @@ export const SelectionMethod = {
 } as const
 
 export type SelectionMethod = (typeof SelectionMethod)[keyof typeof SelectionMethod]
+
+
+export const ComputeJobStatus = {
+  QUEUED: 'QUEUED',
+  RUNNING: 'RUNNING',
+  COMPLETED: 'COMPLETED',
+  FAILED: 'FAILED',
+  CANCELLED: 'CANCELLED'
+} as const
+
+export type ComputeJobStatus = (typeof ComputeJobStatus)[keyof typeof ComputeJobStatus]

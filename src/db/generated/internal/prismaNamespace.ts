@@ -403,7 +403,9 @@ export const ModelName = {
   MetricCoverage: 'MetricCoverage',
   DatasetSize: 'DatasetSize',
   Selection: 'Selection',
-  SelectionSample: 'SelectionSample'
+  SelectionSample: 'SelectionSample',
+  ComputeJob: 'ComputeJob',
+  ComputeJobChunk: 'ComputeJobChunk'
 } as const
 
 export type ModelName = (typeof ModelName)[keyof typeof ModelName]
@@ -419,7 +421,7 @@ export type TypeMap<ExtArgs extends runtime.Types.Extensions.InternalArgs = runt
     omit: GlobalOmitOptions
   }
   meta: {
-    modelProps: "dataset" | "sample" | "model" | "run" | "checkpoint" | "checkpointWeights" | "producer" | "sampleMetric" | "apiKey" | "sampleCrossMetric" | "metricCoverage" | "datasetSize" | "selection" | "selectionSample"
+    modelProps: "dataset" | "sample" | "model" | "run" | "checkpoint" | "checkpointWeights" | "producer" | "sampleMetric" | "apiKey" | "sampleCrossMetric" | "metricCoverage" | "datasetSize" | "selection" | "selectionSample" | "computeJob" | "computeJobChunk"
     txIsolationLevel: TransactionIsolationLevel
   }
   model: {
@@ -1459,6 +1461,154 @@ export type TypeMap<ExtArgs extends runtime.Types.Extensions.InternalArgs = runt
         }
       }
     }
+    ComputeJob: {
+      payload: Prisma.$ComputeJobPayload<ExtArgs>
+      fields: Prisma.ComputeJobFieldRefs
+      operations: {
+        findUnique: {
+          args: Prisma.ComputeJobFindUniqueArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$ComputeJobPayload> | null
+        }
+        findUniqueOrThrow: {
+          args: Prisma.ComputeJobFindUniqueOrThrowArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$ComputeJobPayload>
+        }
+        findFirst: {
+          args: Prisma.ComputeJobFindFirstArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$ComputeJobPayload> | null
+        }
+        findFirstOrThrow: {
+          args: Prisma.ComputeJobFindFirstOrThrowArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$ComputeJobPayload>
+        }
+        findMany: {
+          args: Prisma.ComputeJobFindManyArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$ComputeJobPayload>[]
+        }
+        create: {
+          args: Prisma.ComputeJobCreateArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$ComputeJobPayload>
+        }
+        createMany: {
+          args: Prisma.ComputeJobCreateManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        createManyAndReturn: {
+          args: Prisma.ComputeJobCreateManyAndReturnArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$ComputeJobPayload>[]
+        }
+        delete: {
+          args: Prisma.ComputeJobDeleteArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$ComputeJobPayload>
+        }
+        update: {
+          args: Prisma.ComputeJobUpdateArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$ComputeJobPayload>
+        }
+        deleteMany: {
+          args: Prisma.ComputeJobDeleteManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        updateMany: {
+          args: Prisma.ComputeJobUpdateManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        updateManyAndReturn: {
+          args: Prisma.ComputeJobUpdateManyAndReturnArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$ComputeJobPayload>[]
+        }
+        upsert: {
+          args: Prisma.ComputeJobUpsertArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$ComputeJobPayload>
+        }
+        aggregate: {
+          args: Prisma.ComputeJobAggregateArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.AggregateComputeJob>
+        }
+        groupBy: {
+          args: Prisma.ComputeJobGroupByArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.ComputeJobGroupByOutputType>[]
+        }
+        count: {
+          args: Prisma.ComputeJobCountArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.ComputeJobCountAggregateOutputType> | number
+        }
+      }
+    }
+    ComputeJobChunk: {
+      payload: Prisma.$ComputeJobChunkPayload<ExtArgs>
+      fields: Prisma.ComputeJobChunkFieldRefs
+      operations: {
+        findUnique: {
+          args: Prisma.ComputeJobChunkFindUniqueArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$ComputeJobChunkPayload> | null
+        }
+        findUniqueOrThrow: {
+          args: Prisma.ComputeJobChunkFindUniqueOrThrowArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$ComputeJobChunkPayload>
+        }
+        findFirst: {
+          args: Prisma.ComputeJobChunkFindFirstArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$ComputeJobChunkPayload> | null
+        }
+        findFirstOrThrow: {
+          args: Prisma.ComputeJobChunkFindFirstOrThrowArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$ComputeJobChunkPayload>
+        }
+        findMany: {
+          args: Prisma.ComputeJobChunkFindManyArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$ComputeJobChunkPayload>[]
+        }
+        create: {
+          args: Prisma.ComputeJobChunkCreateArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$ComputeJobChunkPayload>
+        }
+        createMany: {
+          args: Prisma.ComputeJobChunkCreateManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        createManyAndReturn: {
+          args: Prisma.ComputeJobChunkCreateManyAndReturnArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$ComputeJobChunkPayload>[]
+        }
+        delete: {
+          args: Prisma.ComputeJobChunkDeleteArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$ComputeJobChunkPayload>
+        }
+        update: {
+          args: Prisma.ComputeJobChunkUpdateArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$ComputeJobChunkPayload>
+        }
+        deleteMany: {
+          args: Prisma.ComputeJobChunkDeleteManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        updateMany: {
+          args: Prisma.ComputeJobChunkUpdateManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        updateManyAndReturn: {
+          args: Prisma.ComputeJobChunkUpdateManyAndReturnArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$ComputeJobChunkPayload>[]
+        }
+        upsert: {
+          args: Prisma.ComputeJobChunkUpsertArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$ComputeJobChunkPayload>
+        }
+        aggregate: {
+          args: Prisma.ComputeJobChunkAggregateArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.AggregateComputeJobChunk>
+        }
+        groupBy: {
+          args: Prisma.ComputeJobChunkGroupByArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.ComputeJobChunkGroupByOutputType>[]
+        }
+        count: {
+          args: Prisma.ComputeJobChunkCountArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.ComputeJobChunkCountAggregateOutputType> | number
+        }
+      }
+    }
   }
 } & {
   other: {
@@ -1693,6 +1843,44 @@ export const SelectionSampleScalarFieldEnum = {
 export type SelectionSampleScalarFieldEnum = (typeof SelectionSampleScalarFieldEnum)[keyof typeof SelectionSampleScalarFieldEnum]
 
 
+export const ComputeJobScalarFieldEnum = {
+  id: 'id',
+  checkpointId: 'checkpointId',
+  terms: 'terms',
+  targetKey: 'targetKey',
+  scope: 'scope',
+  workKey: 'workKey',
+  chunkSize: 'chunkSize',
+  chunkStarts: 'chunkStarts',
+  lastSampleId: 'lastSampleId',
+  totalChunks: 'totalChunks',
+  totalSamples: 'totalSamples',
+  doneChunks: 'doneChunks',
+  doneSamples: 'doneSamples',
+  computedSamples: 'computedSamples',
+  status: 'status',
+  error: 'error',
+  attempts: 'attempts',
+  createdAt: 'createdAt',
+  startedAt: 'startedAt',
+  finishedAt: 'finishedAt',
+  updatedAt: 'updatedAt'
+} as const
+
+export type ComputeJobScalarFieldEnum = (typeof ComputeJobScalarFieldEnum)[keyof typeof ComputeJobScalarFieldEnum]
+
+
+export const ComputeJobChunkScalarFieldEnum = {
+  jobId: 'jobId',
+  chunk: 'chunk',
+  samples: 'samples',
+  computed: 'computed',
+  committedAt: 'committedAt'
+} as const
+
+export type ComputeJobChunkScalarFieldEnum = (typeof ComputeJobChunkScalarFieldEnum)[keyof typeof ComputeJobChunkScalarFieldEnum]
+
+
 export const SortOrder = {
   asc: 'asc',
   desc: 'desc'
@@ -1921,6 +2109,20 @@ export type EnumSelectionMethodFieldRefInput<$PrismaModel> = FieldRefInputType<$
 export type ListEnumSelectionMethodFieldRefInput<$PrismaModel> = FieldRefInputType<$PrismaModel, 'SelectionMethod[]'>
     
 
+
+/**
+ * Reference to a field of type 'ComputeJobStatus'
+ */
+export type EnumComputeJobStatusFieldRefInput<$PrismaModel> = FieldRefInputType<$PrismaModel, 'ComputeJobStatus'>
+    
+
+
+/**
+ * Reference to a field of type 'ComputeJobStatus[]'
+ */
+export type ListEnumComputeJobStatusFieldRefInput<$PrismaModel> = FieldRefInputType<$PrismaModel, 'ComputeJobStatus[]'>
+    
+
 /**
  * Batch Payload for updateMany & deleteMany & createMany
  */
@@ -2022,6 +2224,8 @@ export type GlobalOmitConfig = {
   datasetSize?: Prisma.DatasetSizeOmit
   selection?: Prisma.SelectionOmit
   selectionSample?: Prisma.SelectionSampleOmit
+  computeJob?: Prisma.ComputeJobOmit
+  computeJobChunk?: Prisma.ComputeJobChunkOmit
 }
 
 /* Types for Logging */

@@ -62,7 +62,9 @@ export const ModelName = {
   MetricCoverage: 'MetricCoverage',
   DatasetSize: 'DatasetSize',
   Selection: 'Selection',
-  SelectionSample: 'SelectionSample'
+  SelectionSample: 'SelectionSample',
+  ComputeJob: 'ComputeJob',
+  ComputeJobChunk: 'ComputeJobChunk'
 } as const
 
 export type ModelName = (typeof ModelName)[keyof typeof ModelName]
@@ -274,6 +276,44 @@ export const SelectionSampleScalarFieldEnum = {
 } as const
 
 export type SelectionSampleScalarFieldEnum = (typeof SelectionSampleScalarFieldEnum)[keyof typeof SelectionSampleScalarFieldEnum]
+
+
+export const ComputeJobScalarFieldEnum = {
+  id: 'id',
+  checkpointId: 'checkpointId',
+  terms: 'terms',
+  targetKey: 'targetKey',
+  scope: 'scope',
+  workKey: 'workKey',
+  chunkSize: 'chunkSize',
+  chunkStarts: 'chunkStarts',
+  lastSampleId: 'lastSampleId',
+  totalChunks: 'totalChunks',
+  totalSamples: 'totalSamples',
+  doneChunks: 'doneChunks',
+  doneSamples: 'doneSamples',
+  computedSamples: 'computedSamples',
+  status: 'status',
+  error: 'error',
+  attempts: 'attempts',
+  createdAt: 'createdAt',
+  startedAt: 'startedAt',
+  finishedAt: 'finishedAt',
+  updatedAt: 'updatedAt'
+} as const
+
+export type ComputeJobScalarFieldEnum = (typeof ComputeJobScalarFieldEnum)[keyof typeof ComputeJobScalarFieldEnum]
+
+
+export const ComputeJobChunkScalarFieldEnum = {
+  jobId: 'jobId',
+  chunk: 'chunk',
+  samples: 'samples',
+  computed: 'computed',
+  committedAt: 'committedAt'
+} as const
+
+export type ComputeJobChunkScalarFieldEnum = (typeof ComputeJobChunkScalarFieldEnum)[keyof typeof ComputeJobChunkScalarFieldEnum]
 
 
 export const SortOrder = {

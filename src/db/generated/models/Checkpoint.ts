@@ -266,6 +266,7 @@ export type CheckpointWhereInput = {
   metrics?: Prisma.SampleMetricListRelationFilter
   crossMetrics?: Prisma.SampleCrossMetricListRelationFilter
   coverage?: Prisma.MetricCoverageListRelationFilter
+  computeJobs?: Prisma.ComputeJobListRelationFilter
 }
 
 export type CheckpointOrderByWithRelationInput = {
@@ -282,6 +283,7 @@ export type CheckpointOrderByWithRelationInput = {
   metrics?: Prisma.SampleMetricOrderByRelationAggregateInput
   crossMetrics?: Prisma.SampleCrossMetricOrderByRelationAggregateInput
   coverage?: Prisma.MetricCoverageOrderByRelationAggregateInput
+  computeJobs?: Prisma.ComputeJobOrderByRelationAggregateInput
 }
 
 export type CheckpointWhereUniqueInput = Prisma.AtLeast<{
@@ -302,6 +304,7 @@ export type CheckpointWhereUniqueInput = Prisma.AtLeast<{
   metrics?: Prisma.SampleMetricListRelationFilter
   crossMetrics?: Prisma.SampleCrossMetricListRelationFilter
   coverage?: Prisma.MetricCoverageListRelationFilter
+  computeJobs?: Prisma.ComputeJobListRelationFilter
 }, "id" | "runId_step">
 
 export type CheckpointOrderByWithAggregationInput = {
@@ -346,6 +349,7 @@ export type CheckpointCreateInput = {
   metrics?: Prisma.SampleMetricCreateNestedManyWithoutCheckpointInput
   crossMetrics?: Prisma.SampleCrossMetricCreateNestedManyWithoutCheckpointInput
   coverage?: Prisma.MetricCoverageCreateNestedManyWithoutCheckpointInput
+  computeJobs?: Prisma.ComputeJobCreateNestedManyWithoutCheckpointInput
 }
 
 export type CheckpointUncheckedCreateInput = {
@@ -361,6 +365,7 @@ export type CheckpointUncheckedCreateInput = {
   metrics?: Prisma.SampleMetricUncheckedCreateNestedManyWithoutCheckpointInput
   crossMetrics?: Prisma.SampleCrossMetricUncheckedCreateNestedManyWithoutCheckpointInput
   coverage?: Prisma.MetricCoverageUncheckedCreateNestedManyWithoutCheckpointInput
+  computeJobs?: Prisma.ComputeJobUncheckedCreateNestedManyWithoutCheckpointInput
 }
 
 export type CheckpointUpdateInput = {
@@ -375,6 +380,7 @@ export type CheckpointUpdateInput = {
   metrics?: Prisma.SampleMetricUpdateManyWithoutCheckpointNestedInput
   crossMetrics?: Prisma.SampleCrossMetricUpdateManyWithoutCheckpointNestedInput
   coverage?: Prisma.MetricCoverageUpdateManyWithoutCheckpointNestedInput
+  computeJobs?: Prisma.ComputeJobUpdateManyWithoutCheckpointNestedInput
 }
 
 export type CheckpointUncheckedUpdateInput = {
@@ -390,6 +396,7 @@ export type CheckpointUncheckedUpdateInput = {
   metrics?: Prisma.SampleMetricUncheckedUpdateManyWithoutCheckpointNestedInput
   crossMetrics?: Prisma.SampleCrossMetricUncheckedUpdateManyWithoutCheckpointNestedInput
   coverage?: Prisma.MetricCoverageUncheckedUpdateManyWithoutCheckpointNestedInput
+  computeJobs?: Prisma.ComputeJobUncheckedUpdateManyWithoutCheckpointNestedInput
 }
 
 export type CheckpointCreateManyInput = {
@@ -600,6 +607,20 @@ export type CheckpointUpdateOneRequiredWithoutCoverageNestedInput = {
   update?: Prisma.XOR<Prisma.XOR<Prisma.CheckpointUpdateToOneWithWhereWithoutCoverageInput, Prisma.CheckpointUpdateWithoutCoverageInput>, Prisma.CheckpointUncheckedUpdateWithoutCoverageInput>
 }
 
+export type CheckpointCreateNestedOneWithoutComputeJobsInput = {
+  create?: Prisma.XOR<Prisma.CheckpointCreateWithoutComputeJobsInput, Prisma.CheckpointUncheckedCreateWithoutComputeJobsInput>
+  connectOrCreate?: Prisma.CheckpointCreateOrConnectWithoutComputeJobsInput
+  connect?: Prisma.CheckpointWhereUniqueInput
+}
+
+export type CheckpointUpdateOneRequiredWithoutComputeJobsNestedInput = {
+  create?: Prisma.XOR<Prisma.CheckpointCreateWithoutComputeJobsInput, Prisma.CheckpointUncheckedCreateWithoutComputeJobsInput>
+  connectOrCreate?: Prisma.CheckpointCreateOrConnectWithoutComputeJobsInput
+  upsert?: Prisma.CheckpointUpsertWithoutComputeJobsInput
+  connect?: Prisma.CheckpointWhereUniqueInput
+  update?: Prisma.XOR<Prisma.XOR<Prisma.CheckpointUpdateToOneWithWhereWithoutComputeJobsInput, Prisma.CheckpointUpdateWithoutComputeJobsInput>, Prisma.CheckpointUncheckedUpdateWithoutComputeJobsInput>
+}
+
 export type CheckpointCreateWithoutRunInput = {
   step: number
   epoch?: number | null
@@ -611,6 +632,7 @@ export type CheckpointCreateWithoutRunInput = {
   metrics?: Prisma.SampleMetricCreateNestedManyWithoutCheckpointInput
   crossMetrics?: Prisma.SampleCrossMetricCreateNestedManyWithoutCheckpointInput
   coverage?: Prisma.MetricCoverageCreateNestedManyWithoutCheckpointInput
+  computeJobs?: Prisma.ComputeJobCreateNestedManyWithoutCheckpointInput
 }
 
 export type CheckpointUncheckedCreateWithoutRunInput = {
@@ -625,6 +647,7 @@ export type CheckpointUncheckedCreateWithoutRunInput = {
   metrics?: Prisma.SampleMetricUncheckedCreateNestedManyWithoutCheckpointInput
   crossMetrics?: Prisma.SampleCrossMetricUncheckedCreateNestedManyWithoutCheckpointInput
   coverage?: Prisma.MetricCoverageUncheckedCreateNestedManyWithoutCheckpointInput
+  computeJobs?: Prisma.ComputeJobUncheckedCreateNestedManyWithoutCheckpointInput
 }
 
 export type CheckpointCreateOrConnectWithoutRunInput = {
@@ -678,6 +701,7 @@ export type CheckpointCreateWithoutWeightsInput = {
   metrics?: Prisma.SampleMetricCreateNestedManyWithoutCheckpointInput
   crossMetrics?: Prisma.SampleCrossMetricCreateNestedManyWithoutCheckpointInput
   coverage?: Prisma.MetricCoverageCreateNestedManyWithoutCheckpointInput
+  computeJobs?: Prisma.ComputeJobCreateNestedManyWithoutCheckpointInput
 }
 
 export type CheckpointUncheckedCreateWithoutWeightsInput = {
@@ -692,6 +716,7 @@ export type CheckpointUncheckedCreateWithoutWeightsInput = {
   metrics?: Prisma.SampleMetricUncheckedCreateNestedManyWithoutCheckpointInput
   crossMetrics?: Prisma.SampleCrossMetricUncheckedCreateNestedManyWithoutCheckpointInput
   coverage?: Prisma.MetricCoverageUncheckedCreateNestedManyWithoutCheckpointInput
+  computeJobs?: Prisma.ComputeJobUncheckedCreateNestedManyWithoutCheckpointInput
 }
 
 export type CheckpointCreateOrConnectWithoutWeightsInput = {
@@ -721,6 +746,7 @@ export type CheckpointUpdateWithoutWeightsInput = {
   metrics?: Prisma.SampleMetricUpdateManyWithoutCheckpointNestedInput
   crossMetrics?: Prisma.SampleCrossMetricUpdateManyWithoutCheckpointNestedInput
   coverage?: Prisma.MetricCoverageUpdateManyWithoutCheckpointNestedInput
+  computeJobs?: Prisma.ComputeJobUpdateManyWithoutCheckpointNestedInput
 }
 
 export type CheckpointUncheckedUpdateWithoutWeightsInput = {
@@ -735,6 +761,7 @@ export type CheckpointUncheckedUpdateWithoutWeightsInput = {
   metrics?: Prisma.SampleMetricUncheckedUpdateManyWithoutCheckpointNestedInput
   crossMetrics?: Prisma.SampleCrossMetricUncheckedUpdateManyWithoutCheckpointNestedInput
   coverage?: Prisma.MetricCoverageUncheckedUpdateManyWithoutCheckpointNestedInput
+  computeJobs?: Prisma.ComputeJobUncheckedUpdateManyWithoutCheckpointNestedInput
 }
 
 export type CheckpointCreateWithoutMetricsInput = {
@@ -748,6 +775,7 @@ export type CheckpointCreateWithoutMetricsInput = {
   weights?: Prisma.CheckpointWeightsCreateNestedOneWithoutCheckpointInput
   crossMetrics?: Prisma.SampleCrossMetricCreateNestedManyWithoutCheckpointInput
   coverage?: Prisma.MetricCoverageCreateNestedManyWithoutCheckpointInput
+  computeJobs?: Prisma.ComputeJobCreateNestedManyWithoutCheckpointInput
 }
 
 export type CheckpointUncheckedCreateWithoutMetricsInput = {
@@ -762,6 +790,7 @@ export type CheckpointUncheckedCreateWithoutMetricsInput = {
   weights?: Prisma.CheckpointWeightsUncheckedCreateNestedOneWithoutCheckpointInput
   crossMetrics?: Prisma.SampleCrossMetricUncheckedCreateNestedManyWithoutCheckpointInput
   coverage?: Prisma.MetricCoverageUncheckedCreateNestedManyWithoutCheckpointInput
+  computeJobs?: Prisma.ComputeJobUncheckedCreateNestedManyWithoutCheckpointInput
 }
 
 export type CheckpointCreateOrConnectWithoutMetricsInput = {
@@ -791,6 +820,7 @@ export type CheckpointUpdateWithoutMetricsInput = {
   weights?: Prisma.CheckpointWeightsUpdateOneWithoutCheckpointNestedInput
   crossMetrics?: Prisma.SampleCrossMetricUpdateManyWithoutCheckpointNestedInput
   coverage?: Prisma.MetricCoverageUpdateManyWithoutCheckpointNestedInput
+  computeJobs?: Prisma.ComputeJobUpdateManyWithoutCheckpointNestedInput
 }
 
 export type CheckpointUncheckedUpdateWithoutMetricsInput = {
@@ -805,6 +835,7 @@ export type CheckpointUncheckedUpdateWithoutMetricsInput = {
   weights?: Prisma.CheckpointWeightsUncheckedUpdateOneWithoutCheckpointNestedInput
   crossMetrics?: Prisma.SampleCrossMetricUncheckedUpdateManyWithoutCheckpointNestedInput
   coverage?: Prisma.MetricCoverageUncheckedUpdateManyWithoutCheckpointNestedInput
+  computeJobs?: Prisma.ComputeJobUncheckedUpdateManyWithoutCheckpointNestedInput
 }
 
 export type CheckpointCreateWithoutCrossMetricsInput = {
@@ -818,6 +849,7 @@ export type CheckpointCreateWithoutCrossMetricsInput = {
   weights?: Prisma.CheckpointWeightsCreateNestedOneWithoutCheckpointInput
   metrics?: Prisma.SampleMetricCreateNestedManyWithoutCheckpointInput
   coverage?: Prisma.MetricCoverageCreateNestedManyWithoutCheckpointInput
+  computeJobs?: Prisma.ComputeJobCreateNestedManyWithoutCheckpointInput
 }
 
 export type CheckpointUncheckedCreateWithoutCrossMetricsInput = {
@@ -832,6 +864,7 @@ export type CheckpointUncheckedCreateWithoutCrossMetricsInput = {
   weights?: Prisma.CheckpointWeightsUncheckedCreateNestedOneWithoutCheckpointInput
   metrics?: Prisma.SampleMetricUncheckedCreateNestedManyWithoutCheckpointInput
   coverage?: Prisma.MetricCoverageUncheckedCreateNestedManyWithoutCheckpointInput
+  computeJobs?: Prisma.ComputeJobUncheckedCreateNestedManyWithoutCheckpointInput
 }
 
 export type CheckpointCreateOrConnectWithoutCrossMetricsInput = {
@@ -861,6 +894,7 @@ export type CheckpointUpdateWithoutCrossMetricsInput = {
   weights?: Prisma.CheckpointWeightsUpdateOneWithoutCheckpointNestedInput
   metrics?: Prisma.SampleMetricUpdateManyWithoutCheckpointNestedInput
   coverage?: Prisma.MetricCoverageUpdateManyWithoutCheckpointNestedInput
+  computeJobs?: Prisma.ComputeJobUpdateManyWithoutCheckpointNestedInput
 }
 
 export type CheckpointUncheckedUpdateWithoutCrossMetricsInput = {
@@ -875,6 +909,7 @@ export type CheckpointUncheckedUpdateWithoutCrossMetricsInput = {
   weights?: Prisma.CheckpointWeightsUncheckedUpdateOneWithoutCheckpointNestedInput
   metrics?: Prisma.SampleMetricUncheckedUpdateManyWithoutCheckpointNestedInput
   coverage?: Prisma.MetricCoverageUncheckedUpdateManyWithoutCheckpointNestedInput
+  computeJobs?: Prisma.ComputeJobUncheckedUpdateManyWithoutCheckpointNestedInput
 }
 
 export type CheckpointCreateWithoutCoverageInput = {
@@ -888,6 +923,7 @@ export type CheckpointCreateWithoutCoverageInput = {
   weights?: Prisma.CheckpointWeightsCreateNestedOneWithoutCheckpointInput
   metrics?: Prisma.SampleMetricCreateNestedManyWithoutCheckpointInput
   crossMetrics?: Prisma.SampleCrossMetricCreateNestedManyWithoutCheckpointInput
+  computeJobs?: Prisma.ComputeJobCreateNestedManyWithoutCheckpointInput
 }
 
 export type CheckpointUncheckedCreateWithoutCoverageInput = {
@@ -902,6 +938,7 @@ export type CheckpointUncheckedCreateWithoutCoverageInput = {
   weights?: Prisma.CheckpointWeightsUncheckedCreateNestedOneWithoutCheckpointInput
   metrics?: Prisma.SampleMetricUncheckedCreateNestedManyWithoutCheckpointInput
   crossMetrics?: Prisma.SampleCrossMetricUncheckedCreateNestedManyWithoutCheckpointInput
+  computeJobs?: Prisma.ComputeJobUncheckedCreateNestedManyWithoutCheckpointInput
 }
 
 export type CheckpointCreateOrConnectWithoutCoverageInput = {
@@ -931,6 +968,7 @@ export type CheckpointUpdateWithoutCoverageInput = {
   weights?: Prisma.CheckpointWeightsUpdateOneWithoutCheckpointNestedInput
   metrics?: Prisma.SampleMetricUpdateManyWithoutCheckpointNestedInput
   crossMetrics?: Prisma.SampleCrossMetricUpdateManyWithoutCheckpointNestedInput
+  computeJobs?: Prisma.ComputeJobUpdateManyWithoutCheckpointNestedInput
 }
 
 export type CheckpointUncheckedUpdateWithoutCoverageInput = {
@@ -945,6 +983,81 @@ export type CheckpointUncheckedUpdateWithoutCoverageInput = {
   weights?: Prisma.CheckpointWeightsUncheckedUpdateOneWithoutCheckpointNestedInput
   metrics?: Prisma.SampleMetricUncheckedUpdateManyWithoutCheckpointNestedInput
   crossMetrics?: Prisma.SampleCrossMetricUncheckedUpdateManyWithoutCheckpointNestedInput
+  computeJobs?: Prisma.ComputeJobUncheckedUpdateManyWithoutCheckpointNestedInput
+}
+
+export type CheckpointCreateWithoutComputeJobsInput = {
+  step: number
+  epoch?: number | null
+  learningRate?: number | null
+  weightBytes: number
+  weightSha256: string
+  createdAt?: Date | string
+  run: Prisma.RunCreateNestedOneWithoutCheckpointsInput
+  weights?: Prisma.CheckpointWeightsCreateNestedOneWithoutCheckpointInput
+  metrics?: Prisma.SampleMetricCreateNestedManyWithoutCheckpointInput
+  crossMetrics?: Prisma.SampleCrossMetricCreateNestedManyWithoutCheckpointInput
+  coverage?: Prisma.MetricCoverageCreateNestedManyWithoutCheckpointInput
+}
+
+export type CheckpointUncheckedCreateWithoutComputeJobsInput = {
+  id?: number
+  runId: number
+  step: number
+  epoch?: number | null
+  learningRate?: number | null
+  weightBytes: number
+  weightSha256: string
+  createdAt?: Date | string
+  weights?: Prisma.CheckpointWeightsUncheckedCreateNestedOneWithoutCheckpointInput
+  metrics?: Prisma.SampleMetricUncheckedCreateNestedManyWithoutCheckpointInput
+  crossMetrics?: Prisma.SampleCrossMetricUncheckedCreateNestedManyWithoutCheckpointInput
+  coverage?: Prisma.MetricCoverageUncheckedCreateNestedManyWithoutCheckpointInput
+}
+
+export type CheckpointCreateOrConnectWithoutComputeJobsInput = {
+  where: Prisma.CheckpointWhereUniqueInput
+  create: Prisma.XOR<Prisma.CheckpointCreateWithoutComputeJobsInput, Prisma.CheckpointUncheckedCreateWithoutComputeJobsInput>
+}
+
+export type CheckpointUpsertWithoutComputeJobsInput = {
+  update: Prisma.XOR<Prisma.CheckpointUpdateWithoutComputeJobsInput, Prisma.CheckpointUncheckedUpdateWithoutComputeJobsInput>
+  create: Prisma.XOR<Prisma.CheckpointCreateWithoutComputeJobsInput, Prisma.CheckpointUncheckedCreateWithoutComputeJobsInput>
+  where?: Prisma.CheckpointWhereInput
+}
+
+export type CheckpointUpdateToOneWithWhereWithoutComputeJobsInput = {
+  where?: Prisma.CheckpointWhereInput
+  data: Prisma.XOR<Prisma.CheckpointUpdateWithoutComputeJobsInput, Prisma.CheckpointUncheckedUpdateWithoutComputeJobsInput>
+}
+
+export type CheckpointUpdateWithoutComputeJobsInput = {
+  step?: Prisma.IntFieldUpdateOperationsInput | number
+  epoch?: Prisma.NullableFloatFieldUpdateOperationsInput | number | null
+  learningRate?: Prisma.NullableFloatFieldUpdateOperationsInput | number | null
+  weightBytes?: Prisma.IntFieldUpdateOperationsInput | number
+  weightSha256?: Prisma.StringFieldUpdateOperationsInput | string
+  createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  run?: Prisma.RunUpdateOneRequiredWithoutCheckpointsNestedInput
+  weights?: Prisma.CheckpointWeightsUpdateOneWithoutCheckpointNestedInput
+  metrics?: Prisma.SampleMetricUpdateManyWithoutCheckpointNestedInput
+  crossMetrics?: Prisma.SampleCrossMetricUpdateManyWithoutCheckpointNestedInput
+  coverage?: Prisma.MetricCoverageUpdateManyWithoutCheckpointNestedInput
+}
+
+export type CheckpointUncheckedUpdateWithoutComputeJobsInput = {
+  id?: Prisma.IntFieldUpdateOperationsInput | number
+  runId?: Prisma.IntFieldUpdateOperationsInput | number
+  step?: Prisma.IntFieldUpdateOperationsInput | number
+  epoch?: Prisma.NullableFloatFieldUpdateOperationsInput | number | null
+  learningRate?: Prisma.NullableFloatFieldUpdateOperationsInput | number | null
+  weightBytes?: Prisma.IntFieldUpdateOperationsInput | number
+  weightSha256?: Prisma.StringFieldUpdateOperationsInput | string
+  createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  weights?: Prisma.CheckpointWeightsUncheckedUpdateOneWithoutCheckpointNestedInput
+  metrics?: Prisma.SampleMetricUncheckedUpdateManyWithoutCheckpointNestedInput
+  crossMetrics?: Prisma.SampleCrossMetricUncheckedUpdateManyWithoutCheckpointNestedInput
+  coverage?: Prisma.MetricCoverageUncheckedUpdateManyWithoutCheckpointNestedInput
 }
 
 export type CheckpointCreateManyRunInput = {
@@ -968,6 +1081,7 @@ export type CheckpointUpdateWithoutRunInput = {
   metrics?: Prisma.SampleMetricUpdateManyWithoutCheckpointNestedInput
   crossMetrics?: Prisma.SampleCrossMetricUpdateManyWithoutCheckpointNestedInput
   coverage?: Prisma.MetricCoverageUpdateManyWithoutCheckpointNestedInput
+  computeJobs?: Prisma.ComputeJobUpdateManyWithoutCheckpointNestedInput
 }
 
 export type CheckpointUncheckedUpdateWithoutRunInput = {
@@ -982,6 +1096,7 @@ export type CheckpointUncheckedUpdateWithoutRunInput = {
   metrics?: Prisma.SampleMetricUncheckedUpdateManyWithoutCheckpointNestedInput
   crossMetrics?: Prisma.SampleCrossMetricUncheckedUpdateManyWithoutCheckpointNestedInput
   coverage?: Prisma.MetricCoverageUncheckedUpdateManyWithoutCheckpointNestedInput
+  computeJobs?: Prisma.ComputeJobUncheckedUpdateManyWithoutCheckpointNestedInput
 }
 
 export type CheckpointUncheckedUpdateManyWithoutRunInput = {
@@ -1003,12 +1118,14 @@ export type CheckpointCountOutputType = {
   metrics: number
   crossMetrics: number
   coverage: number
+  computeJobs: number
 }
 
 export type CheckpointCountOutputTypeSelect<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
   metrics?: boolean | CheckpointCountOutputTypeCountMetricsArgs
   crossMetrics?: boolean | CheckpointCountOutputTypeCountCrossMetricsArgs
   coverage?: boolean | CheckpointCountOutputTypeCountCoverageArgs
+  computeJobs?: boolean | CheckpointCountOutputTypeCountComputeJobsArgs
 }
 
 /**
@@ -1042,6 +1159,13 @@ export type CheckpointCountOutputTypeCountCoverageArgs<ExtArgs extends runtime.T
   where?: Prisma.MetricCoverageWhereInput
 }
 
+/**
+ * CheckpointCountOutputType without action
+ */
+export type CheckpointCountOutputTypeCountComputeJobsArgs<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
+  where?: Prisma.ComputeJobWhereInput
+}
+
 
 export type CheckpointSelect<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetSelect<{
   id?: boolean
@@ -1057,6 +1181,7 @@ export type CheckpointSelect<ExtArgs extends runtime.Types.Extensions.InternalAr
   metrics?: boolean | Prisma.Checkpoint$metricsArgs<ExtArgs>
   crossMetrics?: boolean | Prisma.Checkpoint$crossMetricsArgs<ExtArgs>
   coverage?: boolean | Prisma.Checkpoint$coverageArgs<ExtArgs>
+  computeJobs?: boolean | Prisma.Checkpoint$computeJobsArgs<ExtArgs>
   _count?: boolean | Prisma.CheckpointCountOutputTypeDefaultArgs<ExtArgs>
 }, ExtArgs["result"]["checkpoint"]>
 
@@ -1102,6 +1227,7 @@ export type CheckpointInclude<ExtArgs extends runtime.Types.Extensions.InternalA
   metrics?: boolean | Prisma.Checkpoint$metricsArgs<ExtArgs>
   crossMetrics?: boolean | Prisma.Checkpoint$crossMetricsArgs<ExtArgs>
   coverage?: boolean | Prisma.Checkpoint$coverageArgs<ExtArgs>
+  computeJobs?: boolean | Prisma.Checkpoint$computeJobsArgs<ExtArgs>
   _count?: boolean | Prisma.CheckpointCountOutputTypeDefaultArgs<ExtArgs>
 }
 export type CheckpointIncludeCreateManyAndReturn<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
@@ -1119,6 +1245,7 @@ export type $CheckpointPayload<ExtArgs extends runtime.Types.Extensions.Internal
     metrics: Prisma.$SampleMetricPayload<ExtArgs>[]
     crossMetrics: Prisma.$SampleCrossMetricPayload<ExtArgs>[]
     coverage: Prisma.$MetricCoveragePayload<ExtArgs>[]
+    computeJobs: Prisma.$ComputeJobPayload<ExtArgs>[]
   }
   scalars: runtime.Types.Extensions.GetPayloadResult<{
     id: number
@@ -1528,6 +1655,7 @@ export interface Prisma__CheckpointClient<T, Null = never, ExtArgs extends runti
   metrics<T extends Prisma.Checkpoint$metricsArgs<ExtArgs> = {}>(args?: Prisma.Subset<T, Prisma.Checkpoint$metricsArgs<ExtArgs>>): Prisma.PrismaPromise<runtime.Types.Result.GetResult<Prisma.$SampleMetricPayload<ExtArgs>, T, "findMany", GlobalOmitOptions> | Null>
   crossMetrics<T extends Prisma.Checkpoint$crossMetricsArgs<ExtArgs> = {}>(args?: Prisma.Subset<T, Prisma.Checkpoint$crossMetricsArgs<ExtArgs>>): Prisma.PrismaPromise<runtime.Types.Result.GetResult<Prisma.$SampleCrossMetricPayload<ExtArgs>, T, "findMany", GlobalOmitOptions> | Null>
   coverage<T extends Prisma.Checkpoint$coverageArgs<ExtArgs> = {}>(args?: Prisma.Subset<T, Prisma.Checkpoint$coverageArgs<ExtArgs>>): Prisma.PrismaPromise<runtime.Types.Result.GetResult<Prisma.$MetricCoveragePayload<ExtArgs>, T, "findMany", GlobalOmitOptions> | Null>
+  computeJobs<T extends Prisma.Checkpoint$computeJobsArgs<ExtArgs> = {}>(args?: Prisma.Subset<T, Prisma.Checkpoint$computeJobsArgs<ExtArgs>>): Prisma.PrismaPromise<runtime.Types.Result.GetResult<Prisma.$ComputeJobPayload<ExtArgs>, T, "findMany", GlobalOmitOptions> | Null>
   /**
    * Attaches callbacks for the resolution and/or rejection of the Promise.
    * @param onfulfilled The callback to execute when the Promise is resolved.
@@ -2049,6 +2177,30 @@ export type Checkpoint$coverageArgs<ExtArgs extends runtime.Types.Extensions.Int
   take?: number
   skip?: number
   distinct?: Prisma.MetricCoverageScalarFieldEnum | Prisma.MetricCoverageScalarFieldEnum[]
+}
+
+/**
+ * Checkpoint.computeJobs
+ */
+export type Checkpoint$computeJobsArgs<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
+  /**
+   * Select specific fields to fetch from the ComputeJob
+   */
+  select?: Prisma.ComputeJobSelect<ExtArgs> | null
+  /**
+   * Omit specific fields from the ComputeJob
+   */
+  omit?: Prisma.ComputeJobOmit<ExtArgs> | null
+  /**
+   * Choose, which related nodes to fetch as well
+   */
+  include?: Prisma.ComputeJobInclude<ExtArgs> | null
+  where?: Prisma.ComputeJobWhereInput
+  orderBy?: Prisma.ComputeJobOrderByWithRelationInput | Prisma.ComputeJobOrderByWithRelationInput[]
+  cursor?: Prisma.ComputeJobWhereUniqueInput
+  take?: number
+  skip?: number
+  distinct?: Prisma.ComputeJobScalarFieldEnum | Prisma.ComputeJobScalarFieldEnum[]
 }
 
 /**
