@@ -36,12 +36,37 @@ const EnvSchema = z.object({
   TANGENT_AUTH_FAILURES_PER_MIN: z.coerce.number().int().nonnegative().default(60),
   /** Query limits (graphql-armor), the same on HTTP and WebSocket. */
   TANGENT_MAX_DEPTH: z.coerce.number().int().positive().default(12),
-  TANGENT_MAX_COST: z.coerce.number().int().positive().default(20_000),
+  // armor multiplies a list's cost by a literal `first`: one full page (1000) of a wide type costs ~80k,
+  // a page of pages (1000 × 100) millions.
+  TANGENT_MAX_COST: z.coerce.number().int().positive().default(200_000),
   TANGENT_MAX_ALIASES: z.coerce.number().int().nonnegative().default(30),
   TANGENT_MAX_DIRECTIVES: z.coerce.number().int().nonnegative().default(50),
   TANGENT_MAX_TOKENS: z.coerce.number().int().positive().default(5_000),
   /** Time limit for one compute call (inline term computation), in milliseconds. */
   TANGENT_COMPUTE_TIMEOUT_MS: z.coerce.number().int().positive().default(300_000),
+  /** On-demand terms (src/services/compute*.ts, src/jobs). `on`: the server also works compute jobs (in its compute threads). */
+  TANGENT_WORKER: z.enum(['on', 'off']).default('on'),
+  /** Compute threads (worker_threads, each with its own tfjs); 0: one per core (one for the tensorflow backend). */
+  TANGENT_COMPUTE_THREADS: z.coerce.number().int().nonnegative().max(256).default(0),
+  /** Bound on the checkpoint models kept loaded in the compute threads, in bytes of weights (all threads' copies). */
+  TANGENT_MODEL_CACHE_BYTES: z.coerce.number().int().positive().default(512 * 1024 * 1024),
+  /** Most missing samples a query computes inline; above that it starts a job and answers TERMS_PENDING. */
+  TANGENT_INLINE_MAX_SAMPLES: z.coerce.number().int().nonnegative().default(512),
+  /** Samples per chunk of a compute job (one queue job, one transaction). */
+  TANGENT_CHUNK_SIZE: z.coerce.number().int().positive().max(100_000).default(256),
+  /** A chunk not finished this long after a worker took it is given to another worker (its worker is taken as dead). */
+  TANGENT_CHUNK_EXPIRE_SECONDS: z.coerce.number().int().positive().max(86_400).default(300),
+  /** Retries of a failing chunk before its job fails. */
+  TANGENT_CHUNK_RETRY_LIMIT: z.coerce.number().int().nonnegative().max(100).default(5),
+  TANGENT_CHUNK_RETRY_DELAY_SECONDS: z.coerce.number().int().nonnegative().max(3600).default(5),
+  /** How often an idle worker looks for chunks (pg-boss polling; at least 0.5). */
+  TANGENT_QUEUE_POLL_SECONDS: z.coerce.number().min(0.5).max(60).default(1),
+  /** How often expired chunks are looked for (pg-boss maintenance). */
+  TANGENT_QUEUE_MAINTENANCE_SECONDS: z.coerce.number().int().min(1).max(3600).default(30),
+  /** Chunks one worker process works on at once (each uses every compute thread). */
+  TANGENT_WORKER_CONCURRENCY: z.coerce.number().int().positive().max(64).default(1),
+  /** The server's address as clients reach it (e.g. behind a proxy), for absolute export URLs; default: paths. */
+  TANGENT_PUBLIC_URL: z.string().url().regex(/^https?:\/\//, 'must be an http:// or https:// URL').optional(),
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
 });
 
@@ -60,6 +85,8 @@ export type Config = {
   statementTimeoutMs: number;
   introspection: boolean;
   env: z.infer<typeof EnvSchema>['NODE_ENV'];
+  /** TANGENT_PUBLIC_URL without a trailing slash; null: export URLs are paths on this server. */
+  publicUrl: string | null;
   /** Whether requests need an API key (TANGENT_AUTH resolved against HOST). */
   authRequired: boolean;
   /** Allowed CORS origins; empty: no cross-origin access. */
@@ -68,6 +95,22 @@ export type Config = {
   authFailuresPerMin: number;
   limits: { maxDepth: number; maxCost: number; maxAliases: number; maxDirectives: number; maxTokens: number };
   computeTimeoutMs: number;
+  /** On-demand terms: compute threads, model cache, inline limit, and the job queue (src/jobs). */
+  compute: {
+    /** Whether this process works compute jobs (TANGENT_WORKER; `tangent worker` always does). */
+    worker: boolean;
+    /** 0: one per core (one for the tensorflow backend). */
+    threads: number;
+    modelCacheBytes: number;
+    inlineMaxSamples: number;
+    chunkSize: number;
+    chunkExpireSeconds: number;
+    chunkRetryLimit: number;
+    chunkRetryDelaySeconds: number;
+    pollSeconds: number;
+    maintenanceSeconds: number;
+    concurrency: number;
+  };
 };
 
 /** True for addresses that only this machine can reach. */
@@ -111,6 +154,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     statementTimeoutMs: e.TANGENT_STATEMENT_TIMEOUT_MS,
     introspection: e.TANGENT_INTROSPECTION ? e.TANGENT_INTROSPECTION === 'true' : e.NODE_ENV !== 'production',
     env: e.NODE_ENV,
+    publicUrl: e.TANGENT_PUBLIC_URL ? e.TANGENT_PUBLIC_URL.replace(/\/+$/, '') : null,
     authRequired: e.TANGENT_AUTH === 'on' || (e.TANGENT_AUTH === 'auto' && !loopback),
     corsOrigins: e.TANGENT_CORS_ORIGINS.split(',').map((o) => o.trim()).filter(Boolean),
     rateLimitPerMin: e.TANGENT_RATE_LIMIT_PER_MIN,
@@ -123,5 +167,18 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       maxTokens: e.TANGENT_MAX_TOKENS,
     },
     computeTimeoutMs: e.TANGENT_COMPUTE_TIMEOUT_MS,
+    compute: {
+      worker: e.TANGENT_WORKER === 'on',
+      threads: e.TANGENT_COMPUTE_THREADS,
+      modelCacheBytes: e.TANGENT_MODEL_CACHE_BYTES,
+      inlineMaxSamples: e.TANGENT_INLINE_MAX_SAMPLES,
+      chunkSize: e.TANGENT_CHUNK_SIZE,
+      chunkExpireSeconds: e.TANGENT_CHUNK_EXPIRE_SECONDS,
+      chunkRetryLimit: e.TANGENT_CHUNK_RETRY_LIMIT,
+      chunkRetryDelaySeconds: e.TANGENT_CHUNK_RETRY_DELAY_SECONDS,
+      pollSeconds: e.TANGENT_QUEUE_POLL_SECONDS,
+      maintenanceSeconds: e.TANGENT_QUEUE_MAINTENANCE_SECONDS,
+      concurrency: e.TANGENT_WORKER_CONCURRENCY,
+    },
   };
 }

@@ -74,12 +74,34 @@ function openPostgres(url: string, poolSize: number, log: Logger, statementTimeo
     },
   });
 
+  /**
+   * A checked-out client has no pool listener: if the server drops the connection between two of
+   * its queries (a restart, a failover), pg emits 'error' on it and, unheard, that kills the
+   * process. Listen while it is out, and destroy it on release instead of pooling a dead one.
+   */
+  const checkOut = async () => {
+    const client = await pool.connect();
+    let lost: Error | undefined;
+    const onError = (error: Error) => {
+      lost = error;
+      log.warn({ err: error }, 'database connection lost while in use');
+    };
+    client.on('error', onError);
+    return {
+      client,
+      release() {
+        client.removeListener('error', onError);
+        client.release(lost);
+      },
+    };
+  };
+
   return {
     kind: 'postgres',
     prisma,
     sql: clientSql(pool),
     async transaction(fn) {
-      const client = await pool.connect();
+      const { client, release } = await checkOut();
       try {
         await client.query('BEGIN');
         const tx: Tx = {
@@ -99,11 +121,11 @@ function openPostgres(url: string, poolSize: number, log: Logger, statementTimeo
         await client.query('ROLLBACK').catch(() => undefined);
         throw error;
       } finally {
-        client.release();
+        release();
       }
     },
     async session(fn) {
-      const client = await pool.connect();
+      const { client, release } = await checkOut();
       try {
         return await fn({
           ...clientSql(client),
@@ -112,7 +134,7 @@ function openPostgres(url: string, poolSize: number, log: Logger, statementTimeo
           },
         });
       } finally {
-        client.release();
+        release();
       }
     },
     listen: (channel, onMessage) => listener.listen(channel, onMessage),
