@@ -102,7 +102,7 @@ export class TermsPendingError extends TangentError {
 
 export class TermsMissingError extends TangentError {
   constructor(checkpointId: number, missing: readonly { name: string; missing: number }[]) {
-    const what = missing.map((m) => `${m.missing} sample${m.missing === 1 ? '' : 's'} lack ${m.name}`).join(', ');
+    const what = missing.map((m) => `${m.missing} sample${m.missing === 1 ? ' lacks' : 's lack'} ${m.name}`).join(', ');
     super(ErrorCode.TERMS_MISSING, `${what} at checkpoint ${checkpointId}; run computeTerms (or record them) first`, {
       checkpointId: String(checkpointId),
       missing: missing.map((m) => ({ term: m.name, count: m.missing })),

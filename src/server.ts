@@ -17,6 +17,7 @@ import { PubSub } from './pubsub.js';
 import { buildSchema } from './schema/index.js';
 import { formatError } from './schema/format-error.js';
 import { errorHandler } from './http/errors.js';
+import { exportRoutes } from './http/export.js';
 import { serveWebSocket } from './http/graphql-ws.js';
 import { errorLogPlugin, queryLimits } from './http/limits.js';
 import { RateLimits } from './http/rate-limit.js';
@@ -109,6 +110,14 @@ export async function createServer(config: Config, options: ServerOptions = {}):
           return createContext(services, state.requestId, state.caller, state.log);
         },
       }),
+    );
+
+    // Streamed exports of selections and curation queries (JSONL/CSV); the URLs come from GraphQL's exportUrl.
+    app.use(
+      '/export',
+      ...(config.corsOrigins.length ? [cors({ origin: config.corsOrigins.includes('*') ? '*' : config.corsOrigins, maxAge: 600 })] : []),
+      authenticateRequests(authenticator, rateLimits),
+      exportRoutes(services),
     );
 
     // Body-parser refusals (oversize, malformed JSON) and middleware failures, in GraphQL's error shape.

@@ -5,6 +5,7 @@ import type { Resolvers } from './generated/types.js';
 import { apiKeyResolvers } from './api-keys.js';
 import { checkpointResolvers } from './checkpoints.js';
 import { connectionFields } from './connections.js';
+import { curationResolvers } from './curation.js';
 import { datasetResolvers } from './datasets.js';
 import { ingestResolvers } from './ingest.js';
 import { modelResolvers } from './models.js';
@@ -39,6 +40,7 @@ export const resolvers = mergeResolvers([
   checkpointResolvers,
   ingestResolvers,
   apiKeyResolvers,
+  curationResolvers,
 ]) as Resolvers;
 
 export function buildSchema() {

@@ -3,6 +3,7 @@ import type { GraphQLResolveInfo, GraphQLScalarType, GraphQLScalarTypeConfig } f
 import type { DatasetRow, SampleRow, ModelRow, RunRow, CheckpointRow, CheckpointWeightsRow, SampleMetricRow, ConnectionRow, AddSamplesPayloadRow, RecordMetricsPayloadRow } from '../rows.js';
 import type { ApiKeyRow } from '../../auth/keys.js';
 import type { AddSamplesBulkPayloadRow, ImportUcrPayloadRow, ImportTfjsModelPayloadRow } from '../../services/ingest.js';
+import type { RankedSampleRow, RankedSampleConnectionRow, TermStatsRow, TargetSetRow, SelectionRow, SelectionConnectionRow, SelectedSampleRow, SelectedSampleConnectionRow, SelectionProvenanceRow } from '../curation-rows.js';
 import type { Context } from '../../context.js';
 export type Maybe<T> = T | null;
 export type InputMaybe<T> = Maybe<T>;
@@ -91,13 +92,27 @@ export type Checkpoint = {
   __typename?: 'Checkpoint';
   createdAt: Scalars['DateTime']['output'];
   epoch: Maybe<Scalars['Float']['output']>;
+  /**
+   * The path (on this server; absolute when TANGENT_PUBLIC_URL is set) that streams the filtered,
+   * ordered samples with their terms as JSONL or CSV, however many there are.
+   */
+  exportUrl: Scalars['String']['output'];
   id: Scalars['ID']['output'];
   /** The learning rate in effect at this step. */
   learningRate: Maybe<Scalars['Float']['output']>;
   /** Per-sample metrics stored at this checkpoint, in sample order. */
   metrics: SampleMetricConnection;
+  /**
+   * The samples with their terms at this checkpoint, filtered and ordered by any term, as a keyset
+   * connection (cursors stay valid while rows are added). Every term the filter or the order reads
+   * must be present for every sample the filter's labels, splits and sampleIds name: a missing value
+   * is never taken as zero; the query fails with TERMS_MISSING saying how many samples lack which term.
+   */
+  rankedSamples: RankedSampleConnection;
   run: Run;
   step: Scalars['Int']['output'];
+  /** Statistics of a term over the (filtered) samples at this checkpoint. */
+  termStats: TermStats;
   /** Size of the weight buffer in bytes. */
   weightBytes: Scalars['Int']['output'];
   /** SHA-256 of the weight buffer, hex. */
@@ -107,9 +122,33 @@ export type Checkpoint = {
 };
 
 
+export type CheckpointExportUrlArgs = {
+  filter?: InputMaybe<SampleTermFilter>;
+  format?: InputMaybe<ExportFormat>;
+  orderBy?: InputMaybe<SampleTermOrder>;
+  target?: InputMaybe<TargetSetInput>;
+};
+
+
 export type CheckpointMetricsArgs = {
   after?: InputMaybe<Scalars['String']['input']>;
   first?: InputMaybe<Scalars['Int']['input']>;
+};
+
+
+export type CheckpointRankedSamplesArgs = {
+  after?: InputMaybe<Scalars['String']['input']>;
+  filter?: InputMaybe<SampleTermFilter>;
+  first?: InputMaybe<Scalars['Int']['input']>;
+  orderBy?: InputMaybe<SampleTermOrder>;
+  target?: InputMaybe<TargetSetInput>;
+};
+
+
+export type CheckpointTermStatsArgs = {
+  filter?: InputMaybe<SampleTermFilter>;
+  target?: InputMaybe<TargetSetInput>;
+  term: ScalarTerm;
 };
 
 export type CheckpointConnection = {
@@ -126,12 +165,27 @@ export type CheckpointEdge = {
   node: Checkpoint;
 };
 
+export type CheckpointWeighting =
+  /** The weights given in `weights`. */
+  | 'CUSTOM'
+  /** Every checkpoint counts the same. */
+  | 'EQUAL'
+  /** Each checkpoint weighted by its learning rate, as LESS does. */
+  | 'LEARNING_RATE';
+
 export type CheckpointWeights = {
   __typename?: 'CheckpointWeights';
   /** The concatenated little-endian weight buffer. */
   data: Scalars['Base64']['output'];
   /** model.json `weightsManifest[].weights` entries, in buffer order: {name, shape, dtype}. */
   specs: Scalars['JSON']['output'];
+};
+
+export type ClassCount = {
+  __typename?: 'ClassCount';
+  className: Scalars['String']['output'];
+  count: Scalars['Int']['output'];
+  label: Scalars['Int']['output'];
 };
 
 export type CreateApiKeyInput = {
@@ -190,6 +244,13 @@ export type CreateRunInput = {
   status?: InputMaybe<RunStatus>;
 };
 
+export type CreateSelectionInput = {
+  description?: InputMaybe<Scalars['String']['input']>;
+  /** Unique within the dataset. */
+  name: Scalars['String']['input'];
+  strategy: SelectionStrategyInput;
+};
+
 export type Dataset = {
   __typename?: 'Dataset';
   /** Channels per time step. */
@@ -206,6 +267,7 @@ export type Dataset = {
   /** Number of samples, optionally in one split. */
   sampleCount: Scalars['Int']['output'];
   samples: SampleConnection;
+  selections: SelectionConnection;
   /** Sample counts per split. */
   splits: Array<SplitCount>;
 };
@@ -225,6 +287,12 @@ export type DatasetSampleCountArgs = {
 export type DatasetSamplesArgs = {
   after?: InputMaybe<Scalars['String']['input']>;
   filter?: InputMaybe<SampleFilter>;
+  first?: InputMaybe<Scalars['Int']['input']>;
+};
+
+
+export type DatasetSelectionsArgs = {
+  after?: InputMaybe<Scalars['String']['input']>;
   first?: InputMaybe<Scalars['Int']['input']>;
 };
 
@@ -250,6 +318,31 @@ export type DatasetFilter = {
 export type DeletePayload = {
   __typename?: 'DeletePayload';
   id: Scalars['ID']['output'];
+};
+
+export type ExportFormat =
+  /** A header line, then one line per sample. */
+  | 'CSV'
+  /** One JSON object per line. */
+  | 'JSONL';
+
+export type Histogram = {
+  __typename?: 'Histogram';
+  above: Scalars['Int']['output'];
+  /** Values below `min` and above `max` (only when a range was given). */
+  below: Scalars['Int']['output'];
+  binWidth: Maybe<Scalars['Float']['output']>;
+  bins: Array<HistogramBin>;
+  max: Maybe<Scalars['Float']['output']>;
+  /** The range of the bins; null when there are no values and no range was given. */
+  min: Maybe<Scalars['Float']['output']>;
+};
+
+export type HistogramBin = {
+  __typename?: 'HistogramBin';
+  count: Scalars['Int']['output'];
+  lower: Scalars['Float']['output'];
+  upper: Scalars['Float']['output'];
 };
 
 export type ImportTfjsModelInput = {
@@ -307,6 +400,11 @@ export type IngestLimits = {
   maxBodyBytes: Scalars['Int']['output'];
   /** Most rows (samples or per-sample metric rows) per request (TANGENT_MAX_BULK_ROWS, default 250,000). */
   maxRows: Scalars['Int']['output'];
+};
+
+export type KCrossInput = {
+  kCross: Scalars['Float']['input'];
+  sampleId: Scalars['ID']['input'];
 };
 
 /**
@@ -412,6 +510,8 @@ export type Mutation = {
   createDataset: Dataset;
   createModel: Model;
   createRun: Run;
+  /** Runs a strategy and saves the result as an immutable selection, in one transaction. */
+  createSelection: Selection;
   /** Deletes a checkpoint with its metrics. */
   deleteCheckpoint: DeletePayload;
   /** Deletes a dataset with its samples, runs, checkpoints and metrics. */
@@ -420,6 +520,8 @@ export type Mutation = {
   deleteModel: DeletePayload;
   /** Deletes a run with its checkpoints and metrics. */
   deleteRun: DeletePayload;
+  /** Deletes a selection, with any kCross values measured against it. */
+  deleteSelection: DeletePayload;
   /**
    * Imports a TensorFlow.js layers model from its artifacts: model.json's topology becomes a
    * TFJS_LAYERS model and its weights a checkpoint, either of an existing run (`runId`) or of a new
@@ -440,6 +542,12 @@ export type Mutation = {
    * `extensions.row` is 17. At most `ingestLimits.maxRows` rows per request.
    */
   logMetrics: RecordMetricsPayload;
+  /**
+   * Records kCross(x; T) values at a checkpoint for one target set, as measured by the client: all
+   * rows or, on any bad row, none. Values are marked as recorded by the client; one that would change
+   * a value Tangent computed is refused with CONFLICT.
+   */
+  recordKCross: RecordMetricsPayload;
   /**
    * Records per-sample metrics at a checkpoint, one row per sample: all rows or, on any bad row, none.
    * Recording the same rows again is harmless. Values are marked as recorded by the client.
@@ -488,6 +596,11 @@ export type MutationCreateRunArgs = {
 };
 
 
+export type MutationCreateSelectionArgs = {
+  input: CreateSelectionInput;
+};
+
+
 export type MutationDeleteCheckpointArgs = {
   id: Scalars['ID']['input'];
 };
@@ -508,6 +621,11 @@ export type MutationDeleteRunArgs = {
 };
 
 
+export type MutationDeleteSelectionArgs = {
+  id: Scalars['ID']['input'];
+};
+
+
 export type MutationImportTfjsModelArgs = {
   input: ImportTfjsModelInput;
 };
@@ -521,6 +639,13 @@ export type MutationImportUcrArgs = {
 export type MutationLogMetricsArgs = {
   checkpointId: Scalars['ID']['input'];
   input: MetricColumnsInput;
+};
+
+
+export type MutationRecordKCrossArgs = {
+  checkpointId: Scalars['ID']['input'];
+  target: TargetSetInput;
+  values: Array<KCrossInput>;
 };
 
 
@@ -540,6 +665,10 @@ export type MutationUpdateRunArgs = {
   input: UpdateRunInput;
 };
 
+export type OrderDirection =
+  | 'ASC'
+  | 'DESC';
+
 export type PageInfo = {
   __typename?: 'PageInfo';
   endCursor: Maybe<Scalars['String']['output']>;
@@ -554,11 +683,25 @@ export type Producer = {
   version: Maybe<Scalars['String']['output']>;
 };
 
+export type ProducerCount = {
+  __typename?: 'ProducerCount';
+  /** Candidates whose value this producer recorded or computed. */
+  count: Scalars['Int']['output'];
+  producer: Producer;
+};
+
 export type ProducerKind =
   /** Recorded by the client (a training script). */
   | 'CLIENT'
   /** Computed by Tangent. */
   | 'SERVER';
+
+export type Quantile = {
+  __typename?: 'Quantile';
+  p: Scalars['Float']['output'];
+  /** Null when there are no values. */
+  value: Maybe<Scalars['Float']['output']>;
+};
 
 export type Query = {
   __typename?: 'Query';
@@ -571,9 +714,13 @@ export type Query = {
   ingestLimits: IngestLimits;
   model: Maybe<Model>;
   models: ModelConnection;
+  /** Dry run of a selection strategy: how many samples, of which classes, it would take now. */
+  previewSelection: SelectionPreview;
   run: Maybe<Run>;
   runs: RunConnection;
   sample: Maybe<Sample>;
+  selection: Maybe<Selection>;
+  selections: SelectionConnection;
   /** What this server runs on: its version, database and tensor backend. */
   serverInfo: ServerInfo;
   /** Who is calling, with which role. */
@@ -617,6 +764,11 @@ export type QueryModelsArgs = {
 };
 
 
+export type QueryPreviewSelectionArgs = {
+  strategy: SelectionStrategyInput;
+};
+
+
 export type QueryRunArgs = {
   id: Scalars['ID']['input'];
 };
@@ -631,6 +783,58 @@ export type QueryRunsArgs = {
 
 export type QuerySampleArgs = {
   id: Scalars['ID']['input'];
+};
+
+
+export type QuerySelectionArgs = {
+  id: Scalars['ID']['input'];
+};
+
+
+export type QuerySelectionsArgs = {
+  after?: InputMaybe<Scalars['String']['input']>;
+  datasetId?: InputMaybe<Scalars['ID']['input']>;
+  first?: InputMaybe<Scalars['Int']['input']>;
+  runId?: InputMaybe<Scalars['ID']['input']>;
+};
+
+/** A sample with its terms at one checkpoint, as a curation query returns it. */
+export type RankedSample = {
+  __typename?: 'RankedSample';
+  aNorm: Maybe<Scalars['Float']['output']>;
+  className: Scalars['String']['output'];
+  correct: Maybe<Scalars['Boolean']['output']>;
+  gNorm: Maybe<Scalars['Float']['output']>;
+  hMinEig: Maybe<Scalars['Float']['output']>;
+  hTrace: Maybe<Scalars['Float']['output']>;
+  /** Position in the dataset. */
+  index: Scalars['Int']['output'];
+  /** kCross against the query's target set; null when the query has none. */
+  kCross: Maybe<Scalars['Float']['output']>;
+  kNorm: Maybe<Scalars['Float']['output']>;
+  kTrace: Maybe<Scalars['Float']['output']>;
+  label: Scalars['Int']['output'];
+  loss: Maybe<Scalars['Float']['output']>;
+  sample: Sample;
+  sampleId: Scalars['ID']['output'];
+  /** The value of the term the query is ordered by. */
+  score: Scalars['Float']['output'];
+  split: Scalars['String']['output'];
+};
+
+export type RankedSampleConnection = {
+  __typename?: 'RankedSampleConnection';
+  edges: Array<RankedSampleEdge>;
+  nodes: Array<RankedSample>;
+  pageInfo: PageInfo;
+  /** Samples matching the filter (counted only when asked for). */
+  totalCount: Scalars['Int']['output'];
+};
+
+export type RankedSampleEdge = {
+  __typename?: 'RankedSampleEdge';
+  cursor: Scalars['String']['output'];
+  node: RankedSample;
 };
 
 export type RecordMetricsPayload = {
@@ -662,6 +866,11 @@ export type Run = {
   model: Model;
   name: Scalars['String']['output'];
   status: RunStatus;
+  /**
+   * Statistics of a term at each of the run's checkpoints (or the ones given), in step order: how the
+   * distribution moves during fine-tuning.
+   */
+  termStats: Array<TermStats>;
   updatedAt: Scalars['DateTime']['output'];
 };
 
@@ -669,6 +878,14 @@ export type Run = {
 export type RunCheckpointsArgs = {
   after?: InputMaybe<Scalars['String']['input']>;
   first?: InputMaybe<Scalars['Int']['input']>;
+};
+
+
+export type RunTermStatsArgs = {
+  checkpointIds?: InputMaybe<Array<Scalars['ID']['input']>>;
+  filter?: InputMaybe<SampleTermFilter>;
+  target?: InputMaybe<TargetSetInput>;
+  term: ScalarTerm;
 };
 
 export type RunConfigInput = {
@@ -800,6 +1017,236 @@ export type SampleMetricEdge = {
   node: SampleMetric;
 };
 
+/** Which samples a curation query considers: every condition given must hold. */
+export type SampleTermFilter = {
+  /** Only samples the model classifies correctly (true) or wrongly (false). */
+  correct?: InputMaybe<Scalars['Boolean']['input']>;
+  /** Only these classes. */
+  labels?: InputMaybe<Array<Scalars['Int']['input']>>;
+  /** Only these samples. */
+  sampleIds?: InputMaybe<Array<Scalars['ID']['input']>>;
+  /** Only these splits. */
+  splits?: InputMaybe<Array<Scalars['String']['input']>>;
+  /** Ranges on terms (at the query's checkpoint; in a selection strategy, at every one of its checkpoints). */
+  terms?: InputMaybe<Array<TermRange>>;
+};
+
+export type SampleTermOrder = {
+  /** DESC: largest first. Ties are broken by sample id, in the same direction. */
+  direction?: InputMaybe<OrderDirection>;
+  term: ScalarTerm;
+};
+
+/** The scalar terms a curation query filters, ranks, summarises and selects by. */
+export type ScalarTerm =
+  /** ‖A‖_F, A = I − 1πᵀ */
+  | 'A_NORM'
+  /** ‖G‖, G = π − e_y (the EL2N score) */
+  | 'G_NORM'
+  /** Smallest eigenvalue of H */
+  | 'H_MIN_EIG'
+  /** Tr H, H = diag(π) − ππᵀ */
+  | 'H_TRACE'
+  /** kCross(x; T) = mean over x_o ∈ T of ‖K(x_o, x)‖_F: needs a target set T (`target`) */
+  | 'K_CROSS'
+  /** ‖K(x, x)‖_F, the empirical NTK on logits */
+  | 'K_NORM'
+  /** Tr K(x, x) = ‖J(x)‖_F² */
+  | 'K_TRACE'
+  /** Cross-entropy, −log π_y */
+  | 'LOSS';
+
+export type SelectedSample = {
+  __typename?: 'SelectedSample';
+  className: Scalars['String']['output'];
+  index: Scalars['Int']['output'];
+  label: Scalars['Int']['output'];
+  rank: Scalars['Int']['output'];
+  sample: Sample;
+  sampleId: Scalars['ID']['output'];
+  score: Scalars['Float']['output'];
+  split: Scalars['String']['output'];
+};
+
+export type SelectedSampleConnection = {
+  __typename?: 'SelectedSampleConnection';
+  edges: Array<SelectedSampleEdge>;
+  nodes: Array<SelectedSample>;
+  pageInfo: PageInfo;
+  totalCount: Scalars['Int']['output'];
+};
+
+export type SelectedSampleEdge = {
+  __typename?: 'SelectedSampleEdge';
+  cursor: Scalars['String']['output'];
+  node: SelectedSample;
+};
+
+/**
+ * A saved, immutable subset of a dataset with everything needed to reproduce it: the strategy and its
+ * parameters, the checkpoints and weights, the target set, who produced the values it ranked, the
+ * software version and the count per class.
+ */
+export type Selection = {
+  __typename?: 'Selection';
+  checkpointIds: Array<Scalars['ID']['output']>;
+  /** The checkpoints that still exist, in the strategy's order. */
+  checkpoints: Array<Checkpoint>;
+  /** Every class of the dataset, in label order. */
+  classCounts: Array<ClassCount>;
+  createdAt: Scalars['DateTime']['output'];
+  dataset: Dataset;
+  description: Maybe<Scalars['String']['output']>;
+  direction: OrderDirection;
+  /**
+   * The path (on this server; absolute when TANGENT_PUBLIC_URL is set) that streams the selection as
+   * JSONL or CSV: rank, score, sample index and label, and the terms at `checkpointId` (default: the
+   * selection's last checkpoint).
+   */
+  exportUrl: Scalars['String']['output'];
+  fraction: Maybe<Scalars['Float']['output']>;
+  id: Scalars['ID']['output'];
+  k: Maybe<Scalars['Int']['output']>;
+  method: SelectionMethod;
+  name: Scalars['String']['output'];
+  /** Candidates the strategy chose from. */
+  poolSize: Scalars['Int']['output'];
+  provenance: Array<SelectionProvenance>;
+  /** The run it was made from; null once that run is deleted (the selection stays). */
+  run: Maybe<Run>;
+  runId: Scalars['ID']['output'];
+  sampleCount: Scalars['Int']['output'];
+  /** The selected samples in rank order (1 = best). */
+  samples: SelectedSampleConnection;
+  softwareVersion: Scalars['String']['output'];
+  /** The strategy in normal form, exactly as replayed to reproduce the selection. */
+  strategy: Scalars['JSON']['output'];
+  target: Maybe<TargetSet>;
+  term: ScalarTerm;
+  threshold: Maybe<Scalars['Float']['output']>;
+  /** Replays the saved strategy on the data as it is now and compares, sample by sample. */
+  verify: SelectionVerification;
+  weighting: CheckpointWeighting;
+  /** One weight per checkpoint, normalised to sum to 1. */
+  weights: Array<Scalars['Float']['output']>;
+};
+
+
+/**
+ * A saved, immutable subset of a dataset with everything needed to reproduce it: the strategy and its
+ * parameters, the checkpoints and weights, the target set, who produced the values it ranked, the
+ * software version and the count per class.
+ */
+export type SelectionExportUrlArgs = {
+  checkpointId?: InputMaybe<Scalars['ID']['input']>;
+  format?: InputMaybe<ExportFormat>;
+};
+
+
+/**
+ * A saved, immutable subset of a dataset with everything needed to reproduce it: the strategy and its
+ * parameters, the checkpoints and weights, the target set, who produced the values it ranked, the
+ * software version and the count per class.
+ */
+export type SelectionSamplesArgs = {
+  after?: InputMaybe<Scalars['String']['input']>;
+  first?: InputMaybe<Scalars['Int']['input']>;
+};
+
+export type SelectionConnection = {
+  __typename?: 'SelectionConnection';
+  edges: Array<SelectionEdge>;
+  nodes: Array<Selection>;
+  pageInfo: PageInfo;
+  totalCount: Scalars['Int']['output'];
+};
+
+export type SelectionEdge = {
+  __typename?: 'SelectionEdge';
+  cursor: Scalars['String']['output'];
+  node: Selection;
+};
+
+export type SelectionMethod =
+  /**
+   * `k` samples in all, as equal per class as the classes allow (a class with fewer candidates gives
+   * the rest to the others; the last few go one each to the classes in label order), the best of each.
+   */
+  | 'BALANCED_TOP_K'
+  /**
+   * `k` samples (or `fraction` of the candidates) in all, per class in proportion to the class's
+   * share of the candidates (largest remainder), the best of each.
+   */
+  | 'STRATIFIED'
+  /** Every sample whose score is ≥ `threshold` (DESC) or ≤ `threshold` (ASC). */
+  | 'THRESHOLD'
+  /** The best `fraction` of the candidates, rounded up. */
+  | 'TOP_FRACTION'
+  /** The `k` best samples. */
+  | 'TOP_K';
+
+/** What a strategy would select, without saving anything. */
+export type SelectionPreview = {
+  __typename?: 'SelectionPreview';
+  /** Every class of the dataset, in label order. */
+  classCounts: Array<ClassCount>;
+  /** Samples it would take. */
+  count: Scalars['Int']['output'];
+  maxScore: Maybe<Scalars['Float']['output']>;
+  /** The lowest and highest score taken. */
+  minScore: Maybe<Scalars['Float']['output']>;
+  /** Candidates it chose from. */
+  poolSize: Scalars['Int']['output'];
+};
+
+/** Who produced the term values a selection ranked, at one of its checkpoints. */
+export type SelectionProvenance = {
+  __typename?: 'SelectionProvenance';
+  checkpointId: Scalars['ID']['output'];
+  producers: Array<ProducerCount>;
+  term: ScalarTerm;
+};
+
+/**
+ * How to choose samples. The score of a sample is its term at the checkpoint, or across several
+ * checkpoints of one run the weighted mean Σ w_c·v_c / Σ w_c. Ties are broken by sample id, so the
+ * same data always gives the same selection.
+ */
+export type SelectionStrategyInput = {
+  /** One checkpoint, or several of one run for a weighted combination (at most 32). */
+  checkpointIds: Array<Scalars['ID']['input']>;
+  /** DESC: largest scores are best. */
+  direction?: InputMaybe<OrderDirection>;
+  /** The candidates; term ranges must hold at every checkpoint. */
+  filter?: InputMaybe<SampleTermFilter>;
+  fraction?: InputMaybe<Scalars['Float']['input']>;
+  k?: InputMaybe<Scalars['Int']['input']>;
+  method: SelectionMethod;
+  /** The target set of kCross (as term or in the filter). */
+  target?: InputMaybe<TargetSetInput>;
+  term?: ScalarTerm;
+  threshold?: InputMaybe<Scalars['Float']['input']>;
+  /** How checkpoints are weighted, unless `weights` gives one weight per checkpoint. */
+  weighting?: InputMaybe<CheckpointWeighting>;
+  weights?: InputMaybe<Array<Scalars['Float']['input']>>;
+};
+
+export type SelectionVerification = {
+  __typename?: 'SelectionVerification';
+  /** Samples the replay selects. */
+  count: Scalars['Int']['output'];
+  /** Samples the replay selects that were not saved. */
+  extra: Scalars['Int']['output'];
+  /** Saved samples the replay does not select. */
+  missing: Scalars['Int']['output'];
+  /** Samples in both whose rank or score differs. */
+  moved: Scalars['Int']['output'];
+  /** Why the strategy could not be replayed (a checkpoint deleted, terms missing), when it could not. */
+  problem: Maybe<Scalars['String']['output']>;
+  /** True when the replay selects exactly the saved samples, with the same ranks and scores. */
+  reproduces: Scalars['Boolean']['output'];
+};
+
 export type ServerInfo = {
   __typename?: 'ServerInfo';
   /** postgres or pglite (embedded). */
@@ -822,6 +1269,20 @@ export type Subscription = {
 
 export type SubscriptionRunUpdatedArgs = {
   id: Scalars['ID']['input'];
+};
+
+export type TargetSet = {
+  __typename?: 'TargetSet';
+  /** `split:<name>` or `selection:<id>`. */
+  key: Scalars['String']['output'];
+  selection: Maybe<Selection>;
+  split: Maybe<Scalars['String']['output']>;
+};
+
+/** A target set T for kCross(x; T): a split of the run's dataset, or a saved selection. Give exactly one. */
+export type TargetSetInput = {
+  selectionId?: InputMaybe<Scalars['ID']['input']>;
+  split?: InputMaybe<Scalars['String']['input']>;
 };
 
 /** The terms of DESIGN.md that are stored per (checkpoint, sample). */
@@ -847,6 +1308,56 @@ export type TermProvenance = {
   __typename?: 'TermProvenance';
   producer: Producer;
   term: Term;
+};
+
+/**
+ * An inclusive range on one term; give `min`, `max` or both. Values are stored as float32 and the
+ * bounds are compared in float32 too.
+ */
+export type TermRange = {
+  max?: InputMaybe<Scalars['Float']['input']>;
+  min?: InputMaybe<Scalars['Float']['input']>;
+  term: ScalarTerm;
+};
+
+/** Statistics of one term at one checkpoint, over the filtered samples (or one class of them). */
+export type TermStats = {
+  __typename?: 'TermStats';
+  /** The same statistics for each class of the dataset, in label order (classes without samples count 0). */
+  byClass: Array<TermStats>;
+  checkpoint: Checkpoint;
+  className: Maybe<Scalars['String']['output']>;
+  count: Scalars['Int']['output'];
+  /**
+   * An equal-width histogram of `bins` bins over [min, max], the last bin closed. The default range
+   * is the smallest to the largest value, shared by every checkpoint of a run's series and by every
+   * class of `byClass`, so their bins line up.
+   */
+  histogram: Histogram;
+  /** The class these statistics are restricted to (in `byClass`); null for all classes. */
+  label: Maybe<Scalars['Int']['output']>;
+  max: Maybe<Scalars['Float']['output']>;
+  mean: Maybe<Scalars['Float']['output']>;
+  min: Maybe<Scalars['Float']['output']>;
+  /** Continuous quantiles (percentile_cont) at the given probabilities in [0, 1]. */
+  quantiles: Array<Quantile>;
+  /** Sample standard deviation. */
+  stddev: Maybe<Scalars['Float']['output']>;
+  term: ScalarTerm;
+};
+
+
+/** Statistics of one term at one checkpoint, over the filtered samples (or one class of them). */
+export type TermStatsHistogramArgs = {
+  bins?: Scalars['Int']['input'];
+  max?: InputMaybe<Scalars['Float']['input']>;
+  min?: InputMaybe<Scalars['Float']['input']>;
+};
+
+
+/** Statistics of one term at one checkpoint, over the filtered samples (or one class of them). */
+export type TermStatsQuantilesArgs = {
+  at?: Array<Scalars['Float']['input']>;
 };
 
 export type UcrFileInput = {
@@ -956,22 +1467,28 @@ export type ResolversTypes = {
   Checkpoint: ResolverTypeWrapper<CheckpointRow>;
   CheckpointConnection: ResolverTypeWrapper<ConnectionRow<CheckpointRow>>;
   CheckpointEdge: ResolverTypeWrapper<Omit<CheckpointEdge, 'node'> & { node: ResolversTypes['Checkpoint'] }>;
+  CheckpointWeighting: CheckpointWeighting;
   CheckpointWeights: ResolverTypeWrapper<CheckpointWeightsRow>;
+  ClassCount: ResolverTypeWrapper<ClassCount>;
   CreateApiKeyInput: CreateApiKeyInput;
   CreateApiKeyPayload: ResolverTypeWrapper<Omit<CreateApiKeyPayload, 'apiKey'> & { apiKey: ResolversTypes['ApiKey'] }>;
   CreateCheckpointInput: CreateCheckpointInput;
   CreateDatasetInput: CreateDatasetInput;
   CreateModelInput: CreateModelInput;
   CreateRunInput: CreateRunInput;
+  CreateSelectionInput: CreateSelectionInput;
   Dataset: ResolverTypeWrapper<DatasetRow>;
   DatasetConnection: ResolverTypeWrapper<ConnectionRow<DatasetRow>>;
   DatasetEdge: ResolverTypeWrapper<Omit<DatasetEdge, 'node'> & { node: ResolversTypes['Dataset'] }>;
   DatasetFilter: DatasetFilter;
   DateTime: ResolverTypeWrapper<Scalars['DateTime']['output']>;
   DeletePayload: ResolverTypeWrapper<DeletePayload>;
+  ExportFormat: ExportFormat;
   Float: ResolverTypeWrapper<Scalars['Float']['output']>;
   FloatArray: ResolverTypeWrapper<Scalars['FloatArray']['output']>;
   FloatColumn: ResolverTypeWrapper<Scalars['FloatColumn']['output']>;
+  Histogram: ResolverTypeWrapper<Histogram>;
+  HistogramBin: ResolverTypeWrapper<HistogramBin>;
   ID: ResolverTypeWrapper<Scalars['ID']['output']>;
   ImportTfjsModelInput: ImportTfjsModelInput;
   ImportTfjsModelPayload: ResolverTypeWrapper<ImportTfjsModelPayloadRow>;
@@ -981,6 +1498,7 @@ export type ResolversTypes = {
   Int: ResolverTypeWrapper<Scalars['Int']['output']>;
   IntColumn: ResolverTypeWrapper<Scalars['IntColumn']['output']>;
   JSON: ResolverTypeWrapper<Scalars['JSON']['output']>;
+  KCrossInput: KCrossInput;
   MetricColumnsInput: MetricColumnsInput;
   MetricInput: MetricInput;
   Model: ResolverTypeWrapper<ModelRow>;
@@ -989,10 +1507,16 @@ export type ResolversTypes = {
   ModelFilter: ModelFilter;
   ModelFormat: ModelFormat;
   Mutation: ResolverTypeWrapper<Record<PropertyKey, never>>;
+  OrderDirection: OrderDirection;
   PageInfo: ResolverTypeWrapper<PageInfo>;
   Producer: ResolverTypeWrapper<Producer>;
+  ProducerCount: ResolverTypeWrapper<ProducerCount>;
   ProducerKind: ProducerKind;
+  Quantile: ResolverTypeWrapper<Quantile>;
   Query: ResolverTypeWrapper<Record<PropertyKey, never>>;
+  RankedSample: ResolverTypeWrapper<RankedSampleRow>;
+  RankedSampleConnection: ResolverTypeWrapper<RankedSampleConnectionRow>;
+  RankedSampleEdge: ResolverTypeWrapper<Omit<RankedSampleEdge, 'node'> & { node: ResolversTypes['RankedSample'] }>;
   RecordMetricsPayload: ResolverTypeWrapper<RecordMetricsPayloadRow>;
   Role: Role;
   Run: ResolverTypeWrapper<RunRow>;
@@ -1010,12 +1534,30 @@ export type ResolversTypes = {
   SampleMetric: ResolverTypeWrapper<SampleMetricRow>;
   SampleMetricConnection: ResolverTypeWrapper<ConnectionRow<SampleMetricRow>>;
   SampleMetricEdge: ResolverTypeWrapper<Omit<SampleMetricEdge, 'node'> & { node: ResolversTypes['SampleMetric'] }>;
+  SampleTermFilter: SampleTermFilter;
+  SampleTermOrder: SampleTermOrder;
+  ScalarTerm: ScalarTerm;
+  SelectedSample: ResolverTypeWrapper<SelectedSampleRow>;
+  SelectedSampleConnection: ResolverTypeWrapper<SelectedSampleConnectionRow>;
+  SelectedSampleEdge: ResolverTypeWrapper<Omit<SelectedSampleEdge, 'node'> & { node: ResolversTypes['SelectedSample'] }>;
+  Selection: ResolverTypeWrapper<SelectionRow>;
+  SelectionConnection: ResolverTypeWrapper<SelectionConnectionRow>;
+  SelectionEdge: ResolverTypeWrapper<Omit<SelectionEdge, 'node'> & { node: ResolversTypes['Selection'] }>;
+  SelectionMethod: SelectionMethod;
+  SelectionPreview: ResolverTypeWrapper<SelectionPreview>;
+  SelectionProvenance: ResolverTypeWrapper<SelectionProvenanceRow>;
+  SelectionStrategyInput: SelectionStrategyInput;
+  SelectionVerification: ResolverTypeWrapper<SelectionVerification>;
   ServerInfo: ResolverTypeWrapper<ServerInfo>;
   SplitCount: ResolverTypeWrapper<SplitCount>;
   String: ResolverTypeWrapper<Scalars['String']['output']>;
   Subscription: ResolverTypeWrapper<Record<PropertyKey, never>>;
+  TargetSet: ResolverTypeWrapper<TargetSetRow>;
+  TargetSetInput: TargetSetInput;
   Term: Term;
   TermProvenance: ResolverTypeWrapper<TermProvenance>;
+  TermRange: TermRange;
+  TermStats: ResolverTypeWrapper<TermStatsRow>;
   UcrFileInput: UcrFileInput;
   UpdateRunInput: UpdateRunInput;
   Viewer: ResolverTypeWrapper<Omit<Viewer, 'apiKey'> & { apiKey?: Maybe<ResolversTypes['ApiKey']> }>;
@@ -1034,12 +1576,14 @@ export type ResolversParentTypes = {
   CheckpointConnection: ConnectionRow<CheckpointRow>;
   CheckpointEdge: Omit<CheckpointEdge, 'node'> & { node: ResolversParentTypes['Checkpoint'] };
   CheckpointWeights: CheckpointWeightsRow;
+  ClassCount: ClassCount;
   CreateApiKeyInput: CreateApiKeyInput;
   CreateApiKeyPayload: Omit<CreateApiKeyPayload, 'apiKey'> & { apiKey: ResolversParentTypes['ApiKey'] };
   CreateCheckpointInput: CreateCheckpointInput;
   CreateDatasetInput: CreateDatasetInput;
   CreateModelInput: CreateModelInput;
   CreateRunInput: CreateRunInput;
+  CreateSelectionInput: CreateSelectionInput;
   Dataset: DatasetRow;
   DatasetConnection: ConnectionRow<DatasetRow>;
   DatasetEdge: Omit<DatasetEdge, 'node'> & { node: ResolversParentTypes['Dataset'] };
@@ -1049,6 +1593,8 @@ export type ResolversParentTypes = {
   Float: Scalars['Float']['output'];
   FloatArray: Scalars['FloatArray']['output'];
   FloatColumn: Scalars['FloatColumn']['output'];
+  Histogram: Histogram;
+  HistogramBin: HistogramBin;
   ID: Scalars['ID']['output'];
   ImportTfjsModelInput: ImportTfjsModelInput;
   ImportTfjsModelPayload: ImportTfjsModelPayloadRow;
@@ -1058,6 +1604,7 @@ export type ResolversParentTypes = {
   Int: Scalars['Int']['output'];
   IntColumn: Scalars['IntColumn']['output'];
   JSON: Scalars['JSON']['output'];
+  KCrossInput: KCrossInput;
   MetricColumnsInput: MetricColumnsInput;
   MetricInput: MetricInput;
   Model: ModelRow;
@@ -1067,7 +1614,12 @@ export type ResolversParentTypes = {
   Mutation: Record<PropertyKey, never>;
   PageInfo: PageInfo;
   Producer: Producer;
+  ProducerCount: ProducerCount;
+  Quantile: Quantile;
   Query: Record<PropertyKey, never>;
+  RankedSample: RankedSampleRow;
+  RankedSampleConnection: RankedSampleConnectionRow;
+  RankedSampleEdge: Omit<RankedSampleEdge, 'node'> & { node: ResolversParentTypes['RankedSample'] };
   RecordMetricsPayload: RecordMetricsPayloadRow;
   Run: RunRow;
   RunConfigInput: RunConfigInput;
@@ -1083,11 +1635,27 @@ export type ResolversParentTypes = {
   SampleMetric: SampleMetricRow;
   SampleMetricConnection: ConnectionRow<SampleMetricRow>;
   SampleMetricEdge: Omit<SampleMetricEdge, 'node'> & { node: ResolversParentTypes['SampleMetric'] };
+  SampleTermFilter: SampleTermFilter;
+  SampleTermOrder: SampleTermOrder;
+  SelectedSample: SelectedSampleRow;
+  SelectedSampleConnection: SelectedSampleConnectionRow;
+  SelectedSampleEdge: Omit<SelectedSampleEdge, 'node'> & { node: ResolversParentTypes['SelectedSample'] };
+  Selection: SelectionRow;
+  SelectionConnection: SelectionConnectionRow;
+  SelectionEdge: Omit<SelectionEdge, 'node'> & { node: ResolversParentTypes['Selection'] };
+  SelectionPreview: SelectionPreview;
+  SelectionProvenance: SelectionProvenanceRow;
+  SelectionStrategyInput: SelectionStrategyInput;
+  SelectionVerification: SelectionVerification;
   ServerInfo: ServerInfo;
   SplitCount: SplitCount;
   String: Scalars['String']['output'];
   Subscription: Record<PropertyKey, never>;
+  TargetSet: TargetSetRow;
+  TargetSetInput: TargetSetInput;
   TermProvenance: TermProvenance;
+  TermRange: TermRange;
+  TermStats: TermStatsRow;
   UcrFileInput: UcrFileInput;
   UpdateRunInput: UpdateRunInput;
   Viewer: Omit<Viewer, 'apiKey'> & { apiKey?: Maybe<ResolversParentTypes['ApiKey']> };
@@ -1133,11 +1701,14 @@ export interface Base64ScalarConfig extends GraphQLScalarTypeConfig<ResolversTyp
 export type CheckpointResolvers<ContextType = Context, ParentType extends ResolversParentTypes['Checkpoint'] = ResolversParentTypes['Checkpoint']> = {
   createdAt?: Resolver<ResolversTypes['DateTime'], ParentType, ContextType>;
   epoch?: Resolver<Maybe<ResolversTypes['Float']>, ParentType, ContextType>;
+  exportUrl?: Resolver<ResolversTypes['String'], ParentType, ContextType, RequireFields<CheckpointExportUrlArgs, 'format' | 'orderBy'>>;
   id?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
   learningRate?: Resolver<Maybe<ResolversTypes['Float']>, ParentType, ContextType>;
   metrics?: Resolver<ResolversTypes['SampleMetricConnection'], ParentType, ContextType, Partial<CheckpointMetricsArgs>>;
+  rankedSamples?: Resolver<ResolversTypes['RankedSampleConnection'], ParentType, ContextType, RequireFields<CheckpointRankedSamplesArgs, 'orderBy'>>;
   run?: Resolver<ResolversTypes['Run'], ParentType, ContextType>;
   step?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  termStats?: Resolver<ResolversTypes['TermStats'], ParentType, ContextType, RequireFields<CheckpointTermStatsArgs, 'term'>>;
   weightBytes?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
   weightSha256?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
   weights?: Resolver<ResolversTypes['CheckpointWeights'], ParentType, ContextType>;
@@ -1160,6 +1731,12 @@ export type CheckpointWeightsResolvers<ContextType = Context, ParentType extends
   specs?: Resolver<ResolversTypes['JSON'], ParentType, ContextType>;
 };
 
+export type ClassCountResolvers<ContextType = Context, ParentType extends ResolversParentTypes['ClassCount'] = ResolversParentTypes['ClassCount']> = {
+  className?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  count?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  label?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+};
+
 export type CreateApiKeyPayloadResolvers<ContextType = Context, ParentType extends ResolversParentTypes['CreateApiKeyPayload'] = ResolversParentTypes['CreateApiKeyPayload']> = {
   apiKey?: Resolver<ResolversTypes['ApiKey'], ParentType, ContextType>;
   secret?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
@@ -1176,6 +1753,7 @@ export type DatasetResolvers<ContextType = Context, ParentType extends Resolvers
   runs?: Resolver<ResolversTypes['RunConnection'], ParentType, ContextType, Partial<DatasetRunsArgs>>;
   sampleCount?: Resolver<ResolversTypes['Int'], ParentType, ContextType, Partial<DatasetSampleCountArgs>>;
   samples?: Resolver<ResolversTypes['SampleConnection'], ParentType, ContextType, Partial<DatasetSamplesArgs>>;
+  selections?: Resolver<ResolversTypes['SelectionConnection'], ParentType, ContextType, Partial<DatasetSelectionsArgs>>;
   splits?: Resolver<Array<ResolversTypes['SplitCount']>, ParentType, ContextType>;
 };
 
@@ -1206,6 +1784,21 @@ export interface FloatArrayScalarConfig extends GraphQLScalarTypeConfig<Resolver
 export interface FloatColumnScalarConfig extends GraphQLScalarTypeConfig<ResolversTypes['FloatColumn'], any> {
   name: 'FloatColumn';
 }
+
+export type HistogramResolvers<ContextType = Context, ParentType extends ResolversParentTypes['Histogram'] = ResolversParentTypes['Histogram']> = {
+  above?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  below?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  binWidth?: Resolver<Maybe<ResolversTypes['Float']>, ParentType, ContextType>;
+  bins?: Resolver<Array<ResolversTypes['HistogramBin']>, ParentType, ContextType>;
+  max?: Resolver<Maybe<ResolversTypes['Float']>, ParentType, ContextType>;
+  min?: Resolver<Maybe<ResolversTypes['Float']>, ParentType, ContextType>;
+};
+
+export type HistogramBinResolvers<ContextType = Context, ParentType extends ResolversParentTypes['HistogramBin'] = ResolversParentTypes['HistogramBin']> = {
+  count?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  lower?: Resolver<ResolversTypes['Float'], ParentType, ContextType>;
+  upper?: Resolver<ResolversTypes['Float'], ParentType, ContextType>;
+};
 
 export type ImportTfjsModelPayloadResolvers<ContextType = Context, ParentType extends ResolversParentTypes['ImportTfjsModelPayload'] = ResolversParentTypes['ImportTfjsModelPayload']> = {
   checkpoint?: Resolver<Maybe<ResolversTypes['Checkpoint']>, ParentType, ContextType>;
@@ -1265,13 +1858,16 @@ export type MutationResolvers<ContextType = Context, ParentType extends Resolver
   createDataset?: Resolver<ResolversTypes['Dataset'], ParentType, ContextType, RequireFields<MutationCreateDatasetArgs, 'input'>>;
   createModel?: Resolver<ResolversTypes['Model'], ParentType, ContextType, RequireFields<MutationCreateModelArgs, 'input'>>;
   createRun?: Resolver<ResolversTypes['Run'], ParentType, ContextType, RequireFields<MutationCreateRunArgs, 'input'>>;
+  createSelection?: Resolver<ResolversTypes['Selection'], ParentType, ContextType, RequireFields<MutationCreateSelectionArgs, 'input'>>;
   deleteCheckpoint?: Resolver<ResolversTypes['DeletePayload'], ParentType, ContextType, RequireFields<MutationDeleteCheckpointArgs, 'id'>>;
   deleteDataset?: Resolver<ResolversTypes['DeletePayload'], ParentType, ContextType, RequireFields<MutationDeleteDatasetArgs, 'id'>>;
   deleteModel?: Resolver<ResolversTypes['DeletePayload'], ParentType, ContextType, RequireFields<MutationDeleteModelArgs, 'id'>>;
   deleteRun?: Resolver<ResolversTypes['DeletePayload'], ParentType, ContextType, RequireFields<MutationDeleteRunArgs, 'id'>>;
+  deleteSelection?: Resolver<ResolversTypes['DeletePayload'], ParentType, ContextType, RequireFields<MutationDeleteSelectionArgs, 'id'>>;
   importTfjsModel?: Resolver<ResolversTypes['ImportTfjsModelPayload'], ParentType, ContextType, RequireFields<MutationImportTfjsModelArgs, 'input'>>;
   importUcr?: Resolver<ResolversTypes['ImportUcrPayload'], ParentType, ContextType, RequireFields<MutationImportUcrArgs, 'input'>>;
   logMetrics?: Resolver<ResolversTypes['RecordMetricsPayload'], ParentType, ContextType, RequireFields<MutationLogMetricsArgs, 'checkpointId' | 'input'>>;
+  recordKCross?: Resolver<ResolversTypes['RecordMetricsPayload'], ParentType, ContextType, RequireFields<MutationRecordKCrossArgs, 'checkpointId' | 'target' | 'values'>>;
   recordMetrics?: Resolver<ResolversTypes['RecordMetricsPayload'], ParentType, ContextType, RequireFields<MutationRecordMetricsArgs, 'checkpointId' | 'metrics'>>;
   revokeApiKey?: Resolver<ResolversTypes['ApiKey'], ParentType, ContextType, RequireFields<MutationRevokeApiKeyArgs, 'id'>>;
   updateRun?: Resolver<ResolversTypes['Run'], ParentType, ContextType, RequireFields<MutationUpdateRunArgs, 'id' | 'input'>>;
@@ -1288,6 +1884,16 @@ export type ProducerResolvers<ContextType = Context, ParentType extends Resolver
   version?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
 };
 
+export type ProducerCountResolvers<ContextType = Context, ParentType extends ResolversParentTypes['ProducerCount'] = ResolversParentTypes['ProducerCount']> = {
+  count?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  producer?: Resolver<ResolversTypes['Producer'], ParentType, ContextType>;
+};
+
+export type QuantileResolvers<ContextType = Context, ParentType extends ResolversParentTypes['Quantile'] = ResolversParentTypes['Quantile']> = {
+  p?: Resolver<ResolversTypes['Float'], ParentType, ContextType>;
+  value?: Resolver<Maybe<ResolversTypes['Float']>, ParentType, ContextType>;
+};
+
 export type QueryResolvers<ContextType = Context, ParentType extends ResolversParentTypes['Query'] = ResolversParentTypes['Query']> = {
   apiKeys?: Resolver<ResolversTypes['ApiKeyConnection'], ParentType, ContextType, RequireFields<QueryApiKeysArgs, 'includeRevoked'>>;
   checkpoint?: Resolver<Maybe<ResolversTypes['Checkpoint']>, ParentType, ContextType, RequireFields<QueryCheckpointArgs, 'id'>>;
@@ -1296,11 +1902,45 @@ export type QueryResolvers<ContextType = Context, ParentType extends ResolversPa
   ingestLimits?: Resolver<ResolversTypes['IngestLimits'], ParentType, ContextType>;
   model?: Resolver<Maybe<ResolversTypes['Model']>, ParentType, ContextType, RequireFields<QueryModelArgs, 'id'>>;
   models?: Resolver<ResolversTypes['ModelConnection'], ParentType, ContextType, Partial<QueryModelsArgs>>;
+  previewSelection?: Resolver<ResolversTypes['SelectionPreview'], ParentType, ContextType, RequireFields<QueryPreviewSelectionArgs, 'strategy'>>;
   run?: Resolver<Maybe<ResolversTypes['Run']>, ParentType, ContextType, RequireFields<QueryRunArgs, 'id'>>;
   runs?: Resolver<ResolversTypes['RunConnection'], ParentType, ContextType, Partial<QueryRunsArgs>>;
   sample?: Resolver<Maybe<ResolversTypes['Sample']>, ParentType, ContextType, RequireFields<QuerySampleArgs, 'id'>>;
+  selection?: Resolver<Maybe<ResolversTypes['Selection']>, ParentType, ContextType, RequireFields<QuerySelectionArgs, 'id'>>;
+  selections?: Resolver<ResolversTypes['SelectionConnection'], ParentType, ContextType, Partial<QuerySelectionsArgs>>;
   serverInfo?: Resolver<ResolversTypes['ServerInfo'], ParentType, ContextType>;
   viewer?: Resolver<ResolversTypes['Viewer'], ParentType, ContextType>;
+};
+
+export type RankedSampleResolvers<ContextType = Context, ParentType extends ResolversParentTypes['RankedSample'] = ResolversParentTypes['RankedSample']> = {
+  aNorm?: Resolver<Maybe<ResolversTypes['Float']>, ParentType, ContextType>;
+  className?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  correct?: Resolver<Maybe<ResolversTypes['Boolean']>, ParentType, ContextType>;
+  gNorm?: Resolver<Maybe<ResolversTypes['Float']>, ParentType, ContextType>;
+  hMinEig?: Resolver<Maybe<ResolversTypes['Float']>, ParentType, ContextType>;
+  hTrace?: Resolver<Maybe<ResolversTypes['Float']>, ParentType, ContextType>;
+  index?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  kCross?: Resolver<Maybe<ResolversTypes['Float']>, ParentType, ContextType>;
+  kNorm?: Resolver<Maybe<ResolversTypes['Float']>, ParentType, ContextType>;
+  kTrace?: Resolver<Maybe<ResolversTypes['Float']>, ParentType, ContextType>;
+  label?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  loss?: Resolver<Maybe<ResolversTypes['Float']>, ParentType, ContextType>;
+  sample?: Resolver<ResolversTypes['Sample'], ParentType, ContextType>;
+  sampleId?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
+  score?: Resolver<ResolversTypes['Float'], ParentType, ContextType>;
+  split?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+};
+
+export type RankedSampleConnectionResolvers<ContextType = Context, ParentType extends ResolversParentTypes['RankedSampleConnection'] = ResolversParentTypes['RankedSampleConnection']> = {
+  edges?: Resolver<Array<ResolversTypes['RankedSampleEdge']>, ParentType, ContextType>;
+  nodes?: Resolver<Array<ResolversTypes['RankedSample']>, ParentType, ContextType>;
+  pageInfo?: Resolver<ResolversTypes['PageInfo'], ParentType, ContextType>;
+  totalCount?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+};
+
+export type RankedSampleEdgeResolvers<ContextType = Context, ParentType extends ResolversParentTypes['RankedSampleEdge'] = ResolversParentTypes['RankedSampleEdge']> = {
+  cursor?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  node?: Resolver<ResolversTypes['RankedSample'], ParentType, ContextType>;
 };
 
 export type RecordMetricsPayloadResolvers<ContextType = Context, ParentType extends ResolversParentTypes['RecordMetricsPayload'] = ResolversParentTypes['RecordMetricsPayload']> = {
@@ -1318,6 +1958,7 @@ export type RunResolvers<ContextType = Context, ParentType extends ResolversPare
   model?: Resolver<ResolversTypes['Model'], ParentType, ContextType>;
   name?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
   status?: Resolver<ResolversTypes['RunStatus'], ParentType, ContextType>;
+  termStats?: Resolver<Array<ResolversTypes['TermStats']>, ParentType, ContextType, RequireFields<RunTermStatsArgs, 'term'>>;
   updatedAt?: Resolver<ResolversTypes['DateTime'], ParentType, ContextType>;
 };
 
@@ -1383,6 +2024,94 @@ export type SampleMetricEdgeResolvers<ContextType = Context, ParentType extends 
   node?: Resolver<ResolversTypes['SampleMetric'], ParentType, ContextType>;
 };
 
+export type SelectedSampleResolvers<ContextType = Context, ParentType extends ResolversParentTypes['SelectedSample'] = ResolversParentTypes['SelectedSample']> = {
+  className?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  index?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  label?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  rank?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  sample?: Resolver<ResolversTypes['Sample'], ParentType, ContextType>;
+  sampleId?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
+  score?: Resolver<ResolversTypes['Float'], ParentType, ContextType>;
+  split?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+};
+
+export type SelectedSampleConnectionResolvers<ContextType = Context, ParentType extends ResolversParentTypes['SelectedSampleConnection'] = ResolversParentTypes['SelectedSampleConnection']> = {
+  edges?: Resolver<Array<ResolversTypes['SelectedSampleEdge']>, ParentType, ContextType>;
+  nodes?: Resolver<Array<ResolversTypes['SelectedSample']>, ParentType, ContextType>;
+  pageInfo?: Resolver<ResolversTypes['PageInfo'], ParentType, ContextType>;
+  totalCount?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+};
+
+export type SelectedSampleEdgeResolvers<ContextType = Context, ParentType extends ResolversParentTypes['SelectedSampleEdge'] = ResolversParentTypes['SelectedSampleEdge']> = {
+  cursor?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  node?: Resolver<ResolversTypes['SelectedSample'], ParentType, ContextType>;
+};
+
+export type SelectionResolvers<ContextType = Context, ParentType extends ResolversParentTypes['Selection'] = ResolversParentTypes['Selection']> = {
+  checkpointIds?: Resolver<Array<ResolversTypes['ID']>, ParentType, ContextType>;
+  checkpoints?: Resolver<Array<ResolversTypes['Checkpoint']>, ParentType, ContextType>;
+  classCounts?: Resolver<Array<ResolversTypes['ClassCount']>, ParentType, ContextType>;
+  createdAt?: Resolver<ResolversTypes['DateTime'], ParentType, ContextType>;
+  dataset?: Resolver<ResolversTypes['Dataset'], ParentType, ContextType>;
+  description?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  direction?: Resolver<ResolversTypes['OrderDirection'], ParentType, ContextType>;
+  exportUrl?: Resolver<ResolversTypes['String'], ParentType, ContextType, RequireFields<SelectionExportUrlArgs, 'format'>>;
+  fraction?: Resolver<Maybe<ResolversTypes['Float']>, ParentType, ContextType>;
+  id?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
+  k?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  method?: Resolver<ResolversTypes['SelectionMethod'], ParentType, ContextType>;
+  name?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  poolSize?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  provenance?: Resolver<Array<ResolversTypes['SelectionProvenance']>, ParentType, ContextType>;
+  run?: Resolver<Maybe<ResolversTypes['Run']>, ParentType, ContextType>;
+  runId?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
+  sampleCount?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  samples?: Resolver<ResolversTypes['SelectedSampleConnection'], ParentType, ContextType, Partial<SelectionSamplesArgs>>;
+  softwareVersion?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  strategy?: Resolver<ResolversTypes['JSON'], ParentType, ContextType>;
+  target?: Resolver<Maybe<ResolversTypes['TargetSet']>, ParentType, ContextType>;
+  term?: Resolver<ResolversTypes['ScalarTerm'], ParentType, ContextType>;
+  threshold?: Resolver<Maybe<ResolversTypes['Float']>, ParentType, ContextType>;
+  verify?: Resolver<ResolversTypes['SelectionVerification'], ParentType, ContextType>;
+  weighting?: Resolver<ResolversTypes['CheckpointWeighting'], ParentType, ContextType>;
+  weights?: Resolver<Array<ResolversTypes['Float']>, ParentType, ContextType>;
+};
+
+export type SelectionConnectionResolvers<ContextType = Context, ParentType extends ResolversParentTypes['SelectionConnection'] = ResolversParentTypes['SelectionConnection']> = {
+  edges?: Resolver<Array<ResolversTypes['SelectionEdge']>, ParentType, ContextType>;
+  nodes?: Resolver<Array<ResolversTypes['Selection']>, ParentType, ContextType>;
+  pageInfo?: Resolver<ResolversTypes['PageInfo'], ParentType, ContextType>;
+  totalCount?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+};
+
+export type SelectionEdgeResolvers<ContextType = Context, ParentType extends ResolversParentTypes['SelectionEdge'] = ResolversParentTypes['SelectionEdge']> = {
+  cursor?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  node?: Resolver<ResolversTypes['Selection'], ParentType, ContextType>;
+};
+
+export type SelectionPreviewResolvers<ContextType = Context, ParentType extends ResolversParentTypes['SelectionPreview'] = ResolversParentTypes['SelectionPreview']> = {
+  classCounts?: Resolver<Array<ResolversTypes['ClassCount']>, ParentType, ContextType>;
+  count?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  maxScore?: Resolver<Maybe<ResolversTypes['Float']>, ParentType, ContextType>;
+  minScore?: Resolver<Maybe<ResolversTypes['Float']>, ParentType, ContextType>;
+  poolSize?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+};
+
+export type SelectionProvenanceResolvers<ContextType = Context, ParentType extends ResolversParentTypes['SelectionProvenance'] = ResolversParentTypes['SelectionProvenance']> = {
+  checkpointId?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
+  producers?: Resolver<Array<ResolversTypes['ProducerCount']>, ParentType, ContextType>;
+  term?: Resolver<ResolversTypes['ScalarTerm'], ParentType, ContextType>;
+};
+
+export type SelectionVerificationResolvers<ContextType = Context, ParentType extends ResolversParentTypes['SelectionVerification'] = ResolversParentTypes['SelectionVerification']> = {
+  count?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  extra?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  missing?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  moved?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  problem?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  reproduces?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;
+};
+
 export type ServerInfoResolvers<ContextType = Context, ParentType extends ResolversParentTypes['ServerInfo'] = ResolversParentTypes['ServerInfo']> = {
   database?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
   version?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
@@ -1397,9 +2126,30 @@ export type SubscriptionResolvers<ContextType = Context, ParentType extends Reso
   runUpdated?: SubscriptionResolver<ResolversTypes['Run'], "runUpdated", ParentType, ContextType, RequireFields<SubscriptionRunUpdatedArgs, 'id'>>;
 };
 
+export type TargetSetResolvers<ContextType = Context, ParentType extends ResolversParentTypes['TargetSet'] = ResolversParentTypes['TargetSet']> = {
+  key?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  selection?: Resolver<Maybe<ResolversTypes['Selection']>, ParentType, ContextType>;
+  split?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+};
+
 export type TermProvenanceResolvers<ContextType = Context, ParentType extends ResolversParentTypes['TermProvenance'] = ResolversParentTypes['TermProvenance']> = {
   producer?: Resolver<ResolversTypes['Producer'], ParentType, ContextType>;
   term?: Resolver<ResolversTypes['Term'], ParentType, ContextType>;
+};
+
+export type TermStatsResolvers<ContextType = Context, ParentType extends ResolversParentTypes['TermStats'] = ResolversParentTypes['TermStats']> = {
+  byClass?: Resolver<Array<ResolversTypes['TermStats']>, ParentType, ContextType>;
+  checkpoint?: Resolver<ResolversTypes['Checkpoint'], ParentType, ContextType>;
+  className?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  count?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  histogram?: Resolver<ResolversTypes['Histogram'], ParentType, ContextType, RequireFields<TermStatsHistogramArgs, 'bins'>>;
+  label?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  max?: Resolver<Maybe<ResolversTypes['Float']>, ParentType, ContextType>;
+  mean?: Resolver<Maybe<ResolversTypes['Float']>, ParentType, ContextType>;
+  min?: Resolver<Maybe<ResolversTypes['Float']>, ParentType, ContextType>;
+  quantiles?: Resolver<Array<ResolversTypes['Quantile']>, ParentType, ContextType, RequireFields<TermStatsQuantilesArgs, 'at'>>;
+  stddev?: Resolver<Maybe<ResolversTypes['Float']>, ParentType, ContextType>;
+  term?: Resolver<ResolversTypes['ScalarTerm'], ParentType, ContextType>;
 };
 
 export type ViewerResolvers<ContextType = Context, ParentType extends ResolversParentTypes['Viewer'] = ResolversParentTypes['Viewer']> = {
@@ -1419,6 +2169,7 @@ export type Resolvers<ContextType = Context> = {
   CheckpointConnection?: CheckpointConnectionResolvers<ContextType>;
   CheckpointEdge?: CheckpointEdgeResolvers<ContextType>;
   CheckpointWeights?: CheckpointWeightsResolvers<ContextType>;
+  ClassCount?: ClassCountResolvers<ContextType>;
   CreateApiKeyPayload?: CreateApiKeyPayloadResolvers<ContextType>;
   Dataset?: DatasetResolvers<ContextType>;
   DatasetConnection?: DatasetConnectionResolvers<ContextType>;
@@ -1427,6 +2178,8 @@ export type Resolvers<ContextType = Context> = {
   DeletePayload?: DeletePayloadResolvers<ContextType>;
   FloatArray?: GraphQLScalarType;
   FloatColumn?: GraphQLScalarType;
+  Histogram?: HistogramResolvers<ContextType>;
+  HistogramBin?: HistogramBinResolvers<ContextType>;
   ImportTfjsModelPayload?: ImportTfjsModelPayloadResolvers<ContextType>;
   ImportUcrPayload?: ImportUcrPayloadResolvers<ContextType>;
   IngestLimits?: IngestLimitsResolvers<ContextType>;
@@ -1438,7 +2191,12 @@ export type Resolvers<ContextType = Context> = {
   Mutation?: MutationResolvers<ContextType>;
   PageInfo?: PageInfoResolvers<ContextType>;
   Producer?: ProducerResolvers<ContextType>;
+  ProducerCount?: ProducerCountResolvers<ContextType>;
+  Quantile?: QuantileResolvers<ContextType>;
   Query?: QueryResolvers<ContextType>;
+  RankedSample?: RankedSampleResolvers<ContextType>;
+  RankedSampleConnection?: RankedSampleConnectionResolvers<ContextType>;
+  RankedSampleEdge?: RankedSampleEdgeResolvers<ContextType>;
   RecordMetricsPayload?: RecordMetricsPayloadResolvers<ContextType>;
   Run?: RunResolvers<ContextType>;
   RunConnection?: RunConnectionResolvers<ContextType>;
@@ -1449,10 +2207,21 @@ export type Resolvers<ContextType = Context> = {
   SampleMetric?: SampleMetricResolvers<ContextType>;
   SampleMetricConnection?: SampleMetricConnectionResolvers<ContextType>;
   SampleMetricEdge?: SampleMetricEdgeResolvers<ContextType>;
+  SelectedSample?: SelectedSampleResolvers<ContextType>;
+  SelectedSampleConnection?: SelectedSampleConnectionResolvers<ContextType>;
+  SelectedSampleEdge?: SelectedSampleEdgeResolvers<ContextType>;
+  Selection?: SelectionResolvers<ContextType>;
+  SelectionConnection?: SelectionConnectionResolvers<ContextType>;
+  SelectionEdge?: SelectionEdgeResolvers<ContextType>;
+  SelectionPreview?: SelectionPreviewResolvers<ContextType>;
+  SelectionProvenance?: SelectionProvenanceResolvers<ContextType>;
+  SelectionVerification?: SelectionVerificationResolvers<ContextType>;
   ServerInfo?: ServerInfoResolvers<ContextType>;
   SplitCount?: SplitCountResolvers<ContextType>;
   Subscription?: SubscriptionResolvers<ContextType>;
+  TargetSet?: TargetSetResolvers<ContextType>;
   TermProvenance?: TermProvenanceResolvers<ContextType>;
+  TermStats?: TermStatsResolvers<ContextType>;
   Viewer?: ViewerResolvers<ContextType>;
 };
 

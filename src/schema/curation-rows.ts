@@ -1,0 +1,23 @@
+import type { Selection } from '../db/generated/client.js';
+import type { RankedSampleRow } from '../services/curation/rank.js';
+import type { SelectedSampleRow } from '../services/curation/selections.js';
+import type { TermStatsRow } from '../services/curation/stats.js';
+import type { ConnectionRow } from './rows.js';
+
+/** What the curation types' resolvers receive (codegen `mappers`). */
+export type { RankedSampleRow, SelectedSampleRow, TermStatsRow };
+export type SelectionRow = Selection;
+export type RankedSampleConnectionRow = ConnectionRow<RankedSampleRow>;
+export type SelectedSampleConnectionRow = ConnectionRow<SelectedSampleRow>;
+export type SelectionConnectionRow = ConnectionRow<Selection>;
+
+/** A target set by its key (`split:<name>` or `selection:<id>`). */
+export interface TargetSetRow {
+  key: string;
+}
+
+export interface SelectionProvenanceRow {
+  checkpointId: number;
+  term: string;
+  producers: { kind: string | null; backend: string | null; version: string | null; count: number }[];
+}
