@@ -19,6 +19,7 @@ import type { ParamInfo, ProjectionReport, SelfKernelResult } from './kernel.js'
 import type { SampleTerms } from './predict.js';
 import type { ProjectionOptions } from './projection.js';
 import { outputTerms } from './terms.js';
+import type { OutputTerms } from './terms.js';
 import type { Request, Response } from './worker.js';
 
 export interface PoolOptions {
@@ -204,6 +205,25 @@ export class ComputePool {
 
   private per(model: PoolModel): number {
     return model.inputShape[0] * model.inputShape[1];
+  }
+
+  /** `logitsOf` of index.ts across the pool: logits [n, V] from the forward pass only. */
+  async logitsOf(model: PoolModel, x: Float32Array, opts: RunOptions = {}): Promise<Float32Array> {
+    const per = this.per(model);
+    const n = x.length / per;
+    if (!Number.isInteger(n)) throw new Error(`samples: ${x.length} floats is not a whole number of [${model.inputShape.join(', ')}] series`);
+    const task = Math.max(64, Math.ceil(n / this.pool.length));
+    const parts = await this.scatter(n, task, opts, (t, start, count) =>
+      t.call<{ logits: Float32Array }>({ op: 'logits', key: model.key, x: x.slice(start * per, (start + count) * per) }),
+    );
+    const logits = new Float32Array(n * model.classes);
+    for (const p of parts) logits.set(p.value.logits, p.start * model.classes);
+    return logits;
+  }
+
+  /** `outputs` of index.ts across the pool: the logit-only terms, from the forward pass only. */
+  async outputs(model: PoolModel, x: Float32Array, labels?: ArrayLike<number>, opts: RunOptions & { matrices?: boolean } = {}): Promise<OutputTerms> {
+    return outputTerms(await this.logitsOf(model, x, opts), model.classes, labels, opts.matrices ?? false);
   }
 
   /** `selfKernel` of index.ts across the pool. */

@@ -10,6 +10,7 @@ import type { ModelSource, StoredWeights } from './checkpoint.js';
 import { crossKernel } from './cross.js';
 import { jacobian, projectedJacobian, selfKernel } from './kernel.js';
 import type { EngineModel } from './model.js';
+import { logitsOf } from './predict.js';
 
 export type Request =
   | { id: number; op: 'init'; backend: BackendPreference }
@@ -17,6 +18,7 @@ export type Request =
   | { id: number; op: 'loadWeights'; key: number; weights: StoredWeights }
   | { id: number; op: 'unload'; key: number }
   | { id: number; op: 'selfKernel' | 'jacobian' | 'projectedJacobian'; key: number; x: Float32Array; opts: Record<string, unknown> }
+  | { id: number; op: 'logits'; key: number; x: Float32Array }
   | { id: number; op: 'crossKernel'; key: number; xo: Float32Array; xu: Float32Array; opts: Record<string, unknown> };
 
 export type Response = { id: number; ok: true; value: unknown } | { id: number; ok: false; message: string; stack?: string };
@@ -51,6 +53,8 @@ async function handle(req: Request): Promise<unknown> {
       models.get(req.key)?.dispose();
       models.delete(req.key);
       return null;
+    case 'logits':
+      return { logits: logitsOf(model(req.key), req.x) };
     case 'selfKernel':
       return selfKernel(model(req.key), req.x, req.opts);
     case 'jacobian':

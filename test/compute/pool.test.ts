@@ -1,7 +1,7 @@
 /** The worker-thread pool gives the numbers of the engine in this thread. */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { createPool, crossKernel, firstOrder, jacobian, loadModel, projectedJacobian, selfKernel, serializeModel } from '../../src/compute/index.js';
+import { createPool, crossKernel, firstOrder, jacobian, loadModel, outputs, projectedJacobian, selfKernel, serializeModel } from '../../src/compute/index.js';
 import type { ComputePool, EngineModel, PoolModel } from '../../src/compute/index.js';
 import { assertClose, realSeries, tinyTransformer, useBackend } from './helpers.js';
 
@@ -40,6 +40,8 @@ describe('ComputePool', () => {
     assert.equal(progress, 11);
     assertClose(a.K as Float32Array, b.K as Float32Array, 0, 'K');
     assertClose(a.kNorm, b.kNorm, 0, 'kNorm');
+    assertClose(await pool.logitsOf(there, x), b.logits, 0, 'forward-only logits');
+    assertClose((await pool.outputs(there, x)).hTrace, (await outputs(here, x)).hTrace, 0, 'Tr H');
     const terms = await pool.computeTerms(there, x, Array.from({ length: 11 }, (_, i) => i % 3));
     assertClose(terms.kTrace, b.kTrace, 0, 'kTrace');
     assert.equal(terms.loss?.length, 11);
