@@ -19,7 +19,7 @@ import { formatError } from './schema/format-error.js';
 import { errorHandler } from './http/errors.js';
 import { exportRoutes } from './http/export.js';
 import { serveWebSocket } from './http/graphql-ws.js';
-import { errorLogPlugin, queryLimits } from './http/limits.js';
+import { errorLogPlugin, queryLimits, subscriptionsOverWebSocketOnly } from './http/limits.js';
 import { RateLimits } from './http/rate-limit.js';
 import { requestId, requestState } from './http/request-id.js';
 
@@ -81,6 +81,7 @@ export async function createServer(config: Config, options: ServerOptions = {}):
           },
         },
         ...limits.plugins,
+        subscriptionsOverWebSocketOnly(),
         authorizationPlugin(),
         errorLogPlugin(),
       ],

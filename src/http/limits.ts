@@ -3,7 +3,9 @@ import { ApolloArmor } from '@escape.tech/graphql-armor';
 import type { ValidationRule } from 'graphql';
 import type { Config } from '../config.js';
 import type { Context } from '../context.js';
+import { ErrorCode, TangentError } from '../errors.js';
 import { logIfUnexpected } from '../schema/format-error.js';
+import { withHttpStatus } from './errors.js';
 
 export interface QueryLimits {
   /** Apollo plugins: without introspection, no field suggestions. */
@@ -48,6 +50,24 @@ export function errorLogPlugin(): ApolloServerPlugin<Context> {
       return {
         async didEncounterErrors({ errors, contextValue }) {
           for (const error of errors) logIfUnexpected(contextValue.log, error, error.path);
+        },
+      };
+    },
+  };
+}
+
+/**
+ * Subscriptions are served over WebSocket only. Over HTTP, Apollo would run the subscription field
+ * as if it were a query and fail with an internal error; refuse it up front with BAD_REQUEST.
+ */
+export function subscriptionsOverWebSocketOnly(): ApolloServerPlugin<Context> {
+  return {
+    async requestDidStart() {
+      return {
+        async didResolveOperation({ operation }) {
+          if (operation?.operation === 'subscription') {
+            throw withHttpStatus(new TangentError(ErrorCode.BAD_REQUEST, 'Subscriptions are served over WebSocket (graphql-ws) on this same path, not over HTTP'));
+          }
         },
       };
     },
