@@ -1,6 +1,6 @@
 /**
- * The J-based terms: per-sample J, the self-kernel K(x, x) with kNorm and kTrace, and cross
- * kernels K(x_o, x_u) with the kCross score, exact or through a seeded projection.
+ * Per-sample J-based terms: J itself, the self-kernel K(x, x) with kNorm and kTrace, and J
+ * through a seeded projection (cross kernels are in cross.ts).
  */
 import * as tf from '@tensorflow/tfjs';
 import { jacobianRowsOf, selfKernelOf } from './blocks.js';
