@@ -137,27 +137,23 @@ class Transformer(torch.nn.Module):
         return self.head(self.head_norm(z[:, 0]))
 
 
-def self_k(fmodel, params, x, chunk):
+def jacobians(fmodel, params, x, chunk):
+    """Per-sample J [c, V, P] of each chunk of x, by vmap(jacrev)."""
+
     def one(p, xi):
         return fmodel(p, xi.unsqueeze(0)).squeeze(0)
 
-    out = []
     for i in range(0, x.shape[0], chunk):
         jac = vmap(jacrev(one), (None, 0))(params, x[i : i + chunk])
-        flat = torch.cat([j.reshape(j.shape[0], j.shape[1], -1) for j in jac], 2)  # [c, V, P]
-        out.append(torch.einsum("ncp,ndp->ncd", flat, flat))
-    return torch.cat(out, 0)
+        yield torch.cat([j.reshape(j.shape[0], j.shape[1], -1) for j in jac], 2)
+
+
+def self_k(fmodel, params, x, chunk):
+    return torch.cat([torch.einsum("ncp,ndp->ncd", j, j) for j in jacobians(fmodel, params, x, chunk)], 0)
 
 
 def jac_rows(fmodel, params, x, chunk):
-    def one(p, xi):
-        return fmodel(p, xi.unsqueeze(0)).squeeze(0)
-
-    out = []
-    for i in range(0, x.shape[0], chunk):
-        jac = vmap(jacrev(one), (None, 0))(params, x[i : i + chunk])
-        out.append(torch.cat([j.reshape(j.shape[0], j.shape[1], -1) for j in jac], 2))
-    return torch.cat(out, 0)  # [n, V, P]
+    return torch.cat(list(jacobians(fmodel, params, x, chunk)), 0)  # [n, V, P]
 
 
 def main():

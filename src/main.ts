@@ -1,4 +1,5 @@
 import { Command } from 'commander';
+import { registerImport } from './cli/import.js';
 import { registerKeys } from './cli/keys.js';
 import { registerMigrate } from './cli/migrate.js';
 import { registerServe } from './cli/serve.js';
@@ -12,5 +13,6 @@ const program = new Command('tangent')
 registerServe(program);
 registerMigrate(program);
 registerKeys(program);
+registerImport(program);
 
 await program.parseAsync(process.argv);

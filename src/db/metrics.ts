@@ -1,5 +1,4 @@
 import { BadUserInputError, ConflictError, invariant } from '../errors.js';
-import { encodeCopyValue } from './copy-text.js';
 import type { Database } from './database.js';
 import { producerId, type ProducerKey } from './producers.js';
 import type { Tx } from './sql.js';
@@ -200,7 +199,13 @@ export function writeMetrics(
  * rounded twice (to 9 digits, then to float32) and could land one ulp off.
  */
 export function formatFloat32(value: number): string {
-  return value.toPrecision(9);
+  // Both forms print negative zero as "0"; keep its sign so that values read back bit for bit.
+  return value === 0 && Object.is(value, -0) ? '-0' : value.toPrecision(9);
+}
+
+/** A float64 value as COPY text (PostgreSQL rounds it to real once); negative zero keeps its sign. */
+function formatFloat64(value: number): string {
+  return value === 0 && Object.is(value, -0) ? '-0' : String(value);
 }
 
 /** Encodes one COPY text line of the temp table from column values (hand-rolled: it is the hot loop). */
@@ -210,7 +215,7 @@ function lineEncoder(batch: MetricColumns, terms: readonly TermSpec[], numClasse
     const column = batch.columns[t.field]!;
     if (t.sqlType === 'real[]' && isFlat(column as VectorColumn)) {
       const flat = column as Float32Array | Float64Array;
-      const format = flat instanceof Float32Array ? formatFloat32 : String;
+      const format = flat instanceof Float32Array ? formatFloat32 : formatFloat64;
       return (row: number) => {
         let out = '{';
         const start = row * numClasses;
@@ -219,9 +224,23 @@ function lineEncoder(batch: MetricColumns, terms: readonly TermSpec[], numClasse
       };
     }
     if (t.sqlType === 'real' && column instanceof Float32Array) return (row: number) => formatFloat32(column[row]!);
-    if (t.sqlType === 'real' && column instanceof Float64Array) return (row: number) => String(column[row]);
-    const values = column as ArrayLike<unknown>;
-    return (row: number) => encodeCopyValue(values[row] as never);
+    if (t.sqlType === 'real' && column instanceof Float64Array) return (row: number) => formatFloat64(column[row]!);
+    if (t.sqlType === 'boolean') {
+      const values = column as BoolColumn;
+      return (row: number) => (values[row] === null || values[row] === undefined ? '\\N' : values[row] ? 't' : 'f');
+    }
+    if (t.sqlType === 'real') {
+      const values = column as ScalarColumn;
+      return (row: number) => (values[row] === null || values[row] === undefined ? '\\N' : formatFloat64(values[row]!));
+    }
+    const vectors = column as readonly (ArrayLike<number> | null | undefined)[];
+    return (row: number) => {
+      const v = vectors[row];
+      if (v === null || v === undefined) return '\\N';
+      let out = '{';
+      for (let k = 0; k < v.length; k++) out += (k ? ',' : '') + formatFloat64(v[k]!);
+      return `${out}}`;
+    };
   });
   return (row) => {
     let line = `${row}\t${refs[row]}`;

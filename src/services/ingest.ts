@@ -153,11 +153,9 @@ export async function importTfjsModel(ctx: Context, input: ImportTfjsModelInput)
   if (hasWeights && !modelJson.weightsManifest?.length) {
     throw new BadUserInputError('model.json has no weightsManifest to describe weightData', 'input.modelJson.weightsManifest');
   }
-  const checkpointInput = parseInput(
-    CheckpointInput,
-    { step: input.step ?? 0, epoch: input.epoch ?? null, learningRate: input.learningRate ?? null, modelJson },
-    'input',
-  );
+  const checkpointInput = hasWeights
+    ? parseInput(CheckpointInput, { step: input.step ?? 0, epoch: input.epoch ?? null, learningRate: input.learningRate ?? null, modelJson }, 'input')
+    : null;
 
   const shape = modelShapeOf(modelJson);
   const hash = topologyHash(modelJson);
@@ -172,7 +170,7 @@ export async function importTfjsModel(ctx: Context, input: ImportTfjsModelInput)
         throw new BadUserInputError(`model.json's topology differs from that of run ${run.id}'s model ${model.name}`, 'input.modelJson.modelTopology');
       }
     }
-    const checkpoint = hasWeights ? await createCheckpoint(ctx, run.id, checkpointInput, input.weightData!) : null;
+    const checkpoint = checkpointInput ? await createCheckpoint(ctx, run.id, checkpointInput, input.weightData!) : null;
     return { modelId: model.id, runId: run.id, checkpointId: checkpoint?.id ?? null };
   }
 
@@ -221,7 +219,7 @@ export async function importTfjsModel(ctx: Context, input: ImportTfjsModelInput)
     throw error;
   }
   try {
-    const checkpoint = hasWeights ? await createCheckpoint(ctx, run.id, checkpointInput, input.weightData!) : null;
+    const checkpoint = checkpointInput ? await createCheckpoint(ctx, run.id, checkpointInput, input.weightData!) : null;
     return { modelId: model.id, runId: run.id, checkpointId: checkpoint?.id ?? null };
   } catch (error) {
     await ctx.db.prisma.run.deleteMany({ where: { id: run.id } });

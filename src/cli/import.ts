@@ -1,0 +1,395 @@
+import { randomUUID } from 'node:crypto';
+import { readFile, stat } from 'node:fs/promises';
+import { basename } from 'node:path';
+import { SingleBar, Presets } from 'cli-progress';
+import type { Command } from 'commander';
+import { execute, parse } from 'graphql';
+import { createContext } from '../context.js';
+import { openDatabase, type Database } from '../db/database.js';
+import { migrate } from '../db/migrate.js';
+import { TERMS } from '../db/terms.js';
+import { metricsFormatOf, MetricsFileError, readMetricsFile, type MetricBatch, type MetricsFormat } from '../io/metrics-file.js';
+import { parseModelJson, readWeightShards, TfjsModelError, weightSpecsOfModelJson } from '../io/tfjs-model.js';
+import { readUcrFile, UcrFormatError } from '../io/ucr.js';
+import { planUcrImport, UcrImportError } from '../io/ucr-import.js';
+import { createLogger } from '../logger.js';
+import { PubSub } from '../pubsub.js';
+import { buildSchema } from '../schema/index.js';
+import { configOrExit } from './shared.js';
+
+/**
+ * `tangent import ucr|metrics|tfjs-model`: files people already have, through the public GraphQL
+ * mutations (createDataset + addSamplesBulk, logMetrics, importTfjsModel) in batches, with a
+ * progress bar on stderr.
+ *
+ * Two transports, the same operations: by default the CLI runs Tangent's schema in-process on the
+ * configured database (DATABASE_URL or the embedded data folder), so nothing else needs to run;
+ * with `--url` it sends the same requests to a running server. The embedded database admits one
+ * process per data folder, so while a server holds it the direct mode is refused by the pid lock
+ * and `--url` is the way in. Either way the server's validation, limits and transactions apply.
+ */
+interface Api {
+  request<T = Record<string, any>>(query: string, variables?: Record<string, unknown>): Promise<T>;
+  close(): Promise<void>;
+}
+
+/** An error the API returned: message, code and the field (row) it names. */
+class ApiError extends Error {
+  constructor(
+    message: string,
+    readonly code: string,
+    readonly extensions: Record<string, unknown>,
+  ) {
+    super(message);
+    this.name = 'ApiError';
+  }
+}
+
+function apiError(errors: readonly { message: string; extensions?: Record<string, unknown> }[]): ApiError {
+  const first = errors[0]!;
+  return new ApiError(first.message, String(first.extensions?.code ?? 'ERROR'), first.extensions ?? {});
+}
+
+function httpApi(url: string, apiKey?: string): Api {
+  return {
+    async request(query, variables) {
+      const response = await fetch(url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...(apiKey ? { authorization: `Bearer ${apiKey}` } : {}) },
+        body: JSON.stringify({ query, variables }),
+      });
+      const text = await response.text();
+      let body: { data?: any; errors?: { message: string; extensions?: Record<string, unknown> }[] };
+      try {
+        body = JSON.parse(text);
+      } catch {
+        throw new ApiError(`${url} answered ${response.status} with something that is not GraphQL: ${text.slice(0, 200)}`, 'BAD_RESPONSE', {});
+      }
+      if (body.errors?.length) throw apiError(body.errors);
+      return body.data;
+    },
+    async close() {},
+  };
+}
+
+async function directApi(): Promise<Api> {
+  const config = configOrExit();
+  // Logs (JSON on stdout) would tear the progress bar and the --json result apart: errors only,
+  // unless LOG_LEVEL asks for more detail than the default.
+  const log = createLogger({ logLevel: config.logLevel === 'debug' || config.logLevel === 'trace' ? config.logLevel : 'error' });
+  let db: Database;
+  try {
+    db = await openDatabase(config.database, log, { statementTimeoutMs: config.statementTimeoutMs });
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    if (/in use by process/.test(message)) {
+      throw new ApiError(`${message}\nA server holds it: import through it with --url http://${config.host}:${config.port}/graphql`, 'LOCKED', {});
+    }
+    throw error;
+  }
+  try {
+    await migrate(db, log);
+    const pubsub = await PubSub.start(db, log);
+    const schema = buildSchema();
+    return {
+      async request(query, variables) {
+        const result = await execute({
+          schema,
+          document: parse(query),
+          variableValues: variables ?? {},
+          contextValue: createContext({ config, db, pubsub, log }, randomUUID()),
+        });
+        if (result.errors?.length) throw apiError(result.errors.map((e) => ({ message: e.message, extensions: e.extensions })));
+        return result.data as never;
+      },
+      async close() {
+        await pubsub.close();
+        await db.close();
+      },
+    };
+  } catch (error) {
+    await db.close();
+    throw error;
+  }
+}
+
+interface CommonOptions {
+  url?: string;
+  apiKey?: string;
+  json?: boolean;
+  progress?: boolean;
+}
+
+/** Runs an import with its API and reports failures as one clear line (exit code 1). */
+async function run(opts: CommonOptions, body: (api: Api) => Promise<unknown>): Promise<void> {
+  let api: Api | null = null;
+  try {
+    api = opts.url ? httpApi(opts.url, opts.apiKey) : await directApi();
+    const result = await body(api);
+    process.stdout.write(opts.json ? `${JSON.stringify(result)}\n` : `${describe(result)}\n`);
+  } catch (error) {
+    const e = error as Error & { code?: string; extensions?: Record<string, unknown> };
+    const field = e.extensions?.field ? ` (${String(e.extensions.field)})` : '';
+    process.stderr.write(`tangent import: ${e.message}${field}\n`);
+    process.exitCode = 1;
+  } finally {
+    await api?.close().catch(() => undefined);
+  }
+}
+
+function describe(result: unknown): string {
+  return Object.entries(result as Record<string, unknown>)
+    .map(([k, v]) => `${k}: ${typeof v === 'object' ? JSON.stringify(v) : String(v)}`)
+    .join('\n');
+}
+
+function progressBar(unit: string): SingleBar {
+  // cli-progress draws only on a terminal; piped output (CI, tests) stays clean.
+  return new SingleBar(
+    { format: `{bar} {percentage}% | {value}/{total} ${unit} | {eta_formatted} left`, stream: process.stderr, hideCursor: true, noTTYOutput: false },
+    Presets.shades_classic,
+  );
+}
+
+const b64 = (values: Float32Array | Int32Array) => Buffer.from(values.buffer, values.byteOffset, values.byteLength).toString('base64');
+
+async function limits(api: Api) {
+  const { ingestLimits } = await api.request<{ ingestLimits: { maxRows: number; maxBodyBytes: number } }>('{ ingestLimits { maxRows maxBodyBytes } }');
+  return ingestLimits;
+}
+
+const positiveInt = (value: string) => {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n <= 0) throw new Error(`expected a positive integer, got ${value}`);
+  return n;
+};
+
+export function registerImport(program: Command): void {
+  const command = program
+    .command('import')
+    .description('import UCR/UEA data sets, per-sample metrics (CSV, JSONL) and TensorFlow.js models');
+  const common = (c: Command) =>
+    c
+      .option('--url <url>', 'a running server\'s GraphQL endpoint (default: work on the configured database directly)')
+      .option('--api-key <key>', 'API key for --url, when the server requires one')
+      .option('--json', 'print the result as one JSON object');
+
+  common(
+    command
+      .command('ucr')
+      .description('create a dataset from UCR/UEA .ts files (X_TRAIN.ts, X_TEST.ts → splits train and test)')
+      .argument('<files...>', '.ts files of one problem')
+      .option('--name <name>', 'dataset name (default: the files\' @problemName)')
+      .option('--description <text>', 'dataset description')
+      .option('--split <split>', 'split of every file\'s series (default: from the file names, else train)')
+      .option('--batch <rows>', 'samples per request (default: as many as the server and 16 MB allow)', positiveInt),
+  ).action((files: string[], opts: CommonOptions & { name?: string; description?: string; split?: string; batch?: number }) =>
+    run(opts, (api) => importUcrFiles(api, files, opts)),
+  );
+
+  common(
+    command
+      .command('metrics')
+      .description('log per-sample metrics at a checkpoint from a CSV or JSONL file (columns: sample_id or sample_index, then terms)')
+      .argument('<file>', '.csv, .jsonl or .ndjson')
+      .requiredOption('--checkpoint <id>', 'the checkpoint the metrics belong to')
+      .option('--format <format>', 'csv or jsonl (default: from the extension)')
+      .option('--batch <rows>', 'rows per request (default 50000, at most the server\'s limit)', positiveInt),
+  ).action((file: string, opts: CommonOptions & { checkpoint: string; format?: string; batch?: number }) =>
+    run(opts, (api) => importMetricsFile(api, file, opts)),
+  );
+
+  common(
+    command
+      .command('tfjs-model')
+      .description('import a TensorFlow.js layers model: model.json\'s topology as a model, its weights as a checkpoint')
+      .argument('<model.json>', 'the model.json of the artifacts')
+      .option('--weights <files...>', 'weight files in manifest order (default: the manifest\'s paths, next to model.json)')
+      .option('--run <id>', 'store the weights as a checkpoint of this run')
+      .option('--dataset <id>', 'or create a run of the model on this dataset')
+      .option('--run-name <name>', 'name of the new run (with --dataset)')
+      .option('--name <name>', 'name of the new model')
+      .option('--step <step>', 'checkpoint step', (v) => Number.parseInt(v, 10), 0)
+      .option('--epoch <epoch>', 'checkpoint epoch', Number)
+      .option('--learning-rate <lr>', 'learning rate at this checkpoint', Number)
+      .option('--no-weights', 'import the topology only'),
+  ).action(
+    (
+      file: string,
+      opts: CommonOptions & { weights?: string[] | boolean; run?: string; dataset?: string; runName?: string; name?: string; step: number; epoch?: number; learningRate?: number },
+    ) => run(opts, (api) => importTfjsFiles(api, file, opts)),
+  );
+}
+
+async function importUcrFiles(api: Api, files: string[], opts: CommonOptions & { name?: string; description?: string; split?: string; batch?: number }) {
+  const parsed = [];
+  for (const file of files) {
+    try {
+      parsed.push({ dataset: await readUcrFile(file), fileName: basename(file), split: opts.split ?? null });
+    } catch (error) {
+      if (error instanceof UcrFormatError) throw new Error(`${file}: ${error.message}`);
+      throw error;
+    }
+  }
+  let plan;
+  try {
+    plan = planUcrImport(parsed);
+  } catch (error) {
+    if (error instanceof UcrImportError) throw new Error(`${files[error.file]}: ${error.message}`);
+    throw error;
+  }
+  const name = opts.name ?? plan.problemName;
+  if (!name) throw new Error('the files name no @problemName; give --name');
+  const { maxRows, maxBodyBytes } = await limits(api);
+  const values = plan.length * plan.channels;
+  // base64 is 4 bytes per 3; leave half the body for everything else.
+  const byBytes = Math.max(1, Math.floor(Math.min(maxBodyBytes / 2, 16 * 1024 * 1024) / (values * 4 * 1.34 + 64)));
+  const batch = Math.min(opts.batch ?? Number.POSITIVE_INFINITY, maxRows, byBytes);
+
+  const { createDataset } = await api.request<{ createDataset: { id: string } }>(
+    'mutation($input: CreateDatasetInput!) { createDataset(input: $input) { id } }',
+    { input: { name, description: opts.description ?? null, length: plan.length, channels: plan.channels, classNames: plan.classNames } },
+  );
+  const n = plan.indices.length;
+  const bar = progressBar('samples');
+  bar.start(n, 0);
+  try {
+    for (let start = 0; start < n; start += batch) {
+      const end = Math.min(n, start + batch);
+      await api.request('mutation($id: ID!, $input: SampleColumnsInput!) { addSamplesBulk(datasetId: $id, input: $input) { added } }', {
+        id: createDataset.id,
+        input: {
+          indices: b64(plan.indices.subarray(start, end)),
+          labels: b64(plan.labels.subarray(start, end)),
+          splits: plan.splits.slice(start, end),
+          series: b64(plan.series.subarray(start * values, end * values)),
+        },
+      });
+      bar.update(end);
+    }
+  } catch (error) {
+    bar.stop();
+    // All or nothing for the user too: a dataset left half-imported is removed again.
+    await api.request('mutation($id: ID!) { deleteDataset(id: $id) { id } }', { id: createDataset.id }).catch(() => undefined);
+    throw error;
+  }
+  bar.stop();
+  return { datasetId: createDataset.id, name, length: plan.length, channels: plan.channels, classNames: plan.classNames, samples: n, splits: plan.counts };
+}
+
+/** One file batch as logMetrics columns; vectors are flattened (each row must have the same width). */
+function batchColumns(batch: MetricBatch): Record<string, unknown> {
+  const n = batch.refs.length;
+  const input: Record<string, unknown> = { [batch.ref]: b64(Int32Array.from(batch.refs)) };
+  for (const t of TERMS) {
+    const column = batch.columns[t.field];
+    if (!column) continue;
+    if (t.sqlType === 'boolean') input[t.field] = column;
+    else if (t.sqlType === 'real') input[t.field] = b64(Float32Array.from(column as number[]));
+    else {
+      const rows = column as number[][];
+      const width = rows[0]!.length;
+      const flat = new Float32Array(n * width);
+      rows.forEach((row, i) => {
+        if (row.length !== width) throw new MetricsFileError(`${t.field} has ${row.length} values; the first row has ${width}`, batch.lines[i]!);
+        flat.set(row, i * width);
+      });
+      input[t.field] = b64(flat);
+    }
+  }
+  return input;
+}
+
+async function importMetricsFile(api: Api, file: string, opts: CommonOptions & { checkpoint: string; format?: string; batch?: number }) {
+  const format = (opts.format ?? metricsFormatOf(file)) as MetricsFormat | null;
+  if (format !== 'csv' && format !== 'jsonl') throw new Error(`${file}: give --format csv or jsonl (the extension does not say)`);
+  const { maxRows } = await limits(api);
+  const batchRows = Math.min(opts.batch ?? 50_000, maxRows);
+  const { size } = await stat(file);
+  const bar = progressBar('bytes');
+  bar.start(size, 0);
+  let read = 0;
+  let rows = 0;
+  let requests = 0;
+  try {
+    for await (const batch of readMetricsFile(file, format, batchRows, (bytes) => bar.update((read += bytes)))) {
+      try {
+        await api.request('mutation($c: ID!, $input: MetricColumnsInput!) { logMetrics(checkpointId: $c, input: $input) { written } }', {
+          c: opts.checkpoint,
+          input: batchColumns(batch),
+        });
+      } catch (error) {
+        // Name the file's line for the row the server refused.
+        const row = error instanceof ApiError ? error.extensions.row : undefined;
+        if (typeof row === 'number' && batch.lines[row] !== undefined) {
+          throw new Error(`${file} line ${batch.lines[row]}: ${(error as Error).message}; ${rows} rows before this batch were logged (re-running is harmless)`);
+        }
+        throw error;
+      }
+      rows += batch.refs.length;
+      requests++;
+    }
+  } catch (error) {
+    if (error instanceof MetricsFileError) throw new Error(`${file} ${error.message}`);
+    throw error;
+  } finally {
+    bar.stop();
+  }
+  return { checkpointId: opts.checkpoint, rows, requests };
+}
+
+async function importTfjsFiles(
+  api: Api,
+  file: string,
+  opts: CommonOptions & { weights?: string[] | boolean; run?: string; dataset?: string; runName?: string; name?: string; step: number; epoch?: number; learningRate?: number },
+) {
+  let modelJson;
+  try {
+    modelJson = parseModelJson(JSON.parse(await readFile(file, 'utf8')));
+  } catch (error) {
+    if (error instanceof SyntaxError) throw new Error(`${file} is not JSON: ${error.message}`);
+    if (error instanceof TfjsModelError) throw new Error(`${file}: ${error.message}${error.path ? ` (${error.path})` : ''}`);
+    throw error;
+  }
+  const withWeights = opts.weights !== false && weightSpecsOfModelJson(modelJson).length > 0 && Boolean(opts.run || opts.dataset);
+  let weightData: Buffer | null = null;
+  if (withWeights) {
+    const bar = progressBar('bytes');
+    const files = Array.isArray(opts.weights) ? opts.weights : undefined;
+    const specs = weightSpecsOfModelJson(modelJson);
+    const expected = specs.reduce((sum, spec) => sum + spec.shape.reduce((a, b) => a * b, 1) * (spec.dtype === 'bool' ? 1 : 4), 0);
+    bar.start(expected, 0);
+    let read = 0;
+    weightData = await readWeightShards(file, modelJson, files, (bytes) => bar.update((read += bytes)));
+    bar.stop();
+  }
+  const { importTfjsModel } = await api.request<{ importTfjsModel: { model: { id: string; name: string; inputLength: number; channels: number; numClasses: number }; run: { id: string } | null; checkpoint: { id: string; step: number; weightBytes: number } | null } }>(
+    `mutation($input: ImportTfjsModelInput!) {
+       importTfjsModel(input: $input) { model { id name inputLength channels numClasses } run { id } checkpoint { id step weightBytes } }
+     }`,
+    {
+      input: {
+        modelJson,
+        weightData: weightData ? weightData.toString('base64') : null,
+        modelName: opts.name ?? null,
+        runId: opts.run ?? null,
+        datasetId: opts.dataset ?? null,
+        runName: opts.runName ?? null,
+        step: opts.step,
+        epoch: opts.epoch ?? null,
+        learningRate: opts.learningRate ?? null,
+      },
+    },
+  );
+  const { model, run: createdRun, checkpoint } = importTfjsModel;
+  return {
+    modelId: model.id,
+    modelName: model.name,
+    inputLength: model.inputLength,
+    channels: model.channels,
+    numClasses: model.numClasses,
+    runId: createdRun?.id ?? null,
+    checkpointId: checkpoint?.id ?? null,
+    weightBytes: checkpoint?.weightBytes ?? 0,
+  };
+}
