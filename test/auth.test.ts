@@ -248,6 +248,25 @@ describe('auth off, rate limits, bodies, CORS, request ids', () => {
     }
   });
 
+  test('introspection: on in development, off in production unless configured; no field suggestions without it', async () => {
+    const dev = await startTestServer({ env: { NODE_ENV: 'development' } });
+    const prod = await startTestServer({ env: { NODE_ENV: 'production' } });
+    try {
+      const introspect = { query: `{ __schema { queryType { name } } }` };
+      assert.deepEqual((await post(dev.url, introspect)).body.data, { __schema: { queryType: { name: 'Query' } } });
+      const refused = await post(prod.url, introspect);
+      assert.deepEqual(codes(refused.body), ['GRAPHQL_VALIDATION_FAILED']);
+      const typo = await post(prod.url, { query: `{ datasetz { totalCount } }` });
+      assert.deepEqual(codes(typo.body), ['GRAPHQL_VALIDATION_FAILED']);
+      assert.doesNotMatch(typo.body.errors![0]!.message, /Did you mean/);
+      assert.match((await post(dev.url, { query: `{ datasetz { totalCount } }` })).body.errors![0]!.message, /Did you mean/);
+      assert.equal(loadConfig({ NODE_ENV: 'production', TANGENT_INTROSPECTION: 'true' }).introspection, true);
+    } finally {
+      await dev.close();
+      await prod.close();
+    }
+  });
+
   test('oversize and malformed bodies get clean errors', async () => {
     const t = await startTestServer({ env: { TANGENT_MAX_BODY_BYTES: '10000' } });
     try {

@@ -8,6 +8,7 @@ import { createInterface } from 'node:readline';
 import { describe, test, type TestContext } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
+import pg from 'pg';
 import { createApiKey } from '../src/auth/keys.js';
 import { openDatabase } from '../src/db/database.js';
 import { createTestDatabase, quietLog } from './helpers/database.js';
@@ -251,6 +252,31 @@ describe('faults', () => {
     } finally {
       await t.close();
       await proxy.close();
+    }
+  });
+
+  test('a statement past TANGENT_STATEMENT_TIMEOUT_MS fails with TIMEOUT, and nothing is written', { skip: !process.env.DATABASE_URL && 'PGlite has no statement timeout' }, async () => {
+    const testDb = await createTestDatabase();
+    assert.equal(testDb.config.kind, 'postgres');
+    const config = testDb.config;
+    const t = await startTestServer({ testDb: { ...testDb, open: () => openDatabase(config, quietLog, { statementTimeoutMs: 300 }) } });
+    // Another session holds the dataset table, so the server's statements wait on it until their limit.
+    const blocker = new pg.Client({ connectionString: config.url });
+    await blocker.connect();
+    try {
+      await blocker.query('BEGIN');
+      await blocker.query('LOCK TABLE dataset IN ACCESS EXCLUSIVE MODE');
+      for (const query of [`{ datasets { totalCount } }`, `mutation { createDataset(input: { name: "late", length: 1, classNames: ["a"] }) { id } }`]) {
+        const res = await gql(t.url, query);
+        assert.deepEqual(res.errors?.map((e) => e.extensions?.code), ['TIMEOUT'], JSON.stringify(res));
+        assert.doesNotMatch(JSON.stringify(res), /statement|cancel|57014/);
+      }
+      await blocker.query('ROLLBACK');
+      const { datasets } = await must(t.url, `{ datasets { totalCount } }`);
+      assert.equal(datasets.totalCount, 0);
+    } finally {
+      await blocker.end();
+      await t.close();
     }
   });
 
