@@ -23,7 +23,7 @@ import type { OutputTerms } from './terms.js';
 import type { Request, Response } from './worker.js';
 
 export interface PoolOptions {
-  /** Worker threads (default: the number of CPU cores; 1 for the tensorflow backend). */
+  /** Worker threads (default: the number of CPU cores; 1 when the backend is tensorflow). */
   threads?: number;
   /** Backend for every thread (default 'auto'). */
   backend?: BackendPreference;
@@ -139,11 +139,15 @@ export class ComputePool {
   /** Starts the threads and their backends. */
   static async create(opts: PoolOptions = {}): Promise<ComputePool> {
     const backend = opts.backend ?? 'auto';
-    const threads = Math.max(1, opts.threads ?? (backend === 'tensorflow' ? 1 : os.availableParallelism()));
-    const pool = Array.from({ length: threads }, () => new Thread());
+    const pool = [new Thread()];
     try {
-      const infos = await Promise.all(pool.map((t) => t.call<BackendInfo>({ op: 'init', backend })));
-      return new ComputePool(pool, infos[0] as BackendInfo);
+      // The first thread shows which backend 'auto' lands on: TensorFlow threads by itself (and a
+      // GPU is one device), so without an explicit count it stays one thread.
+      const info = await (pool[0] as Thread).call<BackendInfo>({ op: 'init', backend });
+      const threads = Math.max(1, opts.threads ?? (info.name === 'tensorflow' ? 1 : os.availableParallelism()));
+      while (pool.length < threads) pool.push(new Thread());
+      await Promise.all(pool.slice(1).map((t) => t.call<BackendInfo>({ op: 'init', backend: info.name as BackendPreference })));
+      return new ComputePool(pool, info);
     } catch (err) {
       await Promise.all(pool.map((t) => t.terminate()));
       throw err;
