@@ -1,4 +1,5 @@
 import { Command } from 'commander';
+import { registerExport } from './cli/export.js';
 import { registerImport } from './cli/import.js';
 import { registerKeys } from './cli/keys.js';
 import { registerMigrate } from './cli/migrate.js';
@@ -12,6 +13,7 @@ const program = new Command('tangent')
 
 registerServe(program);
 registerMigrate(program);
+registerExport(program);
 registerKeys(program);
 registerImport(program);
 

@@ -95,6 +95,9 @@ export async function readExport(ctx: CurationContext, source: ExportSource, onB
   if (ctx.db.kind === 'postgres') {
     await ctx.db.transaction(async (tx) => {
       const { text, values } = statementFor(source, null, null);
+      // Every row will be read: plan for the whole result, not for the first 10% (the cursor default,
+      // which picks nested loops that are quadratic when the statistics are behind a bulk load).
+      await tx.query('SET LOCAL cursor_tuple_fraction = 1');
       // named: export.cursor
       await tx.query(`DECLARE tangent_export NO SCROLL CURSOR FOR ${text}`, values);
       for (;;) {
