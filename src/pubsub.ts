@@ -7,6 +7,8 @@ export interface Events {
   runUpdated: { runId: number };
   /** An API key was revoked: every server closes the WebSocket connections that use it. */
   apiKeyRevoked: { keyId: number };
+  /** A compute job moved: a chunk committed, or its status changed (src/jobs). Subscribers reload the job. */
+  jobProgress: { jobId: number };
 }
 
 const CHANNEL = 'tangent_events';

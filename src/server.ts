@@ -14,6 +14,7 @@ import { openDatabase, type Database } from './db/database.js';
 import { migrate } from './db/migrate.js';
 import { createLogger, type Logger } from './logger.js';
 import { PubSub } from './pubsub.js';
+import { ComputeRuntime } from './services/compute-runtime.js';
 import { buildSchema } from './schema/index.js';
 import { formatError } from './schema/format-error.js';
 import { errorHandler } from './http/errors.js';
@@ -44,9 +45,13 @@ export async function createServer(config: Config, options: ServerOptions = {}):
   const log = options.log ?? createLogger(config);
   const db = options.db ?? (await openDatabase(config.database, log, { statementTimeoutMs: config.statementTimeoutMs }));
   const ownsDb = !options.db;
+  let compute: ComputeRuntime | undefined;
   try {
     await migrate(db, log);
     const pubsub = await PubSub.start(db, log);
+    // On-demand terms: the job queue, and (TANGENT_WORKER=on) a worker whose tensor work runs in compute threads.
+    compute = await ComputeRuntime.start({ db, config, log, pubsub }, { worker: config.compute.worker });
+    const runtime = compute;
     const services: Services = { config, db, pubsub, log };
 
     const app = express();
@@ -145,6 +150,7 @@ export async function createServer(config: Config, options: ServerOptions = {}):
       close() {
         closing ??= (async () => {
           await apollo.stop();
+          await runtime.stop(config.shutdownGraceMs);
           await pubsub.close();
           if (ownsDb) await db.close();
           log.info('Tangent stopped');
@@ -153,6 +159,7 @@ export async function createServer(config: Config, options: ServerOptions = {}):
       },
     };
   } catch (error) {
+    await compute?.stop(1000).catch(() => undefined);
     if (ownsDb) await db.close().catch(() => undefined);
     throw error;
   }

@@ -4,6 +4,7 @@ import { makeExecutableSchema } from '@graphql-tools/schema';
 import type { Resolvers } from './generated/types.js';
 import { apiKeyResolvers } from './api-keys.js';
 import { checkpointResolvers } from './checkpoints.js';
+import { computeResolvers } from './compute.js';
 import { connectionFields } from './connections.js';
 import { curationResolvers } from './curation.js';
 import { datasetResolvers } from './datasets.js';
@@ -39,6 +40,7 @@ export const resolvers = mergeResolvers([
   runResolvers,
   checkpointResolvers,
   ingestResolvers,
+  computeResolvers,
   apiKeyResolvers,
   curationResolvers,
 ]) as Resolvers;

@@ -3,6 +3,8 @@ import { findMissingTerms, missingSampleIds, type MissingTerm } from '../db/cura
 import type { SampleScope } from '../db/curation-sql.js';
 import type { RequiredTerm } from '../db/curation-terms.js';
 import { TermsMissingError } from '../errors.js';
+import { findComputeRuntime } from './compute-runtime.js';
+import { makeTermsPresent } from './compute-terms.js';
 
 export type { MissingTerm, RequiredTerm, SampleScope };
 export { findMissingTerms, missingSampleIds };
@@ -16,13 +18,17 @@ export type TermsContext = Pick<Context, 'db' | 'config' | 'log'>;
  * samples it is about; when it returns, every sample in `scope` has a value of every term at the
  * checkpoint, so a missing value can never be read as zero or silently dropped.
  *
- * Today it only checks (from exact counters, so the common case costs two row reads) and refuses
- * with TERMS_MISSING naming how many samples lack which term. The on-demand compute (issue 4)
- * replaces this body with "compute them: inline for small sets, a durable job for large ones
- * (throwing TermsPendingError with the job id)"; `findMissingTerms` and `missingSampleIds` are the
- * pieces it needs, and callers do not change.
+ * The common case costs two row reads (exact counters). When terms are missing they are computed:
+ * inline, and written back, when at most TANGENT_INLINE_MAX_SAMPLES samples lack them; otherwise as
+ * a durable job, and the query fails with TERMS_PENDING carrying the job's id (src/jobs). A process
+ * that runs no compute runtime (a command that only reads) refuses with TERMS_MISSING instead.
  */
 export async function ensureTerms(ctx: TermsContext, checkpointId: number, terms: readonly RequiredTerm[], scope: SampleScope): Promise<void> {
   const missing = await findMissingTerms(ctx.db.sql, checkpointId, terms, scope);
-  if (missing.length > 0) throw new TermsMissingError(checkpointId, missing);
+  if (missing.length === 0) return;
+  const runtime = findComputeRuntime(ctx.db);
+  if (!runtime) throw new TermsMissingError(checkpointId, missing);
+  await makeTermsPresent(runtime, checkpointId, missing, scope);
+  const left = await findMissingTerms(ctx.db.sql, checkpointId, terms, scope);
+  if (left.length > 0) throw new TermsMissingError(checkpointId, left);
 }

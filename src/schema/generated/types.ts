@@ -4,6 +4,9 @@ import type { DatasetRow, SampleRow, ModelRow, RunRow, CheckpointRow, Checkpoint
 import type { ApiKeyRow } from '../../auth/keys.js';
 import type { AddSamplesBulkPayloadRow, ImportUcrPayloadRow, ImportTfjsModelPayloadRow } from '../../services/ingest.js';
 import type { RankedSampleRow, RankedSampleConnectionRow, TermStatsRow, TargetSetRow, SelectionRow, SelectionConnectionRow, SelectedSampleRow, SelectedSampleConnectionRow, SelectionProvenanceRow } from '../curation-rows.js';
+import type { ServerInfoRow } from '../compute.js';
+import type { JobRow } from '../../jobs/store.js';
+import type { FirstOrderRow } from '../../services/compute-first-order.js';
 import type { Context } from '../../context.js';
 export type Maybe<T> = T | null;
 export type InputMaybe<T> = Maybe<T>;
@@ -97,7 +100,14 @@ export type Checkpoint = {
    * ordered samples with their terms as JSONL or CSV, however many there are.
    */
   exportUrl: Scalars['String']['output'];
+  /**
+   * The first-order prediction for an update on `updatedId` seen at `observedId`, with the change
+   * observed at the run's next checkpoint beside it. `learningRate` defaults to the checkpoint's.
+   */
+  firstOrder: FirstOrder;
   id: Scalars['ID']['output'];
+  /** Compute jobs of this checkpoint, newest first. */
+  jobs: JobConnection;
   /** The learning rate in effect at this step. */
   learningRate: Maybe<Scalars['Float']['output']>;
   /** Per-sample metrics stored at this checkpoint, in sample order. */
@@ -110,6 +120,15 @@ export type Checkpoint = {
    */
   rankedSamples: RankedSampleConnection;
   run: Run;
+  /**
+   * Per-sample terms of these samples at this checkpoint, in the order given (at most the server's
+   * page size): the stored values, and the missing ones computed now and written back, so the next
+   * request reads them. Up to `serverInfo.compute.inlineMaxSamples` samples missing a term are
+   * computed in this request (all of the operation's missing samples in one batch); for more, a job
+   * is started and the field fails with TERMS_PENDING, `extensions.jobId` naming it, unless the job
+   * finishes within `waitMs` milliseconds.
+   */
+  sampleTerms: Array<SampleMetric>;
   step: Scalars['Int']['output'];
   /** Statistics of a term over the (filtered) samples at this checkpoint. */
   termStats: TermStats;
@@ -130,6 +149,20 @@ export type CheckpointExportUrlArgs = {
 };
 
 
+export type CheckpointFirstOrderArgs = {
+  learningRate?: InputMaybe<Scalars['Float']['input']>;
+  observedId: Scalars['ID']['input'];
+  updatedId: Scalars['ID']['input'];
+};
+
+
+export type CheckpointJobsArgs = {
+  after?: InputMaybe<Scalars['String']['input']>;
+  first?: InputMaybe<Scalars['Int']['input']>;
+  status?: InputMaybe<JobStatus>;
+};
+
+
 export type CheckpointMetricsArgs = {
   after?: InputMaybe<Scalars['String']['input']>;
   first?: InputMaybe<Scalars['Int']['input']>;
@@ -142,6 +175,13 @@ export type CheckpointRankedSamplesArgs = {
   first?: InputMaybe<Scalars['Int']['input']>;
   orderBy?: InputMaybe<SampleTermOrder>;
   target?: InputMaybe<TargetSetInput>;
+};
+
+
+export type CheckpointSampleTermsArgs = {
+  sampleIds: Array<Scalars['ID']['input']>;
+  terms: Array<Term>;
+  waitMs?: InputMaybe<Scalars['Int']['input']>;
 };
 
 
@@ -186,6 +226,48 @@ export type ClassCount = {
   className: Scalars['String']['output'];
   count: Scalars['Int']['output'];
   label: Scalars['Int']['output'];
+};
+
+/** The tensor backend of this server's compute threads. */
+export type ComputeBackend = {
+  __typename?: 'ComputeBackend';
+  gpu: Scalars['Boolean']['output'];
+  /** tensorflow (tfjs-node, tfjs-node-gpu), wasm or cpu. */
+  name: Scalars['String']['output'];
+  /** Compute threads (each runs its own tfjs). */
+  threads: Scalars['Int']['output'];
+  version: Scalars['String']['output'];
+};
+
+/** What this server process has computed since it started. */
+export type ComputeStats = {
+  __typename?: 'ComputeStats';
+  /** Bytes they hold (weights × threads), bounded by TANGENT_MODEL_CACHE_BYTES. */
+  cachedBytes: Scalars['Float']['output'];
+  /** Checkpoint models loaded now. */
+  cachedModels: Scalars['Int']['output'];
+  /** Calls into the compute threads: one per batch of samples, however many samples it holds. */
+  calls: Scalars['Int']['output'];
+  /** Most missing samples a query computes inline (TANGENT_INLINE_MAX_SAMPLES); more start a job. */
+  inlineMaxSamples: Scalars['Int']['output'];
+  /** Checkpoint models loaded into the compute threads (a request served by a loaded model loads none). */
+  modelLoads: Scalars['Int']['output'];
+  /** Samples those calls computed. */
+  samples: Scalars['Int']['output'];
+  /** Whether this server also works compute jobs (TANGENT_WORKER). */
+  worker: Scalars['Boolean']['output'];
+};
+
+export type ComputeTermsInput = {
+  checkpointId: Scalars['ID']['input'];
+  /** Only these samples (default: every sample of the run's dataset). */
+  sampleIds?: InputMaybe<Array<Scalars['ID']['input']>>;
+  /** Only samples of these splits. */
+  splits?: InputMaybe<Array<Scalars['String']['input']>>;
+  /** Also kCross(x; T) against this target set: each chunk reads every sample of T. */
+  target?: InputMaybe<TargetSetInput>;
+  /** Per-sample terms to make present; default all of them (one pass computes them all). */
+  terms?: InputMaybe<Array<Term>>;
 };
 
 export type CreateApiKeyInput = {
@@ -326,6 +408,40 @@ export type ExportFormat =
   /** One JSON object per line. */
   | 'JSONL';
 
+/**
+ * One SGD step of rate η on (x_u, y_u), seen at x_o, to first order (DESIGN.md):
+ * Δlog π(·|x_o) ≈ −η A(x_o) K(x_o, x_u) G(x_u, y_u). Matrices are V × V lists of rows.
+ */
+export type FirstOrder = {
+  __typename?: 'FirstOrder';
+  /** A(x_o) = I − 1πᵀ */
+  A: Array<Array<Scalars['Float']['output']>>;
+  /** G(x_u, y_u) = π(x_u) − e_{y_u} */
+  G: Scalars['FloatArray']['output'];
+  /** K(x_o, x_u) = J(x_o) J(x_u)ᵀ, the empirical NTK on logits over all trainable parameters */
+  K: Array<Array<Scalars['Float']['output']>>;
+  checkpoint: Checkpoint;
+  /** η: as given, or the checkpoint's learning rate. */
+  learningRate: Scalars['Float']['output'];
+  /** log π(·|x_o) at this checkpoint. */
+  logProbs: Scalars['FloatArray']['output'];
+  /** The run's next checkpoint by step, if there is one. */
+  nextCheckpoint: Maybe<Checkpoint>;
+  /** x_o */
+  observed: Sample;
+  /**
+   * The change observed between this checkpoint and the next, log π_next(·|x_o) − log π(·|x_o): the
+   * result of every step in between, beside the one-step prediction. Null without a next checkpoint.
+   */
+  observedDeltaLogProbs: Maybe<Scalars['FloatArray']['output']>;
+  /** Predicted Δlog π(·|x_o) = −η A K G. */
+  predictedDeltaLogProbs: Scalars['FloatArray']['output'];
+  /** Predicted Δz(x_o) = −η K G. */
+  predictedDeltaLogits: Scalars['FloatArray']['output'];
+  /** x_u (its label is y_u) */
+  updated: Sample;
+};
+
 export type Histogram = {
   __typename?: 'Histogram';
   above: Scalars['Int']['output'];
@@ -401,6 +517,70 @@ export type IngestLimits = {
   /** Most rows (samples or per-sample metric rows) per request (TANGENT_MAX_BULK_ROWS, default 250,000). */
   maxRows: Scalars['Int']['output'];
 };
+
+/**
+ * A durable computation of terms at a checkpoint. Its samples, fixed when it is made, are computed
+ * in chunks by any number of workers; each chunk's values commit together with the chunk, so a job
+ * interrupted anywhere (a worker killed, a server restarted) resumes where it stopped and never
+ * writes a value twice. A request for work already under way gets the job doing it.
+ */
+export type Job = {
+  __typename?: 'Job';
+  /** 1, plus one per retryJob. */
+  attempts: Scalars['Int']['output'];
+  checkpoint: Checkpoint;
+  createdAt: Scalars['DateTime']['output'];
+  /** Why it failed (FAILED), or the last chunk error while chunks are retried. Details are in the worker's log. */
+  error: Maybe<Scalars['String']['output']>;
+  finishedAt: Maybe<Scalars['DateTime']['output']>;
+  id: Scalars['ID']['output'];
+  progress: JobProgress;
+  startedAt: Maybe<Scalars['DateTime']['output']>;
+  status: JobStatus;
+  /** The target set when the job computes kCross(x; T). */
+  target: Maybe<TargetSet>;
+  /** Per-sample terms it makes present (one pass computes every per-sample term, and all are written). */
+  terms: Array<Term>;
+};
+
+export type JobConnection = {
+  __typename?: 'JobConnection';
+  edges: Array<JobEdge>;
+  nodes: Array<Job>;
+  pageInfo: PageInfo;
+  totalCount: Scalars['Int']['output'];
+};
+
+export type JobEdge = {
+  __typename?: 'JobEdge';
+  cursor: Scalars['String']['output'];
+  node: Job;
+};
+
+export type JobProgress = {
+  __typename?: 'JobProgress';
+  chunksDone: Scalars['Int']['output'];
+  chunksTotal: Scalars['Int']['output'];
+  /** samplesDone / samplesTotal (1 for a job without samples). */
+  fraction: Scalars['Float']['output'];
+  /** Samples the job computed; the others already had every value it makes present. */
+  samplesComputed: Scalars['Int']['output'];
+  samplesDone: Scalars['Int']['output'];
+  samplesTotal: Scalars['Int']['output'];
+};
+
+/** Where a compute job stands. */
+export type JobStatus =
+  /** Stopped by `cancelJob`; what it had committed stays. `retryJob` resumes it. */
+  | 'CANCELLED'
+  /** Every sample in scope has every term the job was asked for. */
+  | 'COMPLETED'
+  /** A chunk failed more often than the retry limit allows; `error` says why. `retryJob` resumes it. */
+  | 'FAILED'
+  /** Waiting for a worker. */
+  | 'QUEUED'
+  /** A worker has taken at least one of its chunks. */
+  | 'RUNNING';
 
 export type KCrossInput = {
   kCross: Scalars['Float']['input'];
@@ -502,6 +682,14 @@ export type Mutation = {
    * a batch is harmless; a different sample at a stored index is refused with CONFLICT.
    */
   addSamplesBulk: AddSamplesBulkPayload;
+  /** Cancels a QUEUED or RUNNING job; what it had committed stays. A finished job is returned as it is. */
+  cancelJob: Job;
+  /**
+   * Starts a durable job that computes the missing terms of a checkpoint's samples (all of them, or
+   * some), and kCross against a target set; returns the job (the one already doing the same work,
+   * if there is one). Follow it with `job(id)` or the `jobProgress` subscription.
+   */
+  computeTerms: Job;
   /** Makes an API key and returns its secret, once (ADMIN). */
   createApiKey: CreateApiKeyPayload;
   /** Stores a checkpoint's weights in the TensorFlow.js format; they read back bit-exact. */
@@ -553,6 +741,8 @@ export type Mutation = {
    * Recording the same rows again is harmless. Values are marked as recorded by the client.
    */
   recordMetrics: RecordMetricsPayload;
+  /** Resumes a FAILED or CANCELLED job where it stopped. Any other job is returned as it is. */
+  retryJob: Job;
   /** Revokes a key: it stops working at once, on every server, open WebSocket connections included (ADMIN). */
   revokeApiKey: ApiKey;
   updateRun: Run;
@@ -568,6 +758,16 @@ export type MutationAddSamplesArgs = {
 export type MutationAddSamplesBulkArgs = {
   datasetId: Scalars['ID']['input'];
   input: SampleColumnsInput;
+};
+
+
+export type MutationCancelJobArgs = {
+  id: Scalars['ID']['input'];
+};
+
+
+export type MutationComputeTermsArgs = {
+  input: ComputeTermsInput;
 };
 
 
@@ -655,6 +855,11 @@ export type MutationRecordMetricsArgs = {
 };
 
 
+export type MutationRetryJobArgs = {
+  id: Scalars['ID']['input'];
+};
+
+
 export type MutationRevokeApiKeyArgs = {
   id: Scalars['ID']['input'];
 };
@@ -712,6 +917,9 @@ export type Query = {
   datasets: DatasetConnection;
   /** The limits of the bulk mutations on this server, for clients that size their batches. */
   ingestLimits: IngestLimits;
+  job: Maybe<Job>;
+  /** Compute jobs, newest first. */
+  jobs: JobConnection;
   model: Maybe<Model>;
   models: ModelConnection;
   /** Dry run of a selection strategy: how many samples, of which classes, it would take now. */
@@ -749,6 +957,18 @@ export type QueryDatasetsArgs = {
   after?: InputMaybe<Scalars['String']['input']>;
   filter?: InputMaybe<DatasetFilter>;
   first?: InputMaybe<Scalars['Int']['input']>;
+};
+
+
+export type QueryJobArgs = {
+  id: Scalars['ID']['input'];
+};
+
+
+export type QueryJobsArgs = {
+  after?: InputMaybe<Scalars['String']['input']>;
+  first?: InputMaybe<Scalars['Int']['input']>;
+  status?: InputMaybe<JobStatus>;
 };
 
 
@@ -1249,6 +1469,9 @@ export type SelectionVerification = {
 
 export type ServerInfo = {
   __typename?: 'ServerInfo';
+  /** The compute threads' backend (asking starts them if they are not running yet). */
+  backend: ComputeBackend;
+  compute: ComputeStats;
   /** postgres or pglite (embedded). */
   database: Scalars['String']['output'];
   version: Scalars['String']['output'];
@@ -1262,8 +1485,15 @@ export type SplitCount = {
 
 export type Subscription = {
   __typename?: 'Subscription';
+  /** The job now, then again each time it moves (a chunk committed, its status changed), until it finishes. */
+  jobProgress: Job;
   /** Fires when the run changes: its status, config, or a checkpoint added or removed. */
   runUpdated: Run;
+};
+
+
+export type SubscriptionJobProgressArgs = {
+  id: Scalars['ID']['input'];
 };
 
 
@@ -1470,6 +1700,9 @@ export type ResolversTypes = {
   CheckpointWeighting: CheckpointWeighting;
   CheckpointWeights: ResolverTypeWrapper<CheckpointWeightsRow>;
   ClassCount: ResolverTypeWrapper<ClassCount>;
+  ComputeBackend: ResolverTypeWrapper<ComputeBackend>;
+  ComputeStats: ResolverTypeWrapper<ComputeStats>;
+  ComputeTermsInput: ComputeTermsInput;
   CreateApiKeyInput: CreateApiKeyInput;
   CreateApiKeyPayload: ResolverTypeWrapper<Omit<CreateApiKeyPayload, 'apiKey'> & { apiKey: ResolversTypes['ApiKey'] }>;
   CreateCheckpointInput: CreateCheckpointInput;
@@ -1484,6 +1717,7 @@ export type ResolversTypes = {
   DateTime: ResolverTypeWrapper<Scalars['DateTime']['output']>;
   DeletePayload: ResolverTypeWrapper<DeletePayload>;
   ExportFormat: ExportFormat;
+  FirstOrder: ResolverTypeWrapper<FirstOrderRow>;
   Float: ResolverTypeWrapper<Scalars['Float']['output']>;
   FloatArray: ResolverTypeWrapper<Scalars['FloatArray']['output']>;
   FloatColumn: ResolverTypeWrapper<Scalars['FloatColumn']['output']>;
@@ -1498,6 +1732,11 @@ export type ResolversTypes = {
   Int: ResolverTypeWrapper<Scalars['Int']['output']>;
   IntColumn: ResolverTypeWrapper<Scalars['IntColumn']['output']>;
   JSON: ResolverTypeWrapper<Scalars['JSON']['output']>;
+  Job: ResolverTypeWrapper<JobRow>;
+  JobConnection: ResolverTypeWrapper<ConnectionRow<JobRow>>;
+  JobEdge: ResolverTypeWrapper<Omit<JobEdge, 'node'> & { node: ResolversTypes['Job'] }>;
+  JobProgress: ResolverTypeWrapper<JobProgress>;
+  JobStatus: JobStatus;
   KCrossInput: KCrossInput;
   MetricColumnsInput: MetricColumnsInput;
   MetricInput: MetricInput;
@@ -1548,7 +1787,7 @@ export type ResolversTypes = {
   SelectionProvenance: ResolverTypeWrapper<SelectionProvenanceRow>;
   SelectionStrategyInput: SelectionStrategyInput;
   SelectionVerification: ResolverTypeWrapper<SelectionVerification>;
-  ServerInfo: ResolverTypeWrapper<ServerInfo>;
+  ServerInfo: ResolverTypeWrapper<ServerInfoRow>;
   SplitCount: ResolverTypeWrapper<SplitCount>;
   String: ResolverTypeWrapper<Scalars['String']['output']>;
   Subscription: ResolverTypeWrapper<Record<PropertyKey, never>>;
@@ -1577,6 +1816,9 @@ export type ResolversParentTypes = {
   CheckpointEdge: Omit<CheckpointEdge, 'node'> & { node: ResolversParentTypes['Checkpoint'] };
   CheckpointWeights: CheckpointWeightsRow;
   ClassCount: ClassCount;
+  ComputeBackend: ComputeBackend;
+  ComputeStats: ComputeStats;
+  ComputeTermsInput: ComputeTermsInput;
   CreateApiKeyInput: CreateApiKeyInput;
   CreateApiKeyPayload: Omit<CreateApiKeyPayload, 'apiKey'> & { apiKey: ResolversParentTypes['ApiKey'] };
   CreateCheckpointInput: CreateCheckpointInput;
@@ -1590,6 +1832,7 @@ export type ResolversParentTypes = {
   DatasetFilter: DatasetFilter;
   DateTime: Scalars['DateTime']['output'];
   DeletePayload: DeletePayload;
+  FirstOrder: FirstOrderRow;
   Float: Scalars['Float']['output'];
   FloatArray: Scalars['FloatArray']['output'];
   FloatColumn: Scalars['FloatColumn']['output'];
@@ -1604,6 +1847,10 @@ export type ResolversParentTypes = {
   Int: Scalars['Int']['output'];
   IntColumn: Scalars['IntColumn']['output'];
   JSON: Scalars['JSON']['output'];
+  Job: JobRow;
+  JobConnection: ConnectionRow<JobRow>;
+  JobEdge: Omit<JobEdge, 'node'> & { node: ResolversParentTypes['Job'] };
+  JobProgress: JobProgress;
   KCrossInput: KCrossInput;
   MetricColumnsInput: MetricColumnsInput;
   MetricInput: MetricInput;
@@ -1647,7 +1894,7 @@ export type ResolversParentTypes = {
   SelectionProvenance: SelectionProvenanceRow;
   SelectionStrategyInput: SelectionStrategyInput;
   SelectionVerification: SelectionVerification;
-  ServerInfo: ServerInfo;
+  ServerInfo: ServerInfoRow;
   SplitCount: SplitCount;
   String: Scalars['String']['output'];
   Subscription: Record<PropertyKey, never>;
@@ -1702,11 +1949,14 @@ export type CheckpointResolvers<ContextType = Context, ParentType extends Resolv
   createdAt?: Resolver<ResolversTypes['DateTime'], ParentType, ContextType>;
   epoch?: Resolver<Maybe<ResolversTypes['Float']>, ParentType, ContextType>;
   exportUrl?: Resolver<ResolversTypes['String'], ParentType, ContextType, RequireFields<CheckpointExportUrlArgs, 'format' | 'orderBy'>>;
+  firstOrder?: Resolver<ResolversTypes['FirstOrder'], ParentType, ContextType, RequireFields<CheckpointFirstOrderArgs, 'observedId' | 'updatedId'>>;
   id?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
+  jobs?: Resolver<ResolversTypes['JobConnection'], ParentType, ContextType, Partial<CheckpointJobsArgs>>;
   learningRate?: Resolver<Maybe<ResolversTypes['Float']>, ParentType, ContextType>;
   metrics?: Resolver<ResolversTypes['SampleMetricConnection'], ParentType, ContextType, Partial<CheckpointMetricsArgs>>;
   rankedSamples?: Resolver<ResolversTypes['RankedSampleConnection'], ParentType, ContextType, RequireFields<CheckpointRankedSamplesArgs, 'orderBy'>>;
   run?: Resolver<ResolversTypes['Run'], ParentType, ContextType>;
+  sampleTerms?: Resolver<Array<ResolversTypes['SampleMetric']>, ParentType, ContextType, RequireFields<CheckpointSampleTermsArgs, 'sampleIds' | 'terms'>>;
   step?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
   termStats?: Resolver<ResolversTypes['TermStats'], ParentType, ContextType, RequireFields<CheckpointTermStatsArgs, 'term'>>;
   weightBytes?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
@@ -1735,6 +1985,23 @@ export type ClassCountResolvers<ContextType = Context, ParentType extends Resolv
   className?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
   count?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
   label?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+};
+
+export type ComputeBackendResolvers<ContextType = Context, ParentType extends ResolversParentTypes['ComputeBackend'] = ResolversParentTypes['ComputeBackend']> = {
+  gpu?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;
+  name?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  threads?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  version?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+};
+
+export type ComputeStatsResolvers<ContextType = Context, ParentType extends ResolversParentTypes['ComputeStats'] = ResolversParentTypes['ComputeStats']> = {
+  cachedBytes?: Resolver<ResolversTypes['Float'], ParentType, ContextType>;
+  cachedModels?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  calls?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  inlineMaxSamples?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  modelLoads?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  samples?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  worker?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;
 };
 
 export type CreateApiKeyPayloadResolvers<ContextType = Context, ParentType extends ResolversParentTypes['CreateApiKeyPayload'] = ResolversParentTypes['CreateApiKeyPayload']> = {
@@ -1775,6 +2042,21 @@ export interface DateTimeScalarConfig extends GraphQLScalarTypeConfig<ResolversT
 
 export type DeletePayloadResolvers<ContextType = Context, ParentType extends ResolversParentTypes['DeletePayload'] = ResolversParentTypes['DeletePayload']> = {
   id?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
+};
+
+export type FirstOrderResolvers<ContextType = Context, ParentType extends ResolversParentTypes['FirstOrder'] = ResolversParentTypes['FirstOrder']> = {
+  A?: Resolver<Array<Array<ResolversTypes['Float']>>, ParentType, ContextType>;
+  G?: Resolver<ResolversTypes['FloatArray'], ParentType, ContextType>;
+  K?: Resolver<Array<Array<ResolversTypes['Float']>>, ParentType, ContextType>;
+  checkpoint?: Resolver<ResolversTypes['Checkpoint'], ParentType, ContextType>;
+  learningRate?: Resolver<ResolversTypes['Float'], ParentType, ContextType>;
+  logProbs?: Resolver<ResolversTypes['FloatArray'], ParentType, ContextType>;
+  nextCheckpoint?: Resolver<Maybe<ResolversTypes['Checkpoint']>, ParentType, ContextType>;
+  observed?: Resolver<ResolversTypes['Sample'], ParentType, ContextType>;
+  observedDeltaLogProbs?: Resolver<Maybe<ResolversTypes['FloatArray']>, ParentType, ContextType>;
+  predictedDeltaLogProbs?: Resolver<ResolversTypes['FloatArray'], ParentType, ContextType>;
+  predictedDeltaLogits?: Resolver<ResolversTypes['FloatArray'], ParentType, ContextType>;
+  updated?: Resolver<ResolversTypes['Sample'], ParentType, ContextType>;
 };
 
 export interface FloatArrayScalarConfig extends GraphQLScalarTypeConfig<ResolversTypes['FloatArray'], any> {
@@ -1824,6 +2106,41 @@ export interface JsonScalarConfig extends GraphQLScalarTypeConfig<ResolversTypes
   name: 'JSON';
 }
 
+export type JobResolvers<ContextType = Context, ParentType extends ResolversParentTypes['Job'] = ResolversParentTypes['Job']> = {
+  attempts?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  checkpoint?: Resolver<ResolversTypes['Checkpoint'], ParentType, ContextType>;
+  createdAt?: Resolver<ResolversTypes['DateTime'], ParentType, ContextType>;
+  error?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  finishedAt?: Resolver<Maybe<ResolversTypes['DateTime']>, ParentType, ContextType>;
+  id?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
+  progress?: Resolver<ResolversTypes['JobProgress'], ParentType, ContextType>;
+  startedAt?: Resolver<Maybe<ResolversTypes['DateTime']>, ParentType, ContextType>;
+  status?: Resolver<ResolversTypes['JobStatus'], ParentType, ContextType>;
+  target?: Resolver<Maybe<ResolversTypes['TargetSet']>, ParentType, ContextType>;
+  terms?: Resolver<Array<ResolversTypes['Term']>, ParentType, ContextType>;
+};
+
+export type JobConnectionResolvers<ContextType = Context, ParentType extends ResolversParentTypes['JobConnection'] = ResolversParentTypes['JobConnection']> = {
+  edges?: Resolver<Array<ResolversTypes['JobEdge']>, ParentType, ContextType>;
+  nodes?: Resolver<Array<ResolversTypes['Job']>, ParentType, ContextType>;
+  pageInfo?: Resolver<ResolversTypes['PageInfo'], ParentType, ContextType>;
+  totalCount?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+};
+
+export type JobEdgeResolvers<ContextType = Context, ParentType extends ResolversParentTypes['JobEdge'] = ResolversParentTypes['JobEdge']> = {
+  cursor?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  node?: Resolver<ResolversTypes['Job'], ParentType, ContextType>;
+};
+
+export type JobProgressResolvers<ContextType = Context, ParentType extends ResolversParentTypes['JobProgress'] = ResolversParentTypes['JobProgress']> = {
+  chunksDone?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  chunksTotal?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  fraction?: Resolver<ResolversTypes['Float'], ParentType, ContextType>;
+  samplesComputed?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  samplesDone?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  samplesTotal?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+};
+
 export type ModelResolvers<ContextType = Context, ParentType extends ResolversParentTypes['Model'] = ResolversParentTypes['Model']> = {
   architecture?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
   channels?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
@@ -1853,6 +2170,8 @@ export type ModelEdgeResolvers<ContextType = Context, ParentType extends Resolve
 export type MutationResolvers<ContextType = Context, ParentType extends ResolversParentTypes['Mutation'] = ResolversParentTypes['Mutation']> = {
   addSamples?: Resolver<ResolversTypes['AddSamplesPayload'], ParentType, ContextType, RequireFields<MutationAddSamplesArgs, 'datasetId' | 'samples'>>;
   addSamplesBulk?: Resolver<ResolversTypes['AddSamplesBulkPayload'], ParentType, ContextType, RequireFields<MutationAddSamplesBulkArgs, 'datasetId' | 'input'>>;
+  cancelJob?: Resolver<ResolversTypes['Job'], ParentType, ContextType, RequireFields<MutationCancelJobArgs, 'id'>>;
+  computeTerms?: Resolver<ResolversTypes['Job'], ParentType, ContextType, RequireFields<MutationComputeTermsArgs, 'input'>>;
   createApiKey?: Resolver<ResolversTypes['CreateApiKeyPayload'], ParentType, ContextType, RequireFields<MutationCreateApiKeyArgs, 'input'>>;
   createCheckpoint?: Resolver<ResolversTypes['Checkpoint'], ParentType, ContextType, RequireFields<MutationCreateCheckpointArgs, 'input'>>;
   createDataset?: Resolver<ResolversTypes['Dataset'], ParentType, ContextType, RequireFields<MutationCreateDatasetArgs, 'input'>>;
@@ -1869,6 +2188,7 @@ export type MutationResolvers<ContextType = Context, ParentType extends Resolver
   logMetrics?: Resolver<ResolversTypes['RecordMetricsPayload'], ParentType, ContextType, RequireFields<MutationLogMetricsArgs, 'checkpointId' | 'input'>>;
   recordKCross?: Resolver<ResolversTypes['RecordMetricsPayload'], ParentType, ContextType, RequireFields<MutationRecordKCrossArgs, 'checkpointId' | 'target' | 'values'>>;
   recordMetrics?: Resolver<ResolversTypes['RecordMetricsPayload'], ParentType, ContextType, RequireFields<MutationRecordMetricsArgs, 'checkpointId' | 'metrics'>>;
+  retryJob?: Resolver<ResolversTypes['Job'], ParentType, ContextType, RequireFields<MutationRetryJobArgs, 'id'>>;
   revokeApiKey?: Resolver<ResolversTypes['ApiKey'], ParentType, ContextType, RequireFields<MutationRevokeApiKeyArgs, 'id'>>;
   updateRun?: Resolver<ResolversTypes['Run'], ParentType, ContextType, RequireFields<MutationUpdateRunArgs, 'id' | 'input'>>;
 };
@@ -1900,6 +2220,8 @@ export type QueryResolvers<ContextType = Context, ParentType extends ResolversPa
   dataset?: Resolver<Maybe<ResolversTypes['Dataset']>, ParentType, ContextType, RequireFields<QueryDatasetArgs, 'id'>>;
   datasets?: Resolver<ResolversTypes['DatasetConnection'], ParentType, ContextType, Partial<QueryDatasetsArgs>>;
   ingestLimits?: Resolver<ResolversTypes['IngestLimits'], ParentType, ContextType>;
+  job?: Resolver<Maybe<ResolversTypes['Job']>, ParentType, ContextType, RequireFields<QueryJobArgs, 'id'>>;
+  jobs?: Resolver<ResolversTypes['JobConnection'], ParentType, ContextType, Partial<QueryJobsArgs>>;
   model?: Resolver<Maybe<ResolversTypes['Model']>, ParentType, ContextType, RequireFields<QueryModelArgs, 'id'>>;
   models?: Resolver<ResolversTypes['ModelConnection'], ParentType, ContextType, Partial<QueryModelsArgs>>;
   previewSelection?: Resolver<ResolversTypes['SelectionPreview'], ParentType, ContextType, RequireFields<QueryPreviewSelectionArgs, 'strategy'>>;
@@ -2113,6 +2435,8 @@ export type SelectionVerificationResolvers<ContextType = Context, ParentType ext
 };
 
 export type ServerInfoResolvers<ContextType = Context, ParentType extends ResolversParentTypes['ServerInfo'] = ResolversParentTypes['ServerInfo']> = {
+  backend?: Resolver<ResolversTypes['ComputeBackend'], ParentType, ContextType>;
+  compute?: Resolver<ResolversTypes['ComputeStats'], ParentType, ContextType>;
   database?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
   version?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
 };
@@ -2123,6 +2447,7 @@ export type SplitCountResolvers<ContextType = Context, ParentType extends Resolv
 };
 
 export type SubscriptionResolvers<ContextType = Context, ParentType extends ResolversParentTypes['Subscription'] = ResolversParentTypes['Subscription']> = {
+  jobProgress?: SubscriptionResolver<ResolversTypes['Job'], "jobProgress", ParentType, ContextType, RequireFields<SubscriptionJobProgressArgs, 'id'>>;
   runUpdated?: SubscriptionResolver<ResolversTypes['Run'], "runUpdated", ParentType, ContextType, RequireFields<SubscriptionRunUpdatedArgs, 'id'>>;
 };
 
@@ -2170,12 +2495,15 @@ export type Resolvers<ContextType = Context> = {
   CheckpointEdge?: CheckpointEdgeResolvers<ContextType>;
   CheckpointWeights?: CheckpointWeightsResolvers<ContextType>;
   ClassCount?: ClassCountResolvers<ContextType>;
+  ComputeBackend?: ComputeBackendResolvers<ContextType>;
+  ComputeStats?: ComputeStatsResolvers<ContextType>;
   CreateApiKeyPayload?: CreateApiKeyPayloadResolvers<ContextType>;
   Dataset?: DatasetResolvers<ContextType>;
   DatasetConnection?: DatasetConnectionResolvers<ContextType>;
   DatasetEdge?: DatasetEdgeResolvers<ContextType>;
   DateTime?: GraphQLScalarType;
   DeletePayload?: DeletePayloadResolvers<ContextType>;
+  FirstOrder?: FirstOrderResolvers<ContextType>;
   FloatArray?: GraphQLScalarType;
   FloatColumn?: GraphQLScalarType;
   Histogram?: HistogramResolvers<ContextType>;
@@ -2185,6 +2513,10 @@ export type Resolvers<ContextType = Context> = {
   IngestLimits?: IngestLimitsResolvers<ContextType>;
   IntColumn?: GraphQLScalarType;
   JSON?: GraphQLScalarType;
+  Job?: JobResolvers<ContextType>;
+  JobConnection?: JobConnectionResolvers<ContextType>;
+  JobEdge?: JobEdgeResolvers<ContextType>;
+  JobProgress?: JobProgressResolvers<ContextType>;
   Model?: ModelResolvers<ContextType>;
   ModelConnection?: ModelConnectionResolvers<ContextType>;
   ModelEdge?: ModelEdgeResolvers<ContextType>;
