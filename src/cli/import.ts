@@ -29,7 +29,11 @@ import { configOrExit } from './shared.js';
  * and `--url` is the way in. Either way the server's validation, limits and transactions apply.
  */
 interface Api {
-  request<T = Record<string, any>>(query: string, variables?: Record<string, unknown>): Promise<T>;
+  /**
+   * Sends one operation. `idempotent` ones (bulk writes, reads) are sent again after a transport
+   * failure, e.g. a keep-alive socket the server closed just as it was reused; others never are.
+   */
+  request<T = Record<string, any>>(query: string, variables?: Record<string, unknown>, options?: { idempotent?: boolean }): Promise<T>;
   close(): Promise<void>;
 }
 
@@ -52,21 +56,31 @@ function apiError(errors: readonly { message: string; extensions?: Record<string
 
 function httpApi(url: string, apiKey?: string): Api {
   return {
-    async request(query, variables) {
-      const response = await fetch(url, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', ...(apiKey ? { authorization: `Bearer ${apiKey}` } : {}) },
-        body: JSON.stringify({ query, variables }),
-      });
-      const text = await response.text();
-      let body: { data?: any; errors?: { message: string; extensions?: Record<string, unknown> }[] };
+    async request(query, variables, options = {}) {
+      const body = JSON.stringify({ query, variables });
+      const send = () =>
+        fetch(url, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', ...(apiKey ? { authorization: `Bearer ${apiKey}` } : {}) },
+          body,
+        });
+      let response: Response;
       try {
-        body = JSON.parse(text);
+        response = await send();
+      } catch (error) {
+        if (!options.idempotent) throw error;
+        await new Promise((resolve) => setTimeout(resolve, 200));
+        response = await send();
+      }
+      const text = await response.text();
+      let result: { data?: any; errors?: { message: string; extensions?: Record<string, unknown> }[] };
+      try {
+        result = JSON.parse(text);
       } catch {
         throw new ApiError(`${url} answered ${response.status} with something that is not GraphQL: ${text.slice(0, 200)}`, 'BAD_RESPONSE', {});
       }
-      if (body.errors?.length) throw apiError(body.errors);
-      return body.data;
+      if (result.errors?.length) throw apiError(result.errors);
+      return result.data;
     },
     async close() {},
   };
@@ -154,7 +168,7 @@ function progressBar(unit: string): SingleBar {
 const b64 = (values: Float32Array | Int32Array) => Buffer.from(values.buffer, values.byteOffset, values.byteLength).toString('base64');
 
 async function limits(api: Api) {
-  const { ingestLimits } = await api.request<{ ingestLimits: { maxRows: number; maxBodyBytes: number } }>('{ ingestLimits { maxRows maxBodyBytes } }');
+  const { ingestLimits } = await api.request<{ ingestLimits: { maxRows: number; maxBodyBytes: number } }>('{ ingestLimits { maxRows maxBodyBytes } }', {}, { idempotent: true });
   return ingestLimits;
 }
 
@@ -264,7 +278,7 @@ async function importUcrFiles(api: Api, files: string[], opts: CommonOptions & {
           splits: plan.splits.slice(start, end),
           series: b64(plan.series.subarray(start * values, end * values)),
         },
-      });
+      }, { idempotent: true });
       bar.update(end);
     }
   } catch (error) {
@@ -317,7 +331,7 @@ async function importMetricsFile(api: Api, file: string, opts: CommonOptions & {
         await api.request('mutation($c: ID!, $input: MetricColumnsInput!) { logMetrics(checkpointId: $c, input: $input) { written } }', {
           c: opts.checkpoint,
           input: batchColumns(batch),
-        });
+        }, { idempotent: true });
       } catch (error) {
         // Name the file's line for the row the server refused.
         const row = error instanceof ApiError ? error.extensions.row : undefined;
