@@ -24,6 +24,12 @@ export const ErrorCode = {
    * never read as zero); `extensions.missing` lists {term, count} and `extensions.checkpointId` says where.
    */
   TERMS_MISSING: 'TERMS_MISSING',
+  /**
+   * Terms cannot be computed at a checkpoint because its stored model or weights cannot be run
+   * (unknown architecture, weights that do not fit the topology…); `extensions.checkpointId` says
+   * where and the message why. Nothing was computed.
+   */
+  MODEL_UNUSABLE: 'MODEL_UNUSABLE',
   /** The database cannot be reached right now; nothing was written. Retry later. */
   DATABASE_UNAVAILABLE: 'DATABASE_UNAVAILABLE',
   /** A statement or computation ran past its time limit; nothing was written. */
@@ -101,12 +107,19 @@ export class TermsPendingError extends TangentError {
 }
 
 export class TermsMissingError extends TangentError {
-  constructor(checkpointId: number, missing: readonly { name: string; missing: number }[]) {
+  constructor(checkpointId: number, missing: readonly { name: string; missing: number }[], extensions: Record<string, unknown> = {}) {
     const what = missing.map((m) => `${m.missing} sample${m.missing === 1 ? ' lacks' : 's lack'} ${m.name}`).join(', ');
     super(ErrorCode.TERMS_MISSING, `${what} at checkpoint ${checkpointId}; run computeTerms (or record them) first`, {
+      ...extensions,
       checkpointId: String(checkpointId),
       missing: missing.map((m) => ({ term: m.name, count: m.missing })),
     });
+  }
+}
+
+export class ModelUnusableError extends TangentError {
+  constructor(checkpointId: number, reason: string) {
+    super(ErrorCode.MODEL_UNUSABLE, `The model of checkpoint ${checkpointId} cannot be run: ${reason}`, { checkpointId: String(checkpointId) });
   }
 }
 

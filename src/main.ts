@@ -1,9 +1,11 @@
 import { Command } from 'commander';
+import { registerCompute } from './cli/compute.js';
 import { registerExport } from './cli/export.js';
 import { registerImport } from './cli/import.js';
 import { registerKeys } from './cli/keys.js';
 import { registerMigrate } from './cli/migrate.js';
 import { registerServe } from './cli/serve.js';
+import { registerWorker } from './cli/worker.js';
 import { VERSION } from './version.js';
 
 /** `tangent <command>`: one file per command in src/cli. */
@@ -16,5 +18,7 @@ registerMigrate(program);
 registerExport(program);
 registerKeys(program);
 registerImport(program);
+registerWorker(program);
+registerCompute(program);
 
 await program.parseAsync(process.argv);

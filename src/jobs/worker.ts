@@ -3,7 +3,7 @@ import { writeCrossMetrics } from '../db/curation-cross.js';
 import type { Database } from '../db/database.js';
 import { columnField, writeMetricColumns } from '../db/metrics.js';
 import { producerId } from '../db/producers.js';
-import { TangentError } from '../errors.js';
+import { ModelUnusableError, TangentError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { PubSub } from '../pubsub.js';
 import { checkpointShape, type ComputeService } from '../services/compute.js';
@@ -148,6 +148,12 @@ export class QueueWorker {
         if (!current || !isActive(current.status) || current.attempts !== attempt) return;
         throw error;
       }
+      if (error instanceof ModelUnusableError) {
+        // Trying again cannot help: the job fails now, with the reason.
+        log.warn({ jobId, chunk, reason: error.message }, 'compute job failed: its model cannot be run');
+        await this.fail(jobId, attempt, error.message);
+        return;
+      }
       log.warn({ err: error, jobId, chunk, attempt: message.retryCount + 1, of: message.retryLimit + 1 }, 'chunk failed');
       await recordChunkError(db.sql, jobId, attempt, publicReason(error)).catch(() => undefined);
       await publishProgress(pubsub, jobId).catch(() => undefined);
@@ -160,7 +166,7 @@ export class QueueWorker {
 
   /** A chunk out of retries (or whose every try expired): its job fails, with the reason. */
   private async dead(message: ChunkJob): Promise<void> {
-    const { db, pubsub, queue, config, log } = this.deps;
+    const { db, config, log } = this.deps;
     const { jobId, chunk, attempt } = message.data;
     const job = await loadJob(db, jobId);
     if (!job || !isActive(job.status) || job.attempts !== attempt) return;
@@ -173,8 +179,14 @@ export class QueueWorker {
         ? 'the process working on it stopped'
         : (job.error ?? 'an error (see the worker log)');
     const reason = `Chunk ${chunk + 1} of ${job.totalChunks} failed ${tries} time${tries === 1 ? '' : 's'}; the last time: ${last}`;
-    if (!(await failJob(db.sql, jobId, attempt, reason))) return;
     log.warn({ jobId, chunk, reason }, 'compute job failed');
+    await this.fail(jobId, attempt, reason);
+  }
+
+  /** Marks the job FAILED (if it is still active), cancels its chunks still queued, and says so. */
+  private async fail(jobId: number, attempt: number, reason: string): Promise<void> {
+    const { db, pubsub, queue } = this.deps;
+    if (!(await failJob(db.sql, jobId, attempt, reason))) return;
     const failed = await loadJob(db, jobId);
     if (failed) await queue.cancel(await pendingChunkIds(db, failed));
     await publishProgress(pubsub, jobId);

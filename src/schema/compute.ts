@@ -33,7 +33,7 @@ function parseIds(ids: readonly (string | number)[], field: string): number[] {
 }
 
 /** `computeTerms`' input, checked, with its target set resolved against the checkpoint's dataset. */
-async function parseComputeTerms(ctx: Context, input: ComputeTermsInput): Promise<ComputeTermsRequest> {
+export async function parseComputeTerms(ctx: Context, input: ComputeTermsInput): Promise<ComputeTermsRequest> {
   const checkpointId = parseId(input.checkpointId, 'input.checkpointId');
   const ckpt = await computeRuntime(ctx.db).compute.checkpoint(checkpointId);
   const target = parseTarget(input.target, 'input.target');

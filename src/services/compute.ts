@@ -15,7 +15,7 @@ import type { Database } from '../db/database.js';
 import { columnField, writeMetricColumns, type CheckpointShape, type MetricColumns } from '../db/metrics.js';
 import type { ProducerKey } from '../db/producers.js';
 import { writeCrossMetrics } from '../db/curation-cross.js';
-import { BadUserInputError, NotFoundError, invariant } from '../errors.js';
+import { BadUserInputError, ModelUnusableError, NotFoundError, invariant } from '../errors.js';
 import { bytesToFloat32 } from '../float32.js';
 import type { Logger } from '../logger.js';
 import { VERSION } from '../version.js';
@@ -173,13 +173,10 @@ export class ComputeService {
       model: { id: Number(row.model_id), format: row.format, architecture: row.architecture, config: row.config, topology: row.topology },
     };
     if (Number(row.d_length) !== ckpt.inputLength || Number(row.d_channels) !== ckpt.channels) {
-      throw new BadUserInputError(
-        `Checkpoint ${id}: the model takes series of ${ckpt.inputLength} × ${ckpt.channels} but its run's dataset holds ${row.d_length} × ${row.d_channels}`,
-        'checkpointId',
-      );
+      throw new ModelUnusableError(id, `it takes series of ${ckpt.inputLength} × ${ckpt.channels} but its run's dataset holds ${row.d_length} × ${row.d_channels}`);
     }
     if (Number(row.d_classes) > ckpt.numClasses) {
-      throw new BadUserInputError(`Checkpoint ${id}: the dataset has ${row.d_classes} classes but the model only ${ckpt.numClasses}`, 'checkpointId');
+      throw new ModelUnusableError(id, `the dataset has ${row.d_classes} classes but the model only ${ckpt.numClasses}`);
     }
     return ckpt;
   }
@@ -270,18 +267,25 @@ export class ComputeService {
     let source: ModelSource;
     if (model.format === 'BUILTIN') {
       if (!ARCHITECTURES.includes(model.architecture as ArchitectureName)) {
-        throw new BadUserInputError(`Model ${model.id}: Tangent has no built-in architecture '${model.architecture}' (known: ${ARCHITECTURES.join(', ')})`, 'checkpointId');
+        throw new ModelUnusableError(ckpt.id, `Tangent has no built-in architecture '${model.architecture}' (known: ${ARCHITECTURES.join(', ')})`);
       }
       const config = { ...((model.config ?? {}) as Record<string, unknown>), length: ckpt.inputLength, channels: ckpt.channels, classes: ckpt.numClasses };
       source = { architecture: model.architecture as ArchitectureName, config, weightSpecs, weightData: weights.data };
     } else {
-      if (!model.topology || typeof model.topology !== 'object') throw new BadUserInputError(`Model ${model.id} has no topology to run`, 'checkpointId');
+      if (!model.topology || typeof model.topology !== 'object') throw new ModelUnusableError(ckpt.id, `model ${model.id} has no topology`);
       source = { modelTopology: model.topology, weightSpecs, weightData: weights.data };
     }
-    const loaded = await pool.load(source);
+    let loaded: PoolModel;
+    try {
+      loaded = await pool.load(source);
+    } catch (error) {
+      // The engine refuses the stored topology, config or weights: the data's problem, said plainly.
+      const reason = (error instanceof Error ? error.message : String(error)).split('\n')[0]!.slice(0, 300);
+      throw new ModelUnusableError(ckpt.id, reason);
+    }
     if (loaded.classes !== ckpt.numClasses) {
       await pool.unload(loaded).catch(() => undefined);
-      throw new BadUserInputError(`Model ${model.id} produces ${loaded.classes} logits but is registered with ${ckpt.numClasses} classes`, 'checkpointId');
+      throw new ModelUnusableError(ckpt.id, `it produces ${loaded.classes} logits but model ${model.id} is registered with ${ckpt.numClasses} classes`);
     }
     return loaded;
   }

@@ -2,7 +2,7 @@ import type { Context } from '../context.js';
 import { findMissingTerms, missingSampleIds, type MissingTerm } from '../db/curation-coverage.js';
 import type { SampleScope } from '../db/curation-sql.js';
 import type { RequiredTerm } from '../db/curation-terms.js';
-import { TermsMissingError } from '../errors.js';
+import { ModelUnusableError, TermsMissingError } from '../errors.js';
 import { findComputeRuntime } from './compute-runtime.js';
 import { makeTermsPresent } from './compute-terms.js';
 
@@ -28,7 +28,13 @@ export async function ensureTerms(ctx: TermsContext, checkpointId: number, terms
   if (missing.length === 0) return;
   const runtime = findComputeRuntime(ctx.db);
   if (!runtime) throw new TermsMissingError(checkpointId, missing);
-  await makeTermsPresent(runtime, checkpointId, missing, scope);
+  try {
+    await makeTermsPresent(runtime, checkpointId, missing, scope);
+  } catch (error) {
+    // A model that cannot be run leaves the terms missing: say which, and why they cannot be computed.
+    if (error instanceof ModelUnusableError) throw new TermsMissingError(checkpointId, missing, { reason: error.message });
+    throw error;
+  }
   const left = await findMissingTerms(ctx.db.sql, checkpointId, terms, scope);
   if (left.length > 0) throw new TermsMissingError(checkpointId, left);
 }

@@ -200,8 +200,8 @@ describe('on-demand terms', () => {
   test('a job whose chunks keep failing ends FAILED with the reason; bad input is refused', async () => {
     const broken = await storeCnn(t, dataset, { architecture: 'no-such-net' });
     const inline = await t.request(SAMPLE_TERMS, { id: broken.checkpoints[0]!.id, ids: [samples[0]!.id], terms: ['K_NORM'] });
-    assert.deepEqual(codes(inline), ['BAD_USER_INPUT']);
-    assert.match(inline.errors![0]!.message, /no built-in architecture 'no-such-net'/);
+    assert.deepEqual(codes(inline), ['MODEL_UNUSABLE']);
+    assert.match(inline.errors![0]!.message, /^The model of checkpoint \d+ cannot be run: Tangent has no built-in architecture 'no-such-net'/);
 
     const { computeTerms: job } = await t.gql(`mutation($input: ComputeTermsInput!) { computeTerms(input: $input) { id } }`, {
       input: { checkpointId: broken.checkpoints[0]!.id, sampleIds: samples.slice(0, 3).map((s) => s.id) },
@@ -211,7 +211,7 @@ describe('on-demand terms', () => {
       const events = await followJob(client, job.id);
       const last = events.at(-1)!;
       assert.equal(last.status, 'FAILED');
-      assert.match(last.error!, /^Chunk 1 of 1 failed \d+ times?; the last time: .*no built-in architecture 'no-such-net'/);
+      assert.equal(last.error, `The model of checkpoint ${broken.checkpoints[0]!.id} cannot be run: Tangent has no built-in architecture 'no-such-net' (known: cnn1d, transformer)`);
       assert.doesNotMatch(last.error!, /at .*\.ts:\d+/, 'no stack');
     } finally {
       await client.dispose();
