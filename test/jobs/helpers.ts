@@ -133,6 +133,6 @@ export async function pollJob(t: Gql, jobId: string, until: (job: JobState) => b
   for (;;) {
     const { job } = await t.gql<{ job: JobState }>(`query($id: ID!) { job(id: $id) { ${JOB_FIELDS} } }`, { id: jobId });
     if (until(job)) return job;
-    await new Promise((r) => setTimeout(r, 200));
+    await new Promise((r) => setTimeout(r, 100));
   }
 }
