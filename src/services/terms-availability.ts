@@ -22,10 +22,13 @@ export type TermsContext = Pick<Context, 'db' | 'config' | 'log'>;
  * inline, and written back, when at most TANGENT_INLINE_MAX_SAMPLES samples lack them; otherwise as
  * a durable job, and the query fails with TERMS_PENDING carrying the job's id (src/jobs). A process
  * that runs no compute runtime (a command that only reads) refuses with TERMS_MISSING instead.
+ *
+ * Resolves to true when it computed terms: anything read before it resolved (a page fetched side
+ * by side with the check) may lack them and must be read again.
  */
-export async function ensureTerms(ctx: TermsContext, checkpointId: number, terms: readonly RequiredTerm[], scope: SampleScope): Promise<void> {
+export async function ensureTerms(ctx: TermsContext, checkpointId: number, terms: readonly RequiredTerm[], scope: SampleScope): Promise<boolean> {
   const missing = await findMissingTerms(ctx.db.sql, checkpointId, terms, scope);
-  if (missing.length === 0) return;
+  if (missing.length === 0) return false;
   const runtime = findComputeRuntime(ctx.db);
   if (!runtime) throw new TermsMissingError(checkpointId, missing);
   try {
@@ -37,4 +40,5 @@ export async function ensureTerms(ctx: TermsContext, checkpointId: number, terms
   }
   const left = await findMissingTerms(ctx.db.sql, checkpointId, terms, scope);
   if (left.length > 0) throw new TermsMissingError(checkpointId, left);
+  return true;
 }
