@@ -13,6 +13,9 @@ export interface CheckpointShape {
   numClasses: number;
 }
 
+/** Batches at least this large get statistics on their temp table before the join (see below). */
+const ANALYZE_FROM_ROWS = 10_000;
+
 /** Rows per request of the row-wise `recordMetrics`; the columnar path takes its limit from the config. */
 export const MAX_METRIC_ROWS_PER_REQUEST = 200_000;
 
@@ -286,6 +289,10 @@ export async function writeMetricColumns(
       `CREATE TEMP TABLE metric_in (ord int NOT NULL, ref int NOT NULL${terms.map((t) => `, ${t.column} ${t.sqlType}`).join('')}) ON COMMIT DROP`,
     );
     await tx.copyFrom('metric_in', ['ord', 'ref', ...terms.map((t) => t.column)], copyChunks(n, encode));
+    // A temp table has no statistics: without them the planner hashes the dataset's every sample
+    // (a million for a large one) to join a batch; with them it probes the batch's samples only.
+    // Measured at 100k rows into a 1M-sample dataset: ANALYZE ~85 ms, the join 300 ms faster.
+    if (n >= ANALYZE_FROM_ROWS) await tx.query('ANALYZE metric_in');
     const written = await upsert(tx, checkpoint, terms, src, producer.kind, byId);
     if (written !== n) {
       await explainShortfall(tx, checkpoint, terms, byId, field);

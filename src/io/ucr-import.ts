@@ -3,9 +3,9 @@ import type { UcrDataset } from './ucr.js';
 
 /**
  * Turning one or more UCR/UEA files of one problem (typically X_TRAIN.ts and X_TEST.ts) into one
- * dataset: shape and class names from the files, samples numbered from 0 over the files with
- * train first, then validation, then test, then anything else (so the shell's order of the file
- * names does not matter), each file's series in file order.
+ * dataset: shape from the files, class names from the first file imported, samples numbered from 0
+ * over the files with train first, then validation, then test, then anything else (so the shell's
+ * order of the file names does not matter), each file's series in file order.
  */
 export interface UcrFile {
   dataset: UcrDataset;
@@ -56,7 +56,6 @@ const SPLIT_ORDER: Record<string, number> = { train: 0, validation: 1, test: 2 }
 export function planUcrImport(files: readonly UcrFile[]): UcrImportPlan {
   if (files.length === 0) throw new UcrImportError('Give at least one file', 0);
   const first = files[0]!.dataset;
-  const classNames = first.classNames;
   const resolved = files.map((file, position) => {
     const d = file.dataset;
     if (d.series.length === 0) throw new UcrImportError('The file has no series', position);
@@ -66,16 +65,20 @@ export function planUcrImport(files: readonly UcrFile[]): UcrImportPlan {
         position,
       );
     }
-    // The same classes in another order are mapped onto the first file's order; other classes are refused.
-    const sameSet = d.classNames.length === classNames.length && d.classNames.every((c) => classNames.includes(c));
-    if (!sameSet) {
-      throw new UcrImportError(`The file's classes (${d.classNames.join(' ')}) differ from the first file's (${classNames.join(' ')})`, position);
-    }
-    const remap = d.classNames.map((c) => classNames.indexOf(c));
     const split = file.split?.trim() || (file.fileName ? splitOfFileName(file.fileName) : null) || 'train';
-    return { d, remap, split, position };
+    return { d, split, position, remap: [] as number[] };
   });
   resolved.sort((a, b) => (SPLIT_ORDER[a.split] ?? 3) - (SPLIT_ORDER[b.split] ?? 3) || a.position - b.position);
+  // Class names in the order of the first file imported (the train file when there is one); the
+  // same classes in another order elsewhere are mapped by name, other classes are refused.
+  const classNames = resolved[0]!.d.classNames;
+  for (const r of resolved) {
+    const names = r.d.classNames;
+    if (names.length !== classNames.length || !names.every((c) => classNames.includes(c))) {
+      throw new UcrImportError(`The file's classes (${names.join(' ')}) differ from those of file ${resolved[0]!.position} (${classNames.join(' ')})`, r.position);
+    }
+    r.remap = names.map((c) => classNames.indexOf(c));
+  }
 
   const values = first.length * first.channels;
   const n = resolved.reduce((sum, r) => sum + r.d.series.length, 0);
