@@ -55,7 +55,7 @@ const EnvSchema = z.object({
   /** Samples per chunk of a compute job (one queue job, one transaction). */
   TANGENT_CHUNK_SIZE: z.coerce.number().int().positive().max(100_000).default(256),
   /** A chunk not finished this long after a worker took it is given to another worker (its worker is taken as dead). */
-  TANGENT_CHUNK_EXPIRE_SECONDS: z.coerce.number().int().positive().max(86_400).default(300),
+  TANGENT_CHUNK_EXPIRE_SECONDS: z.coerce.number().int().positive().max(86_400).default(600),
   /** Retries of a failing chunk before its job fails. */
   TANGENT_CHUNK_RETRY_LIMIT: z.coerce.number().int().nonnegative().max(100).default(5),
   TANGENT_CHUNK_RETRY_DELAY_SECONDS: z.coerce.number().int().nonnegative().max(3600).default(5),

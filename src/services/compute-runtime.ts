@@ -40,6 +40,9 @@ export class ComputeRuntime {
       await queue.stop(1000).catch(() => undefined);
       throw error;
     }
+    if (!worker && deps.db.kind === 'pglite') {
+      deps.log.warn('TANGENT_WORKER=off on the embedded database: compute jobs wait until a process with a worker opens it');
+    }
     const runtime = new ComputeRuntime(deps, compute, queue, worker);
     runtimes.set(deps.db, runtime);
     return runtime;

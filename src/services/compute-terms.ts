@@ -76,11 +76,11 @@ export async function sampleTerms(ctx: TermsRequestContext, checkpointId: number
     throw new BadUserInputError(`At most ${ctx.config.maxPageSize} samples per request; for more, run computeTerms and page through Checkpoint.metrics`, 'sampleIds');
   }
   if (waitMs !== null && waitMs !== undefined && (!Number.isInteger(waitMs) || waitMs < 0)) throw new BadUserInputError('waitMs must be a non-negative number of milliseconds', 'waitMs');
-  const runtime = computeRuntime(ctx.db);
   const unique = [...new Set(sampleIds)];
   let rows = await storedRows(ctx, checkpointId, unique);
   const missing = unique.filter((id) => lacks(rows.get(id), terms));
   if (missing.length > 0) {
+    const runtime = computeRuntime(ctx.db);
     const ckpt = await runtime.compute.checkpoint(checkpointId);
     if (missing.length <= ctx.config.compute.inlineMaxSamples) {
       await runtime.compute.samples(ckpt, missing); // BAD_USER_INPUT for an id that is not the dataset's, before any compute

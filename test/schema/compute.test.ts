@@ -16,10 +16,15 @@ let cnn: Awaited<ReturnType<typeof storeCnn>>;
 
 const INLINE_MAX = 32;
 const CHUNK = 16;
+const MODEL_CACHE_BYTES = 2000;
 
 before(async () => {
   t = await startTestServer({
-    env: { TANGENT_INLINE_MAX_SAMPLES: String(INLINE_MAX), TANGENT_CHUNK_SIZE: String(CHUNK), TANGENT_QUEUE_POLL_SECONDS: '0.5', TANGENT_CHUNK_RETRY_DELAY_SECONDS: '0', TANGENT_CHUNK_RETRY_LIMIT: '1' },
+    env: { TANGENT_INLINE_MAX_SAMPLES: String(INLINE_MAX), TANGENT_CHUNK_SIZE: String(CHUNK), TANGENT_QUEUE_POLL_SECONDS: '0.5', TANGENT_CHUNK_RETRY_DELAY_SECONDS: '0', TANGENT_CHUNK_RETRY_LIMIT: '1',
+      // Two threads, room for two of these small models (464 weight bytes each, one copy per thread).
+      TANGENT_COMPUTE_THREADS: '2',
+      TANGENT_MODEL_CACHE_BYTES: String(MODEL_CACHE_BYTES),
+    },
   });
   ({ dataset, samples } = await importUcr(t, 'GunPoint'));
   cnn = await storeCnn(t, dataset, { checkpoints: 3 });
@@ -223,6 +228,23 @@ describe('on-demand terms', () => {
     assert.deepEqual(codes(foreign), ['BAD_USER_INPUT']);
     const missing = await t.request(`{ job(id: 999999) { id } checkpoint(id: 999999) { id } }`);
     assert.deepEqual(missing.data, { job: null, checkpoint: null });
+  });
+
+  test('a burst of requests on one checkpoint loads its model once; loaded models stay within their bytes', async () => {
+    const fresh = await storeCnn(t, dataset);
+    const before = (await t.gql(`{ serverInfo { compute { modelLoads } backend { name gpu threads } } }`)).serverInfo;
+    assert.match(before.backend.name, /^(wasm|cpu|tensorflow)$/);
+    assert.equal(before.backend.threads, 2);
+    await Promise.all(
+      [0, 1, 2, 3].map((k) => t.gql(SAMPLE_TERMS, { id: fresh.checkpoints[0]!.id, ids: samples.slice(k * 5, k * 5 + 5).map((s) => s.id), terms: ['K_NORM'] })),
+    );
+    const after = (await t.gql(`{ serverInfo { compute { modelLoads cachedModels cachedBytes } } }`)).serverInfo.compute;
+    assert.equal(after.modelLoads - before.compute.modelLoads, 1, 'four concurrent requests, one load');
+    const { checkpoint } = await t.gql(`query($id: ID!) { checkpoint(id: $id) { weightBytes } }`, { id: fresh.checkpoints[0]!.id });
+    assert.equal(checkpoint.weightBytes, 464);
+    assert.ok(after.cachedBytes <= MODEL_CACHE_BYTES, `${after.cachedBytes} bytes loaded`);
+    assert.equal(after.cachedBytes, after.cachedModels * 464 * 2);
+    assert.ok(after.cachedModels >= 1);
   });
 
   test('cancel and retry', async () => {
