@@ -83,7 +83,16 @@ interface Row {
   gpu: boolean;
   version: string;
   parameters: number;
-  selfK: { n: number; seconds: number; samplesPerSecond: number; chunkSize: number; jacobianShare: number; reduceShare: number };
+  selfK: {
+    n: number;
+    seconds: number;
+    samplesPerSecond: number;
+    /** n over the CPU seconds the process used (all threads): per-core throughput, robust to other load. */
+    cpuSamplesPerSecond: number;
+    chunkSize: number;
+    jacobianShare: number;
+    reduceShare: number;
+  };
   crossK: { no: number; nu: number; seconds: number; pairsPerSecond: number; samplesPerSecond: number };
   crossKProjected: { dim: number; no: number; nu: number; seconds: number; pairsPerSecond: number; selfKRelError: { mean: number; max: number } };
   /** Tensor memory at its peak within one chunk (single-thread rows), per thread. */
@@ -170,10 +179,17 @@ async function runOne(arch: ArchitectureName, backend: string, threads: number):
   try {
     await r.self(x.subarray(0, Math.min(n, 4 * chunk * threads) * per), { chunkSize: chunk }); // warm-up
     // Best of `repeat` runs: this machine is shared, so the fastest run is the least disturbed one.
-    let self = await r.self(x.subarray(0, n * per), { chunkSize: chunk, onProgress: track });
+    const cpuRun = async () => {
+      const c0 = process.cpuUsage();
+      const res = await r.self(x.subarray(0, n * per), { chunkSize: chunk, onProgress: track });
+      const c = process.cpuUsage(c0);
+      return { res, cpu: (c.user + c.system) / 1e6 };
+    };
+    let { res: self, cpu: selfCpu } = await cpuRun();
     for (let i = 1; i < (slow ? 1 : repeat); i++) {
-      const again = await r.self(x.subarray(0, n * per), { chunkSize: chunk, onProgress: track });
-      if (again.info.timings.totalMs < self.info.timings.totalMs) self = again;
+      const again = await cpuRun();
+      if (again.res.info.timings.totalMs < self.info.timings.totalMs) self = again.res;
+      selfCpu = Math.min(selfCpu, again.cpu);
     }
     const selfS = self.info.timings.totalMs / 1000;
     const xo = x.subarray(0, nc * per);
@@ -199,6 +215,7 @@ async function runOne(arch: ArchitectureName, backend: string, threads: number):
         n,
         seconds: round(selfS),
         samplesPerSecond: round(n / selfS),
+        cpuSamplesPerSecond: round(n / selfCpu),
         chunkSize: self.info.chunkSize,
         jacobianShare: round(t.jacobianMs / work),
         reduceShare: round(t.reduceMs / work),
@@ -290,6 +307,8 @@ async function torchRun(arch: ArchitectureName, n: number, nc: number): Promise<
   }
 }
 
+const loadavgAtStart = os.loadavg();
+
 async function main(): Promise<void> {
   const rows: Array<Row | Skipped> = [];
   const cores = os.availableParallelism();
@@ -306,7 +325,7 @@ async function main(): Promise<void> {
           say(`[akg]   skipped: ${row.skipped}`);
           break;
         }
-        say(`[akg]   self-K ${row.selfK.samplesPerSecond} samples/s (n=${row.selfK.n}, chunk ${row.selfK.chunkSize}); cross-K ${row.crossK.no}×${row.crossK.nu} in ${row.crossK.seconds} s (${row.crossK.pairsPerSecond} pairs/s); projected d=${row.crossKProjected.dim} ${row.crossKProjected.seconds} s; rss ${(row.peakRssBytes / 2 ** 20).toFixed(0)} MiB`);
+        say(`[akg]   self-K ${row.selfK.samplesPerSecond} samples/s (${row.selfK.cpuSamplesPerSecond} per CPU-second; n=${row.selfK.n}, chunk ${row.selfK.chunkSize}); cross-K ${row.crossK.no}×${row.crossK.nu} in ${row.crossK.seconds} s (${row.crossK.pairsPerSecond} pairs/s); projected d=${row.crossKProjected.dim} ${row.crossKProjected.seconds} s; rss ${(row.peakRssBytes / 2 ** 20).toFixed(0)} MiB`);
         if (row.topKernels !== null) {
           say(`[akg]   peak tensors ${((row.peakTensorBytes ?? 0) / 2 ** 20).toFixed(0)} MiB; time: ${row.topKernels.map((k) => `${k.kernel} ${(k.share * 100).toFixed(0)}%`).join(', ')}`);
         }
@@ -324,6 +343,7 @@ async function main(): Promise<void> {
       torch[arch] = t.result;
       const V = (arch === 'cnn1d' ? CNN1D_DEFAULTS : TRANSFORMER_DEFAULTS).classes;
       const byThreads = t.result['selfKByThreads'] as Record<string, number>;
+      const cpuByThreads = t.result['selfKCpuByThreads'] as Record<string, number>;
       const crossByThreads = t.result['crossKByThreads'] as Record<string, number>;
       const k32 = kDiff(t.k32, t.k64, nSelf, V);
       for (const r of rows) {
@@ -337,11 +357,12 @@ async function main(): Promise<void> {
           threads: r.threads,
           torchThreads: byThreads[String(r.threads)] !== undefined ? r.threads : t.result['threads'],
           selfKRatio: round(r.selfK.samplesPerSecond / ts),
+          selfKRatioCpuTime: round(r.selfK.cpuSamplesPerSecond / (cpuByThreads[String(r.threads)] ?? NaN)),
           crossKRatio: round(r.crossK.pairsPerSecond / tc),
           maxRelKvsTorch64: { frobenius: d.frobenius, entry: d.entry },
           torch32vsTorch64: { frobenius: k32.frobenius, entry: k32.entry },
         });
-        say(`[akg]   ${r.backend} ×${r.threads}: self-K ${round(r.selfK.samplesPerSecond / ts)}× PyTorch (${round(ts)}/s), cross-K ${round(r.crossK.pairsPerSecond / tc)}× (${round(tc)} pairs/s); max rel ΔK vs torch float64: ${d.frobenius.toExponential(2)} (Frobenius), ${d.entry.toExponential(2)} (entry); torch float32: ${k32.frobenius.toExponential(2)}`);
+        say(`[akg]   ${r.backend} ×${r.threads}: self-K ${round(r.selfK.samplesPerSecond / ts)}× PyTorch (${round(ts)}/s; per CPU-second ${round(r.selfK.cpuSamplesPerSecond / (cpuByThreads[String(r.threads)] ?? NaN))}×), cross-K ${round(r.crossK.pairsPerSecond / tc)}× (${round(tc)} pairs/s); max rel ΔK vs torch float64: ${d.frobenius.toExponential(2)} (Frobenius), ${d.entry.toExponential(2)} (entry); torch float32: ${k32.frobenius.toExponential(2)}`);
       }
     }
   } else {
@@ -362,7 +383,8 @@ async function main(): Promise<void> {
   }
   const out = {
     bench: 'akg',
-    machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model ?? '', node: process.version },
+    // Other work on the machine shows in wall-clock numbers (not in the per-CPU-second ones).
+    machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model ?? '', node: process.version, loadavgAtStart, loadavgAtEnd: os.loadavg() },
     results: rows.map((r) => ('skipped' in r ? r : { ...r, K: undefined })),
     backendAgreement: agreement,
     torch: torchVersion === null ? null : { version: torchVersion, ...torch },

@@ -1,0 +1,377 @@
+/**
+ * The body of `npm run bench:query` (bench/query.ts sets NODE_ENV first, then loads this).
+ *
+ * `npm run bench:query -- --json`: curation queries on a real PostgreSQL at scale. Loads 1,000,000
+ * samples × 3 checkpoints of metrics through the bulk path (upsertSamples, writeMetricColumns:
+ * COPY), starts the server in-process on port 0, and measures median and p95 latency of
+ *
+ *   - a GraphQL top-1000-by-kNorm query (`Checkpoint.rankedSamples(first: 1000)`),
+ *   - a filtered page (labels, split and a loss range, by ‖G‖, the second page through its cursor),
+ *   - a quantile query (`Checkpoint.termStats { quantiles }` over every sample),
+ *   - a 1M-row export (`/export/checkpoints/:id?format=csv`, read to the end over HTTP),
+ *
+ * each next to the same SQL run directly in the same process (the statements the server issued,
+ * recorded and replayed; for the export, the export's statement as one query), printed as ratios.
+ * For the top-1000 query it also splits the GraphQL time into its parts (the term-coverage check,
+ * the ranking statement, the rest: GraphQL execution, serialisation and HTTP). The last line printed
+ * is one JSON object.
+ *
+ * Flags: --json (only the JSON line on stdout), --url postgresql://postgres@127.0.0.1:5432/test (the
+ * server to create the database on), --db tangent_bench_query, --samples 1000000, --checkpoints 3,
+ * --reps 60, --export-reps 3, --reuse (keep an already loaded database), --keep (do not drop it).
+ */
+import v8 from 'node:v8';
+import vm from 'node:vm';
+import { execute, parse } from 'graphql';
+import pg from 'pg';
+import { loadConfig } from '../src/config.js';
+import { openDatabase, type Database } from '../src/db/database.js';
+import { createLoaders } from '../src/db/loaders.js';
+import { createContext } from '../src/context.js';
+import { buildSchema } from '../src/schema/index.js';
+import { columnField, writeMetricColumns } from '../src/db/metrics.js';
+import { migrate } from '../src/db/migrate.js';
+import { CLIENT_PRODUCER } from '../src/db/producers.js';
+import { upsertSamples } from '../src/db/samples.js';
+import { createLogger } from '../src/logger.js';
+import { createServer } from '../src/server.js';
+import { prepareQuery, rankStatement } from '../src/services/curation/rank.js';
+
+const args = process.argv.slice(2);
+const flag = (name: string) => args.includes(`--${name}`);
+const opt = (name: string, dflt: string) => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 && args[i + 1] !== undefined ? (args[i + 1] as string) : dflt;
+};
+const jsonOnly = flag('json');
+const say = (line: string) => (jsonOnly ? process.stderr : process.stdout).write(`${line}\n`);
+
+const adminUrl = opt('url', 'postgresql://postgres@127.0.0.1:5432/test');
+const dbName = opt('db', 'tangent_bench_query');
+const nSamples = Number(opt('samples', '1000000'));
+const nCheckpoints = Number(opt('checkpoints', '3'));
+const reps = Number(opt('reps', '60'));
+const exportReps = Number(opt('export-reps', '3'));
+const CLASSES = 10;
+const CLASS_NAMES = Array.from({ length: CLASSES }, (_, i) => `class-${i}`);
+if (!/^[a-z_][a-z0-9_]*$/.test(dbName)) throw new Error('--db must be a plain lowercase identifier');
+
+async function admin(sql: string): Promise<pg.QueryResult> {
+  const client = new pg.Client({ connectionString: adminUrl });
+  await client.connect();
+  try {
+    return await client.query(sql);
+  } finally {
+    await client.end();
+  }
+}
+
+/** A seeded generator (mulberry32): the same data on every run. */
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+async function load(db: Database): Promise<void> {
+  const started = performance.now();
+  const [dataset] = await db.sql.query<{ id: number }>(
+    `INSERT INTO dataset (name, length, channels, class_names) VALUES ($1, 1, 1, $2::text[]) RETURNING id`,
+    [`bench-query-${nSamples}`, CLASS_NAMES],
+  );
+  const datasetId = Number(dataset!.id);
+  const random = rng(1);
+  const chunk = 250_000;
+  for (let start = 0; start < nSamples; start += chunk) {
+    const n = Math.min(chunk, nSamples - start);
+    const indices = new Int32Array(n).map((_, i) => start + i);
+    const labels = new Int32Array(n).map(() => Math.floor(random() * CLASSES));
+    const splits = Array.from({ length: n }, () => (random() < 0.9 ? 'train' : 'validation'));
+    await db.transaction((tx) =>
+      upsertSamples(tx, { id: datasetId, length: 1, channels: 1, classNames: CLASS_NAMES }, { indices, labels, splits, series: new Float32Array(n) }, (row, column) => `${column}[${row}]`),
+    );
+  }
+  say(`  ${nSamples} samples in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+  const [model] = await db.sql.query<{ id: number }>(
+    `INSERT INTO model (name, format, architecture, input_length, channels, num_classes) VALUES ('bench-query', 'BUILTIN', 'cnn1d', 1, 1, $1) RETURNING id`,
+    [CLASSES],
+  );
+  const [run] = await db.sql.query<{ id: number }>(`INSERT INTO run (name, model_id, dataset_id, config) VALUES ('bench-query', $1, $2, '{}') RETURNING id`, [
+    Number(model!.id),
+    datasetId,
+  ]);
+  for (let c = 0; c < nCheckpoints; c++) {
+    const t0 = performance.now();
+    const [checkpoint] = await db.sql.query<{ id: number }>(
+      `INSERT INTO checkpoint (run_id, step, learning_rate, weight_bytes, weight_sha256) VALUES ($1, $2, $3, 0, 'bench') RETURNING id`,
+      [Number(run!.id), (c + 1) * 100, 1e-3 / (c + 1)],
+    );
+    const shape = { id: Number(checkpoint!.id), datasetId, numClasses: CLASSES };
+    for (let start = 0; start < nSamples; start += chunk) {
+      const n = Math.min(chunk, nSamples - start);
+      const gauss = () => Math.sqrt(-2 * Math.log(random() || 1e-12)) * Math.cos(2 * Math.PI * random());
+      const columns = {
+        loss: Float32Array.from({ length: n }, () => random() * 5),
+        correct: Array.from({ length: n }, () => random() < 0.7),
+        kNorm: Float32Array.from({ length: n }, () => Math.exp(gauss())),
+        gNorm: Float32Array.from({ length: n }, () => random() * Math.SQRT2),
+        hTrace: Float32Array.from({ length: n }, () => random() * 0.9),
+      };
+      await writeMetricColumns(db, shape, { sampleIndices: new Int32Array(n).map((_, i) => start + i), columns }, CLIENT_PRODUCER, columnField('metrics'));
+    }
+    say(`  checkpoint ${c + 1}: ${nSamples} metric rows in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  }
+  await db.sql.query('ANALYZE');
+}
+
+interface Timing {
+  median: number;
+  p95: number;
+  n: number;
+}
+
+function summarise(samples: number[]): Timing {
+  const sorted = [...samples].sort((a, b) => a - b);
+  const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)]!;
+  return { median: round(at(0.5)), p95: round(at(0.95)), n: sorted.length };
+}
+
+const round = (x: number, digits = 2) => Math.round(x * 10 ** digits) / 10 ** digits;
+
+/**
+ * Times `a` and `b` alternately, `n` times each after a warm-up (the order flips every round), so
+ * both see the same load on the machine and their ratio stays meaningful when the load drifts.
+ */
+async function measurePair(n: number, a: () => Promise<unknown>, b: () => Promise<unknown>, warmup = Math.min(5, n)): Promise<[Timing, Timing]> {
+  for (let i = 0; i < warmup; i++) {
+    await a();
+    await b();
+  }
+  const ta: number[] = [];
+  const tb: number[] = [];
+  const once = async (fn: () => Promise<unknown>, into: number[]) => {
+    const t0 = performance.now();
+    await fn();
+    into.push(performance.now() - t0);
+  };
+  for (let i = 0; i < n; i++) {
+    if (i % 2 === 0) {
+      await once(a, ta);
+      await once(b, tb);
+    } else {
+      await once(b, tb);
+      await once(a, ta);
+    }
+  }
+  return [summarise(ta), summarise(tb)];
+}
+
+/** The garbage collector, to measure what an operation keeps alive rather than what it has not yet freed. */
+v8.setFlagsFromString('--expose-gc');
+const gc = vm.runInNewContext('gc') as () => void;
+
+/** Peak heap kept alive while `fn` runs (sampled after a full collection every 100 ms), in MiB above the start. */
+async function retainedPeak(fn: () => Promise<unknown>): Promise<number> {
+  gc();
+  const base = process.memoryUsage().heapUsed;
+  let peak = 0;
+  const sample = () => {
+    gc();
+    peak = Math.max(peak, process.memoryUsage().heapUsed - base);
+  };
+  const timer = setInterval(sample, 100);
+  try {
+    const result = await fn();
+    sample();
+    void result;
+  } finally {
+    clearInterval(timer);
+  }
+  return round(peak / 2 ** 20, 1);
+}
+
+async function main() {
+  const exists = (await admin(`SELECT 1 FROM pg_database WHERE datname = '${dbName}'`)).rowCount! > 0;
+  const url = new URL(adminUrl);
+  url.pathname = `/${dbName}`;
+  const log = createLogger({ logLevel: 'silent' });
+  let reuse = flag('reuse') && exists;
+  if (!reuse) {
+    if (exists) await admin(`DROP DATABASE ${dbName} WITH (FORCE)`);
+    await admin(`CREATE DATABASE ${dbName}`);
+  }
+  const config = { ...loadConfig({ PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'silent', NODE_ENV: 'production' }), database: { kind: 'postgres' as const, url: url.toString(), poolSize: 10 } };
+  const base = await openDatabase(config.database, log);
+  await migrate(base, log);
+  if (reuse) {
+    const [row] = await base.sql.query<{ n: number }>(`SELECT count(*)::int AS n FROM dataset WHERE name = $1`, [`bench-query-${nSamples}`]);
+    reuse = Number(row!.n) === 1;
+    if (!reuse) throw new Error(`--reuse: ${dbName} has no bench-query-${nSamples} dataset; run without --reuse`);
+  }
+  if (!reuse) {
+    say(`loading ${nSamples} samples × ${nCheckpoints} checkpoints into ${dbName} (bulk path: COPY)`);
+    await load(base);
+  }
+
+  // The server gets the same database through a recorder: every statement it sends through `sql`
+  // is kept with its parameters and its time, so the raw SQL replayed below is exactly its own.
+  let recording: { text: string; values: unknown[]; ms: number }[] | null = null;
+  const db: Database = {
+    ...base,
+    sql: {
+      async query<Row>(text: string, values: readonly unknown[] = []) {
+        const t0 = performance.now();
+        const rows = await base.sql.query<Row>(text, values);
+        recording?.push({ text, values: [...values], ms: performance.now() - t0 });
+        return rows;
+      },
+    },
+  };
+  const server = await createServer(config, { db, log });
+  const [checkpoint] = await base.sql.query<{ id: number }>(
+    `SELECT c.id FROM checkpoint c JOIN run r ON r.id = c.run_id JOIN dataset d ON d.id = r.dataset_id WHERE d.name = $1 ORDER BY c.step LIMIT 1`,
+    [`bench-query-${nSamples}`],
+  );
+  const checkpointId = String(checkpoint!.id);
+  const gql = async (query: string, variables: Record<string, unknown>) => {
+    const response = await fetch(server.url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query, variables }) });
+    const body = (await response.json()) as { data?: any; errors?: unknown[] };
+    if (body.errors) throw new Error(JSON.stringify(body.errors));
+    return body.data;
+  };
+  /** The statements one GraphQL request issued through `sql`: [coverage check, main statement]. */
+  const statementsOf = async (query: string, variables: Record<string, unknown>) => {
+    recording = [];
+    await gql(query, variables);
+    const statements = recording;
+    recording = null;
+    return statements;
+  };
+  const raw = (s: { text: string; values: unknown[] }) => () => base.sql.query(s.text, s.values);
+
+  const results: Record<string, unknown> = {};
+  const report = (name: string, graphql: Timing, sql: Timing, extra: Record<string, unknown> = {}) => {
+    const ratio = round(graphql.median / sql.median);
+    results[name] = { graphqlMs: graphql, sqlMs: sql, ratio, ...extra };
+    say(`  ${name.padEnd(12)} GraphQL median ${graphql.median} ms, p95 ${graphql.p95} ms | SQL median ${sql.median} ms, p95 ${sql.p95} ms | ratio ${ratio}`);
+  };
+
+  // 1. Top 1000 by kNorm: the list and where to continue (`nodes` + `pageInfo`), and the same page
+  // in the Relay edge form, a cursor per row (larger: every cursor is encoded and sent).
+  const TOP = `query($c: ID!) { checkpoint(id: $c) { rankedSamples(first: 1000, orderBy: { term: K_NORM, direction: DESC }) {
+      nodes { sampleId index label kNorm } pageInfo { hasNextPage endCursor } } } }`;
+  const TOP_EDGES = `query($c: ID!) { checkpoint(id: $c) { rankedSamples(first: 1000, orderBy: { term: K_NORM, direction: DESC }) {
+      edges { cursor node { sampleId index label kNorm } } pageInfo { hasNextPage endCursor } } } }`;
+  const topVars = { c: checkpointId };
+  const topSql = (await statementsOf(TOP, topVars)).at(-1)!;
+  const [top, topRaw] = await measurePair(reps, () => gql(TOP, topVars), raw(topSql));
+  // Where the GraphQL time goes, from the recorder over another round of requests: the statements
+  // the request sent (the checkpoint lookup, the term check and the page, the last two side by
+  // side), and the rest (Apollo, graphql-js execution, the Prisma lookup of Query.checkpoint,
+  // serialisation, HTTP, and this client's JSON parsing).
+  const parts = { totalMs: [] as number[], checkpointInfoMs: [] as number[], termCheckMs: [] as number[], rankMs: [] as number[] };
+  for (let i = 0; i < reps; i++) {
+    recording = [];
+    const t0 = performance.now();
+    await gql(TOP, topVars);
+    parts.totalMs.push(performance.now() - t0);
+    const find = (pattern: RegExp) => recording!.find((r) => pattern.test(r.text))?.ms ?? 0;
+    parts.checkpointInfoMs.push(find(/class_names/));
+    parts.termCheckMs.push(find(/dataset_size/));
+    parts.rankMs.push(find(/ORDER BY/));
+    recording = null;
+  }
+  const med = (xs: number[]) => summarise(xs).median;
+  const breakdown = {
+    totalMs: med(parts.totalMs),
+    checkpointInfoMs: med(parts.checkpointInfoMs),
+    termCheckMs: med(parts.termCheckMs),
+    rankStatementMs: med(parts.rankMs),
+    restMs: round(med(parts.totalMs) - med(parts.checkpointInfoMs) - med(parts.rankMs)),
+  };
+  // The fixed costs of any request, and graphql-js alone: an empty query over HTTP, the parent
+  // `checkpoint` lookup over HTTP, and the top-1000 document executed in-process (no HTTP, no
+  // Apollo; schema, resolvers and SQL the same) and serialised.
+  const schema = buildSchema();
+  const document = parse(TOP);
+  const inProcess = async () => {
+    const result = await execute({ schema, document, variableValues: topVars, contextValue: createContext({ config, db, pubsub: null as never, log }, 'bench') });
+    if (result.errors) throw new Error(JSON.stringify(result.errors));
+    return JSON.stringify(result);
+  };
+  const [floor] = await measurePair(reps, () => gql('{ serverInfo { version } }', {}), async () => undefined);
+  const [lookup] = await measurePair(reps, () => gql('query($c: ID!) { checkpoint(id: $c) { id } }', topVars), async () => undefined);
+  const [executed] = await measurePair(reps, inProcess, async () => undefined);
+  Object.assign(breakdown, { emptyRequestMs: floor.median, checkpointLookupRequestMs: lookup.median, inProcessExecuteMs: executed.median });
+  report('top1000', top, topRaw, { breakdown });
+  say(`               (an empty request ${floor.median} ms; the checkpoint lookup alone ${lookup.median} ms; the page executed in-process ${executed.median} ms)`);
+  const [topEdges, topEdgesRaw] = await measurePair(reps, () => gql(TOP_EDGES, topVars), raw(topSql));
+  report('top1000Edges', topEdges, topEdgesRaw);
+
+  // 2. A filtered page: the second page (through its cursor) of a filtered query ordered by ‖G‖.
+  const FILTERED = `query($c: ID!, $after: String) { checkpoint(id: $c) { rankedSamples(first: 100, after: $after, orderBy: { term: G_NORM },
+      filter: { labels: [3], splits: ["train"], terms: [{ term: LOSS, max: 1 }] }) {
+      edges { cursor node { sampleId index label loss gNorm } } pageInfo { hasNextPage endCursor } } } }`;
+  const first = await gql(FILTERED, { c: checkpointId });
+  const filteredVars = { c: checkpointId, after: first.checkpoint.rankedSamples.pageInfo.endCursor };
+  const filteredSql = (await statementsOf(FILTERED, filteredVars)).at(-1)!;
+  const [filtered, filteredRaw] = await measurePair(reps, () => gql(FILTERED, filteredVars), raw(filteredSql));
+  report('filtered', filtered, filteredRaw);
+
+  // 3. Quantiles of kNorm over every sample at the checkpoint.
+  const QUANTILES = `query($c: ID!) { checkpoint(id: $c) { termStats(term: K_NORM) { quantiles(at: [0.01, 0.5, 0.9, 0.99]) { p value } } } }`;
+  const quantileSql = (await statementsOf(QUANTILES, topVars)).at(-1)!;
+  const qReps = Math.max(5, Math.floor(reps / 4));
+  const [quantile, quantileRaw] = await measurePair(qReps, () => gql(QUANTILES, topVars), raw(quantileSql), 2);
+  report('quantile', quantile, quantileRaw);
+
+  // 4. Export every sample, ranked by kNorm, as CSV over HTTP (read to the end), against the same
+  // statement as one query (all rows in memory at once); then the heap each keeps alive.
+  const ctx = { db: base, config, log, loaders: createLoaders(base) };
+  const prepared = await prepareQuery(ctx, Number(checkpointId), { filter: {}, order: { term: 'K_NORM', direction: 'DESC' }, target: null });
+  const exportStatement = rankStatement(prepared, null, null);
+  const { exportUrl } = (await gql(`query($c: ID!) { checkpoint(id: $c) { exportUrl(format: CSV) } }`, topVars)).checkpoint;
+  let exportedRows = 0;
+  let exportedBytes = 0;
+  const httpExport = async () => {
+    const response = await fetch(new URL(exportUrl, server.url));
+    let bytes = 0;
+    let lines = 0;
+    for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
+      bytes += chunk.length;
+      for (let i = 0; i < chunk.length; i++) if (chunk[i] === 10) lines++;
+    }
+    exportedRows = lines - 1;
+    exportedBytes = bytes;
+  };
+  const sqlExport = () => base.sql.query(exportStatement.text, exportStatement.values);
+  const [exported, exportedRaw] = await measurePair(exportReps, httpExport, sqlExport, 0);
+  const retained = { httpExportMiB: await retainedPeak(httpExport), sqlAllRowsMiB: await retainedPeak(sqlExport) };
+  report('export', exported, exportedRaw, { rows: exportedRows, megabytes: round(exportedBytes / 2 ** 20, 1), peakRetainedHeap: retained });
+  say(`             heap kept alive: HTTP export ${retained.httpExportMiB} MiB, the same rows as one query ${retained.sqlAllRowsMiB} MiB`);
+
+  await server.close();
+  await base.close();
+  if (!flag('keep')) await admin(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
+  const top1000 = results.top1000 as { graphqlMs: Timing; ratio: number };
+  const summary = {
+    bench: 'query',
+    backend: 'postgres',
+    samples: nSamples,
+    checkpoints: nCheckpoints,
+    reps,
+    ...results,
+    targets: { top1000Within2x: top1000.ratio <= 2, top1000Under50ms: top1000.graphqlMs.median < 50 },
+  };
+  process.stdout.write(`${JSON.stringify(summary)}\n`);
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`bench:query failed: ${error instanceof Error ? error.stack : String(error)}\n`);
+  process.exit(1);
+});
