@@ -137,7 +137,7 @@ interface Runner {
 
 async function runner(arch: ArchitectureName, backend: string, threads: number): Promise<Runner> {
   if (threads > 1) {
-    const pool = await createPool({ threads, backend: backend as BackendPreference });
+    const pool = await createPool({ threads, backend: backend as BackendPreference, log: () => {} });
     const model = await pool.load({ architecture: arch });
     return {
       info: pool.backend,

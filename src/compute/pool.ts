@@ -27,6 +27,8 @@ export interface PoolOptions {
   threads?: number;
   /** Backend for every thread (default 'auto'). */
   backend?: BackendPreference;
+  /** Receives one line naming the threads, the backend and the GPU (default: stderr). */
+  log?: (line: string) => void;
 }
 
 /** A model loaded in every thread of a pool. */
@@ -147,6 +149,11 @@ export class ComputePool {
       const threads = Math.max(1, opts.threads ?? (info.name === 'tensorflow' ? 1 : os.availableParallelism()));
       while (pool.length < threads) pool.push(new Thread());
       await Promise.all(pool.slice(1).map((t) => t.call<BackendInfo>({ op: 'init', backend: info.name as BackendPreference })));
+      const log = opts.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+      log(
+        `tangent compute: ${threads} thread${threads > 1 ? 's' : ''}, backend=${info.name} gpu=${info.gpu} (${info.version})` +
+          (info.skipped.length > 0 ? `; skipped: ${info.skipped.join('; ')}` : ''),
+      );
       return new ComputePool(pool, info);
     } catch (err) {
       await Promise.all(pool.map((t) => t.terminate()));

@@ -14,7 +14,10 @@ describe('ComputePool', () => {
     await useBackend('wasm');
     const stored = await serializeModel(tinyTransformer());
     here = await loadModel(stored);
-    pool = await createPool({ threads: 2, backend: 'wasm' });
+    const lines: string[] = [];
+    pool = await createPool({ threads: 2, backend: 'wasm', log: (l) => lines.push(l) });
+    assert.deepEqual(lines.length, 1);
+    assert.match(lines[0] ?? '', /2 threads, backend=wasm gpu=false/);
     there = await pool.load(stored);
   });
 
