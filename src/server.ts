@@ -1,6 +1,7 @@
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { ApolloServer } from '@apollo/server';
+import { ApolloServerPluginCacheControlDisabled } from '@apollo/server/plugin/disabled';
 import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
 import { expressMiddleware } from '@as-integrations/express5';
 import cors from 'cors';
@@ -76,6 +77,9 @@ export async function createServer(config: Config, options: ServerOptions = {}):
       formatError: formatError(log),
       plugins: [
         ApolloServerPluginDrainHttpServer({ httpServer, stopGracePeriodMillis: config.shutdownGraceMs }),
+        // Tangent sets no cache hints; Apollo's default cache-control plugin would still wrap every
+        // field resolver to compute a policy (a 1000-row page resolves ~6000 fields).
+        ApolloServerPluginCacheControlDisabled(),
         {
           async serverWillStart() {
             return {

@@ -22,23 +22,36 @@ function formatOf(req: Request): ExportFormat {
  * 'drain' when its buffer is full (backpressure), never when the client has gone (rejects instead,
  * which ends the database cursor).
  */
-export function writer(res: Response): (chunk: string) => Promise<void> {
+export function writer(res: Response, stallMs = EXPORT_STALL_MS): (chunk: string) => Promise<void> {
   return (chunk) =>
     new Promise<void>((resolve, reject) => {
       if (res.destroyed || res.writableEnded) return reject(new Error('the client closed the connection'));
       if (res.write(chunk)) return resolve();
-      const onDrain = () => {
+      const done = () => {
+        clearTimeout(timer);
+        res.off('drain', onDrain);
         res.off('close', onClose);
+      };
+      const onDrain = () => {
+        done();
         resolve();
       };
       const onClose = () => {
-        res.off('drain', onDrain);
+        done();
         reject(new Error('the client closed the connection'));
       };
+      // A client that stops reading must not hold a database connection (and its snapshot) forever.
+      const timer = setTimeout(() => {
+        done();
+        reject(new Error(`the client read nothing for ${stallMs / 1000} s`));
+      }, stallMs);
       res.once('drain', onDrain);
       res.once('close', onClose);
     });
 }
+
+/** How long an export waits for a client that has stopped reading before it gives up. */
+export const EXPORT_STALL_MS = 60_000;
 
 /**
  * GET /export/selections/:id?format=jsonl|csv[&checkpoint=ID] and

@@ -93,6 +93,28 @@ export async function readExport(ctx: CurationContext, source: ExportSource, onB
   const classNames = dataset?.classNames ?? [];
   let total = 0;
   if (ctx.db.kind === 'postgres') {
+    const release = await exportSlots(ctx).acquire();
+    try {
+      await cursorExport();
+    } finally {
+      release();
+    }
+    return total;
+  }
+  let after: Row | null = null;
+  for (;;) {
+    const { text, values } = statementFor(source, after, batchRows);
+    // named: export.page
+    const rows = finish(source, classNames, await ctx.db.sql.query<Row>(text, values));
+    if (rows.length === 0) break;
+    total += rows.length;
+    after = rows.at(-1)!;
+    await onBatch(rows);
+    if (rows.length < batchRows) break;
+  }
+  return total;
+
+  async function cursorExport(): Promise<void> {
     await ctx.db.transaction(async (tx) => {
       const { text, values } = statementFor(source, null, null);
       // Every row will be read: plan for the whole result, not for the first 10% (the cursor default,
@@ -109,20 +131,44 @@ export async function readExport(ctx: CurationContext, source: ExportSource, onB
       }
       await tx.query('CLOSE tangent_export');
     });
-    return total;
   }
-  let after: Row | null = null;
-  for (;;) {
-    const { text, values } = statementFor(source, after, batchRows);
-    // named: export.page
-    const rows = finish(source, classNames, await ctx.db.sql.query<Row>(text, values));
-    if (rows.length === 0) break;
-    total += rows.length;
-    after = rows.at(-1)!;
-    await onBatch(rows);
-    if (rows.length < batchRows) break;
+}
+
+/**
+ * At most half the connection pool streams exports at once (each holds a connection for as long as
+ * its client reads); the others wait their turn, so exports can never starve GraphQL of connections.
+ */
+class Slots {
+  private free: number;
+  private readonly waiting: (() => void)[] = [];
+
+  constructor(size: number) {
+    this.free = size;
   }
-  return total;
+
+  async acquire(): Promise<() => void> {
+    if (this.free > 0) this.free--;
+    else await new Promise<void>((resolve) => this.waiting.push(resolve));
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const next = this.waiting.shift();
+      if (next) next();
+      else this.free++;
+    };
+  }
+}
+
+const slots = new WeakMap<object, Slots>();
+
+function exportSlots(ctx: CurationContext): Slots {
+  let s = slots.get(ctx.db);
+  if (!s) {
+    const poolSize = ctx.config.database.kind === 'postgres' ? ctx.config.database.poolSize : 2;
+    slots.set(ctx.db, (s = new Slots(Math.max(1, Math.floor(poolSize / 2)))));
+  }
+  return s;
 }
 
 /** One CSV field (RFC 4180): quoted only when it must be. */
