@@ -42,10 +42,11 @@ export interface MetricColumns {
 /** How errors name a value: `field(row, 'loss')` → e.g. `metrics[3].loss` or `input.loss[3]`. */
 export type FieldNamer = (row: number, column: string) => string;
 
+/** Row-wise input (`recordMetrics`): `metrics[3].loss`, and `metrics[3].sampleId` for the sample. */
 export const rowWiseField =
   (root: string): FieldNamer =>
   (row, column) =>
-    `${root}[${row}].${column}`;
+    `${root}[${row}].${column === 'sampleIds' ? 'sampleId' : column}`;
 
 export const columnField =
   (root: string): FieldNamer =>
@@ -56,13 +57,6 @@ const MAX_INT32 = 2_147_483_647;
 
 function isFlat(column: VectorColumn): column is Float32Array | Float64Array {
   return column instanceof Float32Array || column instanceof Float64Array;
-}
-
-function checkFinite(value: number, field: string, what = ''): void {
-  // A finite float64 beyond float32's range would be stored as Infinity.
-  if (!Number.isFinite(value) || !Number.isFinite(Math.fround(value))) {
-    throw new BadUserInputError(`${field}${what} must be a finite float32 number, got ${value}`, field);
-  }
 }
 
 /** The number of rows, after checking that every column has one entry per row (V per row for flat vectors). */
@@ -153,7 +147,12 @@ export function validateMetricColumns(batch: MetricColumns, numClasses: number, 
           if (v.length !== numClasses) {
             throw new BadUserInputError(`Row ${i}: ${t.field} has ${v.length} values; the model has ${numClasses} classes`, field(i, t.field), { row: i });
           }
-          for (let k = 0; k < v.length; k++) checkFinite(v[k]!, field(i, t.field), `[${k}]`);
+          for (let k = 0; k < v.length; k++) {
+            // A finite float64 beyond float32's range would be stored as Infinity.
+            if (!Number.isFinite(v[k]) || !Number.isFinite(Math.fround(v[k]!))) {
+              throw new BadUserInputError(`Row ${i}: ${t.field} value ${k} of ${numClasses} must be a finite float32 number, got ${v[k]}`, field(i, t.field), { row: i });
+            }
+          }
         }
       }
     }
@@ -189,10 +188,7 @@ export function writeMetrics(
   producer: ProducerKey,
   field = 'metrics',
 ): Promise<number> {
-  const columns = rowsToColumns(rows);
-  // Row-wise input names sample ids `metrics[i].sampleId`, as its GraphQL input does.
-  const namer: FieldNamer = (row, column) => `${field}[${row}].${column === 'sampleIds' ? 'sampleId' : column}`;
-  return writeMetricColumns(db, checkpoint, columns, producer, namer);
+  return writeMetricColumns(db, checkpoint, rowsToColumns(rows), producer, rowWiseField(field));
 }
 
 /**
