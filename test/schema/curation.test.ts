@@ -418,6 +418,33 @@ describe('selections', () => {
   });
 });
 
+describe('selections outlive what made them', () => {
+  test('immutable rows; a deleted checkpoint or run leaves the selection, and verify says why it cannot replay', async () => {
+    const small = await curationFixture(t, { n: 12, seed: 5 });
+    const [c1] = small.checkpoints as [any];
+    const { createSelection: sel } = await t.gql(
+      `mutation($input: CreateSelectionInput!) { createSelection(input: $input) { id runId sampleCount } }`,
+      { input: { name: 'outlives', strategy: { checkpointIds: [c1.id], method: 'TOP_K', k: 4 } } },
+    );
+    await assert.rejects(t.db.sql.query(`UPDATE selection SET name = 'renamed' WHERE id = $1`, [Number(sel.id)]), /immutable/);
+    await assert.rejects(t.db.sql.query(`UPDATE selection_sample SET score = 0 WHERE selection_id = $1`, [Number(sel.id)]), /immutable/);
+    await t.gql(`mutation($id: ID!) { deleteCheckpoint(id: $id) { id } }`, { id: c1.id });
+    const after = await t.gql(
+      `query($id: ID!) { selection(id: $id) { sampleCount checkpointIds checkpoints { id } samples(first: 10) { totalCount nodes { rank } } verify { reproduces problem } } }`,
+      { id: sel.id },
+    );
+    assert.equal(after.selection.sampleCount, 4);
+    assert.deepEqual(after.selection.checkpointIds, [c1.id]);
+    assert.deepEqual(after.selection.checkpoints, []);
+    assert.deepEqual(after.selection.samples.nodes.map((n: any) => n.rank), [1, 2, 3, 4]);
+    assert.equal(after.selection.verify.reproduces, false);
+    assert.match(after.selection.verify.problem, new RegExp(`Checkpoint ${c1.id} does not exist`));
+    await t.gql(`mutation($id: ID!) { deleteRun(id: $id) { id } }`, { id: small.runId });
+    const orphan = await t.gql(`query($id: ID!) { selection(id: $id) { runId run { id } sampleCount } }`, { id: sel.id });
+    assert.deepEqual(orphan.selection, { runId: small.runId, run: null, sampleCount: 4 });
+  });
+});
+
 describe('exports', () => {
   test('a selection exports as CSV and JSONL with its ranks, scores and terms', async () => {
     const c = fx.checkpoints[0]!;
