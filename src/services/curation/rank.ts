@@ -142,13 +142,15 @@ export async function rankSamples(
     const { text, values } = rankStatement(q, afterKey(q, page.after), limit + 1);
     const checked = (async () => {
       const info = await checkpointInfo(ctx, checkpointId);
-      await ensureTerms(ctx, checkpointId, required, scopeOf(info.datasetId, query.filter));
-      return info;
+      const computed = await ensureTerms(ctx, checkpointId, required, scopeOf(info.datasetId, query.filter));
+      return { info, computed };
     })();
+    const read = () => (limit > 0 ? ctx.db.sql.query<RawRow>(text, values) : Promise.resolve([]));
     // named: curation.rankPage
-    const [info, rows] = await Promise.all([checked, limit > 0 ? ctx.db.sql.query<RawRow>(text, values) : Promise.resolve([])]);
+    const [{ info, computed }, rows] = await Promise.all([checked, read()]);
     prepared = { ...q, info };
-    raw = rows;
+    // Terms computed by the check were not there when the page was read side by side: read it again.
+    raw = computed ? await read() : rows;
   }
   const rows = toRankedRows(prepared.info, raw);
   const page_ = rows.slice(0, limit);
