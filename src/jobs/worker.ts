@@ -120,6 +120,7 @@ export class QueueWorker {
     const set = this.running.get(jobId) ?? new Set();
     set.add(abort);
     this.running.set(jobId, set);
+    const t0 = performance.now();
     try {
       const ckpt = await compute.checkpoint(job.checkpointId);
       const samples = await chunkSamples(db.sql, job, ckpt.datasetId, chunk);
@@ -128,6 +129,7 @@ export class QueueWorker {
       const columns = forTerms.length ? await compute.metricColumns(ckpt, await compute.samples(ckpt, forTerms), abort.signal) : null;
       const cross = forCross.length && job.targetKey !== null ? await compute.kCross(ckpt, job.targetKey, await compute.samples(ckpt, forCross), abort.signal) : [];
       abort.signal.throwIfAborted();
+      const t1 = performance.now();
       const producer = await compute.producer();
       const joined = joiningDb(db);
       if (columns || cross.length) await producerId(joined, producer); // cached before the transaction (see joiningDb)
@@ -140,7 +142,8 @@ export class QueueWorker {
         }),
       );
       if (outcome === 'committed') await publishProgress(pubsub, jobId);
-      log.debug({ jobId, chunk, samples: samples.length, computed, outcome }, 'chunk done');
+      const ms = { compute: Math.round(t1 - t0), commit: Math.round(performance.now() - t1) };
+      log.debug({ jobId, chunk, samples: samples.length, computed, outcome, ms }, 'chunk done');
     } catch (error) {
       if (abort.signal.aborted) {
         // Cancelled (nothing to retry) or stopping (pg-boss fails the chunk back to the queue).

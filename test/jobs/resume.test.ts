@@ -5,7 +5,7 @@ import { createInterface } from 'node:readline';
 import { after, test } from 'node:test';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
-import { httpGql, importUcr, JOB_FIELDS, pollJob, storeCnn, type Gql, type JobState } from './helpers.js';
+import { followJob, httpGql, importUcr, JOB_FIELDS, pollJob, storeCnn, wsClient, type Gql, type JobState } from './helpers.js';
 
 /**
  * A worker killed (SIGKILL) in the middle of a job: after a restart the job finishes, and every
@@ -70,16 +70,19 @@ test(`a worker killed mid-job: after a restart the job finishes with every value
 
   // The API: on PostgreSQL a server that does not work jobs, on PGlite the server that also works them.
   let t: Gql;
+  let url: string;
   let worker: ChildProcess;
   if (postgres) {
     api = await startTestServer({ testDb, env: { ...QUEUE_ENV, TANGENT_WORKER: 'off' } });
     t = api;
+    url = api.url;
     worker = (await startCli('worker', dbEnv)).child;
   } else {
     // A data folder made from the migrated template (no initdb in the child), then closed for it.
     await (await testDb.open()).close();
     const serve = await startCli('serve', dbEnv);
     t = httpGql(serve.url!);
+    url = serve.url!;
     worker = serve.child;
   }
 
@@ -105,9 +108,17 @@ test(`a worker killed mid-job: after a restart the job finishes with every value
   } else {
     const serve = await startCli('serve', dbEnv);
     t = httpGql(serve.url!);
+    url = serve.url!;
   }
 
-  const done = await pollJob(t, job.id);
+  // Followed to the end over the subscription: on PostgreSQL its events come from the worker process.
+  const client = wsClient(url);
+  let done: JobState;
+  try {
+    done = (await followJob(client, job.id)).at(-1)!;
+  } finally {
+    await client.dispose();
+  }
   assert.equal(done.status, 'COMPLETED', done.error ?? '');
   assert.deepEqual(
     { ...done.progress, samplesComputed: undefined },
