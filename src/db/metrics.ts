@@ -330,7 +330,9 @@ async function upsert(tx: Tx, checkpoint: CheckpointShape, terms: readonly TermS
       `${c}_src = CASE WHEN EXCLUDED.${c} IS NULL OR EXCLUDED.${c} IS NOT DISTINCT FROM sample_metric.${c} THEN sample_metric.${c}_src ELSE EXCLUDED.${c}_src END`,
     ];
   });
-  // A client row that would change a computed value is skipped here (and the batch refused below).
+  // Rows go in sample order, so concurrent batches that overlap lock their rows in the same order
+  // rather than deadlocking. A client row that would change a computed value is skipped here (and
+  // the batch refused below).
   const guard = kind === 'CLIENT' && terms.length > 0 ? `WHERE NOT (${serverValueChanged(terms, 'EXCLUDED', 'sample_metric')})` : '';
   const set = [...updates, 'updated_at = now()'].join(', ');
   // named: metrics.upsert
@@ -339,6 +341,7 @@ async function upsert(tx: Tx, checkpoint: CheckpointShape, terms: readonly TermS
        INSERT INTO sample_metric (checkpoint_id, sample_id${columns.map((c) => `, ${c}`).join('')})
        SELECT $1, s.id${selected.map((c) => `, ${c}`).join('')}
        FROM metric_in m JOIN sample s ON ${joinSample(byId)}
+       ORDER BY s.id
        ON CONFLICT (checkpoint_id, sample_id) DO UPDATE SET ${set} ${guard}
        RETURNING 1
      ) SELECT count(*)::int AS n FROM written`,

@@ -167,11 +167,12 @@ export async function upsertSamples(
       }
     })(),
   );
+  // In index order, so that concurrent batches that overlap take their row locks in one order.
   // named: sample.upsert
   const [inserted] = await tx.query<{ n: number }>(
     `WITH added AS (
        INSERT INTO sample (dataset_id, index, label, split, series)
-       SELECT $1, index, label, split, series FROM sample_in ORDER BY ord
+       SELECT $1, index, label, split, series FROM sample_in ORDER BY index
        ON CONFLICT (dataset_id, index) DO NOTHING
        RETURNING 1
      ) SELECT count(*)::int AS n FROM added`,

@@ -244,6 +244,23 @@ describe('bulk samples and metrics', () => {
     assert.ok(datasetId);
   });
 
+  test('concurrent batches: the same one twice and overlapping ones all land, in one table', async () => {
+    const { checkpointId, sampleIds } = await setup(6000);
+    const c = columns(6000, 4);
+    const batch = (start: number, end: number, seed: number) => ({
+      c: checkpointId,
+      input: { sampleIds: b64(sampleIds.subarray(start, end)), loss: b64(c.loss.subarray(start, end).map((v) => v + seed)), kNorm: b64(c.kNorm.subarray(start, end)) },
+    });
+    const results = await Promise.all([t.gql(LOG, batch(0, 4000, 0)), t.gql(LOG, batch(0, 4000, 0)), t.gql(LOG, batch(2000, 6000, 1)), t.gql(LOG, batch(1000, 5000, 2))]);
+    assert.deepEqual(results.map((r) => r.logMetrics.written), [4000, 4000, 4000, 4000]);
+    const stored = await fingerprint(checkpointId);
+    assert.equal(stored!.n, 6000);
+    const again = await Promise.all([t.gql(LOG, batch(0, 6000, 7)), t.gql(LOG, batch(0, 6000, 7))]);
+    assert.deepEqual(again.map((r) => r.logMetrics.written), [6000, 6000]);
+    const [row] = await t.db.sql.query<{ n: number }>('SELECT count(*)::int AS n FROM sample_metric WHERE checkpoint_id = $1 AND loss >= 7', [Number(checkpointId)]);
+    assert.equal(row!.n, 6000, 'the last batch, sent twice at once, is what the table holds');
+  });
+
   test('a value Tangent computed is never overwritten by a client: a differing one is a CONFLICT naming the row', async () => {
     const { checkpointId, sampleIds, datasetId } = await setup(50);
     const shape = { id: Number(checkpointId), datasetId: Number(datasetId), numClasses: 3 };
