@@ -20,6 +20,7 @@
  * server to create the database on), --db tangent_bench_query, --samples 1000000, --checkpoints 3,
  * --reps 60, --export-reps 3, --reuse (keep an already loaded database), --keep (do not drop it).
  */
+import os from 'node:os';
 import v8 from 'node:v8';
 import vm from 'node:vm';
 import { execute, parse } from 'graphql';
@@ -362,6 +363,10 @@ async function main() {
   const summary = {
     bench: 'query',
     backend: 'postgres',
+    // Other work on the machine (the 1-, 5- and 15-minute load averages at the end): on a shared
+    // 2-core machine the medians move with it; the ratios less, since each pair is interleaved.
+    loadAverage: os.loadavg().map((x) => round(x)),
+    cpus: os.cpus().length,
     samples: nSamples,
     checkpoints: nCheckpoints,
     reps,

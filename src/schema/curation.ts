@@ -19,7 +19,7 @@ import { checkpointTermStats, runTermStats } from '../services/curation/stats.js
 import { checkpointShape } from '../services/metrics.js';
 import { connectionFields } from './connections.js';
 import { encodeQueryArgs, MAX_QUERY_ARG_CHARS, parseFilter, parseQuery, parseStrategy, parseTarget } from './curation-inputs.js';
-import type { Resolvers } from './generated/types.js';
+import type { OrderDirection, Resolvers, ScalarTerm } from './generated/types.js';
 import { optionalId, parseId } from './inputs.js';
 
 /** Most kCross rows one recordKCross request may carry. */
@@ -129,8 +129,8 @@ export const curationResolvers: Resolvers = {
     },
     run: (selection, _, ctx) => ctx.loaders.runById.load(selection.runId),
     method: (selection) => selection.method,
-    term: (selection) => storedStrategy(selection).term,
-    direction: (selection) => storedStrategy(selection).direction,
+    term: (selection) => selection.term as ScalarTerm,
+    direction: (selection) => selection.direction as OrderDirection,
     target: (selection) => (selection.targetKey ? { key: selection.targetKey } : null),
     checkpoints: async (selection, _, ctx) => {
       const rows = await Promise.all(selection.checkpointIds.map((id) => ctx.loaders.checkpointById.load(id)));

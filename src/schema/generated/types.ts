@@ -114,9 +114,11 @@ export type Checkpoint = {
   metrics: SampleMetricConnection;
   /**
    * The samples with their terms at this checkpoint, filtered and ordered by any term, as a keyset
-   * connection (cursors stay valid while rows are added). Every term the filter or the order reads
-   * must be present for every sample the filter's labels, splits and sampleIds name: a missing value
-   * is never taken as zero; the query fails with TERMS_MISSING saying how many samples lack which term.
+   * connection (cursors stay valid while rows are added). Every term the filter or the order reads is
+   * made present first for every sample the filter's labels, splits and sampleIds name: computed
+   * inline when few samples lack it, or the query fails with TERMS_PENDING and the id of the job
+   * computing it; a term that cannot be computed fails it with TERMS_MISSING, saying how many samples
+   * lack which term. A missing value is never taken as zero.
    */
   rankedSamples: RankedSampleConnection;
   run: Run;

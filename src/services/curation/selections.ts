@@ -311,10 +311,16 @@ async function termProvenance(sql: Sql, strategy: Strategy) {
 
 /** The stored strategy of a selection, parsed. */
 export function storedStrategy(selection: Pick<Selection, 'id' | 'strategy'>): Strategy {
+  const cached = parsedStrategies.get(selection);
+  if (cached) return cached;
   const parsed = StoredStrategy.safeParse(selection.strategy);
   if (!parsed.success) throw new Error(`Invariant violated: selection ${selection.id} has a malformed strategy`);
+  parsedStrategies.set(selection, parsed.data);
   return parsed.data;
 }
+
+/** Parsed once per row object (a request reads several fields of one selection). */
+const parsedStrategies = new WeakMap<object, Strategy>();
 
 /**
  * Replays a saved selection's strategy on the data as it is now and compares sample by sample
