@@ -144,9 +144,12 @@ describe('tangent import metrics and tfjs-model', () => {
     assert.deepEqual(Array.from(got), Array.from(want));
 
     // A later checkpoint of the same run reuses the model; a different topology for that run is refused.
-    const later = await cli(['tfjs-model', modelJsonPath, '--run', result.runId, '--step', '6', '--url', t.url, '--json']);
-    assert.equal(later.code, 0, later.stderr);
-    assert.equal(JSON.parse(later.stdout).modelId, result.modelId);
+    const modelJson = JSON.parse(readFileSync(modelJsonPath, 'utf8'));
+    const later = await t.gql(`mutation($input: ImportTfjsModelInput!) { importTfjsModel(input: $input) { model { id } checkpoint { step weightSha256 } } }`, {
+      input: { modelJson, weightData: bytes.toString('base64'), runId: result.runId, step: 6 },
+    });
+    assert.equal(later.importTfjsModel.model.id, result.modelId);
+    assert.equal(later.importTfjsModel.checkpoint.step, 6);
     const other = JSON.parse(JSON.stringify(artifacts!.modelTopology));
     other.config.layers[2].config.units = 3;
     const otherPath = join(dir, 'other.json');
