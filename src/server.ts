@@ -58,6 +58,11 @@ export async function createServer(config: Config, options: ServerOptions = {}):
     const app = express();
     app.disable('x-powered-by');
     const httpServer = createHttpServer(app);
+    // Idle keep-alive sockets outlive the clients' own idle timeouts (undici: 4 s), so a client never
+    // reuses a socket at the instant the server closes it — which, with the embedded database blocking
+    // the event loop during large statements, otherwise surfaces as ECONNRESET on a healthy server.
+    httpServer.keepAliveTimeout = 65_000;
+    httpServer.headersTimeout = 66_000;
     const schema = buildSchema();
     // Trust (src/auth, src/http): who is calling, how much they may ask, the same on HTTP and WebSocket.
     const authenticator = new Authenticator(db, config, log);
