@@ -119,3 +119,11 @@ export type ComputeJob = Prisma.ComputeJobModel
  * means "done" and a second delivery of the chunk (a retry after a crash) writes nothing.
  */
 export type ComputeJobChunk = Prisma.ComputeJobChunkModel
+/**
+ * Model TrainJob
+ * How Tangent trains a run itself (`trainRun`, `tangent train`; src/services/train*.ts): the normalised
+ * spec, the samples it trains on (fixed when the run is made), and how far it has come. Runs that clients
+ * log have none. The run's status is the training's status. One pg-boss job (queue `tangent-train`)
+ * carries the work; a worker that (re)starts it bumps `attempts`, and writes of an older attempt are refused.
+ */
+export type TrainJob = Prisma.TrainJobModel

@@ -405,7 +405,8 @@ export const ModelName = {
   Selection: 'Selection',
   SelectionSample: 'SelectionSample',
   ComputeJob: 'ComputeJob',
-  ComputeJobChunk: 'ComputeJobChunk'
+  ComputeJobChunk: 'ComputeJobChunk',
+  TrainJob: 'TrainJob'
 } as const
 
 export type ModelName = (typeof ModelName)[keyof typeof ModelName]
@@ -421,7 +422,7 @@ export type TypeMap<ExtArgs extends runtime.Types.Extensions.InternalArgs = runt
     omit: GlobalOmitOptions
   }
   meta: {
-    modelProps: "dataset" | "sample" | "model" | "run" | "checkpoint" | "checkpointWeights" | "producer" | "sampleMetric" | "apiKey" | "sampleCrossMetric" | "metricCoverage" | "datasetSize" | "selection" | "selectionSample" | "computeJob" | "computeJobChunk"
+    modelProps: "dataset" | "sample" | "model" | "run" | "checkpoint" | "checkpointWeights" | "producer" | "sampleMetric" | "apiKey" | "sampleCrossMetric" | "metricCoverage" | "datasetSize" | "selection" | "selectionSample" | "computeJob" | "computeJobChunk" | "trainJob"
     txIsolationLevel: TransactionIsolationLevel
   }
   model: {
@@ -1609,6 +1610,80 @@ export type TypeMap<ExtArgs extends runtime.Types.Extensions.InternalArgs = runt
         }
       }
     }
+    TrainJob: {
+      payload: Prisma.$TrainJobPayload<ExtArgs>
+      fields: Prisma.TrainJobFieldRefs
+      operations: {
+        findUnique: {
+          args: Prisma.TrainJobFindUniqueArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$TrainJobPayload> | null
+        }
+        findUniqueOrThrow: {
+          args: Prisma.TrainJobFindUniqueOrThrowArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$TrainJobPayload>
+        }
+        findFirst: {
+          args: Prisma.TrainJobFindFirstArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$TrainJobPayload> | null
+        }
+        findFirstOrThrow: {
+          args: Prisma.TrainJobFindFirstOrThrowArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$TrainJobPayload>
+        }
+        findMany: {
+          args: Prisma.TrainJobFindManyArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$TrainJobPayload>[]
+        }
+        create: {
+          args: Prisma.TrainJobCreateArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$TrainJobPayload>
+        }
+        createMany: {
+          args: Prisma.TrainJobCreateManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        createManyAndReturn: {
+          args: Prisma.TrainJobCreateManyAndReturnArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$TrainJobPayload>[]
+        }
+        delete: {
+          args: Prisma.TrainJobDeleteArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$TrainJobPayload>
+        }
+        update: {
+          args: Prisma.TrainJobUpdateArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$TrainJobPayload>
+        }
+        deleteMany: {
+          args: Prisma.TrainJobDeleteManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        updateMany: {
+          args: Prisma.TrainJobUpdateManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        updateManyAndReturn: {
+          args: Prisma.TrainJobUpdateManyAndReturnArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$TrainJobPayload>[]
+        }
+        upsert: {
+          args: Prisma.TrainJobUpsertArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$TrainJobPayload>
+        }
+        aggregate: {
+          args: Prisma.TrainJobAggregateArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.AggregateTrainJob>
+        }
+        groupBy: {
+          args: Prisma.TrainJobGroupByArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.TrainJobGroupByOutputType>[]
+        }
+        count: {
+          args: Prisma.TrainJobCountArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.TrainJobCountAggregateOutputType> | number
+        }
+      }
+    }
   }
 } & {
   other: {
@@ -1879,6 +1954,31 @@ export const ComputeJobChunkScalarFieldEnum = {
 } as const
 
 export type ComputeJobChunkScalarFieldEnum = (typeof ComputeJobChunkScalarFieldEnum)[keyof typeof ComputeJobChunkScalarFieldEnum]
+
+
+export const TrainJobScalarFieldEnum = {
+  runId: 'runId',
+  spec: 'spec',
+  sampleIds: 'sampleIds',
+  trackedIds: 'trackedIds',
+  stepsPerEpoch: 'stepsPerEpoch',
+  totalSteps: 'totalSteps',
+  totalPoints: 'totalPoints',
+  epochsDone: 'epochsDone',
+  stepsDone: 'stepsDone',
+  pointsDone: 'pointsDone',
+  epochLoss: 'epochLoss',
+  epochAccuracy: 'epochAccuracy',
+  backend: 'backend',
+  attempts: 'attempts',
+  error: 'error',
+  createdAt: 'createdAt',
+  startedAt: 'startedAt',
+  finishedAt: 'finishedAt',
+  updatedAt: 'updatedAt'
+} as const
+
+export type TrainJobScalarFieldEnum = (typeof TrainJobScalarFieldEnum)[keyof typeof TrainJobScalarFieldEnum]
 
 
 export const SortOrder = {
@@ -2226,6 +2326,7 @@ export type GlobalOmitConfig = {
   selectionSample?: Prisma.SelectionSampleOmit
   computeJob?: Prisma.ComputeJobOmit
   computeJobChunk?: Prisma.ComputeJobChunkOmit
+  trainJob?: Prisma.TrainJobOmit
 }
 
 /* Types for Logging */

@@ -64,7 +64,8 @@ export const ModelName = {
   Selection: 'Selection',
   SelectionSample: 'SelectionSample',
   ComputeJob: 'ComputeJob',
-  ComputeJobChunk: 'ComputeJobChunk'
+  ComputeJobChunk: 'ComputeJobChunk',
+  TrainJob: 'TrainJob'
 } as const
 
 export type ModelName = (typeof ModelName)[keyof typeof ModelName]
@@ -314,6 +315,31 @@ export const ComputeJobChunkScalarFieldEnum = {
 } as const
 
 export type ComputeJobChunkScalarFieldEnum = (typeof ComputeJobChunkScalarFieldEnum)[keyof typeof ComputeJobChunkScalarFieldEnum]
+
+
+export const TrainJobScalarFieldEnum = {
+  runId: 'runId',
+  spec: 'spec',
+  sampleIds: 'sampleIds',
+  trackedIds: 'trackedIds',
+  stepsPerEpoch: 'stepsPerEpoch',
+  totalSteps: 'totalSteps',
+  totalPoints: 'totalPoints',
+  epochsDone: 'epochsDone',
+  stepsDone: 'stepsDone',
+  pointsDone: 'pointsDone',
+  epochLoss: 'epochLoss',
+  epochAccuracy: 'epochAccuracy',
+  backend: 'backend',
+  attempts: 'attempts',
+  error: 'error',
+  createdAt: 'createdAt',
+  startedAt: 'startedAt',
+  finishedAt: 'finishedAt',
+  updatedAt: 'updatedAt'
+} as const
+
+export type TrainJobScalarFieldEnum = (typeof TrainJobScalarFieldEnum)[keyof typeof TrainJobScalarFieldEnum]
 
 
 export const SortOrder = {

@@ -247,6 +247,7 @@ export type RunWhereInput = {
   model?: Prisma.XOR<Prisma.ModelScalarRelationFilter, Prisma.ModelWhereInput>
   dataset?: Prisma.XOR<Prisma.DatasetScalarRelationFilter, Prisma.DatasetWhereInput>
   checkpoints?: Prisma.CheckpointListRelationFilter
+  trainJob?: Prisma.XOR<Prisma.TrainJobNullableScalarRelationFilter, Prisma.TrainJobWhereInput> | null
 }
 
 export type RunOrderByWithRelationInput = {
@@ -261,6 +262,7 @@ export type RunOrderByWithRelationInput = {
   model?: Prisma.ModelOrderByWithRelationInput
   dataset?: Prisma.DatasetOrderByWithRelationInput
   checkpoints?: Prisma.CheckpointOrderByRelationAggregateInput
+  trainJob?: Prisma.TrainJobOrderByWithRelationInput
 }
 
 export type RunWhereUniqueInput = Prisma.AtLeast<{
@@ -278,6 +280,7 @@ export type RunWhereUniqueInput = Prisma.AtLeast<{
   model?: Prisma.XOR<Prisma.ModelScalarRelationFilter, Prisma.ModelWhereInput>
   dataset?: Prisma.XOR<Prisma.DatasetScalarRelationFilter, Prisma.DatasetWhereInput>
   checkpoints?: Prisma.CheckpointListRelationFilter
+  trainJob?: Prisma.XOR<Prisma.TrainJobNullableScalarRelationFilter, Prisma.TrainJobWhereInput> | null
 }, "id">
 
 export type RunOrderByWithAggregationInput = {
@@ -319,6 +322,7 @@ export type RunCreateInput = {
   model: Prisma.ModelCreateNestedOneWithoutRunsInput
   dataset: Prisma.DatasetCreateNestedOneWithoutRunsInput
   checkpoints?: Prisma.CheckpointCreateNestedManyWithoutRunInput
+  trainJob?: Prisma.TrainJobCreateNestedOneWithoutRunInput
 }
 
 export type RunUncheckedCreateInput = {
@@ -331,6 +335,7 @@ export type RunUncheckedCreateInput = {
   createdAt?: Date | string
   updatedAt?: Date | string
   checkpoints?: Prisma.CheckpointUncheckedCreateNestedManyWithoutRunInput
+  trainJob?: Prisma.TrainJobUncheckedCreateNestedOneWithoutRunInput
 }
 
 export type RunUpdateInput = {
@@ -342,6 +347,7 @@ export type RunUpdateInput = {
   model?: Prisma.ModelUpdateOneRequiredWithoutRunsNestedInput
   dataset?: Prisma.DatasetUpdateOneRequiredWithoutRunsNestedInput
   checkpoints?: Prisma.CheckpointUpdateManyWithoutRunNestedInput
+  trainJob?: Prisma.TrainJobUpdateOneWithoutRunNestedInput
 }
 
 export type RunUncheckedUpdateInput = {
@@ -354,6 +360,7 @@ export type RunUncheckedUpdateInput = {
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   checkpoints?: Prisma.CheckpointUncheckedUpdateManyWithoutRunNestedInput
+  trainJob?: Prisma.TrainJobUncheckedUpdateOneWithoutRunNestedInput
 }
 
 export type RunCreateManyInput = {
@@ -546,6 +553,20 @@ export type RunUpdateOneRequiredWithoutCheckpointsNestedInput = {
   update?: Prisma.XOR<Prisma.XOR<Prisma.RunUpdateToOneWithWhereWithoutCheckpointsInput, Prisma.RunUpdateWithoutCheckpointsInput>, Prisma.RunUncheckedUpdateWithoutCheckpointsInput>
 }
 
+export type RunCreateNestedOneWithoutTrainJobInput = {
+  create?: Prisma.XOR<Prisma.RunCreateWithoutTrainJobInput, Prisma.RunUncheckedCreateWithoutTrainJobInput>
+  connectOrCreate?: Prisma.RunCreateOrConnectWithoutTrainJobInput
+  connect?: Prisma.RunWhereUniqueInput
+}
+
+export type RunUpdateOneRequiredWithoutTrainJobNestedInput = {
+  create?: Prisma.XOR<Prisma.RunCreateWithoutTrainJobInput, Prisma.RunUncheckedCreateWithoutTrainJobInput>
+  connectOrCreate?: Prisma.RunCreateOrConnectWithoutTrainJobInput
+  upsert?: Prisma.RunUpsertWithoutTrainJobInput
+  connect?: Prisma.RunWhereUniqueInput
+  update?: Prisma.XOR<Prisma.XOR<Prisma.RunUpdateToOneWithWhereWithoutTrainJobInput, Prisma.RunUpdateWithoutTrainJobInput>, Prisma.RunUncheckedUpdateWithoutTrainJobInput>
+}
+
 export type RunCreateWithoutDatasetInput = {
   name: string
   config?: Prisma.JsonNullValueInput | runtime.InputJsonValue
@@ -554,6 +575,7 @@ export type RunCreateWithoutDatasetInput = {
   updatedAt?: Date | string
   model: Prisma.ModelCreateNestedOneWithoutRunsInput
   checkpoints?: Prisma.CheckpointCreateNestedManyWithoutRunInput
+  trainJob?: Prisma.TrainJobCreateNestedOneWithoutRunInput
 }
 
 export type RunUncheckedCreateWithoutDatasetInput = {
@@ -565,6 +587,7 @@ export type RunUncheckedCreateWithoutDatasetInput = {
   createdAt?: Date | string
   updatedAt?: Date | string
   checkpoints?: Prisma.CheckpointUncheckedCreateNestedManyWithoutRunInput
+  trainJob?: Prisma.TrainJobUncheckedCreateNestedOneWithoutRunInput
 }
 
 export type RunCreateOrConnectWithoutDatasetInput = {
@@ -615,6 +638,7 @@ export type RunCreateWithoutModelInput = {
   updatedAt?: Date | string
   dataset: Prisma.DatasetCreateNestedOneWithoutRunsInput
   checkpoints?: Prisma.CheckpointCreateNestedManyWithoutRunInput
+  trainJob?: Prisma.TrainJobCreateNestedOneWithoutRunInput
 }
 
 export type RunUncheckedCreateWithoutModelInput = {
@@ -626,6 +650,7 @@ export type RunUncheckedCreateWithoutModelInput = {
   createdAt?: Date | string
   updatedAt?: Date | string
   checkpoints?: Prisma.CheckpointUncheckedCreateNestedManyWithoutRunInput
+  trainJob?: Prisma.TrainJobUncheckedCreateNestedOneWithoutRunInput
 }
 
 export type RunCreateOrConnectWithoutModelInput = {
@@ -662,6 +687,7 @@ export type RunCreateWithoutCheckpointsInput = {
   updatedAt?: Date | string
   model: Prisma.ModelCreateNestedOneWithoutRunsInput
   dataset: Prisma.DatasetCreateNestedOneWithoutRunsInput
+  trainJob?: Prisma.TrainJobCreateNestedOneWithoutRunInput
 }
 
 export type RunUncheckedCreateWithoutCheckpointsInput = {
@@ -673,6 +699,7 @@ export type RunUncheckedCreateWithoutCheckpointsInput = {
   status?: $Enums.RunStatus
   createdAt?: Date | string
   updatedAt?: Date | string
+  trainJob?: Prisma.TrainJobUncheckedCreateNestedOneWithoutRunInput
 }
 
 export type RunCreateOrConnectWithoutCheckpointsInput = {
@@ -699,6 +726,7 @@ export type RunUpdateWithoutCheckpointsInput = {
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   model?: Prisma.ModelUpdateOneRequiredWithoutRunsNestedInput
   dataset?: Prisma.DatasetUpdateOneRequiredWithoutRunsNestedInput
+  trainJob?: Prisma.TrainJobUpdateOneWithoutRunNestedInput
 }
 
 export type RunUncheckedUpdateWithoutCheckpointsInput = {
@@ -710,6 +738,69 @@ export type RunUncheckedUpdateWithoutCheckpointsInput = {
   status?: Prisma.EnumRunStatusFieldUpdateOperationsInput | $Enums.RunStatus
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  trainJob?: Prisma.TrainJobUncheckedUpdateOneWithoutRunNestedInput
+}
+
+export type RunCreateWithoutTrainJobInput = {
+  name: string
+  config?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  status?: $Enums.RunStatus
+  createdAt?: Date | string
+  updatedAt?: Date | string
+  model: Prisma.ModelCreateNestedOneWithoutRunsInput
+  dataset: Prisma.DatasetCreateNestedOneWithoutRunsInput
+  checkpoints?: Prisma.CheckpointCreateNestedManyWithoutRunInput
+}
+
+export type RunUncheckedCreateWithoutTrainJobInput = {
+  id?: number
+  name: string
+  modelId: number
+  datasetId: number
+  config?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  status?: $Enums.RunStatus
+  createdAt?: Date | string
+  updatedAt?: Date | string
+  checkpoints?: Prisma.CheckpointUncheckedCreateNestedManyWithoutRunInput
+}
+
+export type RunCreateOrConnectWithoutTrainJobInput = {
+  where: Prisma.RunWhereUniqueInput
+  create: Prisma.XOR<Prisma.RunCreateWithoutTrainJobInput, Prisma.RunUncheckedCreateWithoutTrainJobInput>
+}
+
+export type RunUpsertWithoutTrainJobInput = {
+  update: Prisma.XOR<Prisma.RunUpdateWithoutTrainJobInput, Prisma.RunUncheckedUpdateWithoutTrainJobInput>
+  create: Prisma.XOR<Prisma.RunCreateWithoutTrainJobInput, Prisma.RunUncheckedCreateWithoutTrainJobInput>
+  where?: Prisma.RunWhereInput
+}
+
+export type RunUpdateToOneWithWhereWithoutTrainJobInput = {
+  where?: Prisma.RunWhereInput
+  data: Prisma.XOR<Prisma.RunUpdateWithoutTrainJobInput, Prisma.RunUncheckedUpdateWithoutTrainJobInput>
+}
+
+export type RunUpdateWithoutTrainJobInput = {
+  name?: Prisma.StringFieldUpdateOperationsInput | string
+  config?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  status?: Prisma.EnumRunStatusFieldUpdateOperationsInput | $Enums.RunStatus
+  createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  model?: Prisma.ModelUpdateOneRequiredWithoutRunsNestedInput
+  dataset?: Prisma.DatasetUpdateOneRequiredWithoutRunsNestedInput
+  checkpoints?: Prisma.CheckpointUpdateManyWithoutRunNestedInput
+}
+
+export type RunUncheckedUpdateWithoutTrainJobInput = {
+  id?: Prisma.IntFieldUpdateOperationsInput | number
+  name?: Prisma.StringFieldUpdateOperationsInput | string
+  modelId?: Prisma.IntFieldUpdateOperationsInput | number
+  datasetId?: Prisma.IntFieldUpdateOperationsInput | number
+  config?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  status?: Prisma.EnumRunStatusFieldUpdateOperationsInput | $Enums.RunStatus
+  createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  checkpoints?: Prisma.CheckpointUncheckedUpdateManyWithoutRunNestedInput
 }
 
 export type RunCreateManyDatasetInput = {
@@ -730,6 +821,7 @@ export type RunUpdateWithoutDatasetInput = {
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   model?: Prisma.ModelUpdateOneRequiredWithoutRunsNestedInput
   checkpoints?: Prisma.CheckpointUpdateManyWithoutRunNestedInput
+  trainJob?: Prisma.TrainJobUpdateOneWithoutRunNestedInput
 }
 
 export type RunUncheckedUpdateWithoutDatasetInput = {
@@ -741,6 +833,7 @@ export type RunUncheckedUpdateWithoutDatasetInput = {
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   checkpoints?: Prisma.CheckpointUncheckedUpdateManyWithoutRunNestedInput
+  trainJob?: Prisma.TrainJobUncheckedUpdateOneWithoutRunNestedInput
 }
 
 export type RunUncheckedUpdateManyWithoutDatasetInput = {
@@ -771,6 +864,7 @@ export type RunUpdateWithoutModelInput = {
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   dataset?: Prisma.DatasetUpdateOneRequiredWithoutRunsNestedInput
   checkpoints?: Prisma.CheckpointUpdateManyWithoutRunNestedInput
+  trainJob?: Prisma.TrainJobUpdateOneWithoutRunNestedInput
 }
 
 export type RunUncheckedUpdateWithoutModelInput = {
@@ -782,6 +876,7 @@ export type RunUncheckedUpdateWithoutModelInput = {
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   checkpoints?: Prisma.CheckpointUncheckedUpdateManyWithoutRunNestedInput
+  trainJob?: Prisma.TrainJobUncheckedUpdateOneWithoutRunNestedInput
 }
 
 export type RunUncheckedUpdateManyWithoutModelInput = {
@@ -837,6 +932,7 @@ export type RunSelect<ExtArgs extends runtime.Types.Extensions.InternalArgs = ru
   model?: boolean | Prisma.ModelDefaultArgs<ExtArgs>
   dataset?: boolean | Prisma.DatasetDefaultArgs<ExtArgs>
   checkpoints?: boolean | Prisma.Run$checkpointsArgs<ExtArgs>
+  trainJob?: boolean | Prisma.Run$trainJobArgs<ExtArgs>
   _count?: boolean | Prisma.RunCountOutputTypeDefaultArgs<ExtArgs>
 }, ExtArgs["result"]["run"]>
 
@@ -882,6 +978,7 @@ export type RunInclude<ExtArgs extends runtime.Types.Extensions.InternalArgs = r
   model?: boolean | Prisma.ModelDefaultArgs<ExtArgs>
   dataset?: boolean | Prisma.DatasetDefaultArgs<ExtArgs>
   checkpoints?: boolean | Prisma.Run$checkpointsArgs<ExtArgs>
+  trainJob?: boolean | Prisma.Run$trainJobArgs<ExtArgs>
   _count?: boolean | Prisma.RunCountOutputTypeDefaultArgs<ExtArgs>
 }
 export type RunIncludeCreateManyAndReturn<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
@@ -899,6 +996,7 @@ export type $RunPayload<ExtArgs extends runtime.Types.Extensions.InternalArgs = 
     model: Prisma.$ModelPayload<ExtArgs>
     dataset: Prisma.$DatasetPayload<ExtArgs>
     checkpoints: Prisma.$CheckpointPayload<ExtArgs>[]
+    trainJob: Prisma.$TrainJobPayload<ExtArgs> | null
   }
   scalars: runtime.Types.Extensions.GetPayloadResult<{
     id: number
@@ -1306,6 +1404,7 @@ export interface Prisma__RunClient<T, Null = never, ExtArgs extends runtime.Type
   model<T extends Prisma.ModelDefaultArgs<ExtArgs> = {}>(args?: Prisma.Subset<T, Prisma.ModelDefaultArgs<ExtArgs>>): Prisma.Prisma__ModelClient<runtime.Types.Result.GetResult<Prisma.$ModelPayload<ExtArgs>, T, "findUniqueOrThrow", GlobalOmitOptions> | Null, Null, ExtArgs, GlobalOmitOptions>
   dataset<T extends Prisma.DatasetDefaultArgs<ExtArgs> = {}>(args?: Prisma.Subset<T, Prisma.DatasetDefaultArgs<ExtArgs>>): Prisma.Prisma__DatasetClient<runtime.Types.Result.GetResult<Prisma.$DatasetPayload<ExtArgs>, T, "findUniqueOrThrow", GlobalOmitOptions> | Null, Null, ExtArgs, GlobalOmitOptions>
   checkpoints<T extends Prisma.Run$checkpointsArgs<ExtArgs> = {}>(args?: Prisma.Subset<T, Prisma.Run$checkpointsArgs<ExtArgs>>): Prisma.PrismaPromise<runtime.Types.Result.GetResult<Prisma.$CheckpointPayload<ExtArgs>, T, "findMany", GlobalOmitOptions> | Null>
+  trainJob<T extends Prisma.Run$trainJobArgs<ExtArgs> = {}>(args?: Prisma.Subset<T, Prisma.Run$trainJobArgs<ExtArgs>>): Prisma.Prisma__TrainJobClient<runtime.Types.Result.GetResult<Prisma.$TrainJobPayload<ExtArgs>, T, "findUniqueOrThrow", GlobalOmitOptions> | null, null, ExtArgs, GlobalOmitOptions>
   /**
    * Attaches callbacks for the resolution and/or rejection of the Promise.
    * @param onfulfilled The callback to execute when the Promise is resolved.
@@ -1760,6 +1859,25 @@ export type Run$checkpointsArgs<ExtArgs extends runtime.Types.Extensions.Interna
   take?: number
   skip?: number
   distinct?: Prisma.CheckpointScalarFieldEnum | Prisma.CheckpointScalarFieldEnum[]
+}
+
+/**
+ * Run.trainJob
+ */
+export type Run$trainJobArgs<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
+  /**
+   * Select specific fields to fetch from the TrainJob
+   */
+  select?: Prisma.TrainJobSelect<ExtArgs> | null
+  /**
+   * Omit specific fields from the TrainJob
+   */
+  omit?: Prisma.TrainJobOmit<ExtArgs> | null
+  /**
+   * Choose, which related nodes to fetch as well
+   */
+  include?: Prisma.TrainJobInclude<ExtArgs> | null
+  where?: Prisma.TrainJobWhereInput
 }
 
 /**
