@@ -60,6 +60,8 @@ const config: CodegenConfig = {
           Job: '../../jobs/store.js#JobRow',
           JobConnection: '../rows.js#ConnectionRow<JobRow>',
           FirstOrder: '../../services/compute-first-order.js#FirstOrderRow',
+          Training: '../../services/train.js#TrainingRow',
+          DynamicsSummary: '../../services/dynamics-summary.js#DynamicsSummaryRow',
         },
       },
     },

@@ -65,6 +65,10 @@ const EnvSchema = z.object({
   TANGENT_QUEUE_MAINTENANCE_SECONDS: z.coerce.number().int().min(1).max(3600).default(30),
   /** Chunks one worker process works on at once (each uses every compute thread). */
   TANGENT_WORKER_CONCURRENCY: z.coerce.number().int().positive().max(64).default(1),
+  /** Trainings (`trainRun`) started again after their worker failed or died, before the run is FAILED. */
+  TANGENT_TRAIN_RETRY_LIMIT: z.coerce.number().int().nonnegative().max(100).default(3),
+  /** A training not finished this long after a worker took it is taken as dead and retried elsewhere (pg-boss allows < 24 h). */
+  TANGENT_TRAIN_EXPIRE_SECONDS: z.coerce.number().int().positive().max(86_399).default(6 * 3600),
   /** The server's address as clients reach it (e.g. behind a proxy), for absolute export URLs; default: paths. */
   TANGENT_PUBLIC_URL: z.string().url().regex(/^https?:\/\//, 'must be an http:// or https:// URL').optional(),
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
@@ -110,6 +114,9 @@ export type Config = {
     pollSeconds: number;
     maintenanceSeconds: number;
     concurrency: number;
+    /** Trainings of runs Tangent trains itself (src/services/train-worker.ts): retries, and when a worker is taken as dead. */
+    trainRetryLimit: number;
+    trainExpireSeconds: number;
   };
 };
 
@@ -179,6 +186,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       pollSeconds: e.TANGENT_QUEUE_POLL_SECONDS,
       maintenanceSeconds: e.TANGENT_QUEUE_MAINTENANCE_SECONDS,
       concurrency: e.TANGENT_WORKER_CONCURRENCY,
+      trainRetryLimit: e.TANGENT_TRAIN_RETRY_LIMIT,
+      trainExpireSeconds: e.TANGENT_TRAIN_EXPIRE_SECONDS,
     },
   };
 }

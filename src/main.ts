@@ -5,6 +5,7 @@ import { registerImport } from './cli/import.js';
 import { registerKeys } from './cli/keys.js';
 import { registerMigrate } from './cli/migrate.js';
 import { registerServe } from './cli/serve.js';
+import { registerTrain } from './cli/train.js';
 import { registerWorker } from './cli/worker.js';
 import { VERSION } from './version.js';
 
@@ -20,5 +21,6 @@ registerKeys(program);
 registerImport(program);
 registerWorker(program);
 registerCompute(program);
+registerTrain(program);
 
 await program.parseAsync(process.argv);

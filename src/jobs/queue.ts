@@ -50,6 +50,11 @@ export class JobQueue {
     private readonly log: Logger,
   ) {}
 
+  /** The pg-boss instance, for the other durable queues of this process (training: src/services/train-worker.ts). */
+  get pgBoss(): PgBoss {
+    return this.boss;
+  }
+
   /** Starts pg-boss (installing or upgrading its schema) and makes sure both queues exist. */
   static async start(db: Database, config: Config, log: Logger): Promise<JobQueue> {
     const c = config.compute;

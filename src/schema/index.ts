@@ -11,6 +11,7 @@ import { datasetResolvers } from './datasets.js';
 import { ingestResolvers } from './ingest.js';
 import { modelResolvers } from './models.js';
 import { runResolvers } from './runs.js';
+import { trainResolvers } from './train.js';
 import { Base64, DateTime, FloatArray, JSON as JSONScalar } from './scalars.js';
 import { VERSION } from '../version.js';
 
@@ -43,6 +44,7 @@ export const resolvers = mergeResolvers([
   computeResolvers,
   apiKeyResolvers,
   curationResolvers,
+  trainResolvers,
 ]) as Resolvers;
 
 export function buildSchema() {

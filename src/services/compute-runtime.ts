@@ -6,6 +6,7 @@ import { QueueWorker } from '../jobs/worker.js';
 import type { Logger } from '../logger.js';
 import type { PubSub } from '../pubsub.js';
 import { ComputeService } from './compute.js';
+import { TrainWorker } from './train-worker.js';
 
 export interface RuntimeDeps {
   db: Database;
@@ -28,14 +29,18 @@ export class ComputeRuntime {
     readonly compute: ComputeService,
     readonly queue: JobQueue,
     private readonly worker: QueueWorker | null,
+    /** Runs that Tangent trains itself (`trainRun`), worked wherever compute jobs are. */
+    private readonly trainer: TrainWorker | null = null,
   ) {}
 
   static async start(deps: RuntimeDeps, options: { worker: boolean }): Promise<ComputeRuntime> {
     const compute = new ComputeService(deps.db, deps.config, deps.log);
     const queue = await JobQueue.start(deps.db, deps.config, deps.log);
     const worker = options.worker ? new QueueWorker({ ...deps, queue, compute }) : null;
+    let trainer: TrainWorker | null = null;
     try {
       await worker?.start();
+      trainer = options.worker ? await TrainWorker.start(deps, queue) : null;
     } catch (error) {
       await queue.stop(1000).catch(() => undefined);
       throw error;
@@ -43,7 +48,7 @@ export class ComputeRuntime {
     if (!worker && deps.db.kind === 'pglite') {
       deps.log.warn('TANGENT_WORKER=off on the embedded database: compute jobs wait until a process with a worker opens it');
     }
-    const runtime = new ComputeRuntime(deps, compute, queue, worker);
+    const runtime = new ComputeRuntime(deps, compute, queue, worker, trainer);
     runtimes.set(deps.db, runtime);
     return runtime;
   }
@@ -58,6 +63,7 @@ export class ComputeRuntime {
    */
   async stop(timeoutMs: number): Promise<void> {
     if (runtimes.get(this.deps.db) === this) runtimes.delete(this.deps.db);
+    this.trainer?.stop();
     if (this.worker) await this.worker.stop(timeoutMs);
     else await this.queue.stop(timeoutMs);
     await this.compute.close();

@@ -7,6 +7,8 @@ import type { RankedSampleRow, RankedSampleConnectionRow, TermStatsRow, TargetSe
 import type { ServerInfoRow } from '../compute.js';
 import type { JobRow } from '../../jobs/store.js';
 import type { FirstOrderRow } from '../../services/compute-first-order.js';
+import type { TrainingRow } from '../../services/train.js';
+import type { DynamicsSummaryRow } from '../../services/dynamics-summary.js';
 import type { Context } from '../../context.js';
 export type Maybe<T> = T | null;
 export type InputMaybe<T> = Maybe<T>;
@@ -404,6 +406,50 @@ export type DeletePayload = {
   id: Scalars['ID']['output'];
 };
 
+/**
+ * What a run's stored rows say about its learning dynamics, computed with SQL when asked (from
+ * sample_metric at the run's checkpoints), so it describes runs that clients logged exactly as runs that
+ * Tangent trained. Analysis points are the run's checkpoints that have at least one per-sample row,
+ * in step order.
+ */
+export type DynamicsSummary = {
+  __typename?: 'DynamicsSummary';
+  /** Checkpoints with per-sample rows. */
+  analysisPoints: Scalars['Int']['output'];
+  /** The last analysis point. */
+  finalCheckpoint: Maybe<Checkpoint>;
+  /** The mean of correct (as 0/1) over those rows that have it; null when none has. */
+  finalTrainingAccuracy: Maybe<Scalars['Float']['output']>;
+  /** The mean loss over those rows that have it; null when none has. */
+  finalTrainingLoss: Maybe<Scalars['Float']['output']>;
+  /** Rows at the last analysis point of samples in the training split (`split`). */
+  finalTrainingSamples: Scalars['Int']['output'];
+  /** Rows (analysis point, sample) that have hMinEig: the denominator of hPsdRatio. */
+  hPsdPairs: Scalars['Int']['output'];
+  /**
+   * The fraction of those rows whose H = diag(π) − ππᵀ has its smallest eigenvalue ≥ −hTolerance. H is
+   * PSD in exact arithmetic, so a ratio below 1 shows numerical trouble in how π or the eigenvalue was
+   * computed. Tangent's hMinEig is the smallest eigenvalue on the subspace orthogonal to 1 (on all of R^V
+   * it is 0, since H·1 = 0); a client may record its own. Null when no row has hMinEig.
+   */
+  hPsdRatio: Maybe<Scalars['Float']['output']>;
+  hTolerance: Scalars['Float']['output'];
+  /**
+   * The mean over those samples of their path's length, Σ over consecutive analysis points t of
+   * ‖π_t − π_{t−1}‖₂ (the Euclidean distance between probability vectors, in float64): 0 with one
+   * analysis point, null when no sample is tracked.
+   */
+  pathLength: Maybe<Scalars['Float']['output']>;
+  /**
+   * Samples whose π is stored at every analysis point, i.e. with a complete probability path (π is
+   * `probs`, or the softmax of `logits` where only logits were stored). For a run Tangent trained with
+   * trackEverySteps these are the tracked samples; otherwise every sample analysed at every point.
+   */
+  probabilityPathsTracked: Scalars['Int']['output'];
+  /** Distinct samples with a row at some analysis point. */
+  samplesAnalysed: Scalars['Int']['output'];
+};
+
 export type ExportFormat =
   /** A header line, then one line per sample. */
   | 'CSV'
@@ -747,6 +793,18 @@ export type Mutation = {
   retryJob: Job;
   /** Revokes a key: it stops working at once, on every server, open WebSocket connections included (ADMIN). */
   revokeApiKey: ApiKey;
+  /**
+   * Trains a stored model on a stored dataset with tfjs and returns the new run (PENDING). Training is a
+   * durable job on the compute queue, worked on a thread of its own by a worker (a server with
+   * TANGENT_WORKER=on, `tangent worker` or `tangent train`), never on the event loop serving requests.
+   * At each analysis point it stores a checkpoint and the forward terms of every trained sample (loss,
+   * correct, logits, probs, aNorm, hTrace, hMinEig, gNorm, marked SERVER with backend and version); kNorm
+   * and kTrace are computed on demand as for any run. Progress: `Run.status`, `Run.training.progress`, and
+   * `runUpdated` after every epoch and every checkpoint. Setting the run's status (updateRun, e.g.
+   * CANCELLED) stops it at once; what it stored stays. When a worker dies, another trains again from the
+   * start (same seed, same weights), up to TANGENT_TRAIN_RETRY_LIMIT times.
+   */
+  trainRun: Run;
   updateRun: Run;
 };
 
@@ -864,6 +922,11 @@ export type MutationRetryJobArgs = {
 
 export type MutationRevokeApiKeyArgs = {
   id: Scalars['ID']['input'];
+};
+
+
+export type MutationTrainRunArgs = {
+  input: TrainRunInput;
 };
 
 
@@ -1084,6 +1147,11 @@ export type Run = {
   config: Scalars['JSON']['output'];
   createdAt: Scalars['DateTime']['output'];
   dataset: Dataset;
+  /**
+   * The dynamics summary from the run's stored rows. `split`: the training split, for the final accuracy
+   * and loss; `hTolerance` (≥ 0): how far below zero H's smallest eigenvalue may be and still count as PSD.
+   */
+  dynamicsSummary: DynamicsSummary;
   id: Scalars['ID']['output'];
   model: Model;
   name: Scalars['String']['output'];
@@ -1093,6 +1161,8 @@ export type Run = {
    * distribution moves during fine-tuning.
    */
   termStats: Array<TermStats>;
+  /** How Tangent trains this run (runs made by `trainRun`); null for runs that clients log. */
+  training: Maybe<Training>;
   updatedAt: Scalars['DateTime']['output'];
 };
 
@@ -1100,6 +1170,12 @@ export type Run = {
 export type RunCheckpointsArgs = {
   after?: InputMaybe<Scalars['String']['input']>;
   first?: InputMaybe<Scalars['Int']['input']>;
+};
+
+
+export type RunDynamicsSummaryArgs = {
+  hTolerance?: InputMaybe<Scalars['Float']['input']>;
+  split?: InputMaybe<Scalars['String']['input']>;
 };
 
 
@@ -1592,6 +1668,115 @@ export type TermStatsQuantilesArgs = {
   at?: Array<Scalars['Float']['input']>;
 };
 
+/** The optimizers `trainRun` offers. */
+export type TrainOptimizer =
+  /** Adam (tfjs `tf.train.adam`: β₁ 0.9, β₂ 0.999, ε 1e-7). */
+  | 'ADAM'
+  /**
+   * AdamW. tfjs has no AdamW, so Tangent applies the decoupled weight decay itself, as PyTorch's AdamW
+   * does: before each Adam step every trainable weight is scaled by (1 − η·weightDecay), then tfjs's
+   * Adam applies the gradients taken before the decay.
+   */
+  | 'ADAMW'
+  /** Stochastic gradient descent: θ ← θ − η∇L (tfjs `tf.train.sgd`). */
+  | 'SGD';
+
+export type TrainRunInput = {
+  /**
+   * Analysis every k epochs: a checkpoint (weights in the TensorFlow.js format) with the forward terms of
+   * every trained sample at epoch 0 (the starting weights), after every k-th epoch, and after the last.
+   */
+  analyzeEvery?: InputMaybe<Scalars['Int']['input']>;
+  /** Samples per optimizer step; the last batch of an epoch may be smaller. */
+  batchSize?: InputMaybe<Scalars['Int']['input']>;
+  datasetId: Scalars['ID']['input'];
+  /** Passes over the trained samples (1 to 100,000). */
+  epochs?: InputMaybe<Scalars['Int']['input']>;
+  /**
+   * Fine-tune from this checkpoint's weights; it must be a checkpoint of a run of the same model. Without
+   * it training starts from the seeded initial weights (a BUILTIN model's config seed is replaced by `seed`).
+   */
+  fromCheckpointId?: InputMaybe<Scalars['ID']['input']>;
+  /** η, constant through the run (> 0). */
+  learningRate?: InputMaybe<Scalars['Float']['input']>;
+  /** The stored model to train (BUILTIN or TFJS_LAYERS); its input shape and classes must fit the dataset. */
+  modelId: Scalars['ID']['input'];
+  /** Name of the new run; default `train-<model name>`. */
+  name?: InputMaybe<Scalars['String']['input']>;
+  optimizer?: InputMaybe<TrainOptimizer>;
+  /**
+   * Seeds everything random: the initial weights, the order of samples in each epoch, dropout, the
+   * subset trained on and the tracked subset. The same seed, data and tfjs backend give the same
+   * weights bit for bit.
+   */
+  seed?: InputMaybe<Scalars['Int']['input']>;
+  /** The split trained on. */
+  split?: InputMaybe<Scalars['String']['input']>;
+  /**
+   * Finer probability paths: also a checkpoint every `trackEverySteps` optimizer steps (where no analysis
+   * point is), with the forward terms of the tracked samples only. Null: paths at analysis points only.
+   */
+  trackEverySteps?: InputMaybe<Scalars['Int']['input']>;
+  /** How many of the trained samples (a seeded choice) finer tracking follows (1 to 10,000). */
+  trackSamples?: InputMaybe<Scalars['Int']['input']>;
+  /** The fraction of the split trained on, in (0, 1]: a seeded subset of round(fraction · n) samples (at least 1). */
+  trainFraction?: InputMaybe<Scalars['Float']['input']>;
+  /** ADAMW only: the decoupled weight decay λ (default 0.01, as PyTorch's). */
+  weightDecay?: InputMaybe<Scalars['Float']['input']>;
+};
+
+/** How Tangent trains a run (runs made by `trainRun`). The run's status is the training's status. */
+export type Training = {
+  __typename?: 'Training';
+  analyzeEvery: Scalars['Int']['output'];
+  /** Times a worker started it; each start trains from the beginning (checkpoints already stored identically are kept). */
+  attempts: Scalars['Int']['output'];
+  /** The tfjs backend and version training it (the producer its metrics are marked with); null until a worker takes it. */
+  backend: Maybe<Scalars['String']['output']>;
+  batchSize: Scalars['Int']['output'];
+  createdAt: Scalars['DateTime']['output'];
+  epochs: Scalars['Int']['output'];
+  /** Why it failed (FAILED), or the last error while a worker tries it again. */
+  error: Maybe<Scalars['String']['output']>;
+  finishedAt: Maybe<Scalars['DateTime']['output']>;
+  /** The checkpoint training started from; null when it started from seeded weights (or that checkpoint was deleted since). */
+  fromCheckpoint: Maybe<Checkpoint>;
+  learningRate: Scalars['Float']['output'];
+  optimizer: TrainOptimizer;
+  progress: TrainingProgress;
+  /** Samples it trains on (the seeded subset of the split). */
+  sampleCount: Scalars['Int']['output'];
+  seed: Scalars['Int']['output'];
+  split: Scalars['String']['output'];
+  startedAt: Maybe<Scalars['DateTime']['output']>;
+  trackEverySteps: Maybe<Scalars['Int']['output']>;
+  /** The samples finer tracking follows, in dataset order (empty without trackEverySteps). */
+  trackedSamples: Array<Sample>;
+  trainFraction: Scalars['Float']['output'];
+  /** ADAMW's weight decay; null for the other optimizers. */
+  weightDecay: Maybe<Scalars['Float']['output']>;
+};
+
+export type TrainingProgress = {
+  __typename?: 'TrainingProgress';
+  epochAccuracy: Maybe<Scalars['Float']['output']>;
+  /**
+   * Mean loss and accuracy over the batches of the last finished epoch, in training mode (dropout on),
+   * as the optimizer saw them while the weights moved; the checkpoints' metrics are the exact values.
+   */
+  epochLoss: Maybe<Scalars['Float']['output']>;
+  epochs: Scalars['Int']['output'];
+  epochsDone: Scalars['Int']['output'];
+  /** stepsDone / steps. */
+  fraction: Scalars['Float']['output'];
+  points: Scalars['Int']['output'];
+  /** Checkpoints with metrics stored (analysis points and finer tracking points). */
+  pointsDone: Scalars['Int']['output'];
+  steps: Scalars['Int']['output'];
+  stepsDone: Scalars['Int']['output'];
+  stepsPerEpoch: Scalars['Int']['output'];
+};
+
 export type UcrFileInput = {
   /** The file's name; one ending in _TRAIN or _TEST (before `.ts`) sets the split. */
   fileName?: InputMaybe<Scalars['String']['input']>;
@@ -1718,6 +1903,7 @@ export type ResolversTypes = {
   DatasetFilter: DatasetFilter;
   DateTime: ResolverTypeWrapper<Scalars['DateTime']['output']>;
   DeletePayload: ResolverTypeWrapper<DeletePayload>;
+  DynamicsSummary: ResolverTypeWrapper<DynamicsSummaryRow>;
   ExportFormat: ExportFormat;
   FirstOrder: ResolverTypeWrapper<FirstOrderRow>;
   Float: ResolverTypeWrapper<Scalars['Float']['output']>;
@@ -1799,6 +1985,10 @@ export type ResolversTypes = {
   TermProvenance: ResolverTypeWrapper<TermProvenance>;
   TermRange: TermRange;
   TermStats: ResolverTypeWrapper<TermStatsRow>;
+  TrainOptimizer: TrainOptimizer;
+  TrainRunInput: TrainRunInput;
+  Training: ResolverTypeWrapper<TrainingRow>;
+  TrainingProgress: ResolverTypeWrapper<TrainingProgress>;
   UcrFileInput: UcrFileInput;
   UpdateRunInput: UpdateRunInput;
   Viewer: ResolverTypeWrapper<Omit<Viewer, 'apiKey'> & { apiKey?: Maybe<ResolversTypes['ApiKey']> }>;
@@ -1834,6 +2024,7 @@ export type ResolversParentTypes = {
   DatasetFilter: DatasetFilter;
   DateTime: Scalars['DateTime']['output'];
   DeletePayload: DeletePayload;
+  DynamicsSummary: DynamicsSummaryRow;
   FirstOrder: FirstOrderRow;
   Float: Scalars['Float']['output'];
   FloatArray: Scalars['FloatArray']['output'];
@@ -1905,6 +2096,9 @@ export type ResolversParentTypes = {
   TermProvenance: TermProvenance;
   TermRange: TermRange;
   TermStats: TermStatsRow;
+  TrainRunInput: TrainRunInput;
+  Training: TrainingRow;
+  TrainingProgress: TrainingProgress;
   UcrFileInput: UcrFileInput;
   UpdateRunInput: UpdateRunInput;
   Viewer: Omit<Viewer, 'apiKey'> & { apiKey?: Maybe<ResolversParentTypes['ApiKey']> };
@@ -2044,6 +2238,20 @@ export interface DateTimeScalarConfig extends GraphQLScalarTypeConfig<ResolversT
 
 export type DeletePayloadResolvers<ContextType = Context, ParentType extends ResolversParentTypes['DeletePayload'] = ResolversParentTypes['DeletePayload']> = {
   id?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
+};
+
+export type DynamicsSummaryResolvers<ContextType = Context, ParentType extends ResolversParentTypes['DynamicsSummary'] = ResolversParentTypes['DynamicsSummary']> = {
+  analysisPoints?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  finalCheckpoint?: Resolver<Maybe<ResolversTypes['Checkpoint']>, ParentType, ContextType>;
+  finalTrainingAccuracy?: Resolver<Maybe<ResolversTypes['Float']>, ParentType, ContextType>;
+  finalTrainingLoss?: Resolver<Maybe<ResolversTypes['Float']>, ParentType, ContextType>;
+  finalTrainingSamples?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  hPsdPairs?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  hPsdRatio?: Resolver<Maybe<ResolversTypes['Float']>, ParentType, ContextType>;
+  hTolerance?: Resolver<ResolversTypes['Float'], ParentType, ContextType>;
+  pathLength?: Resolver<Maybe<ResolversTypes['Float']>, ParentType, ContextType>;
+  probabilityPathsTracked?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  samplesAnalysed?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
 };
 
 export type FirstOrderResolvers<ContextType = Context, ParentType extends ResolversParentTypes['FirstOrder'] = ResolversParentTypes['FirstOrder']> = {
@@ -2192,6 +2400,7 @@ export type MutationResolvers<ContextType = Context, ParentType extends Resolver
   recordMetrics?: Resolver<ResolversTypes['RecordMetricsPayload'], ParentType, ContextType, RequireFields<MutationRecordMetricsArgs, 'checkpointId' | 'metrics'>>;
   retryJob?: Resolver<ResolversTypes['Job'], ParentType, ContextType, RequireFields<MutationRetryJobArgs, 'id'>>;
   revokeApiKey?: Resolver<ResolversTypes['ApiKey'], ParentType, ContextType, RequireFields<MutationRevokeApiKeyArgs, 'id'>>;
+  trainRun?: Resolver<ResolversTypes['Run'], ParentType, ContextType, RequireFields<MutationTrainRunArgs, 'input'>>;
   updateRun?: Resolver<ResolversTypes['Run'], ParentType, ContextType, RequireFields<MutationUpdateRunArgs, 'id' | 'input'>>;
 };
 
@@ -2278,11 +2487,13 @@ export type RunResolvers<ContextType = Context, ParentType extends ResolversPare
   config?: Resolver<ResolversTypes['JSON'], ParentType, ContextType>;
   createdAt?: Resolver<ResolversTypes['DateTime'], ParentType, ContextType>;
   dataset?: Resolver<ResolversTypes['Dataset'], ParentType, ContextType>;
+  dynamicsSummary?: Resolver<ResolversTypes['DynamicsSummary'], ParentType, ContextType, RequireFields<RunDynamicsSummaryArgs, 'hTolerance' | 'split'>>;
   id?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
   model?: Resolver<ResolversTypes['Model'], ParentType, ContextType>;
   name?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
   status?: Resolver<ResolversTypes['RunStatus'], ParentType, ContextType>;
   termStats?: Resolver<Array<ResolversTypes['TermStats']>, ParentType, ContextType, RequireFields<RunTermStatsArgs, 'term'>>;
+  training?: Resolver<Maybe<ResolversTypes['Training']>, ParentType, ContextType>;
   updatedAt?: Resolver<ResolversTypes['DateTime'], ParentType, ContextType>;
 };
 
@@ -2479,6 +2690,42 @@ export type TermStatsResolvers<ContextType = Context, ParentType extends Resolve
   term?: Resolver<ResolversTypes['ScalarTerm'], ParentType, ContextType>;
 };
 
+export type TrainingResolvers<ContextType = Context, ParentType extends ResolversParentTypes['Training'] = ResolversParentTypes['Training']> = {
+  analyzeEvery?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  attempts?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  backend?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  batchSize?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  createdAt?: Resolver<ResolversTypes['DateTime'], ParentType, ContextType>;
+  epochs?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  error?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  finishedAt?: Resolver<Maybe<ResolversTypes['DateTime']>, ParentType, ContextType>;
+  fromCheckpoint?: Resolver<Maybe<ResolversTypes['Checkpoint']>, ParentType, ContextType>;
+  learningRate?: Resolver<ResolversTypes['Float'], ParentType, ContextType>;
+  optimizer?: Resolver<ResolversTypes['TrainOptimizer'], ParentType, ContextType>;
+  progress?: Resolver<ResolversTypes['TrainingProgress'], ParentType, ContextType>;
+  sampleCount?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  seed?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  split?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  startedAt?: Resolver<Maybe<ResolversTypes['DateTime']>, ParentType, ContextType>;
+  trackEverySteps?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  trackedSamples?: Resolver<Array<ResolversTypes['Sample']>, ParentType, ContextType>;
+  trainFraction?: Resolver<ResolversTypes['Float'], ParentType, ContextType>;
+  weightDecay?: Resolver<Maybe<ResolversTypes['Float']>, ParentType, ContextType>;
+};
+
+export type TrainingProgressResolvers<ContextType = Context, ParentType extends ResolversParentTypes['TrainingProgress'] = ResolversParentTypes['TrainingProgress']> = {
+  epochAccuracy?: Resolver<Maybe<ResolversTypes['Float']>, ParentType, ContextType>;
+  epochLoss?: Resolver<Maybe<ResolversTypes['Float']>, ParentType, ContextType>;
+  epochs?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  epochsDone?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  fraction?: Resolver<ResolversTypes['Float'], ParentType, ContextType>;
+  points?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  pointsDone?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  steps?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  stepsDone?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  stepsPerEpoch?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+};
+
 export type ViewerResolvers<ContextType = Context, ParentType extends ResolversParentTypes['Viewer'] = ResolversParentTypes['Viewer']> = {
   apiKey?: Resolver<Maybe<ResolversTypes['ApiKey']>, ParentType, ContextType>;
   authRequired?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;
@@ -2505,6 +2752,7 @@ export type Resolvers<ContextType = Context> = {
   DatasetEdge?: DatasetEdgeResolvers<ContextType>;
   DateTime?: GraphQLScalarType;
   DeletePayload?: DeletePayloadResolvers<ContextType>;
+  DynamicsSummary?: DynamicsSummaryResolvers<ContextType>;
   FirstOrder?: FirstOrderResolvers<ContextType>;
   FloatArray?: GraphQLScalarType;
   FloatColumn?: GraphQLScalarType;
@@ -2556,6 +2804,8 @@ export type Resolvers<ContextType = Context> = {
   TargetSet?: TargetSetResolvers<ContextType>;
   TermProvenance?: TermProvenanceResolvers<ContextType>;
   TermStats?: TermStatsResolvers<ContextType>;
+  Training?: TrainingResolvers<ContextType>;
+  TrainingProgress?: TrainingProgressResolvers<ContextType>;
   Viewer?: ViewerResolvers<ContextType>;
 };
 

@@ -1,0 +1,125 @@
+import type { Sql } from '../db/sql.js';
+import { BadUserInputError } from '../errors.js';
+
+/**
+ * The dynamics summary of a run (`Run.dynamicsSummary`), computed from its stored rows with one SQL
+ * statement when asked, so it describes a run a client logged exactly as it describes one Tangent
+ * trained. Definitions (schema.graphql repeats them):
+ *
+ * - analysis points: the run's checkpoints with at least one sample_metric row, in step order;
+ * - samples analysed: distinct samples with a row at some analysis point;
+ * - H-PSD ratio: of the (analysis point, sample) rows that have hMinEig, the fraction with
+ *   hMinEig ≥ −tolerance (H = diag(π) − ππᵀ is PSD in exact arithmetic);
+ * - final training accuracy and loss: means of correct (0/1) and loss over the rows of samples in
+ *   the training split at the last analysis point (each over the rows that have the value);
+ * - probability paths: a sample's π at every analysis point (`probs`, or softmax of `logits` where
+ *   only logits were stored); samples with a π at every point are tracked;
+ * - path length: the mean over tracked samples of Σ_t ‖π_t − π_{t−1}‖₂ over consecutive points.
+ */
+export interface DynamicsSummaryRow {
+  analysisPoints: number;
+  samplesAnalysed: number;
+  hPsdPairs: number;
+  hPsdRatio: number | null;
+  hTolerance: number;
+  finalCheckpointId: number | null;
+  finalTrainingSamples: number;
+  finalTrainingAccuracy: number | null;
+  finalTrainingLoss: number | null;
+  probabilityPathsTracked: number;
+  pathLength: number | null;
+}
+
+export interface DynamicsSummaryOptions {
+  /** The training split (default `train`). */
+  split?: string;
+  /** H counts as PSD when its smallest eigenvalue is ≥ −hTolerance (default 1e-6). */
+  hTolerance?: number;
+}
+
+export const DEFAULT_H_TOLERANCE = 1e-6;
+
+/** π of a sample_metric row `m` in float64: the stored probs, else the softmax of the stored logits. */
+const PI = `CASE
+  WHEN m.probs IS NOT NULL THEN m.probs::float8[]
+  WHEN m.logits IS NOT NULL THEN (
+    SELECT array_agg(q.e / q.s ORDER BY q.i) FROM (
+      SELECT q0.i, q0.e, sum(q0.e) OVER () AS s FROM (
+        SELECT u.i, exp(u.z - max(u.z) OVER ()) AS e FROM unnest(m.logits::float8[]) WITH ORDINALITY AS u(z, i)
+      ) q0
+    ) q)
+END`;
+
+/** The summary of run `runId` (zeros and nulls for a run without rows). */
+export async function dynamicsSummary(sql: Sql, runId: number, options: DynamicsSummaryOptions = {}): Promise<DynamicsSummaryRow> {
+  const split = options.split ?? 'train';
+  const hTolerance = options.hTolerance ?? DEFAULT_H_TOLERANCE;
+  if (!Number.isFinite(hTolerance) || hTolerance < 0) throw new BadUserInputError('hTolerance must be a finite number ≥ 0', 'hTolerance');
+  // named: dynamics.summary
+  const [row] = await sql.query<{
+    analysis_points: number;
+    samples_analysed: number;
+    h_pairs: number;
+    h_psd: number;
+    final_checkpoint_id: number | null;
+    final_samples: number;
+    accuracy: number | null;
+    loss: number | null;
+    tracked: number;
+    path_sum: number;
+  }>(
+    `WITH points AS (
+       SELECT c.id, row_number() OVER (ORDER BY c.step) AS k
+       FROM checkpoint c
+       WHERE c.run_id = $1 AND EXISTS (SELECT 1 FROM sample_metric e WHERE e.checkpoint_id = c.id)
+     ),
+     last_point AS (SELECT id FROM points ORDER BY k DESC LIMIT 1),
+     obs AS (
+       SELECT p.k, m.sample_id, m.h_min_eig, ${PI} AS pi
+       FROM points p JOIN sample_metric m ON m.checkpoint_id = p.id
+     ),
+     tracked AS (
+       SELECT sample_id FROM obs WHERE pi IS NOT NULL GROUP BY sample_id HAVING count(*) = (SELECT count(*) FROM points)
+     ),
+     moves AS (
+       SELECT sqrt(sum((u.cur - u.prev) ^ 2)) AS d
+       FROM obs a
+       JOIN tracked t ON t.sample_id = a.sample_id
+       JOIN obs b ON b.sample_id = a.sample_id AND b.k = a.k + 1
+       CROSS JOIN LATERAL unnest(b.pi, a.pi) AS u(cur, prev)
+       GROUP BY a.sample_id, a.k
+     ),
+     final AS (
+       SELECT count(*)::int AS n, avg(m.correct::int)::float8 AS accuracy, avg(m.loss::float8) AS loss
+       FROM sample_metric m JOIN sample s ON s.id = m.sample_id
+       WHERE m.checkpoint_id = (SELECT id FROM last_point) AND s.split = $2
+     )
+     SELECT (SELECT count(*)::int FROM points) AS analysis_points,
+            (SELECT count(DISTINCT sample_id)::int FROM obs) AS samples_analysed,
+            (SELECT count(h_min_eig)::int FROM obs) AS h_pairs,
+            (SELECT count(*)::int FROM obs WHERE h_min_eig >= -$3::float8) AS h_psd,
+            (SELECT id FROM last_point) AS final_checkpoint_id,
+            f.n AS final_samples, f.accuracy, f.loss,
+            (SELECT count(*)::int FROM tracked) AS tracked,
+            (SELECT coalesce(sum(d), 0)::float8 FROM moves) AS path_sum
+     FROM final f`,
+    [runId, split, hTolerance],
+  );
+  const r = row!;
+  const hPairs = Number(r.h_pairs);
+  const tracked = Number(r.tracked);
+  const num = (v: number | string | null) => (v === null ? null : Number(v));
+  return {
+    analysisPoints: Number(r.analysis_points),
+    samplesAnalysed: Number(r.samples_analysed),
+    hPsdPairs: hPairs,
+    hPsdRatio: hPairs === 0 ? null : Number(r.h_psd) / hPairs,
+    hTolerance,
+    finalCheckpointId: num(r.final_checkpoint_id),
+    finalTrainingSamples: Number(r.final_samples),
+    finalTrainingAccuracy: num(r.accuracy),
+    finalTrainingLoss: num(r.loss),
+    probabilityPathsTracked: tracked,
+    pathLength: tracked === 0 ? null : Number(r.path_sum) / tracked,
+  };
+}
