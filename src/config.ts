@@ -67,6 +67,7 @@ const EnvSchema = z.object({
   TANGENT_WORKER_CONCURRENCY: z.coerce.number().int().positive().max(64).default(1),
   /** Trainings (`trainRun`) started again after their worker failed or died, before the run is FAILED. */
   TANGENT_TRAIN_RETRY_LIMIT: z.coerce.number().int().nonnegative().max(100).default(3),
+  TANGENT_TRAIN_RETRY_DELAY_SECONDS: z.coerce.number().int().nonnegative().max(3600).default(10),
   /** A training not finished this long after a worker took it is taken as dead and retried elsewhere (pg-boss allows < 24 h). */
   TANGENT_TRAIN_EXPIRE_SECONDS: z.coerce.number().int().positive().max(86_399).default(6 * 3600),
   /** The server's address as clients reach it (e.g. behind a proxy), for absolute export URLs; default: paths. */
@@ -116,6 +117,7 @@ export type Config = {
     concurrency: number;
     /** Trainings of runs Tangent trains itself (src/services/train-worker.ts): retries, and when a worker is taken as dead. */
     trainRetryLimit: number;
+    trainRetryDelaySeconds: number;
     trainExpireSeconds: number;
   };
 };
@@ -187,6 +189,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       maintenanceSeconds: e.TANGENT_QUEUE_MAINTENANCE_SECONDS,
       concurrency: e.TANGENT_WORKER_CONCURRENCY,
       trainRetryLimit: e.TANGENT_TRAIN_RETRY_LIMIT,
+      trainRetryDelaySeconds: e.TANGENT_TRAIN_RETRY_DELAY_SECONDS,
       trainExpireSeconds: e.TANGENT_TRAIN_EXPIRE_SECONDS,
     },
   };

@@ -40,9 +40,6 @@ export interface TrainMessage {
 
 type TrainJobMessage = PgBoss.JobWithMetadata<TrainMessage>;
 
-/** Seconds before a failed training is tried again. */
-const RETRY_DELAY_SECONDS = 10;
-
 /** pg-boss's database interface over one of our transactions. */
 function executor(tx: Tx): PgBoss.Db {
   return { executeSql: async (text, values) => ({ rows: (await tx.query(text, values ?? [])) as never[] }) };
@@ -74,7 +71,7 @@ export async function enqueueTraining(queue: JobQueue, deps: Pick<RuntimeDeps, '
         name: TRAIN_QUEUE,
         data: { runId } satisfies TrainMessage,
         retryLimit: c.trainRetryLimit,
-        retryDelay: RETRY_DELAY_SECONDS,
+        retryDelay: c.trainRetryDelaySeconds,
         expireInSeconds: c.trainExpireSeconds,
         deadLetter: FAILED_TRAIN_QUEUE,
       },

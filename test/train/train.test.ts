@@ -77,7 +77,7 @@ test('tangent train on GunPoint, end to end on the database; trainRun gives the 
   const modelId = await createModel(setup, dataset.length);
   await setup.stop(); // the embedded database takes one process at a time
 
-  const dbEnv = testDb.config.kind === 'postgres' ? { DATABASE_URL: testDb.config.url } : { TANGENT_DATA_DIR: testDb.config.dataDir };
+  const dbEnv: Record<string, string> = testDb.config.kind === 'postgres' ? { DATABASE_URL: testDb.config.url } : { TANGENT_DATA_DIR: testDb.config.dataDir };
   const args = ['--dataset', dataset.id, '--model', modelId, '--optimizer', 'adamw', '--learning-rate', String(SPEC.learningRate), '--epochs', String(SPEC.epochs)];
   args.push('--batch-size', '16', '--seed', String(SPEC.seed), '--analyze-every', '2', '--track-every-steps', '3', '--track-samples', '4', '--json');
   const run = await cli(args, dbEnv);
