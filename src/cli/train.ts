@@ -185,18 +185,17 @@ async function modelOf(api: Api, opts: TrainOptions, dataset: { name: string; le
   const shape = { inputLength: dataset.length, channels: dataset.channels, numClasses: dataset.classNames.length };
   const digest = createHash('sha256').update(JSON.stringify({ architecture: opts.architecture, config, ...shape })).digest('hex').slice(0, 8);
   const name = opts.modelName ?? `${opts.architecture}-${dataset.name}-${digest}`;
-  try {
-    const { createModel } = await api.request(`mutation($input: CreateModelInput!) { createModel(input: $input) { id } }`, {
-      input: { name, format: 'BUILTIN', architecture: opts.architecture, config, ...shape },
-    });
-    return createModel.id;
-  } catch (error) {
-    if (!(error instanceof ApiError) || error.code !== 'CONFLICT') throw error;
-    const { models } = await api.request(`query($name: String!) { models(first: 1000, filter: { nameContains: $name }) { nodes { id name format architecture } } }`, { name });
-    const same = (models.nodes as { id: string; name: string; format: string; architecture: string }[]).find((m) => m.name === name);
-    if (!same || same.format !== 'BUILTIN' || same.architecture !== opts.architecture) throw new Error(`--model-name: a different model named ${JSON.stringify(name)} exists`);
+  // Looked up before it is made: the same command again reuses the model.
+  const { models } = await api.request(`query($name: String!) { models(first: 1000, filter: { nameContains: $name }) { nodes { id name format architecture } } }`, { name });
+  const same = (models.nodes as { id: string; name: string; format: string; architecture: string | null }[]).find((m) => m.name === name);
+  if (same) {
+    if (same.format !== 'BUILTIN' || same.architecture !== opts.architecture) throw new Error(`--model-name: a different model named ${JSON.stringify(name)} exists`);
     return same.id;
   }
+  const { createModel } = await api.request(`mutation($input: CreateModelInput!) { createModel(input: $input) { id } }`, {
+    input: { name, format: 'BUILTIN', architecture: opts.architecture, config, ...shape },
+  });
+  return createModel.id;
 }
 
 const PROGRESS = `status training { error backend progress { epochsDone epochs stepsDone steps pointsDone points fraction epochLoss epochAccuracy } }`;
