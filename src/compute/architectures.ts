@@ -4,6 +4,8 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { ClassToken, SelfAttention, SinusoidalPosition, TakeToken } from './layers.js';
+import { mantis } from './mantis.js';
+import type { MantisConfig } from './mantis.js';
 
 /** A 1D-CNN time-series classifier: [Conv1D(same, relu) → MaxPool]… → Conv1D → GAP → Dense. */
 export interface Cnn1dConfig {
@@ -177,7 +179,7 @@ export function transformer(config: Partial<TransformerConfig> = {}): tf.LayersM
 }
 
 /** Names of the built-in architectures. */
-export const ARCHITECTURES = ['cnn1d', 'transformer'] as const;
+export const ARCHITECTURES = ['cnn1d', 'transformer', 'mantis'] as const;
 export type ArchitectureName = (typeof ARCHITECTURES)[number];
 
 /** Builds a built-in architecture by name; unknown config keys are ignored. */
@@ -187,6 +189,8 @@ export function buildArchitecture(name: ArchitectureName, config: Record<string,
       return cnn1d(config as Partial<Cnn1dConfig>);
     case 'transformer':
       return transformer(config as Partial<TransformerConfig>);
+    case 'mantis':
+      return mantis(config as Partial<MantisConfig>);
     default:
       throw new Error(`unknown architecture '${String(name)}'; known: ${ARCHITECTURES.join(', ')}`);
   }

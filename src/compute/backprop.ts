@@ -23,7 +23,8 @@ export interface Chunk {
 
 function disposeSaved(s: Saved | undefined, keep: tf.Tensor): void {
   if (s === undefined) return;
-  for (const t of Object.values(s)) if (t !== undefined && t !== keep) t.dispose();
+  const { extra, ...tensors } = s;
+  for (const t of [...Object.values(tensors), ...Object.values(extra ?? {})]) if (t !== undefined && t !== keep) t.dispose();
 }
 
 /** The forward pass only: logits [n, V] for x [n, length, channels]. */

@@ -63,9 +63,11 @@ export function bytesPerSample(plan: Plan): number {
     activations += 2 * size;
     if (plan.needSignal[op.id]) widest = Math.max(widest, size);
     if (op.kind === 'attention') {
-      const t = op.shape[0] as number;
-      activations += 4 * op.heads * t * t;
-      widest = Math.max(widest, 2 * op.heads * t * t);
+      // One T×T score matrix per head and sequence (Mantis: one sequence per channel).
+      const t = op.shape[op.shape.length - 2] as number;
+      const seqs = op.shape.slice(0, -2).reduce((a, b) => a * b, 1);
+      activations += 4 * seqs * op.heads * t * t;
+      widest = Math.max(widest, 2 * seqs * op.heads * t * t);
     }
   }
   return 4 * (activations + 5 * V * widest + 3 * V * plan.width);

@@ -5,6 +5,8 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { invariant } from './invariant.js';
+import { ScalarEncoder } from './series-layers.js';
+import type { ScalarWeights } from './series-layers.js';
 
 /** One trainable weight tensor of the model, in `model.trainableWeights` order. */
 export interface Param {
@@ -64,6 +66,19 @@ export type Op =
   | (Base & { kind: 'position' })
   | (Base & { kind: 'attention'; heads: number })
   | (Base & { kind: 'takeToken'; index: number })
+  | (Base & { kind: 'channelSeries' })
+  | (Base & { kind: 'seriesNorm'; epsilon: number })
+  /** Forward only, no signal to the input (Mantis computes these under `torch.no_grad`). */
+  | (Base & { kind: 'stopGradient'; fn: 'diff' | 'patchMean' | 'patchStd'; patches: number })
+  | (Base & {
+      kind: 'scalarEncoder';
+      groups: ScalarEncoder['groups'];
+      scales: number[];
+      epsilon: number;
+      lnEpsilon: number;
+      /** The weights stacked over scales (read at call time). */
+      stacked: () => ScalarWeights;
+    })
   | (Base & { kind: 'generic'; reason: string });
 
 export type OpKind = Op['kind'];
@@ -229,6 +244,37 @@ function classify(layer: tf.layers.Layer, inShapes: number[][]): OpBody | string
       return { kind: 'attention', heads: cfg['heads'] as number };
     case 'TakeToken':
       return { kind: 'takeToken', index: (cfg['index'] as number | undefined) ?? 0 };
+    case 'ChannelSeries':
+      return { kind: 'channelSeries' };
+    case 'SeriesNorm':
+      return { kind: 'seriesNorm', epsilon: cfg['epsilon'] as number };
+    case 'SeriesDiff':
+      return { kind: 'stopGradient', fn: 'diff', patches: 0 };
+    case 'PatchStats':
+      return { kind: 'stopGradient', fn: cfg['stat'] === 'std' ? 'patchStd' : 'patchMean', patches: cfg['patches'] as number };
+    case 'PatchMean': {
+      const l = in0[in0.length - 2] as number;
+      const patches = cfg['patches'] as number;
+      if (l % patches !== 0) return `PatchMean of ${l} steps into ${patches} patches`;
+      return { kind: 'pool1d', mode: 'avg', size: l / patches };
+    }
+    case 'SeriesConv': {
+      const kernel = weight(layer, 'kernel');
+      invariant(kernel !== null, 'SeriesConv without kernel');
+      const pad = cfg['padding'] as number;
+      return { kind: 'conv1d', kernel, bias: weight(layer, 'bias'), act: { kind: 'linear' }, stride: 1, padBefore: pad, padAfter: pad };
+    }
+    case 'ScalarEncoder': {
+      invariant(layer instanceof ScalarEncoder, 'ScalarEncoder of another module');
+      return {
+        kind: 'scalarEncoder',
+        groups: layer.groups,
+        scales: layer.scales,
+        epsilon: layer.epsilon,
+        lnEpsilon: layer.lnEpsilon,
+        stacked: () => layer.stacked(),
+      };
+    }
     default:
       return `layer class ${cls}`;
   }

@@ -3,12 +3,16 @@
  * registered for (de)serialisation, so a stored model.json that names them loads once this
  * module is imported; the fast path knows each by its class name.
  *
- * - ClassToken: prepends a learned vector to a token sequence, [n, T, d] → [n, T+1, d].
- * - SinusoidalPosition: adds the fixed sinusoidal position code, [n, T, d] → [n, T, d].
+ * Each works on token sequences [n, T, d] and, for Mantis (which encodes every channel of a
+ * series separately), on one sequence per channel [n, G, T, d]: leading axes between the batch
+ * and the token axis are independent sequences.
+ *
+ * - ClassToken: prepends a learned vector to a token sequence, [n, …, T, d] → [n, …, T+1, d].
+ * - SinusoidalPosition: adds the fixed sinusoidal position code, [n, …, T, d] → [n, …, T, d].
  * - SelfAttention: scaled dot-product attention with `heads` heads and no weights of its own,
- *   on packed projections [n, T, 3d] = [q | k | v] → [n, T, d]. The q/k/v and output projections
- *   are ordinary Dense layers around it.
- * - TakeToken: selects one token, [n, T, d] → [n, d].
+ *   on packed projections [n, …, T, 3d] = [q | k | v] → [n, …, T, d]. The q/k/v and output
+ *   projections are ordinary Dense layers around it.
+ * - TakeToken: selects one token, [n, …, T, d] → [n, …, d].
  */
 import * as tf from '@tensorflow/tfjs';
 
@@ -39,7 +43,8 @@ export class ClassToken extends tf.layers.Layer {
   }
 
   override build(inputShape: tf.Shape | tf.Shape[]): void {
-    const d = oneShape(inputShape)[2];
+    const s = oneShape(inputShape);
+    const d = s[s.length - 1];
     if (typeof d !== 'number') throw new Error('ClassToken needs a known last dimension');
     this.token = this.addWeight(
       'token',
@@ -51,23 +56,48 @@ export class ClassToken extends tf.layers.Layer {
   }
 
   override computeOutputShape(inputShape: tf.Shape | tf.Shape[]): tf.Shape {
-    const [n, t, d] = oneShape(inputShape);
-    return [n ?? null, t == null ? null : t + 1, d ?? null];
+    const s = oneShape(inputShape).slice();
+    const t = s[s.length - 2];
+    s[s.length - 2] = t == null ? null : t + 1;
+    return s;
   }
 
   override call(inputs: tf.Tensor | tf.Tensor[], _kwargs: Kwargs): tf.Tensor {
     return tf.tidy(() => {
       const x = one(inputs);
-      const [n, , d] = x.shape as [number, number, number];
       if (this.token === undefined) throw new Error('ClassToken used before build');
-      const tok = tf.add(tf.zeros([n, 1, d]), tf.reshape(this.token.read(), [1, 1, d]));
-      return tf.concat([tok, x], 1);
+      return prependToken(x, this.token.read());
     });
   }
 
   override getConfig(): tf.serialization.ConfigDict {
     return { ...super.getConfig(), seed: this.initializerSeed ?? null };
   }
+}
+
+/** [n, …, T, d] → [n, …, T+1, d] with `token` [d] first in every sequence. */
+export function prependToken(x: tf.Tensor, token: tf.Tensor): tf.Tensor {
+  const s = x.shape;
+  const d = s[s.length - 1] as number;
+  const tok = tf.add(tf.zeros([...s.slice(0, -2), 1, d]), tf.reshape(token, [...s.slice(0, -1).map(() => 1), d]));
+  return tf.concat([tok, x], x.rank - 2);
+}
+
+/** Adds the sinusoidal code of the last two axes [T, d] to x [n, …, T, d]. */
+export function addPositions(x: tf.Tensor): tf.Tensor {
+  const t = x.shape[x.rank - 2] as number;
+  const d = x.shape[x.rank - 1] as number;
+  return tf.add(x, tf.tensor2d(sinusoidalCode(t, d), [t, d]));
+}
+
+/** Token `index` of every sequence: [n, …, T, d] → [n, …, d]. */
+export function takeToken(x: tf.Tensor, index: number): tf.Tensor {
+  const s = x.shape;
+  const begin = s.map(() => 0);
+  begin[s.length - 2] = index;
+  const size = s.slice();
+  size[s.length - 2] = 1;
+  return tf.reshape(tf.slice(x, begin, size), [...s.slice(0, -2), s[s.length - 1] as number]);
 }
 
 const positionCache = new Map<string, Float32Array>();
@@ -98,11 +128,7 @@ export class SinusoidalPosition extends tf.layers.Layer {
   }
 
   override call(inputs: tf.Tensor | tf.Tensor[], _kwargs: Kwargs): tf.Tensor {
-    return tf.tidy(() => {
-      const x = one(inputs);
-      const [, t, d] = x.shape as [number, number, number];
-      return tf.add(x, tf.tensor3d(sinusoidalCode(t, d), [1, t, d]));
-    });
+    return tf.tidy(() => addPositions(one(inputs)));
   }
 }
 
@@ -117,13 +143,18 @@ export class SelfAttention extends tf.layers.Layer {
   }
 
   override computeOutputShape(inputShape: tf.Shape | tf.Shape[]): tf.Shape {
-    const [n, t, d3] = oneShape(inputShape);
-    return [n ?? null, t ?? null, d3 == null ? null : d3 / 3];
+    const s = oneShape(inputShape).slice();
+    const d3 = s[s.length - 1];
+    s[s.length - 1] = d3 == null ? null : d3 / 3;
+    return s;
   }
 
   override call(inputs: tf.Tensor | tf.Tensor[], _kwargs: Kwargs): tf.Tensor {
     return tf.tidy(() => {
-      const x = one(inputs);
+      const xIn = one(inputs);
+      // Leading axes between the batch and the tokens are independent sequences.
+      const lead = xIn.shape.slice(0, -2);
+      const x = xIn.rank === 3 ? xIn : tf.reshape(xIn, [-1, ...xIn.shape.slice(-2)]);
       const [n, t, d3] = x.shape as [number, number, number];
       const d = d3 / 3;
       const h = this.heads;
@@ -135,7 +166,7 @@ export class SelfAttention extends tf.layers.Layer {
       const scores = tf.mul(tf.matMul(q, k, false, true), 1 / Math.sqrt(dh));
       const p = tf.softmax(scores, -1);
       const o = tf.matMul(p, v); // [n, h, T, dh]
-      return tf.reshape(tf.transpose(o, [0, 2, 1, 3]), [n, t, d]);
+      return tf.reshape(tf.transpose(o, [0, 2, 1, 3]), [...lead, t, d]);
     });
   }
 
@@ -155,16 +186,12 @@ export class TakeToken extends tf.layers.Layer {
   }
 
   override computeOutputShape(inputShape: tf.Shape | tf.Shape[]): tf.Shape {
-    const [n, , d] = oneShape(inputShape);
-    return [n ?? null, d ?? null];
+    const s = oneShape(inputShape);
+    return [...s.slice(0, -2), s[s.length - 1] ?? null];
   }
 
   override call(inputs: tf.Tensor | tf.Tensor[], _kwargs: Kwargs): tf.Tensor {
-    return tf.tidy(() => {
-      const x = one(inputs);
-      const [n, , d] = x.shape as [number, number, number];
-      return tf.reshape(tf.slice(x, [0, this.index, 0], [n, 1, d]), [n, d]);
-    });
+    return tf.tidy(() => takeToken(one(inputs), this.index));
   }
 
   override getConfig(): tf.serialization.ConfigDict {

@@ -5,9 +5,24 @@
  * beyond the forward pass).
  */
 import type { Graph, Param } from './graph.js';
+import { MANTIS_SUBSETS } from './mantis.js';
 
-/** 'all' trainable weights, the 'head' (the layer producing the logits), or layer names. */
-export type Subset = 'all' | 'head' | readonly string[];
+/**
+ * 'all' trainable weights, the 'head', 'adapter_head', or layer names. The 'head' is the layer
+ * producing the logits, except where the model names its own subsets: a Mantis model (tfjs
+ * model name 'mantis') names its fine-tuning modes, 'head' (head_norm and head) and
+ * 'adapter_head' (the channel adapter, when configured, and the head).
+ */
+export type Subset = 'all' | 'head' | 'adapter_head' | readonly string[];
+
+/** The subsets a model names, as layer names with trainable weights (see `Subset`). */
+export function namedSubsets(graph: Graph): Record<string, string[]> {
+  if (graph.model.name !== 'mantis') return {};
+  const weighted = new Set(graph.params.map((p) => p.layer));
+  const out: Record<string, string[]> = {};
+  for (const [name, layers] of Object.entries(MANTIS_SUBSETS)) out[name] = layers.filter((l) => weighted.has(l));
+  return out;
+}
 
 export interface Plan {
   graph: Graph;
@@ -33,6 +48,11 @@ export interface Plan {
 export function resolveSubset(graph: Graph, subset: Subset): string[] {
   const withWeights = new Set(graph.params.map((p) => p.layer));
   if (subset === 'all') return graph.ops.map((o) => o.name).filter((n) => withWeights.has(n));
+  if (typeof subset === 'string') {
+    const named = namedSubsets(graph)[subset];
+    if (named !== undefined && named.length > 0) return graph.ops.map((o) => o.name).filter((n) => named.includes(n));
+  }
+  if (subset === 'adapter_head') throw new Error("subset 'adapter_head': only a Mantis model names it; use 'all', 'head' or layer names");
   if (subset === 'head') {
     const head = graph.ops[graph.logits];
     if (head === undefined || !withWeights.has(head.name)) {
@@ -40,7 +60,7 @@ export function resolveSubset(graph: Graph, subset: Subset): string[] {
     }
     return [head.name];
   }
-  if (!Array.isArray(subset) || subset.length === 0) throw new Error("subset must be 'all', 'head' or a non-empty list of layer names");
+  if (!Array.isArray(subset) || subset.length === 0) throw new Error("subset must be 'all', 'head', 'adapter_head' or a non-empty list of layer names");
   for (const name of subset) {
     if (!withWeights.has(name)) {
       throw new Error(`subset: '${name}' is not a layer with trainable weights; known: ${[...withWeights].join(', ')}`);
@@ -62,7 +82,10 @@ export function makePlan(graph: Graph, subset: Subset): Plan {
   const paramByVariable = new Map(params.map((p) => [p.variable.id, p.index]));
   const gradOp = graph.ops.map((op) => inSubset.has(op.name));
   const needSignal: boolean[] = [];
-  for (const op of graph.ops) needSignal[op.id] = gradOp[op.id] === true || op.inputs.some((i) => needSignal[i] === true);
+  // A stopGradient op passes no signal on, so nothing before it needs one through it.
+  for (const op of graph.ops) {
+    needSignal[op.id] = gradOp[op.id] === true || (op.kind !== 'stopGradient' && op.inputs.some((i) => needSignal[i] === true));
+  }
   const generic = graph.ops.filter((op) => op.kind === 'generic' && needSignal[op.id]).map((op) => op.name);
   return { graph, layers, params, width, offset, gradOp, needSignal, paramByVariable, generic };
 }

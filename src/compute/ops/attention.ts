@@ -20,7 +20,9 @@ function splitHeads(x: tf.Tensor, h: number): tf.Tensor {
   return tf.reshape(tf.transpose(tf.reshape(x, [n, t, h, d / h]), [0, 2, 1, 3]), [n * h, t, d / h]);
 }
 
-export function attentionForward(op: Attention, x: tf.Tensor): Saved {
+export function attentionForward(op: Attention, xIn: tf.Tensor): Saved {
+  const lead = xIn.shape.slice(0, -2);
+  const x = xIn.rank === 3 ? xIn : tf.reshape(xIn, [-1, ...xIn.shape.slice(-2)]);
   const [n, t, d3] = x.shape as [number, number, number];
   const h = op.heads;
   const d = d3 / 3;
@@ -28,12 +30,14 @@ export function attentionForward(op: Attention, x: tf.Tensor): Saved {
   const [q, k, v] = tf.split(x, 3, 2).map((part) => splitHeads(part, h)) as [tf.Tensor, tf.Tensor, tf.Tensor];
   const p = tf.softmax(tf.mul(tf.matMul(q, k, false, true), 1 / Math.sqrt(dh)), -1);
   const o = tf.matMul(p, v); // [n·h, T, dh]
-  const out = tf.reshape(tf.transpose(tf.reshape(o, [n, h, t, dh]), [0, 2, 1, 3]), [n, t, d]);
+  const out = tf.reshape(tf.transpose(tf.reshape(o, [n, h, t, dh]), [0, 2, 1, 3]), [...lead, t, d]);
   return { out, q, k, v, p };
 }
 
-/** δ [n, T, V, d] → [n, T, V, 3d]. */
-export function attentionBackward(op: Attention, saved: Saved, dy: tf.Tensor, ctx: Ctx): tf.Tensor {
+/** δ [n, …, T, V, d] → [n, …, T, V, 3d]. */
+export function attentionBackward(op: Attention, saved: Saved, dyIn: tf.Tensor, ctx: Ctx): tf.Tensor {
+  const lead = dyIn.shape.slice(0, -3);
+  const dy = dyIn.rank === 4 ? dyIn : tf.reshape(dyIn, [-1, ...dyIn.shape.slice(-3)]);
   const [n, t, V, d] = dy.shape as [number, number, number, number];
   const h = op.heads;
   const dh = d / h;
@@ -59,5 +63,6 @@ export function attentionBackward(op: Attention, saved: Saved, dy: tf.Tensor, ct
   // [n·h, V·T, dh] → [n, V, T, d]
   const merge = (g: tf.Tensor) => tf.reshape(tf.transpose(tf.reshape(g, [n, h, V * t, dh]), [0, 2, 1, 3]), [n, V, t, d]);
   const packed = tf.concat([merge(dQ), merge(dK), merge(dV)], 3); // [n, V, T, 3d]
-  return tf.transpose(packed, [0, 2, 1, 3]);
+  const dx = tf.transpose(packed, [0, 2, 1, 3]);
+  return dyIn.rank === 4 ? dx : tf.reshape(dx, [...lead, t, V, 3 * d]);
 }

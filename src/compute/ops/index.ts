@@ -20,6 +20,16 @@ import {
   takeTokenBackward,
   takeTokenForward,
 } from './structural.js';
+import {
+  channelSeriesBackward,
+  channelSeriesForward,
+  scalarEncoderBackward,
+  scalarEncoderForward,
+  scalarEncoderGrads,
+  seriesNormBackward,
+  seriesNormForward,
+  stopGradientForward,
+} from './series.js';
 import type { Block, Ctx, Saved, Signal } from './types.js';
 
 export function forwardOp(op: Op, xs: tf.Tensor[]): Saved {
@@ -57,6 +67,14 @@ export function forwardOp(op: Op, xs: tf.Tensor[]): Saved {
       return attentionForward(op, x);
     case 'takeToken':
       return takeTokenForward(op, x);
+    case 'channelSeries':
+      return channelSeriesForward(x);
+    case 'seriesNorm':
+      return seriesNormForward(op, x);
+    case 'stopGradient':
+      return stopGradientForward(op, x);
+    case 'scalarEncoder':
+      return scalarEncoderForward(op, x);
     case 'generic':
       return genericForward(op, xs);
   }
@@ -123,6 +141,17 @@ export function backwardOp(op: Op, xs: tf.Tensor[], saved: Saved, dy: Signal, ne
       return { dxs: [need0 ? attentionBackward(op, saved, d(), ctx) : null], blocks: [] };
     case 'takeToken':
       return { dxs: [need0 ? takeTokenBackward(op, x, d()) : null], blocks: [] };
+    case 'channelSeries':
+      return { dxs: [need0 ? channelSeriesBackward(d()) : null], blocks: [] };
+    case 'seriesNorm':
+      return { dxs: [need0 ? seriesNormBackward(saved, d()) : null], blocks: [] };
+    case 'stopGradient':
+      return { dxs: [null], blocks: [] };
+    case 'scalarEncoder':
+      return {
+        dxs: [need0 ? scalarEncoderBackward(op, saved, d(), ctx) : null],
+        blocks: grads ? scalarEncoderGrads(op, saved, d(), ctx) : [],
+      };
     case 'generic':
       return { dxs: genericBackward(op, xs, d(), need, ctx), blocks: grads ? genericGrads(op, xs, d(), ctx) : [] };
   }

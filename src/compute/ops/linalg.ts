@@ -32,3 +32,17 @@ export function sumPositions(t: tf.Tensor): tf.Tensor {
   const flat = tf.reshape(t, [n, positions, vc[0] * vc[1]]);
   return tf.reshape(tf.sum(flat, 1), [n, ...vc]);
 }
+
+/**
+ * Folds every axis before the last `keep` into the first: [n, G, …, (keep axes)] → [n·G·…,
+ * (keep axes)]. Ops written for one sequence per sample run on Mantis's one sequence per channel
+ * ([n, G, T, C]) this way; `unfold` restores the leading axes.
+ */
+export function fold(t: tf.Tensor, keep: number): tf.Tensor {
+  return t.rank === keep + 1 ? t : tf.reshape(t, [-1, ...t.shape.slice(-keep)]);
+}
+
+/** The inverse of `fold`: [n·G·…, (rest)] → [...lead, (rest)]. */
+export function unfold(t: tf.Tensor, lead: number[]): tf.Tensor {
+  return lead.length === 1 ? t : tf.reshape(t, [...lead, ...t.shape.slice(1)]);
+}

@@ -4,7 +4,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { Activation, Op } from '../graph.js';
-import { bmm, expandV, sumPositions } from './linalg.js';
+import { bmm, expandV, fold, sumPositions, unfold } from './linalg.js';
 import { fullM, isSeparable, materialize } from './signal.js';
 import type { Block, Ctx, Saved, Signal } from './types.js';
 
@@ -83,10 +83,15 @@ export function denseGrads(op: Dense, x: tf.Tensor, dz: Signal, ctx: Ctx): Block
   return linearBlock(kernel, bias, tf.reshape(x, [ctx.n, -1, din]), dz, ctx);
 }
 
-export function convForward(op: Conv, x: tf.Tensor): Saved {
+/**
+ * Conv1D over the time axis of x [n, T, Cin], or of every sequence of x [n, G, T, Cin] (Mantis's
+ * per-channel series, shared weights): leading axes are folded into the batch.
+ */
+export function convForward(op: Conv, xIn: tf.Tensor): Saved {
   const w = op.kernel.read() as tf.Tensor3D;
+  const x = fold(xIn, 2);
   const xp = op.padBefore + op.padAfter > 0 ? tf.pad(x, [[0, 0], [op.padBefore, op.padAfter], [0, 0]]) : x;
-  let z: tf.Tensor = tf.conv1d(xp as tf.Tensor3D, w, op.stride, 'valid');
+  let z: tf.Tensor = unfold(tf.conv1d(xp as tf.Tensor3D, w, op.stride, 'valid'), xIn.shape.slice(0, -2));
   if (op.bias !== null) z = tf.add(z, op.bias.read());
   return activate(op.act, z);
 }
@@ -95,10 +100,11 @@ export function convForward(op: Conv, x: tf.Tensor): Saved {
  * δx of a Conv1D as one forward convolution: the signal [n, T', V, Cout] is a 2D image (time ×
  * class) convolved with the flipped, transposed kernel [k, 1, Cout, Cin]; strides dilate it first.
  */
-export function convBackward(op: Conv, x: tf.Tensor, saved: Saved, dy: Signal, needInput: boolean): [tf.Tensor | null, Signal] {
+export function convBackward(op: Conv, xIn: tf.Tensor, saved: Saved, dy: Signal, needInput: boolean): [tf.Tensor | null, Signal] {
   const dzs = throughActivation(saved.dact, dy);
   if (!needInput) return [null, dzs];
-  const dz = materialize(dzs);
+  const x = fold(xIn, 2);
+  const dz = fold(materialize(dzs), 3);
   const w = op.kernel.read();
   const [k, cin, cout] = w.shape as [number, number, number];
   const [n, tOut, V] = dz.shape as [number, number, number, number];
@@ -128,7 +134,7 @@ export function convBackward(op: Conv, x: tf.Tensor, saved: Saved, dy: Signal, n
   const ep = lo + right > 0 ? tf.pad(e, [[0, 0], [lo, right], [0, 0], [0, 0]]) : e;
   const dx = tf.conv2d(ep as tf.Tensor4D, filter, 1, 'valid');
   filter.dispose();
-  return [dx, dzs];
+  return [unfold(dx, xIn.shape.slice(0, -2)), dzs];
 }
 
 /** im2col: [n, T, Cin] → [n, T', k·Cin], columns ordered (j, ci) like the kernel's rows. */
@@ -159,6 +165,8 @@ export function convGrads(op: Conv, x: tf.Tensor, dz: Signal, ctx: Ctx): Block[]
   const bias = ctx.paramOf(op.bias);
   if (kernel === null && bias === null) return [];
   const k = op.kernel.shape[0] as number;
-  const tOut = (isSeparable(dz) ? dz.m.shape[1] : dz.shape[1]) as number;
-  return linearBlock(kernel, bias, patches(op, x, k, tOut), dz, ctx);
+  const tOut = op.shape[op.shape.length - 2] as number;
+  // Shared weights over a sample's sequences: their positions are summed like time steps.
+  const p = patches(op, fold(x, 2), k, tOut);
+  return linearBlock(kernel, bias, x.rank === 3 ? p : tf.reshape(p, [ctx.n, -1, p.shape[2] as number]), dz, ctx);
 }

@@ -5,6 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { Op } from '../graph.js';
+import { fold, unfold } from './linalg.js';
 import { isSeparable } from './signal.js';
 import type { Saved, Signal } from './types.js';
 
@@ -23,13 +24,16 @@ function firstMaxMask(x: tf.Tensor, axis: number): tf.Tensor {
   return tf.transpose(hot, perm);
 }
 
-export function poolForward(op: Pool, x: tf.Tensor): Saved {
+/** Pools the time axis of x [n, T, C], or of every sequence of x [n, G, T, C] (Mantis's patch means). */
+export function poolForward(op: Pool, xIn: tf.Tensor): Saved {
+  const x = fold(xIn, 2);
+  const lead = xIn.shape.slice(0, -2);
   const [n, t, c] = x.shape as [number, number, number];
   const tOut = Math.floor(t / op.size);
   const used = tOut * op.size === t ? x : tf.slice(x, 0, [n, tOut * op.size, c]);
   const windows = tf.reshape(used, [n, tOut, op.size, c]);
-  if (op.mode === 'avg') return { out: tf.mean(windows, 2) };
-  return { out: tf.max(windows, 2), mask: firstMaxMask(windows, 2) };
+  if (op.mode === 'avg') return { out: unfold(tf.mean(windows, 2), lead) };
+  return { out: unfold(tf.max(windows, 2), lead), mask: firstMaxMask(windows, 2) };
 }
 
 /** Routes values [n, T', ...mid, C′] of each window back to its positions: [n, T, ...mid, C]. */
@@ -48,10 +52,12 @@ function spread(op: Pool, x: tf.Tensor, saved: Saved, d: tf.Tensor, mid: number[
   return rest > 0 ? tf.pad(dx, [[0, 0], [0, rest], ...mid.map((): [number, number] => [0, 0]), [0, 0]]) : dx;
 }
 
-/** δ [n, T', V, C] → [n, T, V, C]; a separable δ stays separable (m is routed). */
-export function poolBackward(op: Pool, x: tf.Tensor, saved: Saved, dy: Signal): Signal {
-  if (isSeparable(dy)) return { kind: 'separable', m: spread(op, x, saved, dy.m, []), u: dy.u.clone() };
-  return spread(op, x, saved, dy, [dy.shape[2] as number]);
+/** δ [n, …, T', V, C] → [n, …, T, V, C]; a separable δ stays separable (m is routed). */
+export function poolBackward(op: Pool, xIn: tf.Tensor, saved: Saved, dy: Signal): Signal {
+  const x = fold(xIn, 2);
+  const lead = xIn.shape.slice(0, -2);
+  if (isSeparable(dy)) return { kind: 'separable', m: unfold(spread(op, x, saved, fold(dy.m, 2), []), lead), u: dy.u.clone() };
+  return unfold(spread(op, x, saved, fold(dy, 3), [dy.shape[dy.rank - 2] as number]), lead);
 }
 
 export function globalPoolForward(op: GlobalPool, x: tf.Tensor): Saved {

@@ -4,7 +4,8 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { Op } from '../graph.js';
-import { sinusoidalCode } from '../layers.js';
+import { addPositions, prependToken, takeToken } from '../layers.js';
+import { sumPositions } from './linalg.js';
 import type { Block, Ctx, Saved } from './types.js';
 
 type ClassToken = Extract<Op, { kind: 'classToken' }>;
@@ -34,37 +35,45 @@ export function concatBackward(xs: tf.Tensor[], dy: tf.Tensor): tf.Tensor[] {
 }
 
 export function classTokenForward(op: ClassToken, x: tf.Tensor): Saved {
-  const [n, , d] = x.shape as [number, number, number];
-  const tok = tf.add(tf.zeros([n, 1, d]), tf.reshape(op.token.read(), [1, 1, d]));
-  return { out: tf.concat([tok, x], 1) };
+  return { out: prependToken(x, op.token.read()) };
 }
 
-/** δ [n, T+1, V, d] → δx [n, T, V, d]. */
+/** A slice [from, from + len) of the token axis of a signal [n, …, T, V, d]. */
+function tokenSlice(dy: tf.Tensor, from: number, len: number): tf.Tensor {
+  const axis = dy.rank - 3;
+  const begin = dy.shape.map(() => 0);
+  begin[axis] = from;
+  const size = dy.shape.slice();
+  size[axis] = len;
+  return tf.slice(dy, begin, size);
+}
+
+/** δ [n, …, T+1, V, d] → δx [n, …, T, V, d]. */
 export function classTokenBackward(dy: tf.Tensor): tf.Tensor {
-  const [n, t1, V, d] = dy.shape as [number, number, number, number];
-  return tf.slice(dy, [0, 1, 0, 0], [n, t1 - 1, V, d]);
+  return tokenSlice(dy, 1, (dy.shape[dy.rank - 3] as number) - 1);
 }
 
+/** The token's gradient: the signal at position 0, summed over sequences (it is shared). */
 export function classTokenGrads(op: ClassToken, dy: tf.Tensor, ctx: Ctx): Block[] {
   const param = ctx.paramOf(op.token);
   if (param === null) return [];
-  const [n, , V, d] = dy.shape as [number, number, number, number];
-  return [{ kind: 'rows', param, rows: tf.reshape(tf.slice(dy, 0, [n, 1, V, d]), [n, V, d]) }];
+  return [{ kind: 'rows', param, rows: sumPositions(tokenSlice(dy, 0, 1)) }];
 }
 
 export function positionForward(x: tf.Tensor): Saved {
-  const [, t, d] = x.shape as [number, number, number];
-  return { out: tf.add(x, tf.tensor3d(sinusoidalCode(t, d), [1, t, d])) };
+  return { out: addPositions(x) };
 }
 
 export function takeTokenForward(op: TakeToken, x: tf.Tensor): Saved {
-  const [n, , d] = x.shape as [number, number, number];
-  return { out: tf.reshape(tf.slice(x, [0, op.index, 0], [n, 1, d]), [n, d]) };
+  return { out: takeToken(x, op.index) };
 }
 
-/** δ [n, V, d] → [n, T, V, d], zero except at the selected token. */
+/** δ [n, …, V, d] → [n, …, T, V, d], zero except at the selected token. */
 export function takeTokenBackward(op: TakeToken, x: tf.Tensor, dy: tf.Tensor): tf.Tensor {
-  const t = x.shape[1] as number;
-  const [n, V, d] = dy.shape as [number, number, number];
-  return tf.pad(tf.reshape(dy, [n, 1, V, d]), [[0, 0], [op.index, t - 1 - op.index], [0, 0], [0, 0]]);
+  const t = x.shape[x.rank - 2] as number;
+  const s = dy.shape;
+  const e = tf.reshape(dy, [...s.slice(0, -2), 1, ...s.slice(-2)]);
+  const pads: Array<[number, number]> = e.shape.map((): [number, number] => [0, 0]);
+  pads[e.rank - 3] = [op.index, t - 1 - op.index];
+  return tf.pad(e, pads);
 }

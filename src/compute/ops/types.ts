@@ -23,6 +23,8 @@ export interface Saved {
   k?: tf.Tensor;
   v?: tf.Tensor;
   p?: tf.Tensor;
+  /** Anything else an op's backward reuses (released with the rest). */
+  extra?: Record<string, tf.Tensor>;
 }
 
 /**
