@@ -23,9 +23,11 @@ import type { TrainSpec } from './train.js';
  * `tangent train`) takes the job, trains on a thread of its own (src/train), and on this process's
  * event loop stores each point's checkpoint and metrics in one transaction, then the run's status.
  *
- * A worker that dies mid-way: pg-boss gives the job to another worker (at once on the embedded
- * database, where the next process to open it is the only one; after TANGENT_TRAIN_EXPIRE_SECONDS
- * on PostgreSQL), which trains again from the start under the next attempt. Training is
+ * A worker that stops (a server restart) hands its training back to the queue as a new job; one
+ * that dies mid-way is failed by pg-boss and tried again, up to TANGENT_TRAIN_RETRY_LIMIT times (at
+ * once on the embedded database, where the next process to open it is the only one; after
+ * TANGENT_TRAIN_EXPIRE_SECONDS on PostgreSQL). Either way the next worker trains again from the
+ * start under the next attempt. Training is
  * deterministic, so a checkpoint the earlier attempt stored is found identical (same SHA-256) and
  * kept with its metrics; one that differs (another backend) is replaced. Writes of an older
  * attempt are refused, so two workers never both write a run.
@@ -85,6 +87,14 @@ class TrainingStopped extends Error {
   constructor(reason: string) {
     super(reason);
     this.name = 'TrainingStopped';
+  }
+}
+
+/** This process stops working jobs: the training goes back to the queue without counting as a failed try. */
+class WorkerStopping extends Error {
+  constructor() {
+    super('the worker is stopping');
+    this.name = 'WorkerStopping';
   }
 }
 
@@ -151,11 +161,11 @@ export class TrainWorker {
     for (const id of this.workerIds) this.queue.pgBoss.notifyWorker(id);
   }
 
-  /** Stops the training under way (its job goes back to the queue when pg-boss stops). */
+  /** Stops the training under way; it goes back to the queue for the next worker. */
   stop(): void {
     if (workers.get(this.deps.db) === this) workers.delete(this.deps.db);
     this.stopping = true;
-    this.current?.abort(new Error('the worker is stopping'));
+    this.current?.abort(new WorkerStopping());
   }
 
   /**
@@ -290,7 +300,7 @@ export class TrainWorker {
     await this.publish(runId);
     const abort = new AbortController();
     this.current = abort;
-    if (this.stopping) abort.abort(new Error('the worker is stopping'));
+    if (this.stopping) abort.abort(new WorkerStopping());
     // A client that sets the run's status (CANCELLED) or deletes it stops the training at once.
     const watching = new AbortController();
     void (async () => {
@@ -335,6 +345,13 @@ export class TrainWorker {
         // named: train.stopped
         await db.sql.query('UPDATE train_job SET finished_at = now(), updated_at = now() WHERE run_id = $1 AND attempts = $2', [runId, claim.attempt]).catch(() => undefined);
         log.info({ runId, reason: reason.message }, 'training stopped');
+        return;
+      }
+      if (reason instanceof WorkerStopping) {
+        // A new queue job for the run, and this one completes: stopping a worker (a server restart,
+        // a `tangent compute` that took a training while it worked) is not the training's failure.
+        await db.transaction((tx) => enqueueTraining(this.queue, this.deps, tx, runId));
+        log.info({ runId, attempt: claim.attempt }, 'training handed back to the queue: this worker is stopping');
         return;
       }
       if (error instanceof TrainingFailed && error.permanent) {

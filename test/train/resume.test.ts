@@ -6,7 +6,7 @@ import { importUcr, SMALL_CNN } from '../jobs/helpers.js';
 import { readRun } from './helpers.js';
 
 /**
- * A training is a durable job: a server stopped mid-training gives it back to the queue, and the next
+ * A training is a durable job: a server stopped mid-training hands it back to the queue, and the next
  * worker (here: the next server on the same database) trains it again from the start under the next
  * attempt. Training is deterministic, so the checkpoints the first attempt stored are found identical
  * and kept (same ids), and the run completes as if nothing had happened.
