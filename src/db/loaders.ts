@@ -34,9 +34,18 @@ export function createLoaders(db: Database) {
     runById: new DataLoader<number, Run | null>(async (ids) =>
       byKey(ids, await prisma.run.findMany({ where: { id: { in: [...ids] } } }), (r) => r.id),
     ),
-    checkpointById: new DataLoader<number, Checkpoint | null>(async (ids) =>
-      byKey(ids, await prisma.checkpoint.findMany({ where: { id: { in: [...ids] } } }), (r) => r.id),
-    ),
+    // Plain SQL rather than Prisma: every curation query starts with this lookup, and Prisma's query
+    // compiler costs milliseconds per call there (bench:query); the row has the Prisma shape.
+    checkpointById: new DataLoader<number, Checkpoint | null>(async (ids) => {
+      // named: checkpoint.byIds
+      const rows = await db.sql.query<Checkpoint>(
+        `SELECT id, run_id AS "runId", step, epoch, learning_rate AS "learningRate", weight_bytes AS "weightBytes",
+                weight_sha256 AS "weightSha256", created_at AS "createdAt"
+         FROM checkpoint WHERE id = ANY($1::int[])`,
+        [[...ids]],
+      );
+      return byKey(ids, rows, (r) => r.id);
+    }),
     weightsByCheckpoint: new DataLoader<number, CheckpointWeights | null>(
       async (ids) =>
         byKey(ids, await prisma.checkpointWeights.findMany({ where: { checkpointId: { in: [...ids] } } }), (r) => r.checkpointId),
