@@ -801,8 +801,9 @@ export type Mutation = {
    * correct, logits, probs, aNorm, hTrace, hMinEig, gNorm, marked SERVER with backend and version); kNorm
    * and kTrace are computed on demand as for any run. Progress: `Run.status`, `Run.training.progress`, and
    * `runUpdated` after every epoch and every checkpoint. Setting the run's status (updateRun, e.g.
-   * CANCELLED) stops it at once; what it stored stays. When a worker dies, another trains again from the
-   * start (same seed, same weights), up to TANGENT_TRAIN_RETRY_LIMIT times.
+   * CANCELLED) stops it at once; what it stored stays. A worker that stops hands the training back to the
+   * queue; one that dies is retried up to TANGENT_TRAIN_RETRY_LIMIT times. Either way the next worker trains
+   * again from the start (same seed, same weights), keeping the checkpoints already stored identically.
    */
   trainRun: Run;
   updateRun: Run;
@@ -1707,7 +1708,7 @@ export type TrainRunInput = {
   /**
    * Seeds everything random: the initial weights, the order of samples in each epoch, dropout, the
    * subset trained on and the tracked subset. The same seed, data and tfjs backend give the same
-   * weights bit for bit.
+   * weights bit for bit (on the cpu and wasm backends; a GPU's kernels need not be deterministic).
    */
   seed?: InputMaybe<Scalars['Int']['input']>;
   /** The split trained on. */
