@@ -35,6 +35,9 @@ import type { TrainSpec } from './train.js';
 export const TRAIN_QUEUE = 'tangent-train';
 export const FAILED_TRAIN_QUEUE = 'tangent-train-failed';
 
+/** Epoch progress is written (and announced on runUpdated) at most this often; the last epoch always. */
+const PROGRESS_INTERVAL_MS = 250;
+
 /** What a training's queue job carries. */
 export interface TrainMessage {
   runId: number;
@@ -318,6 +321,7 @@ export class TrainWorker {
       const joined = joiningDb(db);
       let producer: ProducerKey | null = null;
       let points = 0;
+      let lastProgress = 0;
       await runTraining(
         task,
         async (event: TrainEvent) => {
@@ -326,6 +330,10 @@ export class TrainWorker {
             await producerId(joined, producer); // cached before any transaction (see joiningDb)
             await this.update(claim, 'backend = $3', [`${event.backend.name} (${event.backend.version})`]);
           } else if (event.type === 'epoch') {
+            // Short epochs (a small data set) would make an UPDATE and a NOTIFY per few milliseconds.
+            const now = Date.now();
+            if (event.epoch < task.epochs && now - lastProgress < PROGRESS_INTERVAL_MS) return;
+            lastProgress = now;
             await this.update(claim, 'epochs_done = $3, steps_done = $4, epoch_loss = $5, epoch_accuracy = $6', [event.epoch, event.step, event.loss, event.accuracy]);
             await this.publish(runId);
           } else {
