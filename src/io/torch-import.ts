@@ -109,7 +109,12 @@ function closeTo(values: ArrayLike<number>, expected: ArrayLike<number>, tol: (e
 }
 
 function mantisTable(config: Record<string, unknown>): ImportTable {
-  const c: MantisConfig = mantisConfig(config as Partial<MantisConfig>);
+  let c: MantisConfig;
+  try {
+    c = mantisConfig(config as Partial<MantisConfig>);
+  } catch (error) {
+    throw new TorchImportError([(error as Error).message]);
+  }
   const W = c.dim;
   const H = c.scalarDim;
   const k = mantisKernelSize(c);
@@ -176,8 +181,20 @@ function mantisTable(config: Record<string, unknown>): ImportTable {
   return { architecture: 'mantis', config: c as unknown as Record<string, unknown>, weights, known };
 }
 
+function positiveInts(c: Record<string, unknown>, keys: string[], arch: string): void {
+  for (const k of keys) {
+    const v = c[k];
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) throw new TorchImportError([`${arch}: config.${k} must be a positive integer; got ${JSON.stringify(v)}`]);
+  }
+}
+
 function cnn1dTable(config: Record<string, unknown>): ImportTable {
   const c: Cnn1dConfig = { ...CNN1D_DEFAULTS, ...(config as Partial<Cnn1dConfig>) };
+  positiveInts(c as unknown as Record<string, unknown>, ['length', 'channels', 'classes'], 'cnn1d');
+  const list = (v: unknown) => Array.isArray(v) && v.length > 0 && v.every((x) => Number.isInteger(x) && x >= 1);
+  if (!list(c.filters) || !list(c.kernelSizes) || c.filters.length !== c.kernelSizes.length) {
+    throw new TorchImportError(['cnn1d: config.filters and config.kernelSizes must be non-empty lists of positive integers of equal length']);
+  }
   const weights: MappedWeight[] = [];
   let cin = c.channels;
   c.filters.forEach((f, i) => {
@@ -190,6 +207,10 @@ function cnn1dTable(config: Record<string, unknown>): ImportTable {
 
 function transformerTable(config: Record<string, unknown>): ImportTable {
   const c: TransformerConfig = { ...TRANSFORMER_DEFAULTS, ...(config as Partial<TransformerConfig>) };
+  positiveInts(c as unknown as Record<string, unknown>, ['length', 'channels', 'classes', 'patch', 'dim', 'heads', 'mlpDim'], 'transformer');
+  if (!Number.isInteger(c.depth) || c.depth < 0) throw new TorchImportError(['transformer: config.depth must be a non-negative integer']);
+  if (c.length % c.patch !== 0) throw new TorchImportError([`transformer: config.length ${c.length} must be a multiple of config.patch ${c.patch}`]);
+  if (c.dim % c.heads !== 0) throw new TorchImportError([`transformer: config.dim ${c.dim} must be divisible by config.heads ${c.heads}`]);
   const d = c.dim;
   const weights: MappedWeight[] = [conv('patch/kernel', ['patch.weight'], c.patch, c.channels, d), same('patch/bias', ['patch.bias'], [d])];
   weights.push(...layerNorm('patch_norm', ['patch_norm'], d), same('cls/token', ['cls'], [d]));
