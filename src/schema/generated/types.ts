@@ -800,8 +800,8 @@ export type Mutation = {
    * At each analysis point it stores a checkpoint and the forward terms of every trained sample (loss,
    * correct, logits, probs, aNorm, hTrace, hMinEig, gNorm, marked SERVER with backend and version); kNorm
    * and kTrace are computed on demand as for any run. Progress: `Run.status`, `Run.training.progress`, and
-   * `runUpdated` after every epoch and every checkpoint. Setting the run's status (updateRun, e.g.
-   * CANCELLED) stops it at once; what it stored stays. A worker that stops hands the training back to the
+   * `runUpdated` after every checkpoint and, at most every 250 ms, after an epoch. Setting the run's
+   * status (updateRun, e.g. CANCELLED) stops it at once; what it stored stays. A worker that stops hands the training back to the
    * queue; one that dies is retried up to TANGENT_TRAIN_RETRY_LIMIT times. Either way the next worker trains
    * again from the start (same seed, same weights), keeping the checkpoints already stored identically.
    */
