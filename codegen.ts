@@ -41,6 +41,7 @@ const config: CodegenConfig = {
           AddSamplesBulkPayload: '../../services/ingest.js#AddSamplesBulkPayloadRow',
           ImportUcrPayload: '../../services/ingest.js#ImportUcrPayloadRow',
           ImportTfjsModelPayload: '../../services/ingest.js#ImportTfjsModelPayloadRow',
+          ImportSafetensorsPayload: '../../services/torch-import.js#ImportSafetensorsPayloadRow',
           DatasetConnection: '../rows.js#ConnectionRow<DatasetRow>',
           SampleConnection: '../rows.js#ConnectionRow<SampleRow>',
           ModelConnection: '../rows.js#ConnectionRow<ModelRow>',

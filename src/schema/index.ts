@@ -12,6 +12,7 @@ import { ingestResolvers } from './ingest.js';
 import { modelResolvers } from './models.js';
 import { runResolvers } from './runs.js';
 import { trainResolvers } from './train.js';
+import { torchImportResolvers } from './torch-import.js';
 import { Base64, DateTime, FloatArray, JSON as JSONScalar } from './scalars.js';
 import { VERSION } from '../version.js';
 
@@ -45,6 +46,7 @@ export const resolvers = mergeResolvers([
   apiKeyResolvers,
   curationResolvers,
   trainResolvers,
+  torchImportResolvers,
 ]) as Resolvers;
 
 export function buildSchema() {

@@ -3,6 +3,7 @@ import type { GraphQLResolveInfo, GraphQLScalarType, GraphQLScalarTypeConfig } f
 import type { DatasetRow, SampleRow, ModelRow, RunRow, CheckpointRow, CheckpointWeightsRow, SampleMetricRow, ConnectionRow, AddSamplesPayloadRow, RecordMetricsPayloadRow } from '../rows.js';
 import type { ApiKeyRow } from '../../auth/keys.js';
 import type { AddSamplesBulkPayloadRow, ImportUcrPayloadRow, ImportTfjsModelPayloadRow } from '../../services/ingest.js';
+import type { ImportSafetensorsPayloadRow } from '../../services/torch-import.js';
 import type { RankedSampleRow, RankedSampleConnectionRow, TermStatsRow, TargetSetRow, SelectionRow, SelectionConnectionRow, SelectedSampleRow, SelectedSampleConnectionRow, SelectionProvenanceRow } from '../curation-rows.js';
 import type { ServerInfoRow } from '../compute.js';
 import type { JobRow } from '../../jobs/store.js';
@@ -509,6 +510,47 @@ export type HistogramBin = {
   upper: Scalars['Float']['output'];
 };
 
+/** A tensor of the file that is not a weight and was skipped (a buffer checked against the config, a counter). */
+export type IgnoredTensor = {
+  __typename?: 'IgnoredTensor';
+  name: Scalars['String']['output'];
+  reason: Scalars['String']['output'];
+};
+
+export type ImportSafetensorsInput = {
+  /** The built-in architecture: mantis, cnn1d or transformer. */
+  architecture: Scalars['String']['input'];
+  /**
+   * The architecture's config; what is left out takes the defaults (Mantis-8M for mantis). Length,
+   * channels and classes come from the dataset or the run's model.
+   */
+  config?: InputMaybe<Scalars['JSON']['input']>;
+  /** Or create a run on this dataset (and its BUILTIN model when needed). */
+  datasetId?: InputMaybe<Scalars['ID']['input']>;
+  epoch?: InputMaybe<Scalars['Float']['input']>;
+  learningRate?: InputMaybe<Scalars['Float']['input']>;
+  /** Name of the model (with datasetId); default `<architecture>-torch-<hash of config and shape>`. */
+  modelName?: InputMaybe<Scalars['String']['input']>;
+  /** Store the checkpoint in this run; its model must be a BUILTIN model of the architecture. */
+  runId?: InputMaybe<Scalars['ID']['input']>;
+  /** Name of the new run (with datasetId); default the model's name. */
+  runName?: InputMaybe<Scalars['String']['input']>;
+  /** The safetensors file: an 8-byte header length, a JSON header, the tensors (F32, F16, BF16 or F64). */
+  safetensors: Scalars['Base64']['input'];
+  /** The checkpoint's step (default 0), epoch and learning rate. */
+  step?: InputMaybe<Scalars['Int']['input']>;
+};
+
+export type ImportSafetensorsPayload = {
+  __typename?: 'ImportSafetensorsPayload';
+  checkpoint: Checkpoint;
+  ignored: Array<IgnoredTensor>;
+  /** How many tensors of the file became weights. */
+  mapped: Scalars['Int']['output'];
+  model: Model;
+  run: Run;
+};
+
 export type ImportTfjsModelInput = {
   channels?: InputMaybe<Scalars['Int']['input']>;
   /** Or create a run of the imported model on this dataset and store the weights as its checkpoint. */
@@ -759,6 +801,20 @@ export type Mutation = {
   /** Deletes a selection, with any kCross values measured against it. */
   deleteSelection: DeletePayload;
   /**
+   * Imports a PyTorch checkpoint: a safetensors file holding a `state_dict` of a built-in architecture
+   * (`mantis`, `cnn1d`, `transformer`) in PyTorch's own names and layouts, stored as a checkpoint in
+   * Tangent's TensorFlow.js format (Linear and Conv1d weights transposed; LayerNorm and BatchNorm
+   * weights, biases and running statistics mapped). For `mantis` the names are those of the reference
+   * implementation (MantisTrainer's `fine_tuned_model.state_dict()`: `encoder.*`, `head.*`, and
+   * `adapter.*` with a channel adapter); for `cnn1d` and `transformer` those of
+   * `bench/torch_models.py`. The checkpoint belongs to an existing run of a BUILTIN model of that
+   * architecture (`runId`), or to a new run on a dataset (`datasetId`), whose BUILTIN model is made
+   * unless one named `modelName` with the same architecture, config and shape exists. A file with a
+   * missing, extra or mis-shaped tensor is refused with BAD_USER_INPUT, every problem listed in
+   * `extensions.problems`; pickles are never read.
+   */
+  importSafetensors: ImportSafetensorsPayload;
+  /**
    * Imports a TensorFlow.js layers model from its artifacts: model.json's topology becomes a
    * TFJS_LAYERS model and its weights a checkpoint, either of an existing run (`runId`) or of a new
    * run on a dataset (`datasetId`). Input shape and class count come from the topology.
@@ -884,6 +940,11 @@ export type MutationDeleteRunArgs = {
 
 export type MutationDeleteSelectionArgs = {
   id: Scalars['ID']['input'];
+};
+
+
+export type MutationImportSafetensorsArgs = {
+  input: ImportSafetensorsInput;
 };
 
 
@@ -1913,6 +1974,9 @@ export type ResolversTypes = {
   Histogram: ResolverTypeWrapper<Histogram>;
   HistogramBin: ResolverTypeWrapper<HistogramBin>;
   ID: ResolverTypeWrapper<Scalars['ID']['output']>;
+  IgnoredTensor: ResolverTypeWrapper<IgnoredTensor>;
+  ImportSafetensorsInput: ImportSafetensorsInput;
+  ImportSafetensorsPayload: ResolverTypeWrapper<ImportSafetensorsPayloadRow>;
   ImportTfjsModelInput: ImportTfjsModelInput;
   ImportTfjsModelPayload: ResolverTypeWrapper<ImportTfjsModelPayloadRow>;
   ImportUcrInput: ImportUcrInput;
@@ -2033,6 +2097,9 @@ export type ResolversParentTypes = {
   Histogram: Histogram;
   HistogramBin: HistogramBin;
   ID: Scalars['ID']['output'];
+  IgnoredTensor: IgnoredTensor;
+  ImportSafetensorsInput: ImportSafetensorsInput;
+  ImportSafetensorsPayload: ImportSafetensorsPayloadRow;
   ImportTfjsModelInput: ImportTfjsModelInput;
   ImportTfjsModelPayload: ImportTfjsModelPayloadRow;
   ImportUcrInput: ImportUcrInput;
@@ -2293,6 +2360,19 @@ export type HistogramBinResolvers<ContextType = Context, ParentType extends Reso
   upper?: Resolver<ResolversTypes['Float'], ParentType, ContextType>;
 };
 
+export type IgnoredTensorResolvers<ContextType = Context, ParentType extends ResolversParentTypes['IgnoredTensor'] = ResolversParentTypes['IgnoredTensor']> = {
+  name?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  reason?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+};
+
+export type ImportSafetensorsPayloadResolvers<ContextType = Context, ParentType extends ResolversParentTypes['ImportSafetensorsPayload'] = ResolversParentTypes['ImportSafetensorsPayload']> = {
+  checkpoint?: Resolver<ResolversTypes['Checkpoint'], ParentType, ContextType>;
+  ignored?: Resolver<Array<ResolversTypes['IgnoredTensor']>, ParentType, ContextType>;
+  mapped?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  model?: Resolver<ResolversTypes['Model'], ParentType, ContextType>;
+  run?: Resolver<ResolversTypes['Run'], ParentType, ContextType>;
+};
+
 export type ImportTfjsModelPayloadResolvers<ContextType = Context, ParentType extends ResolversParentTypes['ImportTfjsModelPayload'] = ResolversParentTypes['ImportTfjsModelPayload']> = {
   checkpoint?: Resolver<Maybe<ResolversTypes['Checkpoint']>, ParentType, ContextType>;
   model?: Resolver<ResolversTypes['Model'], ParentType, ContextType>;
@@ -2394,6 +2474,7 @@ export type MutationResolvers<ContextType = Context, ParentType extends Resolver
   deleteModel?: Resolver<ResolversTypes['DeletePayload'], ParentType, ContextType, RequireFields<MutationDeleteModelArgs, 'id'>>;
   deleteRun?: Resolver<ResolversTypes['DeletePayload'], ParentType, ContextType, RequireFields<MutationDeleteRunArgs, 'id'>>;
   deleteSelection?: Resolver<ResolversTypes['DeletePayload'], ParentType, ContextType, RequireFields<MutationDeleteSelectionArgs, 'id'>>;
+  importSafetensors?: Resolver<ResolversTypes['ImportSafetensorsPayload'], ParentType, ContextType, RequireFields<MutationImportSafetensorsArgs, 'input'>>;
   importTfjsModel?: Resolver<ResolversTypes['ImportTfjsModelPayload'], ParentType, ContextType, RequireFields<MutationImportTfjsModelArgs, 'input'>>;
   importUcr?: Resolver<ResolversTypes['ImportUcrPayload'], ParentType, ContextType, RequireFields<MutationImportUcrArgs, 'input'>>;
   logMetrics?: Resolver<ResolversTypes['RecordMetricsPayload'], ParentType, ContextType, RequireFields<MutationLogMetricsArgs, 'checkpointId' | 'input'>>;
@@ -2759,6 +2840,8 @@ export type Resolvers<ContextType = Context> = {
   FloatColumn?: GraphQLScalarType;
   Histogram?: HistogramResolvers<ContextType>;
   HistogramBin?: HistogramBinResolvers<ContextType>;
+  IgnoredTensor?: IgnoredTensorResolvers<ContextType>;
+  ImportSafetensorsPayload?: ImportSafetensorsPayloadResolvers<ContextType>;
   ImportTfjsModelPayload?: ImportTfjsModelPayloadResolvers<ContextType>;
   ImportUcrPayload?: ImportUcrPayloadResolvers<ContextType>;
   IngestLimits?: IngestLimitsResolvers<ContextType>;
