@@ -1,8 +1,22 @@
 import { Prisma } from './generated/client.js';
 
-/** Prisma's "unique constraint failed" (P2002), with the fields involved when Prisma knows them. */
+/** SQLSTATE codes found on the error or its causes (the embedded adapter reports them there). */
+function sqlStates(error: unknown): string[] {
+  const states: string[] = [];
+  for (let e: unknown = error, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string') states.push(code);
+  }
+  return states;
+}
+
+/**
+ * A unique constraint refused the write: Prisma's P2002 on PostgreSQL, or SQLSTATE 23505 from raw
+ * SQL and from the embedded (PGlite) adapter, whose errors Prisma passes through unmapped.
+ */
 export function isUniqueViolation(error: unknown): boolean {
-  return error instanceof Prisma.PrismaClientKnownRequestError && error.code === 'P2002';
+  if (error instanceof Prisma.PrismaClientKnownRequestError && error.code === 'P2002') return true;
+  return sqlStates(error).includes('23505');
 }
 
 /** Prisma's "record to update/delete does not exist" (P2025). */

@@ -46,6 +46,9 @@ export const checkpointResolvers: Resolvers = {
   },
   SampleMetric: {
     checkpoint: (row, _, ctx) => loadCheckpoint(ctx, row.checkpointId),
+    // Prisma reads a NULL real[] as []; a stored vector always has V ≥ 2 values, so [] means missing.
+    logits: (row) => (row.logits?.length ? row.logits : null),
+    probs: (row) => (row.probs?.length ? row.probs : null),
     sample: async (row, _, ctx) => {
       const sample = await ctx.loaders.sampleById.load(row.sampleId);
       invariant(sample, `sample ${row.sampleId} is referenced but missing`);

@@ -29,7 +29,7 @@ export async function createDataset(ctx: Context, input: z.output<typeof Dataset
       return id;
     }).then(async (id) => (await ctx.db.prisma.dataset.findUniqueOrThrow({ where: { id } })));
   } catch (error) {
-    if (isUniqueViolation(error) || (error as { code?: string }).code === '23505') {
+    if (isUniqueViolation(error)) {
       throw new ConflictError(`A dataset named ${JSON.stringify(input.name)} already exists`, { field: 'input.name' });
     }
     throw error;

@@ -110,7 +110,7 @@ describe('models, runs and checkpoints', () => {
     );
     assert.equal(recorded.recordMetrics.written, 5);
     const read = await t.gql(
-      `query($id: ID!) { checkpoint(id: $id) { metrics { totalCount nodes { sample { id } loss correct logits kNorm provenance { term producer { kind } } } } } }`,
+      `query($id: ID!) { checkpoint(id: $id) { metrics { totalCount nodes { sample { id } loss correct logits probs kNorm provenance { term producer { kind } } } } } }`,
       { id: createCheckpoint.id },
     );
     assert.equal(read.checkpoint.metrics.totalCount, 5);
@@ -119,6 +119,7 @@ describe('models, runs and checkpoints', () => {
       assert.equal(node.loss, 0.5 + i);
       assert.equal(node.correct, i % 2 === 0);
       assert.deepEqual(node.logits, [i, -i - 0.5, 0.25]);
+      assert.equal(node.probs, null, 'a vector that was never recorded is null, not []');
       assert.equal(node.kNorm, null);
       assert.deepEqual(node.provenance, [
         { term: 'LOSS', producer: { kind: 'CLIENT' } },
@@ -185,6 +186,9 @@ describe('models, runs and checkpoints', () => {
     const { runId, modelId } = await createModelAndRun(t, { ...shape(), id: createDataset.id });
     const refused = await t.request(`mutation($id: ID!) { deleteModel(id: $id) { id } }`, { id: modelId });
     assert.deepEqual(codes(refused), ['CONFLICT']);
+    const model = await t.gql(`query($id: ID!) { model(id: $id) { name } }`, { id: modelId });
+    const sameName = await t.request(`mutation($n: String!) { createModel(input: { name: $n, format: BUILTIN, architecture: "cnn1d", inputLength: 251, numClasses: 3 }) { id } }`, { n: model.model.name });
+    assert.deepEqual(codes(sameName), ['CONFLICT'], 'a taken model name is a CONFLICT on every database');
     await t.gql(`mutation($id: ID!) { deleteDataset(id: $id) { id } }`, { id: createDataset.id });
     assert.equal((await t.gql(`query($id: ID!) { run(id: $id) { id } }`, { id: runId })).run, null);
     await t.gql(`mutation($id: ID!) { deleteModel(id: $id) { id } }`, { id: modelId });
