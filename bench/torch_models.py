@@ -413,7 +413,7 @@ def subset_names(arch, names, subset):
         # Mantis's pre-training projector is not part of the classifier (its J is zero anyway).
         return [n for n in names if not n.startswith("encoder.prj.")]
     if arch == "mantis":
-        prefixes = {"head": ("head.",), "adapter_head": ("head.", "adapter.")}[subset]
+        prefixes = {"head": ("head.",), "adapter_head": ("head.", "adapter."), "adapter": ("adapter.",)}[subset]
     else:
         prefixes = {"head": ("head.",)}[subset]
     return [n for n in names if n.startswith(prefixes)]
