@@ -1,132 +1,19 @@
-import { randomUUID } from 'node:crypto';
 import { readFile, stat } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { SingleBar, Presets } from 'cli-progress';
 import type { Command } from 'commander';
-import { execute, parse } from 'graphql';
-import { createContext } from '../context.js';
-import { openDatabase, type Database } from '../db/database.js';
-import { migrate } from '../db/migrate.js';
 import { TERMS } from '../db/terms.js';
 import { metricsFormatOf, MetricsFileError, readMetricsFile, type MetricBatch, type MetricsFormat } from '../io/metrics-file.js';
 import { parseModelJson, readWeightShards, TfjsModelError, weightSpecsOfModelJson } from '../io/tfjs-model.js';
 import { readUcrFile, UcrFormatError } from '../io/ucr.js';
+import { ApiError, directApi, httpApi, type Api } from './api.js';
 import { planUcrImport, UcrImportError } from '../io/ucr-import.js';
-import { createLogger } from '../logger.js';
-import { PubSub } from '../pubsub.js';
-import { buildSchema } from '../schema/index.js';
-import { configOrExit } from './shared.js';
 
 /**
  * `tangent import ucr|metrics|tfjs-model`: files people already have, through the public GraphQL
  * mutations (createDataset + addSamplesBulk, logMetrics, importTfjsModel) in batches, with a
- * progress bar on stderr.
- *
- * Two transports, the same operations: by default the CLI runs Tangent's schema in-process on the
- * configured database (DATABASE_URL or the embedded data folder), so nothing else needs to run;
- * with `--url` it sends the same requests to a running server. The embedded database admits one
- * process per data folder, so while a server holds it the direct mode is refused by the pid lock
- * and `--url` is the way in. Either way the server's validation, limits and transactions apply.
+ * progress bar on stderr; directly on the database or through a server (`--url`), see ./api.ts.
  */
-interface Api {
-  /**
-   * Sends one operation. `idempotent` ones (bulk writes, reads) are sent again after a transport
-   * failure, e.g. a keep-alive socket the server closed just as it was reused; others never are.
-   */
-  request<T = Record<string, any>>(query: string, variables?: Record<string, unknown>, options?: { idempotent?: boolean }): Promise<T>;
-  close(): Promise<void>;
-}
-
-/** An error the API returned: message, code and the field (row) it names. */
-class ApiError extends Error {
-  constructor(
-    message: string,
-    readonly code: string,
-    readonly extensions: Record<string, unknown>,
-  ) {
-    super(message);
-    this.name = 'ApiError';
-  }
-}
-
-function apiError(errors: readonly { message: string; extensions?: Record<string, unknown> }[]): ApiError {
-  const first = errors[0]!;
-  return new ApiError(first.message, String(first.extensions?.code ?? 'ERROR'), first.extensions ?? {});
-}
-
-function httpApi(url: string, apiKey?: string): Api {
-  return {
-    async request(query, variables, options = {}) {
-      const body = JSON.stringify({ query, variables });
-      const send = () =>
-        fetch(url, {
-          method: 'POST',
-          headers: { 'content-type': 'application/json', ...(apiKey ? { authorization: `Bearer ${apiKey}` } : {}) },
-          body,
-        });
-      let response: Response;
-      try {
-        response = await send();
-      } catch (error) {
-        if (!options.idempotent) throw error;
-        await new Promise((resolve) => setTimeout(resolve, 200));
-        response = await send();
-      }
-      const text = await response.text();
-      let result: { data?: any; errors?: { message: string; extensions?: Record<string, unknown> }[] };
-      try {
-        result = JSON.parse(text);
-      } catch {
-        throw new ApiError(`${url} answered ${response.status} with something that is not GraphQL: ${text.slice(0, 200)}`, 'BAD_RESPONSE', {});
-      }
-      if (result.errors?.length) throw apiError(result.errors);
-      return result.data;
-    },
-    async close() {},
-  };
-}
-
-async function directApi(): Promise<Api> {
-  const config = configOrExit();
-  // Logs (JSON on stdout) would tear the progress bar and the --json result apart: errors only,
-  // unless LOG_LEVEL asks for more detail than the default.
-  const log = createLogger({ logLevel: config.logLevel === 'debug' || config.logLevel === 'trace' ? config.logLevel : 'error' });
-  let db: Database;
-  try {
-    db = await openDatabase(config.database, log, { statementTimeoutMs: config.statementTimeoutMs });
-  } catch (error) {
-    const message = error instanceof Error ? error.message : String(error);
-    if (/in use by process/.test(message)) {
-      throw new ApiError(`${message}\nA server holds it: import through it with --url http://${config.host}:${config.port}/graphql`, 'LOCKED', {});
-    }
-    throw error;
-  }
-  try {
-    await migrate(db, log);
-    const pubsub = await PubSub.start(db, log);
-    const schema = buildSchema();
-    return {
-      async request(query, variables) {
-        const result = await execute({
-          schema,
-          document: parse(query),
-          variableValues: variables ?? {},
-          contextValue: createContext({ config, db, pubsub, log }, randomUUID()),
-        });
-        if (result.errors?.length) throw apiError(result.errors.map((e) => ({ message: e.message, extensions: e.extensions })));
-        return result.data as never;
-      },
-      async close() {
-        await pubsub.close();
-        await db.close();
-      },
-    };
-  } catch (error) {
-    await db.close();
-    throw error;
-  }
-}
-
 interface CommonOptions {
   url?: string;
   apiKey?: string;
@@ -138,7 +25,7 @@ interface CommonOptions {
 async function run(opts: CommonOptions, body: (api: Api) => Promise<unknown>): Promise<void> {
   let api: Api | null = null;
   try {
-    api = opts.url ? httpApi(opts.url, opts.apiKey) : await directApi();
+    api = opts.url ? httpApi(opts.url, opts.apiKey) : await directApi({ command: 'import' });
     const result = await body(api);
     process.stdout.write(opts.json ? `${JSON.stringify(result)}\n` : `${describe(result)}\n`);
   } catch (error) {
@@ -184,7 +71,7 @@ export function registerImport(program: Command): void {
     .description('import UCR/UEA data sets, per-sample metrics (CSV, JSONL) and TensorFlow.js models');
   const common = (c: Command) =>
     c
-      .option('--url <url>', 'a running server\'s GraphQL endpoint (default: work on the configured database directly)')
+      .option('--url <url>', 'go through a running server (e.g. http://127.0.0.1:4000) instead of the database')
       .option('--api-key <key>', 'API key for --url, when the server requires one')
       .option('--json', 'print the result as one JSON object');
 

@@ -1,16 +1,8 @@
-import { createHash, randomUUID } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Presets, SingleBar } from 'cli-progress';
 import type { Command } from 'commander';
-import { execute, parse } from 'graphql';
-import { createContext } from '../context.js';
-import { openDatabase, type Database } from '../db/database.js';
-import { migrate } from '../db/migrate.js';
-import { createLogger } from '../logger.js';
-import { PubSub } from '../pubsub.js';
-import { buildSchema } from '../schema/index.js';
-import { ComputeRuntime } from '../services/compute-runtime.js';
-import { configOrExit } from './shared.js';
+import { directApi, httpApi, type Api } from './api.js';
 
 /**
  * `tangent train`: the `trainRun` mutation from the command line, followed to the end with a
@@ -46,97 +38,6 @@ interface TrainOptions {
   work?: boolean;
   progress?: boolean;
   json?: boolean;
-}
-
-interface Api {
-  request<T = Record<string, any>>(query: string, variables?: Record<string, unknown>): Promise<T>;
-  /** How often to read the run's progress. */
-  pollMs: number;
-  close(): Promise<void>;
-}
-
-class ApiError extends Error {
-  constructor(
-    message: string,
-    readonly code: string,
-    readonly field?: string,
-  ) {
-    super(message);
-  }
-}
-
-function apiError(errors: readonly { message: string; extensions?: Record<string, unknown> }[]): ApiError {
-  const first = errors[0]!;
-  return new ApiError(first.message, String(first.extensions?.code ?? 'ERROR'), first.extensions?.field as string | undefined);
-}
-
-function httpApi(url: string, apiKey?: string): Api {
-  return {
-    pollMs: 1000,
-    async request(query, variables) {
-      const response = await fetch(url, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', ...(apiKey ? { authorization: `Bearer ${apiKey}` } : {}) },
-        body: JSON.stringify({ query, variables }),
-      });
-      const text = await response.text();
-      let result: { data?: any; errors?: { message: string; extensions?: Record<string, unknown> }[] };
-      try {
-        result = JSON.parse(text);
-      } catch {
-        throw new ApiError(`${url} answered ${response.status} with something that is not GraphQL: ${text.slice(0, 200)}`, 'BAD_RESPONSE');
-      }
-      if (result.errors?.length) throw apiError(result.errors);
-      return result.data;
-    },
-    async close() {},
-  };
-}
-
-/** Tangent's schema in this process on the configured database, with a compute runtime that (unless `work` is false) trains. */
-async function directApi(work: boolean): Promise<Api> {
-  const config = configOrExit();
-  // Logs would tear the progress bar and the --json result apart: warnings and errors only.
-  const log = createLogger({ logLevel: config.logLevel === 'debug' || config.logLevel === 'trace' ? config.logLevel : 'warn' });
-  let db: Database;
-  try {
-    db = await openDatabase(config.database, log, { statementTimeoutMs: config.statementTimeoutMs });
-  } catch (error) {
-    const message = error instanceof Error ? error.message : String(error);
-    if (/in use by process/.test(message)) {
-      throw new ApiError(`${message}\nA server holds it: train through it with --url http://${config.host}:${config.port}/graphql`, 'LOCKED');
-    }
-    throw error;
-  }
-  let pubsub: PubSub | undefined;
-  let runtime: ComputeRuntime | undefined;
-  try {
-    await migrate(db, log);
-    pubsub = await PubSub.start(db, log);
-    runtime = await ComputeRuntime.start({ db, config, log, pubsub }, { worker: work });
-    if (!work && db.kind === 'pglite') process.stderr.write('tangent train: --no-work on the embedded database: nothing trains this run until a server starts on it\n');
-    const schema = buildSchema();
-    const services = { config, db, pubsub, log };
-    const [r, p] = [runtime, pubsub];
-    return {
-      pollMs: 250,
-      async request(query, variables) {
-        const result = await execute({ schema, document: parse(query), variableValues: variables ?? {}, contextValue: createContext(services, randomUUID()) });
-        if (result.errors?.length) throw apiError(result.errors.map((e) => ({ message: e.message, extensions: e.extensions })));
-        return result.data as never;
-      },
-      async close() {
-        await r.stop(config.shutdownGraceMs).catch(() => undefined);
-        await p.close().catch(() => undefined);
-        await db.close();
-      },
-    };
-  } catch (error) {
-    await runtime?.stop(1000).catch(() => undefined);
-    await pubsub?.close().catch(() => undefined);
-    await db.close();
-    throw error;
-  }
 }
 
 const positiveInt = (value: string) => {
@@ -280,7 +181,7 @@ export function registerTrain(program: Command): void {
     .option('--analyze-every <k>', 'a checkpoint with per-sample terms every k epochs (and at the start and the end)', positiveInt, 1)
     .option('--track-every-steps <n>', 'also record π of a tracked subset every n optimizer steps', positiveInt)
     .option('--track-samples <n>', 'size of the tracked subset', positiveInt, 8)
-    .option('--url <url>', 'a running server\'s GraphQL endpoint (default: work on the configured database directly)')
+    .option('--url <url>', 'go through a running server (e.g. http://127.0.0.1:4000) instead of the database')
     .option('--api-key <key>', 'API key for --url, when the server requires one')
     .option('--detach', 'start the training and print the run id without waiting')
     .option('--no-work', 'do not train in this process (other workers will)')
@@ -299,7 +200,13 @@ export function registerTrain(program: Command): void {
       try {
         const optimizer = opts.optimizer.toUpperCase();
         if (!['SGD', 'ADAM', 'ADAMW'].includes(optimizer)) throw new Error(`--optimizer: ${opts.optimizer} is not sgd, adam or adamw`);
-        api = opts.url ? httpApi(opts.url, opts.apiKey) : await directApi(opts.work !== false && !opts.detach);
+        if (opts.url) api = httpApi(opts.url, opts.apiKey);
+        else {
+          const work = opts.work !== false && !opts.detach;
+          const direct = await directApi({ command: 'train', runtime: { work }, quietLevel: 'warn' });
+          if (!work && direct.db.kind === 'pglite') process.stderr.write('tangent train: --no-work on the embedded database: nothing trains this run until a server starts on it\n');
+          api = direct;
+        }
         const dataset = await datasetOf(api, opts.dataset);
         const modelId = await modelOf(api, opts, dataset);
         const { trainRun } = await api.request(`mutation($input: TrainRunInput!) { trainRun(input: $input) { id } }`, {

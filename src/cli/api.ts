@@ -1,0 +1,150 @@
+import { randomUUID } from 'node:crypto';
+import { execute, parse } from 'graphql';
+import type { Config } from '../config.js';
+import { createContext } from '../context.js';
+import { openDatabase, type Database } from '../db/database.js';
+import { migrate } from '../db/migrate.js';
+import { createLogger, type Logger } from '../logger.js';
+import { PubSub } from '../pubsub.js';
+import { buildSchema } from '../schema/index.js';
+import { ComputeRuntime } from '../services/compute-runtime.js';
+import { configOrExit } from './shared.js';
+
+/**
+ * How the CLI commands that speak GraphQL (import, train) reach Tangent. Two transports, the same
+ * operations: by default the schema runs in this process on the configured database (DATABASE_URL
+ * or the embedded data folder), so nothing else needs to run; with `--url` the same requests go to
+ * a running server. The embedded database admits one process per data folder, so while a server
+ * holds it the direct mode is refused by the pid lock and `--url` is the way in. Either way the
+ * server's validation, limits and transactions apply.
+ */
+export interface Api {
+  /**
+   * Sends one operation. `idempotent` ones (bulk writes, reads) are sent again after a transport
+   * failure, e.g. a keep-alive socket the server closed just as it was reused; others never are.
+   */
+  request<T = Record<string, any>>(query: string, variables?: Record<string, unknown>, options?: { idempotent?: boolean }): Promise<T>;
+  /** How often a command following long work should poll: often in-process, gently over HTTP. */
+  readonly pollMs: number;
+  close(): Promise<void>;
+}
+
+/** An error the API returned: message, code, and everything else it said (field, row, …). */
+export class ApiError extends Error {
+  constructor(
+    message: string,
+    readonly code: string,
+    readonly extensions: Record<string, unknown> = {},
+  ) {
+    super(message);
+    this.name = 'ApiError';
+  }
+
+  /** The field the error names, when it names one. */
+  get field(): string | undefined {
+    return typeof this.extensions.field === 'string' ? this.extensions.field : undefined;
+  }
+}
+
+function apiError(errors: readonly { message: string; extensions?: Record<string, unknown> }[]): ApiError {
+  const first = errors[0]!;
+  return new ApiError(first.message, String(first.extensions?.code ?? 'ERROR'), first.extensions ?? {});
+}
+
+/** A server's GraphQL endpoint from what a user types: `http://host:4000` or `…/graphql`. */
+export function graphqlEndpoint(url: string): string {
+  const parsed = new URL(url);
+  if (!parsed.pathname.endsWith('/graphql')) parsed.pathname = `${parsed.pathname.replace(/\/+$/, '')}/graphql`;
+  return parsed.toString();
+}
+
+export function httpApi(url: string, apiKey?: string): Api {
+  const endpoint = graphqlEndpoint(url);
+  return {
+    pollMs: 1000,
+    async request(query, variables, options = {}) {
+      const body = JSON.stringify({ query, variables });
+      const send = () =>
+        fetch(endpoint, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', ...(apiKey ? { authorization: `Bearer ${apiKey}` } : {}) },
+          body,
+        });
+      let response: Response;
+      try {
+        response = await send();
+      } catch (error) {
+        if (!options.idempotent) throw error;
+        await new Promise((resolve) => setTimeout(resolve, 200));
+        response = await send();
+      }
+      const text = await response.text();
+      let result: { data?: any; errors?: { message: string; extensions?: Record<string, unknown> }[] };
+      try {
+        result = JSON.parse(text);
+      } catch {
+        throw new ApiError(`${endpoint} answered ${response.status} with something that is not GraphQL: ${text.slice(0, 200)}`, 'BAD_RESPONSE');
+      }
+      if (result.errors?.length) throw apiError(result.errors);
+      return result.data;
+    },
+    async close() {},
+  };
+}
+
+export interface DirectApiOptions {
+  /** The command's name, for the message when a server holds the embedded database. */
+  command: string;
+  /** Start a compute runtime (job and training workers) in this process; `work` false: enqueue only. */
+  runtime?: { work: boolean };
+  /** Log level while the command runs (logs would tear a progress bar apart); default errors only. */
+  quietLevel?: 'error' | 'warn';
+}
+
+/** Tangent's schema in this process, on the configured database, migrated. */
+export async function directApi(options: DirectApiOptions): Promise<Api & { config: Config; db: Database; log: Logger }> {
+  const config = configOrExit();
+  const quiet = options.quietLevel ?? 'error';
+  const log = createLogger({ logLevel: config.logLevel === 'debug' || config.logLevel === 'trace' ? config.logLevel : quiet });
+  let db: Database;
+  try {
+    db = await openDatabase(config.database, log, { statementTimeoutMs: config.statementTimeoutMs });
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    if (/in use by process/.test(message)) {
+      throw new ApiError(`${message}\nA server holds it: ${options.command} through it with --url http://${config.host}:${config.port}`, 'LOCKED');
+    }
+    throw error;
+  }
+  let pubsub: PubSub | undefined;
+  let runtime: ComputeRuntime | undefined;
+  try {
+    await migrate(db, log);
+    pubsub = await PubSub.start(db, log);
+    const services = { config, db, pubsub, log };
+    if (options.runtime) runtime = await ComputeRuntime.start(services, { worker: options.runtime.work });
+    const schema = buildSchema();
+    const [p, r] = [pubsub, runtime];
+    return {
+      config,
+      db,
+      log,
+      pollMs: 250,
+      async request(query, variables) {
+        const result = await execute({ schema, document: parse(query), variableValues: variables ?? {}, contextValue: createContext(services, randomUUID()) });
+        if (result.errors?.length) throw apiError(result.errors.map((e) => ({ message: e.message, extensions: e.extensions })));
+        return result.data as never;
+      },
+      async close() {
+        await r?.stop(config.shutdownGraceMs).catch(() => undefined);
+        await p.close().catch(() => undefined);
+        await db.close();
+      },
+    };
+  } catch (error) {
+    await runtime?.stop(1000).catch(() => undefined);
+    await pubsub?.close().catch(() => undefined);
+    await db.close();
+    throw error;
+  }
+}
