@@ -37,6 +37,7 @@ import { upsertSamples } from '../src/db/samples.js';
 import { createLogger } from '../src/logger.js';
 import { createServer } from '../src/server.js';
 import { prepareQuery, rankStatement } from '../src/services/curation/rank.js';
+import { seededRandom } from '../src/random.js';
 
 const args = process.argv.slice(2);
 const flag = (name: string) => args.includes(`--${name}`);
@@ -67,17 +68,8 @@ async function admin(sql: string): Promise<pg.QueryResult> {
   }
 }
 
-/** A seeded generator (mulberry32): the same data on every run. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A seeded generator: the same data on every run. */
+const rng = seededRandom;
 
 async function load(db: Database): Promise<void> {
   const started = performance.now();

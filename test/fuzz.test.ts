@@ -17,6 +17,7 @@ import { ErrorCode } from '../src/errors.js';
 import { buildSchema } from '../src/schema/index.js';
 import { createModelAndRun } from './helpers/fixtures.js';
 import { startTestServer, type TestServer } from './helpers/server.js';
+import { seededRandom } from '../src/random.js';
 
 /**
  * A few thousand hostile requests, generated from the schema with a fixed seed: every argument of
@@ -31,16 +32,9 @@ const SEED = 20261129;
 const FIELD_REQUESTS = 2200;
 const MAX_BODY = 200_000;
 
-/** mulberry32: small, seeded, good enough to pick test cases. */
+/** Seeded choices, so a failure reproduces. */
 function rng(seed: number) {
-  let a = seed >>> 0;
-  const next = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const next = seededRandom(seed);
   return { next, pick: <T>(items: readonly T[]): T => items[Math.floor(next() * items.length)]! };
 }
 

@@ -4,21 +4,9 @@
  * checkpoint with metrics. Plain numbers; the service stores the plan and the loop follows it.
  */
 
-/**
- * A small seeded PRNG (mulberry32): uniform floats in [0, 1). Written out rather than taken from a
- * package because it is ten lines, and the same seed must give the same stream in every thread and
- * process, whatever a dependency's version does.
- */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { seededRandom } from '../random.js';
+
+export { seededRandom };
 
 /** Independent streams of one run seed: weight init and tfjs randomness, shuffling, subset, tracked subset. */
 export const STREAM = { tfjs: 1, shuffle: 2, subset: 3, tracked: 4 } as const;

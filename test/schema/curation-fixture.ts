@@ -1,17 +1,9 @@
 import { createModelAndRun } from '../helpers/fixtures.js';
 import type { TestServer } from '../helpers/server.js';
+import { seededRandom } from '../../src/random.js';
 
-/** A small seeded generator (mulberry32), so every run of a test sees the same data. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A seeded generator, so every run of a test sees the same data. */
+export const rng = seededRandom;
 
 export const f32 = Math.fround;
 
