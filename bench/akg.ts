@@ -5,10 +5,18 @@
  * weights and inputs through functorch `vmap(jacrev)`, the throughput ratio, and the largest
  * relative difference of K against PyTorch in float64. The last line printed is one JSON object.
  *
- * Flags: --json (only the JSON line on stdout), --arch cnn1d|transformer|all, --backends
+ * Mantis at its real size (Mantis-8M: 8.0M parameters, input 512 × 1, 10 classes): seconds per
+ * 100 samples of kNorm over the head only and over the whole model, per backend, with the CPU
+ * seconds, peak resident memory and peak tensor bytes; 'all' is timed on a few samples and scaled
+ * to 100 (said in the output). With PyTorch, the same architecture built in PyTorch with random
+ * weights (bench/torch_models.py), saved as safetensors, imported into Tangent, and its logits and
+ * kNorm compared (float64 reference), with PyTorch's own time for the same kNorms.
+ *
+ * Flags: --json (only the JSON line on stdout), --arch cnn1d|transformer|mantis|all, --backends
  * tensorflow,wasm,cpu, --n 256 (self-K samples), --cross 256 (cross-K set size), --cpu-n 32
  * (sizes on the slow pure-JS backend), --chunk 16, --projection 1024, --repeat 3 (best of),
- * --no-torch, --keep (keep the exchange folder with PyTorch), --quick.
+ * --mantis-backends tensorflow,wasm, --mantis-head-n 64, --mantis-all-n 4, --no-torch, --keep
+ * (keep the exchange folder with PyTorch), --quick.
  */
 import * as tf from '@tensorflow/tfjs';
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -24,9 +32,15 @@ import {
   selfKernel,
   serializeModel,
   buildArchitecture,
+  loadModel,
+  logitsOf,
+  mantis,
   CNN1D_DEFAULTS,
+  MANTIS_DEFAULTS,
   TRANSFORMER_DEFAULTS,
 } from '../src/compute/index.js';
+import { readSafetensors } from '../src/io/safetensors.js';
+import { importTorchWeights } from '../src/io/torch-import.js';
 import type {
   ArchitectureName,
   BackendInfo,
@@ -49,7 +63,12 @@ const jsonOnly = flag('json');
 const quick = flag('quick');
 const say = (line: string) => (jsonOnly ? process.stderr : process.stdout).write(`${line}\n`);
 
-const archs: ArchitectureName[] = opt('arch', 'all') === 'all' ? ['cnn1d', 'transformer'] : [opt('arch', 'cnn1d') as ArchitectureName];
+const archArg = opt('arch', 'all');
+const archs: ArchitectureName[] = archArg === 'all' ? ['cnn1d', 'transformer'] : archArg === 'mantis' ? [] : [archArg as ArchitectureName];
+const withMantis = archArg === 'all' || archArg === 'mantis';
+const mantisBackends = opt('mantis-backends', 'tensorflow,wasm').split(',');
+const mantisHeadN = Number(opt('mantis-head-n', quick ? '16' : '64'));
+const mantisAllN = Number(opt('mantis-all-n', quick ? '2' : '4'));
 const backends = opt('backends', 'tensorflow,wasm,cpu').split(',');
 const nSelf = Number(opt('n', quick ? '64' : '256'));
 const nCross = Number(opt('cross', quick ? '64' : '256'));
@@ -307,6 +326,192 @@ async function torchRun(arch: ArchitectureName, n: number, nc: number): Promise<
   }
 }
 
+
+// ---------------------------------------------------------------------------------------------
+// Mantis at its real size
+
+interface MantisTiming {
+  subset: 'head' | 'all';
+  parameters: number;
+  /** Samples actually timed. */
+  n: number;
+  chunkSize: number;
+  seconds: number;
+  /** seconds / n × 100; for 'all' an extrapolation from n samples. */
+  secondsPer100: number;
+  cpuSecondsPer100: number;
+  extrapolated: boolean;
+  /** Tensor memory at its peak within one chunk (tf.profile). */
+  peakTensorBytes: number;
+}
+
+interface MantisRow {
+  backend: string;
+  gpu: boolean;
+  version: string;
+  parameters: number;
+  head: MantisTiming;
+  all: MantisTiming;
+  /** Resident memory after building the model, and at its highest while computing. */
+  rssAfterBuildBytes: number;
+  peakRssBytes: number;
+  loadavg: number[];
+}
+
+async function mantisRow(backend: string): Promise<MantisRow | { backend: string; skipped: string }> {
+  let info: BackendInfo;
+  try {
+    info = await initBackend(backend as BackendPreference, () => {});
+  } catch (err) {
+    return { backend, skipped: err instanceof Error ? err.message : String(err) };
+  }
+  const m = prepareModel(mantis());
+  const rssAfterBuild = rss();
+  let peakRss = rssAfterBuild;
+  const track = () => {
+    peakRss = Math.max(peakRss, rss());
+  };
+  const x = inputs(Math.max(mantisHeadN, mantisAllN), MANTIS_DEFAULTS.length, MANTIS_DEFAULTS.channels);
+  const per = MANTIS_DEFAULTS.length * MANTIS_DEFAULTS.channels;
+  try {
+    const time = async (subset: 'head' | 'all', n: number): Promise<MantisTiming> => {
+      await selfKernel(m, x.subarray(0, per), { subset, returnK: false }); // warm-up
+      const c0 = process.cpuUsage();
+      const t0 = performance.now();
+      const r = await selfKernel(m, x.subarray(0, n * per), { subset, returnK: false, onProgress: track });
+      const seconds = (performance.now() - t0) / 1000;
+      const c = process.cpuUsage(c0);
+      const prof = await tf.profile(async () => {
+        await selfKernel(m, x.subarray(0, Math.min(n, r.info.chunkSize) * per), { subset, returnK: false });
+      });
+      track();
+      return {
+        subset,
+        parameters: r.info.parameters,
+        n,
+        chunkSize: r.info.chunkSize,
+        seconds: round(seconds),
+        secondsPer100: round((seconds / n) * 100),
+        cpuSecondsPer100: round(((c.user + c.system) / 1e6 / n) * 100),
+        extrapolated: n !== 100,
+        peakTensorBytes: prof.peakBytes,
+      };
+    };
+    const head = await time('head', mantisHeadN);
+    const all = await time('all', mantisAllN);
+    return { backend: info.name, gpu: info.gpu, version: info.version, parameters: m.parameterCount, head, all, rssAfterBuildBytes: rssAfterBuild, peakRssBytes: peakRss, loadavg: os.loadavg() };
+  } finally {
+    m.dispose();
+  }
+}
+
+/**
+ * PyTorch's Mantis with random weights (bench/torch_models.py bench): its safetensors file
+ * imported into Tangent, logits and kNorm against PyTorch's float64 ones, and PyTorch's float32
+ * time for the same kNorms (vmap(jacrev) over the subset, one thread).
+ */
+async function mantisTorch(backend: string): Promise<Record<string, unknown>> {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'tangent-akg-mantis-'));
+  try {
+    const accuracyN = 2;
+    writeFileSync(
+      path.join(dir, 'spec.json'),
+      JSON.stringify({ architecture: 'mantis', config: {}, seed: 21, n: accuracyN, accuracyN, subsets: ['head', 'all'], chunk: 1, time: { head: mantisHeadN, all: mantisAllN }, timeChunk: { head: Math.min(mantisHeadN, 16), all: 1 }, threads: 1 }),
+    );
+    const script = path.join(path.dirname(fileURLToPath(import.meta.url)), 'torch_models.py');
+    execFileSync('/usr/bin/python3', [script, 'bench', dir], { stdio: ['ignore', 'ignore', 'inherit'] });
+    const expected = JSON.parse(readFileSync(path.join(dir, 'expected.json'), 'utf8')) as { logits: number[]; kNorm: Record<'head' | 'all', number[]> };
+    const timings = JSON.parse(readFileSync(path.join(dir, 'timings.json'), 'utf8')) as {
+      torch: string;
+      threads: number;
+      peakRssBytes: number;
+      timings: Record<'head' | 'all', { n: number; chunk: number; seconds: number; cpuSeconds: number; parameters: number }>;
+    };
+    const bytes = readFileSync(path.join(dir, 'weights.safetensors'));
+    const t0 = performance.now();
+    const w = importTorchWeights('mantis', {}, readSafetensors(bytes));
+    const importSeconds = (performance.now() - t0) / 1000;
+    await initBackend(backend as BackendPreference, () => {});
+    const m = await loadModel({ architecture: 'mantis', config: w.config, weightSpecs: w.weightSpecs, weightData: w.weightData });
+    try {
+      const xb = readFileSync(path.join(dir, 'x.bin'));
+      const x = new Float32Array(xb.buffer.slice(xb.byteOffset, xb.byteOffset + xb.byteLength));
+      const rel = (a: ArrayLike<number>, b: number[]) => {
+        let d = 0;
+        let mx = 0;
+        for (let i = 0; i < b.length; i++) {
+          d = Math.max(d, Math.abs((a[i] as number) - (b[i] as number)));
+          mx = Math.max(mx, Math.abs(b[i] as number));
+        }
+        return d / mx;
+      };
+      const head = await selfKernel(m, x, { subset: 'head', returnK: false });
+      const all = await selfKernel(m, x, { subset: 'all', returnK: false });
+      const per100 = (t: { n: number; seconds: number }) => round((t.seconds / t.n) * 100);
+      return {
+        version: timings.torch,
+        threads: timings.threads,
+        fileBytes: bytes.byteLength,
+        importSeconds: round(importSeconds),
+        samplesCompared: accuracyN,
+        maxRelVsTorch64: { logits: rel(logitsOf(m, x), expected.logits), kNormHead: rel(head.kNorm, expected.kNorm.head), kNormAll: rel(all.kNorm, expected.kNorm.all) },
+        head: { n: timings.timings.head.n, secondsPer100: per100(timings.timings.head), cpuSecondsPer100: round((timings.timings.head.cpuSeconds / timings.timings.head.n) * 100) },
+        all: { n: timings.timings.all.n, secondsPer100: per100(timings.timings.all), cpuSecondsPer100: round((timings.timings.all.cpuSeconds / timings.timings.all.n) * 100), extrapolated: timings.timings.all.n !== 100 },
+        peakRssBytes: timings.peakRssBytes,
+      };
+    } finally {
+      m.dispose();
+    }
+  } finally {
+    if (flag('keep')) say(`[akg]   kept ${dir}`);
+    else rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function mantisSection(): Promise<Record<string, unknown>> {
+  const loadavgBefore = os.loadavg();
+  const rows: Array<MantisRow | { backend: string; skipped: string }> = [];
+  for (const backend of mantisBackends) {
+    say(`[akg] mantis (real size) on ${backend} …`);
+    const row = await mantisRow(backend);
+    rows.push(row);
+    if ('skipped' in row) {
+      say(`[akg]   skipped: ${row.skipped}`);
+      continue;
+    }
+    say(
+      `[akg]   ${row.parameters} parameters; kNorm over the head (${row.head.parameters}): ${row.head.secondsPer100} s per 100 samples (n=${row.head.n}); ` +
+        `over all: ${row.all.secondsPer100} s per 100 (${row.all.extrapolated ? `extrapolated from ${row.all.n}` : 'measured'}); ` +
+        `rss ${(row.peakRssBytes / 2 ** 20).toFixed(0)} MiB, peak tensors ${(row.all.peakTensorBytes / 2 ** 20).toFixed(0)} MiB (all), ${(row.head.peakTensorBytes / 2 ** 20).toFixed(0)} MiB (head)`,
+    );
+  }
+  let torch: Record<string, unknown> | null = null;
+  const ran = rows.find((r): r is MantisRow => !('skipped' in r));
+  const version = flag('no-torch') ? null : torchAvailable();
+  if (version !== null && ran !== undefined) {
+    say(`[akg] mantis in PyTorch ${version}: random weights → safetensors → Tangent …`);
+    torch = await mantisTorch(ran.backend);
+    const d = torch['maxRelVsTorch64'] as Record<string, number>;
+    const th = torch['head'] as { secondsPer100: number };
+    const ta = torch['all'] as { secondsPer100: number };
+    say(
+      `[akg]   imported ${((torch['fileBytes'] as number) / 2 ** 20).toFixed(1)} MiB in ${torch['importSeconds'] as number} s; max rel vs torch float64: logits ${d['logits']!.toExponential(2)}, kNorm head ${d['kNormHead']!.toExponential(2)}, all ${d['kNormAll']!.toExponential(2)}; ` +
+        `PyTorch (${torch['threads'] as number} thread): head ${th.secondsPer100} s, all ${ta.secondsPer100} s per 100`,
+    );
+  } else if (version === null) {
+    say('[akg] mantis: PyTorch not found or skipped: "torch": null');
+  }
+  return {
+    architecture: 'mantis',
+    config: { ...MANTIS_DEFAULTS },
+    note: `kNorm over 'all' is timed on ${mantisAllN} samples and scaled to 100; 'head' on ${mantisHeadN}`,
+    loadavgBefore,
+    loadavgAfter: os.loadavg(),
+    results: rows,
+    torch,
+  };
+}
+
 const loadavgAtStart = os.loadavg();
 
 async function main(): Promise<void> {
@@ -381,6 +586,7 @@ async function main(): Promise<void> {
       agreement.push({ arch, backends: [ref.backend, r.backend], samples: n, maxRelK: kDiff(r.K, ref.K, n, V) });
     }
   }
+  const mantisOut = withMantis ? await mantisSection() : null;
   const out = {
     bench: 'akg',
     // Other work on the machine shows in wall-clock numbers (not in the per-CPU-second ones).
@@ -389,6 +595,7 @@ async function main(): Promise<void> {
     backendAgreement: agreement,
     torch: torchVersion === null ? null : { version: torchVersion, ...torch },
     comparison,
+    mantis: mantisOut,
   };
   process.stdout.write(`${JSON.stringify(out)}\n`);
 }

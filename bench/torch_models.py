@@ -26,12 +26,20 @@ writes DIR/weights.safetensors (the random model's state_dict), DIR/x.bin (float
 Tangent's layout) and DIR/expected.json {"logits": [n·V], "kNorm": {subset: [n]},
 "parameters": {subset: P}, "torch": version}, all in float64 (the model in double precision on
 the same weights that the file holds).
+
+       /usr/bin/python3 bench/torch_models.py bench DIR
+the same, with spec.json's "accuracyN" (samples of the float64 reference), "time" ({subset:
+samples} timed in float32 by vmap(jacrev) over that subset, "timeChunk" samples at a time) and
+"threads"; writes DIR/timings.json too (used by `npm run bench:akg` for Mantis at its real size).
 """
 import json
 import math
 import os
+import resource
 import struct
 import sys
+import time
+from copy import deepcopy
 
 import numpy as np
 import torch
@@ -419,32 +427,50 @@ def subset_names(arch, names, subset):
     return [n for n in names if n.startswith(prefixes)]
 
 
-def knorms(model, x, subsets, arch, chunk=4):
-    """kNorm = ‖J Jᵀ‖_F per sample for each subset, by functorch vmap(jacrev) (trainable params only)."""
-    from functorch import jacrev, make_functional_with_buffers, vmap
+def subset_jacobian_fn(model, arch, subset):
+    """(f, sub): f(sub, xi) = logits of one sample as a function of the subset's parameters only
+    (the others fixed), so that jacrev differentiates and backpropagates no further than needed."""
+    from functorch import make_functional_with_buffers
 
     fmodel, params, buffers = make_functional_with_buffers(model)
     names = [n for n, _ in model.named_parameters()]
+    idx = [names.index(n) for n in subset_names(arch, names, subset)]
 
-    def one(p, xi):
+    def f(sub, xi):
+        p = list(params)
+        for j, k in enumerate(idx):
+            p[k] = sub[j]
         return fmodel(p, buffers, xi.unsqueeze(0)).squeeze(0)
 
-    out = {s: [] for s in subsets}
-    sizes = {s: 0 for s in subsets}
-    idx = {s: [names.index(n) for n in subset_names(arch, names, s)] for s in subsets}
-    for s in subsets:
-        sizes[s] = sum(params[i].numel() for i in idx[s])
+    return f, tuple(params[k] for k in idx)
+
+
+def knorm_of(f, sub, x, chunk):
+    """kNorm = ‖J Jᵀ‖_F per sample over `sub`, by functorch vmap(jacrev), chunk samples at a time."""
+    from functorch import jacrev, vmap
+
+    out = []
     for i in range(0, x.shape[0], chunk):
-        jac = vmap(jacrev(one), (None, 0))(params, x[i : i + chunk])  # per param [c, V, *shape]
-        for s in subsets:
-            K = sum(torch.einsum("ncp,ndp->ncd", j, j) for j in (jac[k].reshape(jac[k].shape[0], jac[k].shape[1], -1) for k in idx[s]))
-            out[s].append(torch.linalg.matrix_norm(K))
+        jac = vmap(jacrev(f), (None, 0))(sub, x[i : i + chunk])
+        K = sum(torch.einsum("ncp,ndp->ncd", j, j) for j in (t.reshape(t.shape[0], t.shape[1], -1) for t in jac))
+        out.append(torch.linalg.matrix_norm(K))
         del jac
-    return {s: torch.cat(v).tolist() for s, v in out.items()}, sizes
+    return torch.cat(out)
 
 
-def make(d):
-    spec = json.load(open(os.path.join(d, "spec.json")))
+def knorms(model, x, subsets, arch, chunk=4):
+    """kNorm per sample for each subset (trainable parameters only), and the subsets' sizes."""
+    out, sizes = {}, {}
+    for s in subsets:
+        f, sub = subset_jacobian_fn(model, arch, s)
+        sizes[s] = sum(p.numel() for p in sub)
+        out[s] = knorm_of(f, sub, x, chunk).tolist()
+    return out, sizes
+
+
+def reference_model(d, spec):
+    """The seeded random model of a spec, its weights written to DIR/weights.safetensors in the
+    spec's dtype, reloaded from exactly those values; and the spec's inputs written to DIR/x.bin."""
     arch, cfg, seed, n = spec["architecture"], spec.get("config", {}), int(spec.get("seed", 1)), int(spec["n"])
     torch.manual_seed(seed)
     model = randomize(build(arch, cfg), seed)
@@ -455,27 +481,61 @@ def make(d):
     fixed = lambda k: k.endswith(".scales") or k.endswith(".pe")
     state = {k: (v.to(dtype) if v.is_floating_point() and not fixed(k) else v) for k, v in model.state_dict().items()}
     save_safetensors(os.path.join(d, "weights.safetensors"), state, {"format": "pt", "architecture": arch})
-    # The reference runs in float64 on exactly the weights the file holds.
     model.load_state_dict({k: v.to(torch.float32) if v.is_floating_point() else v for k, v in state.items()})
-    model = model.double().eval()
     x = series(n, full["length"], full["channels"], seed)
     np.ascontiguousarray(x.numpy().transpose(0, 2, 1)).astype("<f4").tofile(os.path.join(d, "x.bin"))
+    return model.eval(), x
+
+
+def reference_numbers(model, x, spec):
+    """Logits and kNorm per subset in float64 (a copy of the model in double precision)."""
+    m64 = deepcopy(model).double().eval()
     xd = x.double()
     with torch.no_grad():
-        logits = model(xd)
+        logits = m64(xd)
     result = {"torch": torch.__version__, "logits": logits.reshape(-1).tolist(), "classes": int(logits.shape[1])}
     if spec.get("k", True):
-        kn, sizes = knorms(model, xd, spec.get("subsets", ["all", "head"]), arch)
+        kn, sizes = knorms(m64, xd, spec.get("subsets", ["all", "head"]), spec["architecture"], int(spec.get("chunk", 4)))
         result["kNorm"] = kn
         result["parameters"] = sizes
-    json.dump(result, open(os.path.join(d, "expected.json"), "w"))
+    return result
+
+
+def make(d):
+    spec = json.load(open(os.path.join(d, "spec.json")))
+    model, x = reference_model(d, spec)
+    json.dump(reference_numbers(model, x, spec), open(os.path.join(d, "expected.json"), "w"))
+
+
+def bench(d):
+    """make, plus float32 timings of kNorm per subset on `time` samples (the `bench:akg` reference).
+    spec["time"] = {subset: samples}; spec["threads"] (default 1). Writes DIR/timings.json."""
+    spec = json.load(open(os.path.join(d, "spec.json")))
+    model, x = reference_model(d, spec)
+    t0 = time.perf_counter()
+    json.dump(reference_numbers(model, x[: int(spec.get("accuracyN", x.shape[0]))], spec), open(os.path.join(d, "expected.json"), "w"))
+    reference_s = time.perf_counter() - t0
+    torch.set_num_threads(int(spec.get("threads", 1)))
+    timings = {}
+    for subset, n in spec.get("time", {}).items():
+        f, sub = subset_jacobian_fn(model, spec["architecture"], subset)
+        xs = series(int(n), x.shape[2], x.shape[1], int(spec.get("seed", 1)) + 1)
+        chunk = int(spec.get("timeChunk", {}).get(subset, 1))
+        knorm_of(f, sub, xs[:chunk], chunk)  # warm-up
+        t0, c0 = time.perf_counter(), time.process_time()
+        knorm_of(f, sub, xs, chunk)
+        timings[subset] = {"n": int(n), "chunk": chunk, "seconds": time.perf_counter() - t0, "cpuSeconds": time.process_time() - c0,
+                           "parameters": sum(p.numel() for p in sub)}
+    json.dump({"torch": torch.__version__, "threads": torch.get_num_threads(), "referenceSeconds": reference_s,
+               "peakRssBytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, "timings": timings},
+              open(os.path.join(d, "timings.json"), "w"))
 
 
 def main():
-    if len(sys.argv) != 3 or sys.argv[1] != "make":
+    if len(sys.argv) != 3 or sys.argv[1] not in ("make", "bench"):
         raise SystemExit(__doc__)
     torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
-    make(sys.argv[2])
+    (make if sys.argv[1] == "make" else bench)(sys.argv[2])
 
 
 if __name__ == "__main__":
