@@ -216,7 +216,7 @@ describe('on-demand terms', () => {
       const events = await followJob(client, job.id);
       const last = events.at(-1)!;
       assert.equal(last.status, 'FAILED');
-      assert.equal(last.error, `The model of checkpoint ${broken.checkpoints[0]!.id} cannot be run: Tangent has no built-in architecture 'no-such-net' (known: cnn1d, transformer)`);
+      assert.equal(last.error, `The model of checkpoint ${broken.checkpoints[0]!.id} cannot be run: Tangent has no built-in architecture 'no-such-net' (known: cnn1d, transformer, mantis)`);
       assert.doesNotMatch(last.error!, /at .*\.ts:\d+/, 'no stack');
     } finally {
       await client.dispose();
