@@ -51,6 +51,12 @@ function withoutShape(config: Record<string, unknown>): Record<string, unknown> 
   return out;
 }
 
+/** A config as far as the weights and the inference math go: the seed and dropout do not matter. */
+function comparable(config: Record<string, unknown>): string {
+  const { seed: _seed, dropout: _dropout, ...rest } = config;
+  return canonicalJson(rest);
+}
+
 /** The full config (defaults filled in) for an architecture and a shape; config problems name input.config. */
 function resolveConfig(architecture: TorchArchitecture, config: Record<string, unknown>, shape: { length: number; channels: number; classes: number }): Record<string, unknown> {
   for (const k of SHAPE_KEYS) {
@@ -117,12 +123,13 @@ export async function importSafetensors(ctx: Context, input: ImportSafetensorsIn
     if (model.format !== 'BUILTIN' || model.architecture !== architecture) {
       throw new BadUserInputError(`Run ${run.id}'s model ${model.name} is not a BUILTIN ${architecture} model`, 'input.runId');
     }
-    const stored = (model.config ?? {}) as Record<string, unknown>;
+    // The model's columns hold its shape (as the compute service reads it), not its config.
+    const stored = withoutShape((model.config ?? {}) as Record<string, unknown>);
     const shape = { length: model.inputLength, channels: model.channels, classes: model.numClasses };
     const full = resolveConfig(architecture, stored, shape);
     if (input.config !== undefined && input.config !== null) {
       const given = resolveConfig(architecture, { ...stored, ...config }, shape);
-      if (canonicalJson(given) !== canonicalJson(full)) throw new BadUserInputError(`config differs from that of run ${run.id}'s model ${model.name}`, 'input.config');
+      if (comparable(given) !== comparable(full)) throw new BadUserInputError(`config differs from that of run ${run.id}'s model ${model.name}`, 'input.config');
     }
     const w = mapWeights(full);
     const checkpoint = await createCheckpoint(ctx, run.id, checkpointOf(w.weightSpecs), w.weightData);
@@ -160,7 +167,7 @@ export async function importSafetensors(ctx: Context, input: ImportSafetensorsIn
       existing.inputLength === shape.length &&
       existing.channels === shape.channels &&
       existing.numClasses === shape.classes &&
-      canonicalJson(resolveConfig(architecture, (existing.config ?? {}) as Record<string, unknown>, shape)) === canonicalJson(full);
+      comparable(resolveConfig(architecture, withoutShape((existing.config ?? {}) as Record<string, unknown>), shape)) === comparable(full);
     if (!same) throw new ConflictError(`A different model named ${JSON.stringify(modelInput.name)} already exists`, { field: 'input.modelName' });
   }
   const model = existing ?? (await createModel(ctx, modelInput));

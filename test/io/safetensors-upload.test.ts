@@ -88,6 +88,13 @@ describe('importSafetensors', () => {
     assert.equal(again.run.id, r.run.id);
     assert.equal(again.model.id, r.model.id);
     assert.equal(again.checkpoint.step, 6);
+    // A config given with runId must be the model's (its seed and dropout aside).
+    const seeded = await t.gql(IMPORT, { input: { runId: r.run.id, architecture: 'mantis', config: { ...mantisConfig, seed: 99, dropout: 0 }, safetensors: mantis.bytes.toString('base64'), step: 7 } });
+    assert.equal(seeded.importSafetensors.checkpoint.step, 7);
+    const differs = await t.request(IMPORT, { input: { runId: r.run.id, architecture: 'mantis', config: { ...mantisConfig, scalarEpsilon: 1.2 }, safetensors: mantis.bytes.toString('base64'), step: 8 } });
+    assert.deepEqual(codes(differs), ['BAD_USER_INPUT']);
+    assert.match(differs.errors![0]!.message, /config differs from that of run \d+'s model mantis-torch-/);
+    assert.equal(differs.errors![0]!.extensions!.field, 'input.config');
     // The same model name on another dataset of that shape reuses the model.
     const ds2 = await datasetOf(mantis);
     const { importSafetensors: reuse } = await t.gql(IMPORT, { input: { datasetId: ds2.id, architecture: 'mantis', config: mantisConfig, modelName: r.model.name, runName: 'second', safetensors: mantis.bytes.toString('base64') } });
