@@ -27,15 +27,33 @@ function disposeSaved(s: Saved | undefined, keep: tf.Tensor): void {
   for (const t of [...Object.values(tensors), ...Object.values(extra ?? {})]) if (t !== undefined && t !== keep) t.dispose();
 }
 
-/** The forward pass only: logits [n, V] for x [n, length, channels]. */
-export function forwardLogits(graph: Graph, x: tf.Tensor3D): tf.Tensor2D {
+/**
+ * The forward pass up to the logits, keeping only what `keep(id)` says the backward needs: any
+ * other op's state is released as soon as its last consumer has run (so a head-only K holds one
+ * layer's activations at a time, not the whole encoder's).
+ */
+function forward(graph: Graph, x: tf.Tensor3D, keep: (id: number) => boolean): Array<Saved | undefined> {
   const { ops, logits } = graph;
+  const lastUse = ops.map((o) => o.id);
+  for (const op of ops) for (const i of op.inputs) lastUse[i] = Math.max(lastUse[i] as number, op.id);
   const saved: Array<Saved | undefined> = [];
   for (const op of ops) {
     saved[op.id] = op.kind === 'input' ? { out: x } : forwardOp(op, op.inputs.map((i) => (saved[i] as Saved).out));
+    for (const i of op.inputs) {
+      if (lastUse[i] === op.id && i !== logits && !keep(i)) {
+        disposeSaved(saved[i], x);
+        saved[i] = undefined;
+      }
+    }
     if (op.id === logits) break;
   }
-  const z = (saved[logits] as Saved).out.clone();
+  return saved;
+}
+
+/** The forward pass only: logits [n, V] for x [n, length, channels]. */
+export function forwardLogits(graph: Graph, x: tf.Tensor3D): tf.Tensor2D {
+  const saved = forward(graph, x, () => false);
+  const z = (saved[graph.logits] as Saved).out.clone();
   for (const s of saved) disposeSaved(s, x);
   return z as tf.Tensor2D;
 }
@@ -47,11 +65,11 @@ export function forwardLogits(graph: Graph, x: tf.Tensor3D): tf.Tensor2D {
 export function runChunk(plan: Plan, x: tf.Tensor3D, loopMatMul: boolean): Chunk {
   const { ops, logits, classes: V } = plan.graph;
   const n = x.shape[0];
-  const saved: Array<Saved | undefined> = [];
-  for (const op of ops) {
-    saved[op.id] = op.kind === 'input' ? { out: x } : forwardOp(op, op.inputs.map((i) => (saved[i] as Saved).out));
-    if (op.id === logits) break;
-  }
+  // The backward reads an op's saved state when it sends a signal through it, and its output
+  // when a consumer does.
+  const needed = ops.map((o) => plan.needSignal[o.id] === true);
+  for (const op of ops) if (plan.needSignal[op.id] === true) for (const i of op.inputs) needed[i] = true;
+  const saved = forward(plan.graph, x, (id) => needed[id] === true);
   const z = (saved[logits] as Saved).out as tf.Tensor2D;
 
   const ctx: Ctx = {
