@@ -38,7 +38,8 @@ function forward(graph: Graph, x: tf.Tensor3D, keep: (id: number) => boolean): A
   for (const op of ops) for (const i of op.inputs) lastUse[i] = Math.max(lastUse[i] as number, op.id);
   const saved: Array<Saved | undefined> = [];
   for (const op of ops) {
-    saved[op.id] = op.kind === 'input' ? { out: x } : forwardOp(op, op.inputs.map((i) => (saved[i] as Saved).out));
+    // Each op in its own scope: only what it returns (its output and what its backward reads) lives on.
+    saved[op.id] = op.kind === 'input' ? { out: x } : (tf.tidy(() => forwardOp(op, op.inputs.map((i) => (saved[i] as Saved).out)) as unknown as tf.TensorContainer) as unknown as Saved);
     for (const i of op.inputs) {
       if (lastUse[i] === op.id && i !== logits && !keep(i)) {
         disposeSaved(saved[i], x);
@@ -90,7 +91,7 @@ export function runChunk(plan: Plan, x: tf.Tensor3D, loopMatMul: boolean): Chunk
     invariant(op !== undefined, 'op out of range');
     const xs = op.inputs.map((i) => (saved[i] as Saved).out);
     const need = op.inputs.map((i) => plan.needSignal[i] === true);
-    const res = backwardOp(op, xs, saved[id] as Saved, dy, need, plan.gradOp[id] === true, ctx);
+    const res = tf.tidy(() => backwardOp(op, xs, saved[id] as Saved, dy, need, plan.gradOp[id] === true, ctx) as unknown as tf.TensorContainer) as unknown as ReturnType<typeof backwardOp>;
     blocks.push(...res.blocks);
     res.dxs.forEach((dx, i) => {
       if (dx === null) return;
