@@ -5,7 +5,7 @@ import { BadUserInputError, ConflictError, NotFoundError } from '../errors.js';
 import { readSafetensors, SafetensorsError } from '../io/safetensors.js';
 import type { SafetensorsFile } from '../io/safetensors.js';
 import { canonicalJson } from '../io/tfjs-model.js';
-import { importTorchWeights, TORCH_ARCHITECTURES, torchImportTable, TorchImportError } from '../io/torch-import.js';
+import { importTorchWeights, TORCH_ARCHITECTURES, TORCH_DEFAULTS, torchImportTable, TorchImportError } from '../io/torch-import.js';
 import type { TorchArchitecture } from '../io/torch-import.js';
 import { CheckpointInput, ModelInput, parseInput, RunInput } from '../schema/inputs.js';
 import { createCheckpoint } from './checkpoints.js';
@@ -59,6 +59,10 @@ function comparable(config: Record<string, unknown>): string {
 
 /** The full config (defaults filled in) for an architecture and a shape; config problems name input.config. */
 function resolveConfig(architecture: TorchArchitecture, config: Record<string, unknown>, shape: { length: number; channels: number; classes: number }): Record<string, unknown> {
+  const known = Object.keys(TORCH_DEFAULTS[architecture]);
+  for (const k of Object.keys(config)) {
+    if (!known.includes(k)) throw new BadUserInputError(`config.${k} is not an option of ${architecture}; its options: ${known.join(', ')}`, 'input.config');
+  }
   for (const k of SHAPE_KEYS) {
     if (config[k] !== undefined && config[k] !== shape[k]) {
       throw new BadUserInputError(`config.${k} is ${JSON.stringify(config[k])} but the ${k === 'classes' ? 'class count' : k} is ${shape[k]} (from the dataset or the run's model)`, 'input.config');
@@ -124,7 +128,8 @@ export async function importSafetensors(ctx: Context, input: ImportSafetensorsIn
       throw new BadUserInputError(`Run ${run.id}'s model ${model.name} is not a BUILTIN ${architecture} model`, 'input.runId');
     }
     // The model's columns hold its shape (as the compute service reads it), not its config.
-    const stored = withoutShape((model.config ?? {}) as Record<string, unknown>);
+    const known = new Set(Object.keys(TORCH_DEFAULTS[architecture]));
+    const stored = Object.fromEntries(Object.entries(withoutShape((model.config ?? {}) as Record<string, unknown>)).filter(([k]) => known.has(k)));
     const shape = { length: model.inputLength, channels: model.channels, classes: model.numClasses };
     const full = resolveConfig(architecture, stored, shape);
     if (input.config !== undefined && input.config !== null) {
@@ -167,7 +172,7 @@ export async function importSafetensors(ctx: Context, input: ImportSafetensorsIn
       existing.inputLength === shape.length &&
       existing.channels === shape.channels &&
       existing.numClasses === shape.classes &&
-      comparable(resolveConfig(architecture, withoutShape((existing.config ?? {}) as Record<string, unknown>), shape)) === comparable(full);
+      comparable(resolveConfig(architecture, Object.fromEntries(Object.entries(withoutShape((existing.config ?? {}) as Record<string, unknown>)).filter(([k]) => k in TORCH_DEFAULTS[architecture])), shape)) === comparable(full);
     if (!same) throw new ConflictError(`A different model named ${JSON.stringify(modelInput.name)} already exists`, { field: 'input.modelName' });
   }
   const model = existing ?? (await createModel(ctx, modelInput));

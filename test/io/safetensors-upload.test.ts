@@ -142,6 +142,7 @@ describe('importSafetensors', () => {
     await bad({ architecture: 'resnet' }, 'input.architecture', /mantis, cnn1d, transformer; got 'resnet'/);
     await bad({ config: { ...mantisConfig, length: 128 } }, 'input.config', /config.length is 128 but the length is 64/);
     await bad({ config: { ...mantisConfig, patches: 5 } }, 'input.config', /length 64 must be a multiple of patches 5/);
+    await bad({ config: { ...mantisConfig, hiddenDim: 16 } }, 'input.config', /config.hiddenDim is not an option of mantis; its options: length, channels, classes, patches, dim/);
     await bad({ config: { ...mantisConfig, dim: 8 } }, 'input.safetensors', /does not fit mantis/);
     await bad({ runId: '1' }, 'input.runId', /exactly one of them/);
     const cnnRun = await t.gql(IMPORT, { input: { datasetId: (await datasetOf(fixtureCases().find((x) => x.name === 'cnn1d')!)).id, architecture: 'cnn1d', config: { filters: [4, 5, 3], kernelSizes: [4, 3, 2], pool: 2 }, safetensors: fixtureCases().find((x) => x.name === 'cnn1d')!.bytes.toString('base64') } });
