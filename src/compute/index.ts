@@ -14,7 +14,7 @@ export { loadModel, loadWeights, modelJsonOf, serializeModel, weightSpecsOf } fr
 export type { ModelSource, StoredModel, StoredWeights } from './checkpoint.js';
 export { prepareModel } from './model.js';
 export type { EngineModel } from './model.js';
-export type { Subset } from './plan.js';
+export type { Subset, SubsetInfo } from './plan.js';
 export type { RunInfo, RunOptions } from './engine.js';
 export { outputTerms } from './terms.js';
 export type { OutputTerms } from './terms.js';
@@ -31,6 +31,6 @@ export { ClassToken, SelfAttention, SinusoidalPosition, TakeToken } from './laye
 export { MANTIS_DEFAULTS, MANTIS_SUBSETS, mantis, mantisConfig, mantisKernelSize } from './mantis.js';
 export type { MantisConfig } from './mantis.js';
 export { ChannelSeries, PatchMean, PatchStats, ScalarEncoder, SeriesConv, SeriesDiff, SeriesNorm } from './series-layers.js';
-export { namedSubsets } from './plan.js';
+export { namedSubsets, subsetsOf } from './plan.js';
 export { ComputePool, createPool } from './pool.js';
 export type { PoolModel, PoolOptions } from './pool.js';

@@ -24,6 +24,32 @@ export function namedSubsets(graph: Graph): Record<string, string[]> {
   return out;
 }
 
+/** A subset a model can be asked for by name: its layers (graph order) and number of parameters. */
+export interface SubsetInfo {
+  name: string;
+  layers: string[];
+  parameters: number;
+}
+
+/**
+ * The subsets a model answers to by name: 'all', 'head' (when the layer producing the logits has
+ * weights) and the ones it names itself (`namedSubsets`), each resolved as `makePlan` resolves it.
+ */
+export function subsetsOf(graph: Graph): SubsetInfo[] {
+  const out: SubsetInfo[] = [];
+  for (const name of new Set(['all', 'head', ...Object.keys(namedSubsets(graph))])) {
+    let layers: string[];
+    try {
+      layers = resolveSubset(graph, name as Subset);
+    } catch {
+      continue; // a name this model does not answer to (e.g. 'head' over a weightless logits layer)
+    }
+    const inSubset = new Set(layers);
+    out.push({ name, layers, parameters: graph.params.filter((p) => inSubset.has(p.layer)).reduce((a, p) => a + p.size, 0) });
+  }
+  return out;
+}
+
 export interface Plan {
   graph: Graph;
   /** Layer names in the subset, in graph order. */

@@ -16,6 +16,7 @@ import { firstOrderFromKernel } from './first-order.js';
 import type { FirstOrderInput, FirstOrderResult } from './first-order.js';
 import type { CrossKernelOptions, CrossKernelResult } from './cross.js';
 import type { ParamInfo, ProjectionReport, SelfKernelResult } from './kernel.js';
+import type { SubsetInfo } from './plan.js';
 import type { SampleTerms } from './predict.js';
 import type { ProjectionOptions } from './projection.js';
 import { outputTerms } from './terms.js';
@@ -38,6 +39,8 @@ export interface PoolModel {
   readonly inputShape: [number, number];
   readonly parameterCount: number;
   readonly generic: ReadonlyArray<{ layer: string; reason: string }>;
+  /** The parameter subsets the model answers to by name ('all', 'head', its own), with layers and sizes. */
+  readonly subsets: ReadonlyArray<SubsetInfo>;
 }
 
 type Pending = { resolve: (v: unknown) => void; reject: (e: Error) => void };

@@ -10,6 +10,7 @@ import type { ModelSource, StoredWeights } from './checkpoint.js';
 import { crossKernel } from './cross.js';
 import { jacobian, projectedJacobian, selfKernel } from './kernel.js';
 import type { EngineModel } from './model.js';
+import { subsetsOf } from './plan.js';
 import { logitsOf } from './predict.js';
 
 export type Request =
@@ -44,7 +45,7 @@ async function handle(req: Request): Promise<unknown> {
     case 'load': {
       const m = await loadModel(req.source);
       models.set(req.key, m);
-      return { classes: m.classes, inputShape: m.inputShape, parameterCount: m.parameterCount, generic: m.generic };
+      return { classes: m.classes, inputShape: m.inputShape, parameterCount: m.parameterCount, generic: m.generic, subsets: subsetsOf(m.graph) };
     }
     case 'loadWeights':
       loadWeights(model(req.key), req.weights);

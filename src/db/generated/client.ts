@@ -82,7 +82,7 @@ export type Producer = Prisma.ProducerModel
  * Model SampleMetric
  * One row per (checkpoint, sample): the scalar terms of DESIGN.md plus logits and π. Every value has
  * a `*Src` column naming its Producer, so a computed value is never mistaken for a recorded one.
- * kNorm and kTrace are over all trainable parameters.
+ * kNorm and kTrace are over all trainable parameters (over a named subset: SampleSubsetMetric).
  */
 export type SampleMetric = Prisma.SampleMetricModel
 /**
@@ -94,17 +94,27 @@ export type SampleMetric = Prisma.SampleMetricModel
 export type ApiKey = Prisma.ApiKeyModel
 /**
  * Model SampleCrossMetric
- * kCross(x_u; T) = mean over x_o ∈ T of ‖K(x_o, x_u)‖_F, per (checkpoint, target set, sample). It depends
- * on the target set T, so it cannot be a column of sample_metric. `targetKey` names T: `split:<name>`
- * (a split of the run's dataset) or `selection:<id>` (a saved selection). A row exists only with a
- * value; `kCrossSrc` names its Producer. src/db/terms.ts (`CROSS_TERM`) describes the table.
+ * kCross(x_u; T) = mean over x_o ∈ T of ‖K(x_o, x_u)‖_F, per (checkpoint, target set, parameter subset,
+ * sample). It depends on the target set T, so it cannot be a column of sample_metric. `targetKey` names T:
+ * `split:<name>` (a split of the run's dataset) or `selection:<id>` (a saved selection); `subset` names the
+ * parameters K is over ('all', or a name of Model.parameterSubsets such as Mantis's 'head'). A row exists
+ * only with a value; `kCrossSrc` names its Producer. src/db/curation-terms.ts (`CROSS_TERM`) describes the table.
  */
 export type SampleCrossMetric = Prisma.SampleCrossMetricModel
 /**
+ * Model SampleSubsetMetric
+ * kNorm and kTrace over a named parameter subset other than 'all' (a name of Model.parameterSubsets, e.g.
+ * Mantis's 'head' = head_norm + head), per (checkpoint, subset, sample); over all trainable parameters they
+ * are the k_norm and k_trace columns of sample_metric. Each value has a `*Src` column naming its Producer,
+ * as in sample_metric. src/db/subset-metrics.ts writes it.
+ */
+export type SampleSubsetMetric = Prisma.SampleSubsetMetricModel
+/**
  * Model MetricCoverage
  * How many samples have a value of each term at a checkpoint: `term` is a sample_metric column
- * (`k_norm`, …) or `k_cross:<targetKey>`. Kept exact by statement-level triggers on sample_metric
- * and sample_cross_metric (see the curation migration), so "is anything missing?" is one row read
+ * (`k_norm`, …), `k_norm@<subset>` or `k_trace@<subset>` (sample_subset_metric), or
+ * `k_cross:<targetKey>` (over all parameters) and `k_cross@<subset>:<targetKey>`. Kept exact by
+ * statement-level triggers on the three tables (the curation and parameter_subsets migrations), so "is anything missing?" is one row read
  * instead of a scan of a million rows. Never written by application code.
  */
 export type MetricCoverage = Prisma.MetricCoverageModel

@@ -400,6 +400,7 @@ export const ModelName = {
   SampleMetric: 'SampleMetric',
   ApiKey: 'ApiKey',
   SampleCrossMetric: 'SampleCrossMetric',
+  SampleSubsetMetric: 'SampleSubsetMetric',
   MetricCoverage: 'MetricCoverage',
   DatasetSize: 'DatasetSize',
   Selection: 'Selection',
@@ -422,7 +423,7 @@ export type TypeMap<ExtArgs extends runtime.Types.Extensions.InternalArgs = runt
     omit: GlobalOmitOptions
   }
   meta: {
-    modelProps: "dataset" | "sample" | "model" | "run" | "checkpoint" | "checkpointWeights" | "producer" | "sampleMetric" | "apiKey" | "sampleCrossMetric" | "metricCoverage" | "datasetSize" | "selection" | "selectionSample" | "computeJob" | "computeJobChunk" | "trainJob"
+    modelProps: "dataset" | "sample" | "model" | "run" | "checkpoint" | "checkpointWeights" | "producer" | "sampleMetric" | "apiKey" | "sampleCrossMetric" | "sampleSubsetMetric" | "metricCoverage" | "datasetSize" | "selection" | "selectionSample" | "computeJob" | "computeJobChunk" | "trainJob"
     txIsolationLevel: TransactionIsolationLevel
   }
   model: {
@@ -1166,6 +1167,80 @@ export type TypeMap<ExtArgs extends runtime.Types.Extensions.InternalArgs = runt
         }
       }
     }
+    SampleSubsetMetric: {
+      payload: Prisma.$SampleSubsetMetricPayload<ExtArgs>
+      fields: Prisma.SampleSubsetMetricFieldRefs
+      operations: {
+        findUnique: {
+          args: Prisma.SampleSubsetMetricFindUniqueArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$SampleSubsetMetricPayload> | null
+        }
+        findUniqueOrThrow: {
+          args: Prisma.SampleSubsetMetricFindUniqueOrThrowArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$SampleSubsetMetricPayload>
+        }
+        findFirst: {
+          args: Prisma.SampleSubsetMetricFindFirstArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$SampleSubsetMetricPayload> | null
+        }
+        findFirstOrThrow: {
+          args: Prisma.SampleSubsetMetricFindFirstOrThrowArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$SampleSubsetMetricPayload>
+        }
+        findMany: {
+          args: Prisma.SampleSubsetMetricFindManyArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$SampleSubsetMetricPayload>[]
+        }
+        create: {
+          args: Prisma.SampleSubsetMetricCreateArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$SampleSubsetMetricPayload>
+        }
+        createMany: {
+          args: Prisma.SampleSubsetMetricCreateManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        createManyAndReturn: {
+          args: Prisma.SampleSubsetMetricCreateManyAndReturnArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$SampleSubsetMetricPayload>[]
+        }
+        delete: {
+          args: Prisma.SampleSubsetMetricDeleteArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$SampleSubsetMetricPayload>
+        }
+        update: {
+          args: Prisma.SampleSubsetMetricUpdateArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$SampleSubsetMetricPayload>
+        }
+        deleteMany: {
+          args: Prisma.SampleSubsetMetricDeleteManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        updateMany: {
+          args: Prisma.SampleSubsetMetricUpdateManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        updateManyAndReturn: {
+          args: Prisma.SampleSubsetMetricUpdateManyAndReturnArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$SampleSubsetMetricPayload>[]
+        }
+        upsert: {
+          args: Prisma.SampleSubsetMetricUpsertArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$SampleSubsetMetricPayload>
+        }
+        aggregate: {
+          args: Prisma.SampleSubsetMetricAggregateArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.AggregateSampleSubsetMetric>
+        }
+        groupBy: {
+          args: Prisma.SampleSubsetMetricGroupByArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.SampleSubsetMetricGroupByOutputType>[]
+        }
+        count: {
+          args: Prisma.SampleSubsetMetricCountArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.SampleSubsetMetricCountAggregateOutputType> | number
+        }
+      }
+    }
     MetricCoverage: {
       payload: Prisma.$MetricCoveragePayload<ExtArgs>
       fields: Prisma.MetricCoverageFieldRefs
@@ -1858,6 +1933,7 @@ export type ApiKeyScalarFieldEnum = (typeof ApiKeyScalarFieldEnum)[keyof typeof 
 export const SampleCrossMetricScalarFieldEnum = {
   checkpointId: 'checkpointId',
   targetKey: 'targetKey',
+  subset: 'subset',
   sampleId: 'sampleId',
   kCross: 'kCross',
   kCrossSrc: 'kCrossSrc',
@@ -1865,6 +1941,20 @@ export const SampleCrossMetricScalarFieldEnum = {
 } as const
 
 export type SampleCrossMetricScalarFieldEnum = (typeof SampleCrossMetricScalarFieldEnum)[keyof typeof SampleCrossMetricScalarFieldEnum]
+
+
+export const SampleSubsetMetricScalarFieldEnum = {
+  checkpointId: 'checkpointId',
+  subset: 'subset',
+  sampleId: 'sampleId',
+  kNorm: 'kNorm',
+  kNormSrc: 'kNormSrc',
+  kTrace: 'kTrace',
+  kTraceSrc: 'kTraceSrc',
+  updatedAt: 'updatedAt'
+} as const
+
+export type SampleSubsetMetricScalarFieldEnum = (typeof SampleSubsetMetricScalarFieldEnum)[keyof typeof SampleSubsetMetricScalarFieldEnum]
 
 
 export const MetricCoverageScalarFieldEnum = {
@@ -1923,6 +2013,7 @@ export const ComputeJobScalarFieldEnum = {
   checkpointId: 'checkpointId',
   terms: 'terms',
   targetKey: 'targetKey',
+  subset: 'subset',
   scope: 'scope',
   workKey: 'workKey',
   chunkSize: 'chunkSize',
@@ -2320,6 +2411,7 @@ export type GlobalOmitConfig = {
   sampleMetric?: Prisma.SampleMetricOmit
   apiKey?: Prisma.ApiKeyOmit
   sampleCrossMetric?: Prisma.SampleCrossMetricOmit
+  sampleSubsetMetric?: Prisma.SampleSubsetMetricOmit
   metricCoverage?: Prisma.MetricCoverageOmit
   datasetSize?: Prisma.DatasetSizeOmit
   selection?: Prisma.SelectionOmit

@@ -59,6 +59,7 @@ export const ModelName = {
   SampleMetric: 'SampleMetric',
   ApiKey: 'ApiKey',
   SampleCrossMetric: 'SampleCrossMetric',
+  SampleSubsetMetric: 'SampleSubsetMetric',
   MetricCoverage: 'MetricCoverage',
   DatasetSize: 'DatasetSize',
   Selection: 'Selection',
@@ -219,6 +220,7 @@ export type ApiKeyScalarFieldEnum = (typeof ApiKeyScalarFieldEnum)[keyof typeof 
 export const SampleCrossMetricScalarFieldEnum = {
   checkpointId: 'checkpointId',
   targetKey: 'targetKey',
+  subset: 'subset',
   sampleId: 'sampleId',
   kCross: 'kCross',
   kCrossSrc: 'kCrossSrc',
@@ -226,6 +228,20 @@ export const SampleCrossMetricScalarFieldEnum = {
 } as const
 
 export type SampleCrossMetricScalarFieldEnum = (typeof SampleCrossMetricScalarFieldEnum)[keyof typeof SampleCrossMetricScalarFieldEnum]
+
+
+export const SampleSubsetMetricScalarFieldEnum = {
+  checkpointId: 'checkpointId',
+  subset: 'subset',
+  sampleId: 'sampleId',
+  kNorm: 'kNorm',
+  kNormSrc: 'kNormSrc',
+  kTrace: 'kTrace',
+  kTraceSrc: 'kTraceSrc',
+  updatedAt: 'updatedAt'
+} as const
+
+export type SampleSubsetMetricScalarFieldEnum = (typeof SampleSubsetMetricScalarFieldEnum)[keyof typeof SampleSubsetMetricScalarFieldEnum]
 
 
 export const MetricCoverageScalarFieldEnum = {
@@ -284,6 +300,7 @@ export const ComputeJobScalarFieldEnum = {
   checkpointId: 'checkpointId',
   terms: 'terms',
   targetKey: 'targetKey',
+  subset: 'subset',
   scope: 'scope',
   workKey: 'workKey',
   chunkSize: 'chunkSize',

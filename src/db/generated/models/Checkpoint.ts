@@ -265,6 +265,7 @@ export type CheckpointWhereInput = {
   weights?: Prisma.XOR<Prisma.CheckpointWeightsNullableScalarRelationFilter, Prisma.CheckpointWeightsWhereInput> | null
   metrics?: Prisma.SampleMetricListRelationFilter
   crossMetrics?: Prisma.SampleCrossMetricListRelationFilter
+  subsetMetrics?: Prisma.SampleSubsetMetricListRelationFilter
   coverage?: Prisma.MetricCoverageListRelationFilter
   computeJobs?: Prisma.ComputeJobListRelationFilter
 }
@@ -282,6 +283,7 @@ export type CheckpointOrderByWithRelationInput = {
   weights?: Prisma.CheckpointWeightsOrderByWithRelationInput
   metrics?: Prisma.SampleMetricOrderByRelationAggregateInput
   crossMetrics?: Prisma.SampleCrossMetricOrderByRelationAggregateInput
+  subsetMetrics?: Prisma.SampleSubsetMetricOrderByRelationAggregateInput
   coverage?: Prisma.MetricCoverageOrderByRelationAggregateInput
   computeJobs?: Prisma.ComputeJobOrderByRelationAggregateInput
 }
@@ -303,6 +305,7 @@ export type CheckpointWhereUniqueInput = Prisma.AtLeast<{
   weights?: Prisma.XOR<Prisma.CheckpointWeightsNullableScalarRelationFilter, Prisma.CheckpointWeightsWhereInput> | null
   metrics?: Prisma.SampleMetricListRelationFilter
   crossMetrics?: Prisma.SampleCrossMetricListRelationFilter
+  subsetMetrics?: Prisma.SampleSubsetMetricListRelationFilter
   coverage?: Prisma.MetricCoverageListRelationFilter
   computeJobs?: Prisma.ComputeJobListRelationFilter
 }, "id" | "runId_step">
@@ -348,6 +351,7 @@ export type CheckpointCreateInput = {
   weights?: Prisma.CheckpointWeightsCreateNestedOneWithoutCheckpointInput
   metrics?: Prisma.SampleMetricCreateNestedManyWithoutCheckpointInput
   crossMetrics?: Prisma.SampleCrossMetricCreateNestedManyWithoutCheckpointInput
+  subsetMetrics?: Prisma.SampleSubsetMetricCreateNestedManyWithoutCheckpointInput
   coverage?: Prisma.MetricCoverageCreateNestedManyWithoutCheckpointInput
   computeJobs?: Prisma.ComputeJobCreateNestedManyWithoutCheckpointInput
 }
@@ -364,6 +368,7 @@ export type CheckpointUncheckedCreateInput = {
   weights?: Prisma.CheckpointWeightsUncheckedCreateNestedOneWithoutCheckpointInput
   metrics?: Prisma.SampleMetricUncheckedCreateNestedManyWithoutCheckpointInput
   crossMetrics?: Prisma.SampleCrossMetricUncheckedCreateNestedManyWithoutCheckpointInput
+  subsetMetrics?: Prisma.SampleSubsetMetricUncheckedCreateNestedManyWithoutCheckpointInput
   coverage?: Prisma.MetricCoverageUncheckedCreateNestedManyWithoutCheckpointInput
   computeJobs?: Prisma.ComputeJobUncheckedCreateNestedManyWithoutCheckpointInput
 }
@@ -379,6 +384,7 @@ export type CheckpointUpdateInput = {
   weights?: Prisma.CheckpointWeightsUpdateOneWithoutCheckpointNestedInput
   metrics?: Prisma.SampleMetricUpdateManyWithoutCheckpointNestedInput
   crossMetrics?: Prisma.SampleCrossMetricUpdateManyWithoutCheckpointNestedInput
+  subsetMetrics?: Prisma.SampleSubsetMetricUpdateManyWithoutCheckpointNestedInput
   coverage?: Prisma.MetricCoverageUpdateManyWithoutCheckpointNestedInput
   computeJobs?: Prisma.ComputeJobUpdateManyWithoutCheckpointNestedInput
 }
@@ -395,6 +401,7 @@ export type CheckpointUncheckedUpdateInput = {
   weights?: Prisma.CheckpointWeightsUncheckedUpdateOneWithoutCheckpointNestedInput
   metrics?: Prisma.SampleMetricUncheckedUpdateManyWithoutCheckpointNestedInput
   crossMetrics?: Prisma.SampleCrossMetricUncheckedUpdateManyWithoutCheckpointNestedInput
+  subsetMetrics?: Prisma.SampleSubsetMetricUncheckedUpdateManyWithoutCheckpointNestedInput
   coverage?: Prisma.MetricCoverageUncheckedUpdateManyWithoutCheckpointNestedInput
   computeJobs?: Prisma.ComputeJobUncheckedUpdateManyWithoutCheckpointNestedInput
 }
@@ -593,6 +600,20 @@ export type CheckpointUpdateOneRequiredWithoutCrossMetricsNestedInput = {
   update?: Prisma.XOR<Prisma.XOR<Prisma.CheckpointUpdateToOneWithWhereWithoutCrossMetricsInput, Prisma.CheckpointUpdateWithoutCrossMetricsInput>, Prisma.CheckpointUncheckedUpdateWithoutCrossMetricsInput>
 }
 
+export type CheckpointCreateNestedOneWithoutSubsetMetricsInput = {
+  create?: Prisma.XOR<Prisma.CheckpointCreateWithoutSubsetMetricsInput, Prisma.CheckpointUncheckedCreateWithoutSubsetMetricsInput>
+  connectOrCreate?: Prisma.CheckpointCreateOrConnectWithoutSubsetMetricsInput
+  connect?: Prisma.CheckpointWhereUniqueInput
+}
+
+export type CheckpointUpdateOneRequiredWithoutSubsetMetricsNestedInput = {
+  create?: Prisma.XOR<Prisma.CheckpointCreateWithoutSubsetMetricsInput, Prisma.CheckpointUncheckedCreateWithoutSubsetMetricsInput>
+  connectOrCreate?: Prisma.CheckpointCreateOrConnectWithoutSubsetMetricsInput
+  upsert?: Prisma.CheckpointUpsertWithoutSubsetMetricsInput
+  connect?: Prisma.CheckpointWhereUniqueInput
+  update?: Prisma.XOR<Prisma.XOR<Prisma.CheckpointUpdateToOneWithWhereWithoutSubsetMetricsInput, Prisma.CheckpointUpdateWithoutSubsetMetricsInput>, Prisma.CheckpointUncheckedUpdateWithoutSubsetMetricsInput>
+}
+
 export type CheckpointCreateNestedOneWithoutCoverageInput = {
   create?: Prisma.XOR<Prisma.CheckpointCreateWithoutCoverageInput, Prisma.CheckpointUncheckedCreateWithoutCoverageInput>
   connectOrCreate?: Prisma.CheckpointCreateOrConnectWithoutCoverageInput
@@ -631,6 +652,7 @@ export type CheckpointCreateWithoutRunInput = {
   weights?: Prisma.CheckpointWeightsCreateNestedOneWithoutCheckpointInput
   metrics?: Prisma.SampleMetricCreateNestedManyWithoutCheckpointInput
   crossMetrics?: Prisma.SampleCrossMetricCreateNestedManyWithoutCheckpointInput
+  subsetMetrics?: Prisma.SampleSubsetMetricCreateNestedManyWithoutCheckpointInput
   coverage?: Prisma.MetricCoverageCreateNestedManyWithoutCheckpointInput
   computeJobs?: Prisma.ComputeJobCreateNestedManyWithoutCheckpointInput
 }
@@ -646,6 +668,7 @@ export type CheckpointUncheckedCreateWithoutRunInput = {
   weights?: Prisma.CheckpointWeightsUncheckedCreateNestedOneWithoutCheckpointInput
   metrics?: Prisma.SampleMetricUncheckedCreateNestedManyWithoutCheckpointInput
   crossMetrics?: Prisma.SampleCrossMetricUncheckedCreateNestedManyWithoutCheckpointInput
+  subsetMetrics?: Prisma.SampleSubsetMetricUncheckedCreateNestedManyWithoutCheckpointInput
   coverage?: Prisma.MetricCoverageUncheckedCreateNestedManyWithoutCheckpointInput
   computeJobs?: Prisma.ComputeJobUncheckedCreateNestedManyWithoutCheckpointInput
 }
@@ -700,6 +723,7 @@ export type CheckpointCreateWithoutWeightsInput = {
   run: Prisma.RunCreateNestedOneWithoutCheckpointsInput
   metrics?: Prisma.SampleMetricCreateNestedManyWithoutCheckpointInput
   crossMetrics?: Prisma.SampleCrossMetricCreateNestedManyWithoutCheckpointInput
+  subsetMetrics?: Prisma.SampleSubsetMetricCreateNestedManyWithoutCheckpointInput
   coverage?: Prisma.MetricCoverageCreateNestedManyWithoutCheckpointInput
   computeJobs?: Prisma.ComputeJobCreateNestedManyWithoutCheckpointInput
 }
@@ -715,6 +739,7 @@ export type CheckpointUncheckedCreateWithoutWeightsInput = {
   createdAt?: Date | string
   metrics?: Prisma.SampleMetricUncheckedCreateNestedManyWithoutCheckpointInput
   crossMetrics?: Prisma.SampleCrossMetricUncheckedCreateNestedManyWithoutCheckpointInput
+  subsetMetrics?: Prisma.SampleSubsetMetricUncheckedCreateNestedManyWithoutCheckpointInput
   coverage?: Prisma.MetricCoverageUncheckedCreateNestedManyWithoutCheckpointInput
   computeJobs?: Prisma.ComputeJobUncheckedCreateNestedManyWithoutCheckpointInput
 }
@@ -745,6 +770,7 @@ export type CheckpointUpdateWithoutWeightsInput = {
   run?: Prisma.RunUpdateOneRequiredWithoutCheckpointsNestedInput
   metrics?: Prisma.SampleMetricUpdateManyWithoutCheckpointNestedInput
   crossMetrics?: Prisma.SampleCrossMetricUpdateManyWithoutCheckpointNestedInput
+  subsetMetrics?: Prisma.SampleSubsetMetricUpdateManyWithoutCheckpointNestedInput
   coverage?: Prisma.MetricCoverageUpdateManyWithoutCheckpointNestedInput
   computeJobs?: Prisma.ComputeJobUpdateManyWithoutCheckpointNestedInput
 }
@@ -760,6 +786,7 @@ export type CheckpointUncheckedUpdateWithoutWeightsInput = {
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   metrics?: Prisma.SampleMetricUncheckedUpdateManyWithoutCheckpointNestedInput
   crossMetrics?: Prisma.SampleCrossMetricUncheckedUpdateManyWithoutCheckpointNestedInput
+  subsetMetrics?: Prisma.SampleSubsetMetricUncheckedUpdateManyWithoutCheckpointNestedInput
   coverage?: Prisma.MetricCoverageUncheckedUpdateManyWithoutCheckpointNestedInput
   computeJobs?: Prisma.ComputeJobUncheckedUpdateManyWithoutCheckpointNestedInput
 }
@@ -774,6 +801,7 @@ export type CheckpointCreateWithoutMetricsInput = {
   run: Prisma.RunCreateNestedOneWithoutCheckpointsInput
   weights?: Prisma.CheckpointWeightsCreateNestedOneWithoutCheckpointInput
   crossMetrics?: Prisma.SampleCrossMetricCreateNestedManyWithoutCheckpointInput
+  subsetMetrics?: Prisma.SampleSubsetMetricCreateNestedManyWithoutCheckpointInput
   coverage?: Prisma.MetricCoverageCreateNestedManyWithoutCheckpointInput
   computeJobs?: Prisma.ComputeJobCreateNestedManyWithoutCheckpointInput
 }
@@ -789,6 +817,7 @@ export type CheckpointUncheckedCreateWithoutMetricsInput = {
   createdAt?: Date | string
   weights?: Prisma.CheckpointWeightsUncheckedCreateNestedOneWithoutCheckpointInput
   crossMetrics?: Prisma.SampleCrossMetricUncheckedCreateNestedManyWithoutCheckpointInput
+  subsetMetrics?: Prisma.SampleSubsetMetricUncheckedCreateNestedManyWithoutCheckpointInput
   coverage?: Prisma.MetricCoverageUncheckedCreateNestedManyWithoutCheckpointInput
   computeJobs?: Prisma.ComputeJobUncheckedCreateNestedManyWithoutCheckpointInput
 }
@@ -819,6 +848,7 @@ export type CheckpointUpdateWithoutMetricsInput = {
   run?: Prisma.RunUpdateOneRequiredWithoutCheckpointsNestedInput
   weights?: Prisma.CheckpointWeightsUpdateOneWithoutCheckpointNestedInput
   crossMetrics?: Prisma.SampleCrossMetricUpdateManyWithoutCheckpointNestedInput
+  subsetMetrics?: Prisma.SampleSubsetMetricUpdateManyWithoutCheckpointNestedInput
   coverage?: Prisma.MetricCoverageUpdateManyWithoutCheckpointNestedInput
   computeJobs?: Prisma.ComputeJobUpdateManyWithoutCheckpointNestedInput
 }
@@ -834,6 +864,7 @@ export type CheckpointUncheckedUpdateWithoutMetricsInput = {
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   weights?: Prisma.CheckpointWeightsUncheckedUpdateOneWithoutCheckpointNestedInput
   crossMetrics?: Prisma.SampleCrossMetricUncheckedUpdateManyWithoutCheckpointNestedInput
+  subsetMetrics?: Prisma.SampleSubsetMetricUncheckedUpdateManyWithoutCheckpointNestedInput
   coverage?: Prisma.MetricCoverageUncheckedUpdateManyWithoutCheckpointNestedInput
   computeJobs?: Prisma.ComputeJobUncheckedUpdateManyWithoutCheckpointNestedInput
 }
@@ -848,6 +879,7 @@ export type CheckpointCreateWithoutCrossMetricsInput = {
   run: Prisma.RunCreateNestedOneWithoutCheckpointsInput
   weights?: Prisma.CheckpointWeightsCreateNestedOneWithoutCheckpointInput
   metrics?: Prisma.SampleMetricCreateNestedManyWithoutCheckpointInput
+  subsetMetrics?: Prisma.SampleSubsetMetricCreateNestedManyWithoutCheckpointInput
   coverage?: Prisma.MetricCoverageCreateNestedManyWithoutCheckpointInput
   computeJobs?: Prisma.ComputeJobCreateNestedManyWithoutCheckpointInput
 }
@@ -863,6 +895,7 @@ export type CheckpointUncheckedCreateWithoutCrossMetricsInput = {
   createdAt?: Date | string
   weights?: Prisma.CheckpointWeightsUncheckedCreateNestedOneWithoutCheckpointInput
   metrics?: Prisma.SampleMetricUncheckedCreateNestedManyWithoutCheckpointInput
+  subsetMetrics?: Prisma.SampleSubsetMetricUncheckedCreateNestedManyWithoutCheckpointInput
   coverage?: Prisma.MetricCoverageUncheckedCreateNestedManyWithoutCheckpointInput
   computeJobs?: Prisma.ComputeJobUncheckedCreateNestedManyWithoutCheckpointInput
 }
@@ -893,6 +926,7 @@ export type CheckpointUpdateWithoutCrossMetricsInput = {
   run?: Prisma.RunUpdateOneRequiredWithoutCheckpointsNestedInput
   weights?: Prisma.CheckpointWeightsUpdateOneWithoutCheckpointNestedInput
   metrics?: Prisma.SampleMetricUpdateManyWithoutCheckpointNestedInput
+  subsetMetrics?: Prisma.SampleSubsetMetricUpdateManyWithoutCheckpointNestedInput
   coverage?: Prisma.MetricCoverageUpdateManyWithoutCheckpointNestedInput
   computeJobs?: Prisma.ComputeJobUpdateManyWithoutCheckpointNestedInput
 }
@@ -908,6 +942,85 @@ export type CheckpointUncheckedUpdateWithoutCrossMetricsInput = {
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   weights?: Prisma.CheckpointWeightsUncheckedUpdateOneWithoutCheckpointNestedInput
   metrics?: Prisma.SampleMetricUncheckedUpdateManyWithoutCheckpointNestedInput
+  subsetMetrics?: Prisma.SampleSubsetMetricUncheckedUpdateManyWithoutCheckpointNestedInput
+  coverage?: Prisma.MetricCoverageUncheckedUpdateManyWithoutCheckpointNestedInput
+  computeJobs?: Prisma.ComputeJobUncheckedUpdateManyWithoutCheckpointNestedInput
+}
+
+export type CheckpointCreateWithoutSubsetMetricsInput = {
+  step: number
+  epoch?: number | null
+  learningRate?: number | null
+  weightBytes: number
+  weightSha256: string
+  createdAt?: Date | string
+  run: Prisma.RunCreateNestedOneWithoutCheckpointsInput
+  weights?: Prisma.CheckpointWeightsCreateNestedOneWithoutCheckpointInput
+  metrics?: Prisma.SampleMetricCreateNestedManyWithoutCheckpointInput
+  crossMetrics?: Prisma.SampleCrossMetricCreateNestedManyWithoutCheckpointInput
+  coverage?: Prisma.MetricCoverageCreateNestedManyWithoutCheckpointInput
+  computeJobs?: Prisma.ComputeJobCreateNestedManyWithoutCheckpointInput
+}
+
+export type CheckpointUncheckedCreateWithoutSubsetMetricsInput = {
+  id?: number
+  runId: number
+  step: number
+  epoch?: number | null
+  learningRate?: number | null
+  weightBytes: number
+  weightSha256: string
+  createdAt?: Date | string
+  weights?: Prisma.CheckpointWeightsUncheckedCreateNestedOneWithoutCheckpointInput
+  metrics?: Prisma.SampleMetricUncheckedCreateNestedManyWithoutCheckpointInput
+  crossMetrics?: Prisma.SampleCrossMetricUncheckedCreateNestedManyWithoutCheckpointInput
+  coverage?: Prisma.MetricCoverageUncheckedCreateNestedManyWithoutCheckpointInput
+  computeJobs?: Prisma.ComputeJobUncheckedCreateNestedManyWithoutCheckpointInput
+}
+
+export type CheckpointCreateOrConnectWithoutSubsetMetricsInput = {
+  where: Prisma.CheckpointWhereUniqueInput
+  create: Prisma.XOR<Prisma.CheckpointCreateWithoutSubsetMetricsInput, Prisma.CheckpointUncheckedCreateWithoutSubsetMetricsInput>
+}
+
+export type CheckpointUpsertWithoutSubsetMetricsInput = {
+  update: Prisma.XOR<Prisma.CheckpointUpdateWithoutSubsetMetricsInput, Prisma.CheckpointUncheckedUpdateWithoutSubsetMetricsInput>
+  create: Prisma.XOR<Prisma.CheckpointCreateWithoutSubsetMetricsInput, Prisma.CheckpointUncheckedCreateWithoutSubsetMetricsInput>
+  where?: Prisma.CheckpointWhereInput
+}
+
+export type CheckpointUpdateToOneWithWhereWithoutSubsetMetricsInput = {
+  where?: Prisma.CheckpointWhereInput
+  data: Prisma.XOR<Prisma.CheckpointUpdateWithoutSubsetMetricsInput, Prisma.CheckpointUncheckedUpdateWithoutSubsetMetricsInput>
+}
+
+export type CheckpointUpdateWithoutSubsetMetricsInput = {
+  step?: Prisma.IntFieldUpdateOperationsInput | number
+  epoch?: Prisma.NullableFloatFieldUpdateOperationsInput | number | null
+  learningRate?: Prisma.NullableFloatFieldUpdateOperationsInput | number | null
+  weightBytes?: Prisma.IntFieldUpdateOperationsInput | number
+  weightSha256?: Prisma.StringFieldUpdateOperationsInput | string
+  createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  run?: Prisma.RunUpdateOneRequiredWithoutCheckpointsNestedInput
+  weights?: Prisma.CheckpointWeightsUpdateOneWithoutCheckpointNestedInput
+  metrics?: Prisma.SampleMetricUpdateManyWithoutCheckpointNestedInput
+  crossMetrics?: Prisma.SampleCrossMetricUpdateManyWithoutCheckpointNestedInput
+  coverage?: Prisma.MetricCoverageUpdateManyWithoutCheckpointNestedInput
+  computeJobs?: Prisma.ComputeJobUpdateManyWithoutCheckpointNestedInput
+}
+
+export type CheckpointUncheckedUpdateWithoutSubsetMetricsInput = {
+  id?: Prisma.IntFieldUpdateOperationsInput | number
+  runId?: Prisma.IntFieldUpdateOperationsInput | number
+  step?: Prisma.IntFieldUpdateOperationsInput | number
+  epoch?: Prisma.NullableFloatFieldUpdateOperationsInput | number | null
+  learningRate?: Prisma.NullableFloatFieldUpdateOperationsInput | number | null
+  weightBytes?: Prisma.IntFieldUpdateOperationsInput | number
+  weightSha256?: Prisma.StringFieldUpdateOperationsInput | string
+  createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  weights?: Prisma.CheckpointWeightsUncheckedUpdateOneWithoutCheckpointNestedInput
+  metrics?: Prisma.SampleMetricUncheckedUpdateManyWithoutCheckpointNestedInput
+  crossMetrics?: Prisma.SampleCrossMetricUncheckedUpdateManyWithoutCheckpointNestedInput
   coverage?: Prisma.MetricCoverageUncheckedUpdateManyWithoutCheckpointNestedInput
   computeJobs?: Prisma.ComputeJobUncheckedUpdateManyWithoutCheckpointNestedInput
 }
@@ -923,6 +1036,7 @@ export type CheckpointCreateWithoutCoverageInput = {
   weights?: Prisma.CheckpointWeightsCreateNestedOneWithoutCheckpointInput
   metrics?: Prisma.SampleMetricCreateNestedManyWithoutCheckpointInput
   crossMetrics?: Prisma.SampleCrossMetricCreateNestedManyWithoutCheckpointInput
+  subsetMetrics?: Prisma.SampleSubsetMetricCreateNestedManyWithoutCheckpointInput
   computeJobs?: Prisma.ComputeJobCreateNestedManyWithoutCheckpointInput
 }
 
@@ -938,6 +1052,7 @@ export type CheckpointUncheckedCreateWithoutCoverageInput = {
   weights?: Prisma.CheckpointWeightsUncheckedCreateNestedOneWithoutCheckpointInput
   metrics?: Prisma.SampleMetricUncheckedCreateNestedManyWithoutCheckpointInput
   crossMetrics?: Prisma.SampleCrossMetricUncheckedCreateNestedManyWithoutCheckpointInput
+  subsetMetrics?: Prisma.SampleSubsetMetricUncheckedCreateNestedManyWithoutCheckpointInput
   computeJobs?: Prisma.ComputeJobUncheckedCreateNestedManyWithoutCheckpointInput
 }
 
@@ -968,6 +1083,7 @@ export type CheckpointUpdateWithoutCoverageInput = {
   weights?: Prisma.CheckpointWeightsUpdateOneWithoutCheckpointNestedInput
   metrics?: Prisma.SampleMetricUpdateManyWithoutCheckpointNestedInput
   crossMetrics?: Prisma.SampleCrossMetricUpdateManyWithoutCheckpointNestedInput
+  subsetMetrics?: Prisma.SampleSubsetMetricUpdateManyWithoutCheckpointNestedInput
   computeJobs?: Prisma.ComputeJobUpdateManyWithoutCheckpointNestedInput
 }
 
@@ -983,6 +1099,7 @@ export type CheckpointUncheckedUpdateWithoutCoverageInput = {
   weights?: Prisma.CheckpointWeightsUncheckedUpdateOneWithoutCheckpointNestedInput
   metrics?: Prisma.SampleMetricUncheckedUpdateManyWithoutCheckpointNestedInput
   crossMetrics?: Prisma.SampleCrossMetricUncheckedUpdateManyWithoutCheckpointNestedInput
+  subsetMetrics?: Prisma.SampleSubsetMetricUncheckedUpdateManyWithoutCheckpointNestedInput
   computeJobs?: Prisma.ComputeJobUncheckedUpdateManyWithoutCheckpointNestedInput
 }
 
@@ -997,6 +1114,7 @@ export type CheckpointCreateWithoutComputeJobsInput = {
   weights?: Prisma.CheckpointWeightsCreateNestedOneWithoutCheckpointInput
   metrics?: Prisma.SampleMetricCreateNestedManyWithoutCheckpointInput
   crossMetrics?: Prisma.SampleCrossMetricCreateNestedManyWithoutCheckpointInput
+  subsetMetrics?: Prisma.SampleSubsetMetricCreateNestedManyWithoutCheckpointInput
   coverage?: Prisma.MetricCoverageCreateNestedManyWithoutCheckpointInput
 }
 
@@ -1012,6 +1130,7 @@ export type CheckpointUncheckedCreateWithoutComputeJobsInput = {
   weights?: Prisma.CheckpointWeightsUncheckedCreateNestedOneWithoutCheckpointInput
   metrics?: Prisma.SampleMetricUncheckedCreateNestedManyWithoutCheckpointInput
   crossMetrics?: Prisma.SampleCrossMetricUncheckedCreateNestedManyWithoutCheckpointInput
+  subsetMetrics?: Prisma.SampleSubsetMetricUncheckedCreateNestedManyWithoutCheckpointInput
   coverage?: Prisma.MetricCoverageUncheckedCreateNestedManyWithoutCheckpointInput
 }
 
@@ -1042,6 +1161,7 @@ export type CheckpointUpdateWithoutComputeJobsInput = {
   weights?: Prisma.CheckpointWeightsUpdateOneWithoutCheckpointNestedInput
   metrics?: Prisma.SampleMetricUpdateManyWithoutCheckpointNestedInput
   crossMetrics?: Prisma.SampleCrossMetricUpdateManyWithoutCheckpointNestedInput
+  subsetMetrics?: Prisma.SampleSubsetMetricUpdateManyWithoutCheckpointNestedInput
   coverage?: Prisma.MetricCoverageUpdateManyWithoutCheckpointNestedInput
 }
 
@@ -1057,6 +1177,7 @@ export type CheckpointUncheckedUpdateWithoutComputeJobsInput = {
   weights?: Prisma.CheckpointWeightsUncheckedUpdateOneWithoutCheckpointNestedInput
   metrics?: Prisma.SampleMetricUncheckedUpdateManyWithoutCheckpointNestedInput
   crossMetrics?: Prisma.SampleCrossMetricUncheckedUpdateManyWithoutCheckpointNestedInput
+  subsetMetrics?: Prisma.SampleSubsetMetricUncheckedUpdateManyWithoutCheckpointNestedInput
   coverage?: Prisma.MetricCoverageUncheckedUpdateManyWithoutCheckpointNestedInput
 }
 
@@ -1080,6 +1201,7 @@ export type CheckpointUpdateWithoutRunInput = {
   weights?: Prisma.CheckpointWeightsUpdateOneWithoutCheckpointNestedInput
   metrics?: Prisma.SampleMetricUpdateManyWithoutCheckpointNestedInput
   crossMetrics?: Prisma.SampleCrossMetricUpdateManyWithoutCheckpointNestedInput
+  subsetMetrics?: Prisma.SampleSubsetMetricUpdateManyWithoutCheckpointNestedInput
   coverage?: Prisma.MetricCoverageUpdateManyWithoutCheckpointNestedInput
   computeJobs?: Prisma.ComputeJobUpdateManyWithoutCheckpointNestedInput
 }
@@ -1095,6 +1217,7 @@ export type CheckpointUncheckedUpdateWithoutRunInput = {
   weights?: Prisma.CheckpointWeightsUncheckedUpdateOneWithoutCheckpointNestedInput
   metrics?: Prisma.SampleMetricUncheckedUpdateManyWithoutCheckpointNestedInput
   crossMetrics?: Prisma.SampleCrossMetricUncheckedUpdateManyWithoutCheckpointNestedInput
+  subsetMetrics?: Prisma.SampleSubsetMetricUncheckedUpdateManyWithoutCheckpointNestedInput
   coverage?: Prisma.MetricCoverageUncheckedUpdateManyWithoutCheckpointNestedInput
   computeJobs?: Prisma.ComputeJobUncheckedUpdateManyWithoutCheckpointNestedInput
 }
@@ -1117,6 +1240,7 @@ export type CheckpointUncheckedUpdateManyWithoutRunInput = {
 export type CheckpointCountOutputType = {
   metrics: number
   crossMetrics: number
+  subsetMetrics: number
   coverage: number
   computeJobs: number
 }
@@ -1124,6 +1248,7 @@ export type CheckpointCountOutputType = {
 export type CheckpointCountOutputTypeSelect<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
   metrics?: boolean | CheckpointCountOutputTypeCountMetricsArgs
   crossMetrics?: boolean | CheckpointCountOutputTypeCountCrossMetricsArgs
+  subsetMetrics?: boolean | CheckpointCountOutputTypeCountSubsetMetricsArgs
   coverage?: boolean | CheckpointCountOutputTypeCountCoverageArgs
   computeJobs?: boolean | CheckpointCountOutputTypeCountComputeJobsArgs
 }
@@ -1155,6 +1280,13 @@ export type CheckpointCountOutputTypeCountCrossMetricsArgs<ExtArgs extends runti
 /**
  * CheckpointCountOutputType without action
  */
+export type CheckpointCountOutputTypeCountSubsetMetricsArgs<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
+  where?: Prisma.SampleSubsetMetricWhereInput
+}
+
+/**
+ * CheckpointCountOutputType without action
+ */
 export type CheckpointCountOutputTypeCountCoverageArgs<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
   where?: Prisma.MetricCoverageWhereInput
 }
@@ -1180,6 +1312,7 @@ export type CheckpointSelect<ExtArgs extends runtime.Types.Extensions.InternalAr
   weights?: boolean | Prisma.Checkpoint$weightsArgs<ExtArgs>
   metrics?: boolean | Prisma.Checkpoint$metricsArgs<ExtArgs>
   crossMetrics?: boolean | Prisma.Checkpoint$crossMetricsArgs<ExtArgs>
+  subsetMetrics?: boolean | Prisma.Checkpoint$subsetMetricsArgs<ExtArgs>
   coverage?: boolean | Prisma.Checkpoint$coverageArgs<ExtArgs>
   computeJobs?: boolean | Prisma.Checkpoint$computeJobsArgs<ExtArgs>
   _count?: boolean | Prisma.CheckpointCountOutputTypeDefaultArgs<ExtArgs>
@@ -1226,6 +1359,7 @@ export type CheckpointInclude<ExtArgs extends runtime.Types.Extensions.InternalA
   weights?: boolean | Prisma.Checkpoint$weightsArgs<ExtArgs>
   metrics?: boolean | Prisma.Checkpoint$metricsArgs<ExtArgs>
   crossMetrics?: boolean | Prisma.Checkpoint$crossMetricsArgs<ExtArgs>
+  subsetMetrics?: boolean | Prisma.Checkpoint$subsetMetricsArgs<ExtArgs>
   coverage?: boolean | Prisma.Checkpoint$coverageArgs<ExtArgs>
   computeJobs?: boolean | Prisma.Checkpoint$computeJobsArgs<ExtArgs>
   _count?: boolean | Prisma.CheckpointCountOutputTypeDefaultArgs<ExtArgs>
@@ -1244,6 +1378,7 @@ export type $CheckpointPayload<ExtArgs extends runtime.Types.Extensions.Internal
     weights: Prisma.$CheckpointWeightsPayload<ExtArgs> | null
     metrics: Prisma.$SampleMetricPayload<ExtArgs>[]
     crossMetrics: Prisma.$SampleCrossMetricPayload<ExtArgs>[]
+    subsetMetrics: Prisma.$SampleSubsetMetricPayload<ExtArgs>[]
     coverage: Prisma.$MetricCoveragePayload<ExtArgs>[]
     computeJobs: Prisma.$ComputeJobPayload<ExtArgs>[]
   }
@@ -1654,6 +1789,7 @@ export interface Prisma__CheckpointClient<T, Null = never, ExtArgs extends runti
   weights<T extends Prisma.Checkpoint$weightsArgs<ExtArgs> = {}>(args?: Prisma.Subset<T, Prisma.Checkpoint$weightsArgs<ExtArgs>>): Prisma.Prisma__CheckpointWeightsClient<runtime.Types.Result.GetResult<Prisma.$CheckpointWeightsPayload<ExtArgs>, T, "findUniqueOrThrow", GlobalOmitOptions> | null, null, ExtArgs, GlobalOmitOptions>
   metrics<T extends Prisma.Checkpoint$metricsArgs<ExtArgs> = {}>(args?: Prisma.Subset<T, Prisma.Checkpoint$metricsArgs<ExtArgs>>): Prisma.PrismaPromise<runtime.Types.Result.GetResult<Prisma.$SampleMetricPayload<ExtArgs>, T, "findMany", GlobalOmitOptions> | Null>
   crossMetrics<T extends Prisma.Checkpoint$crossMetricsArgs<ExtArgs> = {}>(args?: Prisma.Subset<T, Prisma.Checkpoint$crossMetricsArgs<ExtArgs>>): Prisma.PrismaPromise<runtime.Types.Result.GetResult<Prisma.$SampleCrossMetricPayload<ExtArgs>, T, "findMany", GlobalOmitOptions> | Null>
+  subsetMetrics<T extends Prisma.Checkpoint$subsetMetricsArgs<ExtArgs> = {}>(args?: Prisma.Subset<T, Prisma.Checkpoint$subsetMetricsArgs<ExtArgs>>): Prisma.PrismaPromise<runtime.Types.Result.GetResult<Prisma.$SampleSubsetMetricPayload<ExtArgs>, T, "findMany", GlobalOmitOptions> | Null>
   coverage<T extends Prisma.Checkpoint$coverageArgs<ExtArgs> = {}>(args?: Prisma.Subset<T, Prisma.Checkpoint$coverageArgs<ExtArgs>>): Prisma.PrismaPromise<runtime.Types.Result.GetResult<Prisma.$MetricCoveragePayload<ExtArgs>, T, "findMany", GlobalOmitOptions> | Null>
   computeJobs<T extends Prisma.Checkpoint$computeJobsArgs<ExtArgs> = {}>(args?: Prisma.Subset<T, Prisma.Checkpoint$computeJobsArgs<ExtArgs>>): Prisma.PrismaPromise<runtime.Types.Result.GetResult<Prisma.$ComputeJobPayload<ExtArgs>, T, "findMany", GlobalOmitOptions> | Null>
   /**
@@ -2153,6 +2289,30 @@ export type Checkpoint$crossMetricsArgs<ExtArgs extends runtime.Types.Extensions
   take?: number
   skip?: number
   distinct?: Prisma.SampleCrossMetricScalarFieldEnum | Prisma.SampleCrossMetricScalarFieldEnum[]
+}
+
+/**
+ * Checkpoint.subsetMetrics
+ */
+export type Checkpoint$subsetMetricsArgs<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
+  /**
+   * Select specific fields to fetch from the SampleSubsetMetric
+   */
+  select?: Prisma.SampleSubsetMetricSelect<ExtArgs> | null
+  /**
+   * Omit specific fields from the SampleSubsetMetric
+   */
+  omit?: Prisma.SampleSubsetMetricOmit<ExtArgs> | null
+  /**
+   * Choose, which related nodes to fetch as well
+   */
+  include?: Prisma.SampleSubsetMetricInclude<ExtArgs> | null
+  where?: Prisma.SampleSubsetMetricWhereInput
+  orderBy?: Prisma.SampleSubsetMetricOrderByWithRelationInput | Prisma.SampleSubsetMetricOrderByWithRelationInput[]
+  cursor?: Prisma.SampleSubsetMetricWhereUniqueInput
+  take?: number
+  skip?: number
+  distinct?: Prisma.SampleSubsetMetricScalarFieldEnum | Prisma.SampleSubsetMetricScalarFieldEnum[]
 }
 
 /**

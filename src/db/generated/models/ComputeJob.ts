@@ -62,6 +62,7 @@ export type ComputeJobMinAggregateOutputType = {
   id: number | null
   checkpointId: number | null
   targetKey: string | null
+  subset: string | null
   workKey: string | null
   chunkSize: number | null
   lastSampleId: number | null
@@ -83,6 +84,7 @@ export type ComputeJobMaxAggregateOutputType = {
   id: number | null
   checkpointId: number | null
   targetKey: string | null
+  subset: string | null
   workKey: string | null
   chunkSize: number | null
   lastSampleId: number | null
@@ -105,6 +107,7 @@ export type ComputeJobCountAggregateOutputType = {
   checkpointId: number
   terms: number
   targetKey: number
+  subset: number
   scope: number
   workKey: number
   chunkSize: number
@@ -158,6 +161,7 @@ export type ComputeJobMinAggregateInputType = {
   id?: true
   checkpointId?: true
   targetKey?: true
+  subset?: true
   workKey?: true
   chunkSize?: true
   lastSampleId?: true
@@ -179,6 +183,7 @@ export type ComputeJobMaxAggregateInputType = {
   id?: true
   checkpointId?: true
   targetKey?: true
+  subset?: true
   workKey?: true
   chunkSize?: true
   lastSampleId?: true
@@ -201,6 +206,7 @@ export type ComputeJobCountAggregateInputType = {
   checkpointId?: true
   terms?: true
   targetKey?: true
+  subset?: true
   scope?: true
   workKey?: true
   chunkSize?: true
@@ -312,6 +318,7 @@ export type ComputeJobGroupByOutputType = {
   checkpointId: number
   terms: string[]
   targetKey: string | null
+  subset: string
   scope: runtime.JsonValue
   workKey: string
   chunkSize: number
@@ -359,6 +366,7 @@ export type ComputeJobWhereInput = {
   checkpointId?: Prisma.IntFilter<"ComputeJob"> | number
   terms?: Prisma.StringNullableListFilter<"ComputeJob">
   targetKey?: Prisma.StringNullableFilter<"ComputeJob"> | string | null
+  subset?: Prisma.StringFilter<"ComputeJob"> | string
   scope?: Prisma.JsonFilter<"ComputeJob">
   workKey?: Prisma.StringFilter<"ComputeJob"> | string
   chunkSize?: Prisma.IntFilter<"ComputeJob"> | number
@@ -385,6 +393,7 @@ export type ComputeJobOrderByWithRelationInput = {
   checkpointId?: Prisma.SortOrder
   terms?: Prisma.SortOrder
   targetKey?: Prisma.SortOrderInput | Prisma.SortOrder
+  subset?: Prisma.SortOrder
   scope?: Prisma.SortOrder
   workKey?: Prisma.SortOrder
   chunkSize?: Prisma.SortOrder
@@ -414,6 +423,7 @@ export type ComputeJobWhereUniqueInput = Prisma.AtLeast<{
   checkpointId?: Prisma.IntFilter<"ComputeJob"> | number
   terms?: Prisma.StringNullableListFilter<"ComputeJob">
   targetKey?: Prisma.StringNullableFilter<"ComputeJob"> | string | null
+  subset?: Prisma.StringFilter<"ComputeJob"> | string
   scope?: Prisma.JsonFilter<"ComputeJob">
   workKey?: Prisma.StringFilter<"ComputeJob"> | string
   chunkSize?: Prisma.IntFilter<"ComputeJob"> | number
@@ -440,6 +450,7 @@ export type ComputeJobOrderByWithAggregationInput = {
   checkpointId?: Prisma.SortOrder
   terms?: Prisma.SortOrder
   targetKey?: Prisma.SortOrderInput | Prisma.SortOrder
+  subset?: Prisma.SortOrder
   scope?: Prisma.SortOrder
   workKey?: Prisma.SortOrder
   chunkSize?: Prisma.SortOrder
@@ -472,6 +483,7 @@ export type ComputeJobScalarWhereWithAggregatesInput = {
   checkpointId?: Prisma.IntWithAggregatesFilter<"ComputeJob"> | number
   terms?: Prisma.StringNullableListFilter<"ComputeJob">
   targetKey?: Prisma.StringNullableWithAggregatesFilter<"ComputeJob"> | string | null
+  subset?: Prisma.StringWithAggregatesFilter<"ComputeJob"> | string
   scope?: Prisma.JsonWithAggregatesFilter<"ComputeJob">
   workKey?: Prisma.StringWithAggregatesFilter<"ComputeJob"> | string
   chunkSize?: Prisma.IntWithAggregatesFilter<"ComputeJob"> | number
@@ -494,6 +506,7 @@ export type ComputeJobScalarWhereWithAggregatesInput = {
 export type ComputeJobCreateInput = {
   terms?: Prisma.ComputeJobCreatetermsInput | string[]
   targetKey?: string | null
+  subset?: string
   scope?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   workKey: string
   chunkSize: number
@@ -520,6 +533,7 @@ export type ComputeJobUncheckedCreateInput = {
   checkpointId: number
   terms?: Prisma.ComputeJobCreatetermsInput | string[]
   targetKey?: string | null
+  subset?: string
   scope?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   workKey: string
   chunkSize: number
@@ -543,6 +557,7 @@ export type ComputeJobUncheckedCreateInput = {
 export type ComputeJobUpdateInput = {
   terms?: Prisma.ComputeJobUpdatetermsInput | string[]
   targetKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  subset?: Prisma.StringFieldUpdateOperationsInput | string
   scope?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   workKey?: Prisma.StringFieldUpdateOperationsInput | string
   chunkSize?: Prisma.IntFieldUpdateOperationsInput | number
@@ -569,6 +584,7 @@ export type ComputeJobUncheckedUpdateInput = {
   checkpointId?: Prisma.IntFieldUpdateOperationsInput | number
   terms?: Prisma.ComputeJobUpdatetermsInput | string[]
   targetKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  subset?: Prisma.StringFieldUpdateOperationsInput | string
   scope?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   workKey?: Prisma.StringFieldUpdateOperationsInput | string
   chunkSize?: Prisma.IntFieldUpdateOperationsInput | number
@@ -594,6 +610,7 @@ export type ComputeJobCreateManyInput = {
   checkpointId: number
   terms?: Prisma.ComputeJobCreatetermsInput | string[]
   targetKey?: string | null
+  subset?: string
   scope?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   workKey: string
   chunkSize: number
@@ -616,6 +633,7 @@ export type ComputeJobCreateManyInput = {
 export type ComputeJobUpdateManyMutationInput = {
   terms?: Prisma.ComputeJobUpdatetermsInput | string[]
   targetKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  subset?: Prisma.StringFieldUpdateOperationsInput | string
   scope?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   workKey?: Prisma.StringFieldUpdateOperationsInput | string
   chunkSize?: Prisma.IntFieldUpdateOperationsInput | number
@@ -640,6 +658,7 @@ export type ComputeJobUncheckedUpdateManyInput = {
   checkpointId?: Prisma.IntFieldUpdateOperationsInput | number
   terms?: Prisma.ComputeJobUpdatetermsInput | string[]
   targetKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  subset?: Prisma.StringFieldUpdateOperationsInput | string
   scope?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   workKey?: Prisma.StringFieldUpdateOperationsInput | string
   chunkSize?: Prisma.IntFieldUpdateOperationsInput | number
@@ -674,6 +693,7 @@ export type ComputeJobCountOrderByAggregateInput = {
   checkpointId?: Prisma.SortOrder
   terms?: Prisma.SortOrder
   targetKey?: Prisma.SortOrder
+  subset?: Prisma.SortOrder
   scope?: Prisma.SortOrder
   workKey?: Prisma.SortOrder
   chunkSize?: Prisma.SortOrder
@@ -711,6 +731,7 @@ export type ComputeJobMaxOrderByAggregateInput = {
   id?: Prisma.SortOrder
   checkpointId?: Prisma.SortOrder
   targetKey?: Prisma.SortOrder
+  subset?: Prisma.SortOrder
   workKey?: Prisma.SortOrder
   chunkSize?: Prisma.SortOrder
   lastSampleId?: Prisma.SortOrder
@@ -732,6 +753,7 @@ export type ComputeJobMinOrderByAggregateInput = {
   id?: Prisma.SortOrder
   checkpointId?: Prisma.SortOrder
   targetKey?: Prisma.SortOrder
+  subset?: Prisma.SortOrder
   workKey?: Prisma.SortOrder
   chunkSize?: Prisma.SortOrder
   lastSampleId?: Prisma.SortOrder
@@ -849,6 +871,7 @@ export type ComputeJobUpdateOneRequiredWithoutChunksNestedInput = {
 export type ComputeJobCreateWithoutCheckpointInput = {
   terms?: Prisma.ComputeJobCreatetermsInput | string[]
   targetKey?: string | null
+  subset?: string
   scope?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   workKey: string
   chunkSize: number
@@ -873,6 +896,7 @@ export type ComputeJobUncheckedCreateWithoutCheckpointInput = {
   id?: number
   terms?: Prisma.ComputeJobCreatetermsInput | string[]
   targetKey?: string | null
+  subset?: string
   scope?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   workKey: string
   chunkSize: number
@@ -927,6 +951,7 @@ export type ComputeJobScalarWhereInput = {
   checkpointId?: Prisma.IntFilter<"ComputeJob"> | number
   terms?: Prisma.StringNullableListFilter<"ComputeJob">
   targetKey?: Prisma.StringNullableFilter<"ComputeJob"> | string | null
+  subset?: Prisma.StringFilter<"ComputeJob"> | string
   scope?: Prisma.JsonFilter<"ComputeJob">
   workKey?: Prisma.StringFilter<"ComputeJob"> | string
   chunkSize?: Prisma.IntFilter<"ComputeJob"> | number
@@ -949,6 +974,7 @@ export type ComputeJobScalarWhereInput = {
 export type ComputeJobCreateWithoutChunksInput = {
   terms?: Prisma.ComputeJobCreatetermsInput | string[]
   targetKey?: string | null
+  subset?: string
   scope?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   workKey: string
   chunkSize: number
@@ -974,6 +1000,7 @@ export type ComputeJobUncheckedCreateWithoutChunksInput = {
   checkpointId: number
   terms?: Prisma.ComputeJobCreatetermsInput | string[]
   targetKey?: string | null
+  subset?: string
   scope?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   workKey: string
   chunkSize: number
@@ -1012,6 +1039,7 @@ export type ComputeJobUpdateToOneWithWhereWithoutChunksInput = {
 export type ComputeJobUpdateWithoutChunksInput = {
   terms?: Prisma.ComputeJobUpdatetermsInput | string[]
   targetKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  subset?: Prisma.StringFieldUpdateOperationsInput | string
   scope?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   workKey?: Prisma.StringFieldUpdateOperationsInput | string
   chunkSize?: Prisma.IntFieldUpdateOperationsInput | number
@@ -1037,6 +1065,7 @@ export type ComputeJobUncheckedUpdateWithoutChunksInput = {
   checkpointId?: Prisma.IntFieldUpdateOperationsInput | number
   terms?: Prisma.ComputeJobUpdatetermsInput | string[]
   targetKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  subset?: Prisma.StringFieldUpdateOperationsInput | string
   scope?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   workKey?: Prisma.StringFieldUpdateOperationsInput | string
   chunkSize?: Prisma.IntFieldUpdateOperationsInput | number
@@ -1060,6 +1089,7 @@ export type ComputeJobCreateManyCheckpointInput = {
   id?: number
   terms?: Prisma.ComputeJobCreatetermsInput | string[]
   targetKey?: string | null
+  subset?: string
   scope?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   workKey: string
   chunkSize: number
@@ -1082,6 +1112,7 @@ export type ComputeJobCreateManyCheckpointInput = {
 export type ComputeJobUpdateWithoutCheckpointInput = {
   terms?: Prisma.ComputeJobUpdatetermsInput | string[]
   targetKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  subset?: Prisma.StringFieldUpdateOperationsInput | string
   scope?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   workKey?: Prisma.StringFieldUpdateOperationsInput | string
   chunkSize?: Prisma.IntFieldUpdateOperationsInput | number
@@ -1106,6 +1137,7 @@ export type ComputeJobUncheckedUpdateWithoutCheckpointInput = {
   id?: Prisma.IntFieldUpdateOperationsInput | number
   terms?: Prisma.ComputeJobUpdatetermsInput | string[]
   targetKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  subset?: Prisma.StringFieldUpdateOperationsInput | string
   scope?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   workKey?: Prisma.StringFieldUpdateOperationsInput | string
   chunkSize?: Prisma.IntFieldUpdateOperationsInput | number
@@ -1130,6 +1162,7 @@ export type ComputeJobUncheckedUpdateManyWithoutCheckpointInput = {
   id?: Prisma.IntFieldUpdateOperationsInput | number
   terms?: Prisma.ComputeJobUpdatetermsInput | string[]
   targetKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  subset?: Prisma.StringFieldUpdateOperationsInput | string
   scope?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   workKey?: Prisma.StringFieldUpdateOperationsInput | string
   chunkSize?: Prisma.IntFieldUpdateOperationsInput | number
@@ -1185,6 +1218,7 @@ export type ComputeJobSelect<ExtArgs extends runtime.Types.Extensions.InternalAr
   checkpointId?: boolean
   terms?: boolean
   targetKey?: boolean
+  subset?: boolean
   scope?: boolean
   workKey?: boolean
   chunkSize?: boolean
@@ -1212,6 +1246,7 @@ export type ComputeJobSelectCreateManyAndReturn<ExtArgs extends runtime.Types.Ex
   checkpointId?: boolean
   terms?: boolean
   targetKey?: boolean
+  subset?: boolean
   scope?: boolean
   workKey?: boolean
   chunkSize?: boolean
@@ -1237,6 +1272,7 @@ export type ComputeJobSelectUpdateManyAndReturn<ExtArgs extends runtime.Types.Ex
   checkpointId?: boolean
   terms?: boolean
   targetKey?: boolean
+  subset?: boolean
   scope?: boolean
   workKey?: boolean
   chunkSize?: boolean
@@ -1262,6 +1298,7 @@ export type ComputeJobSelectScalar = {
   checkpointId?: boolean
   terms?: boolean
   targetKey?: boolean
+  subset?: boolean
   scope?: boolean
   workKey?: boolean
   chunkSize?: boolean
@@ -1281,7 +1318,7 @@ export type ComputeJobSelectScalar = {
   updatedAt?: boolean
 }
 
-export type ComputeJobOmit<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetOmit<"id" | "checkpointId" | "terms" | "targetKey" | "scope" | "workKey" | "chunkSize" | "chunkStarts" | "lastSampleId" | "totalChunks" | "totalSamples" | "doneChunks" | "doneSamples" | "computedSamples" | "status" | "error" | "attempts" | "createdAt" | "startedAt" | "finishedAt" | "updatedAt", ExtArgs["result"]["computeJob"]>
+export type ComputeJobOmit<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetOmit<"id" | "checkpointId" | "terms" | "targetKey" | "subset" | "scope" | "workKey" | "chunkSize" | "chunkStarts" | "lastSampleId" | "totalChunks" | "totalSamples" | "doneChunks" | "doneSamples" | "computedSamples" | "status" | "error" | "attempts" | "createdAt" | "startedAt" | "finishedAt" | "updatedAt", ExtArgs["result"]["computeJob"]>
 export type ComputeJobInclude<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
   checkpoint?: boolean | Prisma.CheckpointDefaultArgs<ExtArgs>
   chunks?: boolean | Prisma.ComputeJob$chunksArgs<ExtArgs>
@@ -1312,11 +1349,15 @@ export type $ComputeJobPayload<ExtArgs extends runtime.Types.Extensions.Internal
      */
     targetKey: string | null
     /**
+     * The parameter subset its kernel terms (kNorm, kTrace, kCross) are over: 'all' or a name of Model.parameterSubsets.
+     */
+    subset: string
+    /**
      * Which samples: {} for all of the run's dataset, or {sampleIds} / {splits} / {labels}.
      */
     scope: runtime.JsonValue
     /**
-     * Digest of (terms, target, scope), so a request for the same work joins a job already under way.
+     * Digest of (terms, target, subset, scope), so a request for the same work joins a job already under way.
      */
     workKey: string
     chunkSize: number
@@ -1772,6 +1813,7 @@ export interface ComputeJobFieldRefs {
   readonly checkpointId: Prisma.FieldRef<"ComputeJob", 'Int'>
   readonly terms: Prisma.FieldRef<"ComputeJob", 'String[]'>
   readonly targetKey: Prisma.FieldRef<"ComputeJob", 'String'>
+  readonly subset: Prisma.FieldRef<"ComputeJob", 'String'>
   readonly scope: Prisma.FieldRef<"ComputeJob", 'Json'>
   readonly workKey: Prisma.FieldRef<"ComputeJob", 'String'>
   readonly chunkSize: Prisma.FieldRef<"ComputeJob", 'Int'>

@@ -15,8 +15,9 @@ import type * as Prisma from "../internal/prismaNamespace.js"
 /**
  * Model MetricCoverage
  * How many samples have a value of each term at a checkpoint: `term` is a sample_metric column
- * (`k_norm`, …) or `k_cross:<targetKey>`. Kept exact by statement-level triggers on sample_metric
- * and sample_cross_metric (see the curation migration), so "is anything missing?" is one row read
+ * (`k_norm`, …), `k_norm@<subset>` or `k_trace@<subset>` (sample_subset_metric), or
+ * `k_cross:<targetKey>` (over all parameters) and `k_cross@<subset>:<targetKey>`. Kept exact by
+ * statement-level triggers on the three tables (the curation and parameter_subsets migrations), so "is anything missing?" is one row read
  * instead of a scan of a million rows. Never written by application code.
  */
 export type MetricCoverageModel = runtime.Types.Result.DefaultSelection<Prisma.$MetricCoveragePayload>

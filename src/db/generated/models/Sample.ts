@@ -239,6 +239,7 @@ export type SampleWhereInput = {
   dataset?: Prisma.XOR<Prisma.DatasetScalarRelationFilter, Prisma.DatasetWhereInput>
   metrics?: Prisma.SampleMetricListRelationFilter
   crossMetrics?: Prisma.SampleCrossMetricListRelationFilter
+  subsetMetrics?: Prisma.SampleSubsetMetricListRelationFilter
   selections?: Prisma.SelectionSampleListRelationFilter
 }
 
@@ -252,6 +253,7 @@ export type SampleOrderByWithRelationInput = {
   dataset?: Prisma.DatasetOrderByWithRelationInput
   metrics?: Prisma.SampleMetricOrderByRelationAggregateInput
   crossMetrics?: Prisma.SampleCrossMetricOrderByRelationAggregateInput
+  subsetMetrics?: Prisma.SampleSubsetMetricOrderByRelationAggregateInput
   selections?: Prisma.SelectionSampleOrderByRelationAggregateInput
 }
 
@@ -269,6 +271,7 @@ export type SampleWhereUniqueInput = Prisma.AtLeast<{
   dataset?: Prisma.XOR<Prisma.DatasetScalarRelationFilter, Prisma.DatasetWhereInput>
   metrics?: Prisma.SampleMetricListRelationFilter
   crossMetrics?: Prisma.SampleCrossMetricListRelationFilter
+  subsetMetrics?: Prisma.SampleSubsetMetricListRelationFilter
   selections?: Prisma.SelectionSampleListRelationFilter
 }, "id" | "datasetId_index">
 
@@ -306,6 +309,7 @@ export type SampleCreateInput = {
   dataset: Prisma.DatasetCreateNestedOneWithoutSamplesInput
   metrics?: Prisma.SampleMetricCreateNestedManyWithoutSampleInput
   crossMetrics?: Prisma.SampleCrossMetricCreateNestedManyWithoutSampleInput
+  subsetMetrics?: Prisma.SampleSubsetMetricCreateNestedManyWithoutSampleInput
   selections?: Prisma.SelectionSampleCreateNestedManyWithoutSampleInput
 }
 
@@ -318,6 +322,7 @@ export type SampleUncheckedCreateInput = {
   series: runtime.Bytes
   metrics?: Prisma.SampleMetricUncheckedCreateNestedManyWithoutSampleInput
   crossMetrics?: Prisma.SampleCrossMetricUncheckedCreateNestedManyWithoutSampleInput
+  subsetMetrics?: Prisma.SampleSubsetMetricUncheckedCreateNestedManyWithoutSampleInput
   selections?: Prisma.SelectionSampleUncheckedCreateNestedManyWithoutSampleInput
 }
 
@@ -329,6 +334,7 @@ export type SampleUpdateInput = {
   dataset?: Prisma.DatasetUpdateOneRequiredWithoutSamplesNestedInput
   metrics?: Prisma.SampleMetricUpdateManyWithoutSampleNestedInput
   crossMetrics?: Prisma.SampleCrossMetricUpdateManyWithoutSampleNestedInput
+  subsetMetrics?: Prisma.SampleSubsetMetricUpdateManyWithoutSampleNestedInput
   selections?: Prisma.SelectionSampleUpdateManyWithoutSampleNestedInput
 }
 
@@ -341,6 +347,7 @@ export type SampleUncheckedUpdateInput = {
   series?: Prisma.BytesFieldUpdateOperationsInput | runtime.Bytes
   metrics?: Prisma.SampleMetricUncheckedUpdateManyWithoutSampleNestedInput
   crossMetrics?: Prisma.SampleCrossMetricUncheckedUpdateManyWithoutSampleNestedInput
+  subsetMetrics?: Prisma.SampleSubsetMetricUncheckedUpdateManyWithoutSampleNestedInput
   selections?: Prisma.SelectionSampleUncheckedUpdateManyWithoutSampleNestedInput
 }
 
@@ -504,6 +511,20 @@ export type SampleUpdateOneRequiredWithoutCrossMetricsNestedInput = {
   update?: Prisma.XOR<Prisma.XOR<Prisma.SampleUpdateToOneWithWhereWithoutCrossMetricsInput, Prisma.SampleUpdateWithoutCrossMetricsInput>, Prisma.SampleUncheckedUpdateWithoutCrossMetricsInput>
 }
 
+export type SampleCreateNestedOneWithoutSubsetMetricsInput = {
+  create?: Prisma.XOR<Prisma.SampleCreateWithoutSubsetMetricsInput, Prisma.SampleUncheckedCreateWithoutSubsetMetricsInput>
+  connectOrCreate?: Prisma.SampleCreateOrConnectWithoutSubsetMetricsInput
+  connect?: Prisma.SampleWhereUniqueInput
+}
+
+export type SampleUpdateOneRequiredWithoutSubsetMetricsNestedInput = {
+  create?: Prisma.XOR<Prisma.SampleCreateWithoutSubsetMetricsInput, Prisma.SampleUncheckedCreateWithoutSubsetMetricsInput>
+  connectOrCreate?: Prisma.SampleCreateOrConnectWithoutSubsetMetricsInput
+  upsert?: Prisma.SampleUpsertWithoutSubsetMetricsInput
+  connect?: Prisma.SampleWhereUniqueInput
+  update?: Prisma.XOR<Prisma.XOR<Prisma.SampleUpdateToOneWithWhereWithoutSubsetMetricsInput, Prisma.SampleUpdateWithoutSubsetMetricsInput>, Prisma.SampleUncheckedUpdateWithoutSubsetMetricsInput>
+}
+
 export type SampleCreateNestedOneWithoutSelectionsInput = {
   create?: Prisma.XOR<Prisma.SampleCreateWithoutSelectionsInput, Prisma.SampleUncheckedCreateWithoutSelectionsInput>
   connectOrCreate?: Prisma.SampleCreateOrConnectWithoutSelectionsInput
@@ -525,6 +546,7 @@ export type SampleCreateWithoutDatasetInput = {
   series: runtime.Bytes
   metrics?: Prisma.SampleMetricCreateNestedManyWithoutSampleInput
   crossMetrics?: Prisma.SampleCrossMetricCreateNestedManyWithoutSampleInput
+  subsetMetrics?: Prisma.SampleSubsetMetricCreateNestedManyWithoutSampleInput
   selections?: Prisma.SelectionSampleCreateNestedManyWithoutSampleInput
 }
 
@@ -536,6 +558,7 @@ export type SampleUncheckedCreateWithoutDatasetInput = {
   series: runtime.Bytes
   metrics?: Prisma.SampleMetricUncheckedCreateNestedManyWithoutSampleInput
   crossMetrics?: Prisma.SampleCrossMetricUncheckedCreateNestedManyWithoutSampleInput
+  subsetMetrics?: Prisma.SampleSubsetMetricUncheckedCreateNestedManyWithoutSampleInput
   selections?: Prisma.SelectionSampleUncheckedCreateNestedManyWithoutSampleInput
 }
 
@@ -584,6 +607,7 @@ export type SampleCreateWithoutMetricsInput = {
   series: runtime.Bytes
   dataset: Prisma.DatasetCreateNestedOneWithoutSamplesInput
   crossMetrics?: Prisma.SampleCrossMetricCreateNestedManyWithoutSampleInput
+  subsetMetrics?: Prisma.SampleSubsetMetricCreateNestedManyWithoutSampleInput
   selections?: Prisma.SelectionSampleCreateNestedManyWithoutSampleInput
 }
 
@@ -595,6 +619,7 @@ export type SampleUncheckedCreateWithoutMetricsInput = {
   split: string
   series: runtime.Bytes
   crossMetrics?: Prisma.SampleCrossMetricUncheckedCreateNestedManyWithoutSampleInput
+  subsetMetrics?: Prisma.SampleSubsetMetricUncheckedCreateNestedManyWithoutSampleInput
   selections?: Prisma.SelectionSampleUncheckedCreateNestedManyWithoutSampleInput
 }
 
@@ -621,6 +646,7 @@ export type SampleUpdateWithoutMetricsInput = {
   series?: Prisma.BytesFieldUpdateOperationsInput | runtime.Bytes
   dataset?: Prisma.DatasetUpdateOneRequiredWithoutSamplesNestedInput
   crossMetrics?: Prisma.SampleCrossMetricUpdateManyWithoutSampleNestedInput
+  subsetMetrics?: Prisma.SampleSubsetMetricUpdateManyWithoutSampleNestedInput
   selections?: Prisma.SelectionSampleUpdateManyWithoutSampleNestedInput
 }
 
@@ -632,6 +658,7 @@ export type SampleUncheckedUpdateWithoutMetricsInput = {
   split?: Prisma.StringFieldUpdateOperationsInput | string
   series?: Prisma.BytesFieldUpdateOperationsInput | runtime.Bytes
   crossMetrics?: Prisma.SampleCrossMetricUncheckedUpdateManyWithoutSampleNestedInput
+  subsetMetrics?: Prisma.SampleSubsetMetricUncheckedUpdateManyWithoutSampleNestedInput
   selections?: Prisma.SelectionSampleUncheckedUpdateManyWithoutSampleNestedInput
 }
 
@@ -642,6 +669,7 @@ export type SampleCreateWithoutCrossMetricsInput = {
   series: runtime.Bytes
   dataset: Prisma.DatasetCreateNestedOneWithoutSamplesInput
   metrics?: Prisma.SampleMetricCreateNestedManyWithoutSampleInput
+  subsetMetrics?: Prisma.SampleSubsetMetricCreateNestedManyWithoutSampleInput
   selections?: Prisma.SelectionSampleCreateNestedManyWithoutSampleInput
 }
 
@@ -653,6 +681,7 @@ export type SampleUncheckedCreateWithoutCrossMetricsInput = {
   split: string
   series: runtime.Bytes
   metrics?: Prisma.SampleMetricUncheckedCreateNestedManyWithoutSampleInput
+  subsetMetrics?: Prisma.SampleSubsetMetricUncheckedCreateNestedManyWithoutSampleInput
   selections?: Prisma.SelectionSampleUncheckedCreateNestedManyWithoutSampleInput
 }
 
@@ -679,6 +708,7 @@ export type SampleUpdateWithoutCrossMetricsInput = {
   series?: Prisma.BytesFieldUpdateOperationsInput | runtime.Bytes
   dataset?: Prisma.DatasetUpdateOneRequiredWithoutSamplesNestedInput
   metrics?: Prisma.SampleMetricUpdateManyWithoutSampleNestedInput
+  subsetMetrics?: Prisma.SampleSubsetMetricUpdateManyWithoutSampleNestedInput
   selections?: Prisma.SelectionSampleUpdateManyWithoutSampleNestedInput
 }
 
@@ -690,6 +720,69 @@ export type SampleUncheckedUpdateWithoutCrossMetricsInput = {
   split?: Prisma.StringFieldUpdateOperationsInput | string
   series?: Prisma.BytesFieldUpdateOperationsInput | runtime.Bytes
   metrics?: Prisma.SampleMetricUncheckedUpdateManyWithoutSampleNestedInput
+  subsetMetrics?: Prisma.SampleSubsetMetricUncheckedUpdateManyWithoutSampleNestedInput
+  selections?: Prisma.SelectionSampleUncheckedUpdateManyWithoutSampleNestedInput
+}
+
+export type SampleCreateWithoutSubsetMetricsInput = {
+  index: number
+  label: number
+  split: string
+  series: runtime.Bytes
+  dataset: Prisma.DatasetCreateNestedOneWithoutSamplesInput
+  metrics?: Prisma.SampleMetricCreateNestedManyWithoutSampleInput
+  crossMetrics?: Prisma.SampleCrossMetricCreateNestedManyWithoutSampleInput
+  selections?: Prisma.SelectionSampleCreateNestedManyWithoutSampleInput
+}
+
+export type SampleUncheckedCreateWithoutSubsetMetricsInput = {
+  id?: number
+  datasetId: number
+  index: number
+  label: number
+  split: string
+  series: runtime.Bytes
+  metrics?: Prisma.SampleMetricUncheckedCreateNestedManyWithoutSampleInput
+  crossMetrics?: Prisma.SampleCrossMetricUncheckedCreateNestedManyWithoutSampleInput
+  selections?: Prisma.SelectionSampleUncheckedCreateNestedManyWithoutSampleInput
+}
+
+export type SampleCreateOrConnectWithoutSubsetMetricsInput = {
+  where: Prisma.SampleWhereUniqueInput
+  create: Prisma.XOR<Prisma.SampleCreateWithoutSubsetMetricsInput, Prisma.SampleUncheckedCreateWithoutSubsetMetricsInput>
+}
+
+export type SampleUpsertWithoutSubsetMetricsInput = {
+  update: Prisma.XOR<Prisma.SampleUpdateWithoutSubsetMetricsInput, Prisma.SampleUncheckedUpdateWithoutSubsetMetricsInput>
+  create: Prisma.XOR<Prisma.SampleCreateWithoutSubsetMetricsInput, Prisma.SampleUncheckedCreateWithoutSubsetMetricsInput>
+  where?: Prisma.SampleWhereInput
+}
+
+export type SampleUpdateToOneWithWhereWithoutSubsetMetricsInput = {
+  where?: Prisma.SampleWhereInput
+  data: Prisma.XOR<Prisma.SampleUpdateWithoutSubsetMetricsInput, Prisma.SampleUncheckedUpdateWithoutSubsetMetricsInput>
+}
+
+export type SampleUpdateWithoutSubsetMetricsInput = {
+  index?: Prisma.IntFieldUpdateOperationsInput | number
+  label?: Prisma.IntFieldUpdateOperationsInput | number
+  split?: Prisma.StringFieldUpdateOperationsInput | string
+  series?: Prisma.BytesFieldUpdateOperationsInput | runtime.Bytes
+  dataset?: Prisma.DatasetUpdateOneRequiredWithoutSamplesNestedInput
+  metrics?: Prisma.SampleMetricUpdateManyWithoutSampleNestedInput
+  crossMetrics?: Prisma.SampleCrossMetricUpdateManyWithoutSampleNestedInput
+  selections?: Prisma.SelectionSampleUpdateManyWithoutSampleNestedInput
+}
+
+export type SampleUncheckedUpdateWithoutSubsetMetricsInput = {
+  id?: Prisma.IntFieldUpdateOperationsInput | number
+  datasetId?: Prisma.IntFieldUpdateOperationsInput | number
+  index?: Prisma.IntFieldUpdateOperationsInput | number
+  label?: Prisma.IntFieldUpdateOperationsInput | number
+  split?: Prisma.StringFieldUpdateOperationsInput | string
+  series?: Prisma.BytesFieldUpdateOperationsInput | runtime.Bytes
+  metrics?: Prisma.SampleMetricUncheckedUpdateManyWithoutSampleNestedInput
+  crossMetrics?: Prisma.SampleCrossMetricUncheckedUpdateManyWithoutSampleNestedInput
   selections?: Prisma.SelectionSampleUncheckedUpdateManyWithoutSampleNestedInput
 }
 
@@ -701,6 +794,7 @@ export type SampleCreateWithoutSelectionsInput = {
   dataset: Prisma.DatasetCreateNestedOneWithoutSamplesInput
   metrics?: Prisma.SampleMetricCreateNestedManyWithoutSampleInput
   crossMetrics?: Prisma.SampleCrossMetricCreateNestedManyWithoutSampleInput
+  subsetMetrics?: Prisma.SampleSubsetMetricCreateNestedManyWithoutSampleInput
 }
 
 export type SampleUncheckedCreateWithoutSelectionsInput = {
@@ -712,6 +806,7 @@ export type SampleUncheckedCreateWithoutSelectionsInput = {
   series: runtime.Bytes
   metrics?: Prisma.SampleMetricUncheckedCreateNestedManyWithoutSampleInput
   crossMetrics?: Prisma.SampleCrossMetricUncheckedCreateNestedManyWithoutSampleInput
+  subsetMetrics?: Prisma.SampleSubsetMetricUncheckedCreateNestedManyWithoutSampleInput
 }
 
 export type SampleCreateOrConnectWithoutSelectionsInput = {
@@ -738,6 +833,7 @@ export type SampleUpdateWithoutSelectionsInput = {
   dataset?: Prisma.DatasetUpdateOneRequiredWithoutSamplesNestedInput
   metrics?: Prisma.SampleMetricUpdateManyWithoutSampleNestedInput
   crossMetrics?: Prisma.SampleCrossMetricUpdateManyWithoutSampleNestedInput
+  subsetMetrics?: Prisma.SampleSubsetMetricUpdateManyWithoutSampleNestedInput
 }
 
 export type SampleUncheckedUpdateWithoutSelectionsInput = {
@@ -749,6 +845,7 @@ export type SampleUncheckedUpdateWithoutSelectionsInput = {
   series?: Prisma.BytesFieldUpdateOperationsInput | runtime.Bytes
   metrics?: Prisma.SampleMetricUncheckedUpdateManyWithoutSampleNestedInput
   crossMetrics?: Prisma.SampleCrossMetricUncheckedUpdateManyWithoutSampleNestedInput
+  subsetMetrics?: Prisma.SampleSubsetMetricUncheckedUpdateManyWithoutSampleNestedInput
 }
 
 export type SampleCreateManyDatasetInput = {
@@ -766,6 +863,7 @@ export type SampleUpdateWithoutDatasetInput = {
   series?: Prisma.BytesFieldUpdateOperationsInput | runtime.Bytes
   metrics?: Prisma.SampleMetricUpdateManyWithoutSampleNestedInput
   crossMetrics?: Prisma.SampleCrossMetricUpdateManyWithoutSampleNestedInput
+  subsetMetrics?: Prisma.SampleSubsetMetricUpdateManyWithoutSampleNestedInput
   selections?: Prisma.SelectionSampleUpdateManyWithoutSampleNestedInput
 }
 
@@ -777,6 +875,7 @@ export type SampleUncheckedUpdateWithoutDatasetInput = {
   series?: Prisma.BytesFieldUpdateOperationsInput | runtime.Bytes
   metrics?: Prisma.SampleMetricUncheckedUpdateManyWithoutSampleNestedInput
   crossMetrics?: Prisma.SampleCrossMetricUncheckedUpdateManyWithoutSampleNestedInput
+  subsetMetrics?: Prisma.SampleSubsetMetricUncheckedUpdateManyWithoutSampleNestedInput
   selections?: Prisma.SelectionSampleUncheckedUpdateManyWithoutSampleNestedInput
 }
 
@@ -796,12 +895,14 @@ export type SampleUncheckedUpdateManyWithoutDatasetInput = {
 export type SampleCountOutputType = {
   metrics: number
   crossMetrics: number
+  subsetMetrics: number
   selections: number
 }
 
 export type SampleCountOutputTypeSelect<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
   metrics?: boolean | SampleCountOutputTypeCountMetricsArgs
   crossMetrics?: boolean | SampleCountOutputTypeCountCrossMetricsArgs
+  subsetMetrics?: boolean | SampleCountOutputTypeCountSubsetMetricsArgs
   selections?: boolean | SampleCountOutputTypeCountSelectionsArgs
 }
 
@@ -832,6 +933,13 @@ export type SampleCountOutputTypeCountCrossMetricsArgs<ExtArgs extends runtime.T
 /**
  * SampleCountOutputType without action
  */
+export type SampleCountOutputTypeCountSubsetMetricsArgs<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
+  where?: Prisma.SampleSubsetMetricWhereInput
+}
+
+/**
+ * SampleCountOutputType without action
+ */
 export type SampleCountOutputTypeCountSelectionsArgs<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
   where?: Prisma.SelectionSampleWhereInput
 }
@@ -847,6 +955,7 @@ export type SampleSelect<ExtArgs extends runtime.Types.Extensions.InternalArgs =
   dataset?: boolean | Prisma.DatasetDefaultArgs<ExtArgs>
   metrics?: boolean | Prisma.Sample$metricsArgs<ExtArgs>
   crossMetrics?: boolean | Prisma.Sample$crossMetricsArgs<ExtArgs>
+  subsetMetrics?: boolean | Prisma.Sample$subsetMetricsArgs<ExtArgs>
   selections?: boolean | Prisma.Sample$selectionsArgs<ExtArgs>
   _count?: boolean | Prisma.SampleCountOutputTypeDefaultArgs<ExtArgs>
 }, ExtArgs["result"]["sample"]>
@@ -885,6 +994,7 @@ export type SampleInclude<ExtArgs extends runtime.Types.Extensions.InternalArgs 
   dataset?: boolean | Prisma.DatasetDefaultArgs<ExtArgs>
   metrics?: boolean | Prisma.Sample$metricsArgs<ExtArgs>
   crossMetrics?: boolean | Prisma.Sample$crossMetricsArgs<ExtArgs>
+  subsetMetrics?: boolean | Prisma.Sample$subsetMetricsArgs<ExtArgs>
   selections?: boolean | Prisma.Sample$selectionsArgs<ExtArgs>
   _count?: boolean | Prisma.SampleCountOutputTypeDefaultArgs<ExtArgs>
 }
@@ -901,6 +1011,7 @@ export type $SamplePayload<ExtArgs extends runtime.Types.Extensions.InternalArgs
     dataset: Prisma.$DatasetPayload<ExtArgs>
     metrics: Prisma.$SampleMetricPayload<ExtArgs>[]
     crossMetrics: Prisma.$SampleCrossMetricPayload<ExtArgs>[]
+    subsetMetrics: Prisma.$SampleSubsetMetricPayload<ExtArgs>[]
     selections: Prisma.$SelectionSamplePayload<ExtArgs>[]
   }
   scalars: runtime.Types.Extensions.GetPayloadResult<{
@@ -1307,6 +1418,7 @@ export interface Prisma__SampleClient<T, Null = never, ExtArgs extends runtime.T
   dataset<T extends Prisma.DatasetDefaultArgs<ExtArgs> = {}>(args?: Prisma.Subset<T, Prisma.DatasetDefaultArgs<ExtArgs>>): Prisma.Prisma__DatasetClient<runtime.Types.Result.GetResult<Prisma.$DatasetPayload<ExtArgs>, T, "findUniqueOrThrow", GlobalOmitOptions> | Null, Null, ExtArgs, GlobalOmitOptions>
   metrics<T extends Prisma.Sample$metricsArgs<ExtArgs> = {}>(args?: Prisma.Subset<T, Prisma.Sample$metricsArgs<ExtArgs>>): Prisma.PrismaPromise<runtime.Types.Result.GetResult<Prisma.$SampleMetricPayload<ExtArgs>, T, "findMany", GlobalOmitOptions> | Null>
   crossMetrics<T extends Prisma.Sample$crossMetricsArgs<ExtArgs> = {}>(args?: Prisma.Subset<T, Prisma.Sample$crossMetricsArgs<ExtArgs>>): Prisma.PrismaPromise<runtime.Types.Result.GetResult<Prisma.$SampleCrossMetricPayload<ExtArgs>, T, "findMany", GlobalOmitOptions> | Null>
+  subsetMetrics<T extends Prisma.Sample$subsetMetricsArgs<ExtArgs> = {}>(args?: Prisma.Subset<T, Prisma.Sample$subsetMetricsArgs<ExtArgs>>): Prisma.PrismaPromise<runtime.Types.Result.GetResult<Prisma.$SampleSubsetMetricPayload<ExtArgs>, T, "findMany", GlobalOmitOptions> | Null>
   selections<T extends Prisma.Sample$selectionsArgs<ExtArgs> = {}>(args?: Prisma.Subset<T, Prisma.Sample$selectionsArgs<ExtArgs>>): Prisma.PrismaPromise<runtime.Types.Result.GetResult<Prisma.$SelectionSamplePayload<ExtArgs>, T, "findMany", GlobalOmitOptions> | Null>
   /**
    * Attaches callbacks for the resolution and/or rejection of the Promise.
@@ -1784,6 +1896,30 @@ export type Sample$crossMetricsArgs<ExtArgs extends runtime.Types.Extensions.Int
   take?: number
   skip?: number
   distinct?: Prisma.SampleCrossMetricScalarFieldEnum | Prisma.SampleCrossMetricScalarFieldEnum[]
+}
+
+/**
+ * Sample.subsetMetrics
+ */
+export type Sample$subsetMetricsArgs<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
+  /**
+   * Select specific fields to fetch from the SampleSubsetMetric
+   */
+  select?: Prisma.SampleSubsetMetricSelect<ExtArgs> | null
+  /**
+   * Omit specific fields from the SampleSubsetMetric
+   */
+  omit?: Prisma.SampleSubsetMetricOmit<ExtArgs> | null
+  /**
+   * Choose, which related nodes to fetch as well
+   */
+  include?: Prisma.SampleSubsetMetricInclude<ExtArgs> | null
+  where?: Prisma.SampleSubsetMetricWhereInput
+  orderBy?: Prisma.SampleSubsetMetricOrderByWithRelationInput | Prisma.SampleSubsetMetricOrderByWithRelationInput[]
+  cursor?: Prisma.SampleSubsetMetricWhereUniqueInput
+  take?: number
+  skip?: number
+  distinct?: Prisma.SampleSubsetMetricScalarFieldEnum | Prisma.SampleSubsetMetricScalarFieldEnum[]
 }
 
 /**

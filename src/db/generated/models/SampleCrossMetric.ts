@@ -14,10 +14,11 @@ import type * as Prisma from "../internal/prismaNamespace.js"
 
 /**
  * Model SampleCrossMetric
- * kCross(x_u; T) = mean over x_o ∈ T of ‖K(x_o, x_u)‖_F, per (checkpoint, target set, sample). It depends
- * on the target set T, so it cannot be a column of sample_metric. `targetKey` names T: `split:<name>`
- * (a split of the run's dataset) or `selection:<id>` (a saved selection). A row exists only with a
- * value; `kCrossSrc` names its Producer. src/db/terms.ts (`CROSS_TERM`) describes the table.
+ * kCross(x_u; T) = mean over x_o ∈ T of ‖K(x_o, x_u)‖_F, per (checkpoint, target set, parameter subset,
+ * sample). It depends on the target set T, so it cannot be a column of sample_metric. `targetKey` names T:
+ * `split:<name>` (a split of the run's dataset) or `selection:<id>` (a saved selection); `subset` names the
+ * parameters K is over ('all', or a name of Model.parameterSubsets such as Mantis's 'head'). A row exists
+ * only with a value; `kCrossSrc` names its Producer. src/db/curation-terms.ts (`CROSS_TERM`) describes the table.
  */
 export type SampleCrossMetricModel = runtime.Types.Result.DefaultSelection<Prisma.$SampleCrossMetricPayload>
 
@@ -46,6 +47,7 @@ export type SampleCrossMetricSumAggregateOutputType = {
 export type SampleCrossMetricMinAggregateOutputType = {
   checkpointId: number | null
   targetKey: string | null
+  subset: string | null
   sampleId: number | null
   kCross: number | null
   kCrossSrc: number | null
@@ -55,6 +57,7 @@ export type SampleCrossMetricMinAggregateOutputType = {
 export type SampleCrossMetricMaxAggregateOutputType = {
   checkpointId: number | null
   targetKey: string | null
+  subset: string | null
   sampleId: number | null
   kCross: number | null
   kCrossSrc: number | null
@@ -64,6 +67,7 @@ export type SampleCrossMetricMaxAggregateOutputType = {
 export type SampleCrossMetricCountAggregateOutputType = {
   checkpointId: number
   targetKey: number
+  subset: number
   sampleId: number
   kCross: number
   kCrossSrc: number
@@ -89,6 +93,7 @@ export type SampleCrossMetricSumAggregateInputType = {
 export type SampleCrossMetricMinAggregateInputType = {
   checkpointId?: true
   targetKey?: true
+  subset?: true
   sampleId?: true
   kCross?: true
   kCrossSrc?: true
@@ -98,6 +103,7 @@ export type SampleCrossMetricMinAggregateInputType = {
 export type SampleCrossMetricMaxAggregateInputType = {
   checkpointId?: true
   targetKey?: true
+  subset?: true
   sampleId?: true
   kCross?: true
   kCrossSrc?: true
@@ -107,6 +113,7 @@ export type SampleCrossMetricMaxAggregateInputType = {
 export type SampleCrossMetricCountAggregateInputType = {
   checkpointId?: true
   targetKey?: true
+  subset?: true
   sampleId?: true
   kCross?: true
   kCrossSrc?: true
@@ -203,6 +210,7 @@ export type SampleCrossMetricGroupByArgs<ExtArgs extends runtime.Types.Extension
 export type SampleCrossMetricGroupByOutputType = {
   checkpointId: number
   targetKey: string
+  subset: string
   sampleId: number
   kCross: number
   kCrossSrc: number
@@ -235,6 +243,7 @@ export type SampleCrossMetricWhereInput = {
   NOT?: Prisma.SampleCrossMetricWhereInput | Prisma.SampleCrossMetricWhereInput[]
   checkpointId?: Prisma.IntFilter<"SampleCrossMetric"> | number
   targetKey?: Prisma.StringFilter<"SampleCrossMetric"> | string
+  subset?: Prisma.StringFilter<"SampleCrossMetric"> | string
   sampleId?: Prisma.IntFilter<"SampleCrossMetric"> | number
   kCross?: Prisma.FloatFilter<"SampleCrossMetric"> | number
   kCrossSrc?: Prisma.IntFilter<"SampleCrossMetric"> | number
@@ -246,6 +255,7 @@ export type SampleCrossMetricWhereInput = {
 export type SampleCrossMetricOrderByWithRelationInput = {
   checkpointId?: Prisma.SortOrder
   targetKey?: Prisma.SortOrder
+  subset?: Prisma.SortOrder
   sampleId?: Prisma.SortOrder
   kCross?: Prisma.SortOrder
   kCrossSrc?: Prisma.SortOrder
@@ -255,23 +265,25 @@ export type SampleCrossMetricOrderByWithRelationInput = {
 }
 
 export type SampleCrossMetricWhereUniqueInput = Prisma.AtLeast<{
-  checkpointId_targetKey_sampleId?: Prisma.SampleCrossMetricCheckpointIdTargetKeySampleIdCompoundUniqueInput
+  checkpointId_targetKey_subset_sampleId?: Prisma.SampleCrossMetricCheckpointIdTargetKeySubsetSampleIdCompoundUniqueInput
   AND?: Prisma.SampleCrossMetricWhereInput | Prisma.SampleCrossMetricWhereInput[]
   OR?: Prisma.SampleCrossMetricWhereInput[]
   NOT?: Prisma.SampleCrossMetricWhereInput | Prisma.SampleCrossMetricWhereInput[]
   checkpointId?: Prisma.IntFilter<"SampleCrossMetric"> | number
   targetKey?: Prisma.StringFilter<"SampleCrossMetric"> | string
+  subset?: Prisma.StringFilter<"SampleCrossMetric"> | string
   sampleId?: Prisma.IntFilter<"SampleCrossMetric"> | number
   kCross?: Prisma.FloatFilter<"SampleCrossMetric"> | number
   kCrossSrc?: Prisma.IntFilter<"SampleCrossMetric"> | number
   updatedAt?: Prisma.DateTimeFilter<"SampleCrossMetric"> | Date | string
   checkpoint?: Prisma.XOR<Prisma.CheckpointScalarRelationFilter, Prisma.CheckpointWhereInput>
   sample?: Prisma.XOR<Prisma.SampleScalarRelationFilter, Prisma.SampleWhereInput>
-}, "checkpointId_targetKey_sampleId">
+}, "checkpointId_targetKey_subset_sampleId">
 
 export type SampleCrossMetricOrderByWithAggregationInput = {
   checkpointId?: Prisma.SortOrder
   targetKey?: Prisma.SortOrder
+  subset?: Prisma.SortOrder
   sampleId?: Prisma.SortOrder
   kCross?: Prisma.SortOrder
   kCrossSrc?: Prisma.SortOrder
@@ -289,6 +301,7 @@ export type SampleCrossMetricScalarWhereWithAggregatesInput = {
   NOT?: Prisma.SampleCrossMetricScalarWhereWithAggregatesInput | Prisma.SampleCrossMetricScalarWhereWithAggregatesInput[]
   checkpointId?: Prisma.IntWithAggregatesFilter<"SampleCrossMetric"> | number
   targetKey?: Prisma.StringWithAggregatesFilter<"SampleCrossMetric"> | string
+  subset?: Prisma.StringWithAggregatesFilter<"SampleCrossMetric"> | string
   sampleId?: Prisma.IntWithAggregatesFilter<"SampleCrossMetric"> | number
   kCross?: Prisma.FloatWithAggregatesFilter<"SampleCrossMetric"> | number
   kCrossSrc?: Prisma.IntWithAggregatesFilter<"SampleCrossMetric"> | number
@@ -297,6 +310,7 @@ export type SampleCrossMetricScalarWhereWithAggregatesInput = {
 
 export type SampleCrossMetricCreateInput = {
   targetKey: string
+  subset?: string
   kCross: number
   kCrossSrc: number
   updatedAt?: Date | string
@@ -307,6 +321,7 @@ export type SampleCrossMetricCreateInput = {
 export type SampleCrossMetricUncheckedCreateInput = {
   checkpointId: number
   targetKey: string
+  subset?: string
   sampleId: number
   kCross: number
   kCrossSrc: number
@@ -315,6 +330,7 @@ export type SampleCrossMetricUncheckedCreateInput = {
 
 export type SampleCrossMetricUpdateInput = {
   targetKey?: Prisma.StringFieldUpdateOperationsInput | string
+  subset?: Prisma.StringFieldUpdateOperationsInput | string
   kCross?: Prisma.FloatFieldUpdateOperationsInput | number
   kCrossSrc?: Prisma.IntFieldUpdateOperationsInput | number
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
@@ -325,6 +341,7 @@ export type SampleCrossMetricUpdateInput = {
 export type SampleCrossMetricUncheckedUpdateInput = {
   checkpointId?: Prisma.IntFieldUpdateOperationsInput | number
   targetKey?: Prisma.StringFieldUpdateOperationsInput | string
+  subset?: Prisma.StringFieldUpdateOperationsInput | string
   sampleId?: Prisma.IntFieldUpdateOperationsInput | number
   kCross?: Prisma.FloatFieldUpdateOperationsInput | number
   kCrossSrc?: Prisma.IntFieldUpdateOperationsInput | number
@@ -334,6 +351,7 @@ export type SampleCrossMetricUncheckedUpdateInput = {
 export type SampleCrossMetricCreateManyInput = {
   checkpointId: number
   targetKey: string
+  subset?: string
   sampleId: number
   kCross: number
   kCrossSrc: number
@@ -342,6 +360,7 @@ export type SampleCrossMetricCreateManyInput = {
 
 export type SampleCrossMetricUpdateManyMutationInput = {
   targetKey?: Prisma.StringFieldUpdateOperationsInput | string
+  subset?: Prisma.StringFieldUpdateOperationsInput | string
   kCross?: Prisma.FloatFieldUpdateOperationsInput | number
   kCrossSrc?: Prisma.IntFieldUpdateOperationsInput | number
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
@@ -350,6 +369,7 @@ export type SampleCrossMetricUpdateManyMutationInput = {
 export type SampleCrossMetricUncheckedUpdateManyInput = {
   checkpointId?: Prisma.IntFieldUpdateOperationsInput | number
   targetKey?: Prisma.StringFieldUpdateOperationsInput | string
+  subset?: Prisma.StringFieldUpdateOperationsInput | string
   sampleId?: Prisma.IntFieldUpdateOperationsInput | number
   kCross?: Prisma.FloatFieldUpdateOperationsInput | number
   kCrossSrc?: Prisma.IntFieldUpdateOperationsInput | number
@@ -366,15 +386,17 @@ export type SampleCrossMetricOrderByRelationAggregateInput = {
   _count?: Prisma.SortOrder
 }
 
-export type SampleCrossMetricCheckpointIdTargetKeySampleIdCompoundUniqueInput = {
+export type SampleCrossMetricCheckpointIdTargetKeySubsetSampleIdCompoundUniqueInput = {
   checkpointId: number
   targetKey: string
+  subset: string
   sampleId: number
 }
 
 export type SampleCrossMetricCountOrderByAggregateInput = {
   checkpointId?: Prisma.SortOrder
   targetKey?: Prisma.SortOrder
+  subset?: Prisma.SortOrder
   sampleId?: Prisma.SortOrder
   kCross?: Prisma.SortOrder
   kCrossSrc?: Prisma.SortOrder
@@ -391,6 +413,7 @@ export type SampleCrossMetricAvgOrderByAggregateInput = {
 export type SampleCrossMetricMaxOrderByAggregateInput = {
   checkpointId?: Prisma.SortOrder
   targetKey?: Prisma.SortOrder
+  subset?: Prisma.SortOrder
   sampleId?: Prisma.SortOrder
   kCross?: Prisma.SortOrder
   kCrossSrc?: Prisma.SortOrder
@@ -400,6 +423,7 @@ export type SampleCrossMetricMaxOrderByAggregateInput = {
 export type SampleCrossMetricMinOrderByAggregateInput = {
   checkpointId?: Prisma.SortOrder
   targetKey?: Prisma.SortOrder
+  subset?: Prisma.SortOrder
   sampleId?: Prisma.SortOrder
   kCross?: Prisma.SortOrder
   kCrossSrc?: Prisma.SortOrder
@@ -507,6 +531,7 @@ export type FloatFieldUpdateOperationsInput = {
 
 export type SampleCrossMetricCreateWithoutSampleInput = {
   targetKey: string
+  subset?: string
   kCross: number
   kCrossSrc: number
   updatedAt?: Date | string
@@ -516,6 +541,7 @@ export type SampleCrossMetricCreateWithoutSampleInput = {
 export type SampleCrossMetricUncheckedCreateWithoutSampleInput = {
   checkpointId: number
   targetKey: string
+  subset?: string
   kCross: number
   kCrossSrc: number
   updatedAt?: Date | string
@@ -553,6 +579,7 @@ export type SampleCrossMetricScalarWhereInput = {
   NOT?: Prisma.SampleCrossMetricScalarWhereInput | Prisma.SampleCrossMetricScalarWhereInput[]
   checkpointId?: Prisma.IntFilter<"SampleCrossMetric"> | number
   targetKey?: Prisma.StringFilter<"SampleCrossMetric"> | string
+  subset?: Prisma.StringFilter<"SampleCrossMetric"> | string
   sampleId?: Prisma.IntFilter<"SampleCrossMetric"> | number
   kCross?: Prisma.FloatFilter<"SampleCrossMetric"> | number
   kCrossSrc?: Prisma.IntFilter<"SampleCrossMetric"> | number
@@ -561,6 +588,7 @@ export type SampleCrossMetricScalarWhereInput = {
 
 export type SampleCrossMetricCreateWithoutCheckpointInput = {
   targetKey: string
+  subset?: string
   kCross: number
   kCrossSrc: number
   updatedAt?: Date | string
@@ -569,6 +597,7 @@ export type SampleCrossMetricCreateWithoutCheckpointInput = {
 
 export type SampleCrossMetricUncheckedCreateWithoutCheckpointInput = {
   targetKey: string
+  subset?: string
   sampleId: number
   kCross: number
   kCrossSrc: number
@@ -604,6 +633,7 @@ export type SampleCrossMetricUpdateManyWithWhereWithoutCheckpointInput = {
 export type SampleCrossMetricCreateManySampleInput = {
   checkpointId: number
   targetKey: string
+  subset?: string
   kCross: number
   kCrossSrc: number
   updatedAt?: Date | string
@@ -611,6 +641,7 @@ export type SampleCrossMetricCreateManySampleInput = {
 
 export type SampleCrossMetricUpdateWithoutSampleInput = {
   targetKey?: Prisma.StringFieldUpdateOperationsInput | string
+  subset?: Prisma.StringFieldUpdateOperationsInput | string
   kCross?: Prisma.FloatFieldUpdateOperationsInput | number
   kCrossSrc?: Prisma.IntFieldUpdateOperationsInput | number
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
@@ -620,6 +651,7 @@ export type SampleCrossMetricUpdateWithoutSampleInput = {
 export type SampleCrossMetricUncheckedUpdateWithoutSampleInput = {
   checkpointId?: Prisma.IntFieldUpdateOperationsInput | number
   targetKey?: Prisma.StringFieldUpdateOperationsInput | string
+  subset?: Prisma.StringFieldUpdateOperationsInput | string
   kCross?: Prisma.FloatFieldUpdateOperationsInput | number
   kCrossSrc?: Prisma.IntFieldUpdateOperationsInput | number
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
@@ -628,6 +660,7 @@ export type SampleCrossMetricUncheckedUpdateWithoutSampleInput = {
 export type SampleCrossMetricUncheckedUpdateManyWithoutSampleInput = {
   checkpointId?: Prisma.IntFieldUpdateOperationsInput | number
   targetKey?: Prisma.StringFieldUpdateOperationsInput | string
+  subset?: Prisma.StringFieldUpdateOperationsInput | string
   kCross?: Prisma.FloatFieldUpdateOperationsInput | number
   kCrossSrc?: Prisma.IntFieldUpdateOperationsInput | number
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
@@ -635,6 +668,7 @@ export type SampleCrossMetricUncheckedUpdateManyWithoutSampleInput = {
 
 export type SampleCrossMetricCreateManyCheckpointInput = {
   targetKey: string
+  subset?: string
   sampleId: number
   kCross: number
   kCrossSrc: number
@@ -643,6 +677,7 @@ export type SampleCrossMetricCreateManyCheckpointInput = {
 
 export type SampleCrossMetricUpdateWithoutCheckpointInput = {
   targetKey?: Prisma.StringFieldUpdateOperationsInput | string
+  subset?: Prisma.StringFieldUpdateOperationsInput | string
   kCross?: Prisma.FloatFieldUpdateOperationsInput | number
   kCrossSrc?: Prisma.IntFieldUpdateOperationsInput | number
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
@@ -651,6 +686,7 @@ export type SampleCrossMetricUpdateWithoutCheckpointInput = {
 
 export type SampleCrossMetricUncheckedUpdateWithoutCheckpointInput = {
   targetKey?: Prisma.StringFieldUpdateOperationsInput | string
+  subset?: Prisma.StringFieldUpdateOperationsInput | string
   sampleId?: Prisma.IntFieldUpdateOperationsInput | number
   kCross?: Prisma.FloatFieldUpdateOperationsInput | number
   kCrossSrc?: Prisma.IntFieldUpdateOperationsInput | number
@@ -659,6 +695,7 @@ export type SampleCrossMetricUncheckedUpdateWithoutCheckpointInput = {
 
 export type SampleCrossMetricUncheckedUpdateManyWithoutCheckpointInput = {
   targetKey?: Prisma.StringFieldUpdateOperationsInput | string
+  subset?: Prisma.StringFieldUpdateOperationsInput | string
   sampleId?: Prisma.IntFieldUpdateOperationsInput | number
   kCross?: Prisma.FloatFieldUpdateOperationsInput | number
   kCrossSrc?: Prisma.IntFieldUpdateOperationsInput | number
@@ -670,6 +707,7 @@ export type SampleCrossMetricUncheckedUpdateManyWithoutCheckpointInput = {
 export type SampleCrossMetricSelect<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetSelect<{
   checkpointId?: boolean
   targetKey?: boolean
+  subset?: boolean
   sampleId?: boolean
   kCross?: boolean
   kCrossSrc?: boolean
@@ -681,6 +719,7 @@ export type SampleCrossMetricSelect<ExtArgs extends runtime.Types.Extensions.Int
 export type SampleCrossMetricSelectCreateManyAndReturn<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetSelect<{
   checkpointId?: boolean
   targetKey?: boolean
+  subset?: boolean
   sampleId?: boolean
   kCross?: boolean
   kCrossSrc?: boolean
@@ -692,6 +731,7 @@ export type SampleCrossMetricSelectCreateManyAndReturn<ExtArgs extends runtime.T
 export type SampleCrossMetricSelectUpdateManyAndReturn<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetSelect<{
   checkpointId?: boolean
   targetKey?: boolean
+  subset?: boolean
   sampleId?: boolean
   kCross?: boolean
   kCrossSrc?: boolean
@@ -703,13 +743,14 @@ export type SampleCrossMetricSelectUpdateManyAndReturn<ExtArgs extends runtime.T
 export type SampleCrossMetricSelectScalar = {
   checkpointId?: boolean
   targetKey?: boolean
+  subset?: boolean
   sampleId?: boolean
   kCross?: boolean
   kCrossSrc?: boolean
   updatedAt?: boolean
 }
 
-export type SampleCrossMetricOmit<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetOmit<"checkpointId" | "targetKey" | "sampleId" | "kCross" | "kCrossSrc" | "updatedAt", ExtArgs["result"]["sampleCrossMetric"]>
+export type SampleCrossMetricOmit<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetOmit<"checkpointId" | "targetKey" | "subset" | "sampleId" | "kCross" | "kCrossSrc" | "updatedAt", ExtArgs["result"]["sampleCrossMetric"]>
 export type SampleCrossMetricInclude<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
   checkpoint?: boolean | Prisma.CheckpointDefaultArgs<ExtArgs>
   sample?: boolean | Prisma.SampleDefaultArgs<ExtArgs>
@@ -732,6 +773,7 @@ export type $SampleCrossMetricPayload<ExtArgs extends runtime.Types.Extensions.I
   scalars: runtime.Types.Extensions.GetPayloadResult<{
     checkpointId: number
     targetKey: string
+    subset: string
     sampleId: number
     kCross: number
     kCrossSrc: number
@@ -1163,6 +1205,7 @@ export interface Prisma__SampleCrossMetricClient<T, Null = never, ExtArgs extend
 export interface SampleCrossMetricFieldRefs {
   readonly checkpointId: Prisma.FieldRef<"SampleCrossMetric", 'Int'>
   readonly targetKey: Prisma.FieldRef<"SampleCrossMetric", 'String'>
+  readonly subset: Prisma.FieldRef<"SampleCrossMetric", 'String'>
   readonly sampleId: Prisma.FieldRef<"SampleCrossMetric", 'Int'>
   readonly kCross: Prisma.FieldRef<"SampleCrossMetric", 'Float'>
   readonly kCrossSrc: Prisma.FieldRef<"SampleCrossMetric", 'Int'>

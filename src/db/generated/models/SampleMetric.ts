@@ -16,7 +16,7 @@ import type * as Prisma from "../internal/prismaNamespace.js"
  * Model SampleMetric
  * One row per (checkpoint, sample): the scalar terms of DESIGN.md plus logits and π. Every value has
  * a `*Src` column naming its Producer, so a computed value is never mistaken for a recorded one.
- * kNorm and kTrace are over all trainable parameters.
+ * kNorm and kTrace are over all trainable parameters (over a named subset: SampleSubsetMetric).
  */
 export type SampleMetricModel = runtime.Types.Result.DefaultSelection<Prisma.$SampleMetricPayload>
 
