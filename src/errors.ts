@@ -118,8 +118,10 @@ export class TermsMissingError extends TangentError {
 }
 
 export class ModelUnusableError extends TangentError {
-  constructor(checkpointId: number, reason: string) {
-    super(ErrorCode.MODEL_UNUSABLE, `The model of checkpoint ${checkpointId} cannot be run: ${reason}`, { checkpointId: String(checkpointId) });
+  /** At a checkpoint; or, with `checkpointId` null, a model by itself (`modelId`: e.g. Model.parameterSubsets). */
+  constructor(checkpointId: number | null, reason: string, modelId?: number) {
+    if (checkpointId === null) super(ErrorCode.MODEL_UNUSABLE, `Model ${modelId} cannot be run: ${reason}`, { modelId: String(modelId) });
+    else super(ErrorCode.MODEL_UNUSABLE, `The model of checkpoint ${checkpointId} cannot be run: ${reason}`, { checkpointId: String(checkpointId) });
   }
 }
 

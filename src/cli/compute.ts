@@ -22,6 +22,7 @@ interface ComputeOptions {
   samples?: string;
   split?: string[];
   target?: string;
+  subset?: string;
   detach?: boolean;
   work?: boolean;
   progress?: boolean;
@@ -47,6 +48,7 @@ function inputOf(opts: ComputeOptions): ComputeTermsInput {
     checkpointId: opts.checkpoint,
     terms: terms as Term[] | undefined,
     target,
+    subset: opts.subset,
     sampleIds: opts.samples ? list(opts.samples) : undefined,
     splits: opts.split?.length ? opts.split : undefined,
   };
@@ -109,6 +111,7 @@ export function registerCompute(program: Command): void {
     .option('--samples <ids>', 'comma-separated sample ids (default every sample of the run\'s dataset)')
     .option('--split <name...>', 'only samples of these splits')
     .option('--target <set>', 'also kCross against split:<name> or selection:<id>')
+    .option('--subset <name>', 'the parameter subset of kNorm, kTrace and kCross (default all; e.g. head)')
     .option('--detach', 'start the job and print its id without waiting')
     .option('--no-work', 'do not work chunks in this process (other workers will)')
     .option('--no-progress', 'no progress bar')

@@ -24,6 +24,7 @@ interface ExportOptions {
   filter?: string;
   orderBy?: string;
   target?: string;
+  subset?: string;
   format: ExportFormat;
   output?: string;
   url?: string;
@@ -32,7 +33,7 @@ interface ExportOptions {
 }
 
 /** The GraphQL-shaped arguments of a query export, from the command line. */
-function queryArgs(opts: ExportOptions): { filter: SampleTermFilter | null; orderBy: SampleTermOrder | null; target: TargetSetInput | null } {
+function queryArgs(opts: ExportOptions): { filter: SampleTermFilter | null; orderBy: SampleTermOrder | null; target: TargetSetInput | null; subset: string | null } {
   let filter: SampleTermFilter | null = null;
   if (opts.filter) {
     try {
@@ -54,7 +55,7 @@ function queryArgs(opts: ExportOptions): { filter: SampleTermFilter | null; orde
     else if (kind === 'selection' && value) target = { selectionId: value };
     else throw new Error('--target must be split:<name> or selection:<id>');
   }
-  return { filter, orderBy, target };
+  return { filter, orderBy, target, subset: opts.subset ?? null };
 }
 
 /** Where the rows go: a file, or stdout. Resolves each write once the stream can take more. */
@@ -162,6 +163,7 @@ export function registerExport(program: Command): void {
     .option('--filter <json>', 'a SampleTermFilter as JSON, e.g. \'{"splits":["train"],"terms":[{"term":"LOSS","max":1}]}\'')
     .option('--order-by <term[:dir]>', 'e.g. K_NORM:DESC (default) or LOSS:ASC')
     .option('--target <set>', 'the target set of kCross: split:<name> or selection:<id>')
+    .option('--subset <name>', 'the parameter subset of kNorm, kTrace and kCross (default all; e.g. head)')
     .addOption(new Option('--format <format>', 'output format').choices(['jsonl', 'csv']).default('jsonl'))
     .option('-o, --output <file>', 'write to a file instead of stdout')
     .option('--url <url>', 'export through a running server (e.g. http://127.0.0.1:4000) instead of the database')
@@ -171,7 +173,9 @@ export function registerExport(program: Command): void {
       const sink = sinkOf(opts);
       try {
         if (!opts.selection && !opts.checkpoint) throw new Error('give --selection <id> or --checkpoint <id>');
-        if (opts.selection && (opts.filter || opts.orderBy || opts.target)) throw new Error('--filter, --order-by and --target go with --checkpoint, not --selection');
+        if (opts.selection && (opts.filter || opts.orderBy || opts.target || opts.subset)) {
+          throw new Error('--filter, --order-by, --target and --subset go with --checkpoint, not --selection');
+        }
         if (opts.url) await exportViaUrl(opts, sink.stream);
         else await exportDirect(opts, sink.stream);
         await sink.done();

@@ -1,4 +1,5 @@
-import { coverageKey, describeTerm, scalarTerm, type RequiredTerm } from './curation-terms.js';
+import { coverageKey, describeTerm, scalarTerm, subsetOf, type RequiredTerm } from './curation-terms.js';
+import { ALL_PARAMETERS } from './terms.js';
 import { SqlParams, type SampleScope } from './curation-sql.js';
 import type { Sql } from './sql.js';
 
@@ -66,9 +67,15 @@ function missingSource(p: SqlParams, checkpointId: number, terms: readonly Requi
   const missing = terms.map((t, i) => {
     if (t.term === 'CORRECT') return 'm.correct IS NULL';
     const spec = scalarTerm(t.term);
-    if (!spec.cross) return `m.${spec.column} IS NULL`;
-    from += ` LEFT JOIN sample_cross_metric x${i} ON x${i}.checkpoint_id = ${c} AND x${i}.target_key = ${p.add(t.targetKey, 'text')} AND x${i}.sample_id = s.id`;
-    return `x${i}.sample_id IS NULL`;
+    const subset = subsetOf(t);
+    if (spec.cross) {
+      from += ` LEFT JOIN sample_cross_metric x${i} ON x${i}.checkpoint_id = ${c} AND x${i}.target_key = ${p.add(t.targetKey, 'text')}
+        AND x${i}.subset = ${p.add(subset, 'text')} AND x${i}.sample_id = s.id`;
+      return `x${i}.sample_id IS NULL`;
+    }
+    if (subset === ALL_PARAMETERS) return `m.${spec.column} IS NULL`;
+    from += ` LEFT JOIN sample_subset_metric k${i} ON k${i}.checkpoint_id = ${c} AND k${i}.subset = ${p.add(subset, 'text')} AND k${i}.sample_id = s.id`;
+    return `k${i}.${spec.column} IS NULL`;
   });
   const where = [`s.dataset_id = ${p.add(scope.datasetId, 'int')}`];
   if (scope.labels?.length) where.push(`s.label = ANY(${p.add(scope.labels, 'int[]')})`);

@@ -9,15 +9,17 @@ export interface CrossValue {
 }
 
 /**
- * Writes kCross(x; T) values at a checkpoint for one target set, in one transaction, with the same
- * rules as writeMetrics (src/db/metrics.ts): COPY into a temporary table, every sample checked to
- * belong to the run's dataset, re-sending a batch changes nothing, a client never overwrites a value
- * Tangent computed (CONFLICT), a server write only fills what is missing.
+ * Writes kCross(x; T) values at a checkpoint for one target set and parameter subset, in one
+ * transaction, with the same rules as writeMetrics (src/db/metrics.ts): COPY into a temporary
+ * table, every sample checked to belong to the run's dataset, re-sending a batch changes nothing, a
+ * client never overwrites a value Tangent computed (CONFLICT), a server write only fills what is
+ * missing.
  */
 export async function writeCrossMetrics(
   db: Database,
   checkpoint: { id: number; datasetId: number },
   targetKey: string,
+  subset: string,
   rows: readonly CrossValue[],
   producer: ProducerKey,
   field = 'values',
@@ -54,10 +56,10 @@ export async function writeCrossMetrics(
       // named: crossMetrics.serverValueConflict
       const [conflict] = await tx.query<{ ord: number; sample_id: number }>(
         `SELECT c.ord, c.sample_id FROM cross_in c
-         JOIN sample_cross_metric t ON t.checkpoint_id = $1 AND t.target_key = $2 AND t.sample_id = c.sample_id
+         JOIN sample_cross_metric t ON t.checkpoint_id = $1 AND t.target_key = $2 AND t.subset = $3 AND t.sample_id = c.sample_id
          JOIN producer p ON p.id = t.k_cross_src AND p.kind = 'SERVER'
          WHERE t.k_cross IS DISTINCT FROM c.k_cross ORDER BY c.ord LIMIT 1`,
-        [checkpoint.id, targetKey],
+        [checkpoint.id, targetKey, subset],
       );
       if (conflict) {
         throw new ConflictError(
@@ -76,12 +78,12 @@ export async function writeCrossMetrics(
     // named: crossMetrics.upsert
     const [written] = await tx.query<{ n: number }>(
       `WITH written AS (
-         INSERT INTO sample_cross_metric (checkpoint_id, target_key, sample_id, k_cross, k_cross_src)
-         SELECT $1, $2, sample_id, k_cross, $3::smallint FROM cross_in
-         ON CONFLICT (checkpoint_id, target_key, sample_id) ${update}
+         INSERT INTO sample_cross_metric (checkpoint_id, target_key, subset, sample_id, k_cross, k_cross_src)
+         SELECT $1, $2, $4, sample_id, k_cross, $3::smallint FROM cross_in
+         ON CONFLICT (checkpoint_id, target_key, subset, sample_id) ${update}
          RETURNING 1
        ) SELECT count(*)::int AS n FROM written`,
-      [checkpoint.id, targetKey, src],
+      [checkpoint.id, targetKey, src, subset],
     );
     return Number(written?.n ?? 0);
   });

@@ -1,5 +1,6 @@
 import { invariant } from '../errors.js';
 import { SCALAR_TERM_SPECS, scalarTerm, type ScalarTermName } from './curation-terms.js';
+import { ALL_PARAMETERS } from './terms.js';
 
 /**
  * The SQL behind curation queries (rank, filter, statistics, selection, export). The statements are
@@ -44,12 +45,44 @@ export interface SampleScope {
   sampleIds?: readonly number[] | null;
 }
 
-export function filterNeedsMetric(filter: SampleFilter): boolean {
-  return (filter.correct !== null && filter.correct !== undefined) || (filter.terms ?? []).some((r) => !scalarTerm(r.term).cross);
+/**
+ * Where a term's values are, in a query over the parameter subset `subset`: sample_metric (`metric`),
+ * sample_subset_metric (`subset`: kNorm and kTrace over a named subset), or sample_cross_metric
+ * (`cross`: kCross, over any subset). Every statement below reads terms through this one mapping.
+ */
+export type TermTable = 'metric' | 'subset' | 'cross';
+
+export function termTable(term: ScalarTermName | 'CORRECT', subset: string): TermTable {
+  if (term === 'CORRECT') return 'metric';
+  const spec = scalarTerm(term);
+  if (spec.cross) return 'cross';
+  return spec.kernel && subset !== ALL_PARAMETERS ? 'subset' : 'metric';
 }
 
-export function filterNeedsCross(filter: SampleFilter): boolean {
-  return (filter.terms ?? []).some((r) => scalarTerm(r.term).cross);
+const TABLES: Record<TermTable, { table: string; alias: string }> = {
+  metric: { table: 'sample_metric', alias: 'm' },
+  subset: { table: 'sample_subset_metric', alias: 'k' },
+  cross: { table: 'sample_cross_metric', alias: 'x' },
+};
+
+/** The tables whose values a filter's conditions read. */
+function filterTables(filter: SampleFilter, subset: string): Set<TermTable> {
+  const out = new Set<TermTable>((filter.terms ?? []).map((r) => termTable(r.term, subset)));
+  if (filter.correct !== null && filter.correct !== undefined) out.add('metric');
+  return out;
+}
+
+/** The key conditions of a table beyond (checkpoint, sample): the subset, and the target set of kCross. */
+function keyConditions(table: TermTable, alias: string, keys: { subset: string; target: string | null }): string[] {
+  if (table === 'subset') return [`${alias}.subset = ${keys.subset}`];
+  if (table === 'cross') return [`${alias}.target_key = ${keys.target}`, `${alias}.subset = ${keys.subset}`];
+  return [];
+}
+
+/** The alias.column holding a term (or `correct`) when table aliases carry `suffix` (a checkpoint's index, or nothing). */
+function termColumn(term: ScalarTermName | 'CORRECT', subset: string, suffix = ''): string {
+  const alias = `${TABLES[termTable(term, subset)].alias}${suffix}`;
+  return term === 'CORRECT' ? `${alias}.correct` : `${alias}.${scalarTerm(term).column}`;
 }
 
 /** Sample-level conditions on `s` (sample) and the alias whose `sample_id` is the sample's id. */
@@ -73,14 +106,17 @@ function termConditions(p: SqlParams, filter: SampleFilter, column: (term: Scala
   return where;
 }
 
-/** The value columns of a RankedSample row, named as the GraphQL fields are. */
-function valueColumns(hasCross: boolean): string {
-  const metric = SCALAR_TERM_SPECS.filter((t) => !t.cross).map((t) => `m.${t.column} AS "${t.field}"`);
+/** The value columns of a RankedSample row, named as the GraphQL fields are: kNorm and kTrace over the query's subset. */
+function valueColumns(hasCross: boolean, subset: string): string {
+  const metric = SCALAR_TERM_SPECS.filter((t) => !t.cross).map((t) => `${termColumn(t.term, subset)} AS "${t.field}"`);
   return [...metric, 'm.correct AS "correct"', hasCross ? 'x.k_cross AS "kCross"' : 'NULL::real AS "kCross"'].join(', ');
 }
 
 export interface LongSource {
-  /** FROM … JOIN …, with `s` the sample, `m` sample_metric, `x` sample_cross_metric (when a target is given). */
+  /**
+   * FROM … JOIN …, with `s` the sample, `m` sample_metric, `k` sample_subset_metric (a named subset),
+   * `x` sample_cross_metric (when a target is given).
+   */
   from: string;
   where: string[];
   /** The alias.column holding a term (or `correct`). */
@@ -93,39 +129,42 @@ export interface LongSource {
 
 export interface LongSourceOptions {
   checkpointIds: readonly number[];
-  /** The table whose index drives the scan: the one holding the order (or statistics) term. */
-  drive: 'metric' | 'cross';
+  /** The table whose index drives the scan: the one holding the order (or statistics) term (`termTable`). */
+  drive: TermTable;
   targetKey: string | null;
+  /** The parameter subset kernel terms are over (default 'all'). */
+  subset?: string;
   filter: SampleFilter;
 }
 
 /**
  * One row per (checkpoint, sample) over the given checkpoints: the driving table, the sample, and
- * the other term table joined (inner when the filter needs its values, left when they are only shown).
- * With one checkpoint the condition is an equality, so an index on (checkpoint_id, term) also orders.
+ * the other term tables joined (inner when the filter needs their values, left when they are only
+ * shown). With one checkpoint the condition is an equality, so an index on (checkpoint_id, …, term)
+ * also orders.
  */
 export function longSource(p: SqlParams, o: LongSourceOptions): LongSource {
   invariant(o.checkpointIds.length > 0, 'a curation query names at least one checkpoint');
-  invariant(o.drive === 'metric' || o.targetKey !== null, 'kCross needs a target');
+  invariant(o.drive !== 'cross' || o.targetKey !== null, 'kCross needs a target');
+  const subset = o.subset ?? ALL_PARAMETERS;
+  invariant(o.drive !== 'subset' || subset !== ALL_PARAMETERS, "kernel terms over 'all' are in sample_metric");
   const ids = o.checkpointIds.length === 1 ? `= ${p.add(o.checkpointIds[0], 'int')}` : `= ANY(${p.add(o.checkpointIds, 'int[]')})`;
-  const key = o.targetKey === null ? null : p.add(o.targetKey, 'text');
-  const where: string[] = [];
-  let from: string;
-  if (o.drive === 'metric') {
-    from = 'sample_metric m JOIN sample s ON s.id = m.sample_id';
-    where.push(`m.checkpoint_id ${ids}`);
-    if (key !== null) {
-      const join = filterNeedsCross(o.filter) ? 'JOIN' : 'LEFT JOIN';
-      from += ` ${join} sample_cross_metric x ON x.checkpoint_id = m.checkpoint_id AND x.target_key = ${key} AND x.sample_id = m.sample_id`;
-    }
-  } else {
-    from = 'sample_cross_metric x JOIN sample s ON s.id = x.sample_id';
-    where.push(`x.checkpoint_id ${ids}`, `x.target_key = ${key}`);
-    const join = filterNeedsMetric(o.filter) ? 'JOIN' : 'LEFT JOIN';
-    from += ` ${join} sample_metric m ON m.checkpoint_id = x.checkpoint_id AND m.sample_id = x.sample_id`;
+  const keys = {
+    target: o.targetKey === null ? null : p.add(o.targetKey, 'text'),
+    subset: o.drive !== 'metric' || o.targetKey !== null || subset !== ALL_PARAMETERS ? p.add(subset, 'text') : '',
+  };
+  const driving = TABLES[o.drive].alias;
+  const needed = filterTables(o.filter, subset);
+  const tables: TermTable[] = ['metric', ...(subset !== ALL_PARAMETERS ? (['subset'] as const) : []), ...(o.targetKey !== null ? (['cross'] as const) : [])];
+  let from = `${TABLES[o.drive].table} ${driving} JOIN sample s ON s.id = ${driving}.sample_id`;
+  const where = [`${driving}.checkpoint_id ${ids}`, ...keyConditions(o.drive, driving, keys)];
+  for (const table of tables) {
+    if (table === o.drive) continue;
+    const { table: name, alias } = TABLES[table];
+    const on = [`${alias}.checkpoint_id = ${driving}.checkpoint_id`, ...keyConditions(table, alias, keys), `${alias}.sample_id = ${driving}.sample_id`];
+    from += ` ${needed.has(table) ? 'JOIN' : 'LEFT JOIN'} ${name} ${alias} ON ${on.join(' AND ')}`;
   }
-  const driving = o.drive === 'metric' ? 'm' : 'x';
-  const column = (term: ScalarTermName | 'CORRECT') => (term === 'CORRECT' ? 'm.correct' : scalarTerm(term).cross ? 'x.k_cross' : `m.${scalarTerm(term).column}`);
+  const column = (term: ScalarTermName | 'CORRECT') => termColumn(term, subset);
   where.push(...scopeConditions(p, o.filter, `${driving}.sample_id`), ...termConditions(p, o.filter, column));
   return {
     from,
@@ -133,7 +172,7 @@ export function longSource(p: SqlParams, o: LongSourceOptions): LongSource {
     column,
     checkpointColumn: `${driving}.checkpoint_id`,
     sampleIdColumn: `${driving}.sample_id`,
-    values: valueColumns(key !== null),
+    values: valueColumns(o.targetKey !== null, subset),
   };
 }
 
@@ -157,6 +196,8 @@ export interface WideSourceOptions {
   weights: readonly number[];
   term: ScalarTermName;
   targetKey: string | null;
+  /** The parameter subset kernel terms are over (default 'all'). */
+  subset?: string;
   filter: SampleFilter;
 }
 
@@ -168,58 +209,55 @@ export interface WideSource {
 }
 
 /**
- * One row per sample, its term at each checkpoint joined side by side (aliases m0, x0, m1, …), and
- * the score: the term itself at one checkpoint, or the weighted mean Σ w_c · v_c across several,
+ * One row per sample, its term at each checkpoint joined side by side (aliases m0, k0, x0, m1, …),
+ * and the score: the term itself at one checkpoint, or the weighted mean Σ w_c · v_c across several,
  * summed in checkpoint order so the same data always gives the same double. Term conditions of
  * the filter must hold at every checkpoint. Inner joins: a sample without the values is not a
  * candidate (and ensureTerms has made sure that no sample in scope lacks them).
  */
 export function wideSource(p: SqlParams, o: WideSourceOptions): WideSource {
   invariant(o.checkpointIds.length > 0 && o.checkpointIds.length === o.weights.length, 'one weight per checkpoint');
+  const subset = o.subset ?? ALL_PARAMETERS;
   const spec = scalarTerm(o.term);
-  invariant(!spec.cross || o.targetKey !== null, 'kCross needs a target');
-  const needMetric = !spec.cross || filterNeedsMetric(o.filter);
-  const needCross = spec.cross || filterNeedsCross(o.filter);
-  const key = needCross ? p.add(o.targetKey, 'text') : null;
-  const first = spec.cross ? 'x0' : 'm0';
+  const scored = termTable(o.term, subset);
+  invariant(scored !== 'cross' || o.targetKey !== null, 'kCross needs a target');
+  // The scored term's table first, then whatever the filter reads, each once per checkpoint.
+  const tables = [scored, ...[...filterTables(o.filter, subset)].filter((t) => t !== scored)];
+  const keys = {
+    target: tables.includes('cross') ? p.add(o.targetKey, 'text') : null,
+    subset: tables.some((t) => t !== 'metric') ? p.add(subset, 'text') : '',
+  };
+  const first = `${TABLES[scored].alias}0`;
   const joins: string[] = [];
   const where: string[] = [];
   o.checkpointIds.forEach((checkpointId, i) => {
     const c = p.add(checkpointId, 'int');
-    const on = (alias: string) => (alias === first ? null : `${alias}.sample_id = ${first}.sample_id`);
-    if (spec.cross) {
-      joins.push(tableJoin(`sample_cross_metric x${i}`, `x${i}`, first, [`x${i}.checkpoint_id = ${c}`, `x${i}.target_key = ${key}`], on(`x${i}`)));
-      if (needMetric) joins.push(tableJoin(`sample_metric m${i}`, `m${i}`, first, [`m${i}.checkpoint_id = ${c}`], on(`m${i}`)));
-    } else {
-      joins.push(tableJoin(`sample_metric m${i}`, `m${i}`, first, [`m${i}.checkpoint_id = ${c}`], on(`m${i}`)));
-      if (needCross) joins.push(tableJoin(`sample_cross_metric x${i}`, `x${i}`, first, [`x${i}.checkpoint_id = ${c}`, `x${i}.target_key = ${key}`], on(`x${i}`)));
+    for (const table of tables) {
+      const alias = `${TABLES[table].alias}${i}`;
+      const conditions = [`${alias}.checkpoint_id = ${c}`, ...keyConditions(table, alias, keys)];
+      // The first table is FROM; the others join on its sample id, conditions in their ON clauses.
+      if (alias === first) {
+        joins.push(`${TABLES[table].table} ${alias}`);
+        where.push(...conditions);
+      } else {
+        joins.push(`JOIN ${TABLES[table].table} ${alias} ON ${[`${alias}.sample_id = ${first}.sample_id`, ...conditions].join(' AND ')}`);
+      }
     }
-    const column = (term: ScalarTermName | 'CORRECT') => (term === 'CORRECT' ? `m${i}.correct` : scalarTerm(term).cross ? `x${i}.k_cross` : `m${i}.${scalarTerm(term).column}`);
-    where.push(...termConditions(p, o.filter, column));
+    where.push(...termConditions(p, o.filter, (term) => termColumn(term, subset, String(i))));
   });
   where.push(...scopeConditions(p, o.filter, `${first}.sample_id`));
-  const value = (i: number) => (spec.cross ? `x${i}.k_cross` : `m${i}.${spec.column}`);
-  const src = (i: number) => (spec.cross ? `x${i}.k_cross_src` : `m${i}.${spec.column}_src`);
+  const value = (i: number) => `${TABLES[scored].alias}${i}.${spec.column}`;
   const score =
     o.checkpointIds.length === 1
       ? `${value(0)}::float8`
       : o.weights.map((w, i) => `${p.add(w, 'float8')} * ${value(i)}::float8`).join(' + ');
-  const srcs = o.checkpointIds.map((_, i) => `${src(i)} AS src_${i}`).join(', ');
-  // The first table is FROM; the others join on its sample id, conditions in their ON clauses.
+  const srcs = o.checkpointIds.map((_, i) => `${value(i)}_src AS src_${i}`).join(', ');
   const [head, ...rest] = joins;
   return {
     select: `${first}.sample_id, s.label, (${score}) AS score, ${srcs}`,
     from: `${head} JOIN sample s ON s.id = ${first}.sample_id ${rest.join(' ')}`,
     where,
   };
-
-  function tableJoin(table: string, alias: string, firstAlias: string, conditions: string[], joinOn: string | null): string {
-    if (alias === firstAlias) {
-      where.push(...conditions);
-      return table;
-    }
-    return `JOIN ${table} ON ${[joinOn!, ...conditions].join(' AND ')}`;
-  }
 }
 
 export function whereClause(conditions: readonly string[]): string {

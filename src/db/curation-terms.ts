@@ -1,5 +1,5 @@
 import { BadUserInputError } from '../errors.js';
-import { SCALAR_TERMS, type TermSpec } from './terms.js';
+import { ALL_PARAMETERS, SCALAR_TERMS, isKernelTerm, type TermSpec } from './terms.js';
 
 /**
  * The scalar terms a curation query filters, ranks, summarises and selects by: the real-valued
@@ -10,7 +10,7 @@ export type ScalarTermName = (typeof SCALAR_TERMS)[number]['term'] | 'K_CROSS';
 
 /**
  * kCross(x_u; T) = mean over x_o ∈ T of ‖K(x_o, x_u)‖_F (DESIGN.md). One row per (checkpoint, target
- * set, sample), a row only where there is a value; `k_cross_src` names its producer like the
+ * set, parameter subset, sample), a row only where there is a value; `k_cross_src` names its producer like the
  * `*_src` columns of sample_metric. The compute side (on-demand terms) fills it; clients may record
  * it with the `recordKCross` mutation (src/db/curation-cross.ts).
  */
@@ -20,22 +20,24 @@ export const CROSS_TERM = {
   table: 'sample_cross_metric',
   column: 'k_cross',
   srcColumn: 'k_cross_src',
-  /** Primary key (checkpoint_id, target_key, sample_id); index (checkpoint_id, target_key, k_cross DESC). */
-  key: ['checkpoint_id', 'target_key', 'sample_id'],
+  /** Primary key (checkpoint_id, target_key, subset, sample_id); index (checkpoint_id, target_key, subset, k_cross DESC). */
+  key: ['checkpoint_id', 'target_key', 'subset', 'sample_id'],
 } as const;
 
 export interface ScalarTermSpec {
   term: ScalarTermName;
   /** GraphQL field and JSON key, e.g. kNorm. */
   field: string;
-  /** Column in sample_metric, or `k_cross` in sample_cross_metric. */
+  /** Column in sample_metric (and sample_subset_metric for kernel terms), or `k_cross` in sample_cross_metric. */
   column: string;
   cross: boolean;
+  /** A term of K, over one parameter subset: kNorm, kTrace and kCross. */
+  kernel: boolean;
 }
 
 export const SCALAR_TERM_SPECS: readonly ScalarTermSpec[] = [
-  ...SCALAR_TERMS.map((t: TermSpec) => ({ term: t.term as ScalarTermName, field: t.field, column: t.column, cross: false })),
-  { term: 'K_CROSS', field: CROSS_TERM.field, column: CROSS_TERM.column, cross: true },
+  ...SCALAR_TERMS.map((t: TermSpec) => ({ term: t.term as ScalarTermName, field: t.field, column: t.column, cross: false, kernel: isKernelTerm(t.term) })),
+  { term: 'K_CROSS', field: CROSS_TERM.field, column: CROSS_TERM.column, cross: true, kernel: true },
 ];
 
 export function scalarTerm(term: ScalarTermName): ScalarTermSpec {
@@ -45,29 +47,44 @@ export function scalarTerm(term: ScalarTermName): ScalarTermSpec {
 }
 
 /**
- * What coverage is tracked for (metric_coverage.term): a sample_metric column, `correct` included,
- * or `k_cross:<targetKey>`.
+ * What coverage is tracked for (metric_coverage.term): a sample_metric column, `correct` included;
+ * a kernel term over a named parameter subset, `k_norm@<subset>` or `k_trace@<subset>`; or kCross,
+ * `k_cross:<targetKey>` over all parameters and `k_cross@<subset>:<targetKey>` over a subset.
  */
 export interface RequiredTerm {
   /** A ScalarTerm name, or CORRECT. */
   term: ScalarTermName | 'CORRECT';
   /** For K_CROSS: the target set it is measured against. */
   targetKey?: string | null;
+  /**
+   * The parameter subset of the query (default 'all'): kernel terms are over it, and other terms
+   * that must be computed are computed in the same pass as K over it.
+   */
+  subset?: string | null;
+}
+
+/** The parameter subset a required term is over: its own for kernel terms, 'all' for the others (which have none). */
+export function subsetOf(required: RequiredTerm): string {
+  return required.term !== 'CORRECT' && scalarTerm(required.term).kernel ? (required.subset ?? ALL_PARAMETERS) : ALL_PARAMETERS;
 }
 
 export function coverageKey(required: RequiredTerm): string {
   if (required.term === 'CORRECT') return 'correct';
   const spec = scalarTerm(required.term);
-  if (!spec.cross) return spec.column;
+  const subset = subsetOf(required);
+  const over = subset === ALL_PARAMETERS ? '' : `@${subset}`;
+  if (!spec.cross) return `${spec.column}${over}`;
   if (!required.targetKey) throw new BadUserInputError('kCross needs a target set: give `target` (a split or a selection)', 'target');
-  return `k_cross:${required.targetKey}`;
+  return `k_cross${over}:${required.targetKey}`;
 }
 
-/** The name a person reads, e.g. kNorm, or kCross(split:validation). */
+/** The name a person reads, e.g. kNorm, kNorm over head, or kCross(split:validation). */
 export function describeTerm(required: RequiredTerm): string {
   if (required.term === 'CORRECT') return 'correct';
   const spec = scalarTerm(required.term);
-  return spec.cross ? `kCross(${required.targetKey})` : spec.field;
+  const subset = subsetOf(required);
+  const name = spec.cross ? `kCross(${required.targetKey})` : spec.field;
+  return subset === ALL_PARAMETERS ? name : `${name} over ${subset}`;
 }
 
 /** A target set T of kCross: a split of the run's dataset, or a saved selection. */

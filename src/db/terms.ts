@@ -25,3 +25,17 @@ export const SCALAR_TERMS = TERMS.filter((t) => t.sqlType === 'real');
 export function termByName(term: TermName): TermSpec {
   return TERMS.find((t) => t.term === term)!;
 }
+
+/**
+ * The parameter subset that J, and so every kernel term, is over unless a request names another:
+ * all trainable parameters. Kernel terms over it are the columns of sample_metric; over a named
+ * subset (Model.parameterSubsets, e.g. Mantis's 'head') they live in sample_subset_metric.
+ */
+export const ALL_PARAMETERS = 'all';
+
+/** The per-sample terms of K (K_NORM, K_TRACE): each value is over one parameter subset. */
+export const KERNEL_TERMS = TERMS.filter((t) => t.term === 'K_NORM' || t.term === 'K_TRACE');
+
+export function isKernelTerm(term: string): boolean {
+  return KERNEL_TERMS.some((t) => t.term === term);
+}

@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import { SqlParams } from '../db/curation-sql.js';
 import type { Database } from '../db/database.js';
 import type { ComputeJob } from '../db/generated/client.js';
-import { TERMS, type TermName } from '../db/terms.js';
+import { ALL_PARAMETERS, TERMS, isKernelTerm, type TermName } from '../db/terms.js';
 import type { Sql, Tx } from '../db/sql.js';
 import { invariant } from '../errors.js';
 
@@ -35,6 +35,8 @@ export interface JobSpec {
   terms: TermName[];
   /** kCross against this target set must be present too. */
   targetKey: string | null;
+  /** The parameter subset its kernel terms (kNorm, kTrace, kCross) are over: 'all' or a name of the model's. */
+  subset: string;
   scope: JobScope;
 }
 
@@ -47,10 +49,14 @@ export function normalScope(scope: JobScope): JobScope {
   return out;
 }
 
-/** Digest of what a job does, so a request for the same work joins the job already under way. */
-export function workKey(spec: Pick<JobSpec, 'terms' | 'targetKey' | 'scope'>): string {
+/**
+ * Digest of what a job does, so a request for the same work joins the job already under way. The
+ * subset is part of it only when it is not 'all', so jobs made before subsets existed keep their key.
+ */
+export function workKey(spec: Pick<JobSpec, 'terms' | 'targetKey' | 'subset' | 'scope'>): string {
   const terms = [...new Set(spec.terms)].sort();
-  return createHash('sha256').update(JSON.stringify({ terms, targetKey: spec.targetKey, scope: normalScope(spec.scope) })).digest('hex').slice(0, 32);
+  const work = { terms, targetKey: spec.targetKey, scope: normalScope(spec.scope), ...(spec.subset === ALL_PARAMETERS ? {} : { subset: spec.subset }) };
+  return createHash('sha256').update(JSON.stringify(work)).digest('hex').slice(0, 32);
 }
 
 /** SQL conditions on `s` (sample) for a dataset and a scope. */
@@ -103,12 +109,24 @@ export async function insertJob(tx: Tx, spec: JobSpec, chunkSize: number): Promi
   const starts = cut.starts.map(Number);
   // named: computeJob.insert
   const [row] = await tx.query<{ id: number; created_at: Date | string }>(
-    `INSERT INTO compute_job (checkpoint_id, terms, target_key, scope, work_key, chunk_size, chunk_starts, last_sample_id,
+    `INSERT INTO compute_job (checkpoint_id, terms, target_key, subset, scope, work_key, chunk_size, chunk_starts, last_sample_id,
                               total_chunks, total_samples, status, finished_at)
-     VALUES ($1, $2::text[], $3, $4::jsonb, $5, $6, $7::int[], $8, $9, $10,
+     VALUES ($1, $2::text[], $3, $11, $4::jsonb, $5, $6, $7::int[], $8, $9, $10,
              (CASE WHEN $9::int = 0 THEN 'COMPLETED' ELSE 'QUEUED' END)::compute_job_status, CASE WHEN $9::int = 0 THEN now() END)
      RETURNING id, created_at`,
-    [spec.checkpointId, [...new Set(spec.terms)].sort(), spec.targetKey, JSON.stringify(scope), key, chunkSize, starts, Number(cut.last), starts.length, Number(cut.total)],
+    [
+      spec.checkpointId,
+      [...new Set(spec.terms)].sort(),
+      spec.targetKey,
+      JSON.stringify(scope),
+      key,
+      chunkSize,
+      starts,
+      Number(cut.last),
+      starts.length,
+      Number(cut.total),
+      spec.subset,
+    ],
   );
   return { id: Number(row!.id), created: true, createdAt: new Date(row!.created_at), totalChunks: starts.length };
 }
@@ -136,11 +154,15 @@ export async function chunkSamples(sql: Sql, job: JobRow, datasetId: number, chu
   const c = p.add(job.checkpointId, 'int');
   const where = scopeConditions(p, datasetId, job.scope as JobScope);
   where.push(`s.id >= ${p.add(lo, 'int')}`, `s.id <= ${p.add(hi, 'int')}`);
-  const lacksTerms = job.terms.length ? job.terms.map((t) => `m.${columnOf(t)} IS NULL`).join(' OR ') : 'false';
+  // Kernel terms over a named subset are in sample_subset_metric (k), every other term in sample_metric (m).
+  const overSubset = (t: string) => job.subset !== ALL_PARAMETERS && isKernelTerm(t);
+  const lacksTerms = job.terms.length ? job.terms.map((t) => `${overSubset(t) ? 'k' : 'm'}.${columnOf(t)} IS NULL`).join(' OR ') : 'false';
   let from = `sample s LEFT JOIN sample_metric m ON m.checkpoint_id = ${c} AND m.sample_id = s.id`;
+  const subset = job.terms.some(overSubset) || job.targetKey !== null ? p.add(job.subset, 'text') : null;
+  if (job.terms.some(overSubset)) from += ` LEFT JOIN sample_subset_metric k ON k.checkpoint_id = ${c} AND k.subset = ${subset} AND k.sample_id = s.id`;
   let lacksCross = 'false';
   if (job.targetKey !== null) {
-    from += ` LEFT JOIN sample_cross_metric x ON x.checkpoint_id = ${c} AND x.target_key = ${p.add(job.targetKey, 'text')} AND x.sample_id = s.id`;
+    from += ` LEFT JOIN sample_cross_metric x ON x.checkpoint_id = ${c} AND x.target_key = ${p.add(job.targetKey, 'text')} AND x.subset = ${subset} AND x.sample_id = s.id`;
     lacksCross = 'x.sample_id IS NULL';
   }
   // named: computeJob.chunkSamples

@@ -1,7 +1,8 @@
 import type { Config } from '../config.js';
 import { writeCrossMetrics } from '../db/curation-cross.js';
 import type { Database } from '../db/database.js';
-import { columnField, writeMetricColumns } from '../db/metrics.js';
+import { columnField } from '../db/metrics.js';
+import { writeComputedTerms } from '../db/subset-metrics.js';
 import { producerId } from '../db/producers.js';
 import { ModelUnusableError, TangentError } from '../errors.js';
 import type { Logger } from '../logger.js';
@@ -126,8 +127,9 @@ export class QueueWorker {
       const samples = await chunkSamples(db.sql, job, ckpt.datasetId, chunk);
       const forTerms = samples.filter((s) => s.lacksTerms).map((s) => s.id);
       const forCross = samples.filter((s) => s.lacksCross).map((s) => s.id);
-      const columns = forTerms.length ? await compute.metricColumns(ckpt, await compute.samples(ckpt, forTerms), abort.signal) : null;
-      const cross = forCross.length && job.targetKey !== null ? await compute.kCross(ckpt, job.targetKey, await compute.samples(ckpt, forCross), abort.signal) : [];
+      const opts = { signal: abort.signal, subset: job.subset };
+      const columns = forTerms.length ? await compute.metricColumns(ckpt, await compute.samples(ckpt, forTerms), opts) : null;
+      const cross = forCross.length && job.targetKey !== null ? await compute.kCross(ckpt, job.targetKey, await compute.samples(ckpt, forCross), opts) : [];
       abort.signal.throwIfAborted();
       const t1 = performance.now();
       const producer = await compute.producer();
@@ -137,8 +139,8 @@ export class QueueWorker {
       const outcome = await commitChunk(db, { jobId, attempt, chunk, samples: samples.length, computed }, (tx) =>
         inTransaction(tx, async () => {
           const shape = checkpointShape(ckpt);
-          if (columns) await writeMetricColumns(joined, shape, columns, producer, columnField(`chunk ${chunk}`));
-          if (cross.length && job.targetKey !== null) await writeCrossMetrics(joined, shape, job.targetKey, cross, producer);
+          if (columns) await writeComputedTerms(joined, shape, columns, job.subset, producer, columnField(`chunk ${chunk}`));
+          if (cross.length && job.targetKey !== null) await writeCrossMetrics(joined, shape, job.targetKey, job.subset, cross, producer);
         }),
       );
       if (outcome === 'committed') await publishProgress(pubsub, jobId);

@@ -3,7 +3,7 @@ import * as checkpoints from '../services/checkpoints.js';
 import { listMetrics } from '../services/lists.js';
 import * as metrics from '../services/metrics.js';
 import type { Context } from '../context.js';
-import { TERMS } from '../db/terms.js';
+import { ALL_PARAMETERS, TERMS, isKernelTerm } from '../db/terms.js';
 import { loadRun } from './runs.js';
 import type { Resolvers } from './generated/types.js';
 import { CheckpointInput, parseId, parseInput } from './inputs.js';
@@ -54,6 +54,7 @@ export const checkpointResolvers: Resolvers = {
       invariant(sample, `sample ${row.sampleId} is referenced but missing`);
       return sample;
     },
+    subset: (row) => row.subset ?? ALL_PARAMETERS,
     provenance: async (row, _, ctx) => {
       const out = [];
       for (const t of TERMS) {
@@ -64,6 +65,7 @@ export const checkpointResolvers: Resolvers = {
         out.push({
           term: t.term,
           producer: { kind: producer.kind, backend: producer.backend || null, version: producer.version || null },
+          subset: isKernelTerm(t.term) ? (row.subset ?? ALL_PARAMETERS) : null,
         });
       }
       return out;

@@ -10,7 +10,7 @@ import { sampleTerms } from '../services/compute-terms.js';
 import { resolveTarget } from '../services/curation/context.js';
 import { loadCheckpoint } from './checkpoints.js';
 import { connectionFields } from './connections.js';
-import { parseTarget } from './curation-inputs.js';
+import { parseSubset, parseTarget } from './curation-inputs.js';
 import type { ComputeTermsInput, Resolvers } from './generated/types.js';
 import { parseId } from './inputs.js';
 
@@ -38,6 +38,7 @@ export async function parseComputeTerms(ctx: Context, input: ComputeTermsInput):
   const ckpt = await computeRuntime(ctx.db).compute.checkpoint(checkpointId);
   const target = parseTarget(input.target, 'input.target');
   const targetKey = await resolveTarget(ctx, ckpt.datasetId, target, 'input.target');
+  const subset = parseSubset(input.subset, 'input.subset');
   const splits = input.splits ?? [];
   splits.forEach((split, i) => {
     if (split.length === 0 || split.length > MAX_SPLIT_LENGTH) throw new BadUserInputError(`A split is 1 to ${MAX_SPLIT_LENGTH} characters`, `input.splits[${i}]`);
@@ -48,6 +49,7 @@ export async function parseComputeTerms(ctx: Context, input: ComputeTermsInput):
     checkpointId,
     terms: (input.terms ?? TERMS.map((t) => t.term)) as TermName[],
     targetKey,
+    subset,
     scope: { ...(sampleIds.length ? { sampleIds } : {}), ...(splits.length ? { splits } : {}) },
   };
 }
@@ -58,7 +60,7 @@ export const computeResolvers: Resolvers = {
     jobs: (_, args, ctx) => listJobs(ctx, { first: args.first, after: args.after, status: args.status }),
   },
   Mutation: {
-    computeTerms: async (_, { input }, ctx) => startJob(computeRuntime(ctx.db), await parseComputeTerms(ctx, input)),
+    computeTerms: async (_, { input }, ctx) => startJob(computeRuntime(ctx.db), await parseComputeTerms(ctx, input), 'input.subset'),
     cancelJob: (_, { id }, ctx) => cancelJob(computeRuntime(ctx.db), parseId(id)),
     retryJob: (_, { id }, ctx) => retryJob(computeRuntime(ctx.db), parseId(id)),
   },
@@ -105,9 +107,10 @@ export const computeResolvers: Resolvers = {
     },
   },
   Checkpoint: {
-    sampleTerms: (checkpoint, args, ctx) => sampleTerms(ctx, checkpoint.id, parseIds(args.sampleIds, 'sampleIds'), args.terms as TermName[], args.waitMs),
+    sampleTerms: (checkpoint, args, ctx) =>
+      sampleTerms(ctx, checkpoint.id, parseIds(args.sampleIds, 'sampleIds'), args.terms as TermName[], { waitMs: args.waitMs, subset: parseSubset(args.subset) }),
     firstOrder: (checkpoint, args, ctx) =>
-      firstOrderAt(computeRuntime(ctx.db), checkpoint.id, parseId(args.observedId, 'observedId'), parseId(args.updatedId, 'updatedId'), args.learningRate),
+      firstOrderAt(computeRuntime(ctx.db), checkpoint.id, parseId(args.observedId, 'observedId'), parseId(args.updatedId, 'updatedId'), args.learningRate, parseSubset(args.subset)),
     jobs: (checkpoint, args, ctx) => listJobs(ctx, { first: args.first, after: args.after, status: args.status, checkpointId: checkpoint.id }),
   },
   Job: {

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import type { Direction, SampleFilter } from '../db/curation-sql.js';
 import { SCALAR_TERM_SPECS, type ScalarTermName, type TargetSet } from '../db/curation-terms.js';
+import { ALL_PARAMETERS } from '../db/terms.js';
 import { BadUserInputError } from '../errors.js';
 import type { StrategyInput } from '../services/curation/selections.js';
 import type { SampleQuery } from '../services/curation/query.js';
@@ -55,8 +56,20 @@ export function parseTarget(input: TargetSetInput | null | undefined, field = 't
   return { kind: 'split', split };
 }
 
-export function parseQuery(args: { filter?: SampleTermFilter | null; orderBy?: SampleTermOrder | null; target?: TargetSetInput | null }): SampleQuery {
-  return { filter: parseFilter(args.filter), order: parseOrder(args.orderBy), target: parseTarget(args.target) };
+/** How `subset` arguments name a parameter subset; which names exist is the model's to say (Model.parameterSubsets). */
+const SUBSET_NAME = /^[A-Za-z0-9_][A-Za-z0-9_./-]{0,99}$/;
+
+/** A `subset` argument: 'all' when absent, else a well-formed name (checked against the model later). */
+export function parseSubset(value: string | null | undefined, field = 'subset'): string {
+  if (value === null || value === undefined) return ALL_PARAMETERS;
+  if (!SUBSET_NAME.test(value)) {
+    throw new BadUserInputError('A parameter subset is named by 1 to 100 letters, digits, _ . / or - (e.g. all or head); Model.parameterSubsets lists them', field);
+  }
+  return value;
+}
+
+export function parseQuery(args: { filter?: SampleTermFilter | null; orderBy?: SampleTermOrder | null; target?: TargetSetInput | null; subset?: string | null }): SampleQuery {
+  return { filter: parseFilter(args.filter), order: parseOrder(args.orderBy), target: parseTarget(args.target), subset: parseSubset(args.subset) };
 }
 
 /** A SelectionStrategyInput, its parts parsed; the strategy's own rules are checked by normaliseStrategy. */
@@ -70,6 +83,7 @@ export function parseStrategy(input: SelectionStrategyInput, field: string): Str
     term: input.term ?? 'K_NORM',
     direction: (input.direction ?? 'DESC') as Direction,
     target: parseTarget(input.target, `${field}.target`),
+    subset: parseSubset(input.subset, `${field}.subset`),
     weighting: weighting === 'LEARNING_RATE' ? 'LEARNING_RATE' : 'EQUAL',
     weights,
     filter: parseFilter(input.filter, `${field}.filter`),
@@ -83,9 +97,13 @@ export function parseStrategy(input: SelectionStrategyInput, field: string): Str
 /** Longest `q` an export URL carries (a URL must stay well under the HTTP header limit of 16 KiB). */
 export const MAX_QUERY_ARG_CHARS = 8_000;
 
-/** The query arguments of an export URL, as the route reads them back (base64url JSON). */
-export function encodeQueryArgs(args: { filter?: SampleTermFilter | null; orderBy?: SampleTermOrder | null; target?: TargetSetInput | null }): string {
-  return Buffer.from(JSON.stringify({ filter: args.filter ?? null, orderBy: args.orderBy ?? null, target: args.target ?? null })).toString('base64url');
+/**
+ * The query arguments of an export URL, as the route reads them back (base64url JSON). The subset is
+ * written only when it is not 'all', so URLs of queries over all parameters read as they always did.
+ */
+export function encodeQueryArgs(args: { filter?: SampleTermFilter | null; orderBy?: SampleTermOrder | null; target?: TargetSetInput | null; subset?: string | null }): string {
+  const subset = args.subset && args.subset !== ALL_PARAMETERS ? { subset: args.subset } : {};
+  return Buffer.from(JSON.stringify({ filter: args.filter ?? null, orderBy: args.orderBy ?? null, target: args.target ?? null, ...subset })).toString('base64url');
 }
 
 export function decodeQueryArgs(text: string | undefined, field = 'q'): SampleQuery {
@@ -95,21 +113,23 @@ export function decodeQueryArgs(text: string | undefined, field = 'q'): SampleQu
     if (text.length > MAX_QUERY_ARG_CHARS || !/^[A-Za-z0-9_-]+$/.test(text)) throw new Error('not base64url');
     value = JSON.parse(Buffer.from(text, 'base64url').toString('utf8'));
   } catch {
-    throw new BadUserInputError('`q` must be base64url JSON of {filter, orderBy, target}, as exportUrl writes it', field);
+    throw new BadUserInputError('`q` must be base64url JSON of {filter, orderBy, target, subset}, as exportUrl writes it', field);
   }
   const parsed = z
     .object({
       filter: z.record(z.string(), z.unknown()).nullish(),
       orderBy: z.object({ term: z.enum(TERM_NAMES), direction: z.enum(['ASC', 'DESC']).nullish() }).nullish(),
       target: z.object({ split: z.string().nullish(), selectionId: z.union([z.string(), z.number()]).nullish() }).nullish(),
+      subset: z.string().nullish(),
     })
     .safeParse(value);
-  if (!parsed.success) throw new BadUserInputError('`q` must be base64url JSON of {filter, orderBy, target}, as exportUrl writes it', field);
+  if (!parsed.success) throw new BadUserInputError('`q` must be base64url JSON of {filter, orderBy, target, subset}, as exportUrl writes it', field);
   return {
     filter: parseFilter(parsed.data.filter as SampleTermFilter | null | undefined),
     order: parseOrder(parsed.data.orderBy as SampleTermOrder | null | undefined),
     target: parseTarget(
       parsed.data.target ? { split: parsed.data.target.split ?? null, selectionId: parsed.data.target.selectionId === null || parsed.data.target.selectionId === undefined ? null : String(parsed.data.target.selectionId) } : null,
     ),
+    subset: parseSubset(parsed.data.subset, `${field}.subset`),
   };
 }

@@ -19,5 +19,7 @@ export interface TargetSetRow {
 export interface SelectionProvenanceRow {
   checkpointId: number;
   term: string;
+  /** The parameter subset of a kernel term's values; absent in provenance saved before subsets existed. */
+  subset?: string | null;
   producers: { kind: string | null; backend: string | null; version: string | null; count: number }[];
 }

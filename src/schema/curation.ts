@@ -1,11 +1,13 @@
 import type { Context } from '../context.js';
 import { writeCrossMetrics } from '../db/curation-cross.js';
-import { parseTargetKey } from '../db/curation-terms.js';
+import { parseTargetKey, scalarTerm, type ScalarTermName } from '../db/curation-terms.js';
+import { ALL_PARAMETERS } from '../db/terms.js';
 import { CLIENT_PRODUCER } from '../db/producers.js';
 import { BadUserInputError, invariant } from '../errors.js';
 import { prepareQuery } from '../services/curation/rank.js';
 import { rankSamples } from '../services/curation/rank.js';
 import { resolveTarget } from '../services/curation/context.js';
+import { checkSubset } from '../services/subsets.js';
 import {
   createSelection,
   deleteSelection,
@@ -18,7 +20,7 @@ import {
 import { checkpointTermStats, runTermStats } from '../services/curation/stats.js';
 import { checkpointShape } from '../services/metrics.js';
 import { connectionFields } from './connections.js';
-import { encodeQueryArgs, MAX_QUERY_ARG_CHARS, parseFilter, parseQuery, parseStrategy, parseTarget } from './curation-inputs.js';
+import { encodeQueryArgs, MAX_QUERY_ARG_CHARS, parseFilter, parseQuery, parseStrategy, parseSubset, parseTarget } from './curation-inputs.js';
 import type { OrderDirection, Resolvers, ScalarTerm } from './generated/types.js';
 import { optionalId, parseId } from './inputs.js';
 
@@ -59,15 +61,17 @@ export const curationResolvers: Resolvers = {
       if (args.values.length > MAX_KCROSS_ROWS_PER_REQUEST) throw new BadUserInputError(`At most ${MAX_KCROSS_ROWS_PER_REQUEST} rows per request`, 'values');
       const shape = await checkpointShape(ctx, checkpointId);
       const key = await resolveTarget(ctx, shape.datasetId, parseTarget(args.target));
+      const subset = parseSubset(args.subset);
+      await checkSubset(ctx, checkpointId, subset);
       const rows = args.values.map((v, i) => ({ sampleId: parseId(v.sampleId, `values[${i}].sampleId`), kCross: v.kCross }));
-      const written = await writeCrossMetrics(ctx.db, shape, key!, rows, CLIENT_PRODUCER);
+      const written = await writeCrossMetrics(ctx.db, shape, key!, subset, rows, CLIENT_PRODUCER);
       return { checkpointId, written };
     },
   },
   Checkpoint: {
     rankedSamples: (checkpoint, args, ctx) => rankSamples(ctx, checkpoint.id, parseQuery(args), args),
     termStats: (checkpoint, args, ctx) =>
-      checkpointTermStats(ctx, checkpoint.id, { term: args.term, filter: parseFilter(args.filter), target: parseTarget(args.target) }),
+      checkpointTermStats(ctx, checkpoint.id, { term: args.term, filter: parseFilter(args.filter), target: parseTarget(args.target), subset: parseSubset(args.subset) }),
     exportUrl: async (checkpoint, args, ctx) => {
       // Checked now (terms present, target valid), so that the URL does not fail when fetched.
       await prepareQuery(ctx, checkpoint.id, parseQuery(args));
@@ -84,6 +88,7 @@ export const curationResolvers: Resolvers = {
         term: args.term,
         filter: parseFilter(args.filter),
         target: parseTarget(args.target),
+        subset: parseSubset(args.subset),
         checkpointIds: args.checkpointIds ? args.checkpointIds.map((id, i) => parseId(id, `checkpointIds[${i}]`)) : null,
       }),
   },
@@ -99,6 +104,7 @@ export const curationResolvers: Resolvers = {
       invariant(checkpoint, `checkpoint ${row.checkpointId} is referenced but missing`);
       return checkpoint;
     },
+    subset: (row) => row.family.spec.subset,
     count: async (row) => (await row.family.summary(row)).count,
     mean: async (row) => (await row.family.summary(row)).mean,
     stddev: async (row) => (await row.family.summary(row)).stddev,
@@ -132,6 +138,7 @@ export const curationResolvers: Resolvers = {
     term: (selection) => selection.term as ScalarTerm,
     direction: (selection) => selection.direction as OrderDirection,
     target: (selection) => (selection.targetKey ? { key: selection.targetKey } : null),
+    subset: (selection) => storedStrategy(selection).subset,
     checkpoints: async (selection, _, ctx) => {
       const rows = await Promise.all(selection.checkpointIds.map((id) => ctx.loaders.checkpointById.load(id)));
       return rows.filter((row) => row !== null);
@@ -158,6 +165,8 @@ export const curationResolvers: Resolvers = {
   },
   SelectionProvenance: {
     term: (row) => row.term as never,
+    // Provenance saved before subsets existed: a kernel term was over all parameters.
+    subset: (row) => (row.subset !== undefined ? row.subset : scalarTerm(row.term as ScalarTermName).kernel ? ALL_PARAMETERS : null),
     producers: (row) =>
       row.producers.map((p) => ({ count: p.count, producer: { kind: (p.kind ?? 'CLIENT') as 'CLIENT' | 'SERVER', backend: p.backend, version: p.version } })),
   },

@@ -1,5 +1,6 @@
 import * as models from '../services/models.js';
 import { listModels, listRuns } from '../services/lists.js';
+import { parameterSubsets } from '../services/subsets.js';
 import type { Resolvers } from './generated/types.js';
 import { ModelInput, parseId, parseInput } from './inputs.js';
 
@@ -18,5 +19,6 @@ export const modelResolvers: Resolvers = {
   },
   Model: {
     runs: (model, args, ctx) => listRuns(ctx, { ...args, where: { modelId: model.id } }),
+    parameterSubsets: (model, _, ctx) => parameterSubsets(ctx, model),
   },
 };

@@ -19,7 +19,11 @@ export type RunRow = Run;
 /** Checkpoint rows never carry their weights; `Checkpoint.weights` loads them on demand. */
 export type CheckpointRow = Checkpoint;
 export type CheckpointWeightsRow = CheckpointWeights;
-export type SampleMetricRow = SampleMetric;
+/**
+ * A sample_metric row; with `subset` (a named parameter subset), its kNorm and kTrace and their
+ * producers are those over that subset (sample_subset_metric). Without it they are over 'all'.
+ */
+export type SampleMetricRow = SampleMetric & { subset?: string };
 
 export interface AddSamplesPayloadRow {
   datasetId: number;

@@ -1,3 +1,4 @@
+import { ALL_PARAMETERS } from '../db/terms.js';
 import { BadUserInputError } from '../errors.js';
 import type { ComputeRuntime } from './compute-runtime.js';
 
@@ -7,6 +8,8 @@ export interface FirstOrderRow {
   observedId: number;
   updatedId: number;
   learningRate: number;
+  /** The parameter subset J (and so K) is over. */
+  subset: string;
   A: number[][];
   K: number[][];
   G: Float32Array;
@@ -25,7 +28,14 @@ function rows(flat: ArrayLike<number>, V: number): number[][] {
  * A(x_o), K(x_o, x_u), G(x_u, y_u) and the predicted Δlog π(·|x_o) = −η A K G at a checkpoint, and,
  * where the run has a later checkpoint, the change of log π(·|x_o) observed there.
  */
-export async function firstOrderAt(runtime: ComputeRuntime, checkpointId: number, observedId: number, updatedId: number, learningRate?: number | null): Promise<FirstOrderRow> {
+export async function firstOrderAt(
+  runtime: ComputeRuntime,
+  checkpointId: number,
+  observedId: number,
+  updatedId: number,
+  learningRate?: number | null,
+  subset: string = ALL_PARAMETERS,
+): Promise<FirstOrderRow> {
   const { compute } = runtime;
   const ckpt = await compute.checkpoint(checkpointId);
   const eta = learningRate ?? ckpt.learningRate;
@@ -35,7 +45,7 @@ export async function firstOrderAt(runtime: ComputeRuntime, checkpointId: number
   if (!Number.isFinite(eta)) throw new BadUserInputError('learningRate must be a finite number', 'learningRate');
   const observed = await compute.samples(ckpt, [observedId], 'observedId');
   const updated = await compute.samples(ckpt, [updatedId], 'updatedId');
-  const r = await compute.firstOrder(ckpt, observed, updated, eta);
+  const r = await compute.firstOrder(ckpt, observed, updated, eta, subset);
   const nextId = await compute.nextCheckpoint(ckpt);
   let observedDelta: number[] | null = null;
   if (nextId !== null) {
@@ -49,6 +59,7 @@ export async function firstOrderAt(runtime: ComputeRuntime, checkpointId: number
     observedId,
     updatedId,
     learningRate: eta,
+    subset,
     A: rows(r.A, r.V),
     K: rows(r.K, r.V),
     G: r.G,

@@ -17,6 +17,8 @@ export interface ComputeTermsRequest {
   terms: TermName[];
   /** kCross against this target set too (`split:…` or `selection:…`). */
   targetKey: string | null;
+  /** The parameter subset the kernel terms are over: 'all' or a name of the model's (checked here). */
+  subset: string;
   scope: JobScope;
 }
 
@@ -28,12 +30,13 @@ export const MAX_WAIT_MS = 10 * 60 * 1000;
  * already under way for the same work. The job row and its chunks' queue jobs are written in one
  * transaction: a job exists with all of its chunks queued, or not at all.
  */
-export async function startJob(runtime: ComputeRuntime, request: ComputeTermsRequest): Promise<JobRow> {
+export async function startJob(runtime: ComputeRuntime, request: ComputeTermsRequest, subsetField = 'subset'): Promise<JobRow> {
   const { db, pubsub, config } = runtime.deps;
   if (request.terms.length === 0 && request.targetKey === null) throw new BadUserInputError('Name at least one term, or a target set for kCross', 'terms');
   const ckpt = await runtime.compute.checkpoint(request.checkpointId);
+  await runtime.compute.requireSubset(ckpt, request.subset, subsetField);
   if (request.scope.sampleIds?.length) await checkSamples(runtime, ckpt.datasetId, request.scope.sampleIds);
-  const spec = { checkpointId: ckpt.id, datasetId: ckpt.datasetId, terms: request.terms, targetKey: request.targetKey, scope: request.scope };
+  const spec = { checkpointId: ckpt.id, datasetId: ckpt.datasetId, terms: request.terms, targetKey: request.targetKey, subset: request.subset, scope: request.scope };
   const made = await db.transaction(async (tx) => {
     const job = await insertJob(tx, spec, config.compute.chunkSize);
     if (job.created) {

@@ -3,9 +3,10 @@ import type { Context } from '../context.js';
 import { missingSampleIds, type MissingTerm } from '../db/curation-coverage.js';
 import type { SampleScope } from '../db/curation-sql.js';
 import type { SampleMetric } from '../db/generated/client.js';
-import { TERMS, type TermName } from '../db/terms.js';
+import { ALL_PARAMETERS, TERMS, type TermName } from '../db/terms.js';
 import { BadUserInputError, TermsMissingError, TermsPendingError, invariant, withTimeout } from '../errors.js';
 import type { JobScope } from '../jobs/store.js';
+import type { SampleMetricRow } from '../schema/rows.js';
 import { awaitJob, startJob } from './compute-jobs.js';
 import { computeRuntime, type ComputeRuntime } from './compute-runtime.js';
 
@@ -14,33 +15,35 @@ type TermsRequestContext = Pick<Context, 'db' | 'config' | 'loaders'>;
 const fillLoaders = new WeakMap<object, DataLoader<string, void>>();
 
 /**
- * The request's loader of missing per-sample terms. Keys are `<checkpointId>:<sampleId>`; the keys
- * one request asks for in one tick (every `sampleTerms` field of the operation) become one compute
- * call per checkpoint. Across requests, ComputeService's single-flight map shares computations.
- * Kept beside the request's other loaders (keyed by them), made on first use.
+ * The request's loader of missing per-sample terms. Keys are `<checkpointId>:<subset>:<sampleId>`;
+ * the keys one request asks for in one tick (every `sampleTerms` field of the operation) become one
+ * compute call per checkpoint and subset. Across requests, ComputeService's single-flight map shares
+ * computations. Kept beside the request's other loaders (keyed by them), made on first use.
  */
 function fillLoader(ctx: TermsRequestContext, runtime: ComputeRuntime): DataLoader<string, void> {
   let loader = fillLoaders.get(ctx.loaders);
   if (!loader) {
     loader = new DataLoader<string, void>(
       async (keys) => {
-        const byCheckpoint = new Map<number, number[]>();
+        const groups = new Map<string, { checkpointId: number; subset: string; sampleIds: number[] }>();
         for (const key of keys) {
-          const [checkpointId, sampleId] = key.split(':').map(Number) as [number, number];
-          byCheckpoint.set(checkpointId, [...(byCheckpoint.get(checkpointId) ?? []), sampleId]);
+          const [checkpointId, subset, sampleId] = key.split(':') as [string, string, string];
+          const group = groups.get(`${checkpointId}:${subset}`) ?? { checkpointId: Number(checkpointId), subset, sampleIds: [] };
+          group.sampleIds.push(Number(sampleId));
+          groups.set(`${checkpointId}:${subset}`, group);
         }
-        const failures = new Map<number, Error>();
+        const failures = new Map<string, Error>();
         await Promise.all(
-          [...byCheckpoint].map(async ([checkpointId, sampleIds]) => {
+          [...groups].map(async ([group, { checkpointId, subset, sampleIds }]) => {
             try {
               const ckpt = await runtime.compute.checkpoint(checkpointId);
-              await withTimeout(runtime.compute.fillSampleTerms(ckpt, sampleIds), ctx.config.computeTimeoutMs, 'Computing the missing terms');
+              await withTimeout(runtime.compute.fillSampleTerms(ckpt, sampleIds, subset), ctx.config.computeTimeoutMs, 'Computing the missing terms');
             } catch (error) {
-              failures.set(checkpointId, error as Error);
+              failures.set(group, error as Error);
             }
           }),
         );
-        return keys.map((key) => failures.get(Number(key.split(':')[0])));
+        return keys.map((key) => failures.get(key.slice(0, key.lastIndexOf(':'))));
       },
       // Only missing keys are loaded, and once filled they are read from the database.
       { cache: false },
@@ -50,9 +53,34 @@ function fillLoader(ctx: TermsRequestContext, runtime: ComputeRuntime): DataLoad
   return loader;
 }
 
-async function storedRows(ctx: Pick<Context, 'db'>, checkpointId: number, sampleIds: readonly number[]): Promise<Map<number, SampleMetric>> {
-  const rows = await ctx.db.prisma.sampleMetric.findMany({ where: { checkpointId, sampleId: { in: [...sampleIds] } } });
-  return new Map(rows.map((r) => [r.sampleId, r]));
+/**
+ * The stored rows of these samples, with kNorm and kTrace (and their producers) over `subset`: the
+ * sample_metric row, its kernel columns taken from sample_subset_metric for a named subset.
+ */
+async function storedRows(ctx: Pick<Context, 'db'>, checkpointId: number, sampleIds: readonly number[], subset: string): Promise<Map<number, SampleMetricRow>> {
+  const where = { checkpointId, sampleId: { in: [...sampleIds] } };
+  const rows = await ctx.db.prisma.sampleMetric.findMany({ where });
+  if (subset === ALL_PARAMETERS) return new Map(rows.map((r) => [r.sampleId, r]));
+  const kernel = new Map((await ctx.db.prisma.sampleSubsetMetric.findMany({ where: { ...where, subset } })).map((r) => [r.sampleId, r]));
+  const out = new Map<number, SampleMetricRow>();
+  for (const sampleId of sampleIds) {
+    const row = rows.find((r) => r.sampleId === sampleId);
+    const k = kernel.get(sampleId);
+    if (!row && !k) continue;
+    const base = row ?? emptyRow(checkpointId, sampleId, k!.updatedAt);
+    out.set(sampleId, { ...base, kNorm: k?.kNorm ?? null, kNormSrc: k?.kNormSrc ?? null, kTrace: k?.kTrace ?? null, kTraceSrc: k?.kTraceSrc ?? null, subset });
+  }
+  return out;
+}
+
+/** A sample_metric row without values (a sample whose only stored terms are over a named subset). */
+function emptyRow(checkpointId: number, sampleId: number, updatedAt: Date): SampleMetric {
+  const row: Record<string, unknown> = { checkpointId, sampleId, updatedAt };
+  for (const t of TERMS) {
+    row[t.field] = t.sqlType === 'real[]' ? [] : null;
+    row[`${t.field}Src`] = null;
+  }
+  return row as unknown as SampleMetric;
 }
 
 function lacks(row: SampleMetric | undefined, terms: readonly TermName[]): boolean {
@@ -60,33 +88,43 @@ function lacks(row: SampleMetric | undefined, terms: readonly TermName[]): boole
   return terms.some((t) => {
     const field = TERMS.find((spec) => spec.term === t)!.field;
     const value = row[field];
-    return value === null || value === undefined;
+    return value === null || value === undefined || (Array.isArray(value) && value.length === 0);
   });
 }
 
 /**
- * Per-sample terms at a checkpoint, one row per id in the order given: what is stored, with the
- * missing values computed now and written back. Up to TANGENT_INLINE_MAX_SAMPLES samples missing a
- * term are computed inline (batched by the request's loader); for more, a job is started and the
- * query fails with TERMS_PENDING and the job's id, unless it finishes within `waitMs`.
+ * Per-sample terms at a checkpoint, one row per id in the order given, kNorm and kTrace over
+ * `subset`: what is stored, with the missing values computed now and written back. Up to
+ * TANGENT_INLINE_MAX_SAMPLES samples missing a term are computed inline (batched by the request's
+ * loader); for more, a job is started and the query fails with TERMS_PENDING and the job's id,
+ * unless it finishes within `waitMs`.
  */
-export async function sampleTerms(ctx: TermsRequestContext, checkpointId: number, sampleIds: readonly number[], terms: readonly TermName[], waitMs?: number | null): Promise<SampleMetric[]> {
+export async function sampleTerms(
+  ctx: TermsRequestContext,
+  checkpointId: number,
+  sampleIds: readonly number[],
+  terms: readonly TermName[],
+  options: { waitMs?: number | null; subset?: string } = {},
+): Promise<SampleMetricRow[]> {
+  const { waitMs } = options;
+  const subset = options.subset ?? ALL_PARAMETERS;
   if (terms.length === 0) throw new BadUserInputError('Name at least one term', 'terms');
   if (sampleIds.length > ctx.config.maxPageSize) {
     throw new BadUserInputError(`At most ${ctx.config.maxPageSize} samples per request; for more, run computeTerms and page through Checkpoint.metrics`, 'sampleIds');
   }
   if (waitMs !== null && waitMs !== undefined && (!Number.isInteger(waitMs) || waitMs < 0)) throw new BadUserInputError('waitMs must be a non-negative number of milliseconds', 'waitMs');
   const unique = [...new Set(sampleIds)];
-  let rows = await storedRows(ctx, checkpointId, unique);
+  let rows = await storedRows(ctx, checkpointId, unique, subset);
   const missing = unique.filter((id) => lacks(rows.get(id), terms));
   if (missing.length > 0) {
     const runtime = computeRuntime(ctx.db);
     const ckpt = await runtime.compute.checkpoint(checkpointId);
+    await runtime.compute.requireSubset(ckpt, subset);
     if (missing.length <= ctx.config.compute.inlineMaxSamples) {
       await runtime.compute.samples(ckpt, missing); // BAD_USER_INPUT for an id that is not the dataset's, before any compute
-      await Promise.all(missing.map((id) => fillLoader(ctx, runtime).load(`${checkpointId}:${id}`)));
+      await Promise.all(missing.map((id) => fillLoader(ctx, runtime).load(`${checkpointId}:${subset}:${id}`)));
     } else {
-      const job = await startJob(runtime, { checkpointId, terms: [...terms], targetKey: null, scope: { sampleIds: missing } });
+      const job = await startJob(runtime, { checkpointId, terms: [...terms], targetKey: null, subset, scope: { sampleIds: missing } });
       const finished = waitMs ? await awaitJob(runtime, job.id, waitMs) : job;
       if (!finished || finished.status === 'QUEUED' || finished.status === 'RUNNING') {
         throw new TermsPendingError(String(job.id), `${missing.length} samples lack terms; job ${job.id} is computing them (follow it with job(id) or the jobProgress subscription)`);
@@ -95,7 +133,7 @@ export async function sampleTerms(ctx: TermsRequestContext, checkpointId: number
         throw new TermsMissingError(checkpointId, [{ name: terms.join(', '), missing: missing.length }]);
       }
     }
-    rows = await storedRows(ctx, checkpointId, unique);
+    rows = await storedRows(ctx, checkpointId, unique, subset);
   }
   return sampleIds.map((id) => {
     const row = rows.get(id);
@@ -104,26 +142,49 @@ export async function sampleTerms(ctx: TermsRequestContext, checkpointId: number
   });
 }
 
+/** Work of one compute pass: the per-sample terms over one subset, and kCross against target sets over it. */
+interface SubsetWork {
+  subset: string;
+  /** Per-sample terms missing, and the samples missing any of them. */
+  terms: Set<TermName>;
+  ids: Set<number>;
+  /** kCross per target set: the samples missing it. */
+  cross: Map<string, number[]>;
+}
+
 /**
  * Makes `missing` (from findMissingTerms) present for every sample in `scope`: inline when at most
- * TANGENT_INLINE_MAX_SAMPLES samples lack them, otherwise as a durable job, answering TERMS_PENDING
- * with its id. The curation seam (ensureTerms) calls this.
+ * TANGENT_INLINE_MAX_SAMPLES samples lack them, otherwise as durable jobs, answering TERMS_PENDING
+ * with the first one's id. Work is grouped by parameter subset: each subset's kernel terms, and the
+ * terms that do not depend on a subset, come from one pass of K over that subset (a query reads one
+ * subset, so this is one group unless a caller mixes them). The curation seam (ensureTerms) calls this.
  */
 export async function makeTermsPresent(runtime: ComputeRuntime, checkpointId: number, missing: readonly MissingTerm[], scope: SampleScope): Promise<void> {
   const { db, config } = runtime.deps;
   const limit = config.compute.inlineMaxSamples;
-  const perSample = [...new Set(missing.filter((m) => m.term.term !== 'K_CROSS').map((m) => m.term.term as TermName))];
-  const targets = [...new Set(missing.filter((m) => m.term.term === 'K_CROSS').map((m) => m.term.targetKey!))];
   const lists = await Promise.all(missing.map((m) => missingSampleIds(db.sql, checkpointId, m.term, scope, limit + 1)));
-  const selfIds = [...new Set(missing.flatMap((m, i) => (m.term.term === 'K_CROSS' ? [] : lists[i]!)))];
-  const inline = selfIds.length <= limit && lists.every((l) => l.length <= limit);
+  const groups = new Map<string, SubsetWork>();
+  missing.forEach((m, i) => {
+    // Kernel terms are over the query's subset; the others do not depend on one and are computed in
+    // the same pass as K over it.
+    const subset = m.term.subset ?? ALL_PARAMETERS;
+    const group = groups.get(subset) ?? { subset, terms: new Set(), ids: new Set(), cross: new Map() };
+    groups.set(subset, group);
+    if (m.term.term === 'K_CROSS') group.cross.set(m.term.targetKey!, lists[i]!);
+    else {
+      group.terms.add(m.term.term as TermName);
+      for (const id of lists[i]!) group.ids.add(id);
+    }
+  });
+  const ckpt = await runtime.compute.checkpoint(checkpointId);
+  for (const group of groups.values()) await runtime.compute.requireSubset(ckpt, group.subset);
+  const inline = lists.every((l) => l.length <= limit) && [...groups.values()].every((g) => g.ids.size <= limit);
   if (inline) {
-    const ckpt = await runtime.compute.checkpoint(checkpointId);
     const work: Promise<void>[] = [];
-    if (selfIds.length) work.push(runtime.compute.fillSampleTerms(ckpt, selfIds));
-    missing.forEach((m, i) => {
-      if (m.term.term === 'K_CROSS') work.push(runtime.compute.fillKCross(ckpt, m.term.targetKey!, lists[i]!));
-    });
+    for (const g of groups.values()) {
+      if (g.ids.size) work.push(runtime.compute.fillSampleTerms(ckpt, [...g.ids], g.subset));
+      for (const [targetKey, ids] of g.cross) work.push(runtime.compute.fillKCross(ckpt, targetKey, ids, g.subset));
+    }
     await withTimeout(Promise.all(work), config.computeTimeoutMs, 'Computing the missing terms');
     return;
   }
@@ -132,11 +193,13 @@ export async function makeTermsPresent(runtime: ComputeRuntime, checkpointId: nu
     ...(scope.splits?.length ? { splits: [...scope.splits] } : {}),
     ...(scope.labels?.length ? { labels: [...scope.labels] } : {}),
   };
-  // One job per target set (the per-sample terms ride with the first).
+  // One job per subset and target set (each subset's per-sample terms ride with its first).
   const jobs = [];
-  const keys: (string | null)[] = targets.length ? targets : [null];
-  for (const [i, targetKey] of keys.entries()) {
-    jobs.push(await startJob(runtime, { checkpointId, terms: i === 0 ? perSample : [], targetKey, scope: jobScope }));
+  for (const g of groups.values()) {
+    const targets: (string | null)[] = g.cross.size ? [...g.cross.keys()] : [null];
+    for (const [i, targetKey] of targets.entries()) {
+      jobs.push(await startJob(runtime, { checkpointId, terms: i === 0 ? [...g.terms] : [], targetKey, subset: g.subset, scope: jobScope }));
+    }
   }
   const first = jobs[0]!;
   throw new TermsPendingError(

@@ -7,14 +7,18 @@ import {
   type ComputePool,
   type ModelSource,
   type PoolModel,
+  type Subset,
+  type SubsetInfo,
 } from '../compute/index.js';
 import type { Config } from '../config.js';
 import type { CrossValue } from '../db/curation-cross.js';
 import { parseTargetKey } from '../db/curation-terms.js';
 import type { Database } from '../db/database.js';
-import { columnField, writeMetricColumns, type CheckpointShape, type MetricColumns } from '../db/metrics.js';
+import { columnField, type CheckpointShape, type MetricColumns } from '../db/metrics.js';
 import type { ProducerKey } from '../db/producers.js';
 import { writeCrossMetrics } from '../db/curation-cross.js';
+import { writeComputedTerms } from '../db/subset-metrics.js';
+import { ALL_PARAMETERS } from '../db/terms.js';
 import { BadUserInputError, ModelUnusableError, NotFoundError, invariant } from '../errors.js';
 import { bytesToFloat32 } from '../float32.js';
 import type { Logger } from '../logger.js';
@@ -34,6 +38,24 @@ export interface ComputeCheckpoint {
   inputLength: number;
   channels: number;
   model: { id: number; format: 'TFJS_LAYERS' | 'BUILTIN'; architecture: string | null; config: unknown; topology: unknown };
+}
+
+/** A stored model with its shape: what loading it needs (a Model row has exactly these fields). */
+export interface ComputeModel {
+  id: number;
+  format: 'TFJS_LAYERS' | 'BUILTIN';
+  architecture: string | null;
+  config: unknown;
+  topology: unknown;
+  inputLength: number;
+  channels: number;
+  numClasses: number;
+}
+
+/** What a computation runs over: K (and every kernel term) over this parameter subset (default 'all'). */
+export interface ComputeOptions {
+  signal?: AbortSignal;
+  subset?: string;
 }
 
 /** Samples as the engine takes them: ids ascending, labels, and x [n, length, channels]. */
@@ -78,8 +100,10 @@ export class ComputeService {
   private poolStart: Promise<ComputePool> | null = null;
   private readonly models: ModelCache;
   private readonly counters = { calls: 0, samples: 0 };
-  /** Inline computations under way, by `m:<checkpoint>:<sample>` or `x:<checkpoint>:<target>:<sample>`. */
+  /** Inline computations under way, by `m:<checkpoint>:<subset>:<sample>` or `x:<checkpoint>:<subset>:<target>:<sample>`. */
   private readonly inflight = new Map<string, Promise<void>>();
+  /** The parameter subsets of each model (they depend on its topology, not on a checkpoint's weights). */
+  private readonly subsetsByModel = new Map<number, Promise<readonly SubsetInfo[]>>();
   private readonly targets = new Map<string, { at: number; x: Promise<Float32Array> }>();
   private closed = false;
 
@@ -262,32 +286,61 @@ export class ComputeService {
       [ckpt.id],
     );
     invariant(weights, `checkpoint ${ckpt.id} has no weights`);
-    const weightSpecs = weights.specs as NonNullable<ModelSource['weightSpecs']>;
-    const { model } = ckpt;
-    let source: ModelSource;
-    if (model.format === 'BUILTIN') {
-      if (!ARCHITECTURES.includes(model.architecture as ArchitectureName)) {
-        throw new ModelUnusableError(ckpt.id, `Tangent has no built-in architecture '${model.architecture}' (known: ${ARCHITECTURES.join(', ')})`);
-      }
-      const config = { ...((model.config ?? {}) as Record<string, unknown>), length: ckpt.inputLength, channels: ckpt.channels, classes: ckpt.numClasses };
-      source = { architecture: model.architecture as ArchitectureName, config, weightSpecs, weightData: weights.data };
-    } else {
-      if (!model.topology || typeof model.topology !== 'object') throw new ModelUnusableError(ckpt.id, `model ${model.id} has no topology`);
-      source = { modelTopology: model.topology, weightSpecs, weightData: weights.data };
-    }
+    const model: ComputeModel = { ...ckpt.model, inputLength: ckpt.inputLength, channels: ckpt.channels, numClasses: ckpt.numClasses };
+    const source = sourceOf(model, { weightSpecs: weights.specs as NonNullable<ModelSource['weightSpecs']>, weightData: weights.data }, (reason) => new ModelUnusableError(ckpt.id, reason));
     let loaded: PoolModel;
     try {
       loaded = await pool.load(source);
     } catch (error) {
       // The engine refuses the stored topology, config or weights: the data's problem, said plainly.
-      const reason = (error instanceof Error ? error.message : String(error)).split('\n')[0]!.slice(0, 300);
-      throw new ModelUnusableError(ckpt.id, reason);
+      throw new ModelUnusableError(ckpt.id, firstLine(error));
     }
     if (loaded.classes !== ckpt.numClasses) {
       await pool.unload(loaded).catch(() => undefined);
       throw new ModelUnusableError(ckpt.id, `it produces ${loaded.classes} logits but model ${model.id} is registered with ${ckpt.numClasses} classes`);
     }
+    if (!this.subsetsByModel.has(model.id)) this.subsetsByModel.set(model.id, Promise.resolve(loaded.subsets));
     return loaded;
+  }
+
+  /**
+   * The parameter subsets a model answers to by name ('all', 'head', and its own, e.g. Mantis's
+   * 'adapter_head'), with their layers and sizes: from a checkpoint of it loaded already, or by
+   * loading the model once without weights (then unloaded). Remembered per model.
+   */
+  parameterSubsets(model: ComputeModel): Promise<readonly SubsetInfo[]> {
+    let subsets = this.subsetsByModel.get(model.id);
+    if (!subsets) {
+      subsets = (async () => {
+        const pool = await this.pool();
+        const unusable = (reason: string) => new ModelUnusableError(null, reason, model.id);
+        let loaded: PoolModel;
+        try {
+          loaded = await pool.load(sourceOf(model, null, unusable));
+        } catch (error) {
+          throw error instanceof ModelUnusableError ? error : unusable(firstLine(error));
+        }
+        await pool.unload(loaded).catch(() => undefined);
+        return loaded.subsets;
+      })();
+      const mine = subsets;
+      this.subsetsByModel.set(model.id, mine);
+      mine.catch(() => this.subsetsByModel.get(model.id) === mine && this.subsetsByModel.delete(model.id));
+    }
+    return subsets;
+  }
+
+  /**
+   * Refuses a parameter subset the checkpoint's model does not answer to (BAD_USER_INPUT naming the
+   * ones it does), before anything is computed or a job is made. 'all' needs no model.
+   */
+  async requireSubset(ckpt: ComputeCheckpoint, subset: string, field = 'subset'): Promise<void> {
+    if (subset === ALL_PARAMETERS) return;
+    const subsets = await this.parameterSubsets({ ...ckpt.model, inputLength: ckpt.inputLength, channels: ckpt.channels, numClasses: ckpt.numClasses });
+    if (!subsets.some((s) => s.name === subset)) {
+      const names = subsets.map((s) => s.name);
+      throw new BadUserInputError(`Model ${ckpt.model.id} has no parameter subset ${JSON.stringify(subset)}; its subsets: ${names.join(', ')}`, field, { subsets: names });
+    }
   }
 
   private count(samples: number): void {
@@ -295,12 +348,17 @@ export class ComputeService {
     this.counters.samples += samples;
   }
 
-  /** Every per-sample term (one pass: logits, π, loss, correct, ‖A‖, Tr H, λmin H, ‖G‖, kNorm, kTrace) of a batch, as columns. */
-  async metricColumns(ckpt: ComputeCheckpoint, batch: SampleBatch, signal?: AbortSignal): Promise<MetricColumns> {
+  /**
+   * Every per-sample term (one pass: logits, π, loss, correct, ‖A‖, Tr H, λmin H, ‖G‖, and kNorm and
+   * kTrace over `opts.subset`) of a batch, as columns.
+   */
+  async metricColumns(ckpt: ComputeCheckpoint, batch: SampleBatch, opts: ComputeOptions = {}): Promise<MetricColumns> {
     if (batch.ids.length === 0) return { sampleIds: [], columns: {} };
+    const subset = opts.subset ?? ALL_PARAMETERS;
+    await this.requireSubset(ckpt, subset);
     return this.withModel(ckpt, async (pool, model) => {
       this.count(batch.ids.length);
-      const t = await pool.computeTerms(model, batch.x, batch.labels, signal ? { signal } : {});
+      const t = await pool.computeTerms(model, batch.x, batch.labels, { subset: engineSubset(subset), ...(opts.signal ? { signal: opts.signal } : {}) });
       invariant(t.loss && t.correct && t.gNorm, 'labelled samples give loss, correct and ‖G‖');
       return {
         sampleIds: batch.ids,
@@ -320,13 +378,15 @@ export class ComputeService {
     });
   }
 
-  /** kCross(x; T) of each sample of a batch against the target set T. */
-  async kCross(ckpt: ComputeCheckpoint, targetKey: string, batch: SampleBatch, signal?: AbortSignal): Promise<CrossValue[]> {
+  /** kCross(x; T) over `opts.subset` of each sample of a batch against the target set T. */
+  async kCross(ckpt: ComputeCheckpoint, targetKey: string, batch: SampleBatch, opts: ComputeOptions = {}): Promise<CrossValue[]> {
     if (batch.ids.length === 0) return [];
+    const subset = opts.subset ?? ALL_PARAMETERS;
+    await this.requireSubset(ckpt, subset);
     const target = await this.targetSeries(ckpt, targetKey);
     return this.withModel(ckpt, async (pool, model) => {
       this.count(batch.ids.length);
-      const r = await pool.kCross(model, batch.x, target, signal ? { signal } : {});
+      const r = await pool.kCross(model, batch.x, target, { subset: engineSubset(subset), ...(opts.signal ? { signal: opts.signal } : {}) });
       return batch.ids.map((sampleId, i) => ({ sampleId, kCross: r.kCross[i] as number }));
     });
   }
@@ -342,13 +402,15 @@ export class ComputeService {
 
   /**
    * The first-order terms of one SGD step of rate η on (x_u, y_u) seen at x_o (DESIGN.md): A(x_o),
-   * K(x_o, x_u), G(x_u, y_u), and the predicted Δz and Δlog π(·|x_o) = −η A K G.
+   * K(x_o, x_u) over the parameter subset (the step moves only those parameters), G(x_u, y_u), and
+   * the predicted Δz and Δlog π(·|x_o) = −η A K G.
    */
-  async firstOrder(ckpt: ComputeCheckpoint, observed: SampleBatch, updated: SampleBatch, eta: number) {
+  async firstOrder(ckpt: ComputeCheckpoint, observed: SampleBatch, updated: SampleBatch, eta: number, subset: string = ALL_PARAMETERS) {
     invariant(observed.ids.length === 1 && updated.ids.length === 1, 'firstOrder takes one observed and one updated sample');
+    await this.requireSubset(ckpt, subset);
     return this.withModel(ckpt, async (pool, model) => {
       this.count(2);
-      const cross = await pool.crossKernel(model, observed.x, updated.x, { returnK: true });
+      const cross = await pool.crossKernel(model, observed.x, updated.x, { returnK: true, subset: engineSubset(subset) });
       const predicted = firstOrderFromKernel(cross, { yu: updated.labels, eta });
       const V = ckpt.numClasses;
       const o = outputTerms(cross.logitsO, V, undefined, true);
@@ -367,29 +429,30 @@ export class ComputeService {
   }
 
   /**
-   * Computes the per-sample terms of these samples and writes the missing values back (marked with
-   * this producer), once: a sample already being computed by a concurrent request in this process
-   * is waited for instead of computed again. Resolves when every value is stored.
+   * Computes the per-sample terms of these samples, K over `subset`, and writes the missing values
+   * back (marked with this producer), once: a sample already being computed over the same subset by
+   * a concurrent request in this process is waited for instead of computed again. Resolves when
+   * every value is stored.
    */
-  fillSampleTerms(ckpt: ComputeCheckpoint, sampleIds: readonly number[]): Promise<void> {
+  fillSampleTerms(ckpt: ComputeCheckpoint, sampleIds: readonly number[], subset: string = ALL_PARAMETERS): Promise<void> {
     return this.singleFlight(
-      sampleIds.map((id) => ({ key: `m:${ckpt.id}:${id}`, id })),
+      sampleIds.map((id) => ({ key: `m:${ckpt.id}:${subset}:${id}`, id })),
       async (ids) => {
         const batch = await this.samples(ckpt, ids);
-        const columns = await this.metricColumns(ckpt, batch);
-        await writeMetricColumns(this.db, checkpointShape(ckpt), columns, await this.producer(), columnField('computed'));
+        const columns = await this.metricColumns(ckpt, batch, { subset });
+        await writeComputedTerms(this.db, checkpointShape(ckpt), columns, subset, await this.producer(), columnField('computed'));
       },
     );
   }
 
-  /** `fillSampleTerms` for kCross against one target set. */
-  fillKCross(ckpt: ComputeCheckpoint, targetKey: string, sampleIds: readonly number[]): Promise<void> {
+  /** `fillSampleTerms` for kCross against one target set, over `subset`. */
+  fillKCross(ckpt: ComputeCheckpoint, targetKey: string, sampleIds: readonly number[], subset: string = ALL_PARAMETERS): Promise<void> {
     return this.singleFlight(
-      sampleIds.map((id) => ({ key: `x:${ckpt.id}:${targetKey}:${id}`, id })),
+      sampleIds.map((id) => ({ key: `x:${ckpt.id}:${subset}:${targetKey}:${id}`, id })),
       async (ids) => {
         const batch = await this.samples(ckpt, ids);
-        const values = await this.kCross(ckpt, targetKey, batch);
-        await writeCrossMetrics(this.db, checkpointShape(ckpt), targetKey, values, await this.producer());
+        const values = await this.kCross(ckpt, targetKey, batch, { subset });
+        await writeCrossMetrics(this.db, checkpointShape(ckpt), targetKey, subset, values, await this.producer());
       },
     );
   }
@@ -416,6 +479,37 @@ export class ComputeService {
     }
     await Promise.all(waits);
   }
+}
+
+/**
+ * A subset name as the engine takes it. Its type lists the names every model may answer to, but the
+ * engine resolves any name the model itself defines; `requireSubset` has checked this one against
+ * the model's own list.
+ */
+function engineSubset(subset: string): Subset {
+  return subset as Subset;
+}
+
+/** The first line of an error's message, at most 300 characters (a reason a client may read). */
+function firstLine(error: unknown): string {
+  return (error instanceof Error ? error.message : String(error)).split('\n')[0]!.slice(0, 300);
+}
+
+/**
+ * Where the engine loads a stored model from: a built-in architecture by name and config (the
+ * shape from the model row), or the TFJS topology; with a checkpoint's weights, or none (the
+ * engine initialises them; enough to learn the model's structure).
+ */
+function sourceOf(model: ComputeModel, weights: { weightSpecs: NonNullable<ModelSource['weightSpecs']>; weightData: Uint8Array } | null, unusable: (reason: string) => Error): ModelSource {
+  if (model.format === 'BUILTIN') {
+    if (!ARCHITECTURES.includes(model.architecture as ArchitectureName)) {
+      throw unusable(`Tangent has no built-in architecture '${model.architecture}' (known: ${ARCHITECTURES.join(', ')})`);
+    }
+    const config = { ...((model.config ?? {}) as Record<string, unknown>), length: model.inputLength, channels: model.channels, classes: model.numClasses };
+    return { architecture: model.architecture as ArchitectureName, config, ...(weights ?? {}) };
+  }
+  if (!model.topology || typeof model.topology !== 'object') throw unusable(`model ${model.id} has no topology`);
+  return weights ? { modelTopology: model.topology, ...weights } : { modelTopology: model.topology };
 }
 
 /** log softmax of [n, V] logits, in float64. */

@@ -100,12 +100,14 @@ export type Checkpoint = {
   epoch: Maybe<Scalars['Float']['output']>;
   /**
    * The path (on this server; absolute when TANGENT_PUBLIC_URL is set) that streams the filtered,
-   * ordered samples with their terms as JSONL or CSV, however many there are.
+   * ordered samples with their terms as JSONL or CSV, however many there are. Kernel terms over a
+   * `subset` other than `all` add a `subset` column.
    */
   exportUrl: Scalars['String']['output'];
   /**
    * The first-order prediction for an update on `updatedId` seen at `observedId`, with the change
-   * observed at the run's next checkpoint beside it. `learningRate` defaults to the checkpoint's.
+   * observed at the run's next checkpoint beside it. `learningRate` defaults to the checkpoint's. With a
+   * `subset`, K is over those parameters: the prediction for a step that trains only them.
    */
   firstOrder: FirstOrder;
   id: Scalars['ID']['output'];
@@ -121,7 +123,9 @@ export type Checkpoint = {
    * made present first for every sample the filter's labels, splits and sampleIds name: computed
    * inline when few samples lack it, or the query fails with TERMS_PENDING and the id of the job
    * computing it; a term that cannot be computed fails it with TERMS_MISSING, saying how many samples
-   * lack which term. A missing value is never taken as zero.
+   * lack which term. A missing value is never taken as zero. `subset` names the parameters the kernel
+   * terms (kNorm, kTrace, kCross) are over, in the order, the filter and the rows: `all`, or a name of
+   * `Model.parameterSubsets` (e.g. `head`); another name is refused with BAD_USER_INPUT listing them.
    */
   rankedSamples: RankedSampleConnection;
   run: Run;
@@ -131,11 +135,12 @@ export type Checkpoint = {
    * request reads them. Up to `serverInfo.compute.inlineMaxSamples` samples missing a term are
    * computed in this request (all of the operation's missing samples in one batch); for more, a job
    * is started and the field fails with TERMS_PENDING, `extensions.jobId` naming it, unless the job
-   * finishes within `waitMs` milliseconds.
+   * finishes within `waitMs` milliseconds. kNorm and kTrace are over the parameter subset `subset`
+   * (`all`, or a name of `Model.parameterSubsets`; another name is refused with BAD_USER_INPUT).
    */
   sampleTerms: Array<SampleMetric>;
   step: Scalars['Int']['output'];
-  /** Statistics of a term over the (filtered) samples at this checkpoint. */
+  /** Statistics of a term over the (filtered) samples at this checkpoint; a kernel term over `subset`. */
   termStats: TermStats;
   /** Size of the weight buffer in bytes. */
   weightBytes: Scalars['Int']['output'];
@@ -150,6 +155,7 @@ export type CheckpointExportUrlArgs = {
   filter?: InputMaybe<SampleTermFilter>;
   format?: InputMaybe<ExportFormat>;
   orderBy?: InputMaybe<SampleTermOrder>;
+  subset?: InputMaybe<Scalars['String']['input']>;
   target?: InputMaybe<TargetSetInput>;
 };
 
@@ -157,6 +163,7 @@ export type CheckpointExportUrlArgs = {
 export type CheckpointFirstOrderArgs = {
   learningRate?: InputMaybe<Scalars['Float']['input']>;
   observedId: Scalars['ID']['input'];
+  subset?: InputMaybe<Scalars['String']['input']>;
   updatedId: Scalars['ID']['input'];
 };
 
@@ -179,12 +186,14 @@ export type CheckpointRankedSamplesArgs = {
   filter?: InputMaybe<SampleTermFilter>;
   first?: InputMaybe<Scalars['Int']['input']>;
   orderBy?: InputMaybe<SampleTermOrder>;
+  subset?: InputMaybe<Scalars['String']['input']>;
   target?: InputMaybe<TargetSetInput>;
 };
 
 
 export type CheckpointSampleTermsArgs = {
   sampleIds: Array<Scalars['ID']['input']>;
+  subset?: InputMaybe<Scalars['String']['input']>;
   terms: Array<Term>;
   waitMs?: InputMaybe<Scalars['Int']['input']>;
 };
@@ -192,6 +201,7 @@ export type CheckpointSampleTermsArgs = {
 
 export type CheckpointTermStatsArgs = {
   filter?: InputMaybe<SampleTermFilter>;
+  subset?: InputMaybe<Scalars['String']['input']>;
   target?: InputMaybe<TargetSetInput>;
   term: ScalarTerm;
 };
@@ -269,6 +279,11 @@ export type ComputeTermsInput = {
   sampleIds?: InputMaybe<Array<Scalars['ID']['input']>>;
   /** Only samples of these splits. */
   splits?: InputMaybe<Array<Scalars['String']['input']>>;
+  /**
+   * The parameter subset J is taken over for the kernel terms (kNorm, kTrace, kCross): `all`, or a name of
+   * `Model.parameterSubsets` (e.g. `head`, which for a Mantis head fine-tune costs about a forward pass).
+   */
+  subset?: InputMaybe<Scalars['String']['input']>;
   /** Also kCross(x; T) against this target set: each chunk reads every sample of T. */
   target?: InputMaybe<TargetSetInput>;
   /** Per-sample terms to make present; default all of them (one pass computes them all). */
@@ -467,7 +482,7 @@ export type FirstOrder = {
   A: Array<Array<Scalars['Float']['output']>>;
   /** G(x_u, y_u) = π(x_u) − e_{y_u} */
   G: Scalars['FloatArray']['output'];
-  /** K(x_o, x_u) = J(x_o) J(x_u)ᵀ, the empirical NTK on logits over all trainable parameters */
+  /** K(x_o, x_u) = J(x_o) J(x_u)ᵀ, the empirical NTK on logits, J over the parameter subset `subset` */
   K: Array<Array<Scalars['Float']['output']>>;
   checkpoint: Checkpoint;
   /** η: as given, or the checkpoint's learning rate. */
@@ -487,6 +502,8 @@ export type FirstOrder = {
   predictedDeltaLogProbs: Scalars['FloatArray']['output'];
   /** Predicted Δz(x_o) = −η K G. */
   predictedDeltaLogits: Scalars['FloatArray']['output'];
+  /** The parameter subset J is over: the step moves these parameters only (e.g. `head` for head-only fine-tuning). */
+  subset: Scalars['String']['output'];
   /** x_u (its label is y_u) */
   updated: Sample;
 };
@@ -627,6 +644,8 @@ export type Job = {
   progress: JobProgress;
   startedAt: Maybe<Scalars['DateTime']['output']>;
   status: JobStatus;
+  /** The parameter subset its kernel terms (kNorm, kTrace, kCross) are over. */
+  subset: Scalars['String']['output'];
   /** The target set when the job computes kCross(x; T). */
   target: Maybe<TargetSet>;
   /** Per-sample terms it makes present (one pass computes every per-sample term, and all are written). */
@@ -726,6 +745,13 @@ export type Model = {
   inputLength: Scalars['Int']['output'];
   name: Scalars['String']['output'];
   numClasses: Scalars['Int']['output'];
+  /**
+   * The parameter subsets J (and so K, kNorm, kTrace, kCross and firstOrder) can be taken over, by the
+   * name the `subset` arguments take: `all` (every trainable parameter), `head` (the layer producing the
+   * logits; for Mantis its fine-tuning mode `head`, head_norm + head) and the model's own (Mantis:
+   * `adapter_head`, the channel adapter + the head). Asking loads the model's structure once per server.
+   */
+  parameterSubsets: Array<ParameterSubset>;
   runs: RunConnection;
   /** The model.json `modelTopology` (TFJS_LAYERS models). */
   topology: Maybe<Scalars['JSON']['output']>;
@@ -837,7 +863,8 @@ export type Mutation = {
   /**
    * Records kCross(x; T) values at a checkpoint for one target set, as measured by the client: all
    * rows or, on any bad row, none. Values are marked as recorded by the client; one that would change
-   * a value Tangent computed is refused with CONFLICT.
+   * a value Tangent computed is refused with CONFLICT. `subset`: the parameters K was taken over
+   * (`all`, or a name of `Model.parameterSubsets`).
    */
   recordKCross: RecordMetricsPayload;
   /**
@@ -966,6 +993,7 @@ export type MutationLogMetricsArgs = {
 
 export type MutationRecordKCrossArgs = {
   checkpointId: Scalars['ID']['input'];
+  subset?: InputMaybe<Scalars['String']['input']>;
   target: TargetSetInput;
   values: Array<KCrossInput>;
 };
@@ -1005,6 +1033,20 @@ export type PageInfo = {
   __typename?: 'PageInfo';
   endCursor: Maybe<Scalars['String']['output']>;
   hasNextPage: Scalars['Boolean']['output'];
+};
+
+/**
+ * A named set of a model's trainable layers. K over a subset is the sum over its layers of J_l J_lᵀ: what
+ * fine-tuning only those layers moves (e.g. the head, in Mantis's `head` mode).
+ */
+export type ParameterSubset = {
+  __typename?: 'ParameterSubset';
+  /** Its layers (with trainable weights), in the model's order. */
+  layers: Array<Scalars['String']['output']>;
+  /** What `subset` arguments call it. */
+  name: Scalars['String']['output'];
+  /** Trainable parameters in it: the columns of J. */
+  parameterCount: Scalars['Int']['output'];
 };
 
 /** Who produced a value: the client that recorded it, or Tangent with its backend and version. */
@@ -1167,6 +1209,8 @@ export type RankedSample = {
   /** The value of the term the query is ordered by. */
   score: Scalars['Float']['output'];
   split: Scalars['String']['output'];
+  /** The parameter subset kNorm, kTrace and kCross are over (the query's `subset`). */
+  subset: Scalars['String']['output'];
 };
 
 export type RankedSampleConnection = {
@@ -1244,6 +1288,7 @@ export type RunDynamicsSummaryArgs = {
 export type RunTermStatsArgs = {
   checkpointIds?: InputMaybe<Array<Scalars['ID']['input']>>;
   filter?: InputMaybe<SampleTermFilter>;
+  subset?: InputMaybe<Scalars['String']['input']>;
   target?: InputMaybe<TargetSetInput>;
   term: ScalarTerm;
 };
@@ -1361,6 +1406,8 @@ export type SampleMetric = {
   /** For each stored term, who produced it. */
   provenance: Array<TermProvenance>;
   sample: Sample;
+  /** The parameter subset kNorm and kTrace are over: `all` (all trainable parameters), or the subset `sampleTerms` was asked for. */
+  subset: Scalars['String']['output'];
 };
 
 export type SampleMetricConnection = {
@@ -1407,11 +1454,11 @@ export type ScalarTerm =
   | 'H_MIN_EIG'
   /** Tr H, H = diag(π) − ππᵀ */
   | 'H_TRACE'
-  /** kCross(x; T) = mean over x_o ∈ T of ‖K(x_o, x)‖_F: needs a target set T (`target`) */
+  /** kCross(x; T) = mean over x_o ∈ T of ‖K(x_o, x)‖_F, over the query's parameter subset: needs a target set T (`target`) */
   | 'K_CROSS'
-  /** ‖K(x, x)‖_F, the empirical NTK on logits */
+  /** ‖K(x, x)‖_F, the empirical NTK on logits, over the query's parameter subset (`subset`, default all) */
   | 'K_NORM'
-  /** Tr K(x, x) = ‖J(x)‖_F² */
+  /** Tr K(x, x) = ‖J(x)‖_F², over the query's parameter subset */
   | 'K_TRACE'
   /** Cross-entropy, −log π_y */
   | 'LOSS';
@@ -1481,6 +1528,8 @@ export type Selection = {
   softwareVersion: Scalars['String']['output'];
   /** The strategy in normal form, exactly as replayed to reproduce the selection. */
   strategy: Scalars['JSON']['output'];
+  /** The parameter subset the strategy's kernel terms were over (`all` for selections made before subsets existed). */
+  subset: Scalars['String']['output'];
   target: Maybe<TargetSet>;
   term: ScalarTerm;
   threshold: Maybe<Scalars['Float']['output']>;
@@ -1564,6 +1613,8 @@ export type SelectionProvenance = {
   __typename?: 'SelectionProvenance';
   checkpointId: Scalars['ID']['output'];
   producers: Array<ProducerCount>;
+  /** The parameter subset the ranked values are over, for a kernel term (kNorm, kTrace, kCross); null for the others. */
+  subset: Maybe<Scalars['String']['output']>;
   term: ScalarTerm;
 };
 
@@ -1582,6 +1633,8 @@ export type SelectionStrategyInput = {
   fraction?: InputMaybe<Scalars['Float']['input']>;
   k?: InputMaybe<Scalars['Int']['input']>;
   method: SelectionMethod;
+  /** The parameter subset the kernel terms (as term or in the filter) are over: `all` or a name of `Model.parameterSubsets`. */
+  subset?: InputMaybe<Scalars['String']['input']>;
   /** The target set of kCross (as term or in the filter). */
   target?: InputMaybe<TargetSetInput>;
   term?: ScalarTerm;
@@ -1666,9 +1719,9 @@ export type Term =
   | 'H_MIN_EIG'
   /** Tr H, H = diag(π) − ππᵀ */
   | 'H_TRACE'
-  /** ‖K(x, x)‖_F over all trainable parameters */
+  /** ‖K(x, x)‖_F, K = J Jᵀ with J over a parameter subset: all trainable parameters unless a `subset` argument names another */
   | 'K_NORM'
-  /** Tr K(x, x) = ‖J(x)‖_F² */
+  /** Tr K(x, x) = ‖J(x)‖_F², over the same parameter subset as K_NORM */
   | 'K_TRACE'
   | 'LOGITS'
   | 'LOSS'
@@ -1677,6 +1730,8 @@ export type Term =
 export type TermProvenance = {
   __typename?: 'TermProvenance';
   producer: Producer;
+  /** For K_NORM and K_TRACE: the parameter subset the value is over (`all` or a name of `Model.parameterSubsets`); null for the other terms. */
+  subset: Maybe<Scalars['String']['output']>;
   term: Term;
 };
 
@@ -1713,6 +1768,8 @@ export type TermStats = {
   quantiles: Array<Quantile>;
   /** Sample standard deviation. */
   stddev: Maybe<Scalars['Float']['output']>;
+  /** The parameter subset a kernel term is over (the query's `subset`). */
+  subset: Scalars['String']['output'];
   term: ScalarTerm;
 };
 
@@ -2001,6 +2058,7 @@ export type ResolversTypes = {
   Mutation: ResolverTypeWrapper<Record<PropertyKey, never>>;
   OrderDirection: OrderDirection;
   PageInfo: ResolverTypeWrapper<PageInfo>;
+  ParameterSubset: ResolverTypeWrapper<ParameterSubset>;
   Producer: ResolverTypeWrapper<Producer>;
   ProducerCount: ResolverTypeWrapper<ProducerCount>;
   ProducerKind: ProducerKind;
@@ -2121,6 +2179,7 @@ export type ResolversParentTypes = {
   ModelFilter: ModelFilter;
   Mutation: Record<PropertyKey, never>;
   PageInfo: PageInfo;
+  ParameterSubset: ParameterSubset;
   Producer: Producer;
   ProducerCount: ProducerCount;
   Quantile: Quantile;
@@ -2212,17 +2271,17 @@ export interface Base64ScalarConfig extends GraphQLScalarTypeConfig<ResolversTyp
 export type CheckpointResolvers<ContextType = Context, ParentType extends ResolversParentTypes['Checkpoint'] = ResolversParentTypes['Checkpoint']> = {
   createdAt?: Resolver<ResolversTypes['DateTime'], ParentType, ContextType>;
   epoch?: Resolver<Maybe<ResolversTypes['Float']>, ParentType, ContextType>;
-  exportUrl?: Resolver<ResolversTypes['String'], ParentType, ContextType, RequireFields<CheckpointExportUrlArgs, 'format' | 'orderBy'>>;
-  firstOrder?: Resolver<ResolversTypes['FirstOrder'], ParentType, ContextType, RequireFields<CheckpointFirstOrderArgs, 'observedId' | 'updatedId'>>;
+  exportUrl?: Resolver<ResolversTypes['String'], ParentType, ContextType, RequireFields<CheckpointExportUrlArgs, 'format' | 'orderBy' | 'subset'>>;
+  firstOrder?: Resolver<ResolversTypes['FirstOrder'], ParentType, ContextType, RequireFields<CheckpointFirstOrderArgs, 'observedId' | 'subset' | 'updatedId'>>;
   id?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
   jobs?: Resolver<ResolversTypes['JobConnection'], ParentType, ContextType, Partial<CheckpointJobsArgs>>;
   learningRate?: Resolver<Maybe<ResolversTypes['Float']>, ParentType, ContextType>;
   metrics?: Resolver<ResolversTypes['SampleMetricConnection'], ParentType, ContextType, Partial<CheckpointMetricsArgs>>;
-  rankedSamples?: Resolver<ResolversTypes['RankedSampleConnection'], ParentType, ContextType, RequireFields<CheckpointRankedSamplesArgs, 'orderBy'>>;
+  rankedSamples?: Resolver<ResolversTypes['RankedSampleConnection'], ParentType, ContextType, RequireFields<CheckpointRankedSamplesArgs, 'orderBy' | 'subset'>>;
   run?: Resolver<ResolversTypes['Run'], ParentType, ContextType>;
-  sampleTerms?: Resolver<Array<ResolversTypes['SampleMetric']>, ParentType, ContextType, RequireFields<CheckpointSampleTermsArgs, 'sampleIds' | 'terms'>>;
+  sampleTerms?: Resolver<Array<ResolversTypes['SampleMetric']>, ParentType, ContextType, RequireFields<CheckpointSampleTermsArgs, 'sampleIds' | 'subset' | 'terms'>>;
   step?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
-  termStats?: Resolver<ResolversTypes['TermStats'], ParentType, ContextType, RequireFields<CheckpointTermStatsArgs, 'term'>>;
+  termStats?: Resolver<ResolversTypes['TermStats'], ParentType, ContextType, RequireFields<CheckpointTermStatsArgs, 'subset' | 'term'>>;
   weightBytes?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
   weightSha256?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
   weights?: Resolver<ResolversTypes['CheckpointWeights'], ParentType, ContextType>;
@@ -2334,6 +2393,7 @@ export type FirstOrderResolvers<ContextType = Context, ParentType extends Resolv
   observedDeltaLogProbs?: Resolver<Maybe<ResolversTypes['FloatArray']>, ParentType, ContextType>;
   predictedDeltaLogProbs?: Resolver<ResolversTypes['FloatArray'], ParentType, ContextType>;
   predictedDeltaLogits?: Resolver<ResolversTypes['FloatArray'], ParentType, ContextType>;
+  subset?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
   updated?: Resolver<ResolversTypes['Sample'], ParentType, ContextType>;
 };
 
@@ -2407,6 +2467,7 @@ export type JobResolvers<ContextType = Context, ParentType extends ResolversPare
   progress?: Resolver<ResolversTypes['JobProgress'], ParentType, ContextType>;
   startedAt?: Resolver<Maybe<ResolversTypes['DateTime']>, ParentType, ContextType>;
   status?: Resolver<ResolversTypes['JobStatus'], ParentType, ContextType>;
+  subset?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
   target?: Resolver<Maybe<ResolversTypes['TargetSet']>, ParentType, ContextType>;
   terms?: Resolver<Array<ResolversTypes['Term']>, ParentType, ContextType>;
 };
@@ -2442,6 +2503,7 @@ export type ModelResolvers<ContextType = Context, ParentType extends ResolversPa
   inputLength?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
   name?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
   numClasses?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  parameterSubsets?: Resolver<Array<ResolversTypes['ParameterSubset']>, ParentType, ContextType>;
   runs?: Resolver<ResolversTypes['RunConnection'], ParentType, ContextType, Partial<ModelRunsArgs>>;
   topology?: Resolver<Maybe<ResolversTypes['JSON']>, ParentType, ContextType>;
 };
@@ -2478,7 +2540,7 @@ export type MutationResolvers<ContextType = Context, ParentType extends Resolver
   importTfjsModel?: Resolver<ResolversTypes['ImportTfjsModelPayload'], ParentType, ContextType, RequireFields<MutationImportTfjsModelArgs, 'input'>>;
   importUcr?: Resolver<ResolversTypes['ImportUcrPayload'], ParentType, ContextType, RequireFields<MutationImportUcrArgs, 'input'>>;
   logMetrics?: Resolver<ResolversTypes['RecordMetricsPayload'], ParentType, ContextType, RequireFields<MutationLogMetricsArgs, 'checkpointId' | 'input'>>;
-  recordKCross?: Resolver<ResolversTypes['RecordMetricsPayload'], ParentType, ContextType, RequireFields<MutationRecordKCrossArgs, 'checkpointId' | 'target' | 'values'>>;
+  recordKCross?: Resolver<ResolversTypes['RecordMetricsPayload'], ParentType, ContextType, RequireFields<MutationRecordKCrossArgs, 'checkpointId' | 'subset' | 'target' | 'values'>>;
   recordMetrics?: Resolver<ResolversTypes['RecordMetricsPayload'], ParentType, ContextType, RequireFields<MutationRecordMetricsArgs, 'checkpointId' | 'metrics'>>;
   retryJob?: Resolver<ResolversTypes['Job'], ParentType, ContextType, RequireFields<MutationRetryJobArgs, 'id'>>;
   revokeApiKey?: Resolver<ResolversTypes['ApiKey'], ParentType, ContextType, RequireFields<MutationRevokeApiKeyArgs, 'id'>>;
@@ -2489,6 +2551,12 @@ export type MutationResolvers<ContextType = Context, ParentType extends Resolver
 export type PageInfoResolvers<ContextType = Context, ParentType extends ResolversParentTypes['PageInfo'] = ResolversParentTypes['PageInfo']> = {
   endCursor?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
   hasNextPage?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;
+};
+
+export type ParameterSubsetResolvers<ContextType = Context, ParentType extends ResolversParentTypes['ParameterSubset'] = ResolversParentTypes['ParameterSubset']> = {
+  layers?: Resolver<Array<ResolversTypes['String']>, ParentType, ContextType>;
+  name?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  parameterCount?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
 };
 
 export type ProducerResolvers<ContextType = Context, ParentType extends ResolversParentTypes['Producer'] = ResolversParentTypes['Producer']> = {
@@ -2544,6 +2612,7 @@ export type RankedSampleResolvers<ContextType = Context, ParentType extends Reso
   sampleId?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
   score?: Resolver<ResolversTypes['Float'], ParentType, ContextType>;
   split?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  subset?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
 };
 
 export type RankedSampleConnectionResolvers<ContextType = Context, ParentType extends ResolversParentTypes['RankedSampleConnection'] = ResolversParentTypes['RankedSampleConnection']> = {
@@ -2574,7 +2643,7 @@ export type RunResolvers<ContextType = Context, ParentType extends ResolversPare
   model?: Resolver<ResolversTypes['Model'], ParentType, ContextType>;
   name?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
   status?: Resolver<ResolversTypes['RunStatus'], ParentType, ContextType>;
-  termStats?: Resolver<Array<ResolversTypes['TermStats']>, ParentType, ContextType, RequireFields<RunTermStatsArgs, 'term'>>;
+  termStats?: Resolver<Array<ResolversTypes['TermStats']>, ParentType, ContextType, RequireFields<RunTermStatsArgs, 'subset' | 'term'>>;
   training?: Resolver<Maybe<ResolversTypes['Training']>, ParentType, ContextType>;
   updatedAt?: Resolver<ResolversTypes['DateTime'], ParentType, ContextType>;
 };
@@ -2627,6 +2696,7 @@ export type SampleMetricResolvers<ContextType = Context, ParentType extends Reso
   probs?: Resolver<Maybe<ResolversTypes['FloatArray']>, ParentType, ContextType>;
   provenance?: Resolver<Array<ResolversTypes['TermProvenance']>, ParentType, ContextType>;
   sample?: Resolver<ResolversTypes['Sample'], ParentType, ContextType>;
+  subset?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
 };
 
 export type SampleMetricConnectionResolvers<ContextType = Context, ParentType extends ResolversParentTypes['SampleMetricConnection'] = ResolversParentTypes['SampleMetricConnection']> = {
@@ -2686,6 +2756,7 @@ export type SelectionResolvers<ContextType = Context, ParentType extends Resolve
   samples?: Resolver<ResolversTypes['SelectedSampleConnection'], ParentType, ContextType, Partial<SelectionSamplesArgs>>;
   softwareVersion?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
   strategy?: Resolver<ResolversTypes['JSON'], ParentType, ContextType>;
+  subset?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
   target?: Resolver<Maybe<ResolversTypes['TargetSet']>, ParentType, ContextType>;
   term?: Resolver<ResolversTypes['ScalarTerm'], ParentType, ContextType>;
   threshold?: Resolver<Maybe<ResolversTypes['Float']>, ParentType, ContextType>;
@@ -2717,6 +2788,7 @@ export type SelectionPreviewResolvers<ContextType = Context, ParentType extends 
 export type SelectionProvenanceResolvers<ContextType = Context, ParentType extends ResolversParentTypes['SelectionProvenance'] = ResolversParentTypes['SelectionProvenance']> = {
   checkpointId?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
   producers?: Resolver<Array<ResolversTypes['ProducerCount']>, ParentType, ContextType>;
+  subset?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
   term?: Resolver<ResolversTypes['ScalarTerm'], ParentType, ContextType>;
 };
 
@@ -2754,6 +2826,7 @@ export type TargetSetResolvers<ContextType = Context, ParentType extends Resolve
 
 export type TermProvenanceResolvers<ContextType = Context, ParentType extends ResolversParentTypes['TermProvenance'] = ResolversParentTypes['TermProvenance']> = {
   producer?: Resolver<ResolversTypes['Producer'], ParentType, ContextType>;
+  subset?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
   term?: Resolver<ResolversTypes['Term'], ParentType, ContextType>;
 };
 
@@ -2769,6 +2842,7 @@ export type TermStatsResolvers<ContextType = Context, ParentType extends Resolve
   min?: Resolver<Maybe<ResolversTypes['Float']>, ParentType, ContextType>;
   quantiles?: Resolver<Array<ResolversTypes['Quantile']>, ParentType, ContextType, RequireFields<TermStatsQuantilesArgs, 'at'>>;
   stddev?: Resolver<Maybe<ResolversTypes['Float']>, ParentType, ContextType>;
+  subset?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
   term?: Resolver<ResolversTypes['ScalarTerm'], ParentType, ContextType>;
 };
 
@@ -2856,6 +2930,7 @@ export type Resolvers<ContextType = Context> = {
   ModelEdge?: ModelEdgeResolvers<ContextType>;
   Mutation?: MutationResolvers<ContextType>;
   PageInfo?: PageInfoResolvers<ContextType>;
+  ParameterSubset?: ParameterSubsetResolvers<ContextType>;
   Producer?: ProducerResolvers<ContextType>;
   ProducerCount?: ProducerCountResolvers<ContextType>;
   Quantile?: QuantileResolvers<ContextType>;

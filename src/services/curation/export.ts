@@ -1,9 +1,12 @@
 import type { Selection } from '../../db/generated/client.js';
 import { SCALAR_TERM_SPECS } from '../../db/curation-terms.js';
-import { SqlParams } from '../../db/curation-sql.js';
+import { SqlParams, termTable } from '../../db/curation-sql.js';
+import { ALL_PARAMETERS } from '../../db/terms.js';
 import { BadUserInputError, NotFoundError } from '../../errors.js';
 import { checkpointInfo, classNameOf, type CurationContext } from './context.js';
+import { querySubset } from './query.js';
 import { rankStatement, toRankedRows, type PreparedQuery } from './rank.js';
+import { storedStrategy } from './selections.js';
 
 export const EXPORT_FORMATS = ['jsonl', 'csv'] as const;
 export type ExportFormat = (typeof EXPORT_FORMATS)[number];
@@ -23,12 +26,20 @@ export const EXPORT_BATCH_ROWS = 5_000;
 
 const TERM_FIELDS = [...SCALAR_TERM_SPECS.filter((t) => !t.cross).map((t) => t.field), 'correct'];
 
-/** The columns of an export, in order; the JSONL keys are the same names. */
+/** The parameter subset an export's kernel terms are over: the query's, or the selection's strategy's. */
+function exportSubset(source: ExportSource): string {
+  return source.kind === 'selection' ? storedStrategy(source.selection).subset : querySubset(source.prepared.query);
+}
+
+/**
+ * The columns of an export, in order; the JSONL keys are the same names. Kernel terms over a named
+ * parameter subset add a `subset` column saying which (over 'all' there is none, as before subsets).
+ */
 export function exportColumns(source: ExportSource): string[] {
   const cross = source.kind === 'selection' ? source.selection.targetKey !== null : source.prepared.targetKey !== null;
   const head = source.kind === 'selection' ? ['rank', 'score', 'sampleId'] : ['sampleId'];
   const middle = ['index', 'label', 'className', 'split', ...(source.kind === 'query' ? ['score'] : [])];
-  return [...head, ...middle, ...TERM_FIELDS, ...(cross ? ['kCross'] : [])];
+  return [...head, ...middle, ...TERM_FIELDS, ...(cross ? ['kCross'] : []), ...(exportSubset(source) === ALL_PARAMETERS ? [] : ['subset'])];
 }
 
 /**
@@ -52,24 +63,30 @@ function statementFor(source: ExportSource, after: Row | null, limit: number | n
     return rankStatement(source.prepared, after ? { value: after.score as number, sampleId: after.sampleId as number } : null, limit);
   }
   const { selection, checkpointId } = source;
+  const subset = exportSubset(source);
   const p = new SqlParams();
   const c = p.add(checkpointId, 'int');
-  const metric = SCALAR_TERM_SPECS.filter((t) => !t.cross).map((t) => `m.${t.column} AS "${t.field}"`);
+  const s_ = subset !== ALL_PARAMETERS || selection.targetKey !== null ? p.add(subset, 'text') : null;
+  // Kernel terms over a named subset come from sample_subset_metric (k), the rest from sample_metric (m).
+  const metric = SCALAR_TERM_SPECS.filter((t) => !t.cross).map((t) => `${termTable(t.term, subset) === 'subset' ? 'k' : 'm'}.${t.column} AS "${t.field}"`);
   const cross = selection.targetKey !== null;
   const text = `SELECT ss.rank, ss.score, ss.sample_id AS "sampleId", s.index, s.label, s.split, ${metric.join(', ')}, m.correct AS "correct"
       ${cross ? ', x.k_cross AS "kCross"' : ''}
     FROM selection_sample ss JOIN sample s ON s.id = ss.sample_id
     LEFT JOIN sample_metric m ON m.checkpoint_id = ${c} AND m.sample_id = ss.sample_id
-    ${cross ? `LEFT JOIN sample_cross_metric x ON x.checkpoint_id = ${c} AND x.target_key = ${p.add(selection.targetKey, 'text')} AND x.sample_id = ss.sample_id` : ''}
+    ${subset === ALL_PARAMETERS ? '' : `LEFT JOIN sample_subset_metric k ON k.checkpoint_id = ${c} AND k.subset = ${s_} AND k.sample_id = ss.sample_id`}
+    ${cross ? `LEFT JOIN sample_cross_metric x ON x.checkpoint_id = ${c} AND x.target_key = ${p.add(selection.targetKey, 'text')} AND x.subset = ${s_} AND x.sample_id = ss.sample_id` : ''}
     WHERE ss.selection_id = ${p.add(selection.id, 'int')}${after ? ` AND ss.rank > ${p.add(after.rank, 'int')}` : ''}
     ORDER BY ss.rank${limit === null ? '' : ` LIMIT ${p.add(limit, 'int')}`}`;
   return { text, values: p.values };
 }
 
-/** Rows as they come from the database, with ints made numbers and the class name added. */
+/** Rows as they come from the database, with ints made numbers and the class name (and subset) added. */
 function finish(source: ExportSource, classNames: readonly string[], rows: Row[]): Row[] {
-  if (source.kind === 'query') return toRankedRows(source.prepared.info, rows as unknown as Parameters<typeof toRankedRows>[1]) as unknown as Row[];
+  if (source.kind === 'query') return toRankedRows(source.prepared.info, rows as unknown as Parameters<typeof toRankedRows>[1], exportSubset(source)) as unknown as Row[];
+  const subset = exportSubset(source);
   return rows.map((r) => ({
+    subset,
     ...r,
     rank: Number(r.rank),
     score: Number(r.score),

@@ -1,13 +1,24 @@
 import { createHash } from 'node:crypto';
 import type { Direction, SampleFilter, SampleScope } from '../../db/curation-sql.js';
 import { scalarTerm, type RequiredTerm, type ScalarTermName, type TargetSet } from '../../db/curation-terms.js';
+import { ALL_PARAMETERS } from '../../db/terms.js';
 import { BadUserInputError } from '../../errors.js';
 
-/** A curation query at a checkpoint: which samples, in which order, kCross against which target set. */
+/**
+ * A curation query at a checkpoint: which samples, in which order, kCross against which target set,
+ * and the parameter subset its kernel terms (kNorm, kTrace, kCross) are over ('all' by default).
+ */
 export interface SampleQuery {
   filter: SampleFilter;
   order: { term: ScalarTermName; direction: Direction };
   target: TargetSet | null;
+  /** Default 'all' (`querySubset`). */
+  subset?: string;
+}
+
+/** The parameter subset of a query's kernel terms. */
+export function querySubset(query: SampleQuery): string {
+  return query.subset ?? ALL_PARAMETERS;
 }
 
 /** The samples a filter is about, whatever their terms. */
@@ -16,16 +27,18 @@ export function scopeOf(datasetId: number, filter: SampleFilter): SampleScope {
 }
 
 /**
- * Every term a query reads: the ones it ranks or summarises by and the ones its filter names.
- * kCross without a target set is refused here, naming the argument.
+ * Every term a query reads: the ones it ranks or summarises by and the ones its filter names, each
+ * with the query's parameter subset (kernel terms are over it; the others are computed alongside K
+ * over it). kCross without a target set is refused here, naming the argument.
  */
-export function requiredTerms(terms: readonly ScalarTermName[], filter: SampleFilter, targetKey: string | null): RequiredTerm[] {
+export function requiredTerms(terms: readonly ScalarTermName[], filter: SampleFilter, targetKey: string | null, subset: string = ALL_PARAMETERS): RequiredTerm[] {
   const all: ScalarTermName[] = [...terms, ...(filter.terms ?? []).map((r) => r.term)];
   if (all.some((t) => scalarTerm(t).cross) && targetKey === null) {
     throw new BadUserInputError('kCross is measured against a target set: give `target` (a split or a saved selection)', 'target');
   }
-  const required: RequiredTerm[] = all.map((term) => (scalarTerm(term).cross ? { term, targetKey } : { term }));
-  if (filter.correct !== null && filter.correct !== undefined) required.push({ term: 'CORRECT' });
+  const over = subset === ALL_PARAMETERS ? {} : { subset };
+  const required: RequiredTerm[] = all.map((term) => (scalarTerm(term).cross ? { term, targetKey, ...over } : { term, ...over }));
+  if (filter.correct !== null && filter.correct !== undefined) required.push({ term: 'CORRECT', ...over });
   return required;
 }
 

@@ -1,11 +1,13 @@
-import { keysetAfter, longSource, orderBy, SqlParams, whereClause } from '../../db/curation-sql.js';
-import { scalarTerm, targetKey } from '../../db/curation-terms.js';
+import { keysetAfter, longSource, orderBy, SqlParams, termTable, whereClause } from '../../db/curation-sql.js';
+import { targetKey } from '../../db/curation-terms.js';
+import { ALL_PARAMETERS } from '../../db/terms.js';
 import { BadUserInputError } from '../../errors.js';
 import { decodeCursor, pageSize } from '../../schema/pagination.js';
 import type { ConnectionRow } from '../../schema/rows.js';
+import { checkSubset } from '../subsets.js';
 import { ensureTerms } from '../terms-availability.js';
 import { checkpointInfo, classNameOf, resolveTarget, type CheckpointInfo, type CurationContext } from './context.js';
-import { queryDigest, requiredTerms, scopeOf, type SampleQuery } from './query.js';
+import { queryDigest, querySubset, requiredTerms, scopeOf, type SampleQuery } from './query.js';
 
 /** A sample with its terms at one checkpoint, as a curation query returns it. */
 export interface RankedSampleRow {
@@ -26,6 +28,8 @@ export interface RankedSampleRow {
   kNorm: number | null;
   kTrace: number | null;
   kCross: number | null;
+  /** The parameter subset kNorm, kTrace and kCross are over. */
+  subset: string;
 }
 
 /** A query checked and bound to its checkpoint: what the SQL builders and the export need. */
@@ -43,14 +47,18 @@ export interface BoundQuery {
 }
 
 function bound(checkpointId: number, query: SampleQuery, targetKey: string | null): BoundQuery {
-  return { checkpointId, query, targetKey, list: `ranked:${checkpointId}:${queryDigest([query.filter, query.order, targetKey])}` };
+  // The subset is part of the digest only when it is not 'all', so cursors issued before subsets stay valid.
+  const subset = querySubset(query);
+  const shape = subset === ALL_PARAMETERS ? [query.filter, query.order, targetKey] : [query.filter, query.order, targetKey, subset];
+  return { checkpointId, query, targetKey, list: `ranked:${checkpointId}:${queryDigest(shape)}` };
 }
 
 /** Resolves the checkpoint and target and makes sure every term the query reads is there (ensureTerms). */
 export async function prepareQuery(ctx: CurationContext, checkpointId: number, query: SampleQuery): Promise<PreparedQuery> {
   const info = await checkpointInfo(ctx, checkpointId);
   const targetKey = await resolveTarget(ctx, info.datasetId, query.target);
-  await ensureTerms(ctx, checkpointId, requiredTerms([query.order.term], query.filter, targetKey), scopeOf(info.datasetId, query.filter));
+  await checkSubset(ctx, checkpointId, querySubset(query));
+  await ensureTerms(ctx, checkpointId, requiredTerms([query.order.term], query.filter, targetKey, querySubset(query)), scopeOf(info.datasetId, query.filter));
   return { ...bound(checkpointId, query, targetKey), info };
 }
 
@@ -63,8 +71,9 @@ export function rankStatement(q: BoundQuery, after: { value: number; sampleId: n
   const p = new SqlParams();
   const source = longSource(p, {
     checkpointIds: [q.checkpointId],
-    drive: scalarTerm(query.order.term).cross ? 'cross' : 'metric',
+    drive: termTable(query.order.term, querySubset(query)),
     targetKey,
+    subset: querySubset(query),
     filter: query.filter,
   });
   const value = source.column(query.order.term);
@@ -79,12 +88,12 @@ export function rankStatement(q: BoundQuery, after: { value: number; sampleId: n
 export function countStatement(q: BoundQuery): { text: string; values: unknown[] } {
   const { query, targetKey } = q;
   const p = new SqlParams();
-  const source = longSource(p, { checkpointIds: [q.checkpointId], drive: scalarTerm(query.order.term).cross ? 'cross' : 'metric', targetKey, filter: query.filter });
+  const source = longSource(p, { checkpointIds: [q.checkpointId], drive: termTable(query.order.term, querySubset(query)), targetKey, subset: querySubset(query), filter: query.filter });
   const value = source.column(query.order.term);
   return { text: `SELECT count(*)::int AS n FROM ${source.from} ${whereClause([...source.where, `${value} IS NOT NULL`])}`, values: p.values };
 }
 
-type RawRow = Omit<RankedSampleRow, 'checkpointId' | 'className'>;
+type RawRow = Omit<RankedSampleRow, 'checkpointId' | 'className' | 'subset'>;
 
 /**
  * Rows from the database into RankedSampleRows: one object literal of a fixed shape per row, with
@@ -92,7 +101,7 @@ type RawRow = Omit<RankedSampleRow, 'checkpointId' | 'className'>;
  * spread, and not the driver's row objects changed in place (adding properties to those costs ten
  * times as much): a 1000-row page is on the hot path.
  */
-export function toRankedRows(info: CheckpointInfo, rows: readonly RawRow[]): RankedSampleRow[] {
+export function toRankedRows(info: CheckpointInfo, rows: readonly RawRow[], subset: string = ALL_PARAMETERS): RankedSampleRow[] {
   const out: RankedSampleRow[] = new Array(rows.length);
   for (let i = 0; i < rows.length; i++) {
     const r = rows[i]!;
@@ -114,6 +123,7 @@ export function toRankedRows(info: CheckpointInfo, rows: readonly RawRow[]): Ran
       kNorm: r.kNorm,
       kTrace: r.kTrace,
       kCross: r.kCross,
+      subset,
     };
   }
   return out;
@@ -154,10 +164,11 @@ export async function rankSamples(
     // the term check run side by side, and the page is thrown away unless the check passes (the
     // check decides, never the page; two round trips less on the hot path).
     const q = bound(checkpointId, query, query.target ? targetKey(query.target) : null);
-    const required = requiredTerms([query.order.term], query.filter, q.targetKey);
+    const required = requiredTerms([query.order.term], query.filter, q.targetKey, querySubset(query));
     const { text, values } = rankStatement(q, afterKey(q, page.after), limit + 1);
     const checked = (async () => {
       const info = await checkpointInfo(ctx, checkpointId);
+      await checkSubset(ctx, checkpointId, querySubset(query));
       const computed = await ensureTerms(ctx, checkpointId, required, scopeOf(info.datasetId, query.filter));
       return { info, computed };
     })();
@@ -168,7 +179,7 @@ export async function rankSamples(
     // Terms computed by the check were not there when the page was read side by side: read it again.
     raw = computed ? await read() : rows;
   }
-  const rows = toRankedRows(prepared.info, raw);
+  const rows = toRankedRows(prepared.info, raw, querySubset(query));
   const page_ = rows.slice(0, limit);
   // Cursors are made only when a client reads them, with the JSON written directly (this is what
   // encodeCursor writes for [value, sampleId]: finite numbers print the same in both).

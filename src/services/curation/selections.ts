@@ -1,12 +1,14 @@
 import type { Selection } from '../../db/generated/client.js';
 import { findMissingTerms } from '../../db/curation-coverage.js';
 import { SqlParams, type Direction, type SampleFilter } from '../../db/curation-sql.js';
-import type { ScalarTermName, TargetSet } from '../../db/curation-terms.js';
+import { scalarTerm, type ScalarTermName, type TargetSet } from '../../db/curation-terms.js';
+import { ALL_PARAMETERS } from '../../db/terms.js';
 import type { Sql } from '../../db/sql.js';
 import { BadUserInputError, ConflictError, NotFoundError, TangentError, TermsMissingError } from '../../errors.js';
 import { decodeCursor, pageSize, toConnection } from '../../schema/pagination.js';
 import type { ConnectionRow } from '../../schema/rows.js';
 import { VERSION } from '../../version.js';
+import { checkSubset } from '../subsets.js';
 import { ensureTerms } from '../terms-availability.js';
 import { checkpointInfo, classNameOf, resolveTarget, type CheckpointInfo, type CurationContext } from './context.js';
 import { requiredTerms, scopeOf } from './query.js';
@@ -28,6 +30,8 @@ export interface StrategyInput {
   term: ScalarTermName;
   direction: Direction;
   target: TargetSet | null;
+  /** The parameter subset of the kernel terms (default 'all'). */
+  subset?: string;
   weighting: 'EQUAL' | 'LEARNING_RATE';
   weights: number[] | null;
   filter: SampleFilter;
@@ -125,7 +129,9 @@ export async function normaliseStrategy(ctx: CurationContext, input: StrategyInp
   if (input.fraction !== null && !(input.fraction > 0 && input.fraction <= 1)) throw new BadUserInputError('fraction must be in (0, 1]', `${field}.fraction`);
   if (input.threshold !== null && !Number.isFinite(input.threshold)) throw new BadUserInputError('threshold must be finite', `${field}.threshold`);
   const targetKey = await resolveTarget(ctx, info.datasetId, input.target, `${field}.target`);
-  requiredTerms([input.term], input.filter, targetKey);
+  const subset = input.subset ?? ALL_PARAMETERS;
+  for (const id of ids) await checkSubset(ctx, id, subset, `${field}.subset`);
+  requiredTerms([input.term], input.filter, targetKey, subset);
   const uses = (name: 'k' | 'fraction' | 'threshold') =>
     (name === 'k' && ['TOP_K', 'BALANCED_TOP_K', 'STRATIFIED'].includes(method)) ||
     (name === 'fraction' && ['TOP_FRACTION', 'STRATIFIED'].includes(method)) ||
@@ -135,6 +141,7 @@ export async function normaliseStrategy(ctx: CurationContext, input: StrategyInp
     term: input.term,
     direction: input.direction,
     targetKey,
+    subset,
     checkpointIds: ids,
     weighting,
     weights,
@@ -159,13 +166,13 @@ function normaliseFilter(filter: SampleFilter): SampleFilter {
 
 /** Makes the strategy's terms available at every checkpoint (the on-demand seam). */
 async function ensureStrategyTerms(ctx: CurationContext, strategy: Strategy, datasetId: number): Promise<void> {
-  const required = requiredTerms([strategy.term], strategy.filter, strategy.targetKey);
+  const required = requiredTerms([strategy.term], strategy.filter, strategy.targetKey, strategy.subset);
   for (const id of strategy.checkpointIds) await ensureTerms(ctx, id, required, scopeOf(datasetId, strategy.filter));
 }
 
 /** The same check without computing anything, inside a transaction: nothing went missing meanwhile. */
 async function assertStrategyTerms(sql: Sql, strategy: Strategy, datasetId: number): Promise<void> {
-  const required = requiredTerms([strategy.term], strategy.filter, strategy.targetKey);
+  const required = requiredTerms([strategy.term], strategy.filter, strategy.targetKey, strategy.subset);
   for (const id of strategy.checkpointIds) {
     const missing = await findMissingTerms(sql, id, required, scopeOf(datasetId, strategy.filter));
     if (missing.length > 0) throw new TermsMissingError(id, missing);
@@ -288,7 +295,10 @@ export async function createSelection(
   return ctx.db.prisma.selection.findUniqueOrThrow({ where: { id } });
 }
 
-/** Per checkpoint, who produced the term values of the pool: [{checkpointId, producers: [{kind, backend, version, count}]}]. */
+/**
+ * Per checkpoint, who produced the term values of the pool, and the parameter subset they are over
+ * (null for a term that is not a kernel term): [{checkpointId, term, subset, producers: [{kind, backend, version, count}]}].
+ */
 async function termProvenance(sql: Sql, strategy: Strategy) {
   const p = new SqlParams();
   const pool = poolCte(p, strategy);
@@ -300,9 +310,11 @@ async function termProvenance(sql: Sql, strategy: Strategy) {
      GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4`,
     p.values,
   );
+  const subset = scalarTerm(strategy.term).kernel ? strategy.subset : null;
   return strategy.checkpointIds.map((checkpointId, i) => ({
     checkpointId,
     term: strategy.term,
+    subset,
     producers: rows
       .filter((r) => Number(r.i) === i)
       .map((r) => ({ kind: r.kind, backend: r.backend || null, version: r.version || null, count: Number(r.n) })),

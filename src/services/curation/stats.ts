@@ -1,6 +1,8 @@
-import { longSource, SqlParams, whereClause, type SampleFilter } from '../../db/curation-sql.js';
-import { scalarTerm, type ScalarTermName, type TargetSet } from '../../db/curation-terms.js';
+import { longSource, SqlParams, termTable, whereClause, type SampleFilter } from '../../db/curation-sql.js';
+import type { ScalarTermName, TargetSet } from '../../db/curation-terms.js';
+import { ALL_PARAMETERS } from '../../db/terms.js';
 import { BadUserInputError, NotFoundError } from '../../errors.js';
+import { checkSubset } from '../subsets.js';
 import { ensureTerms } from '../terms-availability.js';
 import { checkpointInfo, resolveTarget, type CurationContext } from './context.js';
 import { requiredTerms, scopeOf } from './query.js';
@@ -9,11 +11,14 @@ export interface StatsArgs {
   term: ScalarTermName;
   filter: SampleFilter;
   target: TargetSet | null;
+  /** The parameter subset of the kernel terms (default 'all'). */
+  subset?: string;
 }
 
 interface StatsSpec {
   term: ScalarTermName;
   targetKey: string | null;
+  subset: string;
   filter: SampleFilter;
   /** In step order. */
   checkpointIds: number[];
@@ -201,8 +206,9 @@ export class StatsFamily {
     const p = new SqlParams();
     const source = longSource(p, {
       checkpointIds: spec.checkpointIds,
-      drive: scalarTerm(spec.term).cross ? 'cross' : 'metric',
+      drive: termTable(spec.term, spec.subset),
       targetKey: spec.targetKey,
+      subset: spec.subset,
       filter: spec.filter,
     });
     const v = source.column(spec.term);
@@ -235,8 +241,10 @@ function num(value: unknown): number | null {
 export async function checkpointTermStats(ctx: CurationContext, checkpointId: number, args: StatsArgs): Promise<TermStatsRow> {
   const info = await checkpointInfo(ctx, checkpointId);
   const targetKey = await resolveTarget(ctx, info.datasetId, args.target);
-  await ensureTerms(ctx, checkpointId, requiredTerms([args.term], args.filter, targetKey), scopeOf(info.datasetId, args.filter));
-  const family = new StatsFamily(ctx, { term: args.term, targetKey, filter: args.filter, checkpointIds: [checkpointId], classNames: info.classNames }, false);
+  const subset = args.subset ?? ALL_PARAMETERS;
+  await checkSubset(ctx, checkpointId, subset);
+  await ensureTerms(ctx, checkpointId, requiredTerms([args.term], args.filter, targetKey, subset), scopeOf(info.datasetId, args.filter));
+  const family = new StatsFamily(ctx, { term: args.term, targetKey, subset, filter: args.filter, checkpointIds: [checkpointId], classNames: info.classNames }, false);
   return family.cells()[0]!;
 }
 
@@ -259,9 +267,13 @@ export async function runTermStats(ctx: CurationContext, runId: number, args: St
   if (ids.length === 0) return [];
   const dataset = await ctx.loaders.datasetById.load(run.datasetId);
   const targetKey = await resolveTarget(ctx, run.datasetId, args.target);
-  const required = requiredTerms([args.term], args.filter, targetKey);
-  for (const id of ids) await ensureTerms(ctx, id, required, scopeOf(run.datasetId, args.filter));
-  const family = new StatsFamily(ctx, { term: args.term, targetKey, filter: args.filter, checkpointIds: ids, classNames: dataset?.classNames ?? [] }, false);
+  const subset = args.subset ?? ALL_PARAMETERS;
+  const required = requiredTerms([args.term], args.filter, targetKey, subset);
+  for (const id of ids) {
+    await checkSubset(ctx, id, subset);
+    await ensureTerms(ctx, id, required, scopeOf(run.datasetId, args.filter));
+  }
+  const family = new StatsFamily(ctx, { term: args.term, targetKey, subset, filter: args.filter, checkpointIds: ids, classNames: dataset?.classNames ?? [] }, false);
   return family.cells();
 }
 

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { SqlParams, whereClause, wideSource, type Direction, type SampleFilter } from '../../db/curation-sql.js';
 import { SCALAR_TERM_SPECS, type ScalarTermName } from '../../db/curation-terms.js';
+import { ALL_PARAMETERS } from '../../db/terms.js';
 import { BadUserInputError, invariant } from '../../errors.js';
 
 export const SELECTION_METHODS = ['TOP_K', 'TOP_FRACTION', 'THRESHOLD', 'BALANCED_TOP_K', 'STRATIFIED'] as const;
@@ -20,6 +21,8 @@ export interface Strategy {
   term: ScalarTermName;
   direction: Direction;
   targetKey: string | null;
+  /** The parameter subset the kernel terms are over ('all', or a name of the model's subsets). */
+  subset: string;
   checkpointIds: number[];
   weighting: Weighting;
   weights: number[];
@@ -37,6 +40,8 @@ export const StoredStrategy = z.object({
   term: z.enum(TERM_NAMES),
   direction: z.enum(['ASC', 'DESC']),
   targetKey: z.string().nullable(),
+  // Selections saved before subsets existed ranked over all parameters.
+  subset: z.string().default(ALL_PARAMETERS),
   checkpointIds: z.array(z.number().int().positive()).min(1).max(MAX_STRATEGY_CHECKPOINTS),
   weighting: z.enum(['EQUAL', 'LEARNING_RATE', 'CUSTOM']),
   weights: z.array(z.number().finite()),
@@ -145,6 +150,7 @@ export function poolCte(p: SqlParams, strategy: Strategy): string {
     weights: strategy.weights,
     term: strategy.term,
     targetKey: strategy.targetKey,
+    subset: strategy.subset,
     filter: strategy.filter,
   });
   return `pool AS (SELECT ${source.select} FROM ${source.from} ${whereClause(source.where)})`;
