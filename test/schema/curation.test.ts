@@ -492,6 +492,30 @@ describe('exports', () => {
     assert.equal(badFormat.status, 400);
   });
 
+  test('a CSV cell a spreadsheet would run as a formula is neutralised; negative numbers stay numbers', async () => {
+    const { createDataset: ds } = await t.gql(
+      `mutation { createDataset(input: { name: "formula-names", length: 1, classNames: ["=HYPERLINK(\\"http://x\\")", "plain"],
+        samples: [{ index: 0, label: 0, series: [1] }, { index: 1, label: 1, series: [2] }] }) { id samples { nodes { id } } } }`,
+    );
+    const { createModel: m } = await t.gql(`mutation { createModel(input: { name: "formula-model", format: BUILTIN, architecture: "cnn1d", inputLength: 1, numClasses: 2 }) { id } }`);
+    const { createRun: r } = await t.gql(`mutation($m: ID!, $d: ID!) { createRun(input: { name: "formula-run", modelId: $m, datasetId: $d }) { id } }`, { m: m.id, d: ds.id });
+    const { createCheckpoint: c } = await t.gql(`mutation($r: ID!) { createCheckpoint(input: { runId: $r, step: 0, weightSpecs: [], weightData: "" }) { id } }`, { r: r.id });
+    const ids = ds.samples.nodes.map((n: any) => n.id);
+    await t.gql(`mutation($c: ID!, $m: [MetricInput!]!) { recordMetrics(checkpointId: $c, metrics: $m) { written } }`, {
+      c: c.id,
+      m: [{ sampleId: ids[0], kNorm: 2, hMinEig: -0.5 }, { sampleId: ids[1], kNorm: 1, hMinEig: -0.25 }],
+    });
+    const { createSelection: sel } = await t.gql(
+      `mutation($c: ID!) { createSelection(input: { name: "formulas", strategy: { checkpointIds: [$c], method: TOP_K, k: 2 } }) { csv: exportUrl(format: CSV) } }`,
+      { c: c.id },
+    );
+    const lines = (await (await fetch(new URL(sel.csv, t.url))).text()).trimEnd().split('\n');
+    const header = lines[0]!.split(',');
+    const first = lines[1]!;
+    assert.ok(first.includes(`"'=HYPERLINK(""http://x"")"`), first);
+    assert.equal(first.split(',')[header.indexOf('hMinEig')], '-0.5', 'a negative number is written as a number');
+  });
+
   test('a filtered query exports the same rows as its pages', async () => {
     const c = fx.checkpoints[1]!;
     const args = { filter: { labels: [1], terms: [{ term: 'LOSS', max: 2 }] }, orderBy: { term: 'G_NORM', direction: 'ASC' } };

@@ -188,10 +188,15 @@ function exportSlots(ctx: CurationContext): Slots {
   return s;
 }
 
-/** One CSV field (RFC 4180): quoted only when it must be. */
+/**
+ * One CSV field (RFC 4180): quoted only when it must be. A text that a spreadsheet would run as a
+ * formula (a class name like `=HYPERLINK(…)`) gets a leading apostrophe, as OWASP advises for CSV
+ * exports; numbers (also numbers the driver hands over as text) stay as they are.
+ */
 function csvField(value: unknown): string {
   if (value === null || value === undefined) return '';
-  const text = String(value);
+  let text = String(value);
+  if (typeof value === 'string' && /^[=+\-@\t\r]/.test(text) && !Number.isFinite(Number(text))) text = `'${text}`;
   return /[",\r\n]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
 }
 
