@@ -59,12 +59,12 @@ function fillLoader(ctx: TermsRequestContext, runtime: ComputeRuntime): DataLoad
  */
 async function storedRows(ctx: Pick<Context, 'db'>, checkpointId: number, sampleIds: readonly number[], subset: string): Promise<Map<number, SampleMetricRow>> {
   const where = { checkpointId, sampleId: { in: [...sampleIds] } };
-  const rows = await ctx.db.prisma.sampleMetric.findMany({ where });
-  if (subset === ALL_PARAMETERS) return new Map(rows.map((r) => [r.sampleId, r]));
+  const rows = new Map((await ctx.db.prisma.sampleMetric.findMany({ where })).map((r) => [r.sampleId, r]));
+  if (subset === ALL_PARAMETERS) return rows;
   const kernel = new Map((await ctx.db.prisma.sampleSubsetMetric.findMany({ where: { ...where, subset } })).map((r) => [r.sampleId, r]));
   const out = new Map<number, SampleMetricRow>();
   for (const sampleId of sampleIds) {
-    const row = rows.find((r) => r.sampleId === sampleId);
+    const row = rows.get(sampleId);
     const k = kernel.get(sampleId);
     if (!row && !k) continue;
     const base = row ?? emptyRow(checkpointId, sampleId, k!.updatedAt);

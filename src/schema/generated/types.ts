@@ -706,7 +706,9 @@ export type MetricColumnsInput = {
   gNorm?: InputMaybe<Scalars['FloatColumn']['input']>;
   hMinEig?: InputMaybe<Scalars['FloatColumn']['input']>;
   hTrace?: InputMaybe<Scalars['FloatColumn']['input']>;
+  /** Over all trainable parameters (kernel terms over a named subset are computed by Tangent). */
   kNorm?: InputMaybe<Scalars['FloatColumn']['input']>;
+  /** Over all trainable parameters. */
   kTrace?: InputMaybe<Scalars['FloatColumn']['input']>;
   /** n × V values, row after row (V = the model's classes). */
   logits?: InputMaybe<Scalars['FloatColumn']['input']>;
@@ -725,7 +727,9 @@ export type MetricInput = {
   gNorm?: InputMaybe<Scalars['Float']['input']>;
   hMinEig?: InputMaybe<Scalars['Float']['input']>;
   hTrace?: InputMaybe<Scalars['Float']['input']>;
+  /** Over all trainable parameters (kernel terms over a named subset are computed by Tangent: `sampleTerms(subset:)`). */
   kNorm?: InputMaybe<Scalars['Float']['input']>;
+  /** Over all trainable parameters. */
   kTrace?: InputMaybe<Scalars['Float']['input']>;
   logits?: InputMaybe<Scalars['FloatArray']['input']>;
   loss?: InputMaybe<Scalars['Float']['input']>;
