@@ -50,6 +50,7 @@ const config: CodegenConfig = {
           SampleMetricConnection: '../rows.js#ConnectionRow<SampleMetricRow>',
           RankedSample: '../curation-rows.js#RankedSampleRow',
           RankedSampleConnection: '../curation-rows.js#RankedSampleConnectionRow',
+          RankedColumns: '../curation-rows.js#RankedColumnsRow',
           TermStats: '../curation-rows.js#TermStatsRow',
           TargetSet: '../curation-rows.js#TargetSetRow',
           Selection: '../curation-rows.js#SelectionRow',

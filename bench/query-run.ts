@@ -5,7 +5,8 @@
  * samples × 3 checkpoints of metrics through the bulk path (upsertSamples, writeMetricColumns:
  * COPY), starts the server in-process on port 0, and measures median and p95 latency of
  *
- *   - a GraphQL top-1000-by-kNorm query (`Checkpoint.rankedSamples(first: 1000)`),
+ *   - a GraphQL top-1000-by-kNorm query (`Checkpoint.rankedSamples(first: 1000)`), as nodes, as
+ *     Relay edges, and as parallel columns (`columns`),
  *   - a filtered page (labels, split and a loss range, by ‖G‖, the second page through its cursor),
  *   - a quantile query (`Checkpoint.termStats { quantiles }` over every sample),
  *   - a 1M-row export (`/export/checkpoints/:id?format=csv`, read to the end over HTTP),
@@ -315,6 +316,11 @@ async function main() {
   say(`               (an empty request ${floor.median} ms; the checkpoint lookup alone ${lookup.median} ms; the page executed in-process ${executed.median} ms)`);
   const [topEdges, topEdgesRaw] = await measurePair(reps, () => gql(TOP_EDGES, topVars), raw(topSql));
   report('top1000Edges', topEdges, topEdgesRaw);
+  // The same page as parallel columns (`RankedSampleConnection.columns`): one field per column.
+  const TOP_COLUMNS = `query($c: ID!) { checkpoint(id: $c) { rankedSamples(first: 1000, orderBy: { term: K_NORM, direction: DESC }) {
+      columns { sampleIds indices labels scores } pageInfo { hasNextPage endCursor } } } }`;
+  const [topColumns, topColumnsRaw] = await measurePair(reps, () => gql(TOP_COLUMNS, topVars), raw(topSql));
+  report('top1000Columns', topColumns, topColumnsRaw);
 
   // 2. A filtered page: the second page (through its cursor) of a filtered query ordered by ‖G‖.
   const FILTERED = `query($c: ID!, $after: String) { checkpoint(id: $c) { rankedSamples(first: 100, after: $after, orderBy: { term: G_NORM },
@@ -362,6 +368,7 @@ async function main() {
   await base.close();
   if (!flag('keep')) await admin(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
   const top1000 = results.top1000 as { graphqlMs: Timing; ratio: number };
+  const top1000Columns = results.top1000Columns as { graphqlMs: Timing; ratio: number };
   const summary = {
     bench: 'query',
     backend: 'postgres',
@@ -373,7 +380,12 @@ async function main() {
     checkpoints: nCheckpoints,
     reps,
     ...results,
-    targets: { top1000Within2x: top1000.ratio <= 2, top1000Under50ms: top1000.graphqlMs.median < 50 },
+    targets: {
+      top1000Within2x: top1000.ratio <= 2,
+      top1000Under50ms: top1000.graphqlMs.median < 50,
+      top1000ColumnsWithin2x: top1000Columns.ratio <= 2,
+      top1000ColumnsUnder50ms: top1000Columns.graphqlMs.median < 50,
+    },
   };
   process.stdout.write(`${JSON.stringify(summary)}\n`);
 }

@@ -8,6 +8,8 @@ import type { ConnectionRow } from './rows.js';
 export type { RankedSampleRow, SelectedSampleRow, TermStatsRow };
 export type SelectionRow = Selection;
 export type RankedSampleConnectionRow = ConnectionRow<RankedSampleRow>;
+/** A ranked page as rows; the RankedColumns resolvers read it column by column. */
+export type RankedColumnsRow = readonly RankedSampleRow[];
 export type SelectedSampleConnectionRow = ConnectionRow<SelectedSampleRow>;
 export type SelectionConnectionRow = ConnectionRow<Selection>;
 

@@ -4,8 +4,7 @@ import { parseTargetKey, scalarTerm, type ScalarTermName } from '../db/curation-
 import { ALL_PARAMETERS } from '../db/terms.js';
 import { CLIENT_PRODUCER } from '../db/producers.js';
 import { BadUserInputError, invariant } from '../errors.js';
-import { prepareQuery } from '../services/curation/rank.js';
-import { rankSamples } from '../services/curation/rank.js';
+import { prepareQuery, rankSamples, type RankedSampleRow } from '../services/curation/rank.js';
 import { resolveTarget } from '../services/curation/context.js';
 import { checkSubset } from '../services/subsets.js';
 import {
@@ -98,6 +97,17 @@ export const curationResolvers: Resolvers = {
   RankedSample: {
     sample: (row, _, ctx) => loadSample(ctx, row.sampleId),
   },
+  RankedColumns: {
+    sampleIds: (rows) => Int32Array.from(rows, (r) => r.sampleId),
+    indices: (rows) => Int32Array.from(rows, (r) => r.index),
+    labels: (rows) => Int32Array.from(rows, (r) => r.label),
+    splits: (rows) => rows.map((r) => r.split),
+    scores: (rows) => rows.map((r) => r.score),
+    values: (rows, { term }) => {
+      const field = scalarTerm(term).field as keyof RankedSampleRow;
+      return rows.map((r) => r[field] as number | null);
+    },
+  },
   TermStats: {
     checkpoint: async (row, _, ctx) => {
       const checkpoint = await ctx.loaders.checkpointById.load(row.checkpointId);
@@ -170,7 +180,7 @@ export const curationResolvers: Resolvers = {
     producers: (row) =>
       row.producers.map((p) => ({ count: p.count, producer: { kind: (p.kind ?? 'CLIENT') as 'CLIENT' | 'SERVER', backend: p.backend, version: p.version } })),
   },
-  RankedSampleConnection: connectionFields,
+  RankedSampleConnection: { ...connectionFields, columns: (c) => c.edges.map((e) => e.node) },
   SelectedSampleConnection: connectionFields,
   SelectionConnection: connectionFields,
 };

@@ -76,6 +76,27 @@ describe('curation queries: rank and filter', () => {
     assert.equal(first.kCross, null, 'no target, no kCross');
   });
 
+  test('a page as columns holds the same samples and values as its nodes, in rank order', async () => {
+    const c = fx.checkpoints[0]!;
+    const { checkpoint } = await t.gql(
+      `query($c: ID!) { checkpoint(id: $c) { rankedSamples(first: 40, orderBy: { term: K_NORM, direction: DESC }) {
+         nodes { sampleId index label split score loss gNorm }
+         columns { sampleIds indices labels splits scores loss: values(term: LOSS) gNorm: values(term: G_NORM) } } } }`,
+      { c: c.id },
+    );
+    const { nodes, columns } = checkpoint.rankedSamples;
+    assert.equal(nodes.length, 40);
+    assert.deepEqual(columns.sampleIds, nodes.map((n: any) => Number(n.sampleId)));
+    assert.deepEqual(columns.indices, nodes.map((n: any) => n.index));
+    assert.deepEqual(columns.labels, nodes.map((n: any) => n.label));
+    assert.deepEqual(columns.splits, nodes.map((n: any) => n.split));
+    assert.deepEqual(columns.scores, nodes.map((n: any) => n.score));
+    assert.deepEqual(columns.loss, nodes.map((n: any) => n.loss));
+    assert.deepEqual(columns.gNorm, nodes.map((n: any) => n.gNorm));
+    const expected = bruteOrder(rowsAt(c.values), (r) => f32(r.v.kNorm), 'DESC').slice(0, 40);
+    assert.deepEqual(columns.sampleIds, expected.map((r) => r.sampleId));
+  });
+
   test('filters on terms, labels, splits and correctness, ascending by loss, match brute force', async () => {
     const c = fx.checkpoints[1]!;
     const filter = { terms: [{ term: 'K_NORM', min: 1, max: 3.5 }, { term: 'G_NORM', max: 0.8 }], labels: [0, 2], splits: ['train'], correct: true };

@@ -4,7 +4,7 @@ import type { DatasetRow, SampleRow, ModelRow, RunRow, CheckpointRow, Checkpoint
 import type { ApiKeyRow } from '../../auth/keys.js';
 import type { AddSamplesBulkPayloadRow, ImportUcrPayloadRow, ImportTfjsModelPayloadRow } from '../../services/ingest.js';
 import type { ImportSafetensorsPayloadRow } from '../../services/torch-import.js';
-import type { RankedSampleRow, RankedSampleConnectionRow, TermStatsRow, TargetSetRow, SelectionRow, SelectionConnectionRow, SelectedSampleRow, SelectedSampleConnectionRow, SelectionProvenanceRow } from '../curation-rows.js';
+import type { RankedSampleRow, RankedSampleConnectionRow, RankedColumnsRow, TermStatsRow, TargetSetRow, SelectionRow, SelectionConnectionRow, SelectedSampleRow, SelectedSampleConnectionRow, SelectionProvenanceRow } from '../curation-rows.js';
 import type { ServerInfoRow } from '../compute.js';
 import type { JobRow } from '../../jobs/store.js';
 import type { FirstOrderRow } from '../../services/compute-first-order.js';
@@ -1191,6 +1191,27 @@ export type QuerySelectionsArgs = {
   runId?: InputMaybe<Scalars['ID']['input']>;
 };
 
+/** A page of ranked samples as parallel columns, entry i of each being the sample ranked i-th. */
+export type RankedColumns = {
+  __typename?: 'RankedColumns';
+  /** Positions in the dataset (Sample.index). */
+  indices: Scalars['IntColumn']['output'];
+  labels: Scalars['IntColumn']['output'];
+  /** Tangent sample ids (Sample.id). */
+  sampleIds: Scalars['IntColumn']['output'];
+  /** The value of the term the query is ordered by. */
+  scores: Scalars['FloatColumn']['output'];
+  splits: Array<Scalars['String']['output']>;
+  /** A term's value per sample (over the query's subset and target, as in RankedSample); null where missing. */
+  values: Array<Maybe<Scalars['Float']['output']>>;
+};
+
+
+/** A page of ranked samples as parallel columns, entry i of each being the sample ranked i-th. */
+export type RankedColumnsValuesArgs = {
+  term: ScalarTerm;
+};
+
 /** A sample with its terms at one checkpoint, as a curation query returns it. */
 export type RankedSample = {
   __typename?: 'RankedSample';
@@ -1219,6 +1240,11 @@ export type RankedSample = {
 
 export type RankedSampleConnection = {
   __typename?: 'RankedSampleConnection';
+  /**
+   * The same page as parallel columns in rank order: one field per column instead of one per value,
+   * the compact form for clients that read whole pages (curation jobs, notebooks, dashboards).
+   */
+  columns: RankedColumns;
   edges: Array<RankedSampleEdge>;
   nodes: Array<RankedSample>;
   pageInfo: PageInfo;
@@ -2068,6 +2094,7 @@ export type ResolversTypes = {
   ProducerKind: ProducerKind;
   Quantile: ResolverTypeWrapper<Quantile>;
   Query: ResolverTypeWrapper<Record<PropertyKey, never>>;
+  RankedColumns: ResolverTypeWrapper<RankedColumnsRow>;
   RankedSample: ResolverTypeWrapper<RankedSampleRow>;
   RankedSampleConnection: ResolverTypeWrapper<RankedSampleConnectionRow>;
   RankedSampleEdge: ResolverTypeWrapper<Omit<RankedSampleEdge, 'node'> & { node: ResolversTypes['RankedSample'] }>;
@@ -2188,6 +2215,7 @@ export type ResolversParentTypes = {
   ProducerCount: ProducerCount;
   Quantile: Quantile;
   Query: Record<PropertyKey, never>;
+  RankedColumns: RankedColumnsRow;
   RankedSample: RankedSampleRow;
   RankedSampleConnection: RankedSampleConnectionRow;
   RankedSampleEdge: Omit<RankedSampleEdge, 'node'> & { node: ResolversParentTypes['RankedSample'] };
@@ -2599,6 +2627,15 @@ export type QueryResolvers<ContextType = Context, ParentType extends ResolversPa
   viewer?: Resolver<ResolversTypes['Viewer'], ParentType, ContextType>;
 };
 
+export type RankedColumnsResolvers<ContextType = Context, ParentType extends ResolversParentTypes['RankedColumns'] = ResolversParentTypes['RankedColumns']> = {
+  indices?: Resolver<ResolversTypes['IntColumn'], ParentType, ContextType>;
+  labels?: Resolver<ResolversTypes['IntColumn'], ParentType, ContextType>;
+  sampleIds?: Resolver<ResolversTypes['IntColumn'], ParentType, ContextType>;
+  scores?: Resolver<ResolversTypes['FloatColumn'], ParentType, ContextType>;
+  splits?: Resolver<Array<ResolversTypes['String']>, ParentType, ContextType>;
+  values?: Resolver<Array<Maybe<ResolversTypes['Float']>>, ParentType, ContextType, RequireFields<RankedColumnsValuesArgs, 'term'>>;
+};
+
 export type RankedSampleResolvers<ContextType = Context, ParentType extends ResolversParentTypes['RankedSample'] = ResolversParentTypes['RankedSample']> = {
   aNorm?: Resolver<Maybe<ResolversTypes['Float']>, ParentType, ContextType>;
   className?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
@@ -2620,6 +2657,7 @@ export type RankedSampleResolvers<ContextType = Context, ParentType extends Reso
 };
 
 export type RankedSampleConnectionResolvers<ContextType = Context, ParentType extends ResolversParentTypes['RankedSampleConnection'] = ResolversParentTypes['RankedSampleConnection']> = {
+  columns?: Resolver<ResolversTypes['RankedColumns'], ParentType, ContextType>;
   edges?: Resolver<Array<ResolversTypes['RankedSampleEdge']>, ParentType, ContextType>;
   nodes?: Resolver<Array<ResolversTypes['RankedSample']>, ParentType, ContextType>;
   pageInfo?: Resolver<ResolversTypes['PageInfo'], ParentType, ContextType>;
@@ -2939,6 +2977,7 @@ export type Resolvers<ContextType = Context> = {
   ProducerCount?: ProducerCountResolvers<ContextType>;
   Quantile?: QuantileResolvers<ContextType>;
   Query?: QueryResolvers<ContextType>;
+  RankedColumns?: RankedColumnsResolvers<ContextType>;
   RankedSample?: RankedSampleResolvers<ContextType>;
   RankedSampleConnection?: RankedSampleConnectionResolvers<ContextType>;
   RankedSampleEdge?: RankedSampleEdgeResolvers<ContextType>;
