@@ -18,6 +18,7 @@ import { PubSub } from './pubsub.js';
 import { ComputeRuntime } from './services/compute-runtime.js';
 import { buildSchema } from './schema/index.js';
 import { formatError } from './schema/format-error.js';
+import { compiledExecution } from './http/compiled-execution.js';
 import { errorHandler } from './http/errors.js';
 import { exportRoutes } from './http/export.js';
 import { serveWebSocket } from './http/graphql-ws.js';
@@ -71,7 +72,8 @@ export async function createServer(config: Config, options: ServerOptions = {}):
     const ws = serveWebSocket({ httpServer, schema, services, authenticator, rateLimits, limits, formatError: formatError(log) });
 
     const apollo = new ApolloServer<Context>({
-      schema,
+      // The schema, executed by compiled operations (graphql-jit) rather than graphql-js: see there.
+      gateway: compiledExecution(schema),
       introspection: config.introspection,
       includeStacktraceInErrorResponses: false,
       allowBatchedHttpRequests: false,

@@ -2,6 +2,6 @@ import type { ConnectionRow } from './rows.js';
 
 /** The fields every connection type resolves the same way. */
 export const connectionFields = {
-  nodes: <T>(c: ConnectionRow<T>) => c.edges.map((e) => e.node),
+  nodes: <T>(c: ConnectionRow<T>) => c.nodes ?? c.edges.map((e) => e.node),
   totalCount: <T>(c: ConnectionRow<T>) => c.count(),
 };

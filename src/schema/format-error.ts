@@ -64,7 +64,7 @@ export function logIfUnexpected(log: Logger, error: unknown, path?: readonly (st
   const original = unwrapResolverError(error);
   if (!original || typeof original !== 'object' || logged.has(original)) return;
   if (original instanceof TangentError || findTangentError(original) || isConnectionError(original) || isStatementTimeout(original)) return;
-  const code = error instanceof GraphQLError ? error.extensions.code : undefined;
+  const code = error instanceof GraphQLError ? error.extensions?.code : undefined;
   if (typeof code === 'string' && PASS_THROUGH.has(code) && !(original instanceof Error && !(original instanceof GraphQLError))) return;
   logged.add(original);
   log.error({ err: original, path }, 'unexpected error');

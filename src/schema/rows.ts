@@ -38,6 +38,8 @@ export interface RecordMetricsPayloadRow {
 /** A page of a Relay connection; `count` runs only when a client asks for totalCount. */
 export interface ConnectionRow<T> {
   edges: { cursor: string; node: T }[];
+  /** The nodes, when the page has them at hand (else taken from the edges). */
+  nodes?: T[];
   pageInfo: { hasNextPage: boolean; endCursor: string | null };
   count: () => Promise<number>;
 }

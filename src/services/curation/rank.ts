@@ -185,14 +185,19 @@ export async function rankSamples(
   // encodeCursor writes for [value, sampleId]: finite numbers print the same in both).
   const prefix = `{"l":${JSON.stringify(prepared.list)},"k":[`;
   const cursorOf = (row: RankedSampleRow) => Buffer.from(`${prefix}${row.score},${row.sampleId}]}`).toString('base64url');
-  const edges = page_.map((node) => ({
-    node,
-    get cursor() {
-      return cursorOf(node);
-    },
-  }));
+  // Edges (an object and a cursor per row) only when a client reads them: a 1000-row page read as
+  // `nodes` or `columns` does not build them.
+  let edges: ConnectionRow<RankedSampleRow>['edges'] | null = null;
   return {
-    edges,
+    nodes: page_,
+    get edges() {
+      return (edges ??= page_.map((node) => ({
+        node,
+        get cursor() {
+          return cursorOf(node);
+        },
+      })));
+    },
     pageInfo: { hasNextPage: rows.length > limit, endCursor: page_.length ? cursorOf(page_.at(-1)!) : null },
     count: async () => {
       const { text, values } = countStatement(prepared);
