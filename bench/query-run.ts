@@ -24,7 +24,7 @@
 import os from 'node:os';
 import v8 from 'node:v8';
 import vm from 'node:vm';
-import { execute, parse } from 'graphql';
+import { parse } from 'graphql';
 import pg from 'pg';
 import { loadConfig } from '../src/config.js';
 import { openDatabase, type Database } from '../src/db/database.js';
@@ -37,6 +37,7 @@ import { CLIENT_PRODUCER } from '../src/db/producers.js';
 import { upsertSamples } from '../src/db/samples.js';
 import { createLogger } from '../src/logger.js';
 import { createServer } from '../src/server.js';
+import { compiledExecution } from '../src/http/compiled-execution.js';
 import { prepareQuery, rankStatement } from '../src/services/curation/rank.js';
 import { seededRandom } from '../src/random.js';
 
@@ -266,7 +267,7 @@ async function main() {
   const [top, topRaw] = await measurePair(reps, () => gql(TOP, topVars), raw(topSql));
   // Where the GraphQL time goes, from the recorder over another round of requests: the statements
   // the request sent (the checkpoint lookup, the term check and the page, the last two side by
-  // side), and the rest (Apollo, graphql-js execution, the Prisma lookup of Query.checkpoint,
+  // side), and the rest (Apollo, execution of the compiled query, the lookup of Query.checkpoint,
   // serialisation, HTTP, and this client's JSON parsing).
   const parts = { totalMs: [] as number[], checkpointInfoMs: [] as number[], termCheckMs: [] as number[], rankMs: [] as number[] };
   for (let i = 0; i < reps; i++) {
@@ -288,21 +289,23 @@ async function main() {
     checkpointInfoMs: med(parts.checkpointInfoMs),
     termCheckMs: med(parts.termCheckMs),
   };
-  // The fixed costs of any request, and graphql-js alone: an empty query over HTTP, the parent
-  // `checkpoint` lookup over HTTP, and the top-1000 document executed in-process (no HTTP, no
-  // Apollo; schema, resolvers and SQL the same) and serialised.
+  // The fixed costs of any request, and execution alone: an empty query over HTTP, the parent
+  // `checkpoint` lookup over HTTP, and the top-1000 document executed in-process by the executor the
+  // server uses (compiled; no HTTP, no Apollo; schema, resolvers and SQL the same) and serialised.
   const schema = buildSchema();
   const document = parse(TOP);
+  const { executor } = await compiledExecution(schema).load({ apollo: {} as never });
   const inProcess = async () => {
-    const result = await execute({ schema, document, variableValues: topVars, contextValue: createContext({ config, db, pubsub: null as never, log }, 'bench') });
+    const context = createContext({ config, db, pubsub: null as never, log }, 'bench');
+    const result = await executor!({ document, request: { query: TOP, variables: topVars }, context } as never);
     if (result.errors) throw new Error(JSON.stringify(result.errors));
     return JSON.stringify(result);
   };
   const [floor] = await measurePair(reps, () => gql('{ serverInfo { version } }', {}), async () => undefined);
   const [lookup] = await measurePair(reps, () => gql('query($c: ID!) { checkpoint(id: $c) { id } }', topVars), async () => undefined);
   const [executed] = await measurePair(reps, inProcess, async () => undefined);
-  // Approximate shares of the total, from the medians: the parent `Query.checkpoint` lookup (Prisma),
-  // graphql-js with the resolvers around the statement, and HTTP (Apollo's pipeline, JSON both ways).
+  // Approximate shares of the total, from the medians: the parent `Query.checkpoint` lookup (one statement),
+  // execution with the resolvers around the statement, and HTTP (Apollo's pipeline, JSON both ways).
   const parentLookupMs = round(lookup.median - floor.median);
   Object.assign(breakdown, {
     emptyRequestMs: floor.median,
