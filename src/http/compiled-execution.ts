@@ -18,6 +18,7 @@ import {
   BREAK,
   type DocumentNode,
   type GraphQLSchema,
+  type OperationDefinitionNode,
   type VariableDefinitionNode,
 } from 'graphql';
 import { compileQuery, isCompiledQuery, type CompiledQuery } from 'graphql-jit';
@@ -56,7 +57,7 @@ export function compiledExecution(schema: GraphQLSchema, options: { maxCompiledD
     if (known) return known;
     let plan: Plan;
     const operation = getOperationAST(document, operationName);
-    if (!operation || !runsCompiled(schema, document, operationName)) {
+    if (!operation || !compiles(schema, document, operation)) {
       plan = { kind: 'interpreted' };
     } else {
       const compiled = compileQuery(schema, document, operationName);
@@ -113,7 +114,11 @@ export function compiledExecution(schema: GraphQLSchema, options: { maxCompiledD
  */
 export function runsCompiled(schema: GraphQLSchema, document: DocumentNode, operationName?: string | null): boolean {
   const operation = getOperationAST(document, operationName);
-  return operation?.operation === OperationTypeNode.QUERY && compilesFaithfully(schema, document, operation.variableDefinitions ?? []);
+  return operation != null && compiles(schema, document, operation);
+}
+
+function compiles(schema: GraphQLSchema, document: DocumentNode, operation: OperationDefinitionNode): boolean {
+  return operation.operation === OperationTypeNode.QUERY && compilesFaithfully(schema, document, operation.variableDefinitions ?? []);
 }
 
 /**

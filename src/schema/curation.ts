@@ -180,7 +180,7 @@ export const curationResolvers: Resolvers = {
     producers: (row) =>
       row.producers.map((p) => ({ count: p.count, producer: { kind: (p.kind ?? 'CLIENT') as 'CLIENT' | 'SERVER', backend: p.backend, version: p.version } })),
   },
-  RankedSampleConnection: { ...connectionFields, columns: (c) => c.nodes ?? c.edges.map((e) => e.node) },
+  RankedSampleConnection: { ...connectionFields, columns: connectionFields.nodes },
   SelectedSampleConnection: connectionFields,
   SelectionConnection: connectionFields,
 };
