@@ -35,7 +35,7 @@ const problem = opt('problem', 'GunPoint');
 const threads = opt('threads', '0');
 const chunk = opt('chunk', '64');
 const adminUrl = args.includes('--url') ? opt('url', '') : null;
-const UCR = new URL('../../shared/datasets/ucr/', import.meta.url).pathname;
+const UCR = new URL('../datasets/ucr/', import.meta.url).pathname;
 
 async function admin(sql: string): Promise<void> {
   const client = new pg.Client({ connectionString: adminUrl! });

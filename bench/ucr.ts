@@ -1,6 +1,6 @@
 /**
- * Real inputs for the compute benchmark and tests: UCR series from ../shared/datasets/ucr
- * (relative to the project root, read with the project's own reader), resampled to the length a
+ * Real inputs for the compute benchmark and tests: UCR series from datasets/ucr
+ * (in the repository, read with the project's own reader), resampled to the length a
  * model takes and z-normalised.
  */
 import { existsSync } from 'node:fs';
@@ -8,12 +8,12 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { readUcrFile } from '../src/io/ucr.js';
 
-export const UCR_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'shared', 'datasets', 'ucr');
+export const UCR_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'datasets', 'ucr');
 
 /** Series (time-major [length × channels]) and labels of one file; throws naming the path when missing. */
 export async function ucrSeries(name: string, split: 'TRAIN' | 'TEST'): Promise<{ series: Float32Array[]; labels: number[]; length: number; channels: number; classes: number }> {
   const file = path.join(UCR_DIR, `${name}_${split}.ts`);
-  if (!existsSync(file)) throw new Error(`UCR data set missing: ${file} (the shared datasets folder next to the project)`);
+  if (!existsSync(file)) throw new Error(`UCR data set missing: ${file} (datasets/ucr in the repository)`);
   const d = await readUcrFile(file);
   return { series: d.series.map((s) => s.values), labels: d.series.map((s) => s.label), length: d.length, channels: d.channels, classes: d.classNames.length };
 }

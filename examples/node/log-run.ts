@@ -9,8 +9,8 @@
  * prediction is right, and its logits, in one columnar request. Tangent can then compute the terms
  * nobody logged (kNorm, gNorm, …) from the stored checkpoints.
  *
- * Flags: --url, --api-key, --train/--test (UCR .ts files; default ItalyPowerDemand from the shared
- * data sets), --epochs (20), --name. The last line printed is one JSON object with the ids.
+ * Flags: --url, --api-key, --train/--test (UCR .ts files; default ItalyPowerDemand from the
+ * repository's datasets/ucr), --epochs (20), --name. The last line printed is one JSON object with the ids.
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -23,7 +23,7 @@ const option = (name: string, fallback: string) => {
   const i = args.indexOf(`--${name}`);
   return i >= 0 && args[i + 1] ? args[i + 1]! : fallback;
 };
-const UCR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'shared', 'datasets', 'ucr');
+const UCR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'datasets', 'ucr');
 const url = option('url', 'http://127.0.0.1:4000/graphql');
 const epochs = Number(option('epochs', '20'));
 const name = option('name', `node-example-${Date.now()}`);

@@ -24,7 +24,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from tangent_client import Tangent  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-UCR = os.path.normpath(os.path.join(HERE, "..", "..", "..", "shared", "datasets", "ucr"))
+UCR = os.path.normpath(os.path.join(HERE, "..", "..", "datasets", "ucr"))
 # The one-layer cnn1d both trainers use: Conv1D(FILTERS, KERNEL, same, relu) -> GAP -> Dense.
 FILTERS, KERNEL = 16, 9
 

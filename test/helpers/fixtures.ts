@@ -3,13 +3,13 @@ import { fileURLToPath } from 'node:url';
 import { readUcrFile, type UcrDataset } from '../../src/io/ucr.js';
 import type { TestServer } from './server.js';
 
-/** The shared UCR data sets; tests that need them fail loudly when the folder is missing. */
-export const UCR_DIR = fileURLToPath(new URL('../../../shared/datasets/ucr/', import.meta.url));
+/** The UCR data sets shipped in datasets/ucr; tests that need them fail loudly when one is missing. */
+export const UCR_DIR = fileURLToPath(new URL('../../datasets/ucr/', import.meta.url));
 
 export async function readUcr(name: string): Promise<UcrDataset> {
   const path = `${UCR_DIR}${name}.ts`;
   if (!existsSync(path)) {
-    throw new Error(`The UCR data set ${path} is missing: tests read ../shared/datasets/ucr relative to the project root`);
+    throw new Error(`The UCR data set ${path} is missing: tests read datasets/ucr in the repository`);
   }
   return readUcrFile(path);
 }
