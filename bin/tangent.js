@@ -1,7 +1,20 @@
 #!/usr/bin/env node
-// The `tangent` CLI. Tangent runs its TypeScript sources through tsx, so there is no build step
-// between a checkout and a running server.
-import { register } from 'tsx/esm/api';
+// The `tangent` CLI. It runs the compiled build (dist/main.js, from `npm run build`, which `npm ci`
+// runs through `prepare`) when there is one: nothing to compile at start-up. It runs the TypeScript
+// sources through tsx instead when there is no build, with TANGENT_FROM_SOURCE=1, and under
+// `node --test` (the test runner sets NODE_TEST_CONTEXT, which the CLI processes that tests spawn
+// inherit), so tests always exercise src/ and never a stale dist/. It does not compare dates: after
+// editing src/, rebuild or set TANGENT_FROM_SOURCE=1.
+import { existsSync } from 'node:fs';
 
-register();
-await import('../src/main.ts');
+const built = new URL('../dist/main.js', import.meta.url);
+const fromSource = process.env.TANGENT_FROM_SOURCE === '1' || process.env.NODE_TEST_CONTEXT !== undefined;
+
+if (!fromSource && existsSync(built)) {
+  await import(built.href);
+} else {
+  if (!fromSource) process.stderr.write('(running from source; npm run build for a fast start)\n');
+  const { register } = await import('tsx/esm/api');
+  register();
+  await import('../src/main.ts');
+}

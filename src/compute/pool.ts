@@ -8,8 +8,9 @@
  * cross kernels split x_o into one range per thread (each thread computes J(x_u) once).
  */
 import os from 'node:os';
-import { Worker } from 'node:worker_threads';
-import type { BackendInfo, BackendPreference } from './backend.js';
+import type { Worker } from 'node:worker_threads';
+import { startWorkerThread } from '../worker-thread.js';
+import type { BackendInfo, BackendLog, BackendPreference } from './backend.js';
 import type { ModelSource, StoredWeights } from './checkpoint.js';
 import type { RunInfo, RunOptions } from './engine.js';
 import { firstOrderFromKernel } from './first-order.js';
@@ -28,8 +29,8 @@ export interface PoolOptions {
   threads?: number;
   /** Backend for every thread (default 'auto'). */
   backend?: BackendPreference;
-  /** Receives one line naming the threads, the backend and the GPU (default: stderr). */
-  log?: (line: string) => void;
+  /** Receives the threads, the backend and why others were skipped, as one structured report (default: nothing is logged). */
+  log?: BackendLog;
 }
 
 /** A model loaded in every thread of a pool. */
@@ -46,18 +47,6 @@ export interface PoolModel {
 type Pending = { resolve: (v: unknown) => void; reject: (e: Error) => void };
 type RequestBody = Request extends infer R ? (R extends unknown ? Omit<R, 'id'> : never) : never;
 
-/**
- * Starts worker.ts. Run from TypeScript sources (tsx), a worker does not inherit tsx's loader,
- * so a one-line bootstrap registers it before importing the worker module.
- */
-function startWorker(): Worker {
-  if (!import.meta.url.endsWith('.ts')) return new Worker(new URL('./worker.js', import.meta.url));
-  const tsx = import.meta.resolve('tsx/esm/api');
-  const entry = new URL('./worker.ts', import.meta.url).href;
-  const boot = `import(${JSON.stringify(tsx)}).then(({ register }) => { register(); return import(${JSON.stringify(entry)}); });`;
-  return new Worker(boot, { eval: true });
-}
-
 class Thread {
   private readonly worker: Worker;
   private readonly pending = new Map<number, Pending>();
@@ -65,7 +54,7 @@ class Thread {
   busy = false;
 
   constructor() {
-    this.worker = startWorker();
+    this.worker = startWorkerThread(import.meta.url, './worker.js');
     this.worker.on('message', (r: Response) => {
       const p = this.pending.get(r.id);
       if (p === undefined) return;
@@ -152,11 +141,7 @@ export class ComputePool {
       const threads = Math.max(1, opts.threads ?? (info.name === 'tensorflow' ? 1 : os.availableParallelism()));
       while (pool.length < threads) pool.push(new Thread());
       await Promise.all(pool.slice(1).map((t) => t.call<BackendInfo>({ op: 'init', backend: info.name as BackendPreference })));
-      const log = opts.log ?? ((line: string) => process.stderr.write(`${line}\n`));
-      log(
-        `tangent compute: ${threads} thread${threads > 1 ? 's' : ''}, backend=${info.name} gpu=${info.gpu} (${info.version})` +
-          (info.skipped.length > 0 ? `; skipped: ${info.skipped.join('; ')}` : ''),
-      );
+      opts.log?.({ backend: info.name, gpu: info.gpu, version: info.version, threads, skipped: info.skipped });
       return new ComputePool(pool, info);
     } catch (err) {
       await Promise.all(pool.map((t) => t.terminate()));

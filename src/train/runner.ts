@@ -3,7 +3,7 @@
  * time, in order: the caller stores a point before the thread trains on. Aborting terminates the
  * thread at once (a tfjs step cannot be interrupted otherwise).
  */
-import { Worker } from 'node:worker_threads';
+import { startWorkerThread } from '../worker-thread.js';
 import type { TrainEvent, TrainTask } from './loop.js';
 import type { ThreadMessage } from './thread.js';
 
@@ -21,25 +21,13 @@ export class TrainingFailed extends Error {
 }
 
 /**
- * Starts thread.ts. Run from TypeScript sources (tsx), a worker does not inherit tsx's loader, so a
- * one-line bootstrap registers it first (as src/compute/pool.ts does for compute threads).
- */
-function startThread(): Worker {
-  if (!import.meta.url.endsWith('.ts')) return new Worker(new URL('./thread.js', import.meta.url));
-  const tsx = import.meta.resolve('tsx/esm/api');
-  const entry = new URL('./thread.ts', import.meta.url).href;
-  const boot = `import(${JSON.stringify(tsx)}).then(({ register }) => { register(); return import(${JSON.stringify(entry)}); });`;
-  return new Worker(boot, { eval: true });
-}
-
-/**
  * Trains `task` on a new thread; `onEvent` runs for each event in order (the next one waits for
  * it). Resolves when the training is done; rejects with TrainingFailed, with what `onEvent` threw,
  * or with the signal's reason when aborted. The thread is gone when this settles.
  */
 export function runTraining(task: TrainTask, onEvent: (event: TrainEvent) => Promise<void>, signal?: AbortSignal): Promise<void> {
   signal?.throwIfAborted();
-  const thread = startThread();
+  const thread = startWorkerThread(import.meta.url, './thread.js');
   return new Promise<void>((resolve, reject) => {
     let settled = false;
     let chain = Promise.resolve();
