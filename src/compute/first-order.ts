@@ -1,5 +1,5 @@
 /**
- * The first-order prediction of DESIGN.md: after one SGD step of rate η on the loss of (x_u, y_u),
+ * The first-order prediction (docs/concepts.md): after one SGD step of rate η on the loss of (x_u, y_u),
  * Δlog π(·|x_o) ≈ −η A(x_o) K(x_o, x_u) G(x_u, y_u). For several x_u the step is on their mean
  * loss, so the prediction averages over them.
  */

@@ -48,7 +48,7 @@ export interface SampleTerms extends OutputTerms {
 }
 
 /**
- * Every per-sample term of DESIGN.md for a batch at one checkpoint: the output terms and the
+ * Every per-sample term (docs/concepts.md) for a batch at one checkpoint: the output terms and the
  * self-kernel statistics over the subset, from one pass (the forward pass of the J computation
  * gives the logits).
  */

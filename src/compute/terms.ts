@@ -1,5 +1,5 @@
 /**
- * The terms that depend on the logits only (DESIGN.md): π, loss, correct, A, H, G and their
+ * The terms that depend on the logits only (docs/concepts.md): π, loss, correct, A, H, G and their
  * norms. Plain float64 JavaScript over [n, V] logits; no tensors.
  */
 

@@ -9,7 +9,7 @@ import { ALL_PARAMETERS, SCALAR_TERMS, isKernelTerm, type TermSpec } from './ter
 export type ScalarTermName = (typeof SCALAR_TERMS)[number]['term'] | 'K_CROSS';
 
 /**
- * kCross(x_u; T) = mean over x_o ∈ T of ‖K(x_o, x_u)‖_F (DESIGN.md). One row per (checkpoint, target
+ * kCross(x_u; T) = mean over x_o ∈ T of ‖K(x_o, x_u)‖_F (docs/concepts.md). One row per (checkpoint, target
  * set, parameter subset, sample), a row only where there is a value; `k_cross_src` names its producer like the
  * `*_src` columns of sample_metric. The compute side (on-demand terms) fills it; clients may record
  * it with the `recordKCross` mutation (src/db/curation-cross.ts).

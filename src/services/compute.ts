@@ -120,7 +120,7 @@ export class ComputeService {
     if (this.closed) return Promise.reject(new Error('the compute service is closed'));
     this.poolStart ??= createPool({ backend: this.config.backend, ...(this.config.compute.threads > 0 ? { threads: this.config.compute.threads } : {}) }).then(
       (pool) => {
-        this.log.info({ backend: pool.backend.name, gpu: pool.backend.gpu, version: pool.backend.version, threads: pool.threads }, 'compute threads started');
+        this.log.info({ backend: pool.backend.name, gpu: pool.backend.gpu, version: pool.backend.version, threads: pool.threads, skipped: pool.backend.skipped }, 'compute backend');
         return pool;
       },
       (error: unknown) => {
@@ -401,7 +401,7 @@ export class ComputeService {
   }
 
   /**
-   * The first-order terms of one SGD step of rate η on (x_u, y_u) seen at x_o (DESIGN.md): A(x_o),
+   * The first-order terms of one SGD step of rate η on (x_u, y_u) seen at x_o (docs/concepts.md): A(x_o),
    * K(x_o, x_u) over the parameter subset (the step moves only those parameters), G(x_u, y_u), and
    * the predicted Δz and Δlog π(·|x_o) = −η A K G.
    */
