@@ -25,7 +25,47 @@ export interface BackendInfo {
   /** Version string, e.g. 'tfjs 4.22.0, wasm 4.22.0 (simd)'. */
   version: string;
   /** Why preferred backends were skipped (empty when the first choice worked). */
-  skipped: string[];
+  skipped: SkippedBackend[];
+}
+
+/** A backend `auto` passed over, and why in a few words (not a stack: it is no error). */
+export interface SkippedBackend {
+  backend: string;
+  reason: string;
+}
+
+/**
+ * The backend a process computes on, as one structured entry for the caller's logger. The compute
+ * module logs nothing itself (it knows no logger): callers pass a callback that receives this.
+ */
+export interface BackendReport {
+  backend: string;
+  gpu: boolean;
+  version: string;
+  /** Compute threads (a pool's report; absent for one tfjs instance). */
+  threads?: number;
+  skipped: SkippedBackend[];
+}
+
+/** Receives the backend report once the backend is up. */
+export type BackendLog = (report: BackendReport) => void;
+
+/** Why a backend could not start, in a few words: a missing optional package is the usual case. */
+function reasonOf(err: unknown, pkg?: string): string {
+  const e = err as { code?: string; message?: string };
+  const message = typeof e?.message === 'string' ? e.message : String(err);
+  if (pkg && (e?.code === 'ERR_MODULE_NOT_FOUND' || e?.code === 'MODULE_NOT_FOUND' || /Cannot find (package|module)/.test(message))) {
+    return `${pkg} is not installed`;
+  }
+  const first = message.split('\n')[0]!.trim();
+  return first.length > 200 ? `${first.slice(0, 197)}...` : first;
+}
+
+/** A failed attempt, with the backends it passed over. */
+class BackendUnavailable extends Error {
+  constructor(readonly skipped: SkippedBackend[]) {
+    super(skipped.map((s) => `${s.backend}: ${s.reason}`).join('; '));
+  }
 }
 
 let current: BackendInfo | undefined;
@@ -36,7 +76,7 @@ function wasmDir(): string {
 }
 
 async function tryTensorflow(): Promise<BackendInfo> {
-  const errors: string[] = [];
+  const errors: SkippedBackend[] = [];
   // Non-literal specifiers: the packages are optional and have no types here.
   for (const pkg of ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node']) {
     try {
@@ -48,10 +88,10 @@ async function tryTensorflow(): Promise<BackendInfo> {
       const v = mod.version?.['tfjs-node'] ?? tf.version.tfjs;
       return { name: 'tensorflow', gpu, version: `tfjs ${tf.version.tfjs}, ${pkg} ${v}`, skipped: errors };
     } catch (err) {
-      errors.push(`${pkg}: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`);
+      errors.push({ backend: 'tensorflow', reason: reasonOf(err, pkg) });
     }
   }
-  throw new Error(errors.join('; '));
+  throw new BackendUnavailable(errors);
 }
 
 /**
@@ -98,12 +138,9 @@ async function tryCpu(): Promise<BackendInfo> {
  * another preference switches backends (tensors move lazily, models stay usable).
  *
  * @param pref `auto` tries tensorflow → wasm → cpu; any other value must work or this throws.
- * @param log receives one line naming the chosen backend (default: stderr).
+ * @param log receives the chosen backend as one structured report (default: nothing is logged).
  */
-export async function initBackend(
-  pref: BackendPreference = 'auto',
-  log: (line: string) => void = (line) => process.stderr.write(`${line}\n`),
-): Promise<BackendInfo> {
+export async function initBackend(pref: BackendPreference = 'auto', log: BackendLog = () => undefined): Promise<BackendInfo> {
   if (!BACKEND_PREFERENCES.includes(pref)) {
     throw new Error(`TANGENT_BACKEND must be one of ${BACKEND_PREFERENCES.join(', ')}; got '${String(pref)}'`);
   }
@@ -112,19 +149,19 @@ export async function initBackend(
     pref === 'auto'
       ? [['tensorflow', tryTensorflow], ['wasm', tryWasm], ['cpu', tryCpu]]
       : [[pref, pref === 'tensorflow' ? tryTensorflow : pref === 'wasm' ? tryWasm : tryCpu]];
-  const skipped: string[] = [];
+  const skipped: SkippedBackend[] = [];
   for (const [name, attempt] of order) {
     try {
       const info = await attempt();
       current = { ...info, skipped: [...skipped, ...info.skipped] };
-      log(`tangent compute: backend=${current.name} gpu=${current.gpu} (${current.version})` +
-        (current.skipped.length > 0 ? `; skipped: ${current.skipped.join('; ')}` : ''));
+      log({ backend: current.name, gpu: current.gpu, version: current.version, skipped: current.skipped });
       return current;
     } catch (err) {
-      skipped.push(`${name}: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`);
+      if (err instanceof BackendUnavailable) skipped.push(...err.skipped);
+      else skipped.push({ backend: name, reason: reasonOf(err) });
     }
   }
-  throw new Error(`no tfjs backend could start for TANGENT_BACKEND=${pref}: ${skipped.join('; ')}`);
+  throw new Error(`no tfjs backend could start for TANGENT_BACKEND=${pref}: ${skipped.map((s) => `${s.backend}: ${s.reason}`).join('; ')}`);
 }
 
 /** The backend chosen by the last `initBackend`, or undefined before it. */

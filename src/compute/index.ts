@@ -7,7 +7,7 @@
  * P = parameters in the chosen subset.
  */
 export { BACKEND_PREFERENCES, backendInfo, initBackend } from './backend.js';
-export type { BackendInfo, BackendPreference } from './backend.js';
+export type { BackendInfo, BackendLog, BackendPreference, BackendReport, SkippedBackend } from './backend.js';
 export { ARCHITECTURES, CNN1D_DEFAULTS, TRANSFORMER_DEFAULTS, buildArchitecture, cnn1d, transformer } from './architectures.js';
 export type { ArchitectureName, Cnn1dConfig, TransformerConfig } from './architectures.js';
 export { loadModel, loadWeights, modelJsonOf, serializeModel, weightSpecsOf } from './checkpoint.js';

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { createPool, crossKernel, firstOrder, jacobian, loadModel, outputs, projectedJacobian, selfKernel, serializeModel } from '../../src/compute/index.js';
-import type { ComputePool, EngineModel, PoolModel } from '../../src/compute/index.js';
+import type { BackendReport, ComputePool, EngineModel, PoolModel } from '../../src/compute/index.js';
 import { assertClose, realSeries, tinyTransformer, useBackend } from './helpers.js';
 
 describe('ComputePool', () => {
@@ -14,10 +14,10 @@ describe('ComputePool', () => {
     await useBackend('wasm');
     const stored = await serializeModel(tinyTransformer());
     here = await loadModel(stored);
-    const lines: string[] = [];
+    const lines: BackendReport[] = [];
     pool = await createPool({ threads: 2, backend: 'wasm', log: (l) => lines.push(l) });
     assert.deepEqual(lines.length, 1);
-    assert.match(lines[0] ?? '', /2 threads, backend=wasm gpu=false/);
+    assert.deepEqual({ ...lines[0], version: undefined }, { backend: 'wasm', gpu: false, version: undefined, threads: 2, skipped: [] });
     there = await pool.load(stored);
   });
 
