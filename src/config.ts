@@ -75,6 +75,9 @@ const EnvSchema = z.object({
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
 });
 
+/** The name of an environment setting (src/environment.ts describes each for --help). */
+export type EnvName = keyof z.input<typeof EnvSchema>;
+
 export type Config = {
   /** Where the data lives: a real PostgreSQL, or PGlite in a folder. */
   database: { kind: 'postgres'; url: string; poolSize: number } | { kind: 'pglite'; dataDir: string };
@@ -135,9 +138,14 @@ export class ConfigError extends Error {
   }
 }
 
-/** Parses an environment (default `process.env`) into a Config, reporting every problem at once. */
-export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
-  const parsed = EnvSchema.safeParse(env);
+/**
+ * Parses an environment (default `process.env`) into a Config, reporting every problem at once.
+ * `overrides` (a command's flags, e.g. `tangent serve --port 8080`) win over the environment and
+ * are checked the same way; an undefined override leaves the environment's value.
+ */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Partial<Record<EnvName, string>> = {}): Config {
+  const given = Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined));
+  const parsed = EnvSchema.safeParse({ ...env, ...given });
   if (!parsed.success) {
     throw new ConfigError(
       parsed.error.issues.map((issue) => `${issue.path.join('.') || '(env)'}: ${issue.message}`),

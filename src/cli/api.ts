@@ -1,22 +1,20 @@
-import { randomUUID } from 'node:crypto';
-import { execute, parse } from 'graphql';
 import type { Config } from '../config.js';
-import { createContext } from '../context.js';
-import { openDatabase, type Database } from '../db/database.js';
-import { migrate } from '../db/migrate.js';
-import { createLogger, type Logger } from '../logger.js';
-import { PubSub } from '../pubsub.js';
-import { buildSchema } from '../schema/index.js';
-import { ComputeRuntime } from '../services/compute-runtime.js';
-import { configOrExit } from './shared.js';
+import type { Database } from '../db/database.js';
+import type { Logger } from '../logger.js';
+import type { PubSub } from '../pubsub.js';
+import type { ComputeRuntime } from '../services/compute-runtime.js';
+import { configOrExit, type EnvOverrides } from './shared.js';
 
 /**
- * How the CLI commands that speak GraphQL (import, train) reach Tangent. Two transports, the same
+ * How the CLI commands that speak GraphQL (import, train, compute, keys) reach Tangent. Two transports, the same
  * operations: by default the schema runs in this process on the configured database (DATABASE_URL
  * or the embedded data folder), so nothing else needs to run; with `--url` the same requests go to
  * a running server. The embedded database admits one process per data folder, so while a server
  * holds it the direct mode is refused by the pid lock and `--url` is the way in. Either way the
  * server's validation, limits and transactions apply.
+ *
+ * This module loads nothing heavy itself: `--url` needs no database driver, no tfjs and no schema,
+ * so the direct mode imports those when it starts.
  */
 export interface Api {
   /**
@@ -24,6 +22,12 @@ export interface Api {
    * failure, e.g. a keep-alive socket the server closed just as it was reused; others never are.
    */
   request<T = Record<string, any>>(query: string, variables?: Record<string, unknown>, options?: { idempotent?: boolean }): Promise<T>;
+  /**
+   * Runs a subscription and yields each event's data until the server ends it: in-process on the
+   * schema, or over graphql-ws at the server's /graphql. Errors are thrown as ApiError, a dropped
+   * connection as ApiError code CONNECTION_CLOSED.
+   */
+  subscribe<T = Record<string, any>>(query: string, variables?: Record<string, unknown>): AsyncIterable<T>;
   /** How often a command following long work should poll: often in-process, gently over HTTP. */
   readonly pollMs: number;
   close(): Promise<void>;
@@ -46,7 +50,7 @@ export class ApiError extends Error {
   }
 }
 
-function apiError(errors: readonly { message: string; extensions?: Record<string, unknown> }[]): ApiError {
+export function apiError(errors: readonly { message: string; extensions?: Record<string, unknown> }[]): ApiError {
   const first = errors[0]!;
   return new ApiError(first.message, String(first.extensions?.code ?? 'ERROR'), first.extensions ?? {});
 }
@@ -88,8 +92,43 @@ export function httpApi(url: string, apiKey?: string): Api {
       if (result.errors?.length) throw apiError(result.errors);
       return result.data;
     },
+    async *subscribe(query, variables) {
+      const [{ createClient }, { default: WebSocket }] = await Promise.all([import('graphql-ws'), import('ws')]);
+      const ws = new URL(endpoint);
+      ws.protocol = ws.protocol === 'https:' ? 'wss:' : 'ws:';
+      const client = createClient({
+        url: ws.toString(),
+        webSocketImpl: WebSocket,
+        connectionParams: apiKey ? { authorization: `Bearer ${apiKey}` } : undefined,
+        retryAttempts: 0,
+      });
+      try {
+        for await (const result of client.iterate({ query, variables: variables ?? {} })) {
+          if (result.errors?.length) throw apiError(result.errors as never);
+          yield result.data as never;
+        }
+      } catch (error) {
+        throw subscriptionError(error, endpoint);
+      } finally {
+        await client.dispose();
+      }
+    },
     async close() {},
   };
+}
+
+/** What graphql-ws threw, as an ApiError: GraphQL errors as they are, a closed socket by its reason. */
+function subscriptionError(error: unknown, endpoint: string): unknown {
+  if (error instanceof ApiError) return error;
+  if (Array.isArray(error) && error.length > 0) return apiError(error);
+  const close = error as { code?: unknown; reason?: unknown };
+  if (typeof close?.code === 'number') {
+    const reason = typeof close.reason === 'string' && close.reason ? close.reason : '';
+    // The server closes with the error code as the reason (e.g. UNAUTHENTICATED).
+    return new ApiError(`${endpoint} closed the subscription (${close.code}${reason ? ` ${reason}` : ''})`, /^[A-Z_]+$/.test(reason) ? reason : 'CONNECTION_CLOSED');
+  }
+  if (error instanceof Error) return new ApiError(`${endpoint}: ${error.message}`, 'CONNECTION_CLOSED');
+  return error;
 }
 
 export interface DirectApiOptions {
@@ -99,11 +138,24 @@ export interface DirectApiOptions {
   runtime?: { work: boolean };
   /** Log level while the command runs (logs would tear a progress bar apart); default errors only. */
   quietLevel?: 'error' | 'warn';
+  /** Settings the command's flags give (e.g. --database-url), over the environment's. */
+  env?: EnvOverrides;
 }
 
 /** Tangent's schema in this process, on the configured database, migrated. */
 export async function directApi(options: DirectApiOptions): Promise<Api & { config: Config; db: Database; log: Logger }> {
-  const config = configOrExit();
+  const config = await configOrExit(options.env);
+  const [{ randomUUID }, { execute, parse, subscribe }, { createContext }, { openDatabase }, { migrate }, { createLogger }, { PubSub }, { buildSchema }, { ComputeRuntime }] = await Promise.all([
+    import('node:crypto'),
+    import('graphql'),
+    import('../context.js'),
+    import('../db/database.js'),
+    import('../db/migrate.js'),
+    import('../logger.js'),
+    import('../pubsub.js'),
+    import('../schema/index.js'),
+    import('../services/compute-runtime.js'),
+  ]);
   const quiet = options.quietLevel ?? 'error';
   const log = createLogger({ logLevel: config.logLevel === 'debug' || config.logLevel === 'trace' ? config.logLevel : quiet });
   let db: Database;
@@ -134,6 +186,16 @@ export async function directApi(options: DirectApiOptions): Promise<Api & { conf
         const result = await execute({ schema, document: parse(query), variableValues: variables ?? {}, contextValue: createContext(services, randomUUID()) });
         if (result.errors?.length) throw apiError(result.errors.map((e) => ({ message: e.message, extensions: e.extensions })));
         return result.data as never;
+      },
+      async *subscribe(query, variables) {
+        const result = await subscribe({ schema, document: parse(query), variableValues: variables ?? {}, contextValue: createContext(services, randomUUID()) });
+        if (!(Symbol.asyncIterator in result)) {
+          throw apiError((result.errors ?? []).map((e) => ({ message: e.message, extensions: e.extensions })));
+        }
+        for await (const event of result) {
+          if (event.errors?.length) throw apiError(event.errors.map((e) => ({ message: e.message, extensions: e.extensions })));
+          yield event.data as never;
+        }
       },
       async close() {
         await r?.stop(config.shutdownGraceMs).catch(() => undefined);

@@ -1,20 +1,8 @@
-import { randomUUID } from 'node:crypto';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { Presets, SingleBar } from 'cli-progress';
 import type { Command } from 'commander';
-import { createContext } from '../context.js';
-import { openDatabase, type Database } from '../db/database.js';
-import { migrate } from '../db/migrate.js';
 import { TERMS } from '../db/terms.js';
-import { progressOf } from '../jobs/progress.js';
-import { isActive, loadJob, type JobRow } from '../jobs/store.js';
-import { createLogger } from '../logger.js';
-import { PubSub } from '../pubsub.js';
-import { parseComputeTerms } from '../schema/compute.js';
 import type { ComputeTermsInput, Term } from '../schema/generated/types.js';
-import { startJob } from '../services/compute-jobs.js';
-import { ComputeRuntime } from '../services/compute-runtime.js';
-import { configOrExit } from './shared.js';
+import type { Api } from './api.js';
+import { envOverrides, reportError, withEnvironment } from './shared.js';
 
 interface ComputeOptions {
   checkpoint: string;
@@ -26,7 +14,19 @@ interface ComputeOptions {
   detach?: boolean;
   work?: boolean;
   progress?: boolean;
+  url?: string;
+  apiKey?: string;
 }
+
+/** A job as the CLI reads it, over either transport. */
+interface JobState {
+  id: string;
+  status: 'QUEUED' | 'RUNNING' | 'COMPLETED' | 'FAILED' | 'CANCELLED';
+  error: string | null;
+  progress: { chunksDone: number; chunksTotal: number; samplesDone: number; samplesTotal: number; samplesComputed: number };
+}
+
+const JOB = 'id status error progress { chunksDone chunksTotal samplesDone samplesTotal samplesComputed }';
 
 const list = (value: string) => value.split(',').map((v) => v.trim()).filter(Boolean);
 
@@ -54,56 +54,70 @@ function inputOf(opts: ComputeOptions): ComputeTermsInput {
   };
 }
 
-function describe(job: JobRow): string {
-  const p = progressOf(job);
+const isActive = (job: JobState) => job.status === 'QUEUED' || job.status === 'RUNNING';
+
+function describe(job: JobState): string {
+  const p = job.progress;
   return `job ${job.id} ${job.status}: ${p.samplesDone}/${p.samplesTotal} samples (${p.samplesComputed} computed), ${p.chunksDone}/${p.chunksTotal} chunks`;
 }
 
-/** Follows a job to its end: a progress bar on a terminal, a line per change otherwise. */
-async function follow(db: Database, pubsub: PubSub, jobId: number, showBar: boolean): Promise<JobRow> {
-  const stop = new AbortController();
-  const events = pubsub.subscribe('jobProgress', stop.signal);
-  let wake: Promise<unknown> | null = null;
-  const bar = showBar ? new SingleBar({ stream: process.stderr, hideCursor: true, format: `job ${jobId} [{bar}] {value}/{total} samples | {chunks} chunks | eta {eta_formatted}` }, Presets.shades_classic) : null;
+/**
+ * Follows a job to its end through the `jobProgress` subscription: a progress bar on a terminal
+ * (or with --progress), a line per change otherwise. Should the subscription end early (a dropped
+ * connection), the job is read again and followed anew.
+ */
+async function follow(api: Api, job: JobState, show: boolean | undefined): Promise<JobState> {
+  const { progressBar } = await import('./progress.js');
+  const bar = progressBar(`job ${job.id} [{bar}] {value}/{total} samples | {chunks} chunks | eta {eta_formatted}`, show);
+  let started = false;
   let last = '';
-  try {
-    for (;;) {
-      const job = await loadJob(db, jobId);
-      if (!job) throw new Error(`job ${jobId} was deleted (with its checkpoint)`);
-      const p = progressOf(job);
-      if (bar) {
-        if (last === '') bar.start(p.samplesTotal, p.samplesDone, { chunks: `${p.chunksDone}/${p.chunksTotal}` });
-        else bar.update(p.samplesDone, { chunks: `${p.chunksDone}/${p.chunksTotal}` });
-        last = 'started';
-      } else {
-        const line = describe(job);
-        if (line !== last) process.stderr.write(`${line}\n`);
-        last = line;
-      }
-      if (!isActive(job.status)) return job;
-      wake ??= (async () => {
-        for (;;) {
-          const r = await events.next();
-          if (r.done || r.value.jobId === jobId) return;
-        }
-      })().finally(() => (wake = null));
-      // Events wake the loop; the poll covers notifications lost while a listener reconnects.
-      await Promise.race([wake, sleep(2000, undefined, { signal: stop.signal })]).catch(() => undefined);
+  const draw = (j: JobState) => {
+    const p = j.progress;
+    if (bar) {
+      if (!started) bar.start(p.samplesTotal, p.samplesDone, { chunks: `${p.chunksDone}/${p.chunksTotal}` });
+      else bar.update(p.samplesDone, { chunks: `${p.chunksDone}/${p.chunksTotal}` });
+      started = true;
+    } else {
+      const line = describe(j);
+      if (line !== last) process.stderr.write(`${line}\n`);
+      last = line;
     }
+  };
+  try {
+    let current = job;
+    draw(current);
+    for (let lost = 0; isActive(current); ) {
+      try {
+        for await (const event of api.subscribe<{ jobProgress: JobState }>(`subscription($id: ID!) { jobProgress(id: $id) { ${JOB} } }`, { id: job.id })) {
+          current = event.jobProgress;
+          draw(current);
+        }
+      } catch (error) {
+        // A dropped connection is retried a few times; what the server refused is not.
+        if ((error as { code?: string }).code !== 'CONNECTION_CLOSED' || ++lost > 5) throw error;
+      }
+      if (!isActive(current)) break;
+      await new Promise((resolve) => setTimeout(resolve, api.pollMs));
+      const { job: now } = await api.request<{ job: JobState | null }>(`query($id: ID!) { job(id: $id) { ${JOB} } }`, { id: job.id }, { idempotent: true });
+      if (!now) throw Object.assign(new Error(`job ${job.id} was deleted (with its checkpoint)`), { code: 'NOT_FOUND' });
+      current = now;
+      draw(current);
+    }
+    return current;
   } finally {
     bar?.stop();
-    stop.abort();
-    await wake?.catch(() => undefined);
   }
 }
 
 /**
  * `tangent compute`: the `computeTerms` mutation from the command line, followed to the end with a
- * progress bar. This process works the job's chunks too (unless --no-work, for a PostgreSQL with
- * workers of its own); interrupted, it leaves the job to resume with the next worker.
+ * progress bar from the `jobProgress` subscription. With `--url` the server runs the job and
+ * Ctrl-C only stops following it. Without, the command opens the database itself and works the
+ * job's chunks in this process (unless --no-work, for a PostgreSQL with workers of its own);
+ * interrupted, it leaves the job to resume with the next worker.
  */
 export function registerCompute(program: Command): void {
-  program
+  const command = program
     .command('compute')
     .description('compute the missing terms of a checkpoint\'s samples as a durable job, with a progress bar')
     .requiredOption('--checkpoint <id>', 'the checkpoint')
@@ -112,58 +126,61 @@ export function registerCompute(program: Command): void {
     .option('--split <name...>', 'only samples of these splits')
     .option('--target <set>', 'also kCross against split:<name> or selection:<id>')
     .option('--subset <name>', 'the parameter subset of kNorm, kTrace and kCross (default all; e.g. head)')
+    .option('--url <url>', 'go through a running server (e.g. http://127.0.0.1:4000), which runs the job, instead of the database')
+    .option('--api-key <key>', 'API key for --url, when the server requires one')
     .option('--detach', 'start the job and print its id without waiting')
-    .option('--no-work', 'do not work chunks in this process (other workers will)')
-    .option('--no-progress', 'no progress bar')
-    .action(async (opts: ComputeOptions) => {
-      const config = configOrExit();
-      const log = createLogger({ ...config, logLevel: config.logLevel === 'info' ? 'warn' : config.logLevel });
-      let db: Database;
-      try {
-        db = await openDatabase(config.database, log, { statementTimeoutMs: config.statementTimeoutMs });
-      } catch (error) {
-        process.stderr.write(`tangent compute: ${error instanceof Error ? error.message : String(error)}\n`);
-        process.exitCode = 1;
+    .option('--no-work', 'do not work chunks in this process (other workers will; without --url only)')
+    .option('--progress', 'draw the progress bar even where stderr is not a terminal')
+    .option('--no-progress', 'no progress bar: a line per change');
+  withEnvironment(command, ['database']).action(async (opts: ComputeOptions & Record<string, unknown>) => {
+    let api: (Api & { db?: { kind: string } }) | null = null;
+    let interrupted = false;
+    let jobId: string | null = null;
+    const onSignal = () => {
+      if (interrupted) process.exit(130);
+      interrupted = true;
+      if (opts.url) {
+        // Nothing runs here: the server goes on with the job.
+        process.stderr.write(`\ntangent compute: detached; ${jobId ? `job ${jobId}` : 'the job'} goes on running on the server (follow it with job(id) or jobProgress)\n`);
+        process.exit(130);
+      }
+      process.stderr.write('\ntangent compute: stopping; the job resumes with the next worker (or `tangent compute` again)\n');
+      void (api?.close() ?? Promise.resolve()).catch(() => undefined).then(() => process.exit(130));
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+    try {
+      const input = inputOf(opts);
+      const work = !opts.url && opts.work !== false && !opts.detach;
+      if (opts.url) {
+        const { httpApi } = await import('./api.js');
+        api = httpApi(opts.url, opts.apiKey);
+      } else {
+        const { directApi } = await import('./api.js');
+        api = await directApi({ command: 'compute', runtime: { work }, quietLevel: 'warn', env: envOverrides(opts) });
+      }
+      const { computeTerms: job } = await api.request<{ computeTerms: JobState }>(`mutation($input: ComputeTermsInput!) { computeTerms(input: $input) { ${JOB} } }`, { input });
+      jobId = job.id;
+      if (opts.detach) {
+        process.stdout.write(`${describe(job)}\n`);
         return;
       }
-      let pubsub: PubSub | undefined;
-      let runtime: ComputeRuntime | undefined;
-      let interrupted = false;
-      const onSignal = () => {
-        if (interrupted) process.exit(130);
-        interrupted = true;
-        process.stderr.write('\ntangent compute: stopping; the job resumes with the next worker (or `tangent compute` again)\n');
-        void shutdown().then(() => process.exit(130));
-      };
-      const shutdown = async () => {
-        await runtime?.stop(config.shutdownGraceMs).catch(() => undefined);
-        await pubsub?.close().catch(() => undefined);
-        await db.close().catch(() => undefined);
-      };
-      process.once('SIGINT', onSignal);
-      process.once('SIGTERM', onSignal);
-      try {
-        await migrate(db, log);
-        pubsub = await PubSub.start(db, log);
-        const work = opts.work !== false && !opts.detach;
-        runtime = await ComputeRuntime.start({ db, config, log, pubsub }, { worker: work });
-        const ctx = createContext({ config, db, pubsub, log }, randomUUID());
-        const job = await startJob(runtime, await parseComputeTerms(ctx, inputOf(opts)));
-        if (opts.detach) {
-          process.stdout.write(`${describe(job)}\n`);
-          return;
-        }
-        if (!work && db.kind === 'pglite') process.stderr.write('tangent compute: --no-work on the embedded database: nothing else can work this job until a server starts on it\n');
-        const done = await follow(db, pubsub, job.id, opts.progress !== false && Boolean(process.stderr.isTTY));
-        process.stdout.write(`${describe(done)}${done.error ? `: ${done.error}` : ''}\n`);
-        if (done.status !== 'COMPLETED') process.exitCode = 1;
-      } catch (error) {
-        const e = error as Error & { extensions?: Record<string, unknown> };
-        const field = e.extensions?.field ? ` (${String(e.extensions.field)})` : '';
-        process.stderr.write(`tangent compute: ${e.message}${field}\n`);
-        process.exitCode = 1;
-      } finally {
-        if (!interrupted) await shutdown();
+      if (!work && !opts.url && api.db?.kind === 'pglite') {
+        process.stderr.write('tangent compute: --no-work on the embedded database: nothing else can work this job until a server starts on it\n');
       }
-    });
+      const done = await follow(api, job, opts.progress);
+      process.stdout.write(`${describe(done)}${done.error ? `: ${done.error}` : ''}\n`);
+      if (done.status !== 'COMPLETED') {
+        process.stderr.write(`tangent compute: job ${done.id} ${done.status}${done.error ? `: ${done.error}` : ''} [JOB_${done.status}]\n`);
+        process.exitCode = 1;
+      }
+    } catch (error) {
+      reportError('compute', error);
+      process.exitCode = 1;
+    } finally {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+      if (!interrupted) await api?.close().catch(() => undefined);
+    }
+  });
 }

@@ -1,22 +1,10 @@
-import { randomUUID } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { once } from 'node:events';
 import type { Writable } from 'node:stream';
-import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import { SingleBar, Presets } from 'cli-progress';
 import { Command, Option } from 'commander';
-import { createContext } from '../context.js';
-import { openDatabase } from '../db/database.js';
-import { migrate } from '../db/migrate.js';
-import { createLogger } from '../logger.js';
-import { PubSub } from '../pubsub.js';
-import { encodeQueryArgs, parseQuery } from '../schema/curation-inputs.js';
-import { parseId } from '../schema/inputs.js';
 import type { SampleTermFilter, SampleTermOrder, TargetSetInput } from '../schema/generated/types.js';
-import { selectionExportSource, writeExport, type ExportFormat, type ExportSource } from '../services/curation/export.js';
-import { prepareQuery } from '../services/curation/rank.js';
-import { configOrExit } from './shared.js';
+import type { ExportFormat, ExportSource } from '../services/curation/export.js';
+import { configOrExit, envOverrides, reportError, withEnvironment, type EnvOverrides } from './shared.js';
 
 interface ExportOptions {
   selection?: string;
@@ -72,18 +60,21 @@ function sinkOf(opts: ExportOptions): { stream: Writable; done: () => Promise<vo
   };
 }
 
-function progressBar(opts: ExportOptions, total: number | null) {
-  if (opts.progress === false || !process.stderr.isTTY) return null;
-  const bar = new SingleBar(
-    { stream: process.stderr, format: total === null ? '{value} rows | {duration_formatted}' : '[{bar}] {value}/{total} rows | eta {eta_formatted}' },
-    Presets.shades_classic,
-  );
-  bar.start(total ?? 0, 0);
+async function rowsBar(opts: ExportOptions, total: number | null) {
+  const { progressBar } = await import('./progress.js');
+  const bar = progressBar(total === null ? '{value} rows' : '[{bar}] {value}/{total} rows | eta {eta_formatted}', opts.progress === false ? false : undefined);
+  bar?.start(total ?? 0, 0);
   return bar;
 }
 
 /** Export through a running server's /export route (the embedded database admits one process). */
 async function exportViaUrl(opts: ExportOptions, out: Writable): Promise<void> {
+  const [{ Readable }, { pipeline }, { encodeQueryArgs }, { parseId }] = await Promise.all([
+    import('node:stream'),
+    import('node:stream/promises'),
+    import('../schema/curation-inputs.js'),
+    import('../schema/inputs.js'),
+  ]);
   const origin = new URL(opts.url!).origin;
   let path: string;
   if (opts.selection) {
@@ -95,19 +86,34 @@ async function exportViaUrl(opts: ExportOptions, out: Writable): Promise<void> {
   if (!response.ok || !response.body) {
     const text = await response.text();
     let message = `${origin} answered ${response.status}`;
+    let code: string | undefined;
     try {
-      message = (JSON.parse(text) as { errors: { message: string }[] }).errors[0]!.message;
+      const first = (JSON.parse(text) as { errors: { message: string; extensions?: { code?: string } }[] }).errors[0]!;
+      message = first.message;
+      code = first.extensions?.code;
     } catch {
       // not our JSON error: keep the status
     }
-    throw new Error(message);
+    throw Object.assign(new Error(message), { code });
   }
   await pipeline(Readable.fromWeb(response.body as never), out, { end: out !== process.stdout });
 }
 
 /** Export straight from the database (DATABASE_URL, or the embedded data folder when no server holds it). */
-async function exportDirect(opts: ExportOptions, out: Writable): Promise<number> {
-  const config = configOrExit();
+async function exportDirect(opts: ExportOptions, out: Writable, env: EnvOverrides): Promise<number> {
+  const config = await configOrExit(env);
+  const [{ randomUUID }, { createContext }, { openDatabase }, { migrate }, { createLogger }, { PubSub }, { parseQuery }, { parseId }, { selectionExportSource, writeExport }, { prepareQuery }] = await Promise.all([
+    import('node:crypto'),
+    import('../context.js'),
+    import('../db/database.js'),
+    import('../db/migrate.js'),
+    import('../logger.js'),
+    import('../pubsub.js'),
+    import('../schema/curation-inputs.js'),
+    import('../schema/inputs.js'),
+    import('../services/curation/export.js'),
+    import('../services/curation/rank.js'),
+  ]);
   const log = createLogger({ logLevel: config.logLevel === 'debug' || config.logLevel === 'trace' ? config.logLevel : 'error' });
   let db;
   try {
@@ -130,7 +136,7 @@ async function exportDirect(opts: ExportOptions, out: Writable): Promise<number>
       } else {
         source = { kind: 'query', prepared: await prepareQuery(ctx, parseId(opts.checkpoint!, '--checkpoint'), parseQuery(queryArgs(opts))) };
       }
-      const bar = progressBar(opts, total);
+      const bar = await rowsBar(opts, total);
       let rows = 0;
       const write = async (chunk: string) => {
         if (!out.write(chunk)) await once(out, 'drain');
@@ -155,7 +161,7 @@ async function exportDirect(opts: ExportOptions, out: Writable): Promise<number>
  * `--output`. Directly against the database by default; `--url` goes through a running server.
  */
 export function registerExport(program: Command): void {
-  program
+  const command = program
     .command('export')
     .description('stream a selection, or the samples of a checkpoint filtered and ranked by their terms, as JSONL or CSV')
     .option('--selection <id>', 'a saved selection (with its terms at --checkpoint, default its last checkpoint)')
@@ -168,8 +174,8 @@ export function registerExport(program: Command): void {
     .option('-o, --output <file>', 'write to a file instead of stdout')
     .option('--url <url>', 'export through a running server (e.g. http://127.0.0.1:4000) instead of the database')
     .option('--api-key <key>', 'API key for --url, when the server requires one')
-    .option('--no-progress', 'no progress bar on stderr')
-    .action(async (opts: ExportOptions) => {
+    .option('--no-progress', 'no progress bar on stderr');
+  withEnvironment(command, ['database']).action(async (opts: ExportOptions & Record<string, unknown>) => {
       const sink = sinkOf(opts);
       try {
         if (!opts.selection && !opts.checkpoint) throw new Error('give --selection <id> or --checkpoint <id>');
@@ -177,12 +183,10 @@ export function registerExport(program: Command): void {
           throw new Error('--filter, --order-by, --target and --subset go with --checkpoint, not --selection');
         }
         if (opts.url) await exportViaUrl(opts, sink.stream);
-        else await exportDirect(opts, sink.stream);
+        else await exportDirect(opts, sink.stream, envOverrides(opts));
         await sink.done();
       } catch (error) {
-        const e = error as Error & { extensions?: Record<string, unknown> };
-        const field = e.extensions?.field ? ` (${String(e.extensions.field)})` : '';
-        process.stderr.write(`tangent export: ${e.message}${field}\n`);
+        reportError('export', error);
         process.exitCode = 1;
       }
     });

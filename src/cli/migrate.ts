@@ -1,22 +1,21 @@
 import type { Command } from 'commander';
-import { openDatabase } from '../db/database.js';
-import { migrate } from '../db/migrate.js';
-import { createLogger } from '../logger.js';
-import { configOrExit } from './shared.js';
+import { configOrExit, envOverrides, withEnvironment } from './shared.js';
 
+/** `tangent migrate`: the committed migrations, applied and done (servers also apply them at start-up). */
 export function registerMigrate(program: Command): void {
-  program
+  const command = program
     .command('migrate')
-    .description('apply the committed migrations to the database and exit (the server also does this at start-up)')
-    .action(async () => {
-      const config = configOrExit();
-      const log = createLogger(config);
-      const db = await openDatabase(config.database, log);
-      try {
-        const applied = await migrate(db, log);
-        log.info({ applied }, applied.length ? 'migrations applied' : 'database is up to date');
-      } finally {
-        await db.close();
-      }
-    });
+    .description('apply the committed migrations to the database and exit (the server also does this at start-up)');
+  withEnvironment(command, ['general', 'database']).action(async (opts: Record<string, unknown>) => {
+    const config = await configOrExit(envOverrides(opts));
+    const [{ openDatabase }, { migrate }, { createLogger }] = await Promise.all([import('../db/database.js'), import('../db/migrate.js'), import('../logger.js')]);
+    const log = createLogger(config);
+    const db = await openDatabase(config.database, log);
+    try {
+      const applied = await migrate(db, log);
+      log.info({ applied }, applied.length ? 'migrations applied' : 'database is up to date');
+    } finally {
+      await db.close();
+    }
+  });
 }

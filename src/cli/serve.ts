@@ -1,17 +1,27 @@
 import type { Command } from 'commander';
-import { createServer } from '../server.js';
-import { configOrExit, onShutdownSignal } from './shared.js';
+import { configOrExit, envOverrides, onShutdownSignal, withEnvironment } from './shared.js';
 
+/** `tangent serve` (the default command): GraphQL over HTTP and WebSocket; its logs are JSON lines. */
 export function registerServe(program: Command): void {
-  program
+  const command = program
     .command('serve', { isDefault: true })
-    .description('serve GraphQL on http://HOST:PORT/graphql (embedded database unless DATABASE_URL is set)')
-    .action(async () => {
-      const config = configOrExit();
-      const server = await createServer(config);
-      if (config.database.kind === 'pglite') {
-        server.log.info({ dataDir: config.database.dataDir }, 'using the embedded database; set DATABASE_URL to use a PostgreSQL server');
-      }
-      onShutdownSignal(() => server.close());
-    });
+    .description('serve GraphQL on http://HOST:PORT/graphql (embedded database unless DATABASE_URL is set)');
+  withEnvironment(command, ['general', 'database', 'http', 'limits', 'compute', 'jobs']).action(async (opts: Record<string, unknown>) => {
+    const config = await configOrExit(envOverrides(opts));
+    const { createServer } = await import('../server.js');
+    let server: Awaited<ReturnType<typeof createServer>>;
+    try {
+      server = await createServer(config);
+    } catch (error) {
+      // One JSON line, like every other line a server writes, and exit 1.
+      const { createLogger } = await import('../logger.js');
+      createLogger(config).fatal({ err: error }, 'Tangent could not start');
+      process.exitCode = 1;
+      return;
+    }
+    if (config.database.kind === 'pglite') {
+      server.log.info({ dataDir: config.database.dataDir }, 'using the embedded database; set DATABASE_URL to use a PostgreSQL server');
+    }
+    onShutdownSignal(() => server.close());
+  });
 }

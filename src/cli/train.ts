@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Presets, SingleBar } from 'cli-progress';
 import type { Command } from 'commander';
-import { directApi, httpApi, type Api } from './api.js';
+import type { Api } from './api.js';
+import { envOverrides, reportError, withEnvironment } from './shared.js';
 
 /**
  * `tangent train`: the `trainRun` mutation from the command line, followed to the end with a
@@ -123,13 +123,9 @@ function line(runId: string, run: Progress): string {
 }
 
 /** Follows the run until it leaves PENDING and RUNNING: a progress bar on a terminal, a line per change otherwise. */
-async function follow(api: Api, runId: string, showBar: boolean, signal: AbortSignal): Promise<Progress> {
-  const bar = showBar
-    ? new SingleBar(
-        { stream: process.stderr, hideCursor: true, format: `run ${runId} [{bar}] {value}/{total} steps | epoch {epoch} | loss {loss} | acc {acc} | {checkpoints} checkpoints | eta {eta_formatted}` },
-        Presets.shades_classic,
-      )
-    : null;
+async function follow(api: Api, runId: string, show: boolean | undefined, signal: AbortSignal): Promise<Progress> {
+  const { progressBar } = await import('./progress.js');
+  const bar = progressBar(`run ${runId} [{bar}] {value}/{total} steps | epoch {epoch} | loss {loss} | acc {acc} | {checkpoints} checkpoints | eta {eta_formatted}`, show);
   let started = false;
   let last = '';
   try {
@@ -160,7 +156,7 @@ async function follow(api: Api, runId: string, showBar: boolean, signal: AbortSi
 }
 
 export function registerTrain(program: Command): void {
-  program
+  const command = program
     .command('train')
     .description('train a stored model on a stored dataset with tfjs (checkpoints and per-sample terms at each analysis point), with a progress bar')
     .requiredOption('--dataset <id|name>', 'the dataset (its id, or its exact name)')
@@ -185,9 +181,10 @@ export function registerTrain(program: Command): void {
     .option('--api-key <key>', 'API key for --url, when the server requires one')
     .option('--detach', 'start the training and print the run id without waiting')
     .option('--no-work', 'do not train in this process (other workers will)')
-    .option('--no-progress', 'no progress bar')
-    .option('--json', 'print the result as one JSON object')
-    .action(async (opts: TrainOptions) => {
+    .option('--progress', 'draw the progress bar even where stderr is not a terminal')
+    .option('--no-progress', 'no progress bar: a line per change')
+    .option('--json', 'print the result as one JSON object');
+  withEnvironment(command, ['database']).action(async (opts: TrainOptions & Record<string, unknown>) => {
       let api: Api | null = null;
       const interrupt = new AbortController();
       const onSignal = () => {
@@ -200,10 +197,11 @@ export function registerTrain(program: Command): void {
       try {
         const optimizer = opts.optimizer.toUpperCase();
         if (!['SGD', 'ADAM', 'ADAMW'].includes(optimizer)) throw new Error(`--optimizer: ${opts.optimizer} is not sgd, adam or adamw`);
+        const { directApi, httpApi } = await import('./api.js');
         if (opts.url) api = httpApi(opts.url, opts.apiKey);
         else {
           const work = opts.work !== false && !opts.detach;
-          const direct = await directApi({ command: 'train', runtime: { work }, quietLevel: 'warn' });
+          const direct = await directApi({ command: 'train', runtime: { work }, quietLevel: 'warn', env: envOverrides(opts) });
           if (!work && direct.db.kind === 'pglite') process.stderr.write('tangent train: --no-work on the embedded database: nothing trains this run until a server starts on it\n');
           api = direct;
         }
@@ -233,7 +231,7 @@ export function registerTrain(program: Command): void {
           process.stdout.write(opts.json ? `${JSON.stringify({ runId, modelId, datasetId: dataset.id })}\n` : `run ${runId} PENDING\n`);
           return;
         }
-        const done = await follow(api, runId, opts.progress !== false && Boolean(process.stderr.isTTY), interrupt.signal);
+        const done = await follow(api, runId, opts.progress, interrupt.signal);
         const { run } = await api.request(`query($id: ID!, $split: String) { run(id: $id) { checkpointCount training { backend } ${SUMMARY} } }`, { id: runId, split: opts.split });
         const result = {
           runId,
@@ -264,8 +262,7 @@ export function registerTrain(program: Command): void {
         }
         if (done.status !== 'COMPLETED') process.exitCode = 1;
       } catch (error) {
-        const e = error as Error & { field?: string };
-        process.stderr.write(`tangent train: ${e.message}${e.field ? ` (${e.field})` : ''}\n`);
+        reportError('train', error);
         process.exitCode = 1;
       } finally {
         process.off('SIGINT', onSignal);

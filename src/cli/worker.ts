@@ -1,10 +1,7 @@
 import type { Command } from 'commander';
-import { openDatabase } from '../db/database.js';
-import { migrate } from '../db/migrate.js';
-import { createLogger } from '../logger.js';
-import { PubSub } from '../pubsub.js';
-import { ComputeRuntime } from '../services/compute-runtime.js';
-import { configOrExit, onShutdownSignal } from './shared.js';
+import type { PubSub } from '../pubsub.js';
+import type { ComputeRuntime } from '../services/compute-runtime.js';
+import { configOrExit, envOverrides, onShutdownSignal, withEnvironment } from './shared.js';
 
 /**
  * `tangent worker`: works compute-job chunks from the database's queue and serves nothing. Run any
@@ -13,34 +10,44 @@ import { configOrExit, onShutdownSignal } from './shared.js';
  * only one process may hold the data folder, so there the server's own worker does the work.
  */
 export function registerWorker(program: Command): void {
-  program
+  const command = program
     .command('worker')
-    .description('work compute jobs from the queue in the database (no HTTP); run as many as you like against one PostgreSQL')
-    .action(async () => {
-      const config = configOrExit();
-      const log = createLogger(config);
-      const db = await openDatabase(config.database, log, { statementTimeoutMs: config.statementTimeoutMs });
-      let pubsub: PubSub | undefined;
-      let runtime: ComputeRuntime | undefined;
-      try {
-        await migrate(db, log);
-        pubsub = await PubSub.start(db, log);
-        runtime = await ComputeRuntime.start({ db, config, log, pubsub }, { worker: true });
-        // Start the compute threads now: a backend that cannot start fails here, not at the first chunk.
-        const backend = await runtime.compute.backend();
-        log.info({ ...backend, database: db.kind, concurrency: config.compute.concurrency }, 'Tangent worker is taking compute jobs');
-      } catch (error) {
-        await runtime?.stop(1000).catch(() => undefined);
-        await pubsub?.close().catch(() => undefined);
-        await db.close().catch(() => undefined);
-        throw error;
-      }
-      const [r, p] = [runtime, pubsub];
-      onShutdownSignal(async () => {
-        await r.stop(config.shutdownGraceMs);
-        await p.close();
-        await db.close();
-        log.info('Tangent worker stopped');
-      });
+    .description('work compute jobs from the queue in the database (no HTTP); run as many as you like against one PostgreSQL');
+  withEnvironment(command, ['general', 'database', 'compute', 'jobs']).action(async (opts: Record<string, unknown>) => {
+    const config = await configOrExit(envOverrides(opts));
+    const [{ openDatabase }, { migrate }, { createLogger }, { PubSub }, { ComputeRuntime }] = await Promise.all([
+      import('../db/database.js'),
+      import('../db/migrate.js'),
+      import('../logger.js'),
+      import('../pubsub.js'),
+      import('../services/compute-runtime.js'),
+    ]);
+    const log = createLogger(config);
+    const db = await openDatabase(config.database, log, { statementTimeoutMs: config.statementTimeoutMs });
+    let pubsub: PubSub | undefined;
+    let runtime: ComputeRuntime | undefined;
+    try {
+      await migrate(db, log);
+      pubsub = await PubSub.start(db, log);
+      runtime = await ComputeRuntime.start({ db, config, log, pubsub }, { worker: true });
+      // Start the compute threads now: a backend that cannot start fails here, not at the first chunk.
+      const backend = await runtime.compute.backend();
+      log.info({ ...backend, database: db.kind, concurrency: config.compute.concurrency }, 'Tangent worker is taking compute jobs');
+    } catch (error) {
+      await runtime?.stop(1000).catch(() => undefined);
+      await pubsub?.close().catch(() => undefined);
+      await db.close().catch(() => undefined);
+      // One JSON line, like every other line a worker writes, and exit 1.
+      log.fatal({ err: error }, 'Tangent worker could not start');
+      process.exitCode = 1;
+      return;
+    }
+    const [r, p] = [runtime, pubsub];
+    onShutdownSignal(async () => {
+      await r.stop(config.shutdownGraceMs);
+      await p.close();
+      await db.close();
+      log.info('Tangent worker stopped');
     });
+  });
 }
