@@ -1,7 +1,7 @@
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { ApolloServer } from '@apollo/server';
-import { ApolloServerPluginCacheControlDisabled } from '@apollo/server/plugin/disabled';
+import { ApolloServerPluginCacheControlDisabled, ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
 import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
 import { expressMiddleware } from '@as-integrations/express5';
 import cors from 'cors';
@@ -22,6 +22,7 @@ import { compiledExecution } from './http/compiled-execution.js';
 import { errorHandler } from './http/errors.js';
 import { exportRoutes } from './http/export.js';
 import { serveWebSocket } from './http/graphql-ws.js';
+import { ideRoutes } from './http/ide.js';
 import { errorLogPlugin, queryLimits, subscriptionsOverWebSocketOnly } from './http/limits.js';
 import { RateLimits } from './http/rate-limit.js';
 import { requestId, requestState } from './http/request-id.js';
@@ -87,6 +88,8 @@ export async function createServer(config: Config, options: ServerOptions = {}):
         // Tangent sets no cache hints; Apollo's default cache-control plugin would still wrap every
         // field resolver to compute a policy (a 1000-row page resolves ~6000 fields).
         ApolloServerPluginCacheControlDisabled(),
+        // Apollo's landing page loads Apollo Sandbox from a CDN; browsers get Tangent's own IDE (src/http/ide.ts).
+        ApolloServerPluginLandingPageDisabled(),
         {
           async serverWillStart() {
             return {
@@ -114,6 +117,9 @@ export async function createServer(config: Config, options: ServerOptions = {}):
         res.status(503).json({ status: 'unavailable', database: db.kind });
       }
     });
+
+    // The GraphQL IDE for browsers (GET / and GET /graphql accepting HTML, /ide/ assets): public, before authentication.
+    app.use(ideRoutes(config));
 
     app.use(
       '/graphql',
