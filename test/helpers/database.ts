@@ -36,8 +36,8 @@ export async function createTestDatabase(): Promise<TestDatabase> {
       destroy: () => adminQuery(url, `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`),
     };
   }
-  const dataDir = mkdtempSync(join(tmpdir(), 'tangent-test-'));
   const template = await pgliteTemplate();
+  const dataDir = mkdtempSync(join(tmpdir(), 'tangent-test-'));
   const config = { kind: 'pglite', dataDir } as const;
   return {
     config,

@@ -27,15 +27,35 @@ export interface TestServer {
 /**
  * Starts a real Tangent server on port 0 over a database of the test's own (a real PostgreSQL
  * when DATABASE_URL is set, PGlite otherwise), the way `npm start` would.
+ *
+ * Either it returns a running server, which the caller stops (register it on the very next line:
+ * `defer(await startTestServer(), (s) => s.close())`, see cleanup.ts), or it throws having stopped
+ * whatever it had started: a half-started server would keep the test process alive after the
+ * test failed, and the runner would wait on it.
  */
 export async function startTestServer(options: { env?: Record<string, string>; testDb?: TestDatabase } = {}): Promise<TestServer> {
+  const ownsTestDb = !options.testDb;
   const testDb = options.testDb ?? (await createTestDatabase());
-  const config: Config = {
-    ...loadConfig({ PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'silent', NODE_ENV: 'test', ...options.env }),
-    database: testDb.config,
-  };
-  const db = await testDb.open();
-  const server = await createServer(config, { db, log: quietLog });
+  let db: Database | undefined;
+  let server: RunningServer | undefined;
+  try {
+    const config: Config = {
+      ...loadConfig({ PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'silent', NODE_ENV: 'test', ...options.env }),
+      database: testDb.config,
+    };
+    db = await testDb.open();
+    server = await createServer(config, { db, log: quietLog });
+    return testServer(server, db, testDb, config);
+  } catch (error) {
+    // Undo in reverse order; a failure here must not hide the one that brought us here.
+    await server?.close().catch(() => undefined);
+    await db?.close().catch(() => undefined);
+    if (ownsTestDb) await testDb.destroy().catch(() => undefined);
+    throw error;
+  }
+}
+
+function testServer(server: RunningServer, db: Database, testDb: TestDatabase, config: Config): TestServer {
   const request = async <T>(query: string, variables?: Record<string, unknown>, headers: Record<string, string> = {}) => {
     const response = await fetch(server.url, {
       method: 'POST',
@@ -44,13 +64,16 @@ export async function startTestServer(options: { env?: Record<string, string>; t
     });
     return (await response.json()) as GraphQLResponse<T>;
   };
-  let stopped = false;
-  const stop = async () => {
-    if (stopped) return;
-    stopped = true;
-    await server.close();
-    await db.close();
-  };
+  let stopping: Promise<void> | null = null;
+  // The database is closed even when the server's close fails, so the process can still end.
+  const stop = () =>
+    (stopping ??= (async () => {
+      try {
+        await server.close();
+      } finally {
+        await db.close();
+      }
+    })());
   return {
     url: server.url,
     server,
@@ -65,8 +88,11 @@ export async function startTestServer(options: { env?: Record<string, string>; t
     },
     stop,
     async close() {
-      await stop();
-      await testDb.destroy();
+      try {
+        await stop();
+      } finally {
+        await testDb.destroy();
+      }
     },
   };
 }

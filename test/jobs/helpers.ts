@@ -128,11 +128,16 @@ export function followJob(client: Client, jobId: string, onEvent: (job: JobState
   });
 }
 
-/** Polls job(id) until it is no longer QUEUED or RUNNING (for servers that come and go). */
+/**
+ * Polls job(id) until `until` holds, by default until it is no longer QUEUED or RUNNING (for servers
+ * that come and go). A job that ends without ever reaching the state waited for fails the wait
+ * with its state, rather than leaving the test to poll until its timeout.
+ */
 export async function pollJob(t: Gql, jobId: string, until: (job: JobState) => boolean = (j) => j.status !== 'QUEUED' && j.status !== 'RUNNING'): Promise<JobState> {
   for (;;) {
     const { job } = await t.gql<{ job: JobState }>(`query($id: ID!) { job(id: $id) { ${JOB_FIELDS} } }`, { id: jobId });
     if (until(job)) return job;
+    if (job.status !== 'QUEUED' && job.status !== 'RUNNING') throw new Error(`job ${jobId} ended before the state waited for: ${JSON.stringify(job)}`);
     await new Promise((r) => setTimeout(r, 100));
   }
 }

@@ -1,10 +1,9 @@
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
-import { createInterface } from 'node:readline';
-import { after, test } from 'node:test';
-import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
-import { startTestServer, type TestServer } from '../helpers/server.js';
+import { test } from 'node:test';
+import { cleanupStack } from '../helpers/cleanup.js';
+import { startCli, type CliProcess } from '../helpers/cli.js';
+import { createTestDatabase } from '../helpers/database.js';
+import { startTestServer } from '../helpers/server.js';
 import { followJob, httpGql, importUcr, JOB_FIELDS, pollJob, storeCnn, wsClient, type Gql, type JobState } from './helpers.js';
 
 /**
@@ -12,7 +11,6 @@ import { followJob, httpGql, importUcr, JOB_FIELDS, pollJob, storeCnn, wsClient,
  * sample has its value exactly once. On the embedded database the worker is the server itself (one
  * process per data folder); on PostgreSQL it is `tangent worker` beside a server that only serves.
  */
-const BIN = new URL('../../bin/tangent.js', import.meta.url).pathname;
 const postgres = Boolean(process.env.DATABASE_URL);
 
 const QUEUE_ENV = {
@@ -25,100 +23,60 @@ const QUEUE_ENV = {
   TANGENT_CHUNK_RETRY_DELAY_SECONDS: '0',
 };
 
-const children = new Set<ChildProcess>();
-let testDb: TestDatabase | undefined;
-let api: TestServer | undefined;
-after(async () => {
-  for (const child of children) child.kill('SIGKILL');
-  await api?.close();
-  if (!api) await testDb?.destroy();
-});
-
-/** Starts `tangent <command>` and resolves once its log says it is ready (with the URL for serve). */
-async function startCli(command: 'serve' | 'worker', env: Record<string, string>): Promise<{ child: ChildProcess; url: string | null }> {
-  const { DATABASE_URL: _ignored, ...inherited } = process.env;
-  const child = spawn(process.execPath, [BIN, command], {
-    env: { ...inherited, PORT: '0', LOG_LEVEL: 'info', ...QUEUE_ENV, ...env },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  children.add(child);
-  child.once('exit', () => children.delete(child));
-  return new Promise((resolve, reject) => {
-    const lines = createInterface({ input: child.stdout! });
-    lines.on('line', (line) => {
-      try {
-        const entry = JSON.parse(line) as { url?: string; msg?: string };
-        if (command === 'serve' && entry.url) resolve({ child, url: entry.url });
-        if (command === 'worker' && entry.msg === 'Tangent worker is taking compute jobs') resolve({ child, url: null });
-      } catch {
-        /* not a log line */
-      }
-    });
-    child.once('exit', (code) => reject(new Error(`tangent ${command} exited with ${code} before it was ready`)));
-  });
-}
-
-async function kill(child: ChildProcess): Promise<void> {
-  const exited = once(child, 'exit');
-  child.kill('SIGKILL');
-  await exited;
-}
-
-test(`a worker killed mid-job: after a restart the job finishes with every value present exactly once (${postgres ? 'PostgreSQL' : 'PGlite'})`, async () => {
-  testDb = await createTestDatabase();
+test(`a worker killed mid-job: after a restart the job finishes with every value present exactly once (${postgres ? 'PostgreSQL' : 'PGlite'})`, { timeout: 300_000 }, async (t) => {
+  const defer = cleanupStack(t);
+  const testDb = defer(await createTestDatabase(), (d) => d.destroy());
   const dbEnv: Record<string, string> = testDb.config.kind === 'postgres' ? { DATABASE_URL: testDb.config.url } : { TANGENT_DATA_DIR: testDb.config.dataDir };
+  /** `tangent serve` or `tangent worker` on the test's database, stopped at the end whatever happens. */
+  const cli = async (command: 'serve' | 'worker') => defer(await startCli(command, { env: { ...QUEUE_ENV, ...dbEnv } }), (c) => c.stop());
 
   // The API: on PostgreSQL a server that does not work jobs, on PGlite the server that also works them.
-  let t: Gql;
+  let api: Gql;
   let url: string;
-  let worker: ChildProcess;
+  let worker: CliProcess;
   if (postgres) {
-    api = await startTestServer({ testDb, env: { ...QUEUE_ENV, TANGENT_WORKER: 'off' } });
-    t = api;
-    url = api.url;
-    worker = (await startCli('worker', dbEnv)).child;
+    const server = defer(await startTestServer({ testDb, env: { ...QUEUE_ENV, TANGENT_WORKER: 'off' } }), (s) => s.stop());
+    api = server;
+    url = server.url;
+    worker = await cli('worker');
   } else {
     // A data folder made from the migrated template (no initdb in the child), then closed for it.
     await (await testDb.open()).close();
-    const serve = await startCli('serve', dbEnv);
-    t = httpGql(serve.url!);
+    const serve = await cli('serve');
+    api = httpGql(serve.url!);
     url = serve.url!;
-    worker = serve.child;
+    worker = serve;
   }
 
-  const { dataset, samples } = await importUcr(t, 'GunPoint');
+  const { dataset, samples } = await importUcr(api, 'GunPoint');
   // Wide enough that a chunk takes a while, so the kill lands in the middle of the job.
-  const cnn = await storeCnn(t, dataset, { config: { filters: [8, 16], kernelSizes: [8, 5] } });
+  const cnn = await storeCnn(api, dataset, { config: { filters: [8, 16], kernelSizes: [8, 5] } });
   const checkpointId = cnn.checkpoints[0]!.id;
-  const { computeTerms: job } = await t.gql(`mutation($input: ComputeTermsInput!) { computeTerms(input: $input) { ${JOB_FIELDS} } }`, {
+  const { computeTerms: job } = await api.gql(`mutation($input: ComputeTermsInput!) { computeTerms(input: $input) { ${JOB_FIELDS} } }`, {
     input: { checkpointId, terms: ['K_NORM', 'LOSS'] },
   });
   const total = job.progress.chunksTotal as number;
   assert.equal(total, Math.ceil(samples.length / 8));
 
-  const beforeKill = await pollJob(t, job.id, (j) => j.progress.chunksDone >= 3);
-  await kill(worker);
+  const beforeKill = await pollJob(api, job.id, (j) => j.progress.chunksDone >= 3);
+  await worker.kill('SIGKILL');
   assert.equal(beforeKill.status, 'RUNNING');
   assert.ok(beforeKill.progress.chunksDone < total, `killed with ${beforeKill.progress.chunksDone} of ${total} chunks done`);
 
   if (postgres) {
-    const stalled = await t.gql<{ job: JobState }>(`query($id: ID!) { job(id: $id) { ${JOB_FIELDS} } }`, { id: job.id });
+    const stalled = await api.gql<{ job: JobState }>(`query($id: ID!) { job(id: $id) { ${JOB_FIELDS} } }`, { id: job.id });
     assert.equal(stalled.job.status, 'RUNNING', 'nobody works the job while no worker runs');
-    await startCli('worker', dbEnv);
+    await cli('worker');
   } else {
-    const serve = await startCli('serve', dbEnv);
-    t = httpGql(serve.url!);
+    const serve = await cli('serve');
+    api = httpGql(serve.url!);
     url = serve.url!;
   }
 
   // Followed to the end over the subscription: on PostgreSQL its events come from the worker process.
-  const client = wsClient(url);
-  let done: JobState;
-  try {
-    done = (await followJob(client, job.id)).at(-1)!;
-  } finally {
-    await client.dispose();
-  }
+  const client = defer(wsClient(url), (c) => c.dispose());
+  const done = (await followJob(client, job.id)).at(-1)!;
+  await client.dispose();
   assert.equal(done.status, 'COMPLETED', done.error ?? '');
   assert.deepEqual(
     { ...done.progress, samplesComputed: undefined },
@@ -127,7 +85,7 @@ test(`a worker killed mid-job: after a restart the job finishes with every value
   );
   assert.equal(done.progress.samplesComputed, samples.length, 'no sample was computed by two chunks');
 
-  const stored = await t.gql(
+  const stored = await api.gql(
     `query($id: ID!) { checkpoint(id: $id) { metrics(first: 1000) { totalCount nodes { sample { id } kNorm loss provenance { term producer { kind backend version } } } } } }`,
     { id: checkpointId },
   );
@@ -141,10 +99,10 @@ test(`a worker killed mid-job: after a restart the job finishes with every value
   }
 
   // The same terms asked for again: a job with nothing left to compute, and no new values.
-  const { computeTerms: again } = await t.gql(`mutation($input: ComputeTermsInput!) { computeTerms(input: $input) { ${JOB_FIELDS} } }`, {
+  const { computeTerms: again } = await api.gql(`mutation($input: ComputeTermsInput!) { computeTerms(input: $input) { ${JOB_FIELDS} } }`, {
     input: { checkpointId, terms: ['K_NORM', 'LOSS'] },
   });
-  const second = await pollJob(t, again.id);
+  const second = await pollJob(api, again.id);
   assert.equal(second.status, 'COMPLETED');
   assert.equal(second.progress.samplesComputed, 0);
 });
