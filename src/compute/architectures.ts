@@ -4,7 +4,8 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { ClassToken, SelfAttention, SinusoidalPosition, TakeToken } from './layers.js';
-import { mantis } from './mantis.js';
+import { cnn1dProblems, throwFirst, transformerProblems, type ConfigProblem } from './architecture-config.js';
+import { MANTIS_DEFAULTS, mantis, mantisProblems } from './mantis.js';
 import type { MantisConfig } from './mantis.js';
 
 /** A 1D-CNN time-series classifier: [Conv1D(same, relu) → MaxPool]… → Conv1D → GAP → Dense. */
@@ -45,9 +46,7 @@ export const CNN1D_DEFAULTS: Cnn1dConfig = {
  */
 export function cnn1d(config: Partial<Cnn1dConfig> = {}): tf.LayersModel {
   const c = { ...CNN1D_DEFAULTS, ...config };
-  if (c.filters.length === 0 || c.filters.length !== c.kernelSizes.length) {
-    throw new Error('cnn1d: filters and kernelSizes must be non-empty and of equal length');
-  }
+  throwFirst(cnn1dProblems(c));
   let seed = c.seed * 1000;
   const init = () => tf.initializers.glorotUniform({ seed: seed++ });
   const input = tf.input({ shape: [c.length, c.channels], name: 'input' });
@@ -126,8 +125,7 @@ export const TRANSFORMER_DEFAULTS: TransformerConfig = {
  */
 export function transformer(config: Partial<TransformerConfig> = {}): tf.LayersModel {
   const c = { ...TRANSFORMER_DEFAULTS, ...config };
-  if (c.length % c.patch !== 0) throw new Error('transformer: length must be a multiple of patch');
-  if (c.dim % c.heads !== 0) throw new Error('transformer: dim must be divisible by heads');
+  throwFirst(transformerProblems(c));
   let seed = c.seed * 1000;
   const init = () => tf.initializers.glorotUniform({ seed: seed++ });
   const bias = () => tf.initializers.randomUniform({ minval: -0.02, maxval: 0.02, seed: seed++ });
@@ -195,3 +193,41 @@ export function buildArchitecture(name: ArchitectureName, config: Record<string,
       throw new Error(`unknown architecture '${String(name)}'; known: ${ARCHITECTURES.join(', ')}`);
   }
 }
+
+/** The series shape a built-in model is built for: its input length and channels, and its classes. */
+export interface ArchitectureShape {
+  length: number;
+  channels: number;
+  classes: number;
+}
+
+/**
+ * Everything that keeps `name` with `config` from being built for inputs of `shape` (the engine
+ * would throw it later, or build a model that ignores its input): an unknown architecture, config
+ * options it does not have (a misspelt option would otherwise be ignored silently), and each
+ * architecture's own rules. The shape wins over `length`, `channels` and `classes` in the config,
+ * as when the model is built. Empty when the model can be built. Pure: no tensor is made.
+ */
+export function architectureConfigProblems(name: string, config: Record<string, unknown>, shape: ArchitectureShape): ConfigProblem[] {
+  if (!ARCHITECTURES.includes(name as ArchitectureName)) {
+    return [{ key: 'architecture', message: `Tangent has no built-in architecture '${name}' (known: ${ARCHITECTURES.join(', ')})` }];
+  }
+  const defaults = ARCHITECTURE_DEFAULTS[name as ArchitectureName] as unknown as Record<string, unknown>;
+  const unknown = Object.keys(config).filter((k) => !(k in defaults));
+  if (unknown.length > 0) {
+    const known = Object.keys(defaults).filter((k) => !(k in shape));
+    return unknown.map((key) => ({ key, message: `${name}: unknown config option '${key}' (known: ${known.join(', ')})` }));
+  }
+  const full = { ...defaults, ...config, ...shape };
+  switch (name as ArchitectureName) {
+    case 'cnn1d':
+      return cnn1dProblems(full as unknown as Cnn1dConfig);
+    case 'transformer':
+      return transformerProblems(full as unknown as TransformerConfig);
+    case 'mantis':
+      return mantisProblems(full as unknown as MantisConfig);
+  }
+}
+
+/** Each built-in architecture's defaults: its options, by name. */
+const ARCHITECTURE_DEFAULTS: Record<ArchitectureName, object> = { cnn1d: CNN1D_DEFAULTS, transformer: TRANSFORMER_DEFAULTS, mantis: MANTIS_DEFAULTS };

@@ -7,6 +7,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { ClassToken, SelfAttention, SinusoidalPosition, TakeToken } from './layers.js';
+import { divisorList, dropoutProblem, intProblem, seedProblem, throwFirst, type ConfigProblem } from './architecture-config.js';
 import { ChannelSeries, PatchMean, PatchStats, ScalarEncoder, SeriesConv, SeriesDiff, SeriesNorm } from './series-layers.js';
 
 /** Mantis's configuration; the defaults are Mantis-8M (input 512, one channel). */
@@ -76,20 +77,40 @@ export const MANTIS_SUBSETS = {
 /** The full config with defaults, checked; throws a message that names the field. */
 export function mantisConfig(config: Partial<MantisConfig> = {}): MantisConfig {
   const c: MantisConfig = { ...MANTIS_DEFAULTS, ...config };
-  const int = (name: keyof MantisConfig, min: number) => {
-    const v = c[name];
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < min) throw new Error(`mantis: ${name} must be an integer ≥ ${min}; got ${JSON.stringify(v)}`);
-  };
-  for (const k of ['length', 'channels', 'classes', 'patches', 'dim', 'heads', 'headDim', 'mlpDim', 'scalarDim'] as const) int(k, 1);
-  int('depth', 0);
-  int('adapterChannels', 0);
-  if (c.length % c.patches !== 0) throw new Error(`mantis: length ${c.length} must be a multiple of patches ${c.patches}`);
-  if (c.length / c.patches < 2) throw new Error('mantis: patches need at least 2 time steps each (their std is unbiased)');
-  if (!Array.isArray(c.scalarScales) || c.scalarScales.length === 0 || c.scalarScales.some((s) => typeof s !== 'number' || !(s > 0))) {
-    throw new Error('mantis: scalarScales must be a non-empty list of positive numbers');
-  }
-  if (c.headNorm !== 'batchnorm' && c.headNorm !== 'layernorm') throw new Error(`mantis: headNorm must be 'batchnorm' or 'layernorm'`);
+  throwFirst(mantisProblems(c));
   return c;
+}
+
+/**
+ * What keeps a full Mantis config from being built: integer sizes, whole patches of at least two
+ * time steps each (a patch's standard deviation is unbiased), positive scalar-encoder scales, a
+ * known head normalisation. Empty when it can be built.
+ */
+export function mantisProblems(config: MantisConfig): ConfigProblem[] {
+  const c = config as unknown as Record<string, unknown>;
+  const out: ConfigProblem[] = [];
+  for (const k of ['length', 'channels', 'classes', 'patches', 'dim', 'heads', 'headDim', 'mlpDim', 'scalarDim'] as const) out.push(...intProblem('mantis', c, k, 1));
+  out.push(...intProblem('mantis', c, 'depth', 0), ...intProblem('mantis', c, 'adapterChannels', 0), ...dropoutProblem('mantis', c), ...seedProblem('mantis', c));
+  if (!Array.isArray(c.scalarScales) || c.scalarScales.length === 0 || c.scalarScales.some((s) => typeof s !== 'number' || !(s > 0))) {
+    out.push({ key: 'scalarScales', message: `mantis: scalarScales must be a non-empty list of positive numbers; got ${JSON.stringify(c.scalarScales)}` });
+  }
+  if (typeof c.scalarEpsilon !== 'number' || !Number.isFinite(c.scalarEpsilon)) {
+    out.push({ key: 'scalarEpsilon', message: `mantis: scalarEpsilon must be a finite number; got ${JSON.stringify(c.scalarEpsilon)}` });
+  }
+  if (c.headNorm !== 'batchnorm' && c.headNorm !== 'layernorm') out.push({ key: 'headNorm', message: `mantis: headNorm must be 'batchnorm' or 'layernorm'; got ${JSON.stringify(c.headNorm)}` });
+  if (out.some((p) => p.key === 'length' || p.key === 'patches')) return out;
+  const { length, patches } = config;
+  // Patches of at least 2 steps: patches ≤ length / 2.
+  const choices = () => divisorList(length, (d) => length / d >= 2);
+  if (length % patches !== 0) {
+    out.push({ key: 'patches', message: `mantis: length ${length} must be a multiple of patches ${patches} (choose patches among ${choices() || 'none'}, or resample the data set)` });
+  } else if (length / patches < 2) {
+    out.push({
+      key: 'patches',
+      message: `mantis: patches need at least 2 time steps each (their std is unbiased); length ${length} in ${patches} patches gives ${length / patches} (choose patches among ${choices() || 'none'}, or resample the data set)`,
+    });
+  }
+  return out;
 }
 
 /** The token generator's convolution kernel: the patch window, made odd (Mantis: +1 if even). */

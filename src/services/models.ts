@@ -1,11 +1,46 @@
 import type { z } from 'zod';
+import { architectureConfigProblems } from '../compute/index.js';
 import type { Context } from '../context.js';
 import type { Model } from '../db/generated/client.js';
 import { isUniqueViolation } from '../db/prisma-errors.js';
-import { ConflictError, NotFoundError } from '../errors.js';
+import { BadUserInputError, ConflictError, NotFoundError } from '../errors.js';
 import type { ModelInput } from '../schema/inputs.js';
 
+/** What a model's config is checked from: its format, architecture and config, and its shape. */
+export type ModelConfigFields = Pick<Model, 'format' | 'architecture' | 'config' | 'inputLength' | 'channels' | 'numClasses'>;
+
+/**
+ * Refuses a BUILTIN model whose architecture and config cannot be built for its shape (the data
+ * set's length, channels and classes), with every problem named: the one check that createModel,
+ * createRun, trainRun and importSafetensors make before they write anything, so that a config the
+ * engine would throw on (a transformer patch that does not divide the length…) never becomes a
+ * model, a run or a FAILED training. TFJS_LAYERS models carry their own topology and pass.
+ *
+ * `at` says where the model comes from: `{ input: 'input' }` for a model being created (the error's
+ * field is then `input.config.<key>` or `input.architecture`), or `{ modelId, field }` for a stored
+ * model a request names (the field is that request's, e.g. `input.modelId`).
+ */
+export function checkModelConfig(model: ModelConfigFields, at: { input: string } | { modelId: number; field: string }): void {
+  if (model.format !== 'BUILTIN') return;
+  const config = (model.config ?? {}) as Record<string, unknown>;
+  const problems = architectureConfigProblems(model.architecture ?? '', config, { length: model.inputLength, channels: model.channels, classes: model.numClasses });
+  if (problems.length === 0) return;
+  const first = problems[0]!;
+  const extensions = { architecture: model.architecture, configKey: first.key, problems: problems.map((p) => p.message) };
+  const all = problems.map((p) => p.message).join('; ');
+  if ('input' in at) {
+    const field = first.key === 'architecture' ? `${at.input}.architecture` : `${at.input}.config.${first.key}`;
+    throw new BadUserInputError(all, field, extensions);
+  }
+  throw new BadUserInputError(`Model ${at.modelId} cannot be built: ${all}`, at.field, { ...extensions, modelId: String(at.modelId) });
+}
+
+/** Stores a model after checking that a BUILTIN one can be built for its shape (checkModelConfig). */
 export async function createModel(ctx: Context, input: z.output<typeof ModelInput>): Promise<Model> {
+  checkModelConfig(
+    { format: input.format, architecture: input.architecture ?? null, config: (input.config ?? {}) as object, inputLength: input.inputLength, channels: input.channels, numClasses: input.numClasses },
+    { input: 'input' },
+  );
   try {
     return await ctx.db.prisma.model.create({
       data: {

@@ -3,6 +3,7 @@ import type { Context } from '../context.js';
 import type { Prisma, Run } from '../db/generated/client.js';
 import { BadUserInputError, NotFoundError } from '../errors.js';
 import type { RunConfigInput, RunInput, UpdateRunInput } from '../schema/inputs.js';
+import { checkModelConfig } from './models.js';
 
 /** The stored config: the named fields that were given, plus `extra` as the client sent it. */
 function configJson(config: z.output<typeof RunConfigInput>): Prisma.InputJsonObject {
@@ -12,7 +13,7 @@ function configJson(config: z.output<typeof RunConfigInput>): Prisma.InputJsonOb
   return out as Prisma.InputJsonObject;
 }
 
-/** Creates a run after checking that the model's input and classes fit the dataset. */
+/** Creates a run after checking that the model's input and classes fit the dataset, and that a BUILTIN model can be built. */
 export async function createRun(
   ctx: Context,
   modelId: number,
@@ -34,6 +35,7 @@ export async function createRun(
       'input.modelId',
     );
   }
+  checkModelConfig(model, { modelId: model.id, field: 'input.modelId' });
   const run = await ctx.db.prisma.run.create({
     data: { name: input.name, modelId, datasetId, config: configJson(input.config), status: input.status ?? 'PENDING' },
   });

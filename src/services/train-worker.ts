@@ -1,6 +1,6 @@
 import { createHash, randomUUID } from 'node:crypto';
 import type PgBoss from 'pg-boss';
-import { ARCHITECTURES, type ArchitectureName, type ModelSource } from '../compute/index.js';
+import { architectureConfigProblems, type ArchitectureName, type ModelSource } from '../compute/index.js';
 import type { Database } from '../db/database.js';
 import { columnField, writeMetricColumns } from '../db/metrics.js';
 import { producerId, type ProducerKey } from '../db/producers.js';
@@ -233,9 +233,9 @@ export class TrainWorker {
     const numClasses = Number(row.num_classes);
     let model: ModelSource;
     if (row.format === 'BUILTIN') {
-      if (!ARCHITECTURES.includes(row.architecture as ArchitectureName)) {
-        throw new TrainingFailed(`Tangent has no built-in architecture '${row.architecture}' (known: ${ARCHITECTURES.join(', ')})`, true);
-      }
+      // trainRun checked the model; this catches a model whose row changed since (the same rules).
+      const problems = architectureConfigProblems(row.architecture ?? '', row.config ?? {}, { length, channels, classes: numClasses });
+      if (problems.length > 0) throw new TrainingFailed(problems.map((p) => p.message).join('; '), true);
       // The run's seed seeds the initial weights, whatever seed the stored model's config names.
       const archConfig = { ...(row.config ?? {}), length, channels, classes: numClasses, seed: spec.seed };
       model = { architecture: row.architecture as ArchitectureName, config: archConfig };

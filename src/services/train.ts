@@ -1,10 +1,10 @@
 import type { Context } from '../context.js';
-import { ARCHITECTURES, type ArchitectureName } from '../compute/index.js';
 import type { Run, TrainJob } from '../db/generated/client.js';
 import { BadUserInputError, NotFoundError, invariant } from '../errors.js';
 import { seededSubset, STREAM, streamSeed, subsetSize, trainPlan } from '../train/plan.js';
 import type { TrainOptimizer } from '../train/loop.js';
 import type { ComputeRuntime } from './compute-runtime.js';
+import { checkModelConfig } from './models.js';
 import { enqueueTraining, ensureTrainQueues, findTrainWorker } from './train-worker.js';
 
 /** How a run is trained, as stored in `train_job.spec` (and echoed in the run's config). */
@@ -60,9 +60,8 @@ export async function startTraining(ctx: Context, runtime: ComputeRuntime, reque
   if (model.numClasses !== dataset.classNames.length) {
     throw new BadUserInputError(`Model ${model.name} has ${model.numClasses} classes; dataset ${dataset.name} has ${dataset.classNames.length}`, 'input.modelId');
   }
-  if (model.format === 'BUILTIN' && !ARCHITECTURES.includes(model.architecture as ArchitectureName)) {
-    throw new BadUserInputError(`Tangent has no built-in architecture '${model.architecture}' (known: ${ARCHITECTURES.join(', ')})`, 'input.modelId');
-  }
+  // A model stored before configs were checked may still not build: refused here, not FAILED later.
+  checkModelConfig(model, { modelId: model.id, field: 'input.modelId' });
   if (request.fromCheckpointId !== null) {
     const checkpoint = await ctx.loaders.checkpointById.load(request.fromCheckpointId);
     if (!checkpoint) throw new NotFoundError('Checkpoint', request.fromCheckpointId);
