@@ -1,18 +1,18 @@
-import { readFile, stat } from 'node:fs/promises';
 import { basename } from 'node:path';
-import { SingleBar, Presets } from 'cli-progress';
+import type { SingleBar } from 'cli-progress';
 import type { Command } from 'commander';
-import { TERMS } from '../db/terms.js';
-import { metricsFormatOf, MetricsFileError, readMetricsFile, type MetricBatch, type MetricsFormat } from '../io/metrics-file.js';
-import { parseModelJson, readWeightShards, TfjsModelError, weightSpecsOfModelJson } from '../io/tfjs-model.js';
-import { readUcrFile, UcrFormatError } from '../io/ucr.js';
-import { ApiError, directApi, httpApi, type Api } from './api.js';
-import { planUcrImport, UcrImportError } from '../io/ucr-import.js';
+import type { TermSpec } from '../db/terms.js';
+import type { LengthPolicy, Resample } from '../io/length-policy.js';
+import type { MetricBatch, MetricsFormat } from '../io/metrics-file.js';
+import type { Api } from './api.js';
 
 /**
  * `tangent import ucr|metrics|tfjs-model`: files people already have, through the public GraphQL
  * mutations (createDataset + addSamplesBulk, logMetrics, importTfjsModel) in batches, with a
  * progress bar on stderr; directly on the database or through a server (`--url`), see ./api.ts.
+ *
+ * Only types are imported at load time: `tangent --help` loads this file, and the readers, the
+ * progress bar and the database are imported by the command that needs them, when it runs.
  */
 interface CommonOptions {
   url?: string;
@@ -21,12 +21,19 @@ interface CommonOptions {
   progress?: boolean;
 }
 
-/** Runs an import with its API and reports failures as one clear line (exit code 1). */
-async function run(opts: CommonOptions, body: (api: Api) => Promise<unknown>): Promise<void> {
+/**
+ * Runs an import and reports failures as one clear line (exit code 1). The body opens the API
+ * with `connect` once its files are read, so a file refused never touches the database.
+ */
+async function run(opts: CommonOptions, body: (connect: () => Promise<Api>) => Promise<unknown>): Promise<void> {
   let api: Api | null = null;
-  try {
+  const connect = async () => {
+    const { directApi, httpApi } = await import('./api.js');
     api = opts.url ? httpApi(opts.url, opts.apiKey) : await directApi({ command: 'import' });
-    const result = await body(api);
+    return api;
+  };
+  try {
+    const result = await body(connect);
     process.stdout.write(opts.json ? `${JSON.stringify(result)}\n` : `${describe(result)}\n`);
   } catch (error) {
     const e = error as Error & { code?: string; extensions?: Record<string, unknown> };
@@ -34,7 +41,7 @@ async function run(opts: CommonOptions, body: (api: Api) => Promise<unknown>): P
     process.stderr.write(`tangent import: ${e.message}${field}\n`);
     process.exitCode = 1;
   } finally {
-    await api?.close().catch(() => undefined);
+    await (api as Api | null)?.close().catch(() => undefined);
   }
 }
 
@@ -44,7 +51,8 @@ function describe(result: unknown): string {
     .join('\n');
 }
 
-function progressBar(unit: string): SingleBar {
+async function progressBar(unit: string): Promise<SingleBar> {
+  const { SingleBar, Presets } = await import('cli-progress');
   // cli-progress draws only on a terminal; piped output (CI, tests) stays clean.
   return new SingleBar(
     { format: `{bar} {percentage}% | {value}/{total} ${unit} | {eta_formatted} left`, stream: process.stderr, hideCursor: true, noTTYOutput: false },
@@ -65,6 +73,28 @@ const positiveInt = (value: string) => {
   return n;
 };
 
+const RESAMPLE_NAMES = ['linear', 'pad', 'truncate'] as const satisfies readonly Resample[];
+
+interface UcrOptions extends CommonOptions {
+  name?: string;
+  description?: string;
+  split?: string;
+  batch?: number;
+  length?: number;
+  resample?: string;
+}
+
+/** --length and --resample as one policy: both or neither. */
+function lengthPolicyOf(opts: UcrOptions): LengthPolicy | null {
+  if (opts.length === undefined && opts.resample === undefined) return null;
+  if (opts.length === undefined) throw new Error('--resample needs --length N, the length to bring every series to');
+  const resample = opts.resample?.toLowerCase();
+  if (!RESAMPLE_NAMES.includes(resample as Resample)) {
+    throw new Error(`give --resample ${RESAMPLE_NAMES.join('|')} with --length${opts.resample === undefined ? '' : ` (not ${JSON.stringify(opts.resample)})`}`);
+  }
+  return { length: opts.length, resample: resample as Resample };
+}
+
 export function registerImport(program: Command): void {
   const command = program
     .command('import')
@@ -83,10 +113,13 @@ export function registerImport(program: Command): void {
       .option('--name <name>', 'dataset name (default: the files\' @problemName)')
       .option('--description <text>', 'dataset description')
       .option('--split <split>', 'split of every file\'s series (default: from the file names, else train)')
+      .option('--length <n>', 'bring every series to n steps (needed for @equalLength false files); with --resample', positiveInt)
+      .option(
+        '--resample <method>',
+        'how to reach --length, per channel: linear (interpolate, ends kept), pad (zeros at the end; longer series refused), truncate (first n steps; shorter series refused)',
+      )
       .option('--batch <rows>', 'samples per request (default: as many as the server and 16 MB allow)', positiveInt),
-  ).action((files: string[], opts: CommonOptions & { name?: string; description?: string; split?: string; batch?: number }) =>
-    run(opts, (api) => importUcrFiles(api, files, opts)),
-  );
+  ).action((files: string[], opts: UcrOptions) => run(opts, (connect) => importUcrFiles(connect, files, opts)));
 
   common(
     command
@@ -97,7 +130,7 @@ export function registerImport(program: Command): void {
       .option('--format <format>', 'csv or jsonl (default: from the extension)')
       .option('--batch <rows>', 'rows per request (default 50000, at most the server\'s limit)', positiveInt),
   ).action((file: string, opts: CommonOptions & { checkpoint: string; format?: string; batch?: number }) =>
-    run(opts, (api) => importMetricsFile(api, file, opts)),
+    run(opts, async (connect) => importMetricsFile(await connect(), file, opts)),
   );
 
   common(
@@ -118,11 +151,13 @@ export function registerImport(program: Command): void {
     (
       file: string,
       opts: CommonOptions & { weights?: string[] | boolean; run?: string; dataset?: string; runName?: string; name?: string; step: number; epoch?: number; learningRate?: number },
-    ) => run(opts, (api) => importTfjsFiles(api, file, opts)),
+    ) => run(opts, async (connect) => importTfjsFiles(await connect(), file, opts)),
   );
 }
 
-async function importUcrFiles(api: Api, files: string[], opts: CommonOptions & { name?: string; description?: string; split?: string; batch?: number }) {
+async function importUcrFiles(connect: () => Promise<Api>, files: string[], opts: UcrOptions) {
+  const lengthPolicy = lengthPolicyOf(opts);
+  const [{ readUcrFile, UcrFormatError }, { planUcrImport, UcrImportError }] = await Promise.all([import('../io/ucr.js'), import('../io/ucr-import.js')]);
   const parsed = [];
   for (const file of files) {
     try {
@@ -134,13 +169,17 @@ async function importUcrFiles(api: Api, files: string[], opts: CommonOptions & {
   }
   let plan;
   try {
-    plan = planUcrImport(parsed);
+    plan = planUcrImport(parsed, lengthPolicy);
   } catch (error) {
-    if (error instanceof UcrImportError) throw new Error(`${files[error.file]}: ${error.message}`);
+    if (error instanceof UcrImportError) {
+      const hint = error.needsLengthPolicy ? `; give --length N --resample ${RESAMPLE_NAMES.join('|')}` : '';
+      throw new Error(`${files[error.file]}: ${error.message}${hint}`);
+    }
     throw error;
   }
   const name = opts.name ?? plan.problemName;
   if (!name) throw new Error('the files name no @problemName; give --name');
+  const api = await connect();
   const { maxRows, maxBodyBytes } = await limits(api);
   const values = plan.length * plan.channels;
   // base64 is 4 bytes per 3; leave half the body for everything else.
@@ -149,10 +188,19 @@ async function importUcrFiles(api: Api, files: string[], opts: CommonOptions & {
 
   const { createDataset } = await api.request<{ createDataset: { id: string } }>(
     'mutation($input: CreateDatasetInput!) { createDataset(input: $input) { id } }',
-    { input: { name, description: opts.description ?? null, length: plan.length, channels: plan.channels, classNames: plan.classNames } },
+    {
+      input: {
+        name,
+        description: opts.description ?? null,
+        length: plan.length,
+        channels: plan.channels,
+        classNames: plan.classNames,
+        ...(lengthPolicy ? { lengthResample: lengthPolicy.resample.toUpperCase() } : {}),
+      },
+    },
   );
   const n = plan.indices.length;
-  const bar = progressBar('samples');
+  const bar = await progressBar('samples');
   bar.start(n, 0);
   try {
     for (let start = 0; start < n; start += batch) {
@@ -164,6 +212,7 @@ async function importUcrFiles(api: Api, files: string[], opts: CommonOptions & {
           labels: b64(plan.labels.subarray(start, end)),
           splits: plan.splits.slice(start, end),
           series: b64(plan.series.subarray(start * values, end * values)),
+          ...(plan.originalLengths ? { originalLengths: b64(plan.originalLengths.subarray(start, end)) } : {}),
         },
       }, { idempotent: true });
       bar.update(end);
@@ -175,14 +224,23 @@ async function importUcrFiles(api: Api, files: string[], opts: CommonOptions & {
     throw error;
   }
   bar.stop();
-  return { datasetId: createDataset.id, name, length: plan.length, channels: plan.channels, classNames: plan.classNames, samples: n, splits: plan.counts };
+  return {
+    datasetId: createDataset.id,
+    name,
+    length: plan.length,
+    channels: plan.channels,
+    classNames: plan.classNames,
+    samples: n,
+    splits: plan.counts,
+    lengthPolicy,
+  };
 }
 
 /** One file batch as logMetrics columns; vectors are flattened (each row must have the same width). */
-function batchColumns(batch: MetricBatch): Record<string, unknown> {
+function batchColumns(batch: MetricBatch, terms: readonly TermSpec[], rowError: (message: string, line: number) => Error): Record<string, unknown> {
   const n = batch.refs.length;
   const input: Record<string, unknown> = { [batch.ref]: b64(Int32Array.from(batch.refs)) };
-  for (const t of TERMS) {
+  for (const t of terms) {
     const column = batch.columns[t.field];
     if (!column) continue;
     if (t.sqlType === 'boolean') input[t.field] = column;
@@ -192,7 +250,7 @@ function batchColumns(batch: MetricBatch): Record<string, unknown> {
       const width = rows[0]!.length;
       const flat = new Float32Array(n * width);
       rows.forEach((row, i) => {
-        if (row.length !== width) throw new MetricsFileError(`${t.field} has ${row.length} values; the first row has ${width}`, batch.lines[i]!);
+        if (row.length !== width) throw rowError(`${t.field} has ${row.length} values; the first row has ${width}`, batch.lines[i]!);
         flat.set(row, i * width);
       });
       input[t.field] = b64(flat);
@@ -202,12 +260,18 @@ function batchColumns(batch: MetricBatch): Record<string, unknown> {
 }
 
 async function importMetricsFile(api: Api, file: string, opts: CommonOptions & { checkpoint: string; format?: string; batch?: number }) {
+  const [{ stat }, { TERMS }, { metricsFormatOf, MetricsFileError, readMetricsFile }, { ApiError }] = await Promise.all([
+    import('node:fs/promises'),
+    import('../db/terms.js'),
+    import('../io/metrics-file.js'),
+    import('./api.js'),
+  ]);
   const format = (opts.format ?? metricsFormatOf(file)) as MetricsFormat | null;
   if (format !== 'csv' && format !== 'jsonl') throw new Error(`${file}: give --format csv or jsonl (the extension does not say)`);
   const { maxRows } = await limits(api);
   const batchRows = Math.min(opts.batch ?? 50_000, maxRows);
   const { size } = await stat(file);
-  const bar = progressBar('bytes');
+  const bar = await progressBar('bytes');
   bar.start(size, 0);
   let read = 0;
   let rows = 0;
@@ -217,7 +281,7 @@ async function importMetricsFile(api: Api, file: string, opts: CommonOptions & {
       try {
         await api.request('mutation($c: ID!, $input: MetricColumnsInput!) { logMetrics(checkpointId: $c, input: $input) { written } }', {
           c: opts.checkpoint,
-          input: batchColumns(batch),
+          input: batchColumns(batch, TERMS, (message, line) => new MetricsFileError(message, line)),
         }, { idempotent: true });
       } catch (error) {
         // Name the file's line for the row the server refused.
@@ -244,6 +308,10 @@ async function importTfjsFiles(
   file: string,
   opts: CommonOptions & { weights?: string[] | boolean; run?: string; dataset?: string; runName?: string; name?: string; step: number; epoch?: number; learningRate?: number },
 ) {
+  const [{ readFile }, { parseModelJson, readWeightShards, TfjsModelError, weightSpecsOfModelJson }] = await Promise.all([
+    import('node:fs/promises'),
+    import('../io/tfjs-model.js'),
+  ]);
   let modelJson;
   try {
     modelJson = parseModelJson(JSON.parse(await readFile(file, 'utf8')));
@@ -255,7 +323,7 @@ async function importTfjsFiles(
   const withWeights = opts.weights !== false && weightSpecsOfModelJson(modelJson).length > 0 && Boolean(opts.run || opts.dataset);
   let weightData: Buffer | null = null;
   if (withWeights) {
-    const bar = progressBar('bytes');
+    const bar = await progressBar('bytes');
     const files = Array.isArray(opts.weights) ? opts.weights : undefined;
     const specs = weightSpecsOfModelJson(modelJson);
     const expected = specs.reduce((sum, spec) => sum + spec.shape.reduce((a, b) => a * b, 1) * (spec.dtype === 'bool' ? 1 : 4), 0);

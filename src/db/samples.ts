@@ -8,6 +8,8 @@ export interface NewSample {
   label: number;
   split: string;
   series: Float32Array;
+  /** The series' length in its source before a length policy brought it to the dataset's (null: as given). */
+  originalLength?: number | null;
 }
 
 interface DatasetShape {
@@ -57,9 +59,9 @@ export async function validateSamples(tx: Tx, dataset: DatasetShape, samples: re
 export async function insertSamples(tx: Tx, datasetId: number, samples: readonly NewSample[]): Promise<number> {
   if (samples.length === 0) return 0;
   const lines = (function* () {
-    for (const s of samples) yield encodeCopyLine([datasetId, s.index, s.label, s.split, float32ToBytes(s.series)]);
+    for (const s of samples) yield encodeCopyLine([datasetId, s.index, s.label, s.split, float32ToBytes(s.series), s.originalLength ?? null]);
   })();
-  return tx.copyFrom('sample', ['dataset_id', 'index', 'label', 'split', 'series'], lines);
+  return tx.copyFrom('sample', ['dataset_id', 'index', 'label', 'split', 'series', 'original_length'], lines);
 }
 
 /**
@@ -71,6 +73,8 @@ export interface SampleColumns {
   labels: ArrayLike<number>;
   splits: readonly string[] | string;
   series: Float32Array;
+  /** Each sample's length in its source before a length policy (Sample.originalLength); absent: stored as given. */
+  originalLengths?: ArrayLike<number> | null;
 }
 
 /** How errors name a value: `field(row, 'labels')` → e.g. `input.labels[3]`. */
@@ -99,6 +103,7 @@ export function validateSampleColumns(dataset: DatasetShape, batch: SampleColumn
   fit('labels', batch.labels.length, 1);
   if (typeof batch.splits !== 'string') fit('splits', batch.splits.length, 1);
   fit('series', batch.series.length, values);
+  if (batch.originalLengths) fit('originalLengths', batch.originalLengths.length, 1);
   const seen = new Map<number, number>();
   for (let i = 0; i < n; i++) {
     const index = batch.indices[i]!;
@@ -115,6 +120,10 @@ export function validateSampleColumns(dataset: DatasetShape, batch: SampleColumn
         field(i, 'labels'),
         { row: i },
       );
+    }
+    const originalLength = batch.originalLengths?.[i];
+    if (originalLength !== undefined && (!Number.isInteger(originalLength) || originalLength < 1)) {
+      throw new BadUserInputError(`Row ${i}: originalLength ${originalLength} must be a positive integer`, field(i, 'originalLengths'), { row: i });
     }
     const split = typeof batch.splits === 'string' ? batch.splits : batch.splits[i]!;
     if (i === 0 || typeof batch.splits !== 'string') {
@@ -136,8 +145,9 @@ export function validateSampleColumns(dataset: DatasetShape, batch: SampleColumn
 /**
  * Writes a columnar batch of samples inside the caller's transaction: COPY into a temporary table,
  * then one INSERT … ON CONFLICT DO NOTHING. A sample already stored identically (same position,
- * label, split and series bytes) is left as it is, so sending a batch twice is harmless; one that
- * differs is refused (CONFLICT) naming the row, since metrics may already describe the stored one.
+ * label, split, series bytes and original length) is left as it is, so sending a batch twice is
+ * harmless; one that differs is refused (CONFLICT) naming the row, since metrics may already
+ * describe the stored one.
  * The comparison runs after the insert, so two concurrent batches cannot both miss each other.
  */
 export async function upsertSamples(
@@ -152,16 +162,19 @@ export async function upsertSamples(
   const bytes = float32ToBytes(batch.series);
   const rowBytes = values * 4;
   const splitOf = typeof batch.splits === 'string' ? () => batch.splits as string : (i: number) => (batch.splits as readonly string[])[i]!;
-  await tx.query('CREATE TEMP TABLE sample_in (ord int NOT NULL, index int NOT NULL, label int NOT NULL, split text NOT NULL, series bytea NOT NULL) ON COMMIT DROP');
+  const originalOf = (i: number) => batch.originalLengths?.[i] ?? null;
+  await tx.query(
+    'CREATE TEMP TABLE sample_in (ord int NOT NULL, index int NOT NULL, label int NOT NULL, split text NOT NULL, series bytea NOT NULL, original_length int) ON COMMIT DROP',
+  );
   await tx.copyFrom(
     'sample_in',
-    ['ord', 'index', 'label', 'split', 'series'],
+    ['ord', 'index', 'label', 'split', 'series', 'original_length'],
     (function* () {
       const rowsPerChunk = Math.max(1, Math.floor(1_048_576 / (rowBytes * 2 + 32)));
       for (let start = 0; start < n; start += rowsPerChunk) {
         let chunk = '';
         for (let i = start; i < Math.min(n, start + rowsPerChunk); i++) {
-          chunk += encodeCopyLine([i, batch.indices[i]!, batch.labels[i]!, splitOf(i), bytes.subarray(i * rowBytes, (i + 1) * rowBytes)]);
+          chunk += encodeCopyLine([i, batch.indices[i]!, batch.labels[i]!, splitOf(i), bytes.subarray(i * rowBytes, (i + 1) * rowBytes), originalOf(i)]);
         }
         yield chunk;
       }
@@ -171,8 +184,8 @@ export async function upsertSamples(
   // named: sample.upsert
   const [inserted] = await tx.query<{ n: number }>(
     `WITH added AS (
-       INSERT INTO sample (dataset_id, index, label, split, series)
-       SELECT $1, index, label, split, series FROM sample_in ORDER BY index
+       INSERT INTO sample (dataset_id, index, label, split, series, original_length)
+       SELECT $1, index, label, split, series, original_length FROM sample_in ORDER BY index
        ON CONFLICT (dataset_id, index) DO NOTHING
        RETURNING 1
      ) SELECT count(*)::int AS n FROM added`,
@@ -183,7 +196,7 @@ export async function upsertSamples(
     // named: sample.differingExisting
     const differs = await tx.query<{ ord: number; index: number }>(
       `SELECT m.ord, m.index FROM sample_in m JOIN sample s ON s.dataset_id = $1 AND s.index = m.index
-       WHERE (s.label, s.split, s.series) IS DISTINCT FROM (m.label, m.split, m.series)
+       WHERE (s.label, s.split, s.series, s.original_length) IS DISTINCT FROM (m.label, m.split, m.series, m.original_length)
        ORDER BY m.ord LIMIT 1`,
       [dataset.id],
     );

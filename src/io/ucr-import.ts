@@ -1,4 +1,5 @@
 import { basename } from 'node:path';
+import { applyLengthPolicy, LengthPolicyError, type LengthPolicy } from './length-policy.js';
 import type { UcrDataset } from './ucr.js';
 
 /**
@@ -6,6 +7,10 @@ import type { UcrDataset } from './ucr.js';
  * dataset: shape from the files, class names from the first file imported, samples numbered from 0
  * over the files with train first, then validation, then test, then anything else (so the shell's
  * order of the file names does not matter), each file's series in file order.
+ *
+ * With a length policy every series is brought to the policy's length (./length-policy.ts), the
+ * files' own lengths may differ, and each sample keeps the length it had in its file. Without
+ * one the series are stored as given, so they must share one length.
  */
 export interface UcrFile {
   dataset: UcrDataset;
@@ -26,6 +31,10 @@ export interface UcrImportPlan {
   splits: string[];
   /** n × length × channels values, time-major per sample. */
   series: Float32Array;
+  /** Each sample's length in its file, when a length policy was applied (null when stored as given). */
+  originalLengths: Int32Array | null;
+  /** The policy applied, if any. */
+  lengthPolicy: LengthPolicy | null;
   /** Samples per split, in import order. */
   counts: { split: string; count: number }[];
 }
@@ -35,8 +44,15 @@ export class UcrImportError extends Error {
     message: string,
     /** The position of the file to blame in the list given. */
     readonly file: number,
+    /** The file's line to blame, when one line is at fault. */
+    readonly line: number | null = null,
+    /**
+     * True when a length policy would resolve it: callers add how to give one on their surface
+     * (CLI flags, a mutation's field).
+     */
+    readonly needsLengthPolicy = false,
   ) {
-    super(message);
+    super(line === null ? message : `line ${line}: ${message}`);
     this.name = 'UcrImportError';
   }
 }
@@ -52,17 +68,35 @@ export function splitOfFileName(fileName: string): string | null {
 
 const SPLIT_ORDER: Record<string, number> = { train: 0, validation: 1, test: 2 };
 
-/** Plans the import of files that must share one problem's shape and classes. */
-export function planUcrImport(files: readonly UcrFile[]): UcrImportPlan {
+/**
+ * Plans the import of files that must share one problem's channels and classes, and, without a
+ * length policy, one length.
+ */
+export function planUcrImport(files: readonly UcrFile[], lengthPolicy: LengthPolicy | null = null): UcrImportPlan {
   if (files.length === 0) throw new UcrImportError('Give at least one file', 0);
   const first = files[0]!.dataset;
   const resolved = files.map((file, position) => {
     const d = file.dataset;
     if (d.series.length === 0) throw new UcrImportError('The file has no series', position);
-    if (d.length !== first.length || d.channels !== first.channels) {
+    if (!lengthPolicy && d.length === 0) {
+      const shortest = d.series.reduce((m, s) => Math.min(m, s.length), Number.POSITIVE_INFINITY);
+      const longest = d.series.reduce((m, s) => Math.max(m, s.length), 0);
       throw new UcrImportError(
-        `The file's series are ${d.length} × ${d.channels}; the first file's are ${first.length} × ${first.channels}`,
+        `@equalLength false: the series have ${shortest} to ${longest} steps, and a dataset holds series of one length; choose a length and how to reach it`,
         position,
+        d.equalLengthLine,
+        true,
+      );
+    }
+    if (d.channels !== first.channels) {
+      throw new UcrImportError(`The file's series have ${d.channels} channels; the first file's have ${first.channels}`, position);
+    }
+    if (!lengthPolicy && d.length !== first.length) {
+      throw new UcrImportError(
+        `The file's series are ${d.length} × ${d.channels}; the first file's are ${first.length} × ${first.channels}; choose one length and how to reach it`,
+        position,
+        null,
+        true,
       );
     }
     const split = file.split?.trim() || (file.fileName ? splitOfFileName(file.fileName) : null) || 'train';
@@ -80,17 +114,21 @@ export function planUcrImport(files: readonly UcrFile[]): UcrImportPlan {
     r.remap = names.map((c) => classNames.indexOf(c));
   }
 
-  const values = first.length * first.channels;
+  const length = lengthPolicy ? lengthPolicy.length : first.length;
+  const channels = first.channels;
+  const values = length * channels;
   const n = resolved.reduce((sum, r) => sum + r.d.series.length, 0);
   const plan: UcrImportPlan = {
     problemName: first.problemName,
-    length: first.length,
-    channels: first.channels,
+    length,
+    channels,
     classNames,
     indices: new Int32Array(n),
     labels: new Int32Array(n),
     splits: new Array<string>(n),
     series: new Float32Array(n * values),
+    originalLengths: lengthPolicy ? new Int32Array(n) : null,
+    lengthPolicy,
     counts: [],
   };
   let i = 0;
@@ -99,7 +137,17 @@ export function planUcrImport(files: readonly UcrFile[]): UcrImportPlan {
       plan.indices[i] = i;
       plan.labels[i] = r.remap[s.label]!;
       plan.splits[i] = r.split;
-      plan.series.set(s.values, i * values);
+      if (lengthPolicy) {
+        try {
+          plan.series.set(applyLengthPolicy(s.values, s.length, channels, lengthPolicy), i * values);
+        } catch (error) {
+          if (error instanceof LengthPolicyError) throw new UcrImportError(error.message, r.position, s.line);
+          throw error;
+        }
+        plan.originalLengths![i] = s.length;
+      } else {
+        plan.series.set(s.values, i * values);
+      }
       i++;
     }
     const counted = plan.counts.find((c) => c.split === r.split);

@@ -40,6 +40,7 @@ export const datasetResolvers: Resolvers = {
     splits: (dataset, _, ctx) => ctx.loaders.splitsByDataset.load(dataset.id),
     samples: (dataset, args, ctx) => listSamples(ctx, dataset.id, args),
     runs: (dataset, args, ctx) => listRuns(ctx, { ...args, where: { datasetId: dataset.id } }),
+    lengthPolicy: (dataset) => (dataset.lengthResample ? { length: dataset.length, resample: dataset.lengthResample } : null),
   },
   Sample: {
     dataset: (sample, _, ctx) => loadDataset(ctx, sample.datasetId),

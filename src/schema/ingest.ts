@@ -109,6 +109,7 @@ export const ingestResolvers: Resolvers = {
         labels: input.labels,
         splits: input.splits ?? input.split ?? 'train',
         series: input.series,
+        originalLengths: input.originalLengths ?? null,
       }),
     importUcr: (_, { input }, ctx) => ingest.importUcr(ctx, input),
     importTfjsModel: (_, { input }, ctx) =>

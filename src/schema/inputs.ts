@@ -47,6 +47,8 @@ export const DatasetInput = z
       .min(1, 'a dataset needs at least one class')
       .max(100_000)
       .refine((names) => new Set(names).size === names.length, 'class names must be distinct'),
+    /** Recorded, not applied: how the series were brought to `length` (an import's length policy). */
+    lengthResample: z.enum(['LINEAR', 'PAD', 'TRUNCATE']).nullish(),
   })
   .refine((d) => d.length * d.channels <= 16_000_000, {
     message: 'length × channels must be at most 16,000,000 values',

@@ -19,8 +19,9 @@ export async function createDataset(ctx: Context, input: z.output<typeof Dataset
     return await ctx.db.transaction(async (tx) => {
       // named: dataset.insert
       const [row] = await tx.query<{ id: number }>(
-        'INSERT INTO dataset (name, description, length, channels, class_names) VALUES ($1, $2, $3, $4, $5::text[]) RETURNING id',
-        [input.name, input.description ?? null, input.length, input.channels, input.classNames],
+        `INSERT INTO dataset (name, description, length, channels, class_names, length_resample)
+         VALUES ($1, $2, $3, $4, $5::text[], $6::resample_method) RETURNING id`,
+        [input.name, input.description ?? null, input.length, input.channels, input.classNames, input.lengthResample ?? null],
       );
       const id = Number(row!.id);
       const shape = { id, length: input.length, channels: input.channels, classNames: input.classNames };

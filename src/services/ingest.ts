@@ -3,6 +3,7 @@ import { columnField, writeMetricColumns, type MetricColumns } from '../db/metri
 import { CLIENT_PRODUCER } from '../db/producers.js';
 import { upsertSamples, type SampleColumns } from '../db/samples.js';
 import { BadUserInputError, ConflictError, NotFoundError } from '../errors.js';
+import type { LengthPolicy, Resample } from '../io/length-policy.js';
 import { parseUcr, UcrFormatError, type UcrDataset } from '../io/ucr.js';
 import { planUcrImport, UcrImportError } from '../io/ucr-import.js';
 import {
@@ -70,11 +71,38 @@ export interface UcrFileInput {
   split?: string | null;
 }
 
-/** Creates a dataset from UCR/UEA file texts in one transaction (through the same path as createDataset). */
+/** The longest series a dataset takes (the bound of CreateDatasetInput.length). */
+const MAX_LENGTH = 1_000_000;
+/**
+ * The most values one importUcr may hold after its length policy (256 MB of float32): a policy
+ * can make a small request large, which the body limit alone would not catch.
+ */
+const MAX_IMPORT_VALUES = 64 * 1024 * 1024;
+
+/** ImportUcrInput.lengthPolicy as the planner takes it; refuses a length out of range. */
+function lengthPolicyOf(input: { length: number; resample: 'LINEAR' | 'PAD' | 'TRUNCATE' } | null | undefined): LengthPolicy | null {
+  if (!input) return null;
+  if (!Number.isInteger(input.length) || input.length < 1 || input.length > MAX_LENGTH) {
+    throw new BadUserInputError(`lengthPolicy.length is ${input.length}; it must be 1 to ${MAX_LENGTH} steps`, 'input.lengthPolicy.length');
+  }
+  return { length: input.length, resample: input.resample.toLowerCase() as Resample };
+}
+
+/**
+ * Creates a dataset from UCR/UEA file texts in one transaction (through the same path as
+ * createDataset), bringing every series to one length first when a length policy is given. Every
+ * file is read and every series resampled before the first write, so a refusal writes nothing.
+ */
 export async function importUcr(
   ctx: Context,
-  input: { name?: string | null; description?: string | null; files: readonly UcrFileInput[] },
+  input: {
+    name?: string | null;
+    description?: string | null;
+    files: readonly UcrFileInput[];
+    lengthPolicy?: { length: number; resample: 'LINEAR' | 'PAD' | 'TRUNCATE' } | null;
+  },
 ): Promise<ImportUcrPayloadRow> {
+  const lengthPolicy = lengthPolicyOf(input.lengthPolicy);
   const parsed: UcrDataset[] = [];
   for (const [i, file] of input.files.entries()) {
     try {
@@ -84,11 +112,31 @@ export async function importUcr(
       throw error;
     }
   }
+  if (lengthPolicy && parsed.length > 0) {
+    const values = parsed.reduce((sum, d) => sum + d.series.length, 0) * lengthPolicy.length * parsed[0]!.channels;
+    if (values > MAX_IMPORT_VALUES) {
+      throw new BadUserInputError(
+        `lengthPolicy would make ${values} values, more than ${MAX_IMPORT_VALUES} in one request; import the files with \`tangent import ucr\`, which sends them in batches`,
+        'input.lengthPolicy.length',
+      );
+    }
+  }
   let plan;
   try {
-    plan = planUcrImport(parsed.map((dataset, i) => ({ dataset, fileName: input.files[i]!.fileName, split: input.files[i]!.split })));
+    plan = planUcrImport(
+      parsed.map((dataset, i) => ({ dataset, fileName: input.files[i]!.fileName, split: input.files[i]!.split })),
+      lengthPolicy,
+    );
   } catch (error) {
-    if (error instanceof UcrImportError) throw new BadUserInputError(`files[${error.file}]: ${error.message}`, `input.files[${error.file}]`);
+    if (error instanceof UcrImportError) {
+      // Field and line locate the text at fault, as for format errors; the message says the way out.
+      const hint = error.needsLengthPolicy ? '; give lengthPolicy: { length: N, resample: LINEAR | PAD | TRUNCATE } to bring every series to N steps' : '';
+      throw new BadUserInputError(
+        `files[${error.file}]: ${error.message}${hint}`,
+        error.line === null ? `input.files[${error.file}]` : `input.files[${error.file}].text`,
+        error.line === null ? {} : { line: error.line },
+      );
+    }
     throw error;
   }
   checkRows(ctx, plan.indices.length, 'input.files');
@@ -96,7 +144,14 @@ export async function importUcr(
   if (!name) throw new BadUserInputError('The files name no @problemName; give the dataset a name', 'input.name');
   const datasetInput = parseInput(
     DatasetInput,
-    { name, description: input.description ?? null, length: plan.length, channels: plan.channels, classNames: plan.classNames },
+    {
+      name,
+      description: input.description ?? null,
+      length: plan.length,
+      channels: plan.channels,
+      classNames: plan.classNames,
+      lengthResample: input.lengthPolicy?.resample ?? null,
+    },
     'input',
   );
   const values = plan.length * plan.channels;
@@ -105,6 +160,7 @@ export async function importUcr(
     label: plan.labels[i]!,
     split: plan.splits[i]!,
     series: plan.series.subarray(i * values, (i + 1) * values),
+    originalLength: plan.originalLengths?.[i] ?? null,
   }));
   const dataset = await createDataset(ctx, datasetInput, samples);
   return { datasetId: dataset.id, added: samples.length };

@@ -9,6 +9,15 @@
 * 🟢 You can import this file directly.
 */
 
+export const ResampleMethod = {
+  LINEAR: 'LINEAR',
+  PAD: 'PAD',
+  TRUNCATE: 'TRUNCATE'
+} as const
+
+export type ResampleMethod = (typeof ResampleMethod)[keyof typeof ResampleMethod]
+
+
 export const ModelFormat = {
   TFJS_LAYERS: 'TFJS_LAYERS',
   BUILTIN: 'BUILTIN'

@@ -323,6 +323,11 @@ export type CreateDatasetInput = {
   classNames: Array<Scalars['String']['input']>;
   description?: InputMaybe<Scalars['String']['input']>;
   length: Scalars['Int']['input'];
+  /**
+   * How the client brought its series to `length`, recorded as the dataset's lengthPolicy. Recorded,
+   * not applied: series given here and to addSamplesBulk must already have `length` steps.
+   */
+  lengthResample?: InputMaybe<ResampleMethod>;
   name: Scalars['String']['input'];
   samples?: InputMaybe<Array<SampleInput>>;
 };
@@ -364,6 +369,8 @@ export type Dataset = {
   id: Scalars['ID']['output'];
   /** Series length (time steps). */
   length: Scalars['Int']['output'];
+  /** How the series were brought to `length` when imported; null when they were stored as given. */
+  lengthPolicy: Maybe<LengthPolicy>;
   name: Scalars['String']['output'];
   runs: RunConnection;
   /** Number of samples, optionally in one split. */
@@ -602,6 +609,12 @@ export type ImportTfjsModelPayload = {
 export type ImportUcrInput = {
   description?: InputMaybe<Scalars['String']['input']>;
   files: Array<UcrFileInput>;
+  /**
+   * Bring every series to one length, per channel: needed for files whose series vary in length
+   * (`@equalLength false`), and usable on any file (GunPoint's 150 steps to Mantis's 512, say).
+   * Each sample keeps its length in the file as Sample.originalLength.
+   */
+  lengthPolicy?: InputMaybe<LengthPolicyInput>;
   /** Name of the new dataset; default the files' @problemName. */
   name?: InputMaybe<Scalars['String']['input']>;
 };
@@ -694,6 +707,21 @@ export type JobStatus =
 export type KCrossInput = {
   kCross: Scalars['Float']['input'];
   sampleId: Scalars['ID']['input'];
+};
+
+/** The length policy a dataset was imported with. */
+export type LengthPolicy = {
+  __typename?: 'LengthPolicy';
+  /** The length every series was brought to: the dataset's length. */
+  length: Scalars['Int']['output'];
+  resample: ResampleMethod;
+};
+
+/** How series of other lengths are brought to one length at import. */
+export type LengthPolicyInput = {
+  /** The length every series is brought to (1 to 1,000,000 steps). */
+  length: Scalars['Int']['input'];
+  resample: ResampleMethod;
 };
 
 /**
@@ -851,9 +879,11 @@ export type Mutation = {
    */
   importTfjsModel: ImportTfjsModelPayload;
   /**
-   * Creates a dataset from UCR/UEA `.ts` files (univariate or multivariate, equal length), in one
-   * transaction. Class names are the file's `@classLabel` values in order; samples are numbered
-   * from 0 over the files, train files first, then validation, then test.
+   * Creates a dataset from UCR/UEA `.ts` files (univariate or multivariate), in one transaction.
+   * Class names are the file's `@classLabel` values in order; samples are numbered from 0 over the
+   * files, train files first, then validation, then test. Series are stored as given unless
+   * `lengthPolicy` brings them to one length, which files with `@equalLength false` need: without
+   * one they are refused (BAD_USER_INPUT naming that header's line).
    */
   importUcr: ImportUcrPayload;
   /**
@@ -1265,6 +1295,24 @@ export type RecordMetricsPayload = {
   written: Scalars['Int']['output'];
 };
 
+export type ResampleMethod =
+  /**
+   * Linear interpolation of each channel, both ends kept: step i of the result is read at position
+   * i·(L−1)/(length−1) of a series of L steps (position 0 when length is 1), so a series of one step
+   * repeats its value. Mantis brings its inputs to 512 steps this way.
+   */
+  | 'LINEAR'
+  /**
+   * Zeros appended after the last step of a shorter series. A longer series is refused, naming its
+   * line and length: choose TRUNCATE or LINEAR for it.
+   */
+  | 'PAD'
+  /**
+   * The first `length` steps. A shorter series is refused, naming its line and length (nothing is
+   * invented silently): choose PAD or LINEAR for it.
+   */
+  | 'TRUNCATE';
+
 /**
  * What a key may do; each role includes the ones before it. READER: every query and subscription.
  * WRITER: logging and computing (every mutation, unless listed as ADMIN). ADMIN: API keys and deletes.
@@ -1368,6 +1416,8 @@ export type Sample = {
   /** Position in the dataset, unique within it. */
   index: Scalars['Int']['output'];
   label: Scalars['Int']['output'];
+  /** The series' length in the source file before the length policy; null when the sample was stored as given. */
+  originalLength: Maybe<Scalars['Int']['output']>;
   /** The input series, time-major: length × channels values. */
   series: Scalars['FloatArray']['output'];
   /** train, validation, test or free text. */
@@ -1380,6 +1430,8 @@ export type SampleColumnsInput = {
   indices: Scalars['IntColumn']['input'];
   /** Class indices into the dataset's classNames. */
   labels: Scalars['IntColumn']['input'];
+  /** Each sample's length in its source before it was brought to the dataset's length (Sample.originalLength). */
+  originalLengths?: InputMaybe<Scalars['IntColumn']['input']>;
   /** n × length × channels values: each sample's series, time-major, one after another. */
   series: Scalars['FloatColumn']['input'];
   /** The split of every sample when `splits` is absent. */
@@ -2078,6 +2130,8 @@ export type ResolversTypes = {
   JobProgress: ResolverTypeWrapper<JobProgress>;
   JobStatus: JobStatus;
   KCrossInput: KCrossInput;
+  LengthPolicy: ResolverTypeWrapper<LengthPolicy>;
+  LengthPolicyInput: LengthPolicyInput;
   MetricColumnsInput: MetricColumnsInput;
   MetricInput: MetricInput;
   Model: ResolverTypeWrapper<ModelRow>;
@@ -2099,6 +2153,7 @@ export type ResolversTypes = {
   RankedSampleConnection: ResolverTypeWrapper<RankedSampleConnectionRow>;
   RankedSampleEdge: ResolverTypeWrapper<Omit<RankedSampleEdge, 'node'> & { node: ResolversTypes['RankedSample'] }>;
   RecordMetricsPayload: ResolverTypeWrapper<RecordMetricsPayloadRow>;
+  ResampleMethod: ResampleMethod;
   Role: Role;
   Run: ResolverTypeWrapper<RunRow>;
   RunConfigInput: RunConfigInput;
@@ -2202,6 +2257,8 @@ export type ResolversParentTypes = {
   JobEdge: Omit<JobEdge, 'node'> & { node: ResolversParentTypes['Job'] };
   JobProgress: JobProgress;
   KCrossInput: KCrossInput;
+  LengthPolicy: LengthPolicy;
+  LengthPolicyInput: LengthPolicyInput;
   MetricColumnsInput: MetricColumnsInput;
   MetricInput: MetricInput;
   Model: ModelRow;
@@ -2371,6 +2428,7 @@ export type DatasetResolvers<ContextType = Context, ParentType extends Resolvers
   description?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
   id?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
   length?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  lengthPolicy?: Resolver<Maybe<ResolversTypes['LengthPolicy']>, ParentType, ContextType>;
   name?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
   runs?: Resolver<ResolversTypes['RunConnection'], ParentType, ContextType, Partial<DatasetRunsArgs>>;
   sampleCount?: Resolver<ResolversTypes['Int'], ParentType, ContextType, Partial<DatasetSampleCountArgs>>;
@@ -2523,6 +2581,11 @@ export type JobProgressResolvers<ContextType = Context, ParentType extends Resol
   samplesComputed?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
   samplesDone?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
   samplesTotal?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+};
+
+export type LengthPolicyResolvers<ContextType = Context, ParentType extends ResolversParentTypes['LengthPolicy'] = ResolversParentTypes['LengthPolicy']> = {
+  length?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  resample?: Resolver<ResolversTypes['ResampleMethod'], ParentType, ContextType>;
 };
 
 export type ModelResolvers<ContextType = Context, ParentType extends ResolversParentTypes['Model'] = ResolversParentTypes['Model']> = {
@@ -2708,6 +2771,7 @@ export type SampleResolvers<ContextType = Context, ParentType extends ResolversP
   id?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
   index?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
   label?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  originalLength?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
   series?: Resolver<ResolversTypes['FloatArray'], ParentType, ContextType>;
   split?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
 };
@@ -2967,6 +3031,7 @@ export type Resolvers<ContextType = Context> = {
   JobConnection?: JobConnectionResolvers<ContextType>;
   JobEdge?: JobEdgeResolvers<ContextType>;
   JobProgress?: JobProgressResolvers<ContextType>;
+  LengthPolicy?: LengthPolicyResolvers<ContextType>;
   Model?: ModelResolvers<ContextType>;
   ModelConnection?: ModelConnectionResolvers<ContextType>;
   ModelEdge?: ModelEdgeResolvers<ContextType>;

@@ -1805,6 +1805,7 @@ export const DatasetScalarFieldEnum = {
   length: 'length',
   channels: 'channels',
   classNames: 'classNames',
+  lengthResample: 'lengthResample',
   createdAt: 'createdAt'
 } as const
 
@@ -1817,7 +1818,8 @@ export const SampleScalarFieldEnum = {
   index: 'index',
   label: 'label',
   split: 'split',
-  series: 'series'
+  series: 'series',
+  originalLength: 'originalLength'
 } as const
 
 export type SampleScalarFieldEnum = (typeof SampleScalarFieldEnum)[keyof typeof SampleScalarFieldEnum]
@@ -2151,6 +2153,20 @@ export type StringFieldRefInput<$PrismaModel> = FieldRefInputType<$PrismaModel, 
  * Reference to a field of type 'String[]'
  */
 export type ListStringFieldRefInput<$PrismaModel> = FieldRefInputType<$PrismaModel, 'String[]'>
+    
+
+
+/**
+ * Reference to a field of type 'ResampleMethod'
+ */
+export type EnumResampleMethodFieldRefInput<$PrismaModel> = FieldRefInputType<$PrismaModel, 'ResampleMethod'>
+    
+
+
+/**
+ * Reference to a field of type 'ResampleMethod[]'
+ */
+export type ListEnumResampleMethodFieldRefInput<$PrismaModel> = FieldRefInputType<$PrismaModel, 'ResampleMethod[]'>
     
 
 

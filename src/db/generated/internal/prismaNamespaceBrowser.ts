@@ -92,6 +92,7 @@ export const DatasetScalarFieldEnum = {
   length: 'length',
   channels: 'channels',
   classNames: 'classNames',
+  lengthResample: 'lengthResample',
   createdAt: 'createdAt'
 } as const
 
@@ -104,7 +105,8 @@ export const SampleScalarFieldEnum = {
   index: 'index',
   label: 'label',
   split: 'split',
-  series: 'series'
+  series: 'series',
+  originalLength: 'originalLength'
 } as const
 
 export type SampleScalarFieldEnum = (typeof SampleScalarFieldEnum)[keyof typeof SampleScalarFieldEnum]

@@ -44,6 +44,7 @@ export type DatasetMinAggregateOutputType = {
   description: string | null
   length: number | null
   channels: number | null
+  lengthResample: $Enums.ResampleMethod | null
   createdAt: Date | null
 }
 
@@ -53,6 +54,7 @@ export type DatasetMaxAggregateOutputType = {
   description: string | null
   length: number | null
   channels: number | null
+  lengthResample: $Enums.ResampleMethod | null
   createdAt: Date | null
 }
 
@@ -63,6 +65,7 @@ export type DatasetCountAggregateOutputType = {
   length: number
   channels: number
   classNames: number
+  lengthResample: number
   createdAt: number
   _all: number
 }
@@ -86,6 +89,7 @@ export type DatasetMinAggregateInputType = {
   description?: true
   length?: true
   channels?: true
+  lengthResample?: true
   createdAt?: true
 }
 
@@ -95,6 +99,7 @@ export type DatasetMaxAggregateInputType = {
   description?: true
   length?: true
   channels?: true
+  lengthResample?: true
   createdAt?: true
 }
 
@@ -105,6 +110,7 @@ export type DatasetCountAggregateInputType = {
   length?: true
   channels?: true
   classNames?: true
+  lengthResample?: true
   createdAt?: true
   _all?: true
 }
@@ -202,6 +208,7 @@ export type DatasetGroupByOutputType = {
   length: number
   channels: number
   classNames: string[]
+  lengthResample: $Enums.ResampleMethod | null
   createdAt: Date
   _count: DatasetCountAggregateOutputType | null
   _avg: DatasetAvgAggregateOutputType | null
@@ -235,6 +242,7 @@ export type DatasetWhereInput = {
   length?: Prisma.IntFilter<"Dataset"> | number
   channels?: Prisma.IntFilter<"Dataset"> | number
   classNames?: Prisma.StringNullableListFilter<"Dataset">
+  lengthResample?: Prisma.EnumResampleMethodNullableFilter<"Dataset"> | $Enums.ResampleMethod | null
   createdAt?: Prisma.DateTimeFilter<"Dataset"> | Date | string
   samples?: Prisma.SampleListRelationFilter
   runs?: Prisma.RunListRelationFilter
@@ -249,6 +257,7 @@ export type DatasetOrderByWithRelationInput = {
   length?: Prisma.SortOrder
   channels?: Prisma.SortOrder
   classNames?: Prisma.SortOrder
+  lengthResample?: Prisma.SortOrderInput | Prisma.SortOrder
   createdAt?: Prisma.SortOrder
   samples?: Prisma.SampleOrderByRelationAggregateInput
   runs?: Prisma.RunOrderByRelationAggregateInput
@@ -266,6 +275,7 @@ export type DatasetWhereUniqueInput = Prisma.AtLeast<{
   length?: Prisma.IntFilter<"Dataset"> | number
   channels?: Prisma.IntFilter<"Dataset"> | number
   classNames?: Prisma.StringNullableListFilter<"Dataset">
+  lengthResample?: Prisma.EnumResampleMethodNullableFilter<"Dataset"> | $Enums.ResampleMethod | null
   createdAt?: Prisma.DateTimeFilter<"Dataset"> | Date | string
   samples?: Prisma.SampleListRelationFilter
   runs?: Prisma.RunListRelationFilter
@@ -280,6 +290,7 @@ export type DatasetOrderByWithAggregationInput = {
   length?: Prisma.SortOrder
   channels?: Prisma.SortOrder
   classNames?: Prisma.SortOrder
+  lengthResample?: Prisma.SortOrderInput | Prisma.SortOrder
   createdAt?: Prisma.SortOrder
   _count?: Prisma.DatasetCountOrderByAggregateInput
   _avg?: Prisma.DatasetAvgOrderByAggregateInput
@@ -298,6 +309,7 @@ export type DatasetScalarWhereWithAggregatesInput = {
   length?: Prisma.IntWithAggregatesFilter<"Dataset"> | number
   channels?: Prisma.IntWithAggregatesFilter<"Dataset"> | number
   classNames?: Prisma.StringNullableListFilter<"Dataset">
+  lengthResample?: Prisma.EnumResampleMethodNullableWithAggregatesFilter<"Dataset"> | $Enums.ResampleMethod | null
   createdAt?: Prisma.DateTimeWithAggregatesFilter<"Dataset"> | Date | string
 }
 
@@ -307,6 +319,7 @@ export type DatasetCreateInput = {
   length: number
   channels: number
   classNames?: Prisma.DatasetCreateclassNamesInput | string[]
+  lengthResample?: $Enums.ResampleMethod | null
   createdAt?: Date | string
   samples?: Prisma.SampleCreateNestedManyWithoutDatasetInput
   runs?: Prisma.RunCreateNestedManyWithoutDatasetInput
@@ -321,6 +334,7 @@ export type DatasetUncheckedCreateInput = {
   length: number
   channels: number
   classNames?: Prisma.DatasetCreateclassNamesInput | string[]
+  lengthResample?: $Enums.ResampleMethod | null
   createdAt?: Date | string
   samples?: Prisma.SampleUncheckedCreateNestedManyWithoutDatasetInput
   runs?: Prisma.RunUncheckedCreateNestedManyWithoutDatasetInput
@@ -334,6 +348,7 @@ export type DatasetUpdateInput = {
   length?: Prisma.IntFieldUpdateOperationsInput | number
   channels?: Prisma.IntFieldUpdateOperationsInput | number
   classNames?: Prisma.DatasetUpdateclassNamesInput | string[]
+  lengthResample?: Prisma.NullableEnumResampleMethodFieldUpdateOperationsInput | $Enums.ResampleMethod | null
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   samples?: Prisma.SampleUpdateManyWithoutDatasetNestedInput
   runs?: Prisma.RunUpdateManyWithoutDatasetNestedInput
@@ -348,6 +363,7 @@ export type DatasetUncheckedUpdateInput = {
   length?: Prisma.IntFieldUpdateOperationsInput | number
   channels?: Prisma.IntFieldUpdateOperationsInput | number
   classNames?: Prisma.DatasetUpdateclassNamesInput | string[]
+  lengthResample?: Prisma.NullableEnumResampleMethodFieldUpdateOperationsInput | $Enums.ResampleMethod | null
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   samples?: Prisma.SampleUncheckedUpdateManyWithoutDatasetNestedInput
   runs?: Prisma.RunUncheckedUpdateManyWithoutDatasetNestedInput
@@ -362,6 +378,7 @@ export type DatasetCreateManyInput = {
   length: number
   channels: number
   classNames?: Prisma.DatasetCreateclassNamesInput | string[]
+  lengthResample?: $Enums.ResampleMethod | null
   createdAt?: Date | string
 }
 
@@ -371,6 +388,7 @@ export type DatasetUpdateManyMutationInput = {
   length?: Prisma.IntFieldUpdateOperationsInput | number
   channels?: Prisma.IntFieldUpdateOperationsInput | number
   classNames?: Prisma.DatasetUpdateclassNamesInput | string[]
+  lengthResample?: Prisma.NullableEnumResampleMethodFieldUpdateOperationsInput | $Enums.ResampleMethod | null
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
 }
 
@@ -381,6 +399,7 @@ export type DatasetUncheckedUpdateManyInput = {
   length?: Prisma.IntFieldUpdateOperationsInput | number
   channels?: Prisma.IntFieldUpdateOperationsInput | number
   classNames?: Prisma.DatasetUpdateclassNamesInput | string[]
+  lengthResample?: Prisma.NullableEnumResampleMethodFieldUpdateOperationsInput | $Enums.ResampleMethod | null
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
 }
 
@@ -399,6 +418,7 @@ export type DatasetCountOrderByAggregateInput = {
   length?: Prisma.SortOrder
   channels?: Prisma.SortOrder
   classNames?: Prisma.SortOrder
+  lengthResample?: Prisma.SortOrder
   createdAt?: Prisma.SortOrder
 }
 
@@ -414,6 +434,7 @@ export type DatasetMaxOrderByAggregateInput = {
   description?: Prisma.SortOrder
   length?: Prisma.SortOrder
   channels?: Prisma.SortOrder
+  lengthResample?: Prisma.SortOrder
   createdAt?: Prisma.SortOrder
 }
 
@@ -423,6 +444,7 @@ export type DatasetMinOrderByAggregateInput = {
   description?: Prisma.SortOrder
   length?: Prisma.SortOrder
   channels?: Prisma.SortOrder
+  lengthResample?: Prisma.SortOrder
   createdAt?: Prisma.SortOrder
 }
 
@@ -460,6 +482,10 @@ export type IntFieldUpdateOperationsInput = {
 export type DatasetUpdateclassNamesInput = {
   set?: string[]
   push?: string | string[]
+}
+
+export type NullableEnumResampleMethodFieldUpdateOperationsInput = {
+  set?: $Enums.ResampleMethod | null
 }
 
 export type DateTimeFieldUpdateOperationsInput = {
@@ -528,6 +554,7 @@ export type DatasetCreateWithoutSamplesInput = {
   length: number
   channels: number
   classNames?: Prisma.DatasetCreateclassNamesInput | string[]
+  lengthResample?: $Enums.ResampleMethod | null
   createdAt?: Date | string
   runs?: Prisma.RunCreateNestedManyWithoutDatasetInput
   selections?: Prisma.SelectionCreateNestedManyWithoutDatasetInput
@@ -541,6 +568,7 @@ export type DatasetUncheckedCreateWithoutSamplesInput = {
   length: number
   channels: number
   classNames?: Prisma.DatasetCreateclassNamesInput | string[]
+  lengthResample?: $Enums.ResampleMethod | null
   createdAt?: Date | string
   runs?: Prisma.RunUncheckedCreateNestedManyWithoutDatasetInput
   selections?: Prisma.SelectionUncheckedCreateNestedManyWithoutDatasetInput
@@ -569,6 +597,7 @@ export type DatasetUpdateWithoutSamplesInput = {
   length?: Prisma.IntFieldUpdateOperationsInput | number
   channels?: Prisma.IntFieldUpdateOperationsInput | number
   classNames?: Prisma.DatasetUpdateclassNamesInput | string[]
+  lengthResample?: Prisma.NullableEnumResampleMethodFieldUpdateOperationsInput | $Enums.ResampleMethod | null
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   runs?: Prisma.RunUpdateManyWithoutDatasetNestedInput
   selections?: Prisma.SelectionUpdateManyWithoutDatasetNestedInput
@@ -582,6 +611,7 @@ export type DatasetUncheckedUpdateWithoutSamplesInput = {
   length?: Prisma.IntFieldUpdateOperationsInput | number
   channels?: Prisma.IntFieldUpdateOperationsInput | number
   classNames?: Prisma.DatasetUpdateclassNamesInput | string[]
+  lengthResample?: Prisma.NullableEnumResampleMethodFieldUpdateOperationsInput | $Enums.ResampleMethod | null
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   runs?: Prisma.RunUncheckedUpdateManyWithoutDatasetNestedInput
   selections?: Prisma.SelectionUncheckedUpdateManyWithoutDatasetNestedInput
@@ -594,6 +624,7 @@ export type DatasetCreateWithoutRunsInput = {
   length: number
   channels: number
   classNames?: Prisma.DatasetCreateclassNamesInput | string[]
+  lengthResample?: $Enums.ResampleMethod | null
   createdAt?: Date | string
   samples?: Prisma.SampleCreateNestedManyWithoutDatasetInput
   selections?: Prisma.SelectionCreateNestedManyWithoutDatasetInput
@@ -607,6 +638,7 @@ export type DatasetUncheckedCreateWithoutRunsInput = {
   length: number
   channels: number
   classNames?: Prisma.DatasetCreateclassNamesInput | string[]
+  lengthResample?: $Enums.ResampleMethod | null
   createdAt?: Date | string
   samples?: Prisma.SampleUncheckedCreateNestedManyWithoutDatasetInput
   selections?: Prisma.SelectionUncheckedCreateNestedManyWithoutDatasetInput
@@ -635,6 +667,7 @@ export type DatasetUpdateWithoutRunsInput = {
   length?: Prisma.IntFieldUpdateOperationsInput | number
   channels?: Prisma.IntFieldUpdateOperationsInput | number
   classNames?: Prisma.DatasetUpdateclassNamesInput | string[]
+  lengthResample?: Prisma.NullableEnumResampleMethodFieldUpdateOperationsInput | $Enums.ResampleMethod | null
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   samples?: Prisma.SampleUpdateManyWithoutDatasetNestedInput
   selections?: Prisma.SelectionUpdateManyWithoutDatasetNestedInput
@@ -648,6 +681,7 @@ export type DatasetUncheckedUpdateWithoutRunsInput = {
   length?: Prisma.IntFieldUpdateOperationsInput | number
   channels?: Prisma.IntFieldUpdateOperationsInput | number
   classNames?: Prisma.DatasetUpdateclassNamesInput | string[]
+  lengthResample?: Prisma.NullableEnumResampleMethodFieldUpdateOperationsInput | $Enums.ResampleMethod | null
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   samples?: Prisma.SampleUncheckedUpdateManyWithoutDatasetNestedInput
   selections?: Prisma.SelectionUncheckedUpdateManyWithoutDatasetNestedInput
@@ -660,6 +694,7 @@ export type DatasetCreateWithoutSizeInput = {
   length: number
   channels: number
   classNames?: Prisma.DatasetCreateclassNamesInput | string[]
+  lengthResample?: $Enums.ResampleMethod | null
   createdAt?: Date | string
   samples?: Prisma.SampleCreateNestedManyWithoutDatasetInput
   runs?: Prisma.RunCreateNestedManyWithoutDatasetInput
@@ -673,6 +708,7 @@ export type DatasetUncheckedCreateWithoutSizeInput = {
   length: number
   channels: number
   classNames?: Prisma.DatasetCreateclassNamesInput | string[]
+  lengthResample?: $Enums.ResampleMethod | null
   createdAt?: Date | string
   samples?: Prisma.SampleUncheckedCreateNestedManyWithoutDatasetInput
   runs?: Prisma.RunUncheckedCreateNestedManyWithoutDatasetInput
@@ -701,6 +737,7 @@ export type DatasetUpdateWithoutSizeInput = {
   length?: Prisma.IntFieldUpdateOperationsInput | number
   channels?: Prisma.IntFieldUpdateOperationsInput | number
   classNames?: Prisma.DatasetUpdateclassNamesInput | string[]
+  lengthResample?: Prisma.NullableEnumResampleMethodFieldUpdateOperationsInput | $Enums.ResampleMethod | null
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   samples?: Prisma.SampleUpdateManyWithoutDatasetNestedInput
   runs?: Prisma.RunUpdateManyWithoutDatasetNestedInput
@@ -714,6 +751,7 @@ export type DatasetUncheckedUpdateWithoutSizeInput = {
   length?: Prisma.IntFieldUpdateOperationsInput | number
   channels?: Prisma.IntFieldUpdateOperationsInput | number
   classNames?: Prisma.DatasetUpdateclassNamesInput | string[]
+  lengthResample?: Prisma.NullableEnumResampleMethodFieldUpdateOperationsInput | $Enums.ResampleMethod | null
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   samples?: Prisma.SampleUncheckedUpdateManyWithoutDatasetNestedInput
   runs?: Prisma.RunUncheckedUpdateManyWithoutDatasetNestedInput
@@ -726,6 +764,7 @@ export type DatasetCreateWithoutSelectionsInput = {
   length: number
   channels: number
   classNames?: Prisma.DatasetCreateclassNamesInput | string[]
+  lengthResample?: $Enums.ResampleMethod | null
   createdAt?: Date | string
   samples?: Prisma.SampleCreateNestedManyWithoutDatasetInput
   runs?: Prisma.RunCreateNestedManyWithoutDatasetInput
@@ -739,6 +778,7 @@ export type DatasetUncheckedCreateWithoutSelectionsInput = {
   length: number
   channels: number
   classNames?: Prisma.DatasetCreateclassNamesInput | string[]
+  lengthResample?: $Enums.ResampleMethod | null
   createdAt?: Date | string
   samples?: Prisma.SampleUncheckedCreateNestedManyWithoutDatasetInput
   runs?: Prisma.RunUncheckedCreateNestedManyWithoutDatasetInput
@@ -767,6 +807,7 @@ export type DatasetUpdateWithoutSelectionsInput = {
   length?: Prisma.IntFieldUpdateOperationsInput | number
   channels?: Prisma.IntFieldUpdateOperationsInput | number
   classNames?: Prisma.DatasetUpdateclassNamesInput | string[]
+  lengthResample?: Prisma.NullableEnumResampleMethodFieldUpdateOperationsInput | $Enums.ResampleMethod | null
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   samples?: Prisma.SampleUpdateManyWithoutDatasetNestedInput
   runs?: Prisma.RunUpdateManyWithoutDatasetNestedInput
@@ -780,6 +821,7 @@ export type DatasetUncheckedUpdateWithoutSelectionsInput = {
   length?: Prisma.IntFieldUpdateOperationsInput | number
   channels?: Prisma.IntFieldUpdateOperationsInput | number
   classNames?: Prisma.DatasetUpdateclassNamesInput | string[]
+  lengthResample?: Prisma.NullableEnumResampleMethodFieldUpdateOperationsInput | $Enums.ResampleMethod | null
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   samples?: Prisma.SampleUncheckedUpdateManyWithoutDatasetNestedInput
   runs?: Prisma.RunUncheckedUpdateManyWithoutDatasetNestedInput
@@ -842,6 +884,7 @@ export type DatasetSelect<ExtArgs extends runtime.Types.Extensions.InternalArgs 
   length?: boolean
   channels?: boolean
   classNames?: boolean
+  lengthResample?: boolean
   createdAt?: boolean
   samples?: boolean | Prisma.Dataset$samplesArgs<ExtArgs>
   runs?: boolean | Prisma.Dataset$runsArgs<ExtArgs>
@@ -857,6 +900,7 @@ export type DatasetSelectCreateManyAndReturn<ExtArgs extends runtime.Types.Exten
   length?: boolean
   channels?: boolean
   classNames?: boolean
+  lengthResample?: boolean
   createdAt?: boolean
 }, ExtArgs["result"]["dataset"]>
 
@@ -867,6 +911,7 @@ export type DatasetSelectUpdateManyAndReturn<ExtArgs extends runtime.Types.Exten
   length?: boolean
   channels?: boolean
   classNames?: boolean
+  lengthResample?: boolean
   createdAt?: boolean
 }, ExtArgs["result"]["dataset"]>
 
@@ -877,10 +922,11 @@ export type DatasetSelectScalar = {
   length?: boolean
   channels?: boolean
   classNames?: boolean
+  lengthResample?: boolean
   createdAt?: boolean
 }
 
-export type DatasetOmit<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetOmit<"id" | "name" | "description" | "length" | "channels" | "classNames" | "createdAt", ExtArgs["result"]["dataset"]>
+export type DatasetOmit<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetOmit<"id" | "name" | "description" | "length" | "channels" | "classNames" | "lengthResample" | "createdAt", ExtArgs["result"]["dataset"]>
 export type DatasetInclude<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
   samples?: boolean | Prisma.Dataset$samplesArgs<ExtArgs>
   runs?: boolean | Prisma.Dataset$runsArgs<ExtArgs>
@@ -906,6 +952,10 @@ export type $DatasetPayload<ExtArgs extends runtime.Types.Extensions.InternalArg
     length: number
     channels: number
     classNames: string[]
+    /**
+     * How the series were brought to `length` at import (null: stored as given).
+     */
+    lengthResample: $Enums.ResampleMethod | null
     createdAt: Date
   }, ExtArgs["result"]["dataset"]>
   composites: {}
@@ -1340,6 +1390,7 @@ export interface DatasetFieldRefs {
   readonly length: Prisma.FieldRef<"Dataset", 'Int'>
   readonly channels: Prisma.FieldRef<"Dataset", 'Int'>
   readonly classNames: Prisma.FieldRef<"Dataset", 'String[]'>
+  readonly lengthResample: Prisma.FieldRef<"Dataset", 'ResampleMethod'>
   readonly createdAt: Prisma.FieldRef<"Dataset", 'DateTime'>
 }
     

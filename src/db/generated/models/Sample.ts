@@ -31,6 +31,7 @@ export type SampleAvgAggregateOutputType = {
   datasetId: number | null
   index: number | null
   label: number | null
+  originalLength: number | null
 }
 
 export type SampleSumAggregateOutputType = {
@@ -38,6 +39,7 @@ export type SampleSumAggregateOutputType = {
   datasetId: number | null
   index: number | null
   label: number | null
+  originalLength: number | null
 }
 
 export type SampleMinAggregateOutputType = {
@@ -47,6 +49,7 @@ export type SampleMinAggregateOutputType = {
   label: number | null
   split: string | null
   series: runtime.Bytes | null
+  originalLength: number | null
 }
 
 export type SampleMaxAggregateOutputType = {
@@ -56,6 +59,7 @@ export type SampleMaxAggregateOutputType = {
   label: number | null
   split: string | null
   series: runtime.Bytes | null
+  originalLength: number | null
 }
 
 export type SampleCountAggregateOutputType = {
@@ -65,6 +69,7 @@ export type SampleCountAggregateOutputType = {
   label: number
   split: number
   series: number
+  originalLength: number
   _all: number
 }
 
@@ -74,6 +79,7 @@ export type SampleAvgAggregateInputType = {
   datasetId?: true
   index?: true
   label?: true
+  originalLength?: true
 }
 
 export type SampleSumAggregateInputType = {
@@ -81,6 +87,7 @@ export type SampleSumAggregateInputType = {
   datasetId?: true
   index?: true
   label?: true
+  originalLength?: true
 }
 
 export type SampleMinAggregateInputType = {
@@ -90,6 +97,7 @@ export type SampleMinAggregateInputType = {
   label?: true
   split?: true
   series?: true
+  originalLength?: true
 }
 
 export type SampleMaxAggregateInputType = {
@@ -99,6 +107,7 @@ export type SampleMaxAggregateInputType = {
   label?: true
   split?: true
   series?: true
+  originalLength?: true
 }
 
 export type SampleCountAggregateInputType = {
@@ -108,6 +117,7 @@ export type SampleCountAggregateInputType = {
   label?: true
   split?: true
   series?: true
+  originalLength?: true
   _all?: true
 }
 
@@ -204,6 +214,7 @@ export type SampleGroupByOutputType = {
   label: number
   split: string
   series: runtime.Bytes
+  originalLength: number | null
   _count: SampleCountAggregateOutputType | null
   _avg: SampleAvgAggregateOutputType | null
   _sum: SampleSumAggregateOutputType | null
@@ -236,6 +247,7 @@ export type SampleWhereInput = {
   label?: Prisma.IntFilter<"Sample"> | number
   split?: Prisma.StringFilter<"Sample"> | string
   series?: Prisma.BytesFilter<"Sample"> | runtime.Bytes
+  originalLength?: Prisma.IntNullableFilter<"Sample"> | number | null
   dataset?: Prisma.XOR<Prisma.DatasetScalarRelationFilter, Prisma.DatasetWhereInput>
   metrics?: Prisma.SampleMetricListRelationFilter
   crossMetrics?: Prisma.SampleCrossMetricListRelationFilter
@@ -250,6 +262,7 @@ export type SampleOrderByWithRelationInput = {
   label?: Prisma.SortOrder
   split?: Prisma.SortOrder
   series?: Prisma.SortOrder
+  originalLength?: Prisma.SortOrderInput | Prisma.SortOrder
   dataset?: Prisma.DatasetOrderByWithRelationInput
   metrics?: Prisma.SampleMetricOrderByRelationAggregateInput
   crossMetrics?: Prisma.SampleCrossMetricOrderByRelationAggregateInput
@@ -268,6 +281,7 @@ export type SampleWhereUniqueInput = Prisma.AtLeast<{
   label?: Prisma.IntFilter<"Sample"> | number
   split?: Prisma.StringFilter<"Sample"> | string
   series?: Prisma.BytesFilter<"Sample"> | runtime.Bytes
+  originalLength?: Prisma.IntNullableFilter<"Sample"> | number | null
   dataset?: Prisma.XOR<Prisma.DatasetScalarRelationFilter, Prisma.DatasetWhereInput>
   metrics?: Prisma.SampleMetricListRelationFilter
   crossMetrics?: Prisma.SampleCrossMetricListRelationFilter
@@ -282,6 +296,7 @@ export type SampleOrderByWithAggregationInput = {
   label?: Prisma.SortOrder
   split?: Prisma.SortOrder
   series?: Prisma.SortOrder
+  originalLength?: Prisma.SortOrderInput | Prisma.SortOrder
   _count?: Prisma.SampleCountOrderByAggregateInput
   _avg?: Prisma.SampleAvgOrderByAggregateInput
   _max?: Prisma.SampleMaxOrderByAggregateInput
@@ -299,6 +314,7 @@ export type SampleScalarWhereWithAggregatesInput = {
   label?: Prisma.IntWithAggregatesFilter<"Sample"> | number
   split?: Prisma.StringWithAggregatesFilter<"Sample"> | string
   series?: Prisma.BytesWithAggregatesFilter<"Sample"> | runtime.Bytes
+  originalLength?: Prisma.IntNullableWithAggregatesFilter<"Sample"> | number | null
 }
 
 export type SampleCreateInput = {
@@ -306,6 +322,7 @@ export type SampleCreateInput = {
   label: number
   split: string
   series: runtime.Bytes
+  originalLength?: number | null
   dataset: Prisma.DatasetCreateNestedOneWithoutSamplesInput
   metrics?: Prisma.SampleMetricCreateNestedManyWithoutSampleInput
   crossMetrics?: Prisma.SampleCrossMetricCreateNestedManyWithoutSampleInput
@@ -320,6 +337,7 @@ export type SampleUncheckedCreateInput = {
   label: number
   split: string
   series: runtime.Bytes
+  originalLength?: number | null
   metrics?: Prisma.SampleMetricUncheckedCreateNestedManyWithoutSampleInput
   crossMetrics?: Prisma.SampleCrossMetricUncheckedCreateNestedManyWithoutSampleInput
   subsetMetrics?: Prisma.SampleSubsetMetricUncheckedCreateNestedManyWithoutSampleInput
@@ -331,6 +349,7 @@ export type SampleUpdateInput = {
   label?: Prisma.IntFieldUpdateOperationsInput | number
   split?: Prisma.StringFieldUpdateOperationsInput | string
   series?: Prisma.BytesFieldUpdateOperationsInput | runtime.Bytes
+  originalLength?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   dataset?: Prisma.DatasetUpdateOneRequiredWithoutSamplesNestedInput
   metrics?: Prisma.SampleMetricUpdateManyWithoutSampleNestedInput
   crossMetrics?: Prisma.SampleCrossMetricUpdateManyWithoutSampleNestedInput
@@ -345,6 +364,7 @@ export type SampleUncheckedUpdateInput = {
   label?: Prisma.IntFieldUpdateOperationsInput | number
   split?: Prisma.StringFieldUpdateOperationsInput | string
   series?: Prisma.BytesFieldUpdateOperationsInput | runtime.Bytes
+  originalLength?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   metrics?: Prisma.SampleMetricUncheckedUpdateManyWithoutSampleNestedInput
   crossMetrics?: Prisma.SampleCrossMetricUncheckedUpdateManyWithoutSampleNestedInput
   subsetMetrics?: Prisma.SampleSubsetMetricUncheckedUpdateManyWithoutSampleNestedInput
@@ -358,6 +378,7 @@ export type SampleCreateManyInput = {
   label: number
   split: string
   series: runtime.Bytes
+  originalLength?: number | null
 }
 
 export type SampleUpdateManyMutationInput = {
@@ -365,6 +386,7 @@ export type SampleUpdateManyMutationInput = {
   label?: Prisma.IntFieldUpdateOperationsInput | number
   split?: Prisma.StringFieldUpdateOperationsInput | string
   series?: Prisma.BytesFieldUpdateOperationsInput | runtime.Bytes
+  originalLength?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
 }
 
 export type SampleUncheckedUpdateManyInput = {
@@ -374,6 +396,7 @@ export type SampleUncheckedUpdateManyInput = {
   label?: Prisma.IntFieldUpdateOperationsInput | number
   split?: Prisma.StringFieldUpdateOperationsInput | string
   series?: Prisma.BytesFieldUpdateOperationsInput | runtime.Bytes
+  originalLength?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
 }
 
 export type SampleListRelationFilter = {
@@ -398,6 +421,7 @@ export type SampleCountOrderByAggregateInput = {
   label?: Prisma.SortOrder
   split?: Prisma.SortOrder
   series?: Prisma.SortOrder
+  originalLength?: Prisma.SortOrder
 }
 
 export type SampleAvgOrderByAggregateInput = {
@@ -405,6 +429,7 @@ export type SampleAvgOrderByAggregateInput = {
   datasetId?: Prisma.SortOrder
   index?: Prisma.SortOrder
   label?: Prisma.SortOrder
+  originalLength?: Prisma.SortOrder
 }
 
 export type SampleMaxOrderByAggregateInput = {
@@ -414,6 +439,7 @@ export type SampleMaxOrderByAggregateInput = {
   label?: Prisma.SortOrder
   split?: Prisma.SortOrder
   series?: Prisma.SortOrder
+  originalLength?: Prisma.SortOrder
 }
 
 export type SampleMinOrderByAggregateInput = {
@@ -423,6 +449,7 @@ export type SampleMinOrderByAggregateInput = {
   label?: Prisma.SortOrder
   split?: Prisma.SortOrder
   series?: Prisma.SortOrder
+  originalLength?: Prisma.SortOrder
 }
 
 export type SampleSumOrderByAggregateInput = {
@@ -430,6 +457,7 @@ export type SampleSumOrderByAggregateInput = {
   datasetId?: Prisma.SortOrder
   index?: Prisma.SortOrder
   label?: Prisma.SortOrder
+  originalLength?: Prisma.SortOrder
 }
 
 export type SampleScalarRelationFilter = {
@@ -481,6 +509,14 @@ export type SampleUncheckedUpdateManyWithoutDatasetNestedInput = {
 
 export type BytesFieldUpdateOperationsInput = {
   set?: runtime.Bytes
+}
+
+export type NullableIntFieldUpdateOperationsInput = {
+  set?: number | null
+  increment?: number
+  decrement?: number
+  multiply?: number
+  divide?: number
 }
 
 export type SampleCreateNestedOneWithoutMetricsInput = {
@@ -544,6 +580,7 @@ export type SampleCreateWithoutDatasetInput = {
   label: number
   split: string
   series: runtime.Bytes
+  originalLength?: number | null
   metrics?: Prisma.SampleMetricCreateNestedManyWithoutSampleInput
   crossMetrics?: Prisma.SampleCrossMetricCreateNestedManyWithoutSampleInput
   subsetMetrics?: Prisma.SampleSubsetMetricCreateNestedManyWithoutSampleInput
@@ -556,6 +593,7 @@ export type SampleUncheckedCreateWithoutDatasetInput = {
   label: number
   split: string
   series: runtime.Bytes
+  originalLength?: number | null
   metrics?: Prisma.SampleMetricUncheckedCreateNestedManyWithoutSampleInput
   crossMetrics?: Prisma.SampleCrossMetricUncheckedCreateNestedManyWithoutSampleInput
   subsetMetrics?: Prisma.SampleSubsetMetricUncheckedCreateNestedManyWithoutSampleInput
@@ -598,6 +636,7 @@ export type SampleScalarWhereInput = {
   label?: Prisma.IntFilter<"Sample"> | number
   split?: Prisma.StringFilter<"Sample"> | string
   series?: Prisma.BytesFilter<"Sample"> | runtime.Bytes
+  originalLength?: Prisma.IntNullableFilter<"Sample"> | number | null
 }
 
 export type SampleCreateWithoutMetricsInput = {
@@ -605,6 +644,7 @@ export type SampleCreateWithoutMetricsInput = {
   label: number
   split: string
   series: runtime.Bytes
+  originalLength?: number | null
   dataset: Prisma.DatasetCreateNestedOneWithoutSamplesInput
   crossMetrics?: Prisma.SampleCrossMetricCreateNestedManyWithoutSampleInput
   subsetMetrics?: Prisma.SampleSubsetMetricCreateNestedManyWithoutSampleInput
@@ -618,6 +658,7 @@ export type SampleUncheckedCreateWithoutMetricsInput = {
   label: number
   split: string
   series: runtime.Bytes
+  originalLength?: number | null
   crossMetrics?: Prisma.SampleCrossMetricUncheckedCreateNestedManyWithoutSampleInput
   subsetMetrics?: Prisma.SampleSubsetMetricUncheckedCreateNestedManyWithoutSampleInput
   selections?: Prisma.SelectionSampleUncheckedCreateNestedManyWithoutSampleInput
@@ -644,6 +685,7 @@ export type SampleUpdateWithoutMetricsInput = {
   label?: Prisma.IntFieldUpdateOperationsInput | number
   split?: Prisma.StringFieldUpdateOperationsInput | string
   series?: Prisma.BytesFieldUpdateOperationsInput | runtime.Bytes
+  originalLength?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   dataset?: Prisma.DatasetUpdateOneRequiredWithoutSamplesNestedInput
   crossMetrics?: Prisma.SampleCrossMetricUpdateManyWithoutSampleNestedInput
   subsetMetrics?: Prisma.SampleSubsetMetricUpdateManyWithoutSampleNestedInput
@@ -657,6 +699,7 @@ export type SampleUncheckedUpdateWithoutMetricsInput = {
   label?: Prisma.IntFieldUpdateOperationsInput | number
   split?: Prisma.StringFieldUpdateOperationsInput | string
   series?: Prisma.BytesFieldUpdateOperationsInput | runtime.Bytes
+  originalLength?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   crossMetrics?: Prisma.SampleCrossMetricUncheckedUpdateManyWithoutSampleNestedInput
   subsetMetrics?: Prisma.SampleSubsetMetricUncheckedUpdateManyWithoutSampleNestedInput
   selections?: Prisma.SelectionSampleUncheckedUpdateManyWithoutSampleNestedInput
@@ -667,6 +710,7 @@ export type SampleCreateWithoutCrossMetricsInput = {
   label: number
   split: string
   series: runtime.Bytes
+  originalLength?: number | null
   dataset: Prisma.DatasetCreateNestedOneWithoutSamplesInput
   metrics?: Prisma.SampleMetricCreateNestedManyWithoutSampleInput
   subsetMetrics?: Prisma.SampleSubsetMetricCreateNestedManyWithoutSampleInput
@@ -680,6 +724,7 @@ export type SampleUncheckedCreateWithoutCrossMetricsInput = {
   label: number
   split: string
   series: runtime.Bytes
+  originalLength?: number | null
   metrics?: Prisma.SampleMetricUncheckedCreateNestedManyWithoutSampleInput
   subsetMetrics?: Prisma.SampleSubsetMetricUncheckedCreateNestedManyWithoutSampleInput
   selections?: Prisma.SelectionSampleUncheckedCreateNestedManyWithoutSampleInput
@@ -706,6 +751,7 @@ export type SampleUpdateWithoutCrossMetricsInput = {
   label?: Prisma.IntFieldUpdateOperationsInput | number
   split?: Prisma.StringFieldUpdateOperationsInput | string
   series?: Prisma.BytesFieldUpdateOperationsInput | runtime.Bytes
+  originalLength?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   dataset?: Prisma.DatasetUpdateOneRequiredWithoutSamplesNestedInput
   metrics?: Prisma.SampleMetricUpdateManyWithoutSampleNestedInput
   subsetMetrics?: Prisma.SampleSubsetMetricUpdateManyWithoutSampleNestedInput
@@ -719,6 +765,7 @@ export type SampleUncheckedUpdateWithoutCrossMetricsInput = {
   label?: Prisma.IntFieldUpdateOperationsInput | number
   split?: Prisma.StringFieldUpdateOperationsInput | string
   series?: Prisma.BytesFieldUpdateOperationsInput | runtime.Bytes
+  originalLength?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   metrics?: Prisma.SampleMetricUncheckedUpdateManyWithoutSampleNestedInput
   subsetMetrics?: Prisma.SampleSubsetMetricUncheckedUpdateManyWithoutSampleNestedInput
   selections?: Prisma.SelectionSampleUncheckedUpdateManyWithoutSampleNestedInput
@@ -729,6 +776,7 @@ export type SampleCreateWithoutSubsetMetricsInput = {
   label: number
   split: string
   series: runtime.Bytes
+  originalLength?: number | null
   dataset: Prisma.DatasetCreateNestedOneWithoutSamplesInput
   metrics?: Prisma.SampleMetricCreateNestedManyWithoutSampleInput
   crossMetrics?: Prisma.SampleCrossMetricCreateNestedManyWithoutSampleInput
@@ -742,6 +790,7 @@ export type SampleUncheckedCreateWithoutSubsetMetricsInput = {
   label: number
   split: string
   series: runtime.Bytes
+  originalLength?: number | null
   metrics?: Prisma.SampleMetricUncheckedCreateNestedManyWithoutSampleInput
   crossMetrics?: Prisma.SampleCrossMetricUncheckedCreateNestedManyWithoutSampleInput
   selections?: Prisma.SelectionSampleUncheckedCreateNestedManyWithoutSampleInput
@@ -768,6 +817,7 @@ export type SampleUpdateWithoutSubsetMetricsInput = {
   label?: Prisma.IntFieldUpdateOperationsInput | number
   split?: Prisma.StringFieldUpdateOperationsInput | string
   series?: Prisma.BytesFieldUpdateOperationsInput | runtime.Bytes
+  originalLength?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   dataset?: Prisma.DatasetUpdateOneRequiredWithoutSamplesNestedInput
   metrics?: Prisma.SampleMetricUpdateManyWithoutSampleNestedInput
   crossMetrics?: Prisma.SampleCrossMetricUpdateManyWithoutSampleNestedInput
@@ -781,6 +831,7 @@ export type SampleUncheckedUpdateWithoutSubsetMetricsInput = {
   label?: Prisma.IntFieldUpdateOperationsInput | number
   split?: Prisma.StringFieldUpdateOperationsInput | string
   series?: Prisma.BytesFieldUpdateOperationsInput | runtime.Bytes
+  originalLength?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   metrics?: Prisma.SampleMetricUncheckedUpdateManyWithoutSampleNestedInput
   crossMetrics?: Prisma.SampleCrossMetricUncheckedUpdateManyWithoutSampleNestedInput
   selections?: Prisma.SelectionSampleUncheckedUpdateManyWithoutSampleNestedInput
@@ -791,6 +842,7 @@ export type SampleCreateWithoutSelectionsInput = {
   label: number
   split: string
   series: runtime.Bytes
+  originalLength?: number | null
   dataset: Prisma.DatasetCreateNestedOneWithoutSamplesInput
   metrics?: Prisma.SampleMetricCreateNestedManyWithoutSampleInput
   crossMetrics?: Prisma.SampleCrossMetricCreateNestedManyWithoutSampleInput
@@ -804,6 +856,7 @@ export type SampleUncheckedCreateWithoutSelectionsInput = {
   label: number
   split: string
   series: runtime.Bytes
+  originalLength?: number | null
   metrics?: Prisma.SampleMetricUncheckedCreateNestedManyWithoutSampleInput
   crossMetrics?: Prisma.SampleCrossMetricUncheckedCreateNestedManyWithoutSampleInput
   subsetMetrics?: Prisma.SampleSubsetMetricUncheckedCreateNestedManyWithoutSampleInput
@@ -830,6 +883,7 @@ export type SampleUpdateWithoutSelectionsInput = {
   label?: Prisma.IntFieldUpdateOperationsInput | number
   split?: Prisma.StringFieldUpdateOperationsInput | string
   series?: Prisma.BytesFieldUpdateOperationsInput | runtime.Bytes
+  originalLength?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   dataset?: Prisma.DatasetUpdateOneRequiredWithoutSamplesNestedInput
   metrics?: Prisma.SampleMetricUpdateManyWithoutSampleNestedInput
   crossMetrics?: Prisma.SampleCrossMetricUpdateManyWithoutSampleNestedInput
@@ -843,6 +897,7 @@ export type SampleUncheckedUpdateWithoutSelectionsInput = {
   label?: Prisma.IntFieldUpdateOperationsInput | number
   split?: Prisma.StringFieldUpdateOperationsInput | string
   series?: Prisma.BytesFieldUpdateOperationsInput | runtime.Bytes
+  originalLength?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   metrics?: Prisma.SampleMetricUncheckedUpdateManyWithoutSampleNestedInput
   crossMetrics?: Prisma.SampleCrossMetricUncheckedUpdateManyWithoutSampleNestedInput
   subsetMetrics?: Prisma.SampleSubsetMetricUncheckedUpdateManyWithoutSampleNestedInput
@@ -854,6 +909,7 @@ export type SampleCreateManyDatasetInput = {
   label: number
   split: string
   series: runtime.Bytes
+  originalLength?: number | null
 }
 
 export type SampleUpdateWithoutDatasetInput = {
@@ -861,6 +917,7 @@ export type SampleUpdateWithoutDatasetInput = {
   label?: Prisma.IntFieldUpdateOperationsInput | number
   split?: Prisma.StringFieldUpdateOperationsInput | string
   series?: Prisma.BytesFieldUpdateOperationsInput | runtime.Bytes
+  originalLength?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   metrics?: Prisma.SampleMetricUpdateManyWithoutSampleNestedInput
   crossMetrics?: Prisma.SampleCrossMetricUpdateManyWithoutSampleNestedInput
   subsetMetrics?: Prisma.SampleSubsetMetricUpdateManyWithoutSampleNestedInput
@@ -873,6 +930,7 @@ export type SampleUncheckedUpdateWithoutDatasetInput = {
   label?: Prisma.IntFieldUpdateOperationsInput | number
   split?: Prisma.StringFieldUpdateOperationsInput | string
   series?: Prisma.BytesFieldUpdateOperationsInput | runtime.Bytes
+  originalLength?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   metrics?: Prisma.SampleMetricUncheckedUpdateManyWithoutSampleNestedInput
   crossMetrics?: Prisma.SampleCrossMetricUncheckedUpdateManyWithoutSampleNestedInput
   subsetMetrics?: Prisma.SampleSubsetMetricUncheckedUpdateManyWithoutSampleNestedInput
@@ -885,6 +943,7 @@ export type SampleUncheckedUpdateManyWithoutDatasetInput = {
   label?: Prisma.IntFieldUpdateOperationsInput | number
   split?: Prisma.StringFieldUpdateOperationsInput | string
   series?: Prisma.BytesFieldUpdateOperationsInput | runtime.Bytes
+  originalLength?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
 }
 
 
@@ -952,6 +1011,7 @@ export type SampleSelect<ExtArgs extends runtime.Types.Extensions.InternalArgs =
   label?: boolean
   split?: boolean
   series?: boolean
+  originalLength?: boolean
   dataset?: boolean | Prisma.DatasetDefaultArgs<ExtArgs>
   metrics?: boolean | Prisma.Sample$metricsArgs<ExtArgs>
   crossMetrics?: boolean | Prisma.Sample$crossMetricsArgs<ExtArgs>
@@ -967,6 +1027,7 @@ export type SampleSelectCreateManyAndReturn<ExtArgs extends runtime.Types.Extens
   label?: boolean
   split?: boolean
   series?: boolean
+  originalLength?: boolean
   dataset?: boolean | Prisma.DatasetDefaultArgs<ExtArgs>
 }, ExtArgs["result"]["sample"]>
 
@@ -977,6 +1038,7 @@ export type SampleSelectUpdateManyAndReturn<ExtArgs extends runtime.Types.Extens
   label?: boolean
   split?: boolean
   series?: boolean
+  originalLength?: boolean
   dataset?: boolean | Prisma.DatasetDefaultArgs<ExtArgs>
 }, ExtArgs["result"]["sample"]>
 
@@ -987,9 +1049,10 @@ export type SampleSelectScalar = {
   label?: boolean
   split?: boolean
   series?: boolean
+  originalLength?: boolean
 }
 
-export type SampleOmit<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetOmit<"id" | "datasetId" | "index" | "label" | "split" | "series", ExtArgs["result"]["sample"]>
+export type SampleOmit<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetOmit<"id" | "datasetId" | "index" | "label" | "split" | "series" | "originalLength", ExtArgs["result"]["sample"]>
 export type SampleInclude<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
   dataset?: boolean | Prisma.DatasetDefaultArgs<ExtArgs>
   metrics?: boolean | Prisma.Sample$metricsArgs<ExtArgs>
@@ -1021,6 +1084,10 @@ export type $SamplePayload<ExtArgs extends runtime.Types.Extensions.InternalArgs
     label: number
     split: string
     series: runtime.Bytes
+    /**
+     * The series' length in its source before a length policy; null when it was stored as given.
+     */
+    originalLength: number | null
   }, ExtArgs["result"]["sample"]>
   composites: {}
 }
@@ -1455,6 +1522,7 @@ export interface SampleFieldRefs {
   readonly label: Prisma.FieldRef<"Sample", 'Int'>
   readonly split: Prisma.FieldRef<"Sample", 'String'>
   readonly series: Prisma.FieldRef<"Sample", 'Bytes'>
+  readonly originalLength: Prisma.FieldRef<"Sample", 'Int'>
 }
     
 
