@@ -3,8 +3,11 @@ import { Readable } from 'node:stream';
 import { describe, test } from 'node:test';
 import { readCsv, readJsonl, type MetricBatch } from '../../src/io/metrics-file.js';
 import { canonicalJson, modelShapeOf, parseModelJson, topologyHash, TfjsModelError } from '../../src/io/tfjs-model.js';
-import { planUcrImport, splitOfFileName } from '../../src/io/ucr-import.js';
+import { applyLengthPolicy } from '../../src/io/length-policy.js';
+import { parseUcr, UcrFormatError } from '../../src/io/ucr.js';
+import { planUcrImport, splitOfFileName, UcrImportError } from '../../src/io/ucr-import.js';
 import { readUcr } from '../helpers/fixtures.js';
+import { assertClose, CLASSES, expectedLinear, timeMajor, variableLengthUcr } from './ucr-variable.js';
 
 /** The file readers behind `tangent import` and the import mutations, on their own. */
 async function all(batches: AsyncGenerator<MetricBatch>): Promise<MetricBatch[]> {
@@ -113,5 +116,70 @@ describe('UCR imports', () => {
     assert.deepEqual(Array.from(plan.indices.subarray(0, 3)), [0, 1, 2]);
     const motions = await readUcr('BasicMotions_TRAIN');
     assert.throws(() => planUcrImport([{ dataset: train }, { dataset: motions }]), /have 6 channels; the first file's have 1/);
+  });
+});
+
+describe('variable-length UCR/UEA files', () => {
+  const file = variableLengthUcr(9);
+  const parse = (text: string) => parseUcr(text.split('\n'));
+
+  test('each line keeps its own length, channels time-major, with its line; @equalLength false is remembered', async () => {
+    const d = await parse(file.text);
+    assert.equal(d.problemName, 'VariableVowels');
+    assert.deepEqual([d.length, d.channels, d.classNames, d.equalLengthLine], [0, 3, CLASSES, file.equalLengthLine]);
+    assert.deepEqual(
+      d.series.map((s) => [s.label, s.length, s.line]),
+      file.series.map((s) => [CLASSES.indexOf(s.label), s.channels[0]!.length, s.line]),
+    );
+    assert.deepEqual(new Set(d.series.map((s) => s.length)), new Set([7, 8, 9, 10, 11, 12, 13, 14, 15]));
+    for (const [i, s] of d.series.entries()) assertClose(s.values, timeMajor(file.series[i]!.channels), 1e-6, `series ${i}`);
+  });
+
+  test('channels of one line must share its length; an equal-length file must be equal; both name the line', async () => {
+    const lines = file.text.split('\n');
+    const at = file.series[2]!.line - 1;
+    const [first, ...rest] = lines[at]!.split(':');
+    const ragged = [...lines];
+    ragged[at] = [`${first},0.5`, ...rest].join(':');
+    await assert.rejects(parse(ragged.join('\n')), (e: UcrFormatError) => e.line === at + 1 && /channel 1 has \d+ values, channel 0 has \d+/.test(e.message));
+    const declaredEqual = lines.map((l) => (l === '@equalLength false' ? '@equalLength true' : l));
+    await assert.rejects(parse(declaredEqual.join('\n')), (e: UcrFormatError) => e.line === file.series[1]!.line && /does not say @equalLength false/.test(e.message));
+  });
+
+  test('without a policy the plan is refused at the @equalLength header; with one every series has the length', async () => {
+    const d = await parse(file.text);
+    assert.throws(
+      () => planUcrImport([{ dataset: d, fileName: 'VariableVowels_TRAIN.ts' }]),
+      (e: UcrImportError) => e.line === file.equalLengthLine && e.needsLengthPolicy && /line \d+: @equalLength false: the series have 7 to 15 steps/.test(e.message),
+    );
+    const linear = planUcrImport([{ dataset: d }], { length: 12, resample: 'linear' });
+    assert.deepEqual([linear.length, linear.channels, Array.from(linear.originalLengths!)], [12, 3, d.series.map((s) => s.length)]);
+    for (const [i, s] of file.series.entries()) {
+      assertClose(linear.series.subarray(i * 36, (i + 1) * 36), expectedLinear(s.channels, 12), 1e-6, `series ${i}`);
+    }
+    // Pad refuses the first series longer than the length, naming its line and length; truncate the first shorter one.
+    const longer = file.series.find((s) => s.channels[0]!.length > 12)!;
+    assert.throws(() => planUcrImport([{ dataset: d }], { length: 12, resample: 'pad' }), (e: UcrImportError) => e.line === longer.line && /has 1[3-5] steps, more than 12.*truncate or linear/.test(e.message));
+    const shorter = file.series.find((s) => s.channels[0]!.length < 12)!;
+    assert.throws(() => planUcrImport([{ dataset: d }], { length: 12, resample: 'truncate' }), (e: UcrImportError) => e.line === shorter.line && /has \d+ steps, fewer than 12.*pad or linear/.test(e.message));
+    const padded = planUcrImport([{ dataset: d }], { length: 15, resample: 'pad' });
+    const s0 = file.series[0]!;
+    assert.deepEqual(Array.from(padded.series.subarray(0, 45)), [...Array.from(Float32Array.from(timeMajor(s0.channels))), ...new Array(45 - s0.channels[0]!.length * 3).fill(0)]);
+    const truncated = planUcrImport([{ dataset: d }], { length: 7, resample: 'truncate' });
+    const s1 = file.series[1]!;
+    assert.deepEqual(Array.from(truncated.series.subarray(21, 42)), Array.from(Float32Array.from(timeMajor(s1.channels.map((c) => c.slice(0, 7))))));
+  });
+
+  test('linear keeps both ends; one step repeats its value; one target step takes the first; equal-length files resample too', async () => {
+    assert.deepEqual(Array.from(applyLengthPolicy(Float32Array.of(1, 10, 3, 30), 2, 2, { length: 3, resample: 'linear' })), [1, 10, 2, 20, 3, 30]);
+    assert.deepEqual(Array.from(applyLengthPolicy(Float32Array.of(5, -5), 1, 2, { length: 3, resample: 'linear' })), [5, -5, 5, -5, 5, -5]);
+    assert.deepEqual(Array.from(applyLengthPolicy(Float32Array.of(1, 2, 3), 3, 1, { length: 1, resample: 'linear' })), [1]);
+    const gunPoint = await readUcr('GunPoint_TRAIN');
+    const plan = planUcrImport([{ dataset: gunPoint }], { length: 512, resample: 'linear' });
+    assert.equal(plan.length, 512);
+    assert.deepEqual(new Set(plan.originalLengths), new Set([150]));
+    const first = gunPoint.series[0]!.values;
+    assertClose(plan.series.subarray(0, 512), expectedLinear([Array.from(first)], 512), 1e-6, 'GunPoint 0');
+    assert.equal(plan.series[511], first[149]);
   });
 });

@@ -3,13 +3,14 @@ import { readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import { codes, readUcr, UCR_DIR } from '../helpers/fixtures.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
+import { assertClose, CLASSES, expectedLinear, timeMajor, variableLengthUcr } from '../io/ucr-variable.js';
 
 /** The four shared UCR/UEA problems imported over HTTP with importUcr, checked sample by sample. */
 let t: TestServer;
 before(async () => {
   t = await startTestServer();
 });
-after(() => t.close());
+after(() => t?.close());
 
 const IMPORT = /* GraphQL */ `
   mutation($input: ImportUcrInput!) {
@@ -82,4 +83,86 @@ describe('importing UCR/UEA files', () => {
     const renamed = await t.gql(IMPORT, { input: { name: 'gp-validation', files: [{ ...file('GunPoint_TRAIN'), split: 'validation' }] } });
     assert.deepEqual(renamed.importUcr.dataset.splits, [{ split: 'validation', count: 50 }]);
   });
+
+  describe('length policies', () => {
+    const vowels = variableLengthUcr(12, 7);
+    const TRAIN = { text: vowels.text, fileName: 'VariableVowels_TRAIN.ts' };
+    const READ = /* GraphQL */ `
+      query($id: ID!) {
+        dataset(id: $id) { length channels classNames lengthPolicy { length resample } samples(first: 100) { nodes { index className series originalLength } } }
+      }
+    `;
+    const count = async () => (await t.gql(`{ datasets { totalCount } }`)).datasets.totalCount as number;
+
+    test('without a policy a @equalLength false file is refused at its header line with the options, and nothing is written', async () => {
+      const before = await count();
+      const res = await t.request(IMPORT, { input: { name: 'vowels-no-policy', files: [TRAIN] } });
+      assert.deepEqual(codes(res), ['BAD_USER_INPUT']);
+      const error = res.errors![0]!;
+      assert.equal(error.extensions!.line, vowels.equalLengthLine);
+      assert.equal(error.extensions!.field, 'input.files[0].text');
+      assert.match(error.message, new RegExp(`^files\\[0\\]: line ${vowels.equalLengthLine}: @equalLength false: the series have 7 to 15 steps`));
+      assert.match(error.message, /lengthPolicy: \{ length: N, resample: LINEAR \| PAD \| TRUNCATE \}/);
+      assert.equal(await count(), before);
+    });
+
+    test('LINEAR: every channel interpolated to the length, the source length kept, the policy recorded', async () => {
+      const res = await t.gql(IMPORT, { input: { name: 'vowels-linear', files: [TRAIN], lengthPolicy: { length: 12, resample: 'LINEAR' } } });
+      assert.equal(res.importUcr.added, 12);
+      const d = (await t.gql(READ, { id: res.importUcr.dataset.id })).dataset;
+      assert.deepEqual([d.length, d.channels, d.classNames, d.lengthPolicy], [12, 3, CLASSES, { length: 12, resample: 'LINEAR' }]);
+      assert.equal(d.samples.nodes.length, vowels.series.length);
+      for (const [i, node] of d.samples.nodes.entries()) {
+        const source = vowels.series[i]!;
+        assert.deepEqual([node.index, node.className, node.originalLength], [i, source.label, source.channels[0]!.length]);
+        assertClose(node.series, expectedLinear(source.channels, 12), 1e-6, `sample ${i}`);
+      }
+    });
+
+    test('PAD appends zeros and refuses a longer series; TRUNCATE keeps the first steps and refuses a shorter one', async () => {
+      const before = await count();
+      const tooLong = vowels.series.find((s) => s.channels[0]!.length > 12)!;
+      const refusedPad = await t.request(IMPORT, { input: { name: 'vowels-pad-12', files: [TRAIN], lengthPolicy: { length: 12, resample: 'PAD' } } });
+      assert.deepEqual(codes(refusedPad), ['BAD_USER_INPUT']);
+      assert.equal(refusedPad.errors![0]!.extensions!.line, tooLong.line);
+      assert.match(refusedPad.errors![0]!.message, new RegExp(`line ${tooLong.line}: the series has ${tooLong.channels[0]!.length} steps, more than 12.*truncate or linear`));
+      const tooShort = vowels.series.find((s) => s.channels[0]!.length < 12)!;
+      const refusedTruncate = await t.request(IMPORT, { input: { name: 'vowels-truncate-12', files: [TRAIN], lengthPolicy: { length: 12, resample: 'TRUNCATE' } } });
+      assert.equal(refusedTruncate.errors![0]!.extensions!.line, tooShort.line);
+      assert.match(refusedTruncate.errors![0]!.message, new RegExp(`the series has ${tooShort.channels[0]!.length} steps, fewer than 12.*pad or linear`));
+      assert.equal(await count(), before);
+
+      const padded = await t.gql(IMPORT, { input: { name: 'vowels-pad', files: [TRAIN], lengthPolicy: { length: 15, resample: 'PAD' } } });
+      const p = (await t.gql(READ, { id: padded.importUcr.dataset.id })).dataset;
+      assert.deepEqual(p.lengthPolicy, { length: 15, resample: 'PAD' });
+      for (const [i, node] of p.samples.nodes.entries()) {
+        const source = timeMajor(vowels.series[i]!.channels);
+        assertClose(node.series, [...source, ...new Array(45 - source.length).fill(0)], 1e-6, `padded ${i}`);
+        assert.equal(node.originalLength, source.length / 3);
+      }
+      const truncated = await t.gql(IMPORT, { input: { name: 'vowels-truncate', files: [TRAIN], lengthPolicy: { length: 7, resample: 'TRUNCATE' } } });
+      const tr = (await t.gql(READ, { id: truncated.importUcr.dataset.id })).dataset;
+      for (const [i, node] of tr.samples.nodes.entries()) {
+        assertClose(node.series, timeMajor(vowels.series[i]!.channels.map((c) => c.slice(0, 7))), 1e-6, `truncated ${i}`);
+      }
+      const bad = await t.request(IMPORT, { input: { name: 'vowels-zero', files: [TRAIN], lengthPolicy: { length: 0, resample: 'LINEAR' } } });
+      assert.equal(bad.errors![0]!.extensions!.field, 'input.lengthPolicy.length');
+    });
+
+    test('a policy applies to equal-length files too (GunPoint 150 → 512); without one, originalLength and lengthPolicy are null', async () => {
+      const res = await t.gql(IMPORT, { input: { name: 'gunpoint-512', files: [file('GunPoint_TRAIN')], lengthPolicy: { length: 512, resample: 'LINEAR' } } });
+      const d = (await t.gql(READ, { id: res.importUcr.dataset.id })).dataset;
+      const source = await readUcr('GunPoint_TRAIN');
+      assert.equal(d.length, 512);
+      for (const [i, node] of d.samples.nodes.entries()) {
+        assert.equal(node.originalLength, 150);
+        assertClose(node.series, expectedLinear([Array.from(source.series[i]!.values)], 512), 1e-6, `GunPoint ${i}`);
+      }
+      const plain = await t.gql(IMPORT, { input: { name: 'gunpoint-plain', files: [file('GunPoint_TRAIN')] } });
+      const q = (await t.gql(READ, { id: plain.importUcr.dataset.id })).dataset;
+      assert.equal(q.lengthPolicy, null);
+      assert.deepEqual(new Set(q.samples.nodes.map((n: { originalLength: number | null }) => n.originalLength)), new Set([null]));
+    });
+  });
 });
+
