@@ -157,7 +157,7 @@ export async function directApi(options: DirectApiOptions): Promise<Api & { conf
     import('../services/compute-runtime.js'),
   ]);
   const quiet = options.quietLevel ?? 'error';
-  const log = createLogger({ logLevel: config.logLevel === 'debug' || config.logLevel === 'trace' ? config.logLevel : quiet });
+  const log = createLogger({ logLevel: config.logLevel === 'debug' || config.logLevel === 'trace' ? config.logLevel : quiet }, { toStderr: true });
   let db: Database;
   try {
     db = await openDatabase(config.database, log, { statementTimeoutMs: config.statementTimeoutMs });

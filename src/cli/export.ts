@@ -114,7 +114,7 @@ async function exportDirect(opts: ExportOptions, out: Writable, env: EnvOverride
     import('../services/curation/export.js'),
     import('../services/curation/rank.js'),
   ]);
-  const log = createLogger({ logLevel: config.logLevel === 'debug' || config.logLevel === 'trace' ? config.logLevel : 'error' });
+  const log = createLogger({ logLevel: config.logLevel === 'debug' || config.logLevel === 'trace' ? config.logLevel : 'error' }, { toStderr: true });
   let db;
   try {
     db = await openDatabase(config.database, log, { statementTimeoutMs: 0 });
