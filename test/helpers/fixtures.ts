@@ -6,12 +6,17 @@ import type { TestServer } from './server.js';
 /** The UCR data sets shipped in datasets/ucr; tests that need them fail loudly when one is missing. */
 export const UCR_DIR = fileURLToPath(new URL('../../datasets/ucr/', import.meta.url));
 
-export async function readUcr(name: string): Promise<UcrDataset> {
+/** The path of a shipped UCR file (`GunPoint_TRAIN`), or an error naming the file that is missing. */
+export function ucrPath(name: string): string {
   const path = `${UCR_DIR}${name}.ts`;
   if (!existsSync(path)) {
     throw new Error(`The UCR data set ${path} is missing: tests read datasets/ucr in the repository`);
   }
-  return readUcrFile(path);
+  return path;
+}
+
+export async function readUcr(name: string): Promise<UcrDataset> {
+  return readUcrFile(ucrPath(name));
 }
 
 export const CREATE_DATASET = /* GraphQL */ `

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { createClient, type Client } from 'graphql-ws';
 import WebSocket from 'ws';
 import { cnn1d, initBackend, serializeModel, type Cnn1dConfig } from '../../src/compute/index.js';
-import { UCR_DIR } from '../helpers/fixtures.js';
+import { ucrPath } from '../helpers/fixtures.js';
 
 /** Anything that speaks GraphQL over HTTP: a TestServer, or a child `tangent serve`. */
 export interface Gql {
@@ -25,7 +25,7 @@ export function httpGql(url: string): Gql & { request(query: string, variables?:
   };
 }
 
-const ucrFile = (name: string) => ({ text: readFileSync(`${UCR_DIR}${name}.ts`, 'utf8'), fileName: `${name}.ts` });
+const ucrFile = (name: string) => ({ text: readFileSync(ucrPath(name), 'utf8'), fileName: `${name}.ts` });
 
 /** Imports a shared UCR problem (train and test files) over HTTP; returns its id and sample ids in index order. */
 export async function importUcr(t: Gql, problem: string, name = `${problem}-${Math.random().toString(36).slice(2, 8)}`) {
