@@ -2,14 +2,19 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { codes } from '../helpers/fixtures.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
+import { pollJob, storeCnn } from '../jobs/helpers.js';
 import { assertClose, assertSummary, bruteForceSummary, readRun, SUMMARY_FIELDS, type Summary } from './helpers.js';
 
-/** `Run.dynamicsSummary` of a run a client logged (rows through logMetrics), against values worked out by hand; `trainRun`'s refusals. */
+/**
+ * `Run.dynamicsSummary` of a run a client logged (rows through logMetrics), against values worked
+ * out by hand; `trainRun`'s refusals; the summary does not move when unrelated queries compute
+ * terms at the run's checkpoints, for a client-logged run and for one Tangent trained.
+ */
 let t: TestServer;
 before(async () => {
   t = await startTestServer({ env: { TANGENT_WORKER: 'off' } });
 });
-after(() => t.close());
+after(() => t?.close());
 
 const b64 = (values: Float32Array | Int32Array) => Buffer.from(values.buffer, values.byteOffset, values.byteLength).toString('base64');
 const f = Math.fround;
@@ -194,4 +199,120 @@ test('trainRun checks its input before anything is written, and plans the run it
   // The same seed picks the same subsets.
   const again = await t.gql(TRAIN, { input: { ...base, epochs: 3, batchSize: 2, seed: 5, trainFraction: 0.5, trackEverySteps: 1, trackSamples: 1 } });
   assert.deepEqual(again.trainRun.training.trackedSamples, trainRun.training.trackedSamples);
+});
+
+/** A data set of 12 series of length 8, 2 classes: 8 in train, 4 in test. */
+async function smallDataset(server: TestServer, name: string) {
+  const { createDataset } = await server.gql(`mutation($input: CreateDatasetInput!) { createDataset(input: $input) { id length channels classNames } }`, {
+    input: {
+      name,
+      length: 8,
+      classNames: ['a', 'b'],
+      samples: Array.from({ length: 12 }, (_, index) => ({
+        index,
+        label: index % 2,
+        split: index < 8 ? 'train' : 'test',
+        series: Array.from({ length: 8 }, (_, j) => Math.sin((index % 2 ? 2 : 1) * j + index / 7)),
+      })),
+    },
+  });
+  return createDataset as { id: string; length: number; channels: number; classNames: string[] };
+}
+
+/** Terms nobody recorded, computed on demand at a checkpoint: a ranking of the test split and statistics over every sample. */
+async function unrelatedQueries(server: TestServer, checkpointId: string) {
+  await server.gql(`query($id: ID!) { checkpoint(id: $id) {
+    rankedSamples(first: 10, filter: { splits: ["test"] }, orderBy: { term: K_NORM, direction: DESC }) { totalCount }
+    termStats(term: H_MIN_EIG) { mean } } }`, { id: checkpointId });
+}
+
+const rowCount = async (server: TestServer, checkpointId: string) =>
+  (await server.gql(`query($id: ID!) { checkpoint(id: $id) { metrics(first: 1) { totalCount } } }`, { id: checkpointId })).checkpoint.metrics.totalCount as number;
+
+test('dynamicsSummary of a client-logged run covers what the client recorded: terms computed on demand later leave it as it was', async () => {
+  const ds = await smallDataset(t, `client-stable-${process.pid}`);
+  const cnn = await storeCnn(t, ds, { config: { filters: [2], kernelSizes: [3], pool: 0, dropout: 0, seed: 1 }, checkpoints: 2 });
+  const [A, B] = cnn.checkpoints.map((c) => c.id) as [string, string];
+  // The client records loss, correct and π of train samples 0–2 at both checkpoints, hMinEig of sample 0 at A.
+  await log(A, { sampleIndices: [0, 1, 2], probs: [0.5, 0.5, 0.25, 0.75, 0.75, 0.25], loss: [0.7, 0.3, 1.4], correct: [true, true, false] });
+  await log(A, { sampleIndices: [0], hMinEig: [0] });
+  await log(B, { sampleIndices: [0, 1, 2], probs: [0.75, 0.25, 0.5, 0.5, 0.5, 0.5], loss: [0.3, 0.7, 0.7], correct: [true, false, false] });
+  const before = await summary(cnn.runId);
+  const args = '(split: "test", hTolerance: 0.5)';
+  const beforeTest = await summary(cnn.runId, args);
+  assert.equal(before.analysisPoints, 2);
+  assert.equal(before.samplesAnalysed, 3);
+  assert.equal(before.hPsdPairs, 1);
+  assert.equal(before.probabilityPathsTracked, 3);
+  assert.equal(before.finalTrainingSamples, 3);
+  assert.equal(beforeTest.finalTrainingSamples, 0);
+
+  // Tangent computes every term of every sample at both checkpoints (hMinEig of the client's rows included).
+  for (const c of [A, B]) await unrelatedQueries(t, c);
+  assert.equal(await rowCount(t, A), 12, 'the queries computed rows for every sample');
+  assert.deepEqual(await summary(cnn.runId), before);
+  assert.deepEqual(await summary(cnn.runId, args), beforeTest);
+  // The same numbers from the values whose provenance is the client, read through the API.
+  const clientOnly = (await readRun(t, cnn.runId)).map((c) => ({
+    ...c,
+    metrics: c.metrics
+      .filter((r) => r.provenance.some((p) => p.producer.kind === 'CLIENT'))
+      .map((r) => {
+        const client = (term: string) => r.provenance.some((p) => p.term === term && p.producer.kind === 'CLIENT');
+        return { ...r, loss: client('LOSS') ? r.loss : null, correct: client('CORRECT') ? r.correct : null, probs: client('PROBS') ? r.probs : null, logits: client('LOGITS') ? r.logits : null, hMinEig: client('H_MIN_EIG') ? r.hMinEig : null };
+      }),
+  }));
+  assertSummary(before, bruteForceSummary(clientOnly));
+  // Over every stored value instead, the H-PSD pairs would have grown with the queries.
+  assert.ok(bruteForceSummary(await readRun(t, cnn.runId)).hPsdPairs > before.hPsdPairs);
+});
+
+test('dynamicsSummary of a Tangent-trained run covers its training: rankings, statistics and jobs over other samples leave it as it was', async () => {
+  const w = await startTestServer();
+  try {
+    const ds = await smallDataset(w, `trained-stable-${process.pid}`);
+    const { createModel } = await w.gql(`mutation($input: CreateModelInput!) { createModel(input: $input) { id } }`, {
+      input: { name: `tiny-${process.pid}`, format: 'BUILTIN', architecture: 'cnn1d', config: { filters: [2], kernelSizes: [3], pool: 0, dropout: 0 }, inputLength: 8, numClasses: 2 },
+    });
+    // 6 of the 8 train samples, 2 steps per epoch; analysis at epochs 0, 1, 2; 2 tracked samples at every step.
+    const { trainRun } = await w.gql(`mutation($input: TrainRunInput!) { trainRun(input: $input) { id } }`, {
+      input: { modelId: createModel.id, datasetId: ds.id, epochs: 2, batchSize: 3, seed: 4, learningRate: 0.05, trainFraction: 0.75, analyzeEvery: 1, trackEverySteps: 1, trackSamples: 2 },
+    });
+    let status = 'PENDING';
+    while (status === 'PENDING' || status === 'RUNNING') {
+      await new Promise((r) => setTimeout(r, 200));
+      status = (await w.gql(`query($id: ID!) { run(id: $id) { status } }`, { id: trainRun.id })).run.status;
+    }
+    assert.equal(status, 'COMPLETED');
+    const read = async (args = '') => (await w.gql(`query($id: ID!) { run(id: $id) { dynamicsSummary${args} { ${SUMMARY_FIELDS} } } }`, { id: trainRun.id })).run.dynamicsSummary as Summary;
+    const before = await read();
+    const beforeTest = await read('(split: "test")');
+    // Steps 0–4: analysis at 0, 2, 4 (6 samples), tracking at 1, 3 (2 samples).
+    assert.equal(before.analysisPoints, 5);
+    assert.equal(before.samplesAnalysed, 6);
+    assert.equal(before.hPsdPairs, 3 * 6 + 2 * 2);
+    assert.equal(before.probabilityPathsTracked, 2);
+    assert.equal(before.finalTrainingSamples, 6);
+    assert.equal(beforeTest.finalTrainingSamples, 0);
+    assertSummary(before, bruteForceSummary(await readRun(w, trainRun.id)));
+
+    // A client's values for a sample the training did not use, at a training checkpoint.
+    const checkpoints = (await readRun(w, trainRun.id)).map((c) => c.id);
+    await w.gql(`mutation($c: ID!, $input: MetricColumnsInput!) { logMetrics(checkpointId: $c, input: $input) { written } }`, {
+      c: checkpoints[0],
+      input: { sampleIndices: [11], loss: [9], correct: [false], hMinEig: [-1] },
+    });
+    // Unrelated compute: a ranking of the test split and statistics at every checkpoint, then a job over every sample at the last.
+    for (const c of checkpoints) await unrelatedQueries(w, c);
+    const last = checkpoints.at(-1)!;
+    const { computeTerms: job } = await w.gql(`mutation($input: ComputeTermsInput!) { computeTerms(input: $input) { id } }`, { input: { checkpointId: last } });
+    assert.equal((await pollJob(w, job.id)).status, 'COMPLETED');
+    assert.equal(await rowCount(w, last), 12, 'rows for every sample now');
+    assert.deepEqual(await read(), before);
+    assert.deepEqual(await read('(split: "test")'), beforeTest);
+    // Over every stored row, the old definition, the pairs would have grown.
+    assert.ok(bruteForceSummary(await readRun(w, trainRun.id)).hPsdPairs > before.hPsdPairs);
+  } finally {
+    await w.close();
+  }
 });
