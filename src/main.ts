@@ -9,7 +9,11 @@ import { registerTrain } from './cli/train.js';
 import { registerWorker } from './cli/worker.js';
 import { VERSION } from './version.js';
 
-/** `tangent <command>`: one file per command in src/cli. */
+/**
+ * `tangent <command>`: one file per command in src/cli. A command module declares its options
+ * only and imports what it runs on (the database, the schema, tfjs) inside its action, so
+ * `tangent --help` and `tangent <command> --help` load commander and little else.
+ */
 const program = new Command('tangent')
   .description('GraphQL analysis server for the learning dynamics of fine-tuning')
   .version(VERSION);

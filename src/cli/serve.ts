@@ -22,6 +22,6 @@ export function registerServe(program: Command): void {
     if (config.database.kind === 'pglite') {
       server.log.info({ dataDir: config.database.dataDir }, 'using the embedded database; set DATABASE_URL to use a PostgreSQL server');
     }
-    onShutdownSignal(() => server.close());
+    onShutdownSignal(() => server.close(), server.log);
   });
 }

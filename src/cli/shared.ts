@@ -59,8 +59,11 @@ export function reportError(command: string, error: unknown): void {
   process.stderr.write(`tangent ${command}: ${e instanceof Error ? e.message : String(error)}${code}${typeof field === 'string' ? ` (${field})` : ''}\n`);
 }
 
-/** Runs `stop` once on SIGINT/SIGTERM; a second signal exits at once. */
-export function onShutdownSignal(stop: () => Promise<void>): void {
+/**
+ * Runs `stop` once on SIGINT/SIGTERM; a second signal exits at once. A failed stop is logged on
+ * `log` (the server's or worker's JSON logger), so their output stays JSON lines.
+ */
+export function onShutdownSignal(stop: () => Promise<void>, log: { error(obj: object, msg: string): void }): void {
   let stopping = false;
   const handler = (signal: NodeJS.Signals) => {
     if (stopping) process.exit(1);
@@ -68,7 +71,7 @@ export function onShutdownSignal(stop: () => Promise<void>): void {
     stop().then(
       () => process.exit(0),
       (error) => {
-        process.stderr.write(`shutdown after ${signal} failed: ${String(error)}\n`);
+        log.error({ err: error, signal }, 'shutdown failed');
         process.exit(1);
       },
     );

@@ -48,6 +48,6 @@ export function registerWorker(program: Command): void {
       await p.close();
       await db.close();
       log.info('Tangent worker stopped');
-    });
+    }, log);
   });
 }

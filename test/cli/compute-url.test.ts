@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { startTestServer } from '../helpers/server.js';
 import { importUcr, storeCnn } from '../jobs/helpers.js';
-import { tangent } from './helpers.js';
+import { tangent, waitFor } from './helpers.js';
 
 /**
  * `tangent compute --url`: the job runs on a running server (which holds the embedded database),
@@ -43,4 +43,21 @@ test('tangent compute --url runs the job on the server and follows it to the end
   assert.equal(await missing.exited, 1);
   assert.match(missing.stderr(), /^tangent compute: .*99999999.* \[NOT_FOUND\]/m);
   assert.equal(missing.stdout(), '');
+});
+
+test('Ctrl-C detaches tangent compute --url: the job stays on the server', { timeout: 180_000 }, async (t) => {
+  // No worker on this server: the job waits in the queue, so the CLI is still following it.
+  const server = await startTestServer({ env: { TANGENT_WORKER: 'off' } });
+  t.after(() => server.close());
+  const { dataset } = await importUcr(server, 'GunPoint');
+  const cnn = await storeCnn(server, dataset);
+  const cli = tangent(['compute', '--checkpoint', cnn.checkpoints[0]!.id, '--terms', 'LOSS', '--url', server.url]);
+  t.after(() => cli.stop());
+  await waitFor(cli, () => /job \d+ QUEUED/.test(cli.stderr()), 'the job queued');
+  const jobId = /job (\d+) QUEUED/.exec(cli.stderr())![1]!;
+  cli.child.kill('SIGINT');
+  assert.equal(await cli.exited, 130);
+  assert.match(cli.stderr(), new RegExp(`detached; job ${jobId} goes on running on the server`));
+  const { job } = await server.gql(`query($id: ID!) { job(id: $id) { status } }`, { id: jobId });
+  assert.equal(job.status, 'QUEUED');
 });
