@@ -430,14 +430,26 @@ export type DeletePayload = {
 };
 
 /**
- * What a run's stored rows say about its learning dynamics, computed with SQL when asked (from
- * sample_metric at the run's checkpoints), so it describes runs that clients logged exactly as runs that
- * Tangent trained. Analysis points are the run's checkpoints that have at least one per-sample row,
- * in step order.
+ * What a run's own analysis says about its learning dynamics, computed with SQL when asked from
+ * sample_metric at the run's checkpoints. It covers only the rows the run itself produced, so it does not
+ * move when other queries (rankedSamples, termStats, computeTerms, exports) compute terms for more
+ * samples at the same checkpoints:
+ *
+ * - a run Tangent trained (`Run.training` is set): at each checkpoint of the training's plan, the rows the
+ *   training wrote there: every trained sample at an analysis point, the tracked samples at a tracking
+ *   point (trackEverySteps). Rows for other samples (the test split, samples left out by trainFraction)
+ *   are not counted, whoever wrote them;
+ * - a run a client logs: the values the client recorded (logMetrics, recordMetrics, `tangent import metrics`:
+ *   provenance CLIENT), each value on its own. A value Tangent computed on demand is not counted, even in
+ *   a row where the client recorded others (a client that logs loss and probs but not hMinEig gets
+ *   hPsdPairs 0, however many H terms Tangent later computes).
+ *
+ * Below, a row in scope is one of those (analysis point, sample) rows. Analysis points are the run's
+ * checkpoints with at least one row in scope, in step order.
  */
 export type DynamicsSummary = {
   __typename?: 'DynamicsSummary';
-  /** Checkpoints with per-sample rows. */
+  /** Checkpoints with at least one row in scope (for a Tangent-trained run: its analysis and tracking points stored so far). */
   analysisPoints: Scalars['Int']['output'];
   /** The last analysis point. */
   finalCheckpoint: Maybe<Checkpoint>;
@@ -445,9 +457,12 @@ export type DynamicsSummary = {
   finalTrainingAccuracy: Maybe<Scalars['Float']['output']>;
   /** The mean loss over those rows that have it; null when none has. */
   finalTrainingLoss: Maybe<Scalars['Float']['output']>;
-  /** Rows at the last analysis point of samples in the training split (`split`). */
+  /**
+   * Rows in scope at the last analysis point of samples in the split `split` (for a Tangent-trained run,
+   * the samples it trained on that are in that split: 0 for a split it did not train on).
+   */
   finalTrainingSamples: Scalars['Int']['output'];
-  /** Rows (analysis point, sample) that have hMinEig: the denominator of hPsdRatio. */
+  /** Rows in scope that have hMinEig (recorded by the client, for a client-logged run): the denominator of hPsdRatio. */
   hPsdPairs: Scalars['Int']['output'];
   /**
    * The fraction of those rows whose H = diag(π) − ππᵀ has its smallest eigenvalue ≥ −hTolerance. H is
@@ -464,12 +479,12 @@ export type DynamicsSummary = {
    */
   pathLength: Maybe<Scalars['Float']['output']>;
   /**
-   * Samples whose π is stored at every analysis point, i.e. with a complete probability path (π is
-   * `probs`, or the softmax of `logits` where only logits were stored). For a run Tangent trained with
+   * Samples whose π is in scope at every analysis point, i.e. with a complete probability path (π is
+   * `probs`, or the softmax of `logits` where only logits were in scope). For a run Tangent trained with
    * trackEverySteps these are the tracked samples; otherwise every sample analysed at every point.
    */
   probabilityPathsTracked: Scalars['Int']['output'];
-  /** Distinct samples with a row at some analysis point. */
+  /** Distinct samples with a row in scope at some analysis point (for a Tangent-trained run: the samples it trained on). */
   samplesAnalysed: Scalars['Int']['output'];
 };
 
@@ -844,6 +859,16 @@ export type Mutation = {
   createCheckpoint: Checkpoint;
   /** Creates a dataset, optionally with its first samples, in one transaction. */
   createDataset: Dataset;
+  /**
+   * Stores a model. A BUILTIN model's architecture and config are checked against its shape (inputLength,
+   * channels, numClasses) before it is written: an unknown architecture or config option, or a config that
+   * cannot be built for that shape (a transformer `patch` that does not divide the length, cnn1d pooling
+   * that leaves no time step, Mantis `patches`…), is refused with BAD_USER_INPUT, a message naming the
+   * values (and the choices that would fit), `extensions.field` = `input.config.<option>` (or
+   * `input.architecture`) and `extensions.problems` listing every problem. The shape comes from
+   * inputLength, channels and numClasses, whatever `length`, `channels` or `classes` the config holds.
+   * createRun refuses a stored model that does not build in the same way.
+   */
   createModel: Model;
   createRun: Run;
   /** Runs a strategy and saves the result as an immutable selection, in one transaction. */
@@ -921,6 +946,9 @@ export type Mutation = {
    * status (updateRun, e.g. CANCELLED) stops it at once; what it stored stays. A worker that stops hands the training back to the
    * queue; one that dies is retried up to TANGENT_TRAIN_RETRY_LIMIT times. Either way the next worker trains
    * again from the start (same seed, same weights), keeping the checkpoints already stored identically.
+   * Checked before anything is written (BAD_USER_INPUT, nothing stored): the input, the model against the
+   * dataset's shape, and a BUILTIN model's config, which must build for that shape (as in createModel;
+   * `extensions.configKey` names the option to blame and `extensions.problems` lists every problem).
    */
   trainRun: Run;
   updateRun: Run;
@@ -1332,7 +1360,8 @@ export type Run = {
   createdAt: Scalars['DateTime']['output'];
   dataset: Dataset;
   /**
-   * The dynamics summary from the run's stored rows. `split`: the training split, for the final accuracy
+   * The dynamics summary of the run's own analysis (see DynamicsSummary for exactly which rows it covers:
+   * terms other queries compute later never change it). `split`: the training split, for the final accuracy
    * and loss; `hTolerance` (≥ 0): how far below zero H's smallest eigenvalue may be and still count as PSD.
    */
   dynamicsSummary: DynamicsSummary;
