@@ -7,6 +7,7 @@ import WebSocket from 'ws';
 import { createApiKey } from '../src/auth/keys.js';
 import { ConfigError, loadConfig, type Config } from '../src/config.js';
 import { createServer } from '../src/server.js';
+import { cleanupStack } from './helpers/cleanup.js';
 import { codes } from './helpers/fixtures.js';
 import { createTestDatabase } from './helpers/database.js';
 import { startTestServer, type TestServer } from './helpers/server.js';
@@ -52,7 +53,7 @@ describe('API keys and roles (auth on)', () => {
       assert.equal(res.body.data.createApiKey.apiKey.prefix, secrets[role].slice(0, 12));
     }
   });
-  after(() => t.close());
+  after(() => t?.close());
 
   const datasetCount = async () => (await t.db.sql.query<{ n: number }>('SELECT count(*)::int AS n FROM dataset'))[0]!.n;
 
@@ -248,23 +249,19 @@ describe('auth off, rate limits, bodies, CORS, request ids', () => {
     }
   });
 
-  test('introspection: on in development, off in production unless configured; no field suggestions without it', async () => {
-    const dev = await startTestServer({ env: { NODE_ENV: 'development' } });
-    const prod = await startTestServer({ env: { NODE_ENV: 'production' } });
-    try {
-      const introspect = { query: `{ __schema { queryType { name } } }` };
-      assert.deepEqual((await post(dev.url, introspect)).body.data, { __schema: { queryType: { name: 'Query' } } });
-      const refused = await post(prod.url, introspect);
-      assert.deepEqual(codes(refused.body), ['GRAPHQL_VALIDATION_FAILED']);
-      const typo = await post(prod.url, { query: `{ datasetz { totalCount } }` });
-      assert.deepEqual(codes(typo.body), ['GRAPHQL_VALIDATION_FAILED']);
-      assert.doesNotMatch(typo.body.errors![0]!.message, /Did you mean/);
-      assert.match((await post(dev.url, { query: `{ datasetz { totalCount } }` })).body.errors![0]!.message, /Did you mean/);
-      assert.equal(loadConfig({ NODE_ENV: 'production', TANGENT_INTROSPECTION: 'true' }).introspection, true);
-    } finally {
-      await dev.close();
-      await prod.close();
-    }
+  test('introspection: on in development, off in production unless configured; no field suggestions without it', async (ctx) => {
+    const defer = cleanupStack(ctx);
+    const dev = defer(await startTestServer({ env: { NODE_ENV: 'development' } }), (s) => s.close());
+    const prod = defer(await startTestServer({ env: { NODE_ENV: 'production' } }), (s) => s.close());
+    const introspect = { query: `{ __schema { queryType { name } } }` };
+    assert.deepEqual((await post(dev.url, introspect)).body.data, { __schema: { queryType: { name: 'Query' } } });
+    const refused = await post(prod.url, introspect);
+    assert.deepEqual(codes(refused.body), ['GRAPHQL_VALIDATION_FAILED']);
+    const typo = await post(prod.url, { query: `{ datasetz { totalCount } }` });
+    assert.deepEqual(codes(typo.body), ['GRAPHQL_VALIDATION_FAILED']);
+    assert.doesNotMatch(typo.body.errors![0]!.message, /Did you mean/);
+    assert.match((await post(dev.url, { query: `{ datasetz { totalCount } }` })).body.errors![0]!.message, /Did you mean/);
+    assert.equal(loadConfig({ NODE_ENV: 'production', TANGENT_INTROSPECTION: 'true' }).introspection, true);
   });
 
   test('oversize and malformed bodies get clean errors', async () => {
@@ -281,47 +278,38 @@ describe('auth off, rate limits, bodies, CORS, request ids', () => {
     }
   });
 
-  test('CORS: no cross-origin access unless configured, then only for the listed origins', async () => {
-    const closed = await startTestServer();
-    const open = await startTestServer({ env: { TANGENT_CORS_ORIGINS: 'https://dash.lab.example, https://nb.lab.example' } });
-    try {
-      const preflight = (url: string, origin: string) =>
-        fetch(url, { method: 'OPTIONS', headers: { origin, 'access-control-request-method': 'POST', 'access-control-request-headers': 'authorization,content-type' } });
-      assert.equal((await preflight(closed.url, 'https://dash.lab.example')).headers.get('access-control-allow-origin'), null);
-      const allowed = await preflight(open.url, 'https://dash.lab.example');
-      assert.equal(allowed.headers.get('access-control-allow-origin'), 'https://dash.lab.example');
-      assert.equal((await preflight(open.url, 'https://evil.example')).headers.get('access-control-allow-origin'), null);
-    } finally {
-      await closed.close();
-      await open.close();
-    }
+  test('CORS: no cross-origin access unless configured, then only for the listed origins', async (ctx) => {
+    const defer = cleanupStack(ctx);
+    const closed = defer(await startTestServer(), (s) => s.close());
+    const open = defer(await startTestServer({ env: { TANGENT_CORS_ORIGINS: 'https://dash.lab.example, https://nb.lab.example' } }), (s) => s.close());
+    const preflight = (url: string, origin: string) =>
+      fetch(url, { method: 'OPTIONS', headers: { origin, 'access-control-request-method': 'POST', 'access-control-request-headers': 'authorization,content-type' } });
+    assert.equal((await preflight(closed.url, 'https://dash.lab.example')).headers.get('access-control-allow-origin'), null);
+    const allowed = await preflight(open.url, 'https://dash.lab.example');
+    assert.equal(allowed.headers.get('access-control-allow-origin'), 'https://dash.lab.example');
+    assert.equal((await preflight(open.url, 'https://evil.example')).headers.get('access-control-allow-origin'), null);
   });
 
-  test('every log line about a request carries its id, the client gets the id and no internals', async () => {
+  test('every log line about a request carries its id, the client gets the id and no internals', async (ctx) => {
+    const defer = cleanupStack(ctx);
     const lines: Record<string, any>[] = [];
     const sink = new Writable({ write: (chunk, _enc, done) => (lines.push(JSON.parse(String(chunk))), done()) });
-    const testDb = await createTestDatabase();
-    const db = await testDb.open();
+    const testDb = defer(await createTestDatabase(), (d) => d.destroy());
+    const db = defer(await testDb.open(), (d) => d.close());
     const config: Config = { ...loadConfig({ PORT: '0', HOST: '127.0.0.1', NODE_ENV: 'test' }), database: testDb.config };
-    const server = await createServer(config, { db, log: pino({ level: 'debug' }, sink) });
-    try {
-      await db.sql.query('ALTER TABLE model RENAME TO model_gone');
-      const response = await fetch(server.url, { method: 'POST', headers: { 'content-type': 'application/json', 'x-request-id': 'trace-42' }, body: JSON.stringify({ query: '{ models { totalCount } }' }) });
-      assert.equal(response.headers.get('x-request-id'), 'trace-42');
-      const body = (await response.json()) as { errors?: { message: string; extensions?: Record<string, any> }[] };
-      assert.deepEqual(codes(body), ['INTERNAL_SERVER_ERROR']);
-      assert.doesNotMatch(JSON.stringify(body), /model_gone|relation|SELECT|\.ts:|node_modules/);
-      const logged = lines.filter((l) => l.msg === 'unexpected error');
-      assert.equal(logged.length, 1);
-      assert.equal(logged[0]!.requestId, 'trace-42');
-      assert.match(JSON.stringify(logged[0]!.err), /does not exist/, 'the details are in the log');
-      assert.ok(lines.some((l) => l.requestId === 'trace-42' && l.msg === 'request done'));
-      assert.ok(lines.some((l) => /running OPEN/.test(l.msg)), 'an open server says so at start-up');
-      await db.sql.query('ALTER TABLE model_gone RENAME TO model');
-    } finally {
-      await server.close();
-      await db.close();
-      await testDb.destroy();
-    }
+    const server = defer(await createServer(config, { db, log: pino({ level: 'debug' }, sink) }), (s) => s.close());
+    await db.sql.query('ALTER TABLE model RENAME TO model_gone');
+    const response = await fetch(server.url, { method: 'POST', headers: { 'content-type': 'application/json', 'x-request-id': 'trace-42' }, body: JSON.stringify({ query: '{ models { totalCount } }' }) });
+    assert.equal(response.headers.get('x-request-id'), 'trace-42');
+    const body = (await response.json()) as { errors?: { message: string; extensions?: Record<string, any> }[] };
+    assert.deepEqual(codes(body), ['INTERNAL_SERVER_ERROR']);
+    assert.doesNotMatch(JSON.stringify(body), /model_gone|relation|SELECT|\.ts:|node_modules/);
+    const logged = lines.filter((l) => l.msg === 'unexpected error');
+    assert.equal(logged.length, 1);
+    assert.equal(logged[0]!.requestId, 'trace-42');
+    assert.match(JSON.stringify(logged[0]!.err), /does not exist/, 'the details are in the log');
+    assert.ok(lines.some((l) => l.requestId === 'trace-42' && l.msg === 'request done'));
+    assert.ok(lines.some((l) => /running OPEN/.test(l.msg)), 'an open server says so at start-up');
+    await db.sql.query('ALTER TABLE model_gone RENAME TO model');
   });
 });

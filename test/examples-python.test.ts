@@ -37,7 +37,7 @@ before(async () => {
   await initBackend('cpu', () => undefined);
 });
 after(async () => {
-  await t.close();
+  await t?.close();
   rmSync(ENV.PYTHONPYCACHEPREFIX, { recursive: true, force: true });
 });
 

@@ -13,7 +13,7 @@ before(async () => {
   t = await startTestServer();
   await initBackend('cpu', () => undefined);
 });
-after(() => t.close());
+after(() => t?.close());
 
 function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {

@@ -1,35 +1,21 @@
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { describe, test } from 'node:test';
 import { ConfigError, loadConfig } from '../src/config.js';
+import { runCli, startCli, type CliProcess } from './helpers/cli.js';
 import { startTestServer } from './helpers/server.js';
 
-const BIN = new URL('../bin/tangent.js', import.meta.url).pathname;
-
 /** Starts the real CLI (`npm start` runs the same) and resolves with its GraphQL URL from the log. */
-function startCli(env: Record<string, string>): Promise<{ child: ChildProcess; url: string }> {
-  const { DATABASE_URL: _ignored, ...inherited } = process.env;
-  const child = spawn(process.execPath, [BIN, 'serve'], { env: { ...inherited, PORT: '0', LOG_LEVEL: 'info', ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
-  return new Promise((resolve, reject) => {
-    const lines = createInterface({ input: child.stdout! });
-    lines.on('line', (line) => {
-      try {
-        const entry = JSON.parse(line) as { url?: string };
-        if (entry.url) resolve({ child, url: entry.url });
-      } catch {
-        /* not a log line */
-      }
-    });
-    child.once('exit', (code) => reject(new Error(`tangent exited with ${code} before serving`)));
-  });
+async function startServe(env: Record<string, string>): Promise<CliProcess & { url: string }> {
+  const cli = await startCli('serve', { env });
+  return Object.assign(cli, { url: cli.url! });
 }
 
-function exitCode(child: ChildProcess): Promise<number | null> {
-  return new Promise((resolve) => child.once('exit', (code) => resolve(code)));
+/** Stops with SIGTERM, as a service manager would, and gives the exit code. */
+async function terminate(cli: CliProcess): Promise<number | null> {
+  return (await cli.kill('SIGTERM')).code;
 }
 
 async function post(url: string, query: string, variables?: unknown) {
@@ -40,25 +26,23 @@ async function post(url: string, query: string, variables?: unknown) {
 describe('the server', () => {
   test('npm start on the embedded database keeps data across a restart', async () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'tangent-cli-'));
-    const children: ChildProcess[] = [];
+    const children: CliProcess[] = [];
     try {
-      const first = await startCli({ TANGENT_DATA_DIR: dataDir });
-      children.push(first.child);
+      const first = await startServe({ TANGENT_DATA_DIR: dataDir });
+      children.push(first);
       const created = await post(first.url, `mutation { createDataset(input: { name: "survives", length: 2, classNames: ["a", "b"], samples: [{ index: 0, label: 1, series: [0.5, -1] }] }) { id } }`);
       assert.equal(created.errors, undefined);
       const health = await fetch(first.url.replace('/graphql', '/healthz'));
       assert.deepEqual(await health.json(), { status: 'ok', database: 'pglite' });
-      first.child.kill('SIGTERM');
-      assert.equal(await exitCode(first.child), 0, 'a graceful stop exits 0');
+      assert.equal(await terminate(first), 0, 'a graceful stop exits 0');
 
-      const second = await startCli({ TANGENT_DATA_DIR: dataDir });
-      children.push(second.child);
+      const second = await startServe({ TANGENT_DATA_DIR: dataDir });
+      children.push(second);
       const read = await post(second.url, `{ datasets { nodes { name samples { nodes { label series } } } } }`);
       assert.deepEqual(read.data.datasets.nodes, [{ name: 'survives', samples: { nodes: [{ label: 1, series: [0.5, -1] }] } }]);
-      second.child.kill('SIGTERM');
-      assert.equal(await exitCode(second.child), 0);
+      assert.equal(await terminate(second), 0);
     } finally {
-      for (const child of children) if (child.exitCode === null) child.kill('SIGKILL');
+      await Promise.all(children.map((child) => child.kill()));
       rmSync(dataDir, { recursive: true, force: true });
     }
   });
@@ -68,10 +52,8 @@ describe('the server', () => {
       () => loadConfig({ PORT: 'eighty', DATABASE_URL: 'mysql://x', LOG_LEVEL: 'loud' }),
       (error: unknown) => error instanceof ConfigError && error.problems.length === 3,
     );
-    const child = spawn(process.execPath, [BIN, 'serve'], { env: { ...process.env, PORT: 'eighty' }, stdio: ['ignore', 'ignore', 'pipe'] });
-    let stderr = '';
-    child.stderr!.on('data', (chunk) => (stderr += chunk));
-    assert.equal(await exitCode(child), 1);
+    const { code, stderr } = await runCli(['serve'], { env: { PORT: 'eighty' }, timeoutMs: 60_000 });
+    assert.equal(code, 1);
     assert.match(stderr, /PORT/);
   });
 

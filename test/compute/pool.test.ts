@@ -22,8 +22,8 @@ describe('ComputePool', () => {
   });
 
   after(async () => {
-    await pool.close();
-    here.dispose();
+    await pool?.close();
+    here?.dispose();
   });
 
   test('reports its backend and the model', () => {

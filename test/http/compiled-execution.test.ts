@@ -81,7 +81,7 @@ describe('queries run compiled, with the answers graphql-js gives', () => {
     t = await startTestServer();
     fx = await curationFixture(t, { n: 120 });
   });
-  after(() => t.close());
+  after(() => t?.close());
 
   const services = () => ({ config: loadConfig({ LOG_LEVEL: 'silent' }), db: t.db, pubsub: null as never, log: quietLog });
 

@@ -18,7 +18,7 @@ before(async () => {
   t = await startTestServer();
 });
 after(async () => {
-  await t.close();
+  await t?.close();
   rmSync(dir, { recursive: true, force: true });
 });
 

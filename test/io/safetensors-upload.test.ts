@@ -13,7 +13,7 @@ let t: TestServer;
 before(async () => {
   t = await startTestServer();
 });
-after(() => t.close());
+after(() => t?.close());
 
 const IMPORT = /* GraphQL */ `
   mutation($input: ImportSafetensorsInput!) {

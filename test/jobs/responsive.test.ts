@@ -12,7 +12,7 @@ let t: TestServer;
 before(async () => {
   t = await startTestServer({ env: { TANGENT_CHUNK_SIZE: '8', TANGENT_QUEUE_POLL_SECONDS: '0.5' } });
 });
-after(() => t.close());
+after(() => t?.close());
 
 test('simple queries are answered, correctly, while a large job is RUNNING; the job can then be cancelled mid-way', async () => {
   const { dataset, samples } = await importUcr(t, 'GunPoint', 'responsive-gunpoint');

@@ -20,7 +20,7 @@ before(async () => {
   samples = imported.samples;
   cnn = await storeCnn(t, imported.dataset, { checkpoints: 2 });
 });
-after(() => t.close());
+after(() => t?.close());
 
 const RANKED = /* GraphQL */ `
   query($c: ID!, $filter: SampleTermFilter, $orderBy: SampleTermOrder, $target: TargetSetInput) {

@@ -29,7 +29,7 @@ before(async () => {
   ({ dataset, samples } = await importUcr(t, 'GunPoint'));
   cnn = await storeCnn(t, dataset, { checkpoints: 3 });
 });
-after(() => t.close());
+after(() => t?.close());
 
 const STATS = `{ serverInfo { compute { calls samples modelLoads inlineMaxSamples worker } } }`;
 const SAMPLE_TERMS = /* GraphQL */ `

@@ -50,7 +50,7 @@ before(async () => {
   assert.equal(createSelection.sampleCount, N);
   selectionId = createSelection.id;
 });
-after(() => t.close());
+after(() => t?.close());
 
 describe('large exports stream', () => {
   test('the first rows are handed over before the rest are read, one batch at a time', async () => {

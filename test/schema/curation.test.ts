@@ -15,7 +15,7 @@ before(async () => {
   for (const s of fx.truth) if (s.split === 'train') kCrossVal.set(s.sampleId, Math.round(((s.sampleId * 7919) % 1000) / 7) / 10);
   await recordKCross(t, fx.checkpoints[0]!.id, { split: 'validation' }, kCrossVal);
 });
-after(() => t.close());
+after(() => t?.close());
 
 const RANKED = /* GraphQL */ `
   query($c: ID!, $first: Int, $after: String, $filter: SampleTermFilter, $orderBy: SampleTermOrder, $target: TargetSetInput) {

@@ -7,7 +7,7 @@ let t: TestServer;
 before(async () => {
   t = await startTestServer();
 });
-after(() => t.close());
+after(() => t?.close());
 
 const SAMPLES_PAGE = /* GraphQL */ `
   query Samples($id: ID!, $first: Int, $after: String, $filter: SampleFilter) {

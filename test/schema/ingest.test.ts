@@ -36,7 +36,7 @@ function withRetry(server: TestServer): TestServer {
     },
   };
 }
-after(() => t.close());
+after(() => t?.close());
 
 const b64 = (values: Float32Array | Int32Array) => Buffer.from(values.buffer, values.byteOffset, values.byteLength).toString('base64');
 

@@ -11,7 +11,7 @@ before(async () => {
   t = await startTestServer();
   ({ datasetId } = await createUcrDataset(t, 'ArrowHead_TRAIN'));
 });
-after(() => t.close());
+after(() => t?.close());
 
 const shape = () => ({ id: datasetId, length: 251, channels: 1, classes: 3 });
 

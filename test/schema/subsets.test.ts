@@ -49,7 +49,7 @@ before(async () => {
   ({ dataset, samples } = await importUcr(t, 'GunPoint'));
   net = await storeMantis(t, dataset, 3);
 });
-after(() => t.close());
+after(() => t?.close());
 
 /** The engine in this test's own thread, on checkpoint k's stored weights. */
 async function engine(k = 0) {

@@ -15,7 +15,7 @@ let t: TestServer;
 before(async () => {
   t = await startTestServer({ env: { TANGENT_WORKER: 'off' } });
 });
-after(() => t.close());
+after(() => t?.close());
 
 const BIN = new URL('../../bin/tangent.js', import.meta.url).pathname;
 const CREATE_MODEL = `mutation($input: CreateModelInput!) { createModel(input: $input) { id } }`;
