@@ -52,10 +52,11 @@ function describe(result: unknown): string {
 }
 
 async function progressBar(unit: string): Promise<SingleBar> {
-  const { SingleBar, Presets } = await import('cli-progress');
-  // cli-progress draws only on a terminal; piped output (CI, tests) stays clean.
+  const [{ SingleBar, Presets }, { formatEta }] = await Promise.all([import('cli-progress'), import('./progress.js')]);
+  // cli-progress draws only on a terminal; piped output (CI, tests) stays clean. Its own ETA
+  // formatter prints `NFs` before the first step; ours leaves it blank.
   return new SingleBar(
-    { format: `{bar} {percentage}% | {value}/{total} ${unit} | {eta_formatted} left`, stream: process.stderr, hideCursor: true, noTTYOutput: false },
+    { format: `{bar} {percentage}% | {value}/{total} ${unit} | {eta_formatted}`, formatTime: (t: number) => formatEta(t), stream: process.stderr, hideCursor: true, noTTYOutput: false },
     Presets.shades_classic,
   );
 }
