@@ -1,16 +1,17 @@
 import assert from 'node:assert/strict';
-import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, execFileSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer as createNetServer, Socket, type Server as NetServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { describe, test, type TestContext } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import pg from 'pg';
 import { createApiKey } from '../src/auth/keys.js';
 import { openDatabase } from '../src/db/database.js';
+import { cleanupStack } from './helpers/cleanup.js';
+import { startCli as startTangent } from './helpers/cli.js';
 import { createTestDatabase, quietLog } from './helpers/database.js';
 import { startTestServer } from './helpers/server.js';
 
@@ -20,7 +21,6 @@ import { startTestServer } from './helpers/server.js';
  * own samples (batch b: sample indices b·K … b·K+K−1, loss b + 0.5), so after the fault every batch
  * is either whole or absent, and every batch the client saw acknowledged must be whole.
  */
-const BIN = new URL('../bin/tangent.js', import.meta.url).pathname;
 const K = 40;
 const BATCHES = 150;
 const PG_BIN = '/usr/lib/postgresql/15/bin';
@@ -30,21 +30,16 @@ interface Cli {
   url: string;
 }
 
-function startCli(env: Record<string, string>): Promise<Cli> {
-  const { DATABASE_URL: _ignored, ...inherited } = process.env;
-  const child = spawn(process.execPath, [BIN, 'serve'], { env: { ...inherited, PORT: '0', LOG_LEVEL: 'info', ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
-  return new Promise((resolve, reject) => {
-    const lines = createInterface({ input: child.stdout! });
-    lines.on('line', (line) => {
-      try {
-        const entry = JSON.parse(line) as { url?: string };
-        if (entry.url) resolve({ child, url: entry.url });
-      } catch {
-        /* not a log line */
-      }
-    });
-    child.once('exit', (code) => reject(new Error(`tangent exited with ${code} before serving`)));
-  });
+/** `tangent serve`, tracked so that it cannot outlive the test (see helpers/cli.ts). */
+async function startCli(env: Record<string, string>): Promise<Cli> {
+  const cli = await startTangent('serve', { env });
+  return { child: cli.child, url: cli.url! };
+}
+
+/** Kills what is still running and waits until each has exited. */
+async function killAll(children: ChildProcess[]): Promise<void> {
+  for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  await Promise.all(children.map(exited));
 }
 
 function exited(child: ChildProcess): Promise<void> {
@@ -200,7 +195,7 @@ async function killMidStream(t: TestContext, env: Record<string, string>) {
     second.child.kill('SIGTERM');
     await exited(second.child);
   } finally {
-    for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    await killAll(children);
   }
 }
 
@@ -218,66 +213,58 @@ describe('faults', () => {
     }
   });
 
-  test('the database goes away and comes back: clean errors meanwhile, then work again without a restart', { skip: !process.env.DATABASE_URL && 'needs DATABASE_URL (PGlite lives in the process)' }, async () => {
-    const testDb = await createTestDatabase();
+  test('the database goes away and comes back: clean errors meanwhile, then work again without a restart', { skip: !process.env.DATABASE_URL && 'needs DATABASE_URL (PGlite lives in the process)' }, async (ctx) => {
+    const defer = cleanupStack(ctx);
+    const testDb = defer(await createTestDatabase(), (d) => d.destroy());
     assert.equal(testDb.config.kind, 'postgres');
     const target = new URL(testDb.config.url);
-    const proxy = new CuttableProxy(target.hostname, Number(target.port || 5432));
+    const proxy = defer(new CuttableProxy(target.hostname, Number(target.port || 5432)), (p) => p.close());
     await proxy.open();
     const viaProxy = new URL(testDb.config.url);
     viaProxy.port = String(proxy.port);
     const proxied = { ...testDb.config, url: viaProxy.toString() };
-    const t = await startTestServer({ testDb: { ...testDb, config: proxied, open: () => openDatabase(proxied, quietLog, { statementTimeoutMs: 10_000 }) }, env: { TANGENT_AUTH: 'on' } });
-    try {
-      const { secret } = await createApiKey(t.db, { name: 'w', role: 'WRITER' });
-      const auth = { authorization: `Bearer ${secret}` };
-      const health = () => fetch(t.url.replace('/graphql', '/healthz')).then((r) => r.status);
-      assert.equal(await health(), 200);
-      await must(t.url, `mutation { createDataset(input: { name: "before", length: 1, classNames: ["a"] }) { id } }`, undefined, auth);
+    const t = defer(await startTestServer({ testDb: { ...testDb, config: proxied, open: () => openDatabase(proxied, quietLog, { statementTimeoutMs: 10_000 }) }, env: { TANGENT_AUTH: 'on' } }), (s) => s.stop());
+    const { secret } = await createApiKey(t.db, { name: 'w', role: 'WRITER' });
+    const auth = { authorization: `Bearer ${secret}` };
+    const health = () => fetch(t.url.replace('/graphql', '/healthz')).then((r) => r.status);
+    assert.equal(await health(), 200);
+    await must(t.url, `mutation { createDataset(input: { name: "before", length: 1, classNames: ["a"] }) { id } }`, undefined, auth);
 
-      proxy.cut();
-      assert.equal(await health(), 503);
-      for (const query of [`{ datasets { totalCount } }`, `mutation { createDataset(input: { name: "during", length: 1, classNames: ["a"] }) { id } }`]) {
-        const res = await gql(t.url, query, undefined, auth);
-        assert.deepEqual(res.errors?.map((e) => e.extensions?.code), ['DATABASE_UNAVAILABLE'], JSON.stringify(res));
-        assert.equal(res.status, 503);
-        assert.doesNotMatch(JSON.stringify(res), /ECONN|5432|pg|\.ts/);
-      }
-
-      await proxy.restore();
-      assert.equal(await health(), 200);
-      const { datasets } = await must(t.url, `{ datasets { nodes { name } } }`, undefined, auth);
-      assert.deepEqual(datasets.nodes, [{ name: 'before' }], 'nothing from the outage was written');
-      await must(t.url, `mutation { createDataset(input: { name: "after", length: 1, classNames: ["a"] }) { id } }`, undefined, auth);
-    } finally {
-      await t.close();
-      await proxy.close();
+    proxy.cut();
+    assert.equal(await health(), 503);
+    for (const query of [`{ datasets { totalCount } }`, `mutation { createDataset(input: { name: "during", length: 1, classNames: ["a"] }) { id } }`]) {
+      const res = await gql(t.url, query, undefined, auth);
+      assert.deepEqual(res.errors?.map((e) => e.extensions?.code), ['DATABASE_UNAVAILABLE'], JSON.stringify(res));
+      assert.equal(res.status, 503);
+      assert.doesNotMatch(JSON.stringify(res), /ECONN|5432|pg|\.ts/);
     }
+
+    await proxy.restore();
+    assert.equal(await health(), 200);
+    const { datasets } = await must(t.url, `{ datasets { nodes { name } } }`, undefined, auth);
+    assert.deepEqual(datasets.nodes, [{ name: 'before' }], 'nothing from the outage was written');
+    await must(t.url, `mutation { createDataset(input: { name: "after", length: 1, classNames: ["a"] }) { id } }`, undefined, auth);
   });
 
-  test('a statement past TANGENT_STATEMENT_TIMEOUT_MS fails with TIMEOUT, and nothing is written', { skip: !process.env.DATABASE_URL && 'PGlite has no statement timeout' }, async () => {
-    const testDb = await createTestDatabase();
+  test('a statement past TANGENT_STATEMENT_TIMEOUT_MS fails with TIMEOUT, and nothing is written', { skip: !process.env.DATABASE_URL && 'PGlite has no statement timeout' }, async (ctx) => {
+    const defer = cleanupStack(ctx);
+    const testDb = defer(await createTestDatabase(), (d) => d.destroy());
     assert.equal(testDb.config.kind, 'postgres');
     const config = testDb.config;
-    const t = await startTestServer({ testDb: { ...testDb, open: () => openDatabase(config, quietLog, { statementTimeoutMs: 300 }) } });
+    const t = defer(await startTestServer({ testDb: { ...testDb, open: () => openDatabase(config, quietLog, { statementTimeoutMs: 300 }) } }), (s) => s.stop());
     // Another session holds the dataset table, so the server's statements wait on it until their limit.
-    const blocker = new pg.Client({ connectionString: config.url });
+    const blocker = defer(new pg.Client({ connectionString: config.url }), (c) => c.end());
     await blocker.connect();
-    try {
-      await blocker.query('BEGIN');
-      await blocker.query('LOCK TABLE dataset IN ACCESS EXCLUSIVE MODE');
-      for (const query of [`{ datasets { totalCount } }`, `mutation { createDataset(input: { name: "late", length: 1, classNames: ["a"] }) { id } }`]) {
-        const res = await gql(t.url, query);
-        assert.deepEqual(res.errors?.map((e) => e.extensions?.code), ['TIMEOUT'], JSON.stringify(res));
-        assert.doesNotMatch(JSON.stringify(res), /statement|cancel|57014/);
-      }
-      await blocker.query('ROLLBACK');
-      const { datasets } = await must(t.url, `{ datasets { totalCount } }`);
-      assert.equal(datasets.totalCount, 0);
-    } finally {
-      await blocker.end();
-      await t.close();
+    await blocker.query('BEGIN');
+    await blocker.query('LOCK TABLE dataset IN ACCESS EXCLUSIVE MODE');
+    for (const query of [`{ datasets { totalCount } }`, `mutation { createDataset(input: { name: "late", length: 1, classNames: ["a"] }) { id } }`]) {
+      const res = await gql(t.url, query);
+      assert.deepEqual(res.errors?.map((e) => e.extensions?.code), ['TIMEOUT'], JSON.stringify(res));
+      assert.doesNotMatch(JSON.stringify(res), /statement|cancel|57014/);
     }
+    await blocker.query('ROLLBACK');
+    const { datasets } = await must(t.url, `{ datasets { totalCount } }`);
+    assert.equal(datasets.totalCount, 0);
   });
 
   const privateCluster = process.env.DATABASE_URL && existsSync(`${PG_BIN}/initdb`) && process.getuid?.() === 0;
@@ -324,7 +311,7 @@ describe('faults', () => {
         cli.child.kill('SIGTERM');
         await exited(cli.child);
       } finally {
-        for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+          await killAll(children);
         await cluster.destroy();
       }
     },
