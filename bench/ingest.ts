@@ -133,7 +133,7 @@ async function main() {
     }
     const samplesSeconds = (performance.now() - samplesStart) / 1000;
     say(`samples: ${N} through addSamplesBulk in ${samplesSeconds.toFixed(1)} s (${Math.round(N / samplesSeconds)} rows/s)`);
-    const { createModel } = await gql(url, `mutation { createModel(input: { name: "bench", format: BUILTIN, architecture: "cnn1d", inputLength: 1, numClasses: ${V} }) { id } }`);
+    const { createModel } = await gql(url, `mutation { createModel(input: { name: "bench", format: BUILTIN, architecture: "cnn1d", config: { pool: 0 }, inputLength: 1, numClasses: ${V} }) { id } }`);
     const { createRun } = await gql(url, 'mutation($m: ID!, $d: ID!) { createRun(input: { name: "bench", modelId: $m, datasetId: $d }) { id } }', { m: createModel.id, d: datasetId });
     let step = 0;
     const checkpoint = async () =>

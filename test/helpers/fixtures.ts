@@ -50,7 +50,7 @@ export async function createModelAndRun(t: TestServer, dataset: { id: string; le
         name: `model-${suffix}`,
         format: 'BUILTIN',
         architecture: 'cnn1d',
-        config: { filters: 8 },
+        config: { filters: [8], kernelSizes: [3] },
         inputLength: dataset.length,
         channels: dataset.channels,
         numClasses: dataset.classes,

@@ -518,7 +518,7 @@ describe('exports', () => {
       `mutation { createDataset(input: { name: "formula-names", length: 1, classNames: ["=HYPERLINK(\\"http://x\\")", "plain"],
         samples: [{ index: 0, label: 0, series: [1] }, { index: 1, label: 1, series: [2] }] }) { id samples { nodes { id } } } }`,
     );
-    const { createModel: m } = await t.gql(`mutation { createModel(input: { name: "formula-model", format: BUILTIN, architecture: "cnn1d", inputLength: 1, numClasses: 2 }) { id } }`);
+    const { createModel: m } = await t.gql(`mutation { createModel(input: { name: "formula-model", format: BUILTIN, architecture: "cnn1d", config: { pool: 0 }, inputLength: 1, numClasses: 2 }) { id } }`);
     const { createRun: r } = await t.gql(`mutation($m: ID!, $d: ID!) { createRun(input: { name: "formula-run", modelId: $m, datasetId: $d }) { id } }`, { m: m.id, d: ds.id });
     const { createCheckpoint: c } = await t.gql(`mutation($r: ID!) { createCheckpoint(input: { runId: $r, step: 0, weightSpecs: [], weightData: "" }) { id } }`, { r: r.id });
     const ids = ds.samples.nodes.map((n: any) => n.id);
