@@ -63,29 +63,25 @@ export function ideRoutes(config: Config, directory: string = defaultIdeDirector
   const router = Router();
 
   if (!config.introspection) {
-    const off = (req: Request, res: Response, next: () => void) => {
-      if (req.path.startsWith('/ide') || wantsPage(req)) {
-        res.status(404).type('text/plain').send('The GraphQL IDE is off because introspection is off (NODE_ENV=production, or TANGENT_INTROSPECTION=false). POST GraphQL requests to /graphql.\n');
-        return;
-      }
-      next();
-    };
-    router.get('/graphql', off);
-    router.use('/ide', off);
+    const off = (res: Response) =>
+      res.status(404).type('text/plain').send('The GraphQL IDE is off because introspection is off (NODE_ENV=production, or TANGENT_INTROSPECTION=false). POST GraphQL requests to /graphql.\n');
+    router.get('/graphql', (req, res, next) => (wantsPage(req) ? off(res) : next()));
+    router.use('/ide', (_req, res) => off(res));
     return router;
   }
 
   router.get('/', (_req, res) => res.redirect(302, '/graphql'));
 
   router.get('/graphql', async (req, res, next) => {
-    if (!wantsPage(req)) return next();
+    // The same URL answers a page or the API depending on Accept: caches must keep them apart.
     res.vary('Accept');
+    if (!wantsPage(req)) return next();
     let html: string;
     try {
       html = await readFile(join(directory, 'index.html'), 'utf8');
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'ENOENT') return next(error);
-      res.status(503).type('text/plain').send(`The GraphQL IDE is not built (no ${join(directory, 'index.html')}): run npm run build:web. The API itself works: POST GraphQL requests to /graphql.\n`);
+      res.status(503).type('text/plain').send('The GraphQL IDE is not built: run npm run build:web. The API itself works: POST GraphQL requests to /graphql.\n');
       return;
     }
     res.setHeader('Content-Security-Policy', CSP);
@@ -96,7 +92,9 @@ export function ideRoutes(config: Config, directory: string = defaultIdeDirector
   router.use(
     '/ide',
     // File names carry a content hash, so a browser may keep them for good.
-    express.static(directory, { index: false, immutable: true, maxAge: '365d' }),
+    // The policy goes on every file too: workers run under their own script's policy, and the built
+    // index.html is reachable here as well.
+    express.static(directory, { index: false, immutable: true, maxAge: '365d', setHeaders: (res) => res.setHeader('Content-Security-Policy', CSP) }),
     (_req: Request, res: Response) => {
       res.status(404).type('text/plain').send('No such file in the GraphQL IDE\n');
     },

@@ -131,9 +131,10 @@ test('the IDE runs offline in Chromium: loads only from this server, sends the t
 
   // Subscriptions go over graphql-ws on the page's own origin, with the headers as connectionParams:
   // a job that does not exist is NOT_FOUND (without the key the socket would be closed as unauthorized).
-  await setEditorText(page, '.graphiql-query-editor', 'subscription { jobProgress(id: "987654") { id status } }');
-  // GraphiQL picks the transport from the document it parsed after the edit, which the explorer shows.
-  await explorer.getByText('subscription', { exact: true }).first().waitFor();
+  await setEditorText(page, '.graphiql-query-editor', 'subscription WatchJob { jobProgress(id: "987654") { id status } }');
+  // GraphiQL picks the transport from the document it parses 100 ms after an edit, and then names
+  // the tab after the operation: once the tab reads WatchJob, Ctrl-Enter goes over the WebSocket.
+  await page.locator('.graphiql-tab-button').filter({ hasText: 'WatchJob' }).waitFor();
   await page.keyboard.press('ControlOrMeta+Enter');
   await page.locator('.graphiql-response .view-lines').filter({ hasText: /jobProgress|"errors"|Unauthorized|closed/i }).waitFor({ timeout: 30_000 });
   const subscriptionShown = await editorText(page, '.graphiql-response');
