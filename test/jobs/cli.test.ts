@@ -7,7 +7,7 @@ import { startTestServer } from '../helpers/server.js';
 import { importUcr, storeCnn } from './helpers.js';
 
 /** `npx tangent compute …`: the same job from the command line, followed to the end. */
-test('tangent compute runs a job on the database and reports its progress and outcome', { timeout: 240_000 }, async (t) => {
+test('tangent compute runs a job on the database and reports its progress and outcome', { timeout: 180_000 }, async (t) => {
   const defer = cleanupStack(t);
   const testDb = defer(await createTestDatabase(), (d) => d.destroy());
   const setup = defer(await startTestServer({ testDb, env: { TANGENT_WORKER: 'off' } }), (s) => s.stop());

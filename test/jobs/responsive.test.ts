@@ -28,7 +28,8 @@ test('simple queries are answered, correctly, while a large job is RUNNING; the 
   const firstChunk = new Promise<void>((resolve) => (running = resolve));
   const followed = followJob(client, job.id, (e) => e.status === 'RUNNING' && e.progress.chunksDone >= 1 && running());
   try {
-    await firstChunk;
+    // A job that ends before its first chunk fails here with its events, rather than waiting for good.
+    await Promise.race([firstChunk, followed.then((events) => Promise.reject(new Error(`the job ended before its first chunk: ${JSON.stringify(events.at(-1))}`)))]);
     for (let i = 0; i < 5; i++) {
       const answer = await t.gql(
         `query($id: ID!) { serverInfo { version database } datasets(filter: { nameContains: "responsive-gunpoint" }) { totalCount nodes { sampleCount } } job(id: $id) { status progress { chunksDone chunksTotal } } }`,

@@ -23,7 +23,7 @@ const QUEUE_ENV = {
   TANGENT_CHUNK_RETRY_DELAY_SECONDS: '0',
 };
 
-test(`a worker killed mid-job: after a restart the job finishes with every value present exactly once (${postgres ? 'PostgreSQL' : 'PGlite'})`, { timeout: 300_000 }, async (t) => {
+test(`a worker killed mid-job: after a restart the job finishes with every value present exactly once (${postgres ? 'PostgreSQL' : 'PGlite'})`, { timeout: 240_000 }, async (t) => {
   const defer = cleanupStack(t);
   const testDb = defer(await createTestDatabase(), (d) => d.destroy());
   const dbEnv: Record<string, string> = testDb.config.kind === 'postgres' ? { DATABASE_URL: testDb.config.url } : { TANGENT_DATA_DIR: testDb.config.dataDir };

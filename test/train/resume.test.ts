@@ -15,7 +15,7 @@ import { readRun } from './helpers.js';
 const env = { TANGENT_WORKER: 'on', TANGENT_TRAIN_RETRY_DELAY_SECONDS: '0', TANGENT_QUEUE_POLL_SECONDS: '0.5' };
 const RUN = `query($id: ID!) { run(id: $id) { status training { attempts error progress { pointsDone points epochsDone } } } }`;
 
-test('a training interrupted by a server stop resumes on the next server and keeps what it stored', { timeout: 300_000 }, async (t) => {
+test('a training interrupted by a server stop resumes on the next server and keeps what it stored', { timeout: 240_000 }, async (t) => {
   const defer = cleanupStack(t);
   const testDb = defer(await createTestDatabase(), (d) => d.destroy());
   const first = defer(await startTestServer({ testDb, env }), (s) => s.stop());

@@ -59,7 +59,7 @@ async function createModel(t: Gql, length: number) {
   return createModel.id as string;
 }
 
-test('tangent train on GunPoint, end to end on the database; trainRun gives the same weights; a fine-tune cancelled mid-way', { timeout: 420_000 }, async (ctx) => {
+test('tangent train on GunPoint, end to end on the database; trainRun gives the same weights; a fine-tune cancelled mid-way', { timeout: 240_000 }, async (ctx) => {
   const defer = cleanupStack(ctx);
   const testDb = defer(await createTestDatabase(), (d) => d.destroy());
   const setup = defer(await startTestServer({ testDb, env: { TANGENT_WORKER: 'off' } }), (s) => s.stop());
