@@ -61,6 +61,9 @@ function wantsPage(req: Request): boolean {
  */
 export function ideRoutes(config: Config, directory: string = defaultIdeDirectory()): Router {
   const router = Router();
+  // Only reads are the IDE's: an express router would otherwise answer OPTIONS for /graphql itself
+  // (its automatic `Allow: GET, HEAD` reply) and so hide the API's CORS preflight.
+  router.use((req, _res, next) => (req.method === 'GET' || req.method === 'HEAD' ? next() : next('router')));
 
   if (!config.introspection) {
     const off = (res: Response) =>
