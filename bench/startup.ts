@@ -42,10 +42,10 @@ const TARGETS = { helpMs: 1000, healthyMs: 5000 };
  * inherited from this script (which `npm run` starts through tsx), and the chosen code path.
  */
 function cliEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env, ...extra };
+  const env: NodeJS.ProcessEnv = { ...process.env };
   for (const name of ['NODE_TEST_CONTEXT', 'DATABASE_URL', 'TANGENT_DATA_DIR', 'NODE_OPTIONS', 'TANGENT_FROM_SOURCE']) delete env[name];
   if (fromSource) env.TANGENT_FROM_SOURCE = '1';
-  return env;
+  return { ...env, ...extra };
 }
 
 const median = (xs: number[]) => {

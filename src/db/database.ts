@@ -11,6 +11,7 @@ import type { Config } from '../config.js';
 import type { Logger } from '../logger.js';
 import { DataDirLock } from './data-dir-lock.js';
 import { PrismaClient } from './generated/client.js';
+import { readInitdbDump } from './pglite-initdb.js';
 import type { Session, Sql, Tx } from './sql.js';
 
 export type { PrismaClient };
@@ -155,7 +156,9 @@ async function openPglite(dataDir: string, log: Logger, template?: Blob): Promis
   let db: PGlite;
   try {
     const fresh = inMemory || !existsSync(join(dataDir, 'PG_VERSION'));
-    db = await PGlite.create({ ...(inMemory ? {} : { dataDir }), ...(fresh && template ? { loadDataDir: template } : {}) });
+    // A new cluster starts from a dump rather than initdb: the caller's, else the build's (if any).
+    const dump = fresh ? (template ?? readInitdbDump()) : undefined;
+    db = await PGlite.create({ ...(inMemory ? {} : { dataDir }), ...(dump ? { loadDataDir: dump } : {}) });
   } catch (error) {
     lock?.release();
     throw error;
