@@ -20,7 +20,9 @@ COPY package.json package-lock.json ./
 RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
+COPY scripts ./scripts
 COPY web ./web
+# dist/: the server (tsc), the embedded database's initdb dump (scripts/pglite-initdb.ts), the IDE (vite).
 RUN npm run build
 
 # --- production dependencies only -----------------------------------------------------------
@@ -35,7 +37,7 @@ ENV NODE_ENV=production HOST=0.0.0.0 PORT=4000 TANGENT_DATA_DIR=/data
 WORKDIR /app
 COPY --from=deps /app/node_modules ./node_modules
 # dist/ has src/'s layout, so what it reads relative to itself is here: ../package.json (version),
-# ../../schema.graphql, ../../prisma/migrations, dist/web/ide (the GraphQL IDE).
+# ../../schema.graphql, ../../prisma/migrations, dist/db/pglite-initdb-*.tar.gz, dist/web/ide (the IDE).
 COPY package.json schema.graphql ./
 COPY prisma/migrations ./prisma/migrations
 COPY bin ./bin
