@@ -137,3 +137,11 @@ export type ComputeJobChunk = Prisma.ComputeJobChunkModel
  * carries the work; a worker that (re)starts it bumps `attempts`, and writes of an older attempt are refused.
  */
 export type TrainJob = Prisma.TrainJobModel
+/**
+ * Model RateLimit
+ * The counters of rate-limiter-flexible's PostgreSQL store (src/http/rate-limit.ts), in the library's own
+ * layout: requests per key or address, failed authentications per address, compute samples per key. One
+ * table for every server on the database, so N replicas enforce one limit. `key` is `<limiter>:<caller>`;
+ * `expire` is the end of the caller's window in epoch milliseconds. The embedded database counts in memory.
+ */
+export type RateLimit = Prisma.RateLimitModel

@@ -66,7 +66,8 @@ export const ModelName = {
   SelectionSample: 'SelectionSample',
   ComputeJob: 'ComputeJob',
   ComputeJobChunk: 'ComputeJobChunk',
-  TrainJob: 'TrainJob'
+  TrainJob: 'TrainJob',
+  RateLimit: 'RateLimit'
 } as const
 
 export type ModelName = (typeof ModelName)[keyof typeof ModelName]
@@ -319,7 +320,8 @@ export const ComputeJobScalarFieldEnum = {
   createdAt: 'createdAt',
   startedAt: 'startedAt',
   finishedAt: 'finishedAt',
-  updatedAt: 'updatedAt'
+  updatedAt: 'updatedAt',
+  requestedByKeyId: 'requestedByKeyId'
 } as const
 
 export type ComputeJobScalarFieldEnum = (typeof ComputeJobScalarFieldEnum)[keyof typeof ComputeJobScalarFieldEnum]
@@ -359,6 +361,15 @@ export const TrainJobScalarFieldEnum = {
 } as const
 
 export type TrainJobScalarFieldEnum = (typeof TrainJobScalarFieldEnum)[keyof typeof TrainJobScalarFieldEnum]
+
+
+export const RateLimitScalarFieldEnum = {
+  key: 'key',
+  points: 'points',
+  expire: 'expire'
+} as const
+
+export type RateLimitScalarFieldEnum = (typeof RateLimitScalarFieldEnum)[keyof typeof RateLimitScalarFieldEnum]
 
 
 export const SortOrder = {

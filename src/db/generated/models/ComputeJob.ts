@@ -42,6 +42,7 @@ export type ComputeJobAvgAggregateOutputType = {
   doneSamples: number | null
   computedSamples: number | null
   attempts: number | null
+  requestedByKeyId: number | null
 }
 
 export type ComputeJobSumAggregateOutputType = {
@@ -56,6 +57,7 @@ export type ComputeJobSumAggregateOutputType = {
   doneSamples: number | null
   computedSamples: number | null
   attempts: number | null
+  requestedByKeyId: number | null
 }
 
 export type ComputeJobMinAggregateOutputType = {
@@ -78,6 +80,7 @@ export type ComputeJobMinAggregateOutputType = {
   startedAt: Date | null
   finishedAt: Date | null
   updatedAt: Date | null
+  requestedByKeyId: number | null
 }
 
 export type ComputeJobMaxAggregateOutputType = {
@@ -100,6 +103,7 @@ export type ComputeJobMaxAggregateOutputType = {
   startedAt: Date | null
   finishedAt: Date | null
   updatedAt: Date | null
+  requestedByKeyId: number | null
 }
 
 export type ComputeJobCountAggregateOutputType = {
@@ -125,6 +129,7 @@ export type ComputeJobCountAggregateOutputType = {
   startedAt: number
   finishedAt: number
   updatedAt: number
+  requestedByKeyId: number
   _all: number
 }
 
@@ -141,6 +146,7 @@ export type ComputeJobAvgAggregateInputType = {
   doneSamples?: true
   computedSamples?: true
   attempts?: true
+  requestedByKeyId?: true
 }
 
 export type ComputeJobSumAggregateInputType = {
@@ -155,6 +161,7 @@ export type ComputeJobSumAggregateInputType = {
   doneSamples?: true
   computedSamples?: true
   attempts?: true
+  requestedByKeyId?: true
 }
 
 export type ComputeJobMinAggregateInputType = {
@@ -177,6 +184,7 @@ export type ComputeJobMinAggregateInputType = {
   startedAt?: true
   finishedAt?: true
   updatedAt?: true
+  requestedByKeyId?: true
 }
 
 export type ComputeJobMaxAggregateInputType = {
@@ -199,6 +207,7 @@ export type ComputeJobMaxAggregateInputType = {
   startedAt?: true
   finishedAt?: true
   updatedAt?: true
+  requestedByKeyId?: true
 }
 
 export type ComputeJobCountAggregateInputType = {
@@ -224,6 +233,7 @@ export type ComputeJobCountAggregateInputType = {
   startedAt?: true
   finishedAt?: true
   updatedAt?: true
+  requestedByKeyId?: true
   _all?: true
 }
 
@@ -336,6 +346,7 @@ export type ComputeJobGroupByOutputType = {
   startedAt: Date | null
   finishedAt: Date | null
   updatedAt: Date
+  requestedByKeyId: number | null
   _count: ComputeJobCountAggregateOutputType | null
   _avg: ComputeJobAvgAggregateOutputType | null
   _sum: ComputeJobSumAggregateOutputType | null
@@ -384,7 +395,9 @@ export type ComputeJobWhereInput = {
   startedAt?: Prisma.DateTimeNullableFilter<"ComputeJob"> | Date | string | null
   finishedAt?: Prisma.DateTimeNullableFilter<"ComputeJob"> | Date | string | null
   updatedAt?: Prisma.DateTimeFilter<"ComputeJob"> | Date | string
+  requestedByKeyId?: Prisma.IntNullableFilter<"ComputeJob"> | number | null
   checkpoint?: Prisma.XOR<Prisma.CheckpointScalarRelationFilter, Prisma.CheckpointWhereInput>
+  requestedBy?: Prisma.XOR<Prisma.ApiKeyNullableScalarRelationFilter, Prisma.ApiKeyWhereInput> | null
   chunks?: Prisma.ComputeJobChunkListRelationFilter
 }
 
@@ -411,7 +424,9 @@ export type ComputeJobOrderByWithRelationInput = {
   startedAt?: Prisma.SortOrderInput | Prisma.SortOrder
   finishedAt?: Prisma.SortOrderInput | Prisma.SortOrder
   updatedAt?: Prisma.SortOrder
+  requestedByKeyId?: Prisma.SortOrderInput | Prisma.SortOrder
   checkpoint?: Prisma.CheckpointOrderByWithRelationInput
+  requestedBy?: Prisma.ApiKeyOrderByWithRelationInput
   chunks?: Prisma.ComputeJobChunkOrderByRelationAggregateInput
 }
 
@@ -441,7 +456,9 @@ export type ComputeJobWhereUniqueInput = Prisma.AtLeast<{
   startedAt?: Prisma.DateTimeNullableFilter<"ComputeJob"> | Date | string | null
   finishedAt?: Prisma.DateTimeNullableFilter<"ComputeJob"> | Date | string | null
   updatedAt?: Prisma.DateTimeFilter<"ComputeJob"> | Date | string
+  requestedByKeyId?: Prisma.IntNullableFilter<"ComputeJob"> | number | null
   checkpoint?: Prisma.XOR<Prisma.CheckpointScalarRelationFilter, Prisma.CheckpointWhereInput>
+  requestedBy?: Prisma.XOR<Prisma.ApiKeyNullableScalarRelationFilter, Prisma.ApiKeyWhereInput> | null
   chunks?: Prisma.ComputeJobChunkListRelationFilter
 }, "id">
 
@@ -468,6 +485,7 @@ export type ComputeJobOrderByWithAggregationInput = {
   startedAt?: Prisma.SortOrderInput | Prisma.SortOrder
   finishedAt?: Prisma.SortOrderInput | Prisma.SortOrder
   updatedAt?: Prisma.SortOrder
+  requestedByKeyId?: Prisma.SortOrderInput | Prisma.SortOrder
   _count?: Prisma.ComputeJobCountOrderByAggregateInput
   _avg?: Prisma.ComputeJobAvgOrderByAggregateInput
   _max?: Prisma.ComputeJobMaxOrderByAggregateInput
@@ -501,6 +519,7 @@ export type ComputeJobScalarWhereWithAggregatesInput = {
   startedAt?: Prisma.DateTimeNullableWithAggregatesFilter<"ComputeJob"> | Date | string | null
   finishedAt?: Prisma.DateTimeNullableWithAggregatesFilter<"ComputeJob"> | Date | string | null
   updatedAt?: Prisma.DateTimeWithAggregatesFilter<"ComputeJob"> | Date | string
+  requestedByKeyId?: Prisma.IntNullableWithAggregatesFilter<"ComputeJob"> | number | null
 }
 
 export type ComputeJobCreateInput = {
@@ -525,6 +544,7 @@ export type ComputeJobCreateInput = {
   finishedAt?: Date | string | null
   updatedAt?: Date | string
   checkpoint: Prisma.CheckpointCreateNestedOneWithoutComputeJobsInput
+  requestedBy?: Prisma.ApiKeyCreateNestedOneWithoutComputeJobsInput
   chunks?: Prisma.ComputeJobChunkCreateNestedManyWithoutJobInput
 }
 
@@ -551,6 +571,7 @@ export type ComputeJobUncheckedCreateInput = {
   startedAt?: Date | string | null
   finishedAt?: Date | string | null
   updatedAt?: Date | string
+  requestedByKeyId?: number | null
   chunks?: Prisma.ComputeJobChunkUncheckedCreateNestedManyWithoutJobInput
 }
 
@@ -576,6 +597,7 @@ export type ComputeJobUpdateInput = {
   finishedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   checkpoint?: Prisma.CheckpointUpdateOneRequiredWithoutComputeJobsNestedInput
+  requestedBy?: Prisma.ApiKeyUpdateOneWithoutComputeJobsNestedInput
   chunks?: Prisma.ComputeJobChunkUpdateManyWithoutJobNestedInput
 }
 
@@ -602,6 +624,7 @@ export type ComputeJobUncheckedUpdateInput = {
   startedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   finishedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  requestedByKeyId?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   chunks?: Prisma.ComputeJobChunkUncheckedUpdateManyWithoutJobNestedInput
 }
 
@@ -628,6 +651,7 @@ export type ComputeJobCreateManyInput = {
   startedAt?: Date | string | null
   finishedAt?: Date | string | null
   updatedAt?: Date | string
+  requestedByKeyId?: number | null
 }
 
 export type ComputeJobUpdateManyMutationInput = {
@@ -676,6 +700,7 @@ export type ComputeJobUncheckedUpdateManyInput = {
   startedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   finishedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  requestedByKeyId?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
 }
 
 export type ComputeJobListRelationFilter = {
@@ -711,6 +736,7 @@ export type ComputeJobCountOrderByAggregateInput = {
   startedAt?: Prisma.SortOrder
   finishedAt?: Prisma.SortOrder
   updatedAt?: Prisma.SortOrder
+  requestedByKeyId?: Prisma.SortOrder
 }
 
 export type ComputeJobAvgOrderByAggregateInput = {
@@ -725,6 +751,7 @@ export type ComputeJobAvgOrderByAggregateInput = {
   doneSamples?: Prisma.SortOrder
   computedSamples?: Prisma.SortOrder
   attempts?: Prisma.SortOrder
+  requestedByKeyId?: Prisma.SortOrder
 }
 
 export type ComputeJobMaxOrderByAggregateInput = {
@@ -747,6 +774,7 @@ export type ComputeJobMaxOrderByAggregateInput = {
   startedAt?: Prisma.SortOrder
   finishedAt?: Prisma.SortOrder
   updatedAt?: Prisma.SortOrder
+  requestedByKeyId?: Prisma.SortOrder
 }
 
 export type ComputeJobMinOrderByAggregateInput = {
@@ -769,6 +797,7 @@ export type ComputeJobMinOrderByAggregateInput = {
   startedAt?: Prisma.SortOrder
   finishedAt?: Prisma.SortOrder
   updatedAt?: Prisma.SortOrder
+  requestedByKeyId?: Prisma.SortOrder
 }
 
 export type ComputeJobSumOrderByAggregateInput = {
@@ -783,6 +812,7 @@ export type ComputeJobSumOrderByAggregateInput = {
   doneSamples?: Prisma.SortOrder
   computedSamples?: Prisma.SortOrder
   attempts?: Prisma.SortOrder
+  requestedByKeyId?: Prisma.SortOrder
 }
 
 export type ComputeJobScalarRelationFilter = {
@@ -829,6 +859,48 @@ export type ComputeJobUncheckedUpdateManyWithoutCheckpointNestedInput = {
   connect?: Prisma.ComputeJobWhereUniqueInput | Prisma.ComputeJobWhereUniqueInput[]
   update?: Prisma.ComputeJobUpdateWithWhereUniqueWithoutCheckpointInput | Prisma.ComputeJobUpdateWithWhereUniqueWithoutCheckpointInput[]
   updateMany?: Prisma.ComputeJobUpdateManyWithWhereWithoutCheckpointInput | Prisma.ComputeJobUpdateManyWithWhereWithoutCheckpointInput[]
+  deleteMany?: Prisma.ComputeJobScalarWhereInput | Prisma.ComputeJobScalarWhereInput[]
+}
+
+export type ComputeJobCreateNestedManyWithoutRequestedByInput = {
+  create?: Prisma.XOR<Prisma.ComputeJobCreateWithoutRequestedByInput, Prisma.ComputeJobUncheckedCreateWithoutRequestedByInput> | Prisma.ComputeJobCreateWithoutRequestedByInput[] | Prisma.ComputeJobUncheckedCreateWithoutRequestedByInput[]
+  connectOrCreate?: Prisma.ComputeJobCreateOrConnectWithoutRequestedByInput | Prisma.ComputeJobCreateOrConnectWithoutRequestedByInput[]
+  createMany?: Prisma.ComputeJobCreateManyRequestedByInputEnvelope
+  connect?: Prisma.ComputeJobWhereUniqueInput | Prisma.ComputeJobWhereUniqueInput[]
+}
+
+export type ComputeJobUncheckedCreateNestedManyWithoutRequestedByInput = {
+  create?: Prisma.XOR<Prisma.ComputeJobCreateWithoutRequestedByInput, Prisma.ComputeJobUncheckedCreateWithoutRequestedByInput> | Prisma.ComputeJobCreateWithoutRequestedByInput[] | Prisma.ComputeJobUncheckedCreateWithoutRequestedByInput[]
+  connectOrCreate?: Prisma.ComputeJobCreateOrConnectWithoutRequestedByInput | Prisma.ComputeJobCreateOrConnectWithoutRequestedByInput[]
+  createMany?: Prisma.ComputeJobCreateManyRequestedByInputEnvelope
+  connect?: Prisma.ComputeJobWhereUniqueInput | Prisma.ComputeJobWhereUniqueInput[]
+}
+
+export type ComputeJobUpdateManyWithoutRequestedByNestedInput = {
+  create?: Prisma.XOR<Prisma.ComputeJobCreateWithoutRequestedByInput, Prisma.ComputeJobUncheckedCreateWithoutRequestedByInput> | Prisma.ComputeJobCreateWithoutRequestedByInput[] | Prisma.ComputeJobUncheckedCreateWithoutRequestedByInput[]
+  connectOrCreate?: Prisma.ComputeJobCreateOrConnectWithoutRequestedByInput | Prisma.ComputeJobCreateOrConnectWithoutRequestedByInput[]
+  upsert?: Prisma.ComputeJobUpsertWithWhereUniqueWithoutRequestedByInput | Prisma.ComputeJobUpsertWithWhereUniqueWithoutRequestedByInput[]
+  createMany?: Prisma.ComputeJobCreateManyRequestedByInputEnvelope
+  set?: Prisma.ComputeJobWhereUniqueInput | Prisma.ComputeJobWhereUniqueInput[]
+  disconnect?: Prisma.ComputeJobWhereUniqueInput | Prisma.ComputeJobWhereUniqueInput[]
+  delete?: Prisma.ComputeJobWhereUniqueInput | Prisma.ComputeJobWhereUniqueInput[]
+  connect?: Prisma.ComputeJobWhereUniqueInput | Prisma.ComputeJobWhereUniqueInput[]
+  update?: Prisma.ComputeJobUpdateWithWhereUniqueWithoutRequestedByInput | Prisma.ComputeJobUpdateWithWhereUniqueWithoutRequestedByInput[]
+  updateMany?: Prisma.ComputeJobUpdateManyWithWhereWithoutRequestedByInput | Prisma.ComputeJobUpdateManyWithWhereWithoutRequestedByInput[]
+  deleteMany?: Prisma.ComputeJobScalarWhereInput | Prisma.ComputeJobScalarWhereInput[]
+}
+
+export type ComputeJobUncheckedUpdateManyWithoutRequestedByNestedInput = {
+  create?: Prisma.XOR<Prisma.ComputeJobCreateWithoutRequestedByInput, Prisma.ComputeJobUncheckedCreateWithoutRequestedByInput> | Prisma.ComputeJobCreateWithoutRequestedByInput[] | Prisma.ComputeJobUncheckedCreateWithoutRequestedByInput[]
+  connectOrCreate?: Prisma.ComputeJobCreateOrConnectWithoutRequestedByInput | Prisma.ComputeJobCreateOrConnectWithoutRequestedByInput[]
+  upsert?: Prisma.ComputeJobUpsertWithWhereUniqueWithoutRequestedByInput | Prisma.ComputeJobUpsertWithWhereUniqueWithoutRequestedByInput[]
+  createMany?: Prisma.ComputeJobCreateManyRequestedByInputEnvelope
+  set?: Prisma.ComputeJobWhereUniqueInput | Prisma.ComputeJobWhereUniqueInput[]
+  disconnect?: Prisma.ComputeJobWhereUniqueInput | Prisma.ComputeJobWhereUniqueInput[]
+  delete?: Prisma.ComputeJobWhereUniqueInput | Prisma.ComputeJobWhereUniqueInput[]
+  connect?: Prisma.ComputeJobWhereUniqueInput | Prisma.ComputeJobWhereUniqueInput[]
+  update?: Prisma.ComputeJobUpdateWithWhereUniqueWithoutRequestedByInput | Prisma.ComputeJobUpdateWithWhereUniqueWithoutRequestedByInput[]
+  updateMany?: Prisma.ComputeJobUpdateManyWithWhereWithoutRequestedByInput | Prisma.ComputeJobUpdateManyWithWhereWithoutRequestedByInput[]
   deleteMany?: Prisma.ComputeJobScalarWhereInput | Prisma.ComputeJobScalarWhereInput[]
 }
 
@@ -889,6 +961,7 @@ export type ComputeJobCreateWithoutCheckpointInput = {
   startedAt?: Date | string | null
   finishedAt?: Date | string | null
   updatedAt?: Date | string
+  requestedBy?: Prisma.ApiKeyCreateNestedOneWithoutComputeJobsInput
   chunks?: Prisma.ComputeJobChunkCreateNestedManyWithoutJobInput
 }
 
@@ -914,6 +987,7 @@ export type ComputeJobUncheckedCreateWithoutCheckpointInput = {
   startedAt?: Date | string | null
   finishedAt?: Date | string | null
   updatedAt?: Date | string
+  requestedByKeyId?: number | null
   chunks?: Prisma.ComputeJobChunkUncheckedCreateNestedManyWithoutJobInput
 }
 
@@ -969,6 +1043,84 @@ export type ComputeJobScalarWhereInput = {
   startedAt?: Prisma.DateTimeNullableFilter<"ComputeJob"> | Date | string | null
   finishedAt?: Prisma.DateTimeNullableFilter<"ComputeJob"> | Date | string | null
   updatedAt?: Prisma.DateTimeFilter<"ComputeJob"> | Date | string
+  requestedByKeyId?: Prisma.IntNullableFilter<"ComputeJob"> | number | null
+}
+
+export type ComputeJobCreateWithoutRequestedByInput = {
+  terms?: Prisma.ComputeJobCreatetermsInput | string[]
+  targetKey?: string | null
+  subset?: string
+  scope?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  workKey: string
+  chunkSize: number
+  chunkStarts?: Prisma.ComputeJobCreatechunkStartsInput | number[]
+  lastSampleId: number
+  totalChunks: number
+  totalSamples: number
+  doneChunks?: number
+  doneSamples?: number
+  computedSamples?: number
+  status?: $Enums.ComputeJobStatus
+  error?: string | null
+  attempts?: number
+  createdAt?: Date | string
+  startedAt?: Date | string | null
+  finishedAt?: Date | string | null
+  updatedAt?: Date | string
+  checkpoint: Prisma.CheckpointCreateNestedOneWithoutComputeJobsInput
+  chunks?: Prisma.ComputeJobChunkCreateNestedManyWithoutJobInput
+}
+
+export type ComputeJobUncheckedCreateWithoutRequestedByInput = {
+  id?: number
+  checkpointId: number
+  terms?: Prisma.ComputeJobCreatetermsInput | string[]
+  targetKey?: string | null
+  subset?: string
+  scope?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  workKey: string
+  chunkSize: number
+  chunkStarts?: Prisma.ComputeJobCreatechunkStartsInput | number[]
+  lastSampleId: number
+  totalChunks: number
+  totalSamples: number
+  doneChunks?: number
+  doneSamples?: number
+  computedSamples?: number
+  status?: $Enums.ComputeJobStatus
+  error?: string | null
+  attempts?: number
+  createdAt?: Date | string
+  startedAt?: Date | string | null
+  finishedAt?: Date | string | null
+  updatedAt?: Date | string
+  chunks?: Prisma.ComputeJobChunkUncheckedCreateNestedManyWithoutJobInput
+}
+
+export type ComputeJobCreateOrConnectWithoutRequestedByInput = {
+  where: Prisma.ComputeJobWhereUniqueInput
+  create: Prisma.XOR<Prisma.ComputeJobCreateWithoutRequestedByInput, Prisma.ComputeJobUncheckedCreateWithoutRequestedByInput>
+}
+
+export type ComputeJobCreateManyRequestedByInputEnvelope = {
+  data: Prisma.ComputeJobCreateManyRequestedByInput | Prisma.ComputeJobCreateManyRequestedByInput[]
+  skipDuplicates?: boolean
+}
+
+export type ComputeJobUpsertWithWhereUniqueWithoutRequestedByInput = {
+  where: Prisma.ComputeJobWhereUniqueInput
+  update: Prisma.XOR<Prisma.ComputeJobUpdateWithoutRequestedByInput, Prisma.ComputeJobUncheckedUpdateWithoutRequestedByInput>
+  create: Prisma.XOR<Prisma.ComputeJobCreateWithoutRequestedByInput, Prisma.ComputeJobUncheckedCreateWithoutRequestedByInput>
+}
+
+export type ComputeJobUpdateWithWhereUniqueWithoutRequestedByInput = {
+  where: Prisma.ComputeJobWhereUniqueInput
+  data: Prisma.XOR<Prisma.ComputeJobUpdateWithoutRequestedByInput, Prisma.ComputeJobUncheckedUpdateWithoutRequestedByInput>
+}
+
+export type ComputeJobUpdateManyWithWhereWithoutRequestedByInput = {
+  where: Prisma.ComputeJobScalarWhereInput
+  data: Prisma.XOR<Prisma.ComputeJobUpdateManyMutationInput, Prisma.ComputeJobUncheckedUpdateManyWithoutRequestedByInput>
 }
 
 export type ComputeJobCreateWithoutChunksInput = {
@@ -993,6 +1145,7 @@ export type ComputeJobCreateWithoutChunksInput = {
   finishedAt?: Date | string | null
   updatedAt?: Date | string
   checkpoint: Prisma.CheckpointCreateNestedOneWithoutComputeJobsInput
+  requestedBy?: Prisma.ApiKeyCreateNestedOneWithoutComputeJobsInput
 }
 
 export type ComputeJobUncheckedCreateWithoutChunksInput = {
@@ -1018,6 +1171,7 @@ export type ComputeJobUncheckedCreateWithoutChunksInput = {
   startedAt?: Date | string | null
   finishedAt?: Date | string | null
   updatedAt?: Date | string
+  requestedByKeyId?: number | null
 }
 
 export type ComputeJobCreateOrConnectWithoutChunksInput = {
@@ -1058,6 +1212,7 @@ export type ComputeJobUpdateWithoutChunksInput = {
   finishedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   checkpoint?: Prisma.CheckpointUpdateOneRequiredWithoutComputeJobsNestedInput
+  requestedBy?: Prisma.ApiKeyUpdateOneWithoutComputeJobsNestedInput
 }
 
 export type ComputeJobUncheckedUpdateWithoutChunksInput = {
@@ -1083,6 +1238,7 @@ export type ComputeJobUncheckedUpdateWithoutChunksInput = {
   startedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   finishedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  requestedByKeyId?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
 }
 
 export type ComputeJobCreateManyCheckpointInput = {
@@ -1107,6 +1263,7 @@ export type ComputeJobCreateManyCheckpointInput = {
   startedAt?: Date | string | null
   finishedAt?: Date | string | null
   updatedAt?: Date | string
+  requestedByKeyId?: number | null
 }
 
 export type ComputeJobUpdateWithoutCheckpointInput = {
@@ -1130,6 +1287,7 @@ export type ComputeJobUpdateWithoutCheckpointInput = {
   startedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   finishedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  requestedBy?: Prisma.ApiKeyUpdateOneWithoutComputeJobsNestedInput
   chunks?: Prisma.ComputeJobChunkUpdateManyWithoutJobNestedInput
 }
 
@@ -1155,11 +1313,114 @@ export type ComputeJobUncheckedUpdateWithoutCheckpointInput = {
   startedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   finishedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  requestedByKeyId?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   chunks?: Prisma.ComputeJobChunkUncheckedUpdateManyWithoutJobNestedInput
 }
 
 export type ComputeJobUncheckedUpdateManyWithoutCheckpointInput = {
   id?: Prisma.IntFieldUpdateOperationsInput | number
+  terms?: Prisma.ComputeJobUpdatetermsInput | string[]
+  targetKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  subset?: Prisma.StringFieldUpdateOperationsInput | string
+  scope?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  workKey?: Prisma.StringFieldUpdateOperationsInput | string
+  chunkSize?: Prisma.IntFieldUpdateOperationsInput | number
+  chunkStarts?: Prisma.ComputeJobUpdatechunkStartsInput | number[]
+  lastSampleId?: Prisma.IntFieldUpdateOperationsInput | number
+  totalChunks?: Prisma.IntFieldUpdateOperationsInput | number
+  totalSamples?: Prisma.IntFieldUpdateOperationsInput | number
+  doneChunks?: Prisma.IntFieldUpdateOperationsInput | number
+  doneSamples?: Prisma.IntFieldUpdateOperationsInput | number
+  computedSamples?: Prisma.IntFieldUpdateOperationsInput | number
+  status?: Prisma.EnumComputeJobStatusFieldUpdateOperationsInput | $Enums.ComputeJobStatus
+  error?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  attempts?: Prisma.IntFieldUpdateOperationsInput | number
+  createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  startedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  finishedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  requestedByKeyId?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
+}
+
+export type ComputeJobCreateManyRequestedByInput = {
+  id?: number
+  checkpointId: number
+  terms?: Prisma.ComputeJobCreatetermsInput | string[]
+  targetKey?: string | null
+  subset?: string
+  scope?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  workKey: string
+  chunkSize: number
+  chunkStarts?: Prisma.ComputeJobCreatechunkStartsInput | number[]
+  lastSampleId: number
+  totalChunks: number
+  totalSamples: number
+  doneChunks?: number
+  doneSamples?: number
+  computedSamples?: number
+  status?: $Enums.ComputeJobStatus
+  error?: string | null
+  attempts?: number
+  createdAt?: Date | string
+  startedAt?: Date | string | null
+  finishedAt?: Date | string | null
+  updatedAt?: Date | string
+}
+
+export type ComputeJobUpdateWithoutRequestedByInput = {
+  terms?: Prisma.ComputeJobUpdatetermsInput | string[]
+  targetKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  subset?: Prisma.StringFieldUpdateOperationsInput | string
+  scope?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  workKey?: Prisma.StringFieldUpdateOperationsInput | string
+  chunkSize?: Prisma.IntFieldUpdateOperationsInput | number
+  chunkStarts?: Prisma.ComputeJobUpdatechunkStartsInput | number[]
+  lastSampleId?: Prisma.IntFieldUpdateOperationsInput | number
+  totalChunks?: Prisma.IntFieldUpdateOperationsInput | number
+  totalSamples?: Prisma.IntFieldUpdateOperationsInput | number
+  doneChunks?: Prisma.IntFieldUpdateOperationsInput | number
+  doneSamples?: Prisma.IntFieldUpdateOperationsInput | number
+  computedSamples?: Prisma.IntFieldUpdateOperationsInput | number
+  status?: Prisma.EnumComputeJobStatusFieldUpdateOperationsInput | $Enums.ComputeJobStatus
+  error?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  attempts?: Prisma.IntFieldUpdateOperationsInput | number
+  createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  startedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  finishedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  checkpoint?: Prisma.CheckpointUpdateOneRequiredWithoutComputeJobsNestedInput
+  chunks?: Prisma.ComputeJobChunkUpdateManyWithoutJobNestedInput
+}
+
+export type ComputeJobUncheckedUpdateWithoutRequestedByInput = {
+  id?: Prisma.IntFieldUpdateOperationsInput | number
+  checkpointId?: Prisma.IntFieldUpdateOperationsInput | number
+  terms?: Prisma.ComputeJobUpdatetermsInput | string[]
+  targetKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  subset?: Prisma.StringFieldUpdateOperationsInput | string
+  scope?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  workKey?: Prisma.StringFieldUpdateOperationsInput | string
+  chunkSize?: Prisma.IntFieldUpdateOperationsInput | number
+  chunkStarts?: Prisma.ComputeJobUpdatechunkStartsInput | number[]
+  lastSampleId?: Prisma.IntFieldUpdateOperationsInput | number
+  totalChunks?: Prisma.IntFieldUpdateOperationsInput | number
+  totalSamples?: Prisma.IntFieldUpdateOperationsInput | number
+  doneChunks?: Prisma.IntFieldUpdateOperationsInput | number
+  doneSamples?: Prisma.IntFieldUpdateOperationsInput | number
+  computedSamples?: Prisma.IntFieldUpdateOperationsInput | number
+  status?: Prisma.EnumComputeJobStatusFieldUpdateOperationsInput | $Enums.ComputeJobStatus
+  error?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  attempts?: Prisma.IntFieldUpdateOperationsInput | number
+  createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  startedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  finishedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  chunks?: Prisma.ComputeJobChunkUncheckedUpdateManyWithoutJobNestedInput
+}
+
+export type ComputeJobUncheckedUpdateManyWithoutRequestedByInput = {
+  id?: Prisma.IntFieldUpdateOperationsInput | number
+  checkpointId?: Prisma.IntFieldUpdateOperationsInput | number
   terms?: Prisma.ComputeJobUpdatetermsInput | string[]
   targetKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   subset?: Prisma.StringFieldUpdateOperationsInput | string
@@ -1236,7 +1497,9 @@ export type ComputeJobSelect<ExtArgs extends runtime.Types.Extensions.InternalAr
   startedAt?: boolean
   finishedAt?: boolean
   updatedAt?: boolean
+  requestedByKeyId?: boolean
   checkpoint?: boolean | Prisma.CheckpointDefaultArgs<ExtArgs>
+  requestedBy?: boolean | Prisma.ComputeJob$requestedByArgs<ExtArgs>
   chunks?: boolean | Prisma.ComputeJob$chunksArgs<ExtArgs>
   _count?: boolean | Prisma.ComputeJobCountOutputTypeDefaultArgs<ExtArgs>
 }, ExtArgs["result"]["computeJob"]>
@@ -1264,7 +1527,9 @@ export type ComputeJobSelectCreateManyAndReturn<ExtArgs extends runtime.Types.Ex
   startedAt?: boolean
   finishedAt?: boolean
   updatedAt?: boolean
+  requestedByKeyId?: boolean
   checkpoint?: boolean | Prisma.CheckpointDefaultArgs<ExtArgs>
+  requestedBy?: boolean | Prisma.ComputeJob$requestedByArgs<ExtArgs>
 }, ExtArgs["result"]["computeJob"]>
 
 export type ComputeJobSelectUpdateManyAndReturn<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetSelect<{
@@ -1290,7 +1555,9 @@ export type ComputeJobSelectUpdateManyAndReturn<ExtArgs extends runtime.Types.Ex
   startedAt?: boolean
   finishedAt?: boolean
   updatedAt?: boolean
+  requestedByKeyId?: boolean
   checkpoint?: boolean | Prisma.CheckpointDefaultArgs<ExtArgs>
+  requestedBy?: boolean | Prisma.ComputeJob$requestedByArgs<ExtArgs>
 }, ExtArgs["result"]["computeJob"]>
 
 export type ComputeJobSelectScalar = {
@@ -1316,25 +1583,30 @@ export type ComputeJobSelectScalar = {
   startedAt?: boolean
   finishedAt?: boolean
   updatedAt?: boolean
+  requestedByKeyId?: boolean
 }
 
-export type ComputeJobOmit<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetOmit<"id" | "checkpointId" | "terms" | "targetKey" | "subset" | "scope" | "workKey" | "chunkSize" | "chunkStarts" | "lastSampleId" | "totalChunks" | "totalSamples" | "doneChunks" | "doneSamples" | "computedSamples" | "status" | "error" | "attempts" | "createdAt" | "startedAt" | "finishedAt" | "updatedAt", ExtArgs["result"]["computeJob"]>
+export type ComputeJobOmit<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetOmit<"id" | "checkpointId" | "terms" | "targetKey" | "subset" | "scope" | "workKey" | "chunkSize" | "chunkStarts" | "lastSampleId" | "totalChunks" | "totalSamples" | "doneChunks" | "doneSamples" | "computedSamples" | "status" | "error" | "attempts" | "createdAt" | "startedAt" | "finishedAt" | "updatedAt" | "requestedByKeyId", ExtArgs["result"]["computeJob"]>
 export type ComputeJobInclude<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
   checkpoint?: boolean | Prisma.CheckpointDefaultArgs<ExtArgs>
+  requestedBy?: boolean | Prisma.ComputeJob$requestedByArgs<ExtArgs>
   chunks?: boolean | Prisma.ComputeJob$chunksArgs<ExtArgs>
   _count?: boolean | Prisma.ComputeJobCountOutputTypeDefaultArgs<ExtArgs>
 }
 export type ComputeJobIncludeCreateManyAndReturn<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
   checkpoint?: boolean | Prisma.CheckpointDefaultArgs<ExtArgs>
+  requestedBy?: boolean | Prisma.ComputeJob$requestedByArgs<ExtArgs>
 }
 export type ComputeJobIncludeUpdateManyAndReturn<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
   checkpoint?: boolean | Prisma.CheckpointDefaultArgs<ExtArgs>
+  requestedBy?: boolean | Prisma.ComputeJob$requestedByArgs<ExtArgs>
 }
 
 export type $ComputeJobPayload<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
   name: "ComputeJob"
   objects: {
     checkpoint: Prisma.$CheckpointPayload<ExtArgs>
+    requestedBy: Prisma.$ApiKeyPayload<ExtArgs> | null
     chunks: Prisma.$ComputeJobChunkPayload<ExtArgs>[]
   }
   scalars: runtime.Types.Extensions.GetPayloadResult<{
@@ -1384,6 +1656,10 @@ export type $ComputeJobPayload<ExtArgs extends runtime.Types.Extensions.Internal
     startedAt: Date | null
     finishedAt: Date | null
     updatedAt: Date
+    /**
+     * The API key whose request started the job; null for in-process work (CLI, worker) and keyless callers of an open server.
+     */
+    requestedByKeyId: number | null
   }, ExtArgs["result"]["computeJob"]>
   composites: {}
 }
@@ -1779,6 +2055,7 @@ readonly fields: ComputeJobFieldRefs;
 export interface Prisma__ComputeJobClient<T, Null = never, ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs, GlobalOmitOptions = {}> extends Prisma.PrismaPromise<T> {
   readonly [Symbol.toStringTag]: "PrismaPromise"
   checkpoint<T extends Prisma.CheckpointDefaultArgs<ExtArgs> = {}>(args?: Prisma.Subset<T, Prisma.CheckpointDefaultArgs<ExtArgs>>): Prisma.Prisma__CheckpointClient<runtime.Types.Result.GetResult<Prisma.$CheckpointPayload<ExtArgs>, T, "findUniqueOrThrow", GlobalOmitOptions> | Null, Null, ExtArgs, GlobalOmitOptions>
+  requestedBy<T extends Prisma.ComputeJob$requestedByArgs<ExtArgs> = {}>(args?: Prisma.Subset<T, Prisma.ComputeJob$requestedByArgs<ExtArgs>>): Prisma.Prisma__ApiKeyClient<runtime.Types.Result.GetResult<Prisma.$ApiKeyPayload<ExtArgs>, T, "findUniqueOrThrow", GlobalOmitOptions> | null, null, ExtArgs, GlobalOmitOptions>
   chunks<T extends Prisma.ComputeJob$chunksArgs<ExtArgs> = {}>(args?: Prisma.Subset<T, Prisma.ComputeJob$chunksArgs<ExtArgs>>): Prisma.PrismaPromise<runtime.Types.Result.GetResult<Prisma.$ComputeJobChunkPayload<ExtArgs>, T, "findMany", GlobalOmitOptions> | Null>
   /**
    * Attaches callbacks for the resolution and/or rejection of the Promise.
@@ -1831,6 +2108,7 @@ export interface ComputeJobFieldRefs {
   readonly startedAt: Prisma.FieldRef<"ComputeJob", 'DateTime'>
   readonly finishedAt: Prisma.FieldRef<"ComputeJob", 'DateTime'>
   readonly updatedAt: Prisma.FieldRef<"ComputeJob", 'DateTime'>
+  readonly requestedByKeyId: Prisma.FieldRef<"ComputeJob", 'Int'>
 }
     
 
@@ -2224,6 +2502,25 @@ export type ComputeJobDeleteManyArgs<ExtArgs extends runtime.Types.Extensions.In
    * Limit how many ComputeJobs to delete.
    */
   limit?: number
+}
+
+/**
+ * ComputeJob.requestedBy
+ */
+export type ComputeJob$requestedByArgs<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
+  /**
+   * Select specific fields to fetch from the ApiKey
+   */
+  select?: Prisma.ApiKeySelect<ExtArgs> | null
+  /**
+   * Omit specific fields from the ApiKey
+   */
+  omit?: Prisma.ApiKeyOmit<ExtArgs> | null
+  /**
+   * Choose, which related nodes to fetch as well
+   */
+  include?: Prisma.ApiKeyInclude<ExtArgs> | null
+  where?: Prisma.ApiKeyWhereInput
 }
 
 /**
