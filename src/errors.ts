@@ -50,6 +50,12 @@ export const ErrorCode = {
   /** Automatic persisted queries: the hash is unknown (the client resends the whole query). */
   PERSISTED_QUERY_NOT_FOUND: 'PERSISTED_QUERY_NOT_FOUND',
   PERSISTED_QUERY_NOT_SUPPORTED: 'PERSISTED_QUERY_NOT_SUPPORTED',
+  /**
+   * The database connection was lost while a write was committing (or a single-statement write was
+   * in flight): it may or may not have been written. Every create and bulk mutation is idempotent
+   * (see its description), so sending the same mutation again is safe and leaves one copy.
+   */
+  OUTCOME_UNKNOWN: 'OUTCOME_UNKNOWN',
 } as const;
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
@@ -137,16 +143,21 @@ export class TimeoutError extends TangentError {
   }
 }
 
-/** The HTTP status that goes with a code when the whole request fails with it. */
-export const HTTP_STATUS: Partial<Record<ErrorCode, number>> = {
-  UNAUTHENTICATED: 401,
-  FORBIDDEN: 403,
-  RATE_LIMITED: 429,
-  PAYLOAD_TOO_LARGE: 413,
-  BAD_REQUEST: 400,
-  DATABASE_UNAVAILABLE: 503,
-  TIMEOUT: 504,
-};
+/**
+ * The connection died after COMMIT was sent (or during a write that commits by itself), so the
+ * server cannot know whether the write landed. Never "nothing was written": that would invite a
+ * client to treat a committed write as lost.
+ */
+export class OutcomeUnknownError extends TangentError {
+  constructor() {
+    super(
+      ErrorCode.OUTCOME_UNKNOWN,
+      'The database connection was lost while the write was committing: it may have been written. The mutation is idempotent, so retrying it is safe',
+    );
+  }
+}
+
+// The HTTP status of each code is in src/http/status.ts (HTTP_STATUS), the one table every endpoint uses.
 
 /**
  * Rejects with TimeoutError when `work` has not settled after `ms` milliseconds (the work itself is

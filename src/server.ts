@@ -25,6 +25,7 @@ import { serveWebSocket } from './http/graphql-ws.js';
 import { ideRoutes } from './http/ide.js';
 import { errorLogPlugin, queryLimits, subscriptionsOverWebSocketOnly } from './http/limits.js';
 import { RateLimits } from './http/rate-limit.js';
+import { HTTP_STATUS, statusPlugin, UNAVAILABLE_RETRY_AFTER_S } from './http/status.js';
 import { requestId, requestState } from './http/request-id.js';
 
 export interface RunningServer {
@@ -103,6 +104,8 @@ export async function createServer(config: Config, options: ServerOptions = {}):
         subscriptionsOverWebSocketOnly(),
         authorizationPlugin(),
         errorLogPlugin(),
+        // 503/504 for an operation that produced no data because the database failed it (src/http/status.ts).
+        statusPlugin(),
       ],
     });
     await apollo.start();
@@ -114,7 +117,8 @@ export async function createServer(config: Config, options: ServerOptions = {}):
         await db.ping();
         res.json({ status: 'ok', database: db.kind });
       } catch {
-        res.status(503).json({ status: 'unavailable', database: db.kind });
+        res.status(HTTP_STATUS.DATABASE_UNAVAILABLE).setHeader('retry-after', String(UNAVAILABLE_RETRY_AFTER_S));
+        res.json({ status: 'unavailable', database: db.kind });
       }
     });
 

@@ -9,9 +9,11 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Config } from '../config.js';
 import type { Logger } from '../logger.js';
+import { DatabaseUnavailableError, OutcomeUnknownError } from '../errors.js';
 import { DataDirLock } from './data-dir-lock.js';
 import { PrismaClient } from './generated/client.js';
 import { readInitdbDump } from './pglite-initdb.js';
+import { isConnectionError } from './prisma-errors.js';
 import type { Session, Sql, Tx } from './sql.js';
 
 export type { PrismaClient };
@@ -90,6 +92,8 @@ function openPostgres(url: string, poolSize: number, log: Logger, statementTimeo
     client.on('error', onError);
     return {
       client,
+      /** True once the connection has died: nothing sent after that reached the server. */
+      isLost: () => lost !== undefined,
       release() {
         client.removeListener('error', onError);
         client.release(lost);
@@ -102,7 +106,7 @@ function openPostgres(url: string, poolSize: number, log: Logger, statementTimeo
     prisma,
     sql: clientSql(pool),
     async transaction(fn) {
-      const { client, release } = await checkOut();
+      const { client, isLost, release } = await checkOut();
       try {
         await client.query('BEGIN');
         const tx: Tx = {
@@ -116,7 +120,7 @@ function openPostgres(url: string, poolSize: number, log: Logger, statementTimeo
           },
         };
         const result = await fn(tx);
-        await client.query('COMMIT');
+        await commit(client, isLost);
         return result;
       } catch (error) {
         await client.query('ROLLBACK').catch(() => undefined);
@@ -216,6 +220,23 @@ async function openPglite(dataDir: string, log: Logger, template?: Blob): Promis
       lock?.release();
     },
   };
+}
+
+/**
+ * Sends COMMIT and tells apart the two ways a lost connection can end a transaction. Lost before
+ * COMMIT left: PostgreSQL rolls the transaction back, nothing was written (the caller's
+ * DATABASE_UNAVAILABLE). Lost once COMMIT was sent: it may have committed before the reply was
+ * lost, and no one can say which (OUTCOME_UNKNOWN).
+ */
+async function commit(client: pg.PoolClient, isLost: () => boolean): Promise<void> {
+  if (isLost()) throw new DatabaseUnavailableError();
+  try {
+    await client.query('COMMIT');
+  } catch (error) {
+    // Any other failure of COMMIT (a deferred constraint, a serialization failure) is a rollback.
+    if (isConnectionError(error)) throw new OutcomeUnknownError();
+    throw error;
+  }
 }
 
 /** Quotes an identifier for the few places (COPY column lists) where SQL text is assembled. */

@@ -1,4 +1,5 @@
 import { Prisma } from './generated/client.js';
+import { OutcomeUnknownError } from '../errors.js';
 
 /** SQLSTATE codes found on the error or its causes (the embedded adapter reports them there). */
 function sqlStates(error: unknown): string[] {
@@ -52,4 +53,34 @@ export function isStatementTimeout(error: unknown): boolean {
     if (typeof message === 'string' && message.includes('statement timeout')) return true;
   }
   return false;
+}
+
+/**
+ * The connection could not be made at all (refused, no route, pool or connect timeout, the server
+ * starting up or shutting down): no statement of the request reached the database.
+ */
+export function isConnectFailure(error: unknown): boolean {
+  for (let e: unknown = error, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+    if (e instanceof Prisma.PrismaClientInitializationError) return true;
+    if (e instanceof Prisma.PrismaClientKnownRequestError && ['P1001', 'P2024'].includes(e.code)) return true;
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' && ['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', '57P03', '08001'].includes(code)) return true;
+    const message = (e as { message?: unknown }).message;
+    if (typeof message === 'string' && /connect ECONNREFUSED|timeout exceeded when trying to connect|Client has encountered a connection error and is not queryable/i.test(message)) return true;
+  }
+  return false;
+}
+
+/**
+ * Runs one write that commits by itself (a single Prisma statement outside a transaction). If the
+ * connection is lost once the statement may have left, it may have committed: OUTCOME_UNKNOWN, not
+ * "nothing was written". A connection that never opened still means nothing was written.
+ */
+export async function autocommitWrite<T>(write: () => Promise<T>): Promise<T> {
+  try {
+    return await write();
+  } catch (error) {
+    if (isConnectionError(error) && !isConnectFailure(error)) throw new OutcomeUnknownError();
+    throw error;
+  }
 }

@@ -1,16 +1,20 @@
 import type { NextFunction, Request, Response } from 'express';
 import { GraphQLError } from 'graphql';
 import { isConnectionError, isStatementTimeout } from '../db/prisma-errors.js';
-import { DatabaseUnavailableError, ErrorCode, HTTP_STATUS, TangentError, TimeoutError } from '../errors.js';
+import { DatabaseUnavailableError, ErrorCode, TangentError, TimeoutError } from '../errors.js';
 import type { Logger } from '../logger.js';
+import { retryAfterOf, statusOf } from './status.js';
 
 /**
- * Errors raised outside GraphQL execution (authentication, rate limits, the body parser) answered
- * in GraphQL's response shape, so that a client reads every failure the same way.
+ * Errors raised outside GraphQL execution (authentication, rate limits, the body parser, exports)
+ * answered in GraphQL's response shape, so that a client reads every failure the same way, with
+ * the status of src/http/status.ts and a Retry-After where waiting helps.
  */
 export function sendError(res: Response, error: TangentError, headers: Record<string, string> = {}): void {
-  const code = error.extensions.code as ErrorCode;
-  res.status(HTTP_STATUS[code] ?? 500);
+  const code = error.extensions.code;
+  res.status(statusOf(code));
+  const retryAfter = retryAfterOf(code, error.extensions);
+  if (retryAfter !== undefined) res.setHeader('retry-after', String(retryAfter));
   for (const [name, value] of Object.entries(headers)) res.setHeader(name, value);
   const { http: _http, ...extensions } = error.extensions;
   res.json({ errors: [{ message: error.message, extensions }] });
@@ -26,8 +30,7 @@ export function knownError(error: unknown): TangentError | null {
 
 /** The same error with the HTTP status Apollo should answer with when it fails the whole request. */
 export function withHttpStatus<E extends GraphQLError>(error: E): E {
-  const status = HTTP_STATUS[error.extensions.code as ErrorCode];
-  if (status) (error.extensions as Record<string, unknown>).http = { status };
+  (error.extensions as Record<string, unknown>).http = { status: statusOf(error.extensions.code) };
   return error;
 }
 

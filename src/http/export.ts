@@ -1,15 +1,12 @@
 import { Router, type Request, type Response } from 'express';
 import { createContext, type Services } from '../context.js';
-import { ErrorCode, HTTP_STATUS, TangentError, BadUserInputError, type ErrorCode as Code } from '../errors.js';
+import { ErrorCode, TangentError, BadUserInputError } from '../errors.js';
 import { parseId } from '../schema/inputs.js';
 import { decodeQueryArgs } from '../schema/curation-inputs.js';
 import { prepareQuery } from '../services/curation/rank.js';
 import { CONTENT_TYPES, EXPORT_FORMATS, selectionExportSource, writeExport, type ExportFormat, type ExportSource } from '../services/curation/export.js';
-import { knownError } from './errors.js';
+import { knownError, sendError } from './errors.js';
 import { requestState } from './request-id.js';
-
-/** Statuses for the refusals an export can meet before its first byte. */
-const STATUS: Partial<Record<Code, number>> = { ...HTTP_STATUS, BAD_USER_INPUT: 400, NOT_FOUND: 404, TERMS_MISSING: 409 };
 
 function formatOf(req: Request): ExportFormat {
   const format = String(req.query.format ?? 'jsonl').toLowerCase();
@@ -58,8 +55,10 @@ export const EXPORT_STALL_MS = 60_000;
  * GET /export/checkpoints/:id?format=jsonl|csv[&q=…] (q: the filter, order and target of
  * Checkpoint.exportUrl). The rows stream from the database a batch at a time with backpressure, so
  * a million-row export holds one batch in memory. Refusals before the first byte come as JSON in
- * GraphQL's error shape; a failure mid-stream aborts the response (the client sees a truncated
- * transfer, never a silently short file).
+ * GraphQL's error shape with the status of src/http/status.ts: 400 BAD_USER_INPUT, 404 NOT_FOUND,
+ * 409 TERMS_MISSING, 409 TERMS_PENDING (terms a job is computing: `extensions.jobId` names it and
+ * Retry-After says when to ask again), 503 DATABASE_UNAVAILABLE (with Retry-After). A failure
+ * mid-stream aborts the response (the client sees a truncated transfer, never a silently short file).
  */
 export function exportRoutes(services: Services): Router {
   const router = Router();
@@ -88,9 +87,7 @@ export function exportRoutes(services: Services): Router {
         }
         const known = knownError(error);
         if (!known) state.log.error({ err: error, path: req.path }, 'unexpected error in an export');
-        const err = known ?? new TangentError(ErrorCode.INTERNAL_SERVER_ERROR, 'Internal server error');
-        const { http: _http, ...extensions } = err.extensions;
-        res.status(STATUS[err.extensions.code as Code] ?? 500).json({ errors: [{ message: err.message, extensions }] });
+        sendError(res, known ?? new TangentError(ErrorCode.INTERNAL_SERVER_ERROR, 'Internal server error'));
       }
     };
 

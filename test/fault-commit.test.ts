@@ -1,0 +1,181 @@
+import assert from 'node:assert/strict';
+import { createServer as createNetServer, Socket, type Server as NetServer } from 'node:net';
+import { test } from 'node:test';
+import pg from 'pg';
+import { openDatabase } from '../src/db/database.js';
+import { cleanupStack } from './helpers/cleanup.js';
+import { createTestDatabase, quietLog } from './helpers/database.js';
+import { startTestServer } from './helpers/server.js';
+
+/**
+ * Honest outcomes: the connection between server and PostgreSQL dies after the server sent COMMIT
+ * and before the reply reached it. The rows are committed, so the server must not say "nothing was
+ * written": it answers OUTCOME_UNKNOWN (503), and sending the same mutation again leaves one copy.
+ */
+
+/** `Q` (simple query), length 11, "COMMIT\0": how node-postgres sends `client.query('COMMIT')`. */
+const COMMIT_QUERY = Buffer.concat([Buffer.from([0x51, 0, 0, 0, 11]), Buffer.from('COMMIT\0', 'latin1')]);
+
+/**
+ * A TCP proxy in front of PostgreSQL (the pattern of fault.test.ts) that, once armed, watches the
+ * client→server bytes for a COMMIT, forwards it, and when PostgreSQL answers drops that answer and
+ * cuts both sockets: the commit happened, and the client never hears of it.
+ */
+class CommitCuttingProxy {
+  private server: NetServer | null = null;
+  private readonly sockets = new Set<Socket>();
+  private armed = false;
+  port = 0;
+  /** Commits cut so far. */
+  cuts = 0;
+
+  constructor(
+    private readonly host: string,
+    private readonly targetPort: number,
+  ) {}
+
+  /** Cuts the next COMMIT's connection after PostgreSQL has answered it. */
+  arm(): void {
+    this.armed = true;
+  }
+
+  async open(): Promise<void> {
+    const server = createNetServer((client) => {
+      const upstream = new Socket();
+      this.sockets.add(client).add(upstream);
+      let swallowing = false;
+      const drop = () => {
+        client.destroy();
+        upstream.destroy();
+        this.sockets.delete(client);
+        this.sockets.delete(upstream);
+      };
+      client.on('error', drop).on('close', drop);
+      upstream.on('error', drop).on('close', drop);
+      upstream.connect(this.targetPort, this.host, () => {
+        client.on('data', (chunk: Buffer) => {
+          if (this.armed && chunk.includes(COMMIT_QUERY)) {
+            this.armed = false;
+            swallowing = true;
+          }
+          upstream.write(chunk);
+        });
+        upstream.on('data', (chunk: Buffer) => {
+          if (!swallowing) return void client.write(chunk);
+          // PostgreSQL has answered the COMMIT (CommandComplete): the transaction is durable. Cut.
+          this.cuts++;
+          drop();
+        });
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+    this.port = (server.address() as { port: number }).port;
+    this.server = server;
+  }
+
+  async close(): Promise<void> {
+    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+    for (const socket of this.sockets) socket.destroy();
+    this.sockets.clear();
+  }
+}
+
+const BULK = `mutation($d: ID!, $input: SampleColumnsInput!) { addSamplesBulk(datasetId: $d, input: $input) { added unchanged } }`;
+
+async function post(url: string, query: string, variables?: unknown) {
+  const response = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query, variables }) });
+  return {
+    status: response.status,
+    retryAfter: response.headers.get('retry-after'),
+    body: (await response.json()) as { data?: any; errors?: { message: string; extensions?: Record<string, unknown> }[] },
+  };
+}
+
+test(
+  'the connection dies right after COMMIT: OUTCOME_UNKNOWN (503), the rows are there, a retry leaves one copy',
+  { skip: !process.env.DATABASE_URL && 'needs DATABASE_URL: PGlite runs inside the process, so there is no socket to cut' },
+  async (t) => {
+    const defer = cleanupStack(t);
+    const testDb = defer(await createTestDatabase(), (d) => d.destroy());
+    assert.equal(testDb.config.kind, 'postgres');
+    const target = new URL(testDb.config.url);
+    const proxy = defer(new CommitCuttingProxy(target.hostname, Number(target.port || 5432)), (p) => p.close());
+    await proxy.open();
+    const viaProxy = new URL(testDb.config.url);
+    viaProxy.port = String(proxy.port);
+    const proxied = { ...testDb.config, url: viaProxy.toString() };
+    const server = defer(
+      await startTestServer({ testDb: { ...testDb, config: proxied, open: () => openDatabase(proxied, quietLog) }, env: { TANGENT_WORKER: 'off' } }),
+      (s) => s.stop(),
+    );
+    const direct = defer(new pg.Client({ connectionString: testDb.config.url }), (c) => c.end());
+    await direct.connect();
+
+    const { createDataset } = await server.gql<{ createDataset: { id: string } }>(
+      `mutation { createDataset(input: { name: "bulk", length: 2, classNames: ["a", "b"] }) { id } }`,
+    );
+    const n = 500;
+    const input = {
+      indices: Array.from({ length: n }, (_, i) => i),
+      labels: Array.from({ length: n }, (_, i) => i % 2),
+      split: 'train',
+      series: Array.from({ length: n * 2 }, (_, i) => i / 4),
+    };
+
+    proxy.arm();
+    const cut = await post(server.url, BULK, { d: createDataset.id, input });
+    assert.equal(proxy.cuts, 1, 'the proxy cut the COMMIT of this mutation');
+    assert.deepEqual(cut.body.errors?.map((e) => e.extensions?.code), ['OUTCOME_UNKNOWN'], JSON.stringify(cut.body));
+    assert.equal(cut.status, 503);
+    assert.equal(cut.retryAfter, '5');
+    assert.match(cut.body.errors![0]!.message, /may have been written/);
+    assert.doesNotMatch(cut.body.errors![0]!.message, /nothing was written/);
+    assert.doesNotMatch(JSON.stringify(cut.body), /ECONN|Connection terminated|5432|\.ts\b/);
+
+    const count = async () => Number((await direct.query('SELECT count(*) AS n FROM sample WHERE dataset_id = $1', [Number(createDataset.id)])).rows[0].n);
+    assert.equal(await count(), n, 'the rows did commit, although the server could not hear it');
+
+    // The client does what the error says: it sends the same mutation again.
+    const retry = await post(server.url, BULK, { d: createDataset.id, input });
+    assert.equal(retry.status, 200);
+    assert.deepEqual(retry.body, { data: { addSamplesBulk: { added: 0, unchanged: n } } });
+    assert.equal(await count(), n, 'exactly one copy');
+  },
+);
+
+test(
+  'the connection dies before COMMIT is sent: DATABASE_UNAVAILABLE (503), and truly nothing was written',
+  { skip: !process.env.DATABASE_URL && 'needs DATABASE_URL: PGlite runs inside the process, so there is no socket to cut' },
+  async (t) => {
+    const defer = cleanupStack(t);
+    const testDb = defer(await createTestDatabase(), (d) => d.destroy());
+    assert.equal(testDb.config.kind, 'postgres');
+    const direct = defer(new pg.Client({ connectionString: testDb.config.url }), (c) => c.end());
+    const server = defer(await startTestServer({ testDb, env: { TANGENT_WORKER: 'off' } }), (s) => s.stop());
+    await direct.connect();
+    const { createDataset } = await server.gql<{ createDataset: { id: string } }>(
+      `mutation { createDataset(input: { name: "bulk", length: 1, classNames: ["a"] }) { id } }`,
+    );
+    // Another session holds the dataset's rows, so the mutation waits inside its transaction; then
+    // PostgreSQL itself ends the mutation's connection (as a restart would) before it reaches COMMIT.
+    await direct.query('BEGIN');
+    await direct.query('LOCK TABLE sample IN ACCESS EXCLUSIVE MODE');
+    const pending = post(server.url, BULK, { d: createDataset.id, input: { indices: [0, 1], labels: [0, 0], series: [1, 2] } });
+    let victim: number | undefined;
+    while (victim === undefined) {
+      const { rows } = await direct.query(
+        `SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()`,
+      );
+      victim = rows[0]?.pid;
+    }
+    await direct.query('SELECT pg_terminate_backend($1)', [victim]);
+    await direct.query('ROLLBACK');
+    const res = await pending;
+    assert.deepEqual(res.body.errors?.map((e) => e.extensions?.code), ['DATABASE_UNAVAILABLE'], JSON.stringify(res.body));
+    assert.equal(res.status, 503);
+    assert.equal(res.retryAfter, '5');
+    assert.match(res.body.errors![0]!.message, /nothing was written/);
+    const { rows } = await direct.query('SELECT count(*)::int AS n FROM sample WHERE dataset_id = $1', [Number(createDataset.id)]);
+    assert.equal(rows[0].n, 0);
+  },
+);
