@@ -50,6 +50,8 @@ export const ErrorCode = {
   /** Automatic persisted queries: the hash is unknown (the client resends the whole query). */
   PERSISTED_QUERY_NOT_FOUND: 'PERSISTED_QUERY_NOT_FOUND',
   PERSISTED_QUERY_NOT_SUPPORTED: 'PERSISTED_QUERY_NOT_SUPPORTED',
+  /** Automatic persisted queries: `sha256Hash` is not the SHA-256 of the query sent with it (HTTP 400). */
+  PERSISTED_QUERY_HASH_MISMATCH: 'PERSISTED_QUERY_HASH_MISMATCH',
   /**
    * The database connection was lost while a write was committing (or a single-statement write was
    * in flight): it may or may not have been written. Every create and bulk mutation is idempotent

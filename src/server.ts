@@ -23,6 +23,7 @@ import { errorHandler } from './http/errors.js';
 import { exportRoutes } from './http/export.js';
 import { serveWebSocket } from './http/graphql-ws.js';
 import { ideRoutes } from './http/ide.js';
+import { guardGraphQLRequests, inputGuardPlugin } from './http/input-guard.js';
 import { errorLogPlugin, queryLimits, subscriptionsOverWebSocketOnly } from './http/limits.js';
 import { RateLimits } from './http/rate-limit.js';
 import { HTTP_STATUS, statusPlugin, UNAVAILABLE_RETRY_AFTER_S } from './http/status.js';
@@ -104,6 +105,8 @@ export async function createServer(config: Config, options: ServerOptions = {}):
         subscriptionsOverWebSocketOnly(),
         authorizationPlugin(),
         errorLogPlugin(),
+        // NUL, unpaired surrogates and oversized JSON in any argument: BAD_USER_INPUT before resolvers run.
+        inputGuardPlugin(schema),
         // 503/504 for an operation that produced no data because the database failed it (src/http/status.ts).
         statusPlugin(),
       ],
@@ -131,6 +134,8 @@ export async function createServer(config: Config, options: ServerOptions = {}):
       ...(config.corsOrigins.length ? [cors({ origin: config.corsOrigins.includes('*') ? '*' : config.corsOrigins, maxAge: 600 })] : []),
       authenticateRequests(authenticator, rateLimits),
       express.json({ limit: config.maxBodyBytes }),
+      // Token and nesting limits before Apollo parses; a persisted query's hash checked against its query.
+      guardGraphQLRequests(limits),
       expressMiddleware(apollo, {
         context: async ({ res }) => {
           const state = requestState(res);

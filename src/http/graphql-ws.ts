@@ -21,6 +21,7 @@ import { createContext, type Context, type Services } from '../context.js';
 import { ErrorCode, TangentError } from '../errors.js';
 import { logIfUnexpected } from '../schema/format-error.js';
 import { knownError } from './errors.js';
+import { checkDocumentSource, checkOperationInputs } from './input-guard.js';
 import type { QueryLimits } from './limits.js';
 import type { RateLimits } from './rate-limit.js';
 
@@ -106,6 +107,8 @@ export function serveWebSocket(options: {
           if (known.extensions.code === ErrorCode.UNAUTHENTICATED) ctx.extra.socket.close(CloseCode.Unauthorized, ErrorCode.UNAUTHENTICATED);
           return [known];
         }
+        const tooLarge = checkDocumentSource(payload.query, limits);
+        if (tooLarge) return [tooLarge];
         let document: DocumentNode;
         try {
           document = parse(payload.query, { maxTokens: limits.maxTokens });
@@ -120,6 +123,7 @@ export function serveWebSocket(options: {
         if (!operation) return [new TangentError(ErrorCode.OPERATION_RESOLUTION_FAILURE, 'The document has no operation of that name, or several and none was chosen')];
         try {
           authorizeOperation(document, operation, caller);
+          checkOperationInputs(schema, document, operation, payload.variables);
         } catch (error) {
           if (error instanceof TangentError) return [error];
           throw error;

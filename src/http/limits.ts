@@ -5,6 +5,7 @@ import type { Config } from '../config.js';
 import type { Context } from '../context.js';
 import { ErrorCode, TangentError } from '../errors.js';
 import { logIfUnexpected } from '../schema/format-error.js';
+import { JSON_LIMITS } from '../schema/scalars.js';
 import { withHttpStatus } from './errors.js';
 
 export interface QueryLimits {
@@ -18,6 +19,13 @@ export interface QueryLimits {
    * GRAPHQL_PARSE_FAILED).
    */
   maxTokens: number;
+  /**
+   * Deepest nesting of `{`, `[` and `(` a document may have, checked with the token count before
+   * anything recursive reads it (src/http/input-guard.ts): selection sets deeper than maxDepth
+   * could never run anyway, and a JSON literal may be JSON_LIMITS.maxDepth deep, so this is their
+   * sum with room for arguments and input objects. Far below what would overflow the parser's stack.
+   */
+  maxNesting: number;
 }
 
 /**
@@ -40,6 +48,7 @@ export function queryLimits(config: Pick<Config, 'limits' | 'introspection'>): Q
     plugins: protection.plugins as unknown as ApolloServerPlugin<Context>[],
     validationRules: protection.validationRules,
     maxTokens,
+    maxNesting: Math.max(64, maxDepth + JSON_LIMITS.maxDepth + 16),
   };
 }
 

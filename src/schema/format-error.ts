@@ -14,6 +14,7 @@ const PASS_THROUGH = new Set([
   'OPERATION_RESOLUTION_FAILURE',
   'PERSISTED_QUERY_NOT_FOUND',
   'PERSISTED_QUERY_NOT_SUPPORTED',
+  'PERSISTED_QUERY_HASH_MISMATCH',
 ]);
 
 /**
@@ -32,6 +33,14 @@ export function formatError(log: Logger) {
     const ours = findTangentError(original);
     if (ours) return { message: formatted.message, locations: formatted.locations, extensions: publicExtensions(ours.extensions) };
     const code = formatted.extensions?.code;
+    // A RangeError under a request error (a parser out of stack answered GRAPHQL_PARSE_FAILED with
+    // "Maximum call stack size exceeded"): a request code stands, the words never reach the client.
+    const exhausted = wrappedRangeError(original);
+    if (exhausted) {
+      if (!logged.has(exhausted)) log.warn({ err: exhausted, code, path: formatted.path, requestId }, 'a RangeError refused a request');
+      if (typeof code === 'string' && PASS_THROUGH.has(code)) return { message: WRAPPED_MESSAGE[code] ?? 'The request is nested too deeply or is too large to process', extensions: { code } };
+      return { message: 'Internal server error', path: formatted.path, extensions: { code: ErrorCode.INTERNAL_SERVER_ERROR } };
+    }
     if (typeof code === 'string' && PASS_THROUGH.has(code) && !(original instanceof Error && !(original instanceof GraphQLError))) {
       const { stacktrace: _omit, ...extensions } = formatted.extensions ?? {};
       return { ...formatted, extensions };
@@ -68,6 +77,20 @@ export function logIfUnexpected(log: Logger, error: unknown, path?: readonly (st
   if (typeof code === 'string' && PASS_THROUGH.has(code) && !(original instanceof Error && !(original instanceof GraphQLError))) return;
   logged.add(original);
   log.error({ err: original, path }, 'unexpected error');
+}
+
+/** What a client reads instead of a RangeError's message under a request-error code. */
+const WRAPPED_MESSAGE: Record<string, string> = {
+  GRAPHQL_PARSE_FAILED: 'The document could not be parsed: it is nested too deeply or is too large',
+  GRAPHQL_VALIDATION_FAILED: 'The document could not be validated: it is nested too deeply or is too large',
+};
+
+/** A RangeError (stack or memory exhausted by an input's size) in an error's chain, or null. */
+function wrappedRangeError(error: unknown): RangeError | null {
+  for (let e: unknown = error, depth = 0; e && depth < 5; e = (e as { originalError?: unknown }).originalError, depth++) {
+    if (e instanceof RangeError) return e;
+  }
+  return null;
 }
 
 function findTangentError(error: unknown): TangentError | null {
