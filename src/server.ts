@@ -8,6 +8,7 @@ import cors from 'cors';
 import express from 'express';
 import { Authenticator } from './auth/authenticate.js';
 import { authorizationPlugin } from './auth/authorize.js';
+import { clientAddressOf } from './auth/client-address.js';
 import { authenticateRequests } from './auth/http.js';
 import type { Config } from './config.js';
 import { createContext, type Context, type Services } from './context.js';
@@ -70,9 +71,12 @@ export async function createServer(config: Config, options: ServerOptions = {}):
     const schema = buildSchema();
     // Trust (src/auth, src/http): who is calling, how much they may ask, the same on HTTP and WebSocket.
     const authenticator = new Authenticator(db, config, log);
-    const rateLimits = new RateLimits({ requestsPerMin: config.rateLimitPerMin, authFailuresPerMin: config.authFailuresPerMin });
+    // Counted in PostgreSQL, so every replica on the database enforces one limit (in memory on PGlite).
+    const rateLimits = new RateLimits(db, { requestsPerMin: config.rateLimitPerMin, authFailuresPerMin: config.authFailuresPerMin });
+    // TANGENT_TRUST_PROXY: whose X-Forwarded-For names the client, for per-address limits.
+    const clientAddress = clientAddressOf(config.trustProxy);
     const limits = queryLimits(config);
-    const ws = serveWebSocket({ httpServer, schema, services, authenticator, rateLimits, limits, formatError: formatError(log) });
+    const ws = serveWebSocket({ httpServer, schema, services, authenticator, rateLimits, clientAddress, limits, formatError: formatError(log) });
 
     const apollo = new ApolloServer<Context>({
       // The schema, executed by compiled operations (graphql-jit) rather than graphql-js: see there.
@@ -132,7 +136,7 @@ export async function createServer(config: Config, options: ServerOptions = {}):
       '/graphql',
       // No CORS headers unless origins are configured: browsers on other origins are refused.
       ...(config.corsOrigins.length ? [cors({ origin: config.corsOrigins.includes('*') ? '*' : config.corsOrigins, maxAge: 600 })] : []),
-      authenticateRequests(authenticator, rateLimits),
+      authenticateRequests(authenticator, rateLimits, clientAddress),
       express.json({ limit: config.maxBodyBytes }),
       // Token and nesting limits before Apollo parses; a persisted query's hash checked against its query.
       guardGraphQLRequests(limits),
@@ -148,7 +152,7 @@ export async function createServer(config: Config, options: ServerOptions = {}):
     app.use(
       '/export',
       ...(config.corsOrigins.length ? [cors({ origin: config.corsOrigins.includes('*') ? '*' : config.corsOrigins, maxAge: 600 })] : []),
-      authenticateRequests(authenticator, rateLimits),
+      authenticateRequests(authenticator, rateLimits, clientAddress),
       exportRoutes(services),
     );
 

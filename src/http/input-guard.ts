@@ -24,6 +24,7 @@ import {
 import type { Context } from '../context.js';
 import { BadUserInputError, ErrorCode, TangentError } from '../errors.js';
 import { checkJsonValue, unstorableString } from '../schema/scalars.js';
+import { sendError } from './errors.js';
 
 /**
  * What enters through GraphQL is checked here, once, at the edge, on HTTP and WebSocket alike:
@@ -121,6 +122,40 @@ export function guardGraphQLRequests(limits: DocumentLimits) {
     if (!refusal) return next();
     const { http: _http, ...extensions } = refusal.extensions;
     res.status(400).json({ errors: [{ message: refusal.message, extensions }] });
+  };
+}
+
+/**
+ * Express middleware in front of the /export routes: the same text rule for their query
+ * parameters, including the strings inside `q` (base64url JSON of the curation query, whose
+ * split, subset and selection strings reach SQL). A `q` that does not decode is left to the
+ * route, which refuses it with its own message.
+ */
+export function guardExportParameters() {
+  return (req: Request, res: Response, next: NextFunction): void => {
+    try {
+      for (const [name, value] of Object.entries(req.query as Record<string, unknown>)) {
+        for (const text of Array.isArray(value) ? value : [value]) {
+          if (typeof text !== 'string') continue;
+          const problem = unstorableString(text);
+          if (problem) refuse(name, undefined, problem);
+        }
+      }
+      const q = req.query.q;
+      if (typeof q === 'string' && /^[A-Za-z0-9_-]+$/.test(q)) {
+        let decoded: unknown;
+        try {
+          decoded = JSON.parse(Buffer.from(q, 'base64url').toString('utf8'));
+        } catch {
+          return next();
+        }
+        checkJsonValue(decoded, 'q');
+      }
+    } catch (error) {
+      if (error instanceof TangentError) return sendError(res, error);
+      throw error;
+    }
+    next();
   };
 }
 

@@ -196,6 +196,29 @@ describe('input hygiene over HTTP', () => {
   });
 });
 
+describe('input hygiene on /export', () => {
+  const defer = cleanupStack({ after });
+  let t: TestServer;
+  before(async () => {
+    t = defer(await startTestServer(), (s) => s.close());
+  });
+
+  test('a NUL in a query parameter or in a string inside `q` is BAD_USER_INPUT naming it (400)', async () => {
+    const base = t.url.replace(/\/graphql$/, '/export');
+    const q = (args: unknown) => Buffer.from(JSON.stringify(args)).toString('base64url');
+    for (const [url, field] of [
+      [`${base}/checkpoints/1?format=csv%00`, 'format'],
+      [`${base}/selections/1?checkpoint=1%00`, 'checkpoint'],
+      [`${base}/checkpoints/1?q=${q({ target: { split: NUL } })}`, 'q.target.split'],
+      [`${base}/checkpoints/1?q=${q({ subset: SURROGATE })}`, 'q.subset'],
+      [`${base}/checkpoints/1?q=${q({ filter: { splits: ['train', NUL] } })}`, 'q.filter.splits[1]'],
+    ] as const) {
+      const response = await fetch(url);
+      assertRefused({ status: response.status, body: (await response.json()) as GraphQLResponse }, 'BAD_USER_INPUT', field);
+    }
+  });
+});
+
 describe('input hygiene over graphql-ws', () => {
   const defer = cleanupStack({ after });
   let t: TestServer;
