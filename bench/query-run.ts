@@ -26,6 +26,7 @@ import v8 from 'node:v8';
 import vm from 'node:vm';
 import { parse } from 'graphql';
 import pg from 'pg';
+import { OPEN_CALLER } from '../src/auth/roles.js';
 import { loadConfig } from '../src/config.js';
 import { openDatabase, type Database } from '../src/db/database.js';
 import { createLoaders } from '../src/db/loaders.js';
@@ -344,7 +345,7 @@ async function main() {
 
   // 4. Export every sample, ranked by kNorm, as CSV over HTTP (read to the end), against the same
   // statement as one query (all rows in memory at once); then the heap each keeps alive.
-  const ctx = { db: base, config, log, loaders: createLoaders(base) };
+  const ctx = { db: base, config, log, loaders: createLoaders(base), caller: OPEN_CALLER };
   const prepared = await prepareQuery(ctx, Number(checkpointId), { filter: {}, order: { term: 'K_NORM', direction: 'DESC' }, target: null });
   const exportStatement = rankStatement(prepared, null, null);
   const { exportUrl } = (await gql(`query($c: ID!) { checkpoint(id: $c) { exportUrl(format: CSV) } }`, topVars)).checkpoint;

@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { z } from 'zod';
 
 /**
@@ -34,6 +35,12 @@ const EnvSchema = z.object({
   TANGENT_RATE_LIMIT_PER_MIN: z.coerce.number().int().nonnegative().default(6000),
   /** Failed authentications per minute per client IP before it is refused outright; 0 disables. */
   TANGENT_AUTH_FAILURES_PER_MIN: z.coerce.number().int().nonnegative().default(60),
+  /**
+   * Whether X-Forwarded-For names the client (express's `trust proxy`): `off` (the socket's peer is the
+   * client), `on` (every hop is trusted: the leftmost address), a hop count, or a comma-separated list of
+   * proxy addresses, CIDR ranges and the presets loopback, linklocal, uniquelocal.
+   */
+  TANGENT_TRUST_PROXY: z.string().trim().default('off'),
   /** Query limits (graphql-armor), the same on HTTP and WebSocket. */
   TANGENT_MAX_DEPTH: z.coerce.number().int().positive().default(12),
   // armor multiplies a list's cost by a literal `first`: one full page (1000) of a wide type costs ~80k,
@@ -52,6 +59,12 @@ const EnvSchema = z.object({
   TANGENT_MODEL_CACHE_BYTES: z.coerce.number().int().positive().default(512 * 1024 * 1024),
   /** Most missing samples a query computes inline; above that it starts a job and answers TERMS_PENDING. */
   TANGENT_INLINE_MAX_SAMPLES: z.coerce.number().int().nonnegative().default(512),
+  /** `on`: READER keys may start computation too (inline or jobs); by default only WRITER and ADMIN may. */
+  TANGENT_READER_COMPUTE: z.enum(['on', 'off']).default('off'),
+  /** Samples one API key may have computed per hour (inline, and the samples of the jobs it starts); 0: no limit. */
+  TANGENT_COMPUTE_SAMPLES_PER_HOUR: z.coerce.number().int().nonnegative().default(100_000),
+  /** Compute jobs one API key may have QUEUED or RUNNING at once; 0: no limit. */
+  TANGENT_COMPUTE_JOBS_PER_KEY: z.coerce.number().int().nonnegative().default(4),
   /** Samples per chunk of a compute job (one queue job, one transaction). */
   TANGENT_CHUNK_SIZE: z.coerce.number().int().positive().max(100_000).default(256),
   /** A chunk not finished this long after a worker took it is given to another worker (its worker is taken as dead). */
@@ -101,6 +114,8 @@ export type Config = {
   corsOrigins: string[];
   rateLimitPerMin: number;
   authFailuresPerMin: number;
+  /** TANGENT_TRUST_PROXY: which peers' X-Forwarded-For is believed when finding a client's address. */
+  trustProxy: TrustProxy;
   limits: { maxDepth: number; maxCost: number; maxAliases: number; maxDirectives: number; maxTokens: number };
   computeTimeoutMs: number;
   /** On-demand terms: compute threads, model cache, inline limit, and the job queue (src/jobs). */
@@ -110,7 +125,12 @@ export type Config = {
     /** 0: one per core (one for the tensorflow backend). */
     threads: number;
     modelCacheBytes: number;
+    /** Most missing samples one request computes inline (all of its fields together). */
     inlineMaxSamples: number;
+    /** Who may start computation, and how much per key (src/services/compute-policy.ts); 0: no limit. */
+    readerCompute: boolean;
+    samplesPerHourPerKey: number;
+    jobsPerKey: number;
     chunkSize: number;
     chunkExpireSeconds: number;
     chunkRetryLimit: number;
@@ -124,6 +144,45 @@ export type Config = {
     trainExpireSeconds: number;
   };
 };
+
+/**
+ * TANGENT_TRUST_PROXY parsed: express's `trust proxy` semantics. `none`: the socket's peer is the
+ * client; `all`: the leftmost X-Forwarded-For address; `hops`: that many proxies in front are trusted;
+ * `list`: peers whose address is in these ranges are proxies.
+ */
+export type TrustProxy =
+  | { kind: 'none' }
+  | { kind: 'all' }
+  | { kind: 'hops'; hops: number }
+  | { kind: 'list'; ranges: { address: string; prefix: number; family: 'ipv4' | 'ipv6' }[] };
+
+/** The presets express's `trust proxy` knows, as CIDR ranges. */
+const TRUST_PRESETS: Record<string, string[]> = {
+  loopback: ['127.0.0.1/8', '::1/128'],
+  linklocal: ['169.254.0.0/16', 'fe80::/10'],
+  uniquelocal: ['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', 'fc00::/7'],
+};
+
+/** Parses TANGENT_TRUST_PROXY; throws a message naming the entry it cannot read. */
+export function parseTrustProxy(value: string): TrustProxy {
+  const v = value.trim().toLowerCase();
+  if (v === '' || v === 'off' || v === 'false' || v === '0') return { kind: 'none' };
+  if (v === 'on' || v === 'true') return { kind: 'all' };
+  if (/^\d+$/.test(v)) return { kind: 'hops', hops: Number(v) };
+  const ranges: { address: string; prefix: number; family: 'ipv4' | 'ipv6' }[] = [];
+  for (const entry of v.split(',').map((e) => e.trim()).filter(Boolean)) {
+    for (const cidr of TRUST_PRESETS[entry] ?? [entry]) {
+      const [address = '', bits] = cidr.split('/');
+      const family = isIP(address);
+      if (family === 0) throw new Error(`\`${entry}\` is not an address, a CIDR range, loopback, linklocal or uniquelocal`);
+      const max = family === 4 ? 32 : 128;
+      const prefix = bits === undefined ? max : Number(bits);
+      if (!/^\d+$/.test(bits ?? String(max)) || prefix > max) throw new Error(`\`${entry}\` has a prefix length outside 0-${max}`);
+      ranges.push({ address, prefix, family: family === 4 ? 'ipv4' : 'ipv6' });
+    }
+  }
+  return ranges.length ? { kind: 'list', ranges } : { kind: 'none' };
+}
 
 /** True for addresses that only this machine can reach. */
 export function isLoopbackHost(host: string): boolean {
@@ -153,6 +212,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
   }
   const e = parsed.data;
   const loopback = isLoopbackHost(e.HOST);
+  let trustProxy: TrustProxy;
+  try {
+    trustProxy = parseTrustProxy(e.TANGENT_TRUST_PROXY);
+  } catch (error) {
+    throw new ConfigError([`TANGENT_TRUST_PROXY: ${(error as Error).message}`]);
+  }
   if (e.TANGENT_AUTH === 'off' && !loopback) {
     throw new ConfigError([`TANGENT_AUTH: cannot be off while HOST (${e.HOST}) is reachable from other machines; use a loopback HOST or API keys`]);
   }
@@ -176,6 +241,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     corsOrigins: e.TANGENT_CORS_ORIGINS.split(',').map((o) => o.trim()).filter(Boolean),
     rateLimitPerMin: e.TANGENT_RATE_LIMIT_PER_MIN,
     authFailuresPerMin: e.TANGENT_AUTH_FAILURES_PER_MIN,
+    trustProxy,
     limits: {
       maxDepth: e.TANGENT_MAX_DEPTH,
       maxCost: e.TANGENT_MAX_COST,
@@ -189,6 +255,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
       threads: e.TANGENT_COMPUTE_THREADS,
       modelCacheBytes: e.TANGENT_MODEL_CACHE_BYTES,
       inlineMaxSamples: e.TANGENT_INLINE_MAX_SAMPLES,
+      readerCompute: e.TANGENT_READER_COMPUTE === 'on',
+      samplesPerHourPerKey: e.TANGENT_COMPUTE_SAMPLES_PER_HOUR,
+      jobsPerKey: e.TANGENT_COMPUTE_JOBS_PER_KEY,
       chunkSize: e.TANGENT_CHUNK_SIZE,
       chunkExpireSeconds: e.TANGENT_CHUNK_EXPIRE_SECONDS,
       chunkRetryLimit: e.TANGENT_CHUNK_RETRY_LIMIT,

@@ -15,9 +15,16 @@ export const ErrorCode = {
   UNAUTHENTICATED: 'UNAUTHENTICATED',
   /** Valid credentials whose role does not allow the operation. */
   FORBIDDEN: 'FORBIDDEN',
-  /** Too many requests for this key; retry after `extensions.retryAfterSeconds`. */
+  /**
+   * A valid key (or, on a server that runs open, an address without one) made too many requests this
+   * minute; retry after `extensions.retryAfterSeconds`. Failed authentications are AUTH_THROTTLED.
+   */
   RATE_LIMITED: 'RATE_LIMITED',
-  /** Terms the query needs are still being computed; `extensions.jobId` says by which job. */
+  /**
+   * Terms the query needs are missing. `extensions.jobId` names the job computing them; without a
+   * jobId nothing is (the caller may not start computation, `extensions.reason` says so) and
+   * `extensions.missing` lists {term, count}.
+   */
   TERMS_PENDING: 'TERMS_PENDING',
   /**
    * Samples in the query's scope lack a term it filters, ranks or summarises by (a missing value is
@@ -58,6 +65,18 @@ export const ErrorCode = {
    * (see its description), so sending the same mutation again is safe and leaves one copy.
    */
   OUTCOME_UNKNOWN: 'OUTCOME_UNKNOWN',
+  /**
+   * Too many failed authentications from this client address this minute; retry after
+   * `extensions.retryAfterSeconds`. A valid key from the same address is still served.
+   */
+  AUTH_THROTTLED: 'AUTH_THROTTLED',
+  /** The caller's role may not start computation (default: WRITER and ADMIN may; TANGENT_READER_COMPUTE). */
+  COMPUTE_FORBIDDEN: 'COMPUTE_FORBIDDEN',
+  /**
+   * The key's compute budget is spent: `extensions.limit` is `samplesPerHour` or `concurrentJobs`, with
+   * the limit, what is used, and `retryAfterSeconds` where waiting helps. `viewer.computeBudget` shows it.
+   */
+  COMPUTE_BUDGET_EXCEEDED: 'COMPUTE_BUDGET_EXCEEDED',
 } as const;
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
@@ -103,14 +122,35 @@ export class ForbiddenError extends TangentError {
 }
 
 export class RateLimitedError extends TangentError {
+  constructor(retryAfterSeconds: number, message = 'Too many requests for this key') {
+    super(ErrorCode.RATE_LIMITED, message, { retryAfterSeconds });
+  }
+}
+
+export class AuthThrottledError extends TangentError {
   constructor(retryAfterSeconds: number) {
-    super(ErrorCode.RATE_LIMITED, 'Too many requests for this key', { retryAfterSeconds });
+    super(ErrorCode.AUTH_THROTTLED, `too many failed authentications from this address; retry in ${retryAfterSeconds} s`, { retryAfterSeconds });
+  }
+}
+
+export class ComputeForbiddenError extends TangentError {
+  constructor(role: string, what: string) {
+    super(ErrorCode.COMPUTE_FORBIDDEN, `${what} computes on the server, which a ${role} key may not start; a WRITER key may (or the operator sets TANGENT_READER_COMPUTE=on)`, {
+      role,
+    });
+  }
+}
+
+export class ComputeBudgetExceededError extends TangentError {
+  constructor(message: string, extensions: { limit: 'samplesPerHour' | 'concurrentJobs'; retryAfterSeconds?: number } & Record<string, unknown>) {
+    super(ErrorCode.COMPUTE_BUDGET_EXCEEDED, message, extensions);
   }
 }
 
 export class TermsPendingError extends TangentError {
-  constructor(jobId: string, message = 'The terms this query needs are still being computed') {
-    super(ErrorCode.TERMS_PENDING, message, { jobId });
+  /** `jobId` null: no job is computing them (the caller may not start one); `extensions` says what is missing. */
+  constructor(jobId: string | null, message = 'The terms this query needs are still being computed', extensions: Record<string, unknown> = {}) {
+    super(ErrorCode.TERMS_PENDING, message, jobId === null ? extensions : { ...extensions, jobId });
   }
 }
 

@@ -15,6 +15,8 @@ import { CloseCode } from 'graphql-ws';
 import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { Authenticator } from '../auth/authenticate.js';
+import type { ClientAddress } from '../auth/client-address.js';
+import { admit } from '../auth/http.js';
 import { authorizeOperation } from '../auth/authorize.js';
 import type { Caller } from '../auth/roles.js';
 import { createContext, type Context, type Services } from '../context.js';
@@ -52,10 +54,11 @@ export function serveWebSocket(options: {
   services: Services;
   authenticator: Authenticator;
   rateLimits: RateLimits;
+  clientAddress: ClientAddress;
   limits: QueryLimits;
   formatError: FormatError;
 }): WebSocketEndpoint {
-  const { schema, services, authenticator, rateLimits, limits, formatError } = options;
+  const { schema, services, authenticator, rateLimits, clientAddress, limits, formatError } = options;
   const rules = [...specifiedRules, ...limits.validationRules, ...(services.config.introspection ? [] : [NoSchemaIntrospectionCustomRule])];
   const socketsByKey = new Map<number, Set<WebSocket>>();
   const wsServer = new WebSocketServer({ server: options.httpServer, path: '/graphql', maxPayload: 1024 * 1024 });
@@ -69,15 +72,13 @@ export function serveWebSocket(options: {
         const params = ctx.connectionParams ?? {};
         const fromParams = params.authorization ?? params.Authorization;
         const authorization = typeof fromParams === 'string' ? fromParams : ctx.extra.request.headers.authorization;
-        const address = ctx.extra.request.socket.remoteAddress ?? 'unknown';
         try {
-          await rateLimits.assertMayAuthenticate(address);
-          ctx.extra.caller = await authenticator.authenticate(authorization);
+          ctx.extra.caller = await admit(authenticator, rateLimits, authorization, clientAddress(ctx.extra.request), { count: false });
         } catch (error) {
           const known = knownError(error);
-          if (known?.extensions.code === ErrorCode.UNAUTHENTICATED) await rateLimits.recordFailure(address).catch(() => undefined);
           if (!known) services.log.error({ err: error }, 'unexpected error authenticating a WebSocket');
-          const code = known?.extensions.code === ErrorCode.UNAUTHENTICATED ? CloseCode.Unauthorized : known?.extensions.code === ErrorCode.RATE_LIMITED ? 4429 : CloseCode.InternalServerError;
+          const throttled = known?.extensions.code === ErrorCode.RATE_LIMITED || known?.extensions.code === ErrorCode.AUTH_THROTTLED;
+          const code = known?.extensions.code === ErrorCode.UNAUTHENTICATED ? CloseCode.Unauthorized : throttled ? 4429 : CloseCode.InternalServerError;
           ctx.extra.socket.close(code, String(known?.extensions.code ?? ErrorCode.INTERNAL_SERVER_ERROR));
           return false;
         }
@@ -99,8 +100,7 @@ export function serveWebSocket(options: {
         const log = services.log.child({ requestId, transport: 'ws' });
         let caller: Caller;
         try {
-          caller = await authenticator.authenticate(ctx.extra.authorization);
-          await rateLimits.consume(caller.key ? `key:${caller.key.id}` : `ip:${ctx.extra.request.socket.remoteAddress ?? 'unknown'}`);
+          caller = await admit(authenticator, rateLimits, ctx.extra.authorization, clientAddress(ctx.extra.request));
         } catch (error) {
           const known = knownError(error);
           if (!known) throw error;

@@ -38,6 +38,8 @@ export interface JobSpec {
   /** The parameter subset its kernel terms (kNorm, kTrace, kCross) are over: 'all' or a name of the model's. */
   subset: string;
   scope: JobScope;
+  /** The API key whose request starts it (its concurrent-jobs limit counts it); null for in-process work. */
+  requestedByKeyId?: number | null;
 }
 
 /** A scope in one normal form (sorted, without duplicates, empty conditions left out). */
@@ -83,7 +85,7 @@ export async function loadJob(db: Database, id: number): Promise<JobRow | null> 
  * scope as they are now, cuts them into chunks of `chunkSize` consecutive ids, and records the first
  * id of each chunk. A scope without samples makes a job that is COMPLETED at once.
  */
-export async function insertJob(tx: Tx, spec: JobSpec, chunkSize: number): Promise<{ id: number; created: false } | { id: number; created: true; createdAt: Date; totalChunks: number }> {
+export async function insertJob(tx: Tx, spec: JobSpec, chunkSize: number): Promise<{ id: number; created: false } | { id: number; created: true; createdAt: Date; totalChunks: number; totalSamples: number }> {
   const scope = normalScope(spec.scope);
   const key = workKey({ ...spec, scope });
   // Two requests for the same work at once make one job: the second waits here, then finds it.
@@ -110,9 +112,9 @@ export async function insertJob(tx: Tx, spec: JobSpec, chunkSize: number): Promi
   // named: computeJob.insert
   const [row] = await tx.query<{ id: number; created_at: Date | string }>(
     `INSERT INTO compute_job (checkpoint_id, terms, target_key, subset, scope, work_key, chunk_size, chunk_starts, last_sample_id,
-                              total_chunks, total_samples, status, finished_at)
+                              total_chunks, total_samples, status, finished_at, requested_by_key_id)
      VALUES ($1, $2::text[], $3, $11, $4::jsonb, $5, $6, $7::int[], $8, $9, $10,
-             (CASE WHEN $9::int = 0 THEN 'COMPLETED' ELSE 'QUEUED' END)::compute_job_status, CASE WHEN $9::int = 0 THEN now() END)
+             (CASE WHEN $9::int = 0 THEN 'COMPLETED' ELSE 'QUEUED' END)::compute_job_status, CASE WHEN $9::int = 0 THEN now() END, $12)
      RETURNING id, created_at`,
     [
       spec.checkpointId,
@@ -126,9 +128,10 @@ export async function insertJob(tx: Tx, spec: JobSpec, chunkSize: number): Promi
       starts.length,
       Number(cut.total),
       spec.subset,
+      spec.requestedByKeyId ?? null,
     ],
   );
-  return { id: Number(row!.id), created: true, createdAt: new Date(row!.created_at), totalChunks: starts.length };
+  return { id: Number(row!.id), created: true, createdAt: new Date(row!.created_at), totalChunks: starts.length, totalSamples: Number(cut.total) };
 }
 
 /** Chunks of a job that have committed. */

@@ -1,4 +1,5 @@
 import { createApiKey, listApiKeys, revokeApiKey } from '../auth/keys.js';
+import { computeBudget, mayCompute } from '../services/compute-policy.js';
 import { connectionFields } from './connections.js';
 import type { Resolvers } from './generated/types.js';
 import { parseId } from './inputs.js';
@@ -10,6 +11,8 @@ export const apiKeyResolvers: Resolvers = {
       role: ctx.caller.role,
       apiKey: ctx.caller.key ? await ctx.db.prisma.apiKey.findUnique({ where: { id: ctx.caller.key.id } }) : null,
       authRequired: ctx.config.authRequired,
+      canCompute: mayCompute(ctx.config, ctx.caller),
+      computeBudget: await computeBudget(ctx),
     }),
     apiKeys: (_, args, ctx) => listApiKeys(ctx.db, args, ctx.config.maxPageSize),
   },

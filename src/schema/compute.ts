@@ -60,7 +60,7 @@ export const computeResolvers: Resolvers = {
     jobs: (_, args, ctx) => listJobs(ctx, { first: args.first, after: args.after, status: args.status }),
   },
   Mutation: {
-    computeTerms: async (_, { input }, ctx) => startJob(computeRuntime(ctx.db), await parseComputeTerms(ctx, input), 'input.subset'),
+    computeTerms: async (_, { input }, ctx) => startJob(computeRuntime(ctx.db), await parseComputeTerms(ctx, input), ctx, 'input.subset'),
     cancelJob: (_, { id }, ctx) => cancelJob(computeRuntime(ctx.db), parseId(id)),
     retryJob: (_, { id }, ctx) => retryJob(computeRuntime(ctx.db), parseId(id)),
   },
@@ -110,7 +110,7 @@ export const computeResolvers: Resolvers = {
     sampleTerms: (checkpoint, args, ctx) =>
       sampleTerms(ctx, checkpoint.id, parseIds(args.sampleIds, 'sampleIds'), args.terms as TermName[], { waitMs: args.waitMs, subset: parseSubset(args.subset) }),
     firstOrder: (checkpoint, args, ctx) =>
-      firstOrderAt(computeRuntime(ctx.db), checkpoint.id, parseId(args.observedId, 'observedId'), parseId(args.updatedId, 'updatedId'), args.learningRate, parseSubset(args.subset)),
+      firstOrderAt(ctx, computeRuntime(ctx.db), checkpoint.id, parseId(args.observedId, 'observedId'), parseId(args.updatedId, 'updatedId'), args.learningRate, parseSubset(args.subset)),
     jobs: (checkpoint, args, ctx) => listJobs(ctx, { first: args.first, after: args.after, status: args.status, checkpointId: checkpoint.id }),
   },
   Job: {

@@ -1,5 +1,6 @@
 import { ALL_PARAMETERS } from '../db/terms.js';
 import { BadUserInputError } from '../errors.js';
+import { assertMayCompute, chargeSamples, type ComputeCaller } from './compute-policy.js';
 import type { ComputeRuntime } from './compute-runtime.js';
 
 /** What `Checkpoint.firstOrder` resolves from (vectors length V, matrices V × V rows). */
@@ -26,9 +27,12 @@ function rows(flat: ArrayLike<number>, V: number): number[][] {
 
 /**
  * A(x_o), K(x_o, x_u), G(x_u, y_u) and the predicted Δlog π(·|x_o) = −η A K G at a checkpoint, and,
- * where the run has a later checkpoint, the change of log π(·|x_o) observed there.
+ * where the run has a later checkpoint, the change of log π(·|x_o) observed there. It is always
+ * computed (nothing is stored to read), so `by` must be allowed to compute, and its two samples count
+ * against its budget.
  */
 export async function firstOrderAt(
+  by: ComputeCaller,
   runtime: ComputeRuntime,
   checkpointId: number,
   observedId: number,
@@ -45,6 +49,8 @@ export async function firstOrderAt(
   if (!Number.isFinite(eta)) throw new BadUserInputError('learningRate must be a finite number', 'learningRate');
   const observed = await compute.samples(ckpt, [observedId], 'observedId');
   const updated = await compute.samples(ckpt, [updatedId], 'updatedId');
+  assertMayCompute(by, 'firstOrder');
+  await chargeSamples(by, 2);
   const r = await compute.firstOrder(ckpt, observed, updated, eta, subset);
   const nextId = await compute.nextCheckpoint(ckpt);
   let observedDelta: number[] | null = null;

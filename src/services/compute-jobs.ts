@@ -8,6 +8,7 @@ import { cancelJobRow, insertJob, loadJob, reopenJob, type JobRow, type JobScope
 import { pendingChunkIds } from '../jobs/worker.js';
 import { afterId, pageSize, toConnection } from '../schema/pagination.js';
 import type { ConnectionRow } from '../schema/rows.js';
+import { admitNewJob, type ComputeCaller } from './compute-policy.js';
 import type { ComputeRuntime } from './compute-runtime.js';
 
 /** What `computeTerms` asks for. */
@@ -28,18 +29,30 @@ export const MAX_WAIT_MS = 10 * 60 * 1000;
 /**
  * Starts a durable job that makes the terms present for every sample in scope, or returns the job
  * already under way for the same work. The job row and its chunks' queue jobs are written in one
- * transaction: a job exists with all of its chunks queued, or not at all.
+ * transaction: a job exists with all of its chunks queued, or not at all. A new job is admitted by
+ * the compute policy (`by`: who asks) in that transaction: refused, it leaves nothing behind;
+ * joining a job already under way costs nothing.
  */
-export async function startJob(runtime: ComputeRuntime, request: ComputeTermsRequest, subsetField = 'subset'): Promise<JobRow> {
+export async function startJob(runtime: ComputeRuntime, request: ComputeTermsRequest, by: ComputeCaller, subsetField = 'subset'): Promise<JobRow> {
   const { db, pubsub, config } = runtime.deps;
   if (request.terms.length === 0 && request.targetKey === null) throw new BadUserInputError('Name at least one term, or a target set for kCross', 'terms');
   const ckpt = await runtime.compute.checkpoint(request.checkpointId);
   await runtime.compute.requireSubset(ckpt, request.subset, subsetField);
   if (request.scope.sampleIds?.length) await checkSamples(runtime, ckpt.datasetId, request.scope.sampleIds);
-  const spec = { checkpointId: ckpt.id, datasetId: ckpt.datasetId, terms: request.terms, targetKey: request.targetKey, subset: request.subset, scope: request.scope };
+  const spec = {
+    checkpointId: ckpt.id,
+    datasetId: ckpt.datasetId,
+    terms: request.terms,
+    targetKey: request.targetKey,
+    subset: request.subset,
+    scope: request.scope,
+    requestedByKeyId: by.caller.key?.id ?? null,
+  };
+  let refund: (() => Promise<void>) | null = null;
   const made = await db.transaction(async (tx) => {
     const job = await insertJob(tx, spec, config.compute.chunkSize);
     if (job.created) {
+      refund = await admitNewJob(by, tx, job.totalSamples);
       const attempt = 1;
       const chunks = Array.from({ length: job.totalChunks }, (_, chunk) => ({
         id: chunkQueueId({ id: job.id, createdAt: job.createdAt }, attempt, chunk),
@@ -50,6 +63,10 @@ export async function startJob(runtime: ComputeRuntime, request: ComputeTermsReq
       await runtime.queue.enqueue(tx, chunks);
     }
     return job;
+  }).catch(async (error: unknown) => {
+    // Charged for a job whose transaction then failed: give the samples back.
+    await (refund as (() => Promise<void>) | null)?.();
+    throw error;
   });
   if (made.created) {
     runtime.queue.notifyWorkers();

@@ -8,9 +8,10 @@ import { BadUserInputError, TermsMissingError, TermsPendingError, invariant, wit
 import type { JobScope } from '../jobs/store.js';
 import type { SampleMetricRow } from '../schema/rows.js';
 import { awaitJob, startJob } from './compute-jobs.js';
+import { chargeSamples, mayCompute, notComputing, reserveInline, type ComputeCaller } from './compute-policy.js';
 import { computeRuntime, type ComputeRuntime } from './compute-runtime.js';
 
-type TermsRequestContext = Pick<Context, 'db' | 'config' | 'loaders'>;
+type TermsRequestContext = Pick<Context, 'db' | 'config' | 'loaders' | 'caller'>;
 
 const fillLoaders = new WeakMap<object, DataLoader<string, void>>();
 
@@ -95,9 +96,10 @@ function lacks(row: SampleMetric | undefined, terms: readonly TermName[]): boole
 /**
  * Per-sample terms at a checkpoint, one row per id in the order given, kNorm and kTrace over
  * `subset`: what is stored, with the missing values computed now and written back. Up to
- * TANGENT_INLINE_MAX_SAMPLES samples missing a term are computed inline (batched by the request's
- * loader); for more, a job is started and the query fails with TERMS_PENDING and the job's id,
- * unless it finishes within `waitMs`.
+ * TANGENT_INLINE_MAX_SAMPLES samples missing a term (for the whole request) are computed inline
+ * (batched by the request's loader); for more, a job is started and the query fails with
+ * TERMS_PENDING and the job's id, unless it finishes within `waitMs`. A caller who may not compute
+ * (src/services/compute-policy.ts) gets TERMS_PENDING with the missing count and no job.
  */
 export async function sampleTerms(
   ctx: TermsRequestContext,
@@ -120,11 +122,13 @@ export async function sampleTerms(
     const runtime = computeRuntime(ctx.db);
     const ckpt = await runtime.compute.checkpoint(checkpointId);
     await runtime.compute.requireSubset(ckpt, subset);
-    if (missing.length <= ctx.config.compute.inlineMaxSamples) {
+    if (!mayCompute(ctx.config, ctx.caller)) throw notComputing(ctx, checkpointId, [{ name: terms.join(', '), missing: missing.length }]);
+    if (missing.length <= ctx.config.compute.inlineMaxSamples && reserveInline(ctx, missing.length)) {
       await runtime.compute.samples(ckpt, missing); // BAD_USER_INPUT for an id that is not the dataset's, before any compute
+      await chargeSamples(ctx, missing.length);
       await Promise.all(missing.map((id) => fillLoader(ctx, runtime).load(`${checkpointId}:${subset}:${id}`)));
     } else {
-      const job = await startJob(runtime, { checkpointId, terms: [...terms], targetKey: null, subset, scope: { sampleIds: missing } });
+      const job = await startJob(runtime, { checkpointId, terms: [...terms], targetKey: null, subset, scope: { sampleIds: missing } }, ctx);
       const finished = waitMs ? await awaitJob(runtime, job.id, waitMs) : job;
       if (!finished || finished.status === 'QUEUED' || finished.status === 'RUNNING') {
         throw new TermsPendingError(String(job.id), `${missing.length} samples lack terms; job ${job.id} is computing them (follow it with job(id) or the jobProgress subscription)`);
@@ -157,9 +161,11 @@ interface SubsetWork {
  * TANGENT_INLINE_MAX_SAMPLES samples lack them, otherwise as durable jobs, answering TERMS_PENDING
  * with the first one's id. Work is grouped by parameter subset: each subset's kernel terms, and the
  * terms that do not depend on a subset, come from one pass of K over that subset (a query reads one
- * subset, so this is one group unless a caller mixes them). The curation seam (ensureTerms) calls this.
+ * subset, so this is one group unless a caller mixes them). The curation seam (ensureTerms) calls this
+ * once the compute policy has let `by` compute; inline work counts against the request's inline
+ * allowance (src/services/compute-policy.ts) and `by`'s budget, a job against its budget too.
  */
-export async function makeTermsPresent(runtime: ComputeRuntime, checkpointId: number, missing: readonly MissingTerm[], scope: SampleScope): Promise<void> {
+export async function makeTermsPresent(runtime: ComputeRuntime, checkpointId: number, missing: readonly MissingTerm[], scope: SampleScope, by: ComputeCaller): Promise<void> {
   const { db, config } = runtime.deps;
   const limit = config.compute.inlineMaxSamples;
   const lists = await Promise.all(missing.map((m) => missingSampleIds(db.sql, checkpointId, m.term, scope, limit + 1)));
@@ -178,8 +184,10 @@ export async function makeTermsPresent(runtime: ComputeRuntime, checkpointId: nu
   });
   const ckpt = await runtime.compute.checkpoint(checkpointId);
   for (const group of groups.values()) await runtime.compute.requireSubset(ckpt, group.subset);
-  const inline = lists.every((l) => l.length <= limit) && [...groups.values()].every((g) => g.ids.size <= limit);
+  const inlineSamples = [...groups.values()].reduce((n, g) => n + g.ids.size + [...g.cross.values()].reduce((m, ids) => m + ids.length, 0), 0);
+  const inline = lists.every((l) => l.length <= limit) && [...groups.values()].every((g) => g.ids.size <= limit) && reserveInline(by, inlineSamples);
   if (inline) {
+    await chargeSamples(by, inlineSamples);
     const work: Promise<void>[] = [];
     for (const g of groups.values()) {
       if (g.ids.size) work.push(runtime.compute.fillSampleTerms(ckpt, [...g.ids], g.subset));
@@ -198,7 +206,7 @@ export async function makeTermsPresent(runtime: ComputeRuntime, checkpointId: nu
   for (const g of groups.values()) {
     const targets: (string | null)[] = g.cross.size ? [...g.cross.keys()] : [null];
     for (const [i, targetKey] of targets.entries()) {
-      jobs.push(await startJob(runtime, { checkpointId, terms: i === 0 ? [...g.terms] : [], targetKey, subset: g.subset, scope: jobScope }));
+      jobs.push(await startJob(runtime, { checkpointId, terms: i === 0 ? [...g.terms] : [], targetKey, subset: g.subset, scope: jobScope }, by));
     }
   }
   const first = jobs[0]!;

@@ -3,14 +3,19 @@ import { findMissingTerms, missingSampleIds, type MissingTerm } from '../db/cura
 import type { SampleScope } from '../db/curation-sql.js';
 import type { RequiredTerm } from '../db/curation-terms.js';
 import { ModelUnusableError, TermsMissingError } from '../errors.js';
+import { mayCompute, notComputing } from './compute-policy.js';
 import { findComputeRuntime } from './compute-runtime.js';
 import { makeTermsPresent } from './compute-terms.js';
 
 export type { MissingTerm, RequiredTerm, SampleScope };
 export { findMissingTerms, missingSampleIds };
 
-/** What making terms available needs: the database, the config (compute backend) and a logger. */
-export type TermsContext = Pick<Context, 'db' | 'config' | 'log'>;
+/**
+ * What making terms available needs: the database, the config (compute backend), a logger, who is
+ * asking (the compute policy decides whether they may start computation) and the request's loaders
+ * (its inline allowance is kept beside them).
+ */
+export type TermsContext = Pick<Context, 'db' | 'config' | 'log' | 'caller' | 'loaders'>;
 
 /**
  * The seam between curation queries and the on-demand compute of missing terms. Every curation
@@ -21,7 +26,9 @@ export type TermsContext = Pick<Context, 'db' | 'config' | 'log'>;
  * The common case costs two row reads (exact counters). When terms are missing they are computed:
  * inline, and written back, when at most TANGENT_INLINE_MAX_SAMPLES samples lack them; otherwise as
  * a durable job, and the query fails with TERMS_PENDING carrying the job's id (src/jobs). A process
- * that runs no compute runtime (a command that only reads) refuses with TERMS_MISSING instead.
+ * that runs no compute runtime (a command that only reads) refuses with TERMS_MISSING instead, and
+ * a caller who may not start computation (a READER, by default) gets TERMS_PENDING with the missing
+ * counts and no job (src/services/compute-policy.ts).
  *
  * Resolves to true when it computed terms: anything read before it resolved (a page fetched side
  * by side with the check) may lack them and must be read again.
@@ -31,8 +38,9 @@ export async function ensureTerms(ctx: TermsContext, checkpointId: number, terms
   if (missing.length === 0) return false;
   const runtime = findComputeRuntime(ctx.db);
   if (!runtime) throw new TermsMissingError(checkpointId, missing);
+  if (!mayCompute(ctx.config, ctx.caller)) throw notComputing(ctx, checkpointId, missing);
   try {
-    await makeTermsPresent(runtime, checkpointId, missing, scope);
+    await makeTermsPresent(runtime, checkpointId, missing, scope, ctx);
   } catch (error) {
     // A model that cannot be run leaves the terms missing: say which, and why they cannot be computed.
     if (error instanceof ModelUnusableError) throw new TermsMissingError(checkpointId, missing, { reason: error.message });

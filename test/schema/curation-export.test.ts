@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
+import { OPEN_CALLER } from '../../src/auth/roles.js';
 import { createLoaders } from '../../src/db/loaders.js';
 import { readExport } from '../../src/services/curation/export.js';
 import { prepareQuery } from '../../src/services/curation/rank.js';
@@ -54,7 +55,7 @@ after(() => t?.close());
 
 describe('large exports stream', () => {
   test('the first rows are handed over before the rest are read, one batch at a time', async () => {
-    const ctx = { db: t.db, config: t.config, log: quietLog, loaders: createLoaders(t.db) };
+    const ctx = { db: t.db, config: t.config, log: quietLog, loaders: createLoaders(t.db), caller: OPEN_CALLER };
     const prepared = await prepareQuery(ctx, Number(checkpointId), { filter: {}, order: { term: 'K_NORM', direction: 'DESC' }, target: null });
     const seen: number[] = [];
     let handing = false;

@@ -254,6 +254,24 @@ export type ComputeBackend = {
   version: Scalars['String']['output'];
 };
 
+/**
+ * How much computation one API key may start (TANGENT_COMPUTE_SAMPLES_PER_HOUR, TANGENT_COMPUTE_JOBS_PER_KEY),
+ * counted across every server on the database. Past a limit, computing answers COMPUTE_BUDGET_EXCEEDED.
+ */
+export type ComputeBudget = {
+  __typename?: 'ComputeBudget';
+  /** Compute jobs the key may have queued or running at once; null: no limit. */
+  concurrentJobs: Maybe<Scalars['Int']['output']>;
+  /** Seconds until the hour's count starts again; null when nothing is charged. */
+  resetsInSeconds: Maybe<Scalars['Int']['output']>;
+  /** Its compute jobs queued or running now. */
+  runningJobs: Scalars['Int']['output'];
+  /** Samples the key may have computed per hour (inline, and the samples of each job it starts); null: no limit. */
+  samplesPerHour: Maybe<Scalars['Int']['output']>;
+  /** Samples charged in the current hour. */
+  samplesUsed: Scalars['Int']['output'];
+};
+
 /** What this server process has computed since it started. */
 export type ComputeStats = {
   __typename?: 'ComputeStats';
@@ -2028,6 +2046,15 @@ export type Viewer = {
   apiKey: Maybe<ApiKey>;
   /** Whether this server requires an API key for every request. */
   authRequired: Scalars['Boolean']['output'];
+  /**
+   * Whether this caller may start server-side computation: computing missing terms (inline or as jobs),
+   * `firstOrder`, `computeTerms`. WRITER and ADMIN may; READER only where the operator set
+   * TANGENT_READER_COMPUTE=on. A READER's query over missing terms answers TERMS_PENDING with the missing
+   * counts and no job.
+   */
+  canCompute: Scalars['Boolean']['output'];
+  /** This key's compute budget and what it has used; null without a key (the operator's own calls have none). */
+  computeBudget: Maybe<ComputeBudget>;
   role: Role;
 };
 
@@ -2118,6 +2145,7 @@ export type ResolversTypes = {
   CheckpointWeights: ResolverTypeWrapper<CheckpointWeightsRow>;
   ClassCount: ResolverTypeWrapper<ClassCount>;
   ComputeBackend: ResolverTypeWrapper<ComputeBackend>;
+  ComputeBudget: ResolverTypeWrapper<ComputeBudget>;
   ComputeStats: ResolverTypeWrapper<ComputeStats>;
   ComputeTermsInput: ComputeTermsInput;
   CreateApiKeyInput: CreateApiKeyInput;
@@ -2247,6 +2275,7 @@ export type ResolversParentTypes = {
   CheckpointWeights: CheckpointWeightsRow;
   ClassCount: ClassCount;
   ComputeBackend: ComputeBackend;
+  ComputeBudget: ComputeBudget;
   ComputeStats: ComputeStats;
   ComputeTermsInput: ComputeTermsInput;
   CreateApiKeyInput: CreateApiKeyInput;
@@ -2433,6 +2462,14 @@ export type ComputeBackendResolvers<ContextType = Context, ParentType extends Re
   name?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
   threads?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
   version?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+};
+
+export type ComputeBudgetResolvers<ContextType = Context, ParentType extends ResolversParentTypes['ComputeBudget'] = ResolversParentTypes['ComputeBudget']> = {
+  concurrentJobs?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  resetsInSeconds?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  runningJobs?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  samplesPerHour?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  samplesUsed?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
 };
 
 export type ComputeStatsResolvers<ContextType = Context, ParentType extends ResolversParentTypes['ComputeStats'] = ResolversParentTypes['ComputeStats']> = {
@@ -3020,6 +3057,8 @@ export type TrainingProgressResolvers<ContextType = Context, ParentType extends 
 export type ViewerResolvers<ContextType = Context, ParentType extends ResolversParentTypes['Viewer'] = ResolversParentTypes['Viewer']> = {
   apiKey?: Resolver<Maybe<ResolversTypes['ApiKey']>, ParentType, ContextType>;
   authRequired?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;
+  canCompute?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;
+  computeBudget?: Resolver<Maybe<ResolversTypes['ComputeBudget']>, ParentType, ContextType>;
   role?: Resolver<ResolversTypes['Role'], ParentType, ContextType>;
 };
 
@@ -3036,6 +3075,7 @@ export type Resolvers<ContextType = Context> = {
   CheckpointWeights?: CheckpointWeightsResolvers<ContextType>;
   ClassCount?: ClassCountResolvers<ContextType>;
   ComputeBackend?: ComputeBackendResolvers<ContextType>;
+  ComputeBudget?: ComputeBudgetResolvers<ContextType>;
   ComputeStats?: ComputeStatsResolvers<ContextType>;
   CreateApiKeyPayload?: CreateApiKeyPayloadResolvers<ContextType>;
   Dataset?: DatasetResolvers<ContextType>;

@@ -3,8 +3,11 @@ import type { TargetSet } from '../../db/curation-terms.js';
 import { targetKey } from '../../db/curation-terms.js';
 import { BadUserInputError, NotFoundError } from '../../errors.js';
 
-/** What curation services need: the database, config and logger, and per-request loaders (the CLI makes its own). */
-export type CurationContext = Pick<Context, 'db' | 'config' | 'log' | 'loaders'>;
+/**
+ * What curation services need: the database, config and logger, per-request loaders (the CLI makes
+ * its own), and who is asking (whether a missing term may be computed for them).
+ */
+export type CurationContext = Pick<Context, 'db' | 'config' | 'log' | 'loaders' | 'caller'>;
 
 /** A checkpoint with what curation queries need of its run and dataset. */
 export interface CheckpointInfo {
