@@ -179,3 +179,54 @@ test(
     assert.equal(rows[0].n, 0);
   },
 );
+
+test('every create and bulk mutation sent twice leaves one copy; a different one under the same key is a CONFLICT', async (t) => {
+  const defer = cleanupStack(t);
+  const server = defer(await startTestServer({ env: { TANGENT_WORKER: 'off' } }), (s) => s.close());
+  const twice = async (query: string, variables?: Record<string, unknown>) => {
+    const first = await server.gql<Record<string, any>>(query, variables);
+    const second = await server.request<Record<string, any>>(query, variables);
+    assert.equal(second.errors, undefined, JSON.stringify(second.errors));
+    return [first, second.data!] as const;
+  };
+  const conflict = async (query: string, variables?: Record<string, unknown>) => {
+    const res = await server.request(query, variables);
+    assert.deepEqual(res.errors?.map((e) => e.extensions?.code), ['CONFLICT'], JSON.stringify(res));
+  };
+
+  const DATASET = `mutation($input: CreateDatasetInput!) { createDataset(input: $input) { id sampleCount } }`;
+  const dataset = { name: 'd', length: 2, classNames: ['a', 'b'], samples: [{ index: 0, label: 1, series: [0.5, 1.5] }, { index: 1, label: 0, series: [2, 3] }] };
+  const [d1, d2] = await twice(DATASET, { input: dataset });
+  assert.deepEqual(d2, d1);
+  assert.equal(d1.createDataset.sampleCount, 2);
+  await conflict(DATASET, { input: { ...dataset, samples: [dataset.samples[0]] } });
+  await conflict(DATASET, { input: { ...dataset, classNames: ['a', 'c'] } });
+
+  const MODEL = `mutation($input: CreateModelInput!) { createModel(input: $input) { id } }`;
+  const model = { name: 'm', format: 'BUILTIN', architecture: 'cnn1d', config: { filters: [4], kernelSizes: [1] }, inputLength: 2, numClasses: 2 };
+  const [m1, m2] = await twice(MODEL, { input: model });
+  assert.deepEqual(m2, m1);
+  await conflict(MODEL, { input: { ...model, config: { filters: [8], kernelSizes: [1] } } });
+
+  const { createRun } = await server.gql<{ createRun: { id: string } }>(`mutation($m: ID!, $d: ID!) { createRun(input: { name: "r", modelId: $m, datasetId: $d }) { id } }`, {
+    m: m1.createModel.id,
+    d: d1.createDataset.id,
+  });
+  const CHECKPOINT = `mutation($input: CreateCheckpointInput!) { createCheckpoint(input: $input) { id step } }`;
+  const checkpoint = { runId: createRun.id, step: 3, learningRate: 0.1, weightSpecs: [{ name: 'w', shape: [2], dtype: 'float32' }], weightData: Buffer.from(new Float32Array([1, 2]).buffer).toString('base64') };
+  const [c1, c2] = await twice(CHECKPOINT, { input: checkpoint });
+  assert.deepEqual(c2, c1);
+  await conflict(CHECKPOINT, { input: { ...checkpoint, weightData: Buffer.from(new Float32Array([1, 3]).buffer).toString('base64') } });
+
+  const BULK_ADD = `mutation($d: ID!, $input: SampleColumnsInput!) { addSamplesBulk(datasetId: $d, input: $input) { added unchanged } }`;
+  const [b1, b2] = await twice(BULK_ADD, { d: d1.createDataset.id, input: { indices: [2, 3], labels: [0, 1], split: 'test', series: [1, 2, 3, 4] } });
+  assert.deepEqual([b1.addSamplesBulk, b2.addSamplesBulk], [{ added: 2, unchanged: 0 }, { added: 0, unchanged: 2 }]);
+
+  const LOG = `mutation($c: ID!, $input: MetricColumnsInput!) { logMetrics(checkpointId: $c, input: $input) { written } }`;
+  const [l1, l2] = await twice(LOG, { c: c1.createCheckpoint.id, input: { sampleIndices: [0, 1], loss: [0.25, 0.5] } });
+  assert.deepEqual(l2, l1);
+  const { checkpoint: stored } = await server.gql<{ checkpoint: { metrics: { totalCount: number } } }>(`query($c: ID!) { checkpoint(id: $c) { metrics(first: 10) { totalCount } } }`, { c: c1.createCheckpoint.id });
+  assert.equal(stored.metrics.totalCount, 2);
+  const { datasets } = await server.gql<{ datasets: { totalCount: number } }>(`{ datasets { totalCount } }`);
+  assert.equal(datasets.totalCount, 1);
+});

@@ -84,3 +84,17 @@ export async function autocommitWrite<T>(write: () => Promise<T>): Promise<T> {
     throw error;
   }
 }
+
+/**
+ * Runs what a mutation does once its write has committed (read the new row back, publish). If the
+ * database fails it now, the write did land: the answer must not be DATABASE_UNAVAILABLE's "nothing
+ * was written", so it is OUTCOME_UNKNOWN, and the retry the client makes finds the stored row.
+ */
+export async function afterCommit<T>(read: () => Promise<T>): Promise<T> {
+  try {
+    return await read();
+  } catch (error) {
+    if (isConnectionError(error)) throw new OutcomeUnknownError();
+    throw error;
+  }
+}

@@ -2,6 +2,8 @@ import { createHash } from 'node:crypto';
 import type { z } from 'zod';
 import type { Context } from '../context.js';
 import type { Checkpoint } from '../db/generated/client.js';
+import { afterCommit, isUniqueViolation } from '../db/prisma-errors.js';
+import { canonicalJson } from '../io/tfjs-model.js';
 import { BadUserInputError, ConflictError, NotFoundError } from '../errors.js';
 import { DTYPE_BYTES, type CheckpointInput, type WeightSpec } from '../schema/inputs.js';
 
@@ -27,7 +29,11 @@ function specsOf(input: z.output<typeof CheckpointInput>): WeightSpec[] {
   return specs;
 }
 
-/** Stores a checkpoint and its weights in one transaction, after checking that specs and bytes agree. */
+/**
+ * Stores a checkpoint and its weights in one transaction, after checking that specs and bytes agree.
+ * Idempotent under retry: a run's step is the key, so the same checkpoint sent again answers the
+ * stored one, and a different one at that step is a CONFLICT.
+ */
 export async function createCheckpoint(
   ctx: Context,
   runId: number,
@@ -44,6 +50,7 @@ export async function createCheckpoint(
   }
   const run = await ctx.loaders.runById.load(runId);
   if (!run) throw new NotFoundError('Run', runId);
+  const sha256 = createHash('sha256').update(weightData).digest('hex');
   try {
     // Raw SQL rather than Prisma: the embedded adapter cannot bind bytea parameters from Prisma.
     const id = await ctx.db.transaction(async (tx) => {
@@ -51,7 +58,7 @@ export async function createCheckpoint(
       const [row] = await tx.query<{ id: number }>(
         `INSERT INTO checkpoint (run_id, step, epoch, learning_rate, weight_bytes, weight_sha256)
          VALUES ($1, $2, $3, $4, $5, $6) RETURNING id`,
-        [runId, input.step, input.epoch ?? null, input.learningRate ?? null, weightData.byteLength, createHash('sha256').update(weightData).digest('hex')],
+        [runId, input.step, input.epoch ?? null, input.learningRate ?? null, weightData.byteLength, sha256],
       );
       const checkpointId = Number(row!.id);
       // named: checkpointWeights.insert
@@ -62,13 +69,26 @@ export async function createCheckpoint(
       ]);
       return checkpointId;
     });
-    await ctx.pubsub.publish('runUpdated', { runId });
-    return await ctx.db.prisma.checkpoint.findUniqueOrThrow({ where: { id } });
+    return await afterCommit(async () => {
+      await ctx.pubsub.publish('runUpdated', { runId });
+      return ctx.db.prisma.checkpoint.findUniqueOrThrow({ where: { id } });
+    });
   } catch (error) {
-    if ((error as { code?: string }).code === '23505') {
-      throw new ConflictError(`Run ${runId} already has a checkpoint at step ${input.step}`, { field: 'input.step' });
+    if (!isUniqueViolation(error)) throw error;
+    // (run, step) is the key: the same checkpoint sent again (a retry after OUTCOME_UNKNOWN) is answered with the stored one.
+    const existing = await ctx.db.prisma.checkpoint.findUnique({ where: { runId_step: { runId, step: input.step } }, include: { weights: { select: { specs: true } } } });
+    if (
+      existing &&
+      existing.weightSha256 === sha256 &&
+      existing.weightBytes === weightData.byteLength &&
+      existing.epoch === (input.epoch ?? null) &&
+      existing.learningRate === (input.learningRate ?? null) &&
+      canonicalJson(existing.weights?.specs ?? null) === canonicalJson(specs)
+    ) {
+      const { weights: _weights, ...checkpoint } = existing;
+      return checkpoint;
     }
-    throw error;
+    throw new ConflictError(`Run ${runId} already has a different checkpoint at step ${input.step}`, { field: 'input.step' });
   }
 }
 

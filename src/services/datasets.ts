@@ -1,7 +1,7 @@
 import type { z } from 'zod';
 import type { Context } from '../context.js';
 import type { Dataset } from '../db/generated/client.js';
-import { isUniqueViolation } from '../db/prisma-errors.js';
+import { afterCommit, isUniqueViolation } from '../db/prisma-errors.js';
 import { insertSamples, validateSamples, type NewSample } from '../db/samples.js';
 import { BadUserInputError, ConflictError, NotFoundError } from '../errors.js';
 import { MAX_SAMPLES_PER_REQUEST, type DatasetInput } from '../schema/inputs.js';
@@ -12,7 +12,11 @@ function checkBatchSize(samples: readonly unknown[], field: string): void {
   }
 }
 
-/** Creates a dataset and its first samples in one transaction. */
+/**
+ * Creates a dataset and its first samples in one transaction. Idempotent under retry: the name is
+ * the key, so the same dataset with the same samples sent again answers the stored one; a
+ * different dataset of that name is a CONFLICT.
+ */
 export async function createDataset(ctx: Context, input: z.output<typeof DatasetInput>, samples: readonly NewSample[]): Promise<Dataset> {
   checkBatchSize(samples, 'input.samples');
   try {
@@ -28,13 +32,48 @@ export async function createDataset(ctx: Context, input: z.output<typeof Dataset
       await validateSamples(tx, shape, samples, 'input.samples');
       await insertSamples(tx, id, samples);
       return id;
-    }).then(async (id) => (await ctx.db.prisma.dataset.findUniqueOrThrow({ where: { id } })));
+    }).then((id) => afterCommit(() => ctx.db.prisma.dataset.findUniqueOrThrow({ where: { id } })));
   } catch (error) {
-    if (isUniqueViolation(error)) {
-      throw new ConflictError(`A dataset named ${JSON.stringify(input.name)} already exists`, { field: 'input.name' });
-    }
-    throw error;
+    if (!isUniqueViolation(error)) throw error;
+    const existing = await ctx.db.prisma.dataset.findUnique({ where: { name: input.name } });
+    if (existing && (await sameDataset(ctx, existing, input, samples))) return existing;
+    throw new ConflictError(`A different dataset named ${JSON.stringify(input.name)} already exists`, { field: 'input.name' });
   }
+}
+
+/**
+ * Whether a stored dataset is exactly the one a create describes: its definition, and exactly the
+ * given samples (no more, no fewer, each bit-equal). What makes createDataset (and importUcr, which
+ * creates through it) idempotent under retry.
+ */
+async function sameDataset(ctx: Context, stored: Dataset, input: z.output<typeof DatasetInput>, samples: readonly NewSample[]): Promise<boolean> {
+  if (
+    stored.description !== (input.description ?? null) ||
+    stored.length !== input.length ||
+    stored.channels !== input.channels ||
+    stored.lengthResample !== (input.lengthResample ?? null) ||
+    stored.classNames.length !== input.classNames.length ||
+    stored.classNames.some((c, i) => c !== input.classNames[i])
+  ) {
+    return false;
+  }
+  // named: sample.allOfDataset
+  const rows = await ctx.db.sql.query<{ index: number; label: number; split: string; series: Uint8Array; original_length: number | null }>(
+    'SELECT index, label, split, series, original_length FROM sample WHERE dataset_id = $1',
+    [stored.id],
+  );
+  if (rows.length !== samples.length) return false;
+  const byIndex = new Map(rows.map((r) => [Number(r.index), r]));
+  return samples.every((s) => {
+    const row = byIndex.get(s.index);
+    return (
+      row !== undefined &&
+      Number(row.label) === s.label &&
+      row.split === s.split &&
+      (row.original_length ?? null) === (s.originalLength ?? null) &&
+      Buffer.from(row.series).equals(Buffer.from(s.series.buffer, s.series.byteOffset, s.series.byteLength))
+    );
+  });
 }
 
 /** Appends samples to an existing dataset, all or none. */

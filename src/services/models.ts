@@ -2,7 +2,8 @@ import type { z } from 'zod';
 import { architectureConfigProblems } from '../compute/index.js';
 import type { Context } from '../context.js';
 import type { Model } from '../db/generated/client.js';
-import { isUniqueViolation } from '../db/prisma-errors.js';
+import { autocommitWrite, isUniqueViolation } from '../db/prisma-errors.js';
+import { canonicalJson } from '../io/tfjs-model.js';
 import { BadUserInputError, ConflictError, NotFoundError } from '../errors.js';
 import type { ModelInput } from '../schema/inputs.js';
 
@@ -35,29 +36,48 @@ export function checkModelConfig(model: ModelConfigFields, at: { input: string }
   throw new BadUserInputError(`Model ${at.modelId} cannot be built: ${all}`, at.field, { ...extensions, modelId: String(at.modelId) });
 }
 
-/** Stores a model after checking that a BUILTIN one can be built for its shape (checkModelConfig). */
+/**
+ * Stores a model after checking that a BUILTIN one can be built for its shape (checkModelConfig).
+ * Idempotent under retry: the name is the key, so creating a model that already exists exactly as
+ * given answers the stored one (a retry after OUTCOME_UNKNOWN); a different model of that name is
+ * a CONFLICT.
+ */
 export async function createModel(ctx: Context, input: z.output<typeof ModelInput>): Promise<Model> {
   checkModelConfig(
     { format: input.format, architecture: input.architecture ?? null, config: (input.config ?? {}) as object, inputLength: input.inputLength, channels: input.channels, numClasses: input.numClasses },
     { input: 'input' },
   );
+  const data = {
+    name: input.name,
+    format: input.format,
+    architecture: input.architecture ?? null,
+    config: (input.config ?? {}) as object,
+    ...(input.topology ? { topology: input.topology as object } : {}),
+    inputLength: input.inputLength,
+    channels: input.channels,
+    numClasses: input.numClasses,
+  };
   try {
-    return await ctx.db.prisma.model.create({
-      data: {
-        name: input.name,
-        format: input.format,
-        architecture: input.architecture ?? null,
-        config: (input.config ?? {}) as object,
-        ...(input.topology ? { topology: input.topology as object } : {}),
-        inputLength: input.inputLength,
-        channels: input.channels,
-        numClasses: input.numClasses,
-      },
-    });
+    return await autocommitWrite(() => ctx.db.prisma.model.create({ data }));
   } catch (error) {
-    if (isUniqueViolation(error)) throw new ConflictError(`A model named ${JSON.stringify(input.name)} already exists`, { field: 'input.name' });
-    throw error;
+    if (!isUniqueViolation(error)) throw error;
+    const existing = await ctx.db.prisma.model.findUnique({ where: { name: input.name } });
+    if (existing && sameModel(existing, data)) return existing;
+    throw new ConflictError(`A different model named ${JSON.stringify(input.name)} already exists`, { field: 'input.name' });
   }
+}
+
+/** Whether a stored model is the one a create describes (JSON compared key-order-free). */
+function sameModel(stored: Model, data: { format: string; architecture: string | null; config: object; topology?: object; inputLength: number; channels: number; numClasses: number }): boolean {
+  return (
+    stored.format === data.format &&
+    stored.architecture === data.architecture &&
+    canonicalJson(stored.config) === canonicalJson(data.config) &&
+    canonicalJson(stored.topology ?? null) === canonicalJson(data.topology ?? null) &&
+    stored.inputLength === data.inputLength &&
+    stored.channels === data.channels &&
+    stored.numClasses === data.numClasses
+  );
 }
 
 /** Deletes a model that no run uses; a model with runs is refused rather than cascading into them. */

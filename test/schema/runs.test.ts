@@ -83,7 +83,8 @@ describe('models, runs and checkpoints', () => {
     const badSpec = await t.request(CREATE_CHECKPOINT, { input: { runId, step: 1, weightSpecs: [{ name: 'x', shape: [-1], dtype: 'float32' }], weightData: '' } });
     assert.deepEqual(codes(badSpec), ['BAD_USER_INPUT']);
     await t.gql(CREATE_CHECKPOINT, { input: { runId, step: 1, weightSpecs: w.specs, weightData: w.data.toString('base64') } });
-    const again = await t.request(CREATE_CHECKPOINT, { input: { runId, step: 1, weightSpecs: w.specs, weightData: w.data.toString('base64') } });
+    // The same checkpoint again is a retry (answered with the stored one); other weights at that step are a CONFLICT.
+    const again = await t.request(CREATE_CHECKPOINT, { input: { runId, step: 1, weightSpecs: w.specs, weightData: weights(2).data.toString('base64') } });
     assert.deepEqual(codes(again), ['CONFLICT']);
     const unknownRun = await t.request(CREATE_CHECKPOINT, { input: { runId: '987654', step: 1, weightSpecs: w.specs, weightData: w.data.toString('base64') } });
     assert.deepEqual(codes(unknownRun), ['NOT_FOUND']);
