@@ -219,6 +219,17 @@ function checkArgument(start: Pending, variables: Readonly<Record<string, unknow
     if (value === null || value === undefined) continue;
     if (isListType(type)) {
       if (Array.isArray(value)) {
+        const element = isNonNullType(type.ofType) ? type.ofType.ofType : type.ofType;
+        if (isScalarType(element) && element.name !== 'JSON') {
+          // A column of text (addSamplesBulk's splits): checked in place, a path made only for the culprit.
+          if (OPAQUE_SCALARS.has(element.name)) continue;
+          for (let i = 0; i < value.length; i++) {
+            const v: unknown = value[i];
+            const problem = typeof v === 'string' ? unstorableString(v) : null;
+            if (problem) refuse(`${item.path}[${i}]`, owner, problem);
+          }
+          continue;
+        }
         for (let i = value.length - 1; i >= 0; i--) stack.push({ type: type.ofType, path: `${item.path}[${i}]`, value: value[i] });
       } else {
         stack.push({ type: type.ofType, path: item.path, value });
