@@ -413,7 +413,8 @@ function unstorableProbes(r: Gen, all: Site[], ids: FuzzIds): Probe[] {
             family: leaf.kind === 'json' ? 'json' : 'unstorable',
             transport: transportFor(r, site.kind),
             auth: 'admin',
-            doc: call(site, values, r.next() < 0.3),
+            // JSON keys that are not GraphQL names cannot be written inline: JSON goes as variables.
+            doc: call(site, values, leaf.kind === 'string' && r.next() < 0.3),
             mustFail: true,
           });
         }
@@ -502,7 +503,7 @@ function exportProbes(r: Gen, ids: FuzzIds): Probe[] {
     `/export/checkpoints/%E0%A4%A?format=csv`,
     `/export/checkpoints/${ck}%00?format=csv`,
     `/export/checkpoints/${ck}?format=csv&q=garbage!`,
-    `/export/checkpoints/${ck}?format=csv&q=${'A'.repeat(100_000)}`,
+    `/export/checkpoints/${ck}?format=csv&q=${'A'.repeat(12_000)}`,
     `/export/checkpoints/${ck}?format=csv&q=${q({ orderBy: { term: 'NOPE' } })}`,
     `/export/checkpoints/${ck}?format=csv&q=${q({ filter: { splits: ['a\u0000b'] } })}`,
     `/export/checkpoints/${ck}?format=csv&q=${q({ filter: { splits: ['\ud800'] } })}`,
@@ -582,7 +583,7 @@ function protocolProbes(r: Gen, maxBodyBytes: number): Probe[] {
     post('writer makes a key', q('mutation { createApiKey(input: { name: "x", role: ADMIN }) { secret } }'), 'writer'),
     post('writer revokes a key', q('mutation { revokeApiKey(id: "1") { id } }'), 'writer'),
     { label: 'GET mutation', family: 'protocol', transport: 'http-get', auth: 'admin', doc: { query: 'mutation { deleteDataset(id: "999999999") { id } }' }, mustFail: true },
-    { label: 'GET without the preflight header', family: 'protocol', transport: 'http-get', auth: 'admin', doc: { query: '{ serverInfo { version } }' }, headers: { 'apollo-require-preflight': '' }, mustFail: true },
+    { label: 'GET without the preflight header', family: 'protocol', transport: 'http-get', auth: 'admin', doc: { query: '{ serverInfo { version } }' }, headers: { 'apollo-require-preflight': '', 'content-type': '' }, mustFail: true },
     { label: 'GET with variables not JSON', family: 'protocol', transport: 'http-get', auth: 'admin', path: `/graphql?query=${encodeURIComponent('query($f: Int) { datasets(first: $f) { totalCount } }')}&variables=%7Bnope`, mustFail: true },
     { label: 'GET with extensions not JSON', family: 'protocol', transport: 'http-get', auth: 'admin', path: `/graphql?query=${encodeURIComponent('{ serverInfo { version } }')}&extensions=%7B`, mustFail: true },
     { label: 'GET with a bad percent escape', family: 'protocol', transport: 'http-get', auth: 'admin', path: `/graphql?query=%E0%A4%A`, mustFail: true },
