@@ -13,7 +13,8 @@ const fromSource = process.env.TANGENT_FROM_SOURCE === '1' || process.env.NODE_T
 if (!fromSource && existsSync(built)) {
   await import(built.href);
 } else {
-  if (!fromSource) process.stderr.write('(running from source; npm run build for a fast start)\n');
+  // A hint for a person at a terminal only: piped output (serve's JSON logs) stays JSON.
+  if (!fromSource && process.stderr.isTTY) process.stderr.write('(running from source; npm run build for a fast start)\n');
   const { register } = await import('tsx/esm/api');
   register();
   await import('../src/main.ts');

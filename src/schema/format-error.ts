@@ -45,6 +45,8 @@ export function formatError(log: Logger) {
       const { stacktrace: _omit, ...extensions } = formatted.extensions ?? {};
       return { ...formatted, extensions };
     }
+    const apollo = apolloRequestRefusal(error);
+    if (apollo) return apollo;
     if (isConnectionError(original)) {
       return { message: 'The database cannot be reached right now; nothing was written', path: formatted.path, extensions: { code: ErrorCode.DATABASE_UNAVAILABLE } };
     }
@@ -77,6 +79,20 @@ export function logIfUnexpected(log: Logger, error: unknown, path?: readonly (st
   if (typeof code === 'string' && PASS_THROUGH.has(code) && !(original instanceof Error && !(original instanceof GraphQLError))) return;
   logged.add(original);
   log.error({ err: original, path }, 'unexpected error');
+}
+
+/**
+ * Apollo refuses a few malformed persisted-query requests with a 400 and no code ("provided sha
+ * does not match query", "Unsupported persisted query version"), which would read as internal
+ * errors. Their words are Apollo's own fixed text about the request: given a code, they pass.
+ * (HTTP requests with a mismatched hash are refused before Apollo, src/http/input-guard.ts.)
+ */
+function apolloRequestRefusal(error: unknown): GraphQLFormattedError | null {
+  if (!(error instanceof GraphQLError) || error.originalError || error.extensions.code !== undefined) return null;
+  const http = error.extensions.http as { status?: unknown } | undefined;
+  if (http?.status !== 400) return null;
+  const code = error.message === 'provided sha does not match query' ? ErrorCode.PERSISTED_QUERY_HASH_MISMATCH : ErrorCode.BAD_REQUEST;
+  return { message: error.message, extensions: { code } };
 }
 
 /** What a client reads instead of a RangeError's message under a request-error code. */

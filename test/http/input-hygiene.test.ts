@@ -163,6 +163,8 @@ describe('input hygiene over HTTP', () => {
     const mismatch = await post(t, { query, extensions: { persistedQuery: { version: 1, sha256Hash: 'deadbeef' } } });
     assertRefused(mismatch, 'PERSISTED_QUERY_HASH_MISMATCH');
     const sha256Hash = createHash('sha256').update(query).digest('hex');
+    // Apollo's own refusal of an unknown protocol version carries a code too.
+    assertRefused(await post(t, { query, extensions: { persistedQuery: { version: 2, sha256Hash } } }), 'BAD_REQUEST');
     const unknown = await post(t, { extensions: { persistedQuery: { version: 1, sha256Hash } } });
     assert.deepEqual(codes(unknown.body), ['PERSISTED_QUERY_NOT_FOUND']);
     const registered = await post(t, { query, extensions: { persistedQuery: { version: 1, sha256Hash } } });
