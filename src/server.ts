@@ -24,7 +24,7 @@ import { errorHandler } from './http/errors.js';
 import { exportRoutes } from './http/export.js';
 import { serveWebSocket } from './http/graphql-ws.js';
 import { ideRoutes } from './http/ide.js';
-import { guardGraphQLRequests, inputGuardPlugin } from './http/input-guard.js';
+import { guardExportParameters, guardGraphQLRequests, inputGuardPlugin } from './http/input-guard.js';
 import { errorLogPlugin, queryLimits, subscriptionsOverWebSocketOnly } from './http/limits.js';
 import { RateLimits } from './http/rate-limit.js';
 import { HTTP_STATUS, statusPlugin, UNAVAILABLE_RETRY_AFTER_S } from './http/status.js';
@@ -153,6 +153,7 @@ export async function createServer(config: Config, options: ServerOptions = {}):
       '/export',
       ...(config.corsOrigins.length ? [cors({ origin: config.corsOrigins.includes('*') ? '*' : config.corsOrigins, maxAge: 600 })] : []),
       authenticateRequests(authenticator, rateLimits, clientAddress),
+      guardExportParameters(),
       exportRoutes(services),
     );
 
