@@ -23,7 +23,7 @@ import { createContext, type Context, type Services } from '../context.js';
 import { ErrorCode, TangentError } from '../errors.js';
 import { logIfUnexpected } from '../schema/format-error.js';
 import { knownError } from './errors.js';
-import { checkDocumentSource, checkOperationInputs } from './input-guard.js';
+import { checkDocumentSource, checkOperationInputs, variableErrors } from './input-guard.js';
 import type { QueryLimits } from './limits.js';
 import type { RateLimits } from './rate-limit.js';
 
@@ -128,6 +128,8 @@ export function serveWebSocket(options: {
           if (error instanceof TangentError) return [error];
           throw error;
         }
+        const badVariables = variableErrors(schema, operation, payload.variables);
+        if (badVariables) return badVariables;
         const contextValue: Context = createContext(services, requestId, caller, log);
         return { schema, document, operationName: payload.operationName, variableValues: payload.variables, contextValue };
       },

@@ -3,6 +3,8 @@ import type { ApolloServerPlugin } from '@apollo/server';
 import type { NextFunction, Request, Response } from 'express';
 import {
   getNamedType,
+  getVariableValues,
+  GraphQLError,
   isInputObjectType,
   isListType,
   isNonNullType,
@@ -134,6 +136,18 @@ export function guardGraphQLRequests(limits: DocumentLimits) {
 export function guardExportParameters() {
   return (req: Request, res: Response, next: NextFunction): void => {
     try {
+      // The router decodes path parameters itself and fails on bad percent-encoding (%ED%A0%80 is a
+      // lone surrogate, %E0%A4%A is cut short) with an error of its own: refuse those here, coded.
+      for (const segment of req.path.split('/')) {
+        let decoded: string;
+        try {
+          decoded = decodeURIComponent(segment);
+        } catch {
+          throw new BadUserInputError('The export path is not valid percent-encoded UTF-8', 'path');
+        }
+        const problem = unstorableString(decoded);
+        if (problem) refuse('path', undefined, problem);
+      }
       for (const [name, value] of Object.entries(req.query as Record<string, unknown>)) {
         for (const text of Array.isArray(value) ? value : [value]) {
           if (typeof text !== 'string') continue;
@@ -311,4 +325,22 @@ export function inputGuardPlugin(schema: GraphQLSchema): ApolloServerPlugin<Cont
       };
     },
   };
+}
+
+/**
+ * The variables of an operation coerced as execution will coerce them, or their errors coded
+ * BAD_USER_INPUT (as Apollo codes them on HTTP); null when they are fine. graphql-js words these
+ * errors without a code, so on the WebSocket path they would otherwise read as internal errors.
+ * A scalar's own error (a TangentError) stays below as originalError, and keeps its code.
+ */
+export function variableErrors(
+  schema: GraphQLSchema,
+  operation: OperationDefinitionNode,
+  variables: Readonly<Record<string, unknown>> | null | undefined,
+): GraphQLError[] | null {
+  const coerced = getVariableValues(schema, operation.variableDefinitions ?? [], variables ?? {}, { maxErrors: 10 });
+  if (!coerced.errors) return null;
+  return coerced.errors.map(
+    (error) => new GraphQLError(error.message, { nodes: error.nodes, originalError: error.originalError, extensions: { ...error.extensions, code: ErrorCode.BAD_USER_INPUT } }),
+  );
 }

@@ -214,6 +214,10 @@ describe('input hygiene on /export', () => {
       [`${base}/checkpoints/1?q=${q({ target: { split: NUL } })}`, 'q.target.split'],
       [`${base}/checkpoints/1?q=${q({ subset: SURROGATE })}`, 'q.subset'],
       [`${base}/checkpoints/1?q=${q({ filter: { splits: ['train', NUL] } })}`, 'q.filter.splits[1]'],
+      // Percent-encoding that is not UTF-8 (an encoded lone surrogate, a cut-short sequence) or encodes a NUL.
+      [`${base}/selections/%ED%A0%80`, 'path'],
+      [`${base}/checkpoints/%E0%A4%A?format=csv`, 'path'],
+      [`${base}/checkpoints/1%00`, 'path'],
     ] as const) {
       const response = await fetch(url);
       assertRefused({ status: response.status, body: (await response.json()) as GraphQLResponse }, 'BAD_USER_INPUT', field);
@@ -260,6 +264,13 @@ describe('input hygiene over graphql-ws', () => {
     });
     assert.deepEqual(codes(json), ['BAD_USER_INPUT']);
     for (const answer of [nul, deep, json]) assert.doesNotMatch(JSON.stringify(answer), LEAKS);
+    // Variables that do not coerce are the client's mistake here as on HTTP, never internal errors.
+    const coercion = await overWs(`query($first: Int, $s: String) { datasets(first: $first, filter: { nameContains: $s }) { totalCount } serverInfo { version } }`, {
+      first: 1e308,
+      s: { not: 'a string' },
+    });
+    assert.ok(coercion.errors!.length >= 2, JSON.stringify(coercion));
+    assert.deepEqual(new Set(codes(coercion)), new Set(['BAD_USER_INPUT']));
     const fine = await overWs(`query($s: String) { datasets(first: 5, filter: { nameContains: $s }) { totalCount } }`, { s: 'ok' });
     assert.deepEqual(fine, { data: { datasets: { totalCount: 0 } } });
     assert.deepEqual((await t.gql(`{ models { totalCount } }`)).models, { totalCount: 0 });
