@@ -208,10 +208,20 @@ test('every create and bulk mutation sent twice leaves one copy; a different one
   assert.deepEqual(m2, m1);
   await conflict(MODEL, { input: { ...model, config: { filters: [8], kernelSizes: [1] } } });
 
-  const { createRun } = await server.gql<{ createRun: { id: string } }>(`mutation($m: ID!, $d: ID!) { createRun(input: { name: "r", modelId: $m, datasetId: $d }) { id } }`, {
-    m: m1.createModel.id,
-    d: d1.createDataset.id,
-  });
+  // Runs have no natural key: the client's idempotencyKey is theirs.
+  const RUN = `mutation($input: CreateRunInput!) { createRun(input: $input) { id name } }`;
+  const run = { name: 'r', modelId: m1.createModel.id, datasetId: d1.createDataset.id, idempotencyKey: 'run-7f3a' };
+  const [r1, r2] = await twice(RUN, { input: run });
+  assert.deepEqual(r2, r1);
+  await conflict(RUN, { input: { ...run, name: 'another' } });
+  const unkeyed = await server.gql<{ createRun: { id: string } }>(RUN, { input: { ...run, idempotencyKey: null } });
+  assert.notEqual(unkeyed.createRun.id, r1.createRun.id, 'without a key each create makes a run');
+  const createRun = r1.createRun as { id: string };
+  const TRAIN = `mutation($input: TrainRunInput!) { trainRun(input: $input) { id status } }`;
+  const train = { modelId: m1.createModel.id, datasetId: d1.createDataset.id, epochs: 1, idempotencyKey: 'train-51c2' };
+  const [tr1, tr2] = await twice(TRAIN, { input: train });
+  assert.deepEqual(tr2, tr1);
+  await conflict(TRAIN, { input: { ...train, name: 'another' } });
   const CHECKPOINT = `mutation($input: CreateCheckpointInput!) { createCheckpoint(input: $input) { id step } }`;
   const checkpoint = { runId: createRun.id, step: 3, learningRate: 0.1, weightSpecs: [{ name: 'w', shape: [2], dtype: 'float32' }], weightData: Buffer.from(new Float32Array([1, 2]).buffer).toString('base64') };
   const [c1, c2] = await twice(CHECKPOINT, { input: checkpoint });
@@ -227,6 +237,13 @@ test('every create and bulk mutation sent twice leaves one copy; a different one
   assert.deepEqual(l2, l1);
   const { checkpoint: stored } = await server.gql<{ checkpoint: { metrics: { totalCount: number } } }>(`query($c: ID!) { checkpoint(id: $c) { metrics(first: 10) { totalCount } } }`, { c: c1.createCheckpoint.id });
   assert.equal(stored.metrics.totalCount, 2);
-  const { datasets } = await server.gql<{ datasets: { totalCount: number } }>(`{ datasets { totalCount } }`);
+  const SELECTION = `mutation($input: CreateSelectionInput!) { createSelection(input: $input) { id sampleCount } }`;
+  const selection = { name: 's', strategy: { checkpointIds: [c1.createCheckpoint.id], term: 'LOSS', method: 'TOP_K', k: 1, filter: { splits: ['train'] } } };
+  const [s1, s2] = await twice(SELECTION, { input: selection });
+  assert.deepEqual(s2, s1);
+  await conflict(SELECTION, { input: { ...selection, strategy: { ...selection.strategy, k: 2 } } });
+
+  const { datasets, runs } = await server.gql<{ datasets: { totalCount: number }; runs: { totalCount: number } }>(`{ datasets { totalCount } runs { totalCount } }`);
   assert.equal(datasets.totalCount, 1);
+  assert.equal(runs.totalCount, 3, 'the keyed run, the unkeyed one and the trained one');
 });

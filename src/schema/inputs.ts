@@ -105,9 +105,13 @@ export const RunConfigInput = z
   })
   .nullish();
 
+/** A client's key for a create it may send again (createRun, trainRun): see Run.idempotencyKey. */
+export const IdempotencyKey = z.string().trim().min(1, 'must not be empty').max(200).nullish();
+
 export const RunInput = z.object({
   name,
   config: RunConfigInput,
+  idempotencyKey: IdempotencyKey,
   status: z.enum(['PENDING', 'RUNNING', 'COMPLETED', 'FAILED', 'CANCELLED']).nullish(),
 });
 

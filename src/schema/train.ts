@@ -5,7 +5,7 @@ import { dynamicsSummary } from '../services/dynamics-summary.js';
 import { DEFAULT_WEIGHT_DECAY, startTraining, trainingOf, trainingProgress, type TrainRequest, type TrainSpec } from '../services/train.js';
 import type { TrainOptimizer } from '../train/loop.js';
 import type { Resolvers, TrainRunInput } from './generated/types.js';
-import { parseId, parseInput } from './inputs.js';
+import { IdempotencyKey, parseId, parseInput } from './inputs.js';
 import type { SampleRow } from './rows.js';
 
 const MAX_INT32 = 2_147_483_647;
@@ -25,6 +25,7 @@ const TrainInput = z
     analyzeEvery: z.number().int().min(1).max(100_000).nullish(),
     trackEverySteps: z.number().int().min(1).max(MAX_INT32).nullish(),
     trackSamples: z.number().int().min(1).max(10_000).nullish(),
+    idempotencyKey: IdempotencyKey,
   })
   .superRefine((input, ctx) => {
     if (input.weightDecay !== null && input.weightDecay !== undefined && input.optimizer !== 'ADAMW') {
@@ -40,6 +41,7 @@ export function parseTrainRun(input: TrainRunInput): TrainRequest {
     modelId: parseId(input.modelId, 'input.modelId'),
     datasetId: parseId(input.datasetId, 'input.datasetId'),
     name: v.name ?? null,
+    idempotencyKey: v.idempotencyKey ?? null,
     fromCheckpointId: input.fromCheckpointId === null || input.fromCheckpointId === undefined ? null : parseId(input.fromCheckpointId, 'input.fromCheckpointId'),
     optimizer,
     learningRate: v.learningRate ?? 0.001,

@@ -1,7 +1,8 @@
 import type { z } from 'zod';
 import type { Context } from '../context.js';
 import type { Prisma, Run } from '../db/generated/client.js';
-import { BadUserInputError, NotFoundError } from '../errors.js';
+import { autocommitWrite, isUniqueViolation } from '../db/prisma-errors.js';
+import { BadUserInputError, ConflictError, NotFoundError } from '../errors.js';
 import type { RunConfigInput, RunInput, UpdateRunInput } from '../schema/inputs.js';
 import { checkModelConfig } from './models.js';
 
@@ -13,7 +14,11 @@ function configJson(config: z.output<typeof RunConfigInput>): Prisma.InputJsonOb
   return out as Prisma.InputJsonObject;
 }
 
-/** Creates a run after checking that the model's input and classes fit the dataset, and that a BUILTIN model can be built. */
+/**
+ * Creates a run after checking that the model's input and classes fit the dataset, and that a
+ * BUILTIN model can be built. Idempotent with `idempotencyKey`: the same create sent again answers
+ * the run it made (runs have no natural key; names repeat).
+ */
 export async function createRun(
   ctx: Context,
   modelId: number,
@@ -36,11 +41,35 @@ export async function createRun(
     );
   }
   checkModelConfig(model, { modelId: model.id, field: 'input.modelId' });
-  const run = await ctx.db.prisma.run.create({
-    data: { name: input.name, modelId, datasetId, config: configJson(input.config), status: input.status ?? 'PENDING' },
-  });
+  const key = input.idempotencyKey ?? null;
+  const made = key ? await runForKey(ctx, key, { name: input.name, modelId, datasetId }) : null;
+  if (made) return made;
+  let run: Run;
+  try {
+    run = await autocommitWrite(() =>
+      ctx.db.prisma.run.create({
+        data: { name: input.name, modelId, datasetId, config: configJson(input.config), status: input.status ?? 'PENDING', idempotencyKey: key },
+      }),
+    );
+  } catch (error) {
+    // Two sends of one key at once: the second finds the first's run.
+    const again = key && isUniqueViolation(error) ? await runForKey(ctx, key, { name: input.name, modelId, datasetId }) : null;
+    if (again) return again;
+    throw error;
+  }
   ctx.loaders.runById.prime(run.id, run);
   return run;
+}
+
+/**
+ * The run a create with this idempotency key already made, when it is the same run (name, model,
+ * dataset); null when the key is new; CONFLICT when the key made another run.
+ */
+export async function runForKey(ctx: Context, key: string, run: { name: string; modelId: number; datasetId: number }): Promise<Run | null> {
+  const existing = await ctx.db.prisma.run.findUnique({ where: { idempotencyKey: key } });
+  if (!existing) return null;
+  if (existing.name === run.name && existing.modelId === run.modelId && existing.datasetId === run.datasetId) return existing;
+  throw new ConflictError(`idempotencyKey ${JSON.stringify(key)} already made run ${existing.id}, with another name, model or dataset`, { field: 'input.idempotencyKey', runId: String(existing.id) });
 }
 
 export async function updateRun(ctx: Context, id: number, input: z.output<typeof UpdateRunInput>): Promise<Run> {

@@ -1,10 +1,12 @@
 import type { Context } from '../context.js';
 import type { Run, TrainJob } from '../db/generated/client.js';
+import { afterCommit, isUniqueViolation } from '../db/prisma-errors.js';
 import { BadUserInputError, NotFoundError, invariant } from '../errors.js';
 import { seededSubset, STREAM, streamSeed, subsetSize, trainPlan } from '../train/plan.js';
 import type { TrainOptimizer } from '../train/loop.js';
 import type { ComputeRuntime } from './compute-runtime.js';
 import { checkModelConfig } from './models.js';
+import { runForKey } from './runs.js';
 import { enqueueTraining, ensureTrainQueues, findTrainWorker } from './train-worker.js';
 
 /** How a run is trained, as stored in `train_job.spec` (and echoed in the run's config). */
@@ -29,6 +31,8 @@ export interface TrainRequest extends TrainSpec {
   modelId: number;
   datasetId: number;
   name: string | null;
+  /** The client's key for this request: sent again, it answers the run already started (runForKey). */
+  idempotencyKey?: string | null;
 }
 
 /** What `Training` resolves from (codegen maps it here). */
@@ -62,6 +66,10 @@ export async function startTraining(ctx: Context, runtime: ComputeRuntime, reque
   }
   // A model stored before configs were checked may still not build: refused here, not FAILED later.
   checkModelConfig(model, { modelId: model.id, field: 'input.modelId' });
+  const key = request.idempotencyKey ?? null;
+  const runName = request.name ?? `train-${model.name}`;
+  const started = key ? await runForKey(ctx, key, { name: runName, modelId: model.id, datasetId: dataset.id }) : null;
+  if (started) return started;
   if (request.fromCheckpointId !== null) {
     const checkpoint = await ctx.loaders.checkpointById.load(request.fromCheckpointId);
     if (!checkpoint) throw new NotFoundError('Checkpoint', request.fromCheckpointId);
@@ -113,25 +121,35 @@ export async function startTraining(ctx: Context, runtime: ComputeRuntime, reque
     },
   };
   await ensureTrainQueues(runtime.queue.pgBoss);
-  const runId = await ctx.db.transaction(async (tx) => {
-    // named: train.insertRun
-    const [run] = await tx.query<{ id: number }>(
-      `INSERT INTO run (name, model_id, dataset_id, config, status, updated_at) VALUES ($1, $2, $3, $4::jsonb, 'PENDING', now()) RETURNING id`,
-      [request.name ?? `train-${model.name}`, model.id, dataset.id, JSON.stringify(config)],
-    );
-    const id = Number(run!.id);
-    // named: train.insertJob
-    await tx.query(
-      `INSERT INTO train_job (run_id, spec, sample_ids, tracked_ids, steps_per_epoch, total_steps, total_points)
-       VALUES ($1, $2::jsonb, $3::int[], $4::int[], $5, $6, $7)`,
-      [id, JSON.stringify(stored), sampleIds, trackedIds, plan.stepsPerEpoch, plan.totalSteps, plan.points.length],
-    );
-    await enqueueTraining(runtime.queue, runtime.deps, tx, id);
-    return id;
-  });
+  let runId: number;
+  try {
+    runId = await ctx.db.transaction(async (tx) => {
+      // named: train.insertRun
+      const [run] = await tx.query<{ id: number }>(
+        `INSERT INTO run (name, model_id, dataset_id, config, status, updated_at, idempotency_key) VALUES ($1, $2, $3, $4::jsonb, 'PENDING', now(), $5) RETURNING id`,
+        [runName, model.id, dataset.id, JSON.stringify(config), key],
+      );
+      const id = Number(run!.id);
+      // named: train.insertJob
+      await tx.query(
+        `INSERT INTO train_job (run_id, spec, sample_ids, tracked_ids, steps_per_epoch, total_steps, total_points)
+         VALUES ($1, $2::jsonb, $3::int[], $4::int[], $5, $6, $7)`,
+        [id, JSON.stringify(stored), sampleIds, trackedIds, plan.stepsPerEpoch, plan.totalSteps, plan.points.length],
+      );
+      await enqueueTraining(runtime.queue, runtime.deps, tx, id);
+      return id;
+    });
+  } catch (error) {
+    // Two sends of one key at once: the second finds the first's run.
+    const again = key && isUniqueViolation(error) ? await runForKey(ctx, key, { name: runName, modelId: model.id, datasetId: dataset.id }) : null;
+    if (again) return again;
+    throw error;
+  }
   findTrainWorker(ctx.db)?.notify();
-  await ctx.pubsub.publish('runUpdated', { runId });
-  const run = await ctx.db.prisma.run.findUniqueOrThrow({ where: { id: runId } });
+  const run = await afterCommit(async () => {
+    await ctx.pubsub.publish('runUpdated', { runId });
+    return ctx.db.prisma.run.findUniqueOrThrow({ where: { id: runId } });
+  });
   ctx.loaders.runById.clear(runId).prime(runId, run);
   return run;
 }

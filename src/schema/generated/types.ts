@@ -101,7 +101,10 @@ export type Checkpoint = {
   /**
    * The path (on this server; absolute when TANGENT_PUBLIC_URL is set) that streams the filtered,
    * ordered samples with their terms as JSONL or CSV, however many there are. Kernel terms over a
-   * `subset` other than `all` add a `subset` column.
+   * `subset` other than `all` add a `subset` column. Refusals before the first row come as JSON in
+   * GraphQL's error shape: 400 BAD_USER_INPUT, 404 NOT_FOUND, 409 TERMS_MISSING, 409 TERMS_PENDING (terms
+   * still being computed: `extensions.jobId` names the job when there is one; ask again after the
+   * Retry-After seconds), 401/403/429 as for GraphQL, 503 DATABASE_UNAVAILABLE with Retry-After.
    */
   exportUrl: Scalars['String']['output'];
   /**
@@ -364,6 +367,11 @@ export type CreateModelInput = {
 export type CreateRunInput = {
   config?: InputMaybe<RunConfigInput>;
   datasetId: Scalars['ID']['input'];
+  /**
+   * A key the client chooses (a UUID, say; 1 to 200 characters) so that sending this create again, after
+   * OUTCOME_UNKNOWN or a lost response, answers the run it already made instead of making a second one.
+   */
+  idempotencyKey?: InputMaybe<Scalars['String']['input']>;
   modelId: Scalars['ID']['input'];
   name: Scalars['String']['input'];
   status?: InputMaybe<RunStatus>;
@@ -853,6 +861,15 @@ export type ModelFormat =
   /** A TensorFlow.js layers model: the `modelTopology` of a model.json. */
   | 'TFJS_LAYERS';
 
+/**
+ * Writes. Retrying is safe: when the database connection is lost while a write commits, the answer is
+ * OUTCOME_UNKNOWN (HTTP 503, Retry-After) because the write may have landed, and every create and bulk
+ * mutation can be sent again unchanged and leaves one copy. Creates with a natural key (a dataset's or a
+ * model's name, a run's step, a selection's name in its dataset) answer the stored row when it is the one
+ * sent, and CONFLICT when it differs; runs, which have none, take a client-chosen `idempotencyKey`; bulk
+ * writes (addSamplesBulk, logMetrics, recordMetrics, recordKCross) accept rows equal to the stored ones.
+ * DATABASE_UNAVAILABLE (503) means nothing was written. Deletes sent again answer NOT_FOUND (already gone).
+ */
 export type Mutation = {
   __typename?: 'Mutation';
   /** Appends samples to a dataset: all of them or, on any bad sample, none. */
@@ -873,9 +890,15 @@ export type Mutation = {
   computeTerms: Job;
   /** Makes an API key and returns its secret, once (ADMIN). */
   createApiKey: CreateApiKeyPayload;
-  /** Stores a checkpoint's weights in the TensorFlow.js format; they read back bit-exact. */
+  /**
+   * Stores a checkpoint's weights in the TensorFlow.js format; they read back bit-exact. Sent again (same
+   * run, step and weights) it answers the stored checkpoint; other weights at that step are a CONFLICT.
+   */
   createCheckpoint: Checkpoint;
-  /** Creates a dataset, optionally with its first samples, in one transaction. */
+  /**
+   * Creates a dataset, optionally with its first samples, in one transaction. Sent again with the same
+   * definition and samples it answers the stored dataset; a different dataset of that name is a CONFLICT.
+   */
   createDataset: Dataset;
   /**
    * Stores a model. A BUILTIN model's architecture and config are checked against its shape (inputLength,
@@ -885,9 +908,15 @@ export type Mutation = {
    * values (and the choices that would fit), `extensions.field` = `input.config.<option>` (or
    * `input.architecture`) and `extensions.problems` listing every problem. The shape comes from
    * inputLength, channels and numClasses, whatever `length`, `channels` or `classes` the config holds.
-   * createRun refuses a stored model that does not build in the same way.
+   * createRun refuses a stored model that does not build in the same way. Sent again with the same
+   * definition it answers the stored model; a different model of that name is a CONFLICT.
    */
   createModel: Model;
+  /**
+   * Creates a run. Names need not be unique, so a retry is recognised by `idempotencyKey`: sent again with
+   * the same key and the same name, model and dataset it answers the run already made (another run under
+   * that key is a CONFLICT). Without a key, each call makes a new run.
+   */
   createRun: Run;
   /** Runs a strategy and saves the result as an immutable selection, in one transaction. */
   createSelection: Selection;
@@ -967,110 +996,291 @@ export type Mutation = {
    * Checked before anything is written (BAD_USER_INPUT, nothing stored): the input, the model against the
    * dataset's shape, and a BUILTIN model's config, which must build for that shape (as in createModel;
    * `extensions.configKey` names the option to blame and `extensions.problems` lists every problem).
+   * With `idempotencyKey`, sending it again answers the run already started.
    */
   trainRun: Run;
   updateRun: Run;
 };
 
 
+/**
+ * Writes. Retrying is safe: when the database connection is lost while a write commits, the answer is
+ * OUTCOME_UNKNOWN (HTTP 503, Retry-After) because the write may have landed, and every create and bulk
+ * mutation can be sent again unchanged and leaves one copy. Creates with a natural key (a dataset's or a
+ * model's name, a run's step, a selection's name in its dataset) answer the stored row when it is the one
+ * sent, and CONFLICT when it differs; runs, which have none, take a client-chosen `idempotencyKey`; bulk
+ * writes (addSamplesBulk, logMetrics, recordMetrics, recordKCross) accept rows equal to the stored ones.
+ * DATABASE_UNAVAILABLE (503) means nothing was written. Deletes sent again answer NOT_FOUND (already gone).
+ */
 export type MutationAddSamplesArgs = {
   datasetId: Scalars['ID']['input'];
   samples: Array<SampleInput>;
 };
 
 
+/**
+ * Writes. Retrying is safe: when the database connection is lost while a write commits, the answer is
+ * OUTCOME_UNKNOWN (HTTP 503, Retry-After) because the write may have landed, and every create and bulk
+ * mutation can be sent again unchanged and leaves one copy. Creates with a natural key (a dataset's or a
+ * model's name, a run's step, a selection's name in its dataset) answer the stored row when it is the one
+ * sent, and CONFLICT when it differs; runs, which have none, take a client-chosen `idempotencyKey`; bulk
+ * writes (addSamplesBulk, logMetrics, recordMetrics, recordKCross) accept rows equal to the stored ones.
+ * DATABASE_UNAVAILABLE (503) means nothing was written. Deletes sent again answer NOT_FOUND (already gone).
+ */
 export type MutationAddSamplesBulkArgs = {
   datasetId: Scalars['ID']['input'];
   input: SampleColumnsInput;
 };
 
 
+/**
+ * Writes. Retrying is safe: when the database connection is lost while a write commits, the answer is
+ * OUTCOME_UNKNOWN (HTTP 503, Retry-After) because the write may have landed, and every create and bulk
+ * mutation can be sent again unchanged and leaves one copy. Creates with a natural key (a dataset's or a
+ * model's name, a run's step, a selection's name in its dataset) answer the stored row when it is the one
+ * sent, and CONFLICT when it differs; runs, which have none, take a client-chosen `idempotencyKey`; bulk
+ * writes (addSamplesBulk, logMetrics, recordMetrics, recordKCross) accept rows equal to the stored ones.
+ * DATABASE_UNAVAILABLE (503) means nothing was written. Deletes sent again answer NOT_FOUND (already gone).
+ */
 export type MutationCancelJobArgs = {
   id: Scalars['ID']['input'];
 };
 
 
+/**
+ * Writes. Retrying is safe: when the database connection is lost while a write commits, the answer is
+ * OUTCOME_UNKNOWN (HTTP 503, Retry-After) because the write may have landed, and every create and bulk
+ * mutation can be sent again unchanged and leaves one copy. Creates with a natural key (a dataset's or a
+ * model's name, a run's step, a selection's name in its dataset) answer the stored row when it is the one
+ * sent, and CONFLICT when it differs; runs, which have none, take a client-chosen `idempotencyKey`; bulk
+ * writes (addSamplesBulk, logMetrics, recordMetrics, recordKCross) accept rows equal to the stored ones.
+ * DATABASE_UNAVAILABLE (503) means nothing was written. Deletes sent again answer NOT_FOUND (already gone).
+ */
 export type MutationComputeTermsArgs = {
   input: ComputeTermsInput;
 };
 
 
+/**
+ * Writes. Retrying is safe: when the database connection is lost while a write commits, the answer is
+ * OUTCOME_UNKNOWN (HTTP 503, Retry-After) because the write may have landed, and every create and bulk
+ * mutation can be sent again unchanged and leaves one copy. Creates with a natural key (a dataset's or a
+ * model's name, a run's step, a selection's name in its dataset) answer the stored row when it is the one
+ * sent, and CONFLICT when it differs; runs, which have none, take a client-chosen `idempotencyKey`; bulk
+ * writes (addSamplesBulk, logMetrics, recordMetrics, recordKCross) accept rows equal to the stored ones.
+ * DATABASE_UNAVAILABLE (503) means nothing was written. Deletes sent again answer NOT_FOUND (already gone).
+ */
 export type MutationCreateApiKeyArgs = {
   input: CreateApiKeyInput;
 };
 
 
+/**
+ * Writes. Retrying is safe: when the database connection is lost while a write commits, the answer is
+ * OUTCOME_UNKNOWN (HTTP 503, Retry-After) because the write may have landed, and every create and bulk
+ * mutation can be sent again unchanged and leaves one copy. Creates with a natural key (a dataset's or a
+ * model's name, a run's step, a selection's name in its dataset) answer the stored row when it is the one
+ * sent, and CONFLICT when it differs; runs, which have none, take a client-chosen `idempotencyKey`; bulk
+ * writes (addSamplesBulk, logMetrics, recordMetrics, recordKCross) accept rows equal to the stored ones.
+ * DATABASE_UNAVAILABLE (503) means nothing was written. Deletes sent again answer NOT_FOUND (already gone).
+ */
 export type MutationCreateCheckpointArgs = {
   input: CreateCheckpointInput;
 };
 
 
+/**
+ * Writes. Retrying is safe: when the database connection is lost while a write commits, the answer is
+ * OUTCOME_UNKNOWN (HTTP 503, Retry-After) because the write may have landed, and every create and bulk
+ * mutation can be sent again unchanged and leaves one copy. Creates with a natural key (a dataset's or a
+ * model's name, a run's step, a selection's name in its dataset) answer the stored row when it is the one
+ * sent, and CONFLICT when it differs; runs, which have none, take a client-chosen `idempotencyKey`; bulk
+ * writes (addSamplesBulk, logMetrics, recordMetrics, recordKCross) accept rows equal to the stored ones.
+ * DATABASE_UNAVAILABLE (503) means nothing was written. Deletes sent again answer NOT_FOUND (already gone).
+ */
 export type MutationCreateDatasetArgs = {
   input: CreateDatasetInput;
 };
 
 
+/**
+ * Writes. Retrying is safe: when the database connection is lost while a write commits, the answer is
+ * OUTCOME_UNKNOWN (HTTP 503, Retry-After) because the write may have landed, and every create and bulk
+ * mutation can be sent again unchanged and leaves one copy. Creates with a natural key (a dataset's or a
+ * model's name, a run's step, a selection's name in its dataset) answer the stored row when it is the one
+ * sent, and CONFLICT when it differs; runs, which have none, take a client-chosen `idempotencyKey`; bulk
+ * writes (addSamplesBulk, logMetrics, recordMetrics, recordKCross) accept rows equal to the stored ones.
+ * DATABASE_UNAVAILABLE (503) means nothing was written. Deletes sent again answer NOT_FOUND (already gone).
+ */
 export type MutationCreateModelArgs = {
   input: CreateModelInput;
 };
 
 
+/**
+ * Writes. Retrying is safe: when the database connection is lost while a write commits, the answer is
+ * OUTCOME_UNKNOWN (HTTP 503, Retry-After) because the write may have landed, and every create and bulk
+ * mutation can be sent again unchanged and leaves one copy. Creates with a natural key (a dataset's or a
+ * model's name, a run's step, a selection's name in its dataset) answer the stored row when it is the one
+ * sent, and CONFLICT when it differs; runs, which have none, take a client-chosen `idempotencyKey`; bulk
+ * writes (addSamplesBulk, logMetrics, recordMetrics, recordKCross) accept rows equal to the stored ones.
+ * DATABASE_UNAVAILABLE (503) means nothing was written. Deletes sent again answer NOT_FOUND (already gone).
+ */
 export type MutationCreateRunArgs = {
   input: CreateRunInput;
 };
 
 
+/**
+ * Writes. Retrying is safe: when the database connection is lost while a write commits, the answer is
+ * OUTCOME_UNKNOWN (HTTP 503, Retry-After) because the write may have landed, and every create and bulk
+ * mutation can be sent again unchanged and leaves one copy. Creates with a natural key (a dataset's or a
+ * model's name, a run's step, a selection's name in its dataset) answer the stored row when it is the one
+ * sent, and CONFLICT when it differs; runs, which have none, take a client-chosen `idempotencyKey`; bulk
+ * writes (addSamplesBulk, logMetrics, recordMetrics, recordKCross) accept rows equal to the stored ones.
+ * DATABASE_UNAVAILABLE (503) means nothing was written. Deletes sent again answer NOT_FOUND (already gone).
+ */
 export type MutationCreateSelectionArgs = {
   input: CreateSelectionInput;
 };
 
 
+/**
+ * Writes. Retrying is safe: when the database connection is lost while a write commits, the answer is
+ * OUTCOME_UNKNOWN (HTTP 503, Retry-After) because the write may have landed, and every create and bulk
+ * mutation can be sent again unchanged and leaves one copy. Creates with a natural key (a dataset's or a
+ * model's name, a run's step, a selection's name in its dataset) answer the stored row when it is the one
+ * sent, and CONFLICT when it differs; runs, which have none, take a client-chosen `idempotencyKey`; bulk
+ * writes (addSamplesBulk, logMetrics, recordMetrics, recordKCross) accept rows equal to the stored ones.
+ * DATABASE_UNAVAILABLE (503) means nothing was written. Deletes sent again answer NOT_FOUND (already gone).
+ */
 export type MutationDeleteCheckpointArgs = {
   id: Scalars['ID']['input'];
 };
 
 
+/**
+ * Writes. Retrying is safe: when the database connection is lost while a write commits, the answer is
+ * OUTCOME_UNKNOWN (HTTP 503, Retry-After) because the write may have landed, and every create and bulk
+ * mutation can be sent again unchanged and leaves one copy. Creates with a natural key (a dataset's or a
+ * model's name, a run's step, a selection's name in its dataset) answer the stored row when it is the one
+ * sent, and CONFLICT when it differs; runs, which have none, take a client-chosen `idempotencyKey`; bulk
+ * writes (addSamplesBulk, logMetrics, recordMetrics, recordKCross) accept rows equal to the stored ones.
+ * DATABASE_UNAVAILABLE (503) means nothing was written. Deletes sent again answer NOT_FOUND (already gone).
+ */
 export type MutationDeleteDatasetArgs = {
   id: Scalars['ID']['input'];
 };
 
 
+/**
+ * Writes. Retrying is safe: when the database connection is lost while a write commits, the answer is
+ * OUTCOME_UNKNOWN (HTTP 503, Retry-After) because the write may have landed, and every create and bulk
+ * mutation can be sent again unchanged and leaves one copy. Creates with a natural key (a dataset's or a
+ * model's name, a run's step, a selection's name in its dataset) answer the stored row when it is the one
+ * sent, and CONFLICT when it differs; runs, which have none, take a client-chosen `idempotencyKey`; bulk
+ * writes (addSamplesBulk, logMetrics, recordMetrics, recordKCross) accept rows equal to the stored ones.
+ * DATABASE_UNAVAILABLE (503) means nothing was written. Deletes sent again answer NOT_FOUND (already gone).
+ */
 export type MutationDeleteModelArgs = {
   id: Scalars['ID']['input'];
 };
 
 
+/**
+ * Writes. Retrying is safe: when the database connection is lost while a write commits, the answer is
+ * OUTCOME_UNKNOWN (HTTP 503, Retry-After) because the write may have landed, and every create and bulk
+ * mutation can be sent again unchanged and leaves one copy. Creates with a natural key (a dataset's or a
+ * model's name, a run's step, a selection's name in its dataset) answer the stored row when it is the one
+ * sent, and CONFLICT when it differs; runs, which have none, take a client-chosen `idempotencyKey`; bulk
+ * writes (addSamplesBulk, logMetrics, recordMetrics, recordKCross) accept rows equal to the stored ones.
+ * DATABASE_UNAVAILABLE (503) means nothing was written. Deletes sent again answer NOT_FOUND (already gone).
+ */
 export type MutationDeleteRunArgs = {
   id: Scalars['ID']['input'];
 };
 
 
+/**
+ * Writes. Retrying is safe: when the database connection is lost while a write commits, the answer is
+ * OUTCOME_UNKNOWN (HTTP 503, Retry-After) because the write may have landed, and every create and bulk
+ * mutation can be sent again unchanged and leaves one copy. Creates with a natural key (a dataset's or a
+ * model's name, a run's step, a selection's name in its dataset) answer the stored row when it is the one
+ * sent, and CONFLICT when it differs; runs, which have none, take a client-chosen `idempotencyKey`; bulk
+ * writes (addSamplesBulk, logMetrics, recordMetrics, recordKCross) accept rows equal to the stored ones.
+ * DATABASE_UNAVAILABLE (503) means nothing was written. Deletes sent again answer NOT_FOUND (already gone).
+ */
 export type MutationDeleteSelectionArgs = {
   id: Scalars['ID']['input'];
 };
 
 
+/**
+ * Writes. Retrying is safe: when the database connection is lost while a write commits, the answer is
+ * OUTCOME_UNKNOWN (HTTP 503, Retry-After) because the write may have landed, and every create and bulk
+ * mutation can be sent again unchanged and leaves one copy. Creates with a natural key (a dataset's or a
+ * model's name, a run's step, a selection's name in its dataset) answer the stored row when it is the one
+ * sent, and CONFLICT when it differs; runs, which have none, take a client-chosen `idempotencyKey`; bulk
+ * writes (addSamplesBulk, logMetrics, recordMetrics, recordKCross) accept rows equal to the stored ones.
+ * DATABASE_UNAVAILABLE (503) means nothing was written. Deletes sent again answer NOT_FOUND (already gone).
+ */
 export type MutationImportSafetensorsArgs = {
   input: ImportSafetensorsInput;
 };
 
 
+/**
+ * Writes. Retrying is safe: when the database connection is lost while a write commits, the answer is
+ * OUTCOME_UNKNOWN (HTTP 503, Retry-After) because the write may have landed, and every create and bulk
+ * mutation can be sent again unchanged and leaves one copy. Creates with a natural key (a dataset's or a
+ * model's name, a run's step, a selection's name in its dataset) answer the stored row when it is the one
+ * sent, and CONFLICT when it differs; runs, which have none, take a client-chosen `idempotencyKey`; bulk
+ * writes (addSamplesBulk, logMetrics, recordMetrics, recordKCross) accept rows equal to the stored ones.
+ * DATABASE_UNAVAILABLE (503) means nothing was written. Deletes sent again answer NOT_FOUND (already gone).
+ */
 export type MutationImportTfjsModelArgs = {
   input: ImportTfjsModelInput;
 };
 
 
+/**
+ * Writes. Retrying is safe: when the database connection is lost while a write commits, the answer is
+ * OUTCOME_UNKNOWN (HTTP 503, Retry-After) because the write may have landed, and every create and bulk
+ * mutation can be sent again unchanged and leaves one copy. Creates with a natural key (a dataset's or a
+ * model's name, a run's step, a selection's name in its dataset) answer the stored row when it is the one
+ * sent, and CONFLICT when it differs; runs, which have none, take a client-chosen `idempotencyKey`; bulk
+ * writes (addSamplesBulk, logMetrics, recordMetrics, recordKCross) accept rows equal to the stored ones.
+ * DATABASE_UNAVAILABLE (503) means nothing was written. Deletes sent again answer NOT_FOUND (already gone).
+ */
 export type MutationImportUcrArgs = {
   input: ImportUcrInput;
 };
 
 
+/**
+ * Writes. Retrying is safe: when the database connection is lost while a write commits, the answer is
+ * OUTCOME_UNKNOWN (HTTP 503, Retry-After) because the write may have landed, and every create and bulk
+ * mutation can be sent again unchanged and leaves one copy. Creates with a natural key (a dataset's or a
+ * model's name, a run's step, a selection's name in its dataset) answer the stored row when it is the one
+ * sent, and CONFLICT when it differs; runs, which have none, take a client-chosen `idempotencyKey`; bulk
+ * writes (addSamplesBulk, logMetrics, recordMetrics, recordKCross) accept rows equal to the stored ones.
+ * DATABASE_UNAVAILABLE (503) means nothing was written. Deletes sent again answer NOT_FOUND (already gone).
+ */
 export type MutationLogMetricsArgs = {
   checkpointId: Scalars['ID']['input'];
   input: MetricColumnsInput;
 };
 
 
+/**
+ * Writes. Retrying is safe: when the database connection is lost while a write commits, the answer is
+ * OUTCOME_UNKNOWN (HTTP 503, Retry-After) because the write may have landed, and every create and bulk
+ * mutation can be sent again unchanged and leaves one copy. Creates with a natural key (a dataset's or a
+ * model's name, a run's step, a selection's name in its dataset) answer the stored row when it is the one
+ * sent, and CONFLICT when it differs; runs, which have none, take a client-chosen `idempotencyKey`; bulk
+ * writes (addSamplesBulk, logMetrics, recordMetrics, recordKCross) accept rows equal to the stored ones.
+ * DATABASE_UNAVAILABLE (503) means nothing was written. Deletes sent again answer NOT_FOUND (already gone).
+ */
 export type MutationRecordKCrossArgs = {
   checkpointId: Scalars['ID']['input'];
   subset?: InputMaybe<Scalars['String']['input']>;
@@ -1079,27 +1289,72 @@ export type MutationRecordKCrossArgs = {
 };
 
 
+/**
+ * Writes. Retrying is safe: when the database connection is lost while a write commits, the answer is
+ * OUTCOME_UNKNOWN (HTTP 503, Retry-After) because the write may have landed, and every create and bulk
+ * mutation can be sent again unchanged and leaves one copy. Creates with a natural key (a dataset's or a
+ * model's name, a run's step, a selection's name in its dataset) answer the stored row when it is the one
+ * sent, and CONFLICT when it differs; runs, which have none, take a client-chosen `idempotencyKey`; bulk
+ * writes (addSamplesBulk, logMetrics, recordMetrics, recordKCross) accept rows equal to the stored ones.
+ * DATABASE_UNAVAILABLE (503) means nothing was written. Deletes sent again answer NOT_FOUND (already gone).
+ */
 export type MutationRecordMetricsArgs = {
   checkpointId: Scalars['ID']['input'];
   metrics: Array<MetricInput>;
 };
 
 
+/**
+ * Writes. Retrying is safe: when the database connection is lost while a write commits, the answer is
+ * OUTCOME_UNKNOWN (HTTP 503, Retry-After) because the write may have landed, and every create and bulk
+ * mutation can be sent again unchanged and leaves one copy. Creates with a natural key (a dataset's or a
+ * model's name, a run's step, a selection's name in its dataset) answer the stored row when it is the one
+ * sent, and CONFLICT when it differs; runs, which have none, take a client-chosen `idempotencyKey`; bulk
+ * writes (addSamplesBulk, logMetrics, recordMetrics, recordKCross) accept rows equal to the stored ones.
+ * DATABASE_UNAVAILABLE (503) means nothing was written. Deletes sent again answer NOT_FOUND (already gone).
+ */
 export type MutationRetryJobArgs = {
   id: Scalars['ID']['input'];
 };
 
 
+/**
+ * Writes. Retrying is safe: when the database connection is lost while a write commits, the answer is
+ * OUTCOME_UNKNOWN (HTTP 503, Retry-After) because the write may have landed, and every create and bulk
+ * mutation can be sent again unchanged and leaves one copy. Creates with a natural key (a dataset's or a
+ * model's name, a run's step, a selection's name in its dataset) answer the stored row when it is the one
+ * sent, and CONFLICT when it differs; runs, which have none, take a client-chosen `idempotencyKey`; bulk
+ * writes (addSamplesBulk, logMetrics, recordMetrics, recordKCross) accept rows equal to the stored ones.
+ * DATABASE_UNAVAILABLE (503) means nothing was written. Deletes sent again answer NOT_FOUND (already gone).
+ */
 export type MutationRevokeApiKeyArgs = {
   id: Scalars['ID']['input'];
 };
 
 
+/**
+ * Writes. Retrying is safe: when the database connection is lost while a write commits, the answer is
+ * OUTCOME_UNKNOWN (HTTP 503, Retry-After) because the write may have landed, and every create and bulk
+ * mutation can be sent again unchanged and leaves one copy. Creates with a natural key (a dataset's or a
+ * model's name, a run's step, a selection's name in its dataset) answer the stored row when it is the one
+ * sent, and CONFLICT when it differs; runs, which have none, take a client-chosen `idempotencyKey`; bulk
+ * writes (addSamplesBulk, logMetrics, recordMetrics, recordKCross) accept rows equal to the stored ones.
+ * DATABASE_UNAVAILABLE (503) means nothing was written. Deletes sent again answer NOT_FOUND (already gone).
+ */
 export type MutationTrainRunArgs = {
   input: TrainRunInput;
 };
 
 
+/**
+ * Writes. Retrying is safe: when the database connection is lost while a write commits, the answer is
+ * OUTCOME_UNKNOWN (HTTP 503, Retry-After) because the write may have landed, and every create and bulk
+ * mutation can be sent again unchanged and leaves one copy. Creates with a natural key (a dataset's or a
+ * model's name, a run's step, a selection's name in its dataset) answer the stored row when it is the one
+ * sent, and CONFLICT when it differs; runs, which have none, take a client-chosen `idempotencyKey`; bulk
+ * writes (addSamplesBulk, logMetrics, recordMetrics, recordKCross) accept rows equal to the stored ones.
+ * DATABASE_UNAVAILABLE (503) means nothing was written. Deletes sent again answer NOT_FOUND (already gone).
+ */
 export type MutationUpdateRunArgs = {
   id: Scalars['ID']['input'];
   input: UpdateRunInput;
@@ -1945,6 +2200,11 @@ export type TrainRunInput = {
    * it training starts from the seeded initial weights (a BUILTIN model's config seed is replaced by `seed`).
    */
   fromCheckpointId?: InputMaybe<Scalars['ID']['input']>;
+  /**
+   * A key the client chooses (1 to 200 characters) so that sending this trainRun again answers the run it
+   * already started (same model and dataset) instead of training a second one; as CreateRunInput's.
+   */
+  idempotencyKey?: InputMaybe<Scalars['String']['input']>;
   /** η, constant through the run (> 0). */
   learningRate?: InputMaybe<Scalars['Float']['input']>;
   /** The stored model to train (BUILTIN or TFJS_LAYERS); its input shape and classes must fit the dataset. */

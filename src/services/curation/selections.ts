@@ -1,4 +1,6 @@
 import type { Selection } from '../../db/generated/client.js';
+import { afterCommit } from '../../db/prisma-errors.js';
+import { canonicalJson } from '../../io/tfjs-model.js';
 import { findMissingTerms } from '../../db/curation-coverage.js';
 import { SqlParams, type Direction, type SampleFilter } from '../../db/curation-sql.js';
 import { scalarTerm, type ScalarTermName, type TargetSet } from '../../db/curation-terms.js';
@@ -234,6 +236,8 @@ const sum = (xs: readonly number[]) => xs.reduce((a, b) => a + b, 0);
 /**
  * Saves a selection: runs the strategy and stores its samples (rank, score) together with
  * everything needed to reproduce it, in one transaction. The rows never change afterwards.
+ * Idempotent under retry: the same name and strategy again answer the stored selection (as it was
+ * saved, even if the data changed since); a different one under that name is a CONFLICT.
  */
 export async function createSelection(
   ctx: CurationContext,
@@ -287,12 +291,13 @@ export async function createSelection(
       return selectionId;
     });
   } catch (error) {
-    if ((error as { code?: string }).code === '23505') {
-      throw new ConflictError(`The dataset already has a selection named ${JSON.stringify(input.name)}`, { field: 'input.name' });
-    }
-    throw error;
+    if ((error as { code?: string }).code !== '23505') throw error;
+    // (dataset, name) is the key: the same strategy sent again (a retry after OUTCOME_UNKNOWN) answers the stored selection.
+    const existing = await ctx.db.prisma.selection.findUnique({ where: { datasetId_name: { datasetId: info.datasetId, name: input.name } } });
+    if (existing && existing.description === input.description && canonicalJson(existing.strategy) === canonicalJson(JSON.parse(JSON.stringify(strategy)))) return existing;
+    throw new ConflictError(`The dataset already has a different selection named ${JSON.stringify(input.name)}`, { field: 'input.name' });
   }
-  return ctx.db.prisma.selection.findUniqueOrThrow({ where: { id } });
+  return afterCommit(() => ctx.db.prisma.selection.findUniqueOrThrow({ where: { id } }));
 }
 
 /**

@@ -136,6 +136,7 @@ export const RunScalarFieldEnum = {
   datasetId: 'datasetId',
   config: 'config',
   status: 'status',
+  idempotencyKey: 'idempotencyKey',
   createdAt: 'createdAt',
   updatedAt: 'updatedAt'
 } as const

@@ -44,6 +44,7 @@ export type RunMinAggregateOutputType = {
   modelId: number | null
   datasetId: number | null
   status: $Enums.RunStatus | null
+  idempotencyKey: string | null
   createdAt: Date | null
   updatedAt: Date | null
 }
@@ -54,6 +55,7 @@ export type RunMaxAggregateOutputType = {
   modelId: number | null
   datasetId: number | null
   status: $Enums.RunStatus | null
+  idempotencyKey: string | null
   createdAt: Date | null
   updatedAt: Date | null
 }
@@ -65,6 +67,7 @@ export type RunCountAggregateOutputType = {
   datasetId: number
   config: number
   status: number
+  idempotencyKey: number
   createdAt: number
   updatedAt: number
   _all: number
@@ -89,6 +92,7 @@ export type RunMinAggregateInputType = {
   modelId?: true
   datasetId?: true
   status?: true
+  idempotencyKey?: true
   createdAt?: true
   updatedAt?: true
 }
@@ -99,6 +103,7 @@ export type RunMaxAggregateInputType = {
   modelId?: true
   datasetId?: true
   status?: true
+  idempotencyKey?: true
   createdAt?: true
   updatedAt?: true
 }
@@ -110,6 +115,7 @@ export type RunCountAggregateInputType = {
   datasetId?: true
   config?: true
   status?: true
+  idempotencyKey?: true
   createdAt?: true
   updatedAt?: true
   _all?: true
@@ -208,6 +214,7 @@ export type RunGroupByOutputType = {
   datasetId: number
   config: runtime.JsonValue
   status: $Enums.RunStatus
+  idempotencyKey: string | null
   createdAt: Date
   updatedAt: Date
   _count: RunCountAggregateOutputType | null
@@ -242,6 +249,7 @@ export type RunWhereInput = {
   datasetId?: Prisma.IntFilter<"Run"> | number
   config?: Prisma.JsonFilter<"Run">
   status?: Prisma.EnumRunStatusFilter<"Run"> | $Enums.RunStatus
+  idempotencyKey?: Prisma.StringNullableFilter<"Run"> | string | null
   createdAt?: Prisma.DateTimeFilter<"Run"> | Date | string
   updatedAt?: Prisma.DateTimeFilter<"Run"> | Date | string
   model?: Prisma.XOR<Prisma.ModelScalarRelationFilter, Prisma.ModelWhereInput>
@@ -257,6 +265,7 @@ export type RunOrderByWithRelationInput = {
   datasetId?: Prisma.SortOrder
   config?: Prisma.SortOrder
   status?: Prisma.SortOrder
+  idempotencyKey?: Prisma.SortOrderInput | Prisma.SortOrder
   createdAt?: Prisma.SortOrder
   updatedAt?: Prisma.SortOrder
   model?: Prisma.ModelOrderByWithRelationInput
@@ -267,6 +276,7 @@ export type RunOrderByWithRelationInput = {
 
 export type RunWhereUniqueInput = Prisma.AtLeast<{
   id?: number
+  idempotencyKey?: string
   AND?: Prisma.RunWhereInput | Prisma.RunWhereInput[]
   OR?: Prisma.RunWhereInput[]
   NOT?: Prisma.RunWhereInput | Prisma.RunWhereInput[]
@@ -281,7 +291,7 @@ export type RunWhereUniqueInput = Prisma.AtLeast<{
   dataset?: Prisma.XOR<Prisma.DatasetScalarRelationFilter, Prisma.DatasetWhereInput>
   checkpoints?: Prisma.CheckpointListRelationFilter
   trainJob?: Prisma.XOR<Prisma.TrainJobNullableScalarRelationFilter, Prisma.TrainJobWhereInput> | null
-}, "id">
+}, "id" | "idempotencyKey">
 
 export type RunOrderByWithAggregationInput = {
   id?: Prisma.SortOrder
@@ -290,6 +300,7 @@ export type RunOrderByWithAggregationInput = {
   datasetId?: Prisma.SortOrder
   config?: Prisma.SortOrder
   status?: Prisma.SortOrder
+  idempotencyKey?: Prisma.SortOrderInput | Prisma.SortOrder
   createdAt?: Prisma.SortOrder
   updatedAt?: Prisma.SortOrder
   _count?: Prisma.RunCountOrderByAggregateInput
@@ -309,6 +320,7 @@ export type RunScalarWhereWithAggregatesInput = {
   datasetId?: Prisma.IntWithAggregatesFilter<"Run"> | number
   config?: Prisma.JsonWithAggregatesFilter<"Run">
   status?: Prisma.EnumRunStatusWithAggregatesFilter<"Run"> | $Enums.RunStatus
+  idempotencyKey?: Prisma.StringNullableWithAggregatesFilter<"Run"> | string | null
   createdAt?: Prisma.DateTimeWithAggregatesFilter<"Run"> | Date | string
   updatedAt?: Prisma.DateTimeWithAggregatesFilter<"Run"> | Date | string
 }
@@ -317,6 +329,7 @@ export type RunCreateInput = {
   name: string
   config?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   status?: $Enums.RunStatus
+  idempotencyKey?: string | null
   createdAt?: Date | string
   updatedAt?: Date | string
   model: Prisma.ModelCreateNestedOneWithoutRunsInput
@@ -332,6 +345,7 @@ export type RunUncheckedCreateInput = {
   datasetId: number
   config?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   status?: $Enums.RunStatus
+  idempotencyKey?: string | null
   createdAt?: Date | string
   updatedAt?: Date | string
   checkpoints?: Prisma.CheckpointUncheckedCreateNestedManyWithoutRunInput
@@ -342,6 +356,7 @@ export type RunUpdateInput = {
   name?: Prisma.StringFieldUpdateOperationsInput | string
   config?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   status?: Prisma.EnumRunStatusFieldUpdateOperationsInput | $Enums.RunStatus
+  idempotencyKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   model?: Prisma.ModelUpdateOneRequiredWithoutRunsNestedInput
@@ -357,6 +372,7 @@ export type RunUncheckedUpdateInput = {
   datasetId?: Prisma.IntFieldUpdateOperationsInput | number
   config?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   status?: Prisma.EnumRunStatusFieldUpdateOperationsInput | $Enums.RunStatus
+  idempotencyKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   checkpoints?: Prisma.CheckpointUncheckedUpdateManyWithoutRunNestedInput
@@ -370,6 +386,7 @@ export type RunCreateManyInput = {
   datasetId: number
   config?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   status?: $Enums.RunStatus
+  idempotencyKey?: string | null
   createdAt?: Date | string
   updatedAt?: Date | string
 }
@@ -378,6 +395,7 @@ export type RunUpdateManyMutationInput = {
   name?: Prisma.StringFieldUpdateOperationsInput | string
   config?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   status?: Prisma.EnumRunStatusFieldUpdateOperationsInput | $Enums.RunStatus
+  idempotencyKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
 }
@@ -389,6 +407,7 @@ export type RunUncheckedUpdateManyInput = {
   datasetId?: Prisma.IntFieldUpdateOperationsInput | number
   config?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   status?: Prisma.EnumRunStatusFieldUpdateOperationsInput | $Enums.RunStatus
+  idempotencyKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
 }
@@ -410,6 +429,7 @@ export type RunCountOrderByAggregateInput = {
   datasetId?: Prisma.SortOrder
   config?: Prisma.SortOrder
   status?: Prisma.SortOrder
+  idempotencyKey?: Prisma.SortOrder
   createdAt?: Prisma.SortOrder
   updatedAt?: Prisma.SortOrder
 }
@@ -426,6 +446,7 @@ export type RunMaxOrderByAggregateInput = {
   modelId?: Prisma.SortOrder
   datasetId?: Prisma.SortOrder
   status?: Prisma.SortOrder
+  idempotencyKey?: Prisma.SortOrder
   createdAt?: Prisma.SortOrder
   updatedAt?: Prisma.SortOrder
 }
@@ -436,6 +457,7 @@ export type RunMinOrderByAggregateInput = {
   modelId?: Prisma.SortOrder
   datasetId?: Prisma.SortOrder
   status?: Prisma.SortOrder
+  idempotencyKey?: Prisma.SortOrder
   createdAt?: Prisma.SortOrder
   updatedAt?: Prisma.SortOrder
 }
@@ -571,6 +593,7 @@ export type RunCreateWithoutDatasetInput = {
   name: string
   config?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   status?: $Enums.RunStatus
+  idempotencyKey?: string | null
   createdAt?: Date | string
   updatedAt?: Date | string
   model: Prisma.ModelCreateNestedOneWithoutRunsInput
@@ -584,6 +607,7 @@ export type RunUncheckedCreateWithoutDatasetInput = {
   modelId: number
   config?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   status?: $Enums.RunStatus
+  idempotencyKey?: string | null
   createdAt?: Date | string
   updatedAt?: Date | string
   checkpoints?: Prisma.CheckpointUncheckedCreateNestedManyWithoutRunInput
@@ -626,6 +650,7 @@ export type RunScalarWhereInput = {
   datasetId?: Prisma.IntFilter<"Run"> | number
   config?: Prisma.JsonFilter<"Run">
   status?: Prisma.EnumRunStatusFilter<"Run"> | $Enums.RunStatus
+  idempotencyKey?: Prisma.StringNullableFilter<"Run"> | string | null
   createdAt?: Prisma.DateTimeFilter<"Run"> | Date | string
   updatedAt?: Prisma.DateTimeFilter<"Run"> | Date | string
 }
@@ -634,6 +659,7 @@ export type RunCreateWithoutModelInput = {
   name: string
   config?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   status?: $Enums.RunStatus
+  idempotencyKey?: string | null
   createdAt?: Date | string
   updatedAt?: Date | string
   dataset: Prisma.DatasetCreateNestedOneWithoutRunsInput
@@ -647,6 +673,7 @@ export type RunUncheckedCreateWithoutModelInput = {
   datasetId: number
   config?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   status?: $Enums.RunStatus
+  idempotencyKey?: string | null
   createdAt?: Date | string
   updatedAt?: Date | string
   checkpoints?: Prisma.CheckpointUncheckedCreateNestedManyWithoutRunInput
@@ -683,6 +710,7 @@ export type RunCreateWithoutCheckpointsInput = {
   name: string
   config?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   status?: $Enums.RunStatus
+  idempotencyKey?: string | null
   createdAt?: Date | string
   updatedAt?: Date | string
   model: Prisma.ModelCreateNestedOneWithoutRunsInput
@@ -697,6 +725,7 @@ export type RunUncheckedCreateWithoutCheckpointsInput = {
   datasetId: number
   config?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   status?: $Enums.RunStatus
+  idempotencyKey?: string | null
   createdAt?: Date | string
   updatedAt?: Date | string
   trainJob?: Prisma.TrainJobUncheckedCreateNestedOneWithoutRunInput
@@ -722,6 +751,7 @@ export type RunUpdateWithoutCheckpointsInput = {
   name?: Prisma.StringFieldUpdateOperationsInput | string
   config?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   status?: Prisma.EnumRunStatusFieldUpdateOperationsInput | $Enums.RunStatus
+  idempotencyKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   model?: Prisma.ModelUpdateOneRequiredWithoutRunsNestedInput
@@ -736,6 +766,7 @@ export type RunUncheckedUpdateWithoutCheckpointsInput = {
   datasetId?: Prisma.IntFieldUpdateOperationsInput | number
   config?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   status?: Prisma.EnumRunStatusFieldUpdateOperationsInput | $Enums.RunStatus
+  idempotencyKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   trainJob?: Prisma.TrainJobUncheckedUpdateOneWithoutRunNestedInput
@@ -745,6 +776,7 @@ export type RunCreateWithoutTrainJobInput = {
   name: string
   config?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   status?: $Enums.RunStatus
+  idempotencyKey?: string | null
   createdAt?: Date | string
   updatedAt?: Date | string
   model: Prisma.ModelCreateNestedOneWithoutRunsInput
@@ -759,6 +791,7 @@ export type RunUncheckedCreateWithoutTrainJobInput = {
   datasetId: number
   config?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   status?: $Enums.RunStatus
+  idempotencyKey?: string | null
   createdAt?: Date | string
   updatedAt?: Date | string
   checkpoints?: Prisma.CheckpointUncheckedCreateNestedManyWithoutRunInput
@@ -784,6 +817,7 @@ export type RunUpdateWithoutTrainJobInput = {
   name?: Prisma.StringFieldUpdateOperationsInput | string
   config?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   status?: Prisma.EnumRunStatusFieldUpdateOperationsInput | $Enums.RunStatus
+  idempotencyKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   model?: Prisma.ModelUpdateOneRequiredWithoutRunsNestedInput
@@ -798,6 +832,7 @@ export type RunUncheckedUpdateWithoutTrainJobInput = {
   datasetId?: Prisma.IntFieldUpdateOperationsInput | number
   config?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   status?: Prisma.EnumRunStatusFieldUpdateOperationsInput | $Enums.RunStatus
+  idempotencyKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   checkpoints?: Prisma.CheckpointUncheckedUpdateManyWithoutRunNestedInput
@@ -809,6 +844,7 @@ export type RunCreateManyDatasetInput = {
   modelId: number
   config?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   status?: $Enums.RunStatus
+  idempotencyKey?: string | null
   createdAt?: Date | string
   updatedAt?: Date | string
 }
@@ -817,6 +853,7 @@ export type RunUpdateWithoutDatasetInput = {
   name?: Prisma.StringFieldUpdateOperationsInput | string
   config?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   status?: Prisma.EnumRunStatusFieldUpdateOperationsInput | $Enums.RunStatus
+  idempotencyKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   model?: Prisma.ModelUpdateOneRequiredWithoutRunsNestedInput
@@ -830,6 +867,7 @@ export type RunUncheckedUpdateWithoutDatasetInput = {
   modelId?: Prisma.IntFieldUpdateOperationsInput | number
   config?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   status?: Prisma.EnumRunStatusFieldUpdateOperationsInput | $Enums.RunStatus
+  idempotencyKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   checkpoints?: Prisma.CheckpointUncheckedUpdateManyWithoutRunNestedInput
@@ -842,6 +880,7 @@ export type RunUncheckedUpdateManyWithoutDatasetInput = {
   modelId?: Prisma.IntFieldUpdateOperationsInput | number
   config?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   status?: Prisma.EnumRunStatusFieldUpdateOperationsInput | $Enums.RunStatus
+  idempotencyKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
 }
@@ -852,6 +891,7 @@ export type RunCreateManyModelInput = {
   datasetId: number
   config?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   status?: $Enums.RunStatus
+  idempotencyKey?: string | null
   createdAt?: Date | string
   updatedAt?: Date | string
 }
@@ -860,6 +900,7 @@ export type RunUpdateWithoutModelInput = {
   name?: Prisma.StringFieldUpdateOperationsInput | string
   config?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   status?: Prisma.EnumRunStatusFieldUpdateOperationsInput | $Enums.RunStatus
+  idempotencyKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   dataset?: Prisma.DatasetUpdateOneRequiredWithoutRunsNestedInput
@@ -873,6 +914,7 @@ export type RunUncheckedUpdateWithoutModelInput = {
   datasetId?: Prisma.IntFieldUpdateOperationsInput | number
   config?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   status?: Prisma.EnumRunStatusFieldUpdateOperationsInput | $Enums.RunStatus
+  idempotencyKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   checkpoints?: Prisma.CheckpointUncheckedUpdateManyWithoutRunNestedInput
@@ -885,6 +927,7 @@ export type RunUncheckedUpdateManyWithoutModelInput = {
   datasetId?: Prisma.IntFieldUpdateOperationsInput | number
   config?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   status?: Prisma.EnumRunStatusFieldUpdateOperationsInput | $Enums.RunStatus
+  idempotencyKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
 }
@@ -927,6 +970,7 @@ export type RunSelect<ExtArgs extends runtime.Types.Extensions.InternalArgs = ru
   datasetId?: boolean
   config?: boolean
   status?: boolean
+  idempotencyKey?: boolean
   createdAt?: boolean
   updatedAt?: boolean
   model?: boolean | Prisma.ModelDefaultArgs<ExtArgs>
@@ -943,6 +987,7 @@ export type RunSelectCreateManyAndReturn<ExtArgs extends runtime.Types.Extension
   datasetId?: boolean
   config?: boolean
   status?: boolean
+  idempotencyKey?: boolean
   createdAt?: boolean
   updatedAt?: boolean
   model?: boolean | Prisma.ModelDefaultArgs<ExtArgs>
@@ -956,6 +1001,7 @@ export type RunSelectUpdateManyAndReturn<ExtArgs extends runtime.Types.Extension
   datasetId?: boolean
   config?: boolean
   status?: boolean
+  idempotencyKey?: boolean
   createdAt?: boolean
   updatedAt?: boolean
   model?: boolean | Prisma.ModelDefaultArgs<ExtArgs>
@@ -969,11 +1015,12 @@ export type RunSelectScalar = {
   datasetId?: boolean
   config?: boolean
   status?: boolean
+  idempotencyKey?: boolean
   createdAt?: boolean
   updatedAt?: boolean
 }
 
-export type RunOmit<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetOmit<"id" | "name" | "modelId" | "datasetId" | "config" | "status" | "createdAt" | "updatedAt", ExtArgs["result"]["run"]>
+export type RunOmit<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetOmit<"id" | "name" | "modelId" | "datasetId" | "config" | "status" | "idempotencyKey" | "createdAt" | "updatedAt", ExtArgs["result"]["run"]>
 export type RunInclude<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
   model?: boolean | Prisma.ModelDefaultArgs<ExtArgs>
   dataset?: boolean | Prisma.DatasetDefaultArgs<ExtArgs>
@@ -1005,6 +1052,11 @@ export type $RunPayload<ExtArgs extends runtime.Types.Extensions.InternalArgs = 
     datasetId: number
     config: runtime.JsonValue
     status: $Enums.RunStatus
+    /**
+     * The client's key for the create (createRun, trainRun: `idempotencyKey`): a retry with the same key
+     * answers this run instead of making a second one. Runs have no natural key (names repeat).
+     */
+    idempotencyKey: string | null
     createdAt: Date
     updatedAt: Date
   }, ExtArgs["result"]["run"]>
@@ -1440,6 +1492,7 @@ export interface RunFieldRefs {
   readonly datasetId: Prisma.FieldRef<"Run", 'Int'>
   readonly config: Prisma.FieldRef<"Run", 'Json'>
   readonly status: Prisma.FieldRef<"Run", 'RunStatus'>
+  readonly idempotencyKey: Prisma.FieldRef<"Run", 'String'>
   readonly createdAt: Prisma.FieldRef<"Run", 'DateTime'>
   readonly updatedAt: Prisma.FieldRef<"Run", 'DateTime'>
 }
