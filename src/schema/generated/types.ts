@@ -867,8 +867,12 @@ export type ModelFormat =
  * mutation can be sent again unchanged and leaves one copy. Creates with a natural key (a dataset's or a
  * model's name, a run's step, a selection's name in its dataset) answer the stored row when it is the one
  * sent, and CONFLICT when it differs; runs, which have none, take a client-chosen `idempotencyKey`; bulk
- * writes (addSamplesBulk, logMetrics, recordMetrics, recordKCross) accept rows equal to the stored ones.
- * DATABASE_UNAVAILABLE (503) means nothing was written. Deletes sent again answer NOT_FOUND (already gone).
+ * writes (addSamplesBulk, logMetrics, recordMetrics, recordKCross) accept rows equal to the stored ones;
+ * computeTerms joins the job already doing the same work. Not yet idempotent: addSamples refuses indices
+ * already stored (BAD_USER_INPUT; read the dataset, or use addSamplesBulk), importTfjsModel and
+ * importSafetensors without `runId` make a new run each time, and createApiKey makes a new key (list keys
+ * and revoke the extra one). DATABASE_UNAVAILABLE (503) means nothing was written. Deletes sent again
+ * answer NOT_FOUND (already gone).
  */
 export type Mutation = {
   __typename?: 'Mutation';
@@ -1009,8 +1013,12 @@ export type Mutation = {
  * mutation can be sent again unchanged and leaves one copy. Creates with a natural key (a dataset's or a
  * model's name, a run's step, a selection's name in its dataset) answer the stored row when it is the one
  * sent, and CONFLICT when it differs; runs, which have none, take a client-chosen `idempotencyKey`; bulk
- * writes (addSamplesBulk, logMetrics, recordMetrics, recordKCross) accept rows equal to the stored ones.
- * DATABASE_UNAVAILABLE (503) means nothing was written. Deletes sent again answer NOT_FOUND (already gone).
+ * writes (addSamplesBulk, logMetrics, recordMetrics, recordKCross) accept rows equal to the stored ones;
+ * computeTerms joins the job already doing the same work. Not yet idempotent: addSamples refuses indices
+ * already stored (BAD_USER_INPUT; read the dataset, or use addSamplesBulk), importTfjsModel and
+ * importSafetensors without `runId` make a new run each time, and createApiKey makes a new key (list keys
+ * and revoke the extra one). DATABASE_UNAVAILABLE (503) means nothing was written. Deletes sent again
+ * answer NOT_FOUND (already gone).
  */
 export type MutationAddSamplesArgs = {
   datasetId: Scalars['ID']['input'];
@@ -1024,8 +1032,12 @@ export type MutationAddSamplesArgs = {
  * mutation can be sent again unchanged and leaves one copy. Creates with a natural key (a dataset's or a
  * model's name, a run's step, a selection's name in its dataset) answer the stored row when it is the one
  * sent, and CONFLICT when it differs; runs, which have none, take a client-chosen `idempotencyKey`; bulk
- * writes (addSamplesBulk, logMetrics, recordMetrics, recordKCross) accept rows equal to the stored ones.
- * DATABASE_UNAVAILABLE (503) means nothing was written. Deletes sent again answer NOT_FOUND (already gone).
+ * writes (addSamplesBulk, logMetrics, recordMetrics, recordKCross) accept rows equal to the stored ones;
+ * computeTerms joins the job already doing the same work. Not yet idempotent: addSamples refuses indices
+ * already stored (BAD_USER_INPUT; read the dataset, or use addSamplesBulk), importTfjsModel and
+ * importSafetensors without `runId` make a new run each time, and createApiKey makes a new key (list keys
+ * and revoke the extra one). DATABASE_UNAVAILABLE (503) means nothing was written. Deletes sent again
+ * answer NOT_FOUND (already gone).
  */
 export type MutationAddSamplesBulkArgs = {
   datasetId: Scalars['ID']['input'];
@@ -1039,8 +1051,12 @@ export type MutationAddSamplesBulkArgs = {
  * mutation can be sent again unchanged and leaves one copy. Creates with a natural key (a dataset's or a
  * model's name, a run's step, a selection's name in its dataset) answer the stored row when it is the one
  * sent, and CONFLICT when it differs; runs, which have none, take a client-chosen `idempotencyKey`; bulk
- * writes (addSamplesBulk, logMetrics, recordMetrics, recordKCross) accept rows equal to the stored ones.
- * DATABASE_UNAVAILABLE (503) means nothing was written. Deletes sent again answer NOT_FOUND (already gone).
+ * writes (addSamplesBulk, logMetrics, recordMetrics, recordKCross) accept rows equal to the stored ones;
+ * computeTerms joins the job already doing the same work. Not yet idempotent: addSamples refuses indices
+ * already stored (BAD_USER_INPUT; read the dataset, or use addSamplesBulk), importTfjsModel and
+ * importSafetensors without `runId` make a new run each time, and createApiKey makes a new key (list keys
+ * and revoke the extra one). DATABASE_UNAVAILABLE (503) means nothing was written. Deletes sent again
+ * answer NOT_FOUND (already gone).
  */
 export type MutationCancelJobArgs = {
   id: Scalars['ID']['input'];
@@ -1053,8 +1069,12 @@ export type MutationCancelJobArgs = {
  * mutation can be sent again unchanged and leaves one copy. Creates with a natural key (a dataset's or a
  * model's name, a run's step, a selection's name in its dataset) answer the stored row when it is the one
  * sent, and CONFLICT when it differs; runs, which have none, take a client-chosen `idempotencyKey`; bulk
- * writes (addSamplesBulk, logMetrics, recordMetrics, recordKCross) accept rows equal to the stored ones.
- * DATABASE_UNAVAILABLE (503) means nothing was written. Deletes sent again answer NOT_FOUND (already gone).
+ * writes (addSamplesBulk, logMetrics, recordMetrics, recordKCross) accept rows equal to the stored ones;
+ * computeTerms joins the job already doing the same work. Not yet idempotent: addSamples refuses indices
+ * already stored (BAD_USER_INPUT; read the dataset, or use addSamplesBulk), importTfjsModel and
+ * importSafetensors without `runId` make a new run each time, and createApiKey makes a new key (list keys
+ * and revoke the extra one). DATABASE_UNAVAILABLE (503) means nothing was written. Deletes sent again
+ * answer NOT_FOUND (already gone).
  */
 export type MutationComputeTermsArgs = {
   input: ComputeTermsInput;
@@ -1067,8 +1087,12 @@ export type MutationComputeTermsArgs = {
  * mutation can be sent again unchanged and leaves one copy. Creates with a natural key (a dataset's or a
  * model's name, a run's step, a selection's name in its dataset) answer the stored row when it is the one
  * sent, and CONFLICT when it differs; runs, which have none, take a client-chosen `idempotencyKey`; bulk
- * writes (addSamplesBulk, logMetrics, recordMetrics, recordKCross) accept rows equal to the stored ones.
- * DATABASE_UNAVAILABLE (503) means nothing was written. Deletes sent again answer NOT_FOUND (already gone).
+ * writes (addSamplesBulk, logMetrics, recordMetrics, recordKCross) accept rows equal to the stored ones;
+ * computeTerms joins the job already doing the same work. Not yet idempotent: addSamples refuses indices
+ * already stored (BAD_USER_INPUT; read the dataset, or use addSamplesBulk), importTfjsModel and
+ * importSafetensors without `runId` make a new run each time, and createApiKey makes a new key (list keys
+ * and revoke the extra one). DATABASE_UNAVAILABLE (503) means nothing was written. Deletes sent again
+ * answer NOT_FOUND (already gone).
  */
 export type MutationCreateApiKeyArgs = {
   input: CreateApiKeyInput;
@@ -1081,8 +1105,12 @@ export type MutationCreateApiKeyArgs = {
  * mutation can be sent again unchanged and leaves one copy. Creates with a natural key (a dataset's or a
  * model's name, a run's step, a selection's name in its dataset) answer the stored row when it is the one
  * sent, and CONFLICT when it differs; runs, which have none, take a client-chosen `idempotencyKey`; bulk
- * writes (addSamplesBulk, logMetrics, recordMetrics, recordKCross) accept rows equal to the stored ones.
- * DATABASE_UNAVAILABLE (503) means nothing was written. Deletes sent again answer NOT_FOUND (already gone).
+ * writes (addSamplesBulk, logMetrics, recordMetrics, recordKCross) accept rows equal to the stored ones;
+ * computeTerms joins the job already doing the same work. Not yet idempotent: addSamples refuses indices
+ * already stored (BAD_USER_INPUT; read the dataset, or use addSamplesBulk), importTfjsModel and
+ * importSafetensors without `runId` make a new run each time, and createApiKey makes a new key (list keys
+ * and revoke the extra one). DATABASE_UNAVAILABLE (503) means nothing was written. Deletes sent again
+ * answer NOT_FOUND (already gone).
  */
 export type MutationCreateCheckpointArgs = {
   input: CreateCheckpointInput;
@@ -1095,8 +1123,12 @@ export type MutationCreateCheckpointArgs = {
  * mutation can be sent again unchanged and leaves one copy. Creates with a natural key (a dataset's or a
  * model's name, a run's step, a selection's name in its dataset) answer the stored row when it is the one
  * sent, and CONFLICT when it differs; runs, which have none, take a client-chosen `idempotencyKey`; bulk
- * writes (addSamplesBulk, logMetrics, recordMetrics, recordKCross) accept rows equal to the stored ones.
- * DATABASE_UNAVAILABLE (503) means nothing was written. Deletes sent again answer NOT_FOUND (already gone).
+ * writes (addSamplesBulk, logMetrics, recordMetrics, recordKCross) accept rows equal to the stored ones;
+ * computeTerms joins the job already doing the same work. Not yet idempotent: addSamples refuses indices
+ * already stored (BAD_USER_INPUT; read the dataset, or use addSamplesBulk), importTfjsModel and
+ * importSafetensors without `runId` make a new run each time, and createApiKey makes a new key (list keys
+ * and revoke the extra one). DATABASE_UNAVAILABLE (503) means nothing was written. Deletes sent again
+ * answer NOT_FOUND (already gone).
  */
 export type MutationCreateDatasetArgs = {
   input: CreateDatasetInput;
@@ -1109,8 +1141,12 @@ export type MutationCreateDatasetArgs = {
  * mutation can be sent again unchanged and leaves one copy. Creates with a natural key (a dataset's or a
  * model's name, a run's step, a selection's name in its dataset) answer the stored row when it is the one
  * sent, and CONFLICT when it differs; runs, which have none, take a client-chosen `idempotencyKey`; bulk
- * writes (addSamplesBulk, logMetrics, recordMetrics, recordKCross) accept rows equal to the stored ones.
- * DATABASE_UNAVAILABLE (503) means nothing was written. Deletes sent again answer NOT_FOUND (already gone).
+ * writes (addSamplesBulk, logMetrics, recordMetrics, recordKCross) accept rows equal to the stored ones;
+ * computeTerms joins the job already doing the same work. Not yet idempotent: addSamples refuses indices
+ * already stored (BAD_USER_INPUT; read the dataset, or use addSamplesBulk), importTfjsModel and
+ * importSafetensors without `runId` make a new run each time, and createApiKey makes a new key (list keys
+ * and revoke the extra one). DATABASE_UNAVAILABLE (503) means nothing was written. Deletes sent again
+ * answer NOT_FOUND (already gone).
  */
 export type MutationCreateModelArgs = {
   input: CreateModelInput;
@@ -1123,8 +1159,12 @@ export type MutationCreateModelArgs = {
  * mutation can be sent again unchanged and leaves one copy. Creates with a natural key (a dataset's or a
  * model's name, a run's step, a selection's name in its dataset) answer the stored row when it is the one
  * sent, and CONFLICT when it differs; runs, which have none, take a client-chosen `idempotencyKey`; bulk
- * writes (addSamplesBulk, logMetrics, recordMetrics, recordKCross) accept rows equal to the stored ones.
- * DATABASE_UNAVAILABLE (503) means nothing was written. Deletes sent again answer NOT_FOUND (already gone).
+ * writes (addSamplesBulk, logMetrics, recordMetrics, recordKCross) accept rows equal to the stored ones;
+ * computeTerms joins the job already doing the same work. Not yet idempotent: addSamples refuses indices
+ * already stored (BAD_USER_INPUT; read the dataset, or use addSamplesBulk), importTfjsModel and
+ * importSafetensors without `runId` make a new run each time, and createApiKey makes a new key (list keys
+ * and revoke the extra one). DATABASE_UNAVAILABLE (503) means nothing was written. Deletes sent again
+ * answer NOT_FOUND (already gone).
  */
 export type MutationCreateRunArgs = {
   input: CreateRunInput;
@@ -1137,8 +1177,12 @@ export type MutationCreateRunArgs = {
  * mutation can be sent again unchanged and leaves one copy. Creates with a natural key (a dataset's or a
  * model's name, a run's step, a selection's name in its dataset) answer the stored row when it is the one
  * sent, and CONFLICT when it differs; runs, which have none, take a client-chosen `idempotencyKey`; bulk
- * writes (addSamplesBulk, logMetrics, recordMetrics, recordKCross) accept rows equal to the stored ones.
- * DATABASE_UNAVAILABLE (503) means nothing was written. Deletes sent again answer NOT_FOUND (already gone).
+ * writes (addSamplesBulk, logMetrics, recordMetrics, recordKCross) accept rows equal to the stored ones;
+ * computeTerms joins the job already doing the same work. Not yet idempotent: addSamples refuses indices
+ * already stored (BAD_USER_INPUT; read the dataset, or use addSamplesBulk), importTfjsModel and
+ * importSafetensors without `runId` make a new run each time, and createApiKey makes a new key (list keys
+ * and revoke the extra one). DATABASE_UNAVAILABLE (503) means nothing was written. Deletes sent again
+ * answer NOT_FOUND (already gone).
  */
 export type MutationCreateSelectionArgs = {
   input: CreateSelectionInput;
@@ -1151,8 +1195,12 @@ export type MutationCreateSelectionArgs = {
  * mutation can be sent again unchanged and leaves one copy. Creates with a natural key (a dataset's or a
  * model's name, a run's step, a selection's name in its dataset) answer the stored row when it is the one
  * sent, and CONFLICT when it differs; runs, which have none, take a client-chosen `idempotencyKey`; bulk
- * writes (addSamplesBulk, logMetrics, recordMetrics, recordKCross) accept rows equal to the stored ones.
- * DATABASE_UNAVAILABLE (503) means nothing was written. Deletes sent again answer NOT_FOUND (already gone).
+ * writes (addSamplesBulk, logMetrics, recordMetrics, recordKCross) accept rows equal to the stored ones;
+ * computeTerms joins the job already doing the same work. Not yet idempotent: addSamples refuses indices
+ * already stored (BAD_USER_INPUT; read the dataset, or use addSamplesBulk), importTfjsModel and
+ * importSafetensors without `runId` make a new run each time, and createApiKey makes a new key (list keys
+ * and revoke the extra one). DATABASE_UNAVAILABLE (503) means nothing was written. Deletes sent again
+ * answer NOT_FOUND (already gone).
  */
 export type MutationDeleteCheckpointArgs = {
   id: Scalars['ID']['input'];
@@ -1165,8 +1213,12 @@ export type MutationDeleteCheckpointArgs = {
  * mutation can be sent again unchanged and leaves one copy. Creates with a natural key (a dataset's or a
  * model's name, a run's step, a selection's name in its dataset) answer the stored row when it is the one
  * sent, and CONFLICT when it differs; runs, which have none, take a client-chosen `idempotencyKey`; bulk
- * writes (addSamplesBulk, logMetrics, recordMetrics, recordKCross) accept rows equal to the stored ones.
- * DATABASE_UNAVAILABLE (503) means nothing was written. Deletes sent again answer NOT_FOUND (already gone).
+ * writes (addSamplesBulk, logMetrics, recordMetrics, recordKCross) accept rows equal to the stored ones;
+ * computeTerms joins the job already doing the same work. Not yet idempotent: addSamples refuses indices
+ * already stored (BAD_USER_INPUT; read the dataset, or use addSamplesBulk), importTfjsModel and
+ * importSafetensors without `runId` make a new run each time, and createApiKey makes a new key (list keys
+ * and revoke the extra one). DATABASE_UNAVAILABLE (503) means nothing was written. Deletes sent again
+ * answer NOT_FOUND (already gone).
  */
 export type MutationDeleteDatasetArgs = {
   id: Scalars['ID']['input'];
@@ -1179,8 +1231,12 @@ export type MutationDeleteDatasetArgs = {
  * mutation can be sent again unchanged and leaves one copy. Creates with a natural key (a dataset's or a
  * model's name, a run's step, a selection's name in its dataset) answer the stored row when it is the one
  * sent, and CONFLICT when it differs; runs, which have none, take a client-chosen `idempotencyKey`; bulk
- * writes (addSamplesBulk, logMetrics, recordMetrics, recordKCross) accept rows equal to the stored ones.
- * DATABASE_UNAVAILABLE (503) means nothing was written. Deletes sent again answer NOT_FOUND (already gone).
+ * writes (addSamplesBulk, logMetrics, recordMetrics, recordKCross) accept rows equal to the stored ones;
+ * computeTerms joins the job already doing the same work. Not yet idempotent: addSamples refuses indices
+ * already stored (BAD_USER_INPUT; read the dataset, or use addSamplesBulk), importTfjsModel and
+ * importSafetensors without `runId` make a new run each time, and createApiKey makes a new key (list keys
+ * and revoke the extra one). DATABASE_UNAVAILABLE (503) means nothing was written. Deletes sent again
+ * answer NOT_FOUND (already gone).
  */
 export type MutationDeleteModelArgs = {
   id: Scalars['ID']['input'];
@@ -1193,8 +1249,12 @@ export type MutationDeleteModelArgs = {
  * mutation can be sent again unchanged and leaves one copy. Creates with a natural key (a dataset's or a
  * model's name, a run's step, a selection's name in its dataset) answer the stored row when it is the one
  * sent, and CONFLICT when it differs; runs, which have none, take a client-chosen `idempotencyKey`; bulk
- * writes (addSamplesBulk, logMetrics, recordMetrics, recordKCross) accept rows equal to the stored ones.
- * DATABASE_UNAVAILABLE (503) means nothing was written. Deletes sent again answer NOT_FOUND (already gone).
+ * writes (addSamplesBulk, logMetrics, recordMetrics, recordKCross) accept rows equal to the stored ones;
+ * computeTerms joins the job already doing the same work. Not yet idempotent: addSamples refuses indices
+ * already stored (BAD_USER_INPUT; read the dataset, or use addSamplesBulk), importTfjsModel and
+ * importSafetensors without `runId` make a new run each time, and createApiKey makes a new key (list keys
+ * and revoke the extra one). DATABASE_UNAVAILABLE (503) means nothing was written. Deletes sent again
+ * answer NOT_FOUND (already gone).
  */
 export type MutationDeleteRunArgs = {
   id: Scalars['ID']['input'];
@@ -1207,8 +1267,12 @@ export type MutationDeleteRunArgs = {
  * mutation can be sent again unchanged and leaves one copy. Creates with a natural key (a dataset's or a
  * model's name, a run's step, a selection's name in its dataset) answer the stored row when it is the one
  * sent, and CONFLICT when it differs; runs, which have none, take a client-chosen `idempotencyKey`; bulk
- * writes (addSamplesBulk, logMetrics, recordMetrics, recordKCross) accept rows equal to the stored ones.
- * DATABASE_UNAVAILABLE (503) means nothing was written. Deletes sent again answer NOT_FOUND (already gone).
+ * writes (addSamplesBulk, logMetrics, recordMetrics, recordKCross) accept rows equal to the stored ones;
+ * computeTerms joins the job already doing the same work. Not yet idempotent: addSamples refuses indices
+ * already stored (BAD_USER_INPUT; read the dataset, or use addSamplesBulk), importTfjsModel and
+ * importSafetensors without `runId` make a new run each time, and createApiKey makes a new key (list keys
+ * and revoke the extra one). DATABASE_UNAVAILABLE (503) means nothing was written. Deletes sent again
+ * answer NOT_FOUND (already gone).
  */
 export type MutationDeleteSelectionArgs = {
   id: Scalars['ID']['input'];
@@ -1221,8 +1285,12 @@ export type MutationDeleteSelectionArgs = {
  * mutation can be sent again unchanged and leaves one copy. Creates with a natural key (a dataset's or a
  * model's name, a run's step, a selection's name in its dataset) answer the stored row when it is the one
  * sent, and CONFLICT when it differs; runs, which have none, take a client-chosen `idempotencyKey`; bulk
- * writes (addSamplesBulk, logMetrics, recordMetrics, recordKCross) accept rows equal to the stored ones.
- * DATABASE_UNAVAILABLE (503) means nothing was written. Deletes sent again answer NOT_FOUND (already gone).
+ * writes (addSamplesBulk, logMetrics, recordMetrics, recordKCross) accept rows equal to the stored ones;
+ * computeTerms joins the job already doing the same work. Not yet idempotent: addSamples refuses indices
+ * already stored (BAD_USER_INPUT; read the dataset, or use addSamplesBulk), importTfjsModel and
+ * importSafetensors without `runId` make a new run each time, and createApiKey makes a new key (list keys
+ * and revoke the extra one). DATABASE_UNAVAILABLE (503) means nothing was written. Deletes sent again
+ * answer NOT_FOUND (already gone).
  */
 export type MutationImportSafetensorsArgs = {
   input: ImportSafetensorsInput;
@@ -1235,8 +1303,12 @@ export type MutationImportSafetensorsArgs = {
  * mutation can be sent again unchanged and leaves one copy. Creates with a natural key (a dataset's or a
  * model's name, a run's step, a selection's name in its dataset) answer the stored row when it is the one
  * sent, and CONFLICT when it differs; runs, which have none, take a client-chosen `idempotencyKey`; bulk
- * writes (addSamplesBulk, logMetrics, recordMetrics, recordKCross) accept rows equal to the stored ones.
- * DATABASE_UNAVAILABLE (503) means nothing was written. Deletes sent again answer NOT_FOUND (already gone).
+ * writes (addSamplesBulk, logMetrics, recordMetrics, recordKCross) accept rows equal to the stored ones;
+ * computeTerms joins the job already doing the same work. Not yet idempotent: addSamples refuses indices
+ * already stored (BAD_USER_INPUT; read the dataset, or use addSamplesBulk), importTfjsModel and
+ * importSafetensors without `runId` make a new run each time, and createApiKey makes a new key (list keys
+ * and revoke the extra one). DATABASE_UNAVAILABLE (503) means nothing was written. Deletes sent again
+ * answer NOT_FOUND (already gone).
  */
 export type MutationImportTfjsModelArgs = {
   input: ImportTfjsModelInput;
@@ -1249,8 +1321,12 @@ export type MutationImportTfjsModelArgs = {
  * mutation can be sent again unchanged and leaves one copy. Creates with a natural key (a dataset's or a
  * model's name, a run's step, a selection's name in its dataset) answer the stored row when it is the one
  * sent, and CONFLICT when it differs; runs, which have none, take a client-chosen `idempotencyKey`; bulk
- * writes (addSamplesBulk, logMetrics, recordMetrics, recordKCross) accept rows equal to the stored ones.
- * DATABASE_UNAVAILABLE (503) means nothing was written. Deletes sent again answer NOT_FOUND (already gone).
+ * writes (addSamplesBulk, logMetrics, recordMetrics, recordKCross) accept rows equal to the stored ones;
+ * computeTerms joins the job already doing the same work. Not yet idempotent: addSamples refuses indices
+ * already stored (BAD_USER_INPUT; read the dataset, or use addSamplesBulk), importTfjsModel and
+ * importSafetensors without `runId` make a new run each time, and createApiKey makes a new key (list keys
+ * and revoke the extra one). DATABASE_UNAVAILABLE (503) means nothing was written. Deletes sent again
+ * answer NOT_FOUND (already gone).
  */
 export type MutationImportUcrArgs = {
   input: ImportUcrInput;
@@ -1263,8 +1339,12 @@ export type MutationImportUcrArgs = {
  * mutation can be sent again unchanged and leaves one copy. Creates with a natural key (a dataset's or a
  * model's name, a run's step, a selection's name in its dataset) answer the stored row when it is the one
  * sent, and CONFLICT when it differs; runs, which have none, take a client-chosen `idempotencyKey`; bulk
- * writes (addSamplesBulk, logMetrics, recordMetrics, recordKCross) accept rows equal to the stored ones.
- * DATABASE_UNAVAILABLE (503) means nothing was written. Deletes sent again answer NOT_FOUND (already gone).
+ * writes (addSamplesBulk, logMetrics, recordMetrics, recordKCross) accept rows equal to the stored ones;
+ * computeTerms joins the job already doing the same work. Not yet idempotent: addSamples refuses indices
+ * already stored (BAD_USER_INPUT; read the dataset, or use addSamplesBulk), importTfjsModel and
+ * importSafetensors without `runId` make a new run each time, and createApiKey makes a new key (list keys
+ * and revoke the extra one). DATABASE_UNAVAILABLE (503) means nothing was written. Deletes sent again
+ * answer NOT_FOUND (already gone).
  */
 export type MutationLogMetricsArgs = {
   checkpointId: Scalars['ID']['input'];
@@ -1278,8 +1358,12 @@ export type MutationLogMetricsArgs = {
  * mutation can be sent again unchanged and leaves one copy. Creates with a natural key (a dataset's or a
  * model's name, a run's step, a selection's name in its dataset) answer the stored row when it is the one
  * sent, and CONFLICT when it differs; runs, which have none, take a client-chosen `idempotencyKey`; bulk
- * writes (addSamplesBulk, logMetrics, recordMetrics, recordKCross) accept rows equal to the stored ones.
- * DATABASE_UNAVAILABLE (503) means nothing was written. Deletes sent again answer NOT_FOUND (already gone).
+ * writes (addSamplesBulk, logMetrics, recordMetrics, recordKCross) accept rows equal to the stored ones;
+ * computeTerms joins the job already doing the same work. Not yet idempotent: addSamples refuses indices
+ * already stored (BAD_USER_INPUT; read the dataset, or use addSamplesBulk), importTfjsModel and
+ * importSafetensors without `runId` make a new run each time, and createApiKey makes a new key (list keys
+ * and revoke the extra one). DATABASE_UNAVAILABLE (503) means nothing was written. Deletes sent again
+ * answer NOT_FOUND (already gone).
  */
 export type MutationRecordKCrossArgs = {
   checkpointId: Scalars['ID']['input'];
@@ -1295,8 +1379,12 @@ export type MutationRecordKCrossArgs = {
  * mutation can be sent again unchanged and leaves one copy. Creates with a natural key (a dataset's or a
  * model's name, a run's step, a selection's name in its dataset) answer the stored row when it is the one
  * sent, and CONFLICT when it differs; runs, which have none, take a client-chosen `idempotencyKey`; bulk
- * writes (addSamplesBulk, logMetrics, recordMetrics, recordKCross) accept rows equal to the stored ones.
- * DATABASE_UNAVAILABLE (503) means nothing was written. Deletes sent again answer NOT_FOUND (already gone).
+ * writes (addSamplesBulk, logMetrics, recordMetrics, recordKCross) accept rows equal to the stored ones;
+ * computeTerms joins the job already doing the same work. Not yet idempotent: addSamples refuses indices
+ * already stored (BAD_USER_INPUT; read the dataset, or use addSamplesBulk), importTfjsModel and
+ * importSafetensors without `runId` make a new run each time, and createApiKey makes a new key (list keys
+ * and revoke the extra one). DATABASE_UNAVAILABLE (503) means nothing was written. Deletes sent again
+ * answer NOT_FOUND (already gone).
  */
 export type MutationRecordMetricsArgs = {
   checkpointId: Scalars['ID']['input'];
@@ -1310,8 +1398,12 @@ export type MutationRecordMetricsArgs = {
  * mutation can be sent again unchanged and leaves one copy. Creates with a natural key (a dataset's or a
  * model's name, a run's step, a selection's name in its dataset) answer the stored row when it is the one
  * sent, and CONFLICT when it differs; runs, which have none, take a client-chosen `idempotencyKey`; bulk
- * writes (addSamplesBulk, logMetrics, recordMetrics, recordKCross) accept rows equal to the stored ones.
- * DATABASE_UNAVAILABLE (503) means nothing was written. Deletes sent again answer NOT_FOUND (already gone).
+ * writes (addSamplesBulk, logMetrics, recordMetrics, recordKCross) accept rows equal to the stored ones;
+ * computeTerms joins the job already doing the same work. Not yet idempotent: addSamples refuses indices
+ * already stored (BAD_USER_INPUT; read the dataset, or use addSamplesBulk), importTfjsModel and
+ * importSafetensors without `runId` make a new run each time, and createApiKey makes a new key (list keys
+ * and revoke the extra one). DATABASE_UNAVAILABLE (503) means nothing was written. Deletes sent again
+ * answer NOT_FOUND (already gone).
  */
 export type MutationRetryJobArgs = {
   id: Scalars['ID']['input'];
@@ -1324,8 +1416,12 @@ export type MutationRetryJobArgs = {
  * mutation can be sent again unchanged and leaves one copy. Creates with a natural key (a dataset's or a
  * model's name, a run's step, a selection's name in its dataset) answer the stored row when it is the one
  * sent, and CONFLICT when it differs; runs, which have none, take a client-chosen `idempotencyKey`; bulk
- * writes (addSamplesBulk, logMetrics, recordMetrics, recordKCross) accept rows equal to the stored ones.
- * DATABASE_UNAVAILABLE (503) means nothing was written. Deletes sent again answer NOT_FOUND (already gone).
+ * writes (addSamplesBulk, logMetrics, recordMetrics, recordKCross) accept rows equal to the stored ones;
+ * computeTerms joins the job already doing the same work. Not yet idempotent: addSamples refuses indices
+ * already stored (BAD_USER_INPUT; read the dataset, or use addSamplesBulk), importTfjsModel and
+ * importSafetensors without `runId` make a new run each time, and createApiKey makes a new key (list keys
+ * and revoke the extra one). DATABASE_UNAVAILABLE (503) means nothing was written. Deletes sent again
+ * answer NOT_FOUND (already gone).
  */
 export type MutationRevokeApiKeyArgs = {
   id: Scalars['ID']['input'];
@@ -1338,8 +1434,12 @@ export type MutationRevokeApiKeyArgs = {
  * mutation can be sent again unchanged and leaves one copy. Creates with a natural key (a dataset's or a
  * model's name, a run's step, a selection's name in its dataset) answer the stored row when it is the one
  * sent, and CONFLICT when it differs; runs, which have none, take a client-chosen `idempotencyKey`; bulk
- * writes (addSamplesBulk, logMetrics, recordMetrics, recordKCross) accept rows equal to the stored ones.
- * DATABASE_UNAVAILABLE (503) means nothing was written. Deletes sent again answer NOT_FOUND (already gone).
+ * writes (addSamplesBulk, logMetrics, recordMetrics, recordKCross) accept rows equal to the stored ones;
+ * computeTerms joins the job already doing the same work. Not yet idempotent: addSamples refuses indices
+ * already stored (BAD_USER_INPUT; read the dataset, or use addSamplesBulk), importTfjsModel and
+ * importSafetensors without `runId` make a new run each time, and createApiKey makes a new key (list keys
+ * and revoke the extra one). DATABASE_UNAVAILABLE (503) means nothing was written. Deletes sent again
+ * answer NOT_FOUND (already gone).
  */
 export type MutationTrainRunArgs = {
   input: TrainRunInput;
@@ -1352,8 +1452,12 @@ export type MutationTrainRunArgs = {
  * mutation can be sent again unchanged and leaves one copy. Creates with a natural key (a dataset's or a
  * model's name, a run's step, a selection's name in its dataset) answer the stored row when it is the one
  * sent, and CONFLICT when it differs; runs, which have none, take a client-chosen `idempotencyKey`; bulk
- * writes (addSamplesBulk, logMetrics, recordMetrics, recordKCross) accept rows equal to the stored ones.
- * DATABASE_UNAVAILABLE (503) means nothing was written. Deletes sent again answer NOT_FOUND (already gone).
+ * writes (addSamplesBulk, logMetrics, recordMetrics, recordKCross) accept rows equal to the stored ones;
+ * computeTerms joins the job already doing the same work. Not yet idempotent: addSamples refuses indices
+ * already stored (BAD_USER_INPUT; read the dataset, or use addSamplesBulk), importTfjsModel and
+ * importSafetensors without `runId` make a new run each time, and createApiKey makes a new key (list keys
+ * and revoke the extra one). DATABASE_UNAVAILABLE (503) means nothing was written. Deletes sent again
+ * answer NOT_FOUND (already gone).
  */
 export type MutationUpdateRunArgs = {
   id: Scalars['ID']['input'];
