@@ -86,6 +86,11 @@ export async function createServer(config: Config, options: ServerOptions = {}):
       allowBatchedHttpRequests: false,
       validationRules: limits.validationRules,
       parseOptions: { maxTokens: limits.maxTokens },
+      // Automatic persisted queries stay on (dashboards re-send the same large queries by hash). A
+      // query is registered only once it has passed the token and nesting limits, validation and the
+      // input guard, into Apollo's bounded in-memory LRU (30 MiB per process), for a day at most; a
+      // hash that is not the query's is PERSISTED_QUERY_HASH_MISMATCH (src/http/input-guard.ts).
+      persistedQueries: { ttl: 24 * 3600 },
       // The CLI owns SIGINT/SIGTERM and calls close(); Apollo's own handlers would race it.
       stopOnTerminationSignals: false,
       formatError: formatError(log),
