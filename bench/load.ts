@@ -1,18 +1,25 @@
 /**
- * `npm run bench:load -- --json`: a load test of a mixed read workload against a real Tangent
- * server (the CLI, in its own process) with API keys required, on loopback, with autocannon.
- * The database is PostgreSQL when DATABASE_URL is set (a fresh database on that server, dropped
- * afterwards), PGlite in a temporary folder otherwise. The workload cycles through four reads:
- * serverInfo, a page of datasets, a run with its checkpoints, a page of samples with their series.
- * A second pass with auth off measures what checking the key on every request costs (keys are not
- * cached, so that a revocation takes effect at once; this is the price of that).
+ * `npm run bench:load -- --json`: load tests, with autocannon on loopback, of a real Tangent server
+ * (the built CLI, `node bin/tangent.js serve`, in its own process: run `npm run build:server` first)
+ * beside a bare Apollo Server 5 (standalone, `{ __typename }` on a one-field schema, also in its own
+ * process) measured in the same run on the same machine, so that the ratio means something on a
+ * shared machine. The database is PostgreSQL when DATABASE_URL is set (a fresh database on that
+ * server, dropped afterwards), PGlite in a temporary folder otherwise.
+ *
+ * Scenarios, each with auth off and with auth on (a READER key; the rate limiter runs, with a
+ * limit it never reaches): `__typename`; a run with its 10 checkpoints; a page of 50 samples with
+ * their series; and the mixed workload, cycling through serverInfo, a page of datasets, the run
+ * and the samples page. The top-level figures of the JSON line are the mixed workload with auth on
+ * (as before), `authOff` the same with auth off.
  *
  * Flags: --json (only the JSON line on stdout), --duration <s> (default 10), --connections <n>
- * (default 16), --no-compare (skip the auth-off pass). The last line printed is one JSON object.
+ * (default 20), --no-compare (auth on only), --no-baseline (skip bare Apollo), --only <a,b>
+ * (scenarios by key: typename, run, samples, mixed), --profile <dir> (servers run under
+ * `node --cpu-prof`, profiles written there when they stop). The last line printed is one JSON object.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -32,10 +39,21 @@ const option = (name: string, fallback: number) => {
 };
 const jsonOnly = flag('json');
 const duration = option('duration', 10);
-const connections = option('connections', 16);
+const connections = option('connections', 20);
+const text = (name: string) => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? args[i + 1] : undefined;
+};
+const only = text('only')?.split(',');
+const profileDir = text('profile');
 const say = (line: string) => (jsonOnly ? process.stderr : process.stdout).write(`${line}\n`);
 
-const BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'bin', 'tangent.js');
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const BIN = path.join(ROOT, 'bin', 'tangent.js');
+if (!existsSync(path.join(ROOT, 'dist', 'main.js'))) {
+  process.stderr.write('bench:load measures the built server: run `npm run build:server` first\n');
+  process.exit(2);
+}
 const quiet = pino({ level: 'warn' });
 
 /** A database of the benchmark's own: its env for the server, and how to remove it. */
@@ -57,12 +75,39 @@ async function benchDatabase(): Promise<{ env: Record<string, string>; config: P
   return { env: { TANGENT_DATA_DIR: dir }, config: { kind: 'pglite', dataDir: dir }, backend: 'pglite', drop: async () => rmSync(dir, { recursive: true, force: true }) };
 }
 
-function startServer(env: Record<string, string>): Promise<{ child: ChildProcess; url: string }> {
-  const { DATABASE_URL: _ignored, ...inherited } = process.env;
-  const child = spawn(process.execPath, [BIN, 'serve'], {
+/** Node's flags for a server process: a CPU profile per process under --profile. */
+function nodeFlags(label: string): string[] {
+  return profileDir ? ['--cpu-prof', '--cpu-prof-dir', profileDir, '--cpu-prof-name', `${label}-${Date.now()}.cpuprofile`] : [];
+}
+
+function startServer(env: Record<string, string>, label: string): Promise<{ child: ChildProcess; url: string }> {
+  const { DATABASE_URL: _ignored, TANGENT_FROM_SOURCE: _source, ...inherited } = process.env;
+  const child = spawn(process.execPath, [...nodeFlags(label), BIN, 'serve'], {
     env: { ...inherited, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', NODE_ENV: 'production', ...env },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
+  return urlOf(child);
+}
+
+/** A bare Apollo Server 5, standalone, one field: what GraphQL over HTTP costs with nothing of Tangent's. */
+function startBareApollo(): Promise<{ child: ChildProcess; url: string }> {
+  const program = `
+    import { ApolloServer } from '@apollo/server';
+    import { startStandaloneServer } from '@apollo/server/standalone';
+    const server = new ApolloServer({ typeDefs: 'type Query { hello: String }', resolvers: { Query: { hello: () => 'world' } } });
+    const { url } = await startStandaloneServer(server, { listen: { port: 0, host: '127.0.0.1' } });
+    console.log(JSON.stringify({ url }));
+    process.on('SIGTERM', () => server.stop().then(() => process.exit(0)));
+  `;
+  const child = spawn(process.execPath, [...nodeFlags('apollo'), '--input-type=module', '-e', program], {
+    cwd: ROOT,
+    env: { ...process.env, NODE_ENV: 'production' },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  return urlOf(child);
+}
+
+function urlOf(child: ChildProcess): Promise<{ child: ChildProcess; url: string }> {
   return new Promise((resolve, reject) => {
     createInterface({ input: child.stdout! }).on('line', (line) => {
       try {
@@ -90,17 +135,17 @@ async function gql(url: string, headers: Record<string, string>, query: string, 
   return body.data;
 }
 
-/** A UCR dataset, a model, a run with 5 checkpoints and metrics for every sample at the last one. */
+/** A UCR dataset, a model, a run with 10 checkpoints and metrics for every sample at the last one. */
 async function seed(url: string, headers: Record<string, string>) {
   const ucr = await ucrSeries('ArrowHead', 'TRAIN');
   const { createDataset } = await gql(url, headers, `mutation($i: CreateDatasetInput!) { createDataset(input: $i) { id } }`, {
     i: { name: 'ArrowHead', length: ucr.length, channels: ucr.channels, classNames: Array.from({ length: ucr.classes }, (_, c) => `c${c}`), samples: ucr.series.map((s, index) => ({ index, label: ucr.labels[index], series: Array.from(s) })) },
   });
   for (let d = 0; d < 30; d++) await gql(url, headers, `mutation($n: String!) { createDataset(input: { name: $n, length: 4, classNames: ["a"] }) { id } }`, { n: `filler-${d}` });
-  const { createModel } = await gql(url, headers, `mutation($l: Int!, $c: Int!) { createModel(input: { name: "cnn", format: BUILTIN, architecture: "cnn1d", config: { filters: 8 }, inputLength: $l, numClasses: $c }) { id } }`, { l: ucr.length, c: ucr.classes });
+  const { createModel } = await gql(url, headers, `mutation($l: Int!, $c: Int!) { createModel(input: { name: "cnn", format: BUILTIN, architecture: "cnn1d", config: { filters: [8], kernelSizes: [3] }, inputLength: $l, numClasses: $c }) { id } }`, { l: ucr.length, c: ucr.classes });
   const { createRun } = await gql(url, headers, `mutation($m: ID!, $d: ID!) { createRun(input: { name: "run", modelId: $m, datasetId: $d, config: { learningRate: 0.001 } }) { id } }`, { m: createModel.id, d: createDataset.id });
   let checkpointId = '';
-  for (let step = 1; step <= 5; step++) {
+  for (let step = 1; step <= 10; step++) {
     const { createCheckpoint } = await gql(url, headers, `mutation($r: ID!, $s: Int!, $w: Base64!) { createCheckpoint(input: { runId: $r, step: $s, weightSpecs: [{ name: "w", shape: [256], dtype: "float32" }], weightData: $w }) { id } }`, {
       r: createRun.id,
       s: step * 100,
@@ -116,7 +161,9 @@ async function seed(url: string, headers: Record<string, string>) {
   return { datasetId: createDataset.id as string, runId: createRun.id as string, samples: dataset.samples.nodes.length as number };
 }
 
-function workload(ids: { datasetId: string; runId: string }) {
+type Op = { name: string; query: string; variables?: unknown };
+
+function workload(ids: { datasetId: string; runId: string }): Op[] {
   return [
     { name: 'serverInfo', query: `{ serverInfo { version database } }` },
     { name: 'datasets page', query: `{ datasets(first: 20) { totalCount pageInfo { hasNextPage endCursor } nodes { id name length channels classNames } } }` },
@@ -125,8 +172,21 @@ function workload(ids: { datasetId: string; runId: string }) {
   ];
 }
 
-async function pass(url: string, headers: Record<string, string>, ids: { datasetId: string; runId: string }) {
-  const ops = workload(ids);
+/** The scenarios, by key: one request each, and the mixed workload last. */
+function scenarios(ids: { datasetId: string; runId: string }): { key: string; label: string; ops: Op[] }[] {
+  const mix = workload(ids);
+  const all = [
+    { key: 'typename', label: '{ __typename }', ops: [{ name: '__typename', query: '{ __typename }' }] },
+    { key: 'run', label: 'a run with its 10 checkpoints', ops: [mix[2]!] },
+    { key: 'samples', label: 'a page of 50 samples', ops: [mix[3]!] },
+    { key: 'mixed', label: 'mixed workload', ops: mix },
+  ];
+  return all.filter((s) => !only || only.includes(s.key));
+}
+
+type Figures = { rps: number; p50Ms: number; p99Ms: number; errors: number; requests: number };
+
+async function pass(url: string, headers: Record<string, string>, ops: Op[]): Promise<Figures> {
   for (const op of ops) await gql(url, headers, op.query, op.variables); // every request of the mix is valid
   const result = await autocannon({
     url,
@@ -143,6 +203,9 @@ async function pass(url: string, headers: Record<string, string>, ids: { dataset
   };
 }
 
+const line = (name: string, f: Figures) => `${name.padEnd(42)} ${String(f.rps).padStart(6)} req/s, p50 ${f.p50Ms} ms, p99 ${f.p99Ms} ms, ${f.errors} errors of ${f.requests}`;
+const round3 = (x: number) => Math.round(x * 1000) / 1000;
+
 const db = await benchDatabase();
 const children: ChildProcess[] = [];
 try {
@@ -153,33 +216,62 @@ try {
   const reader = await createApiKey(direct, { name: 'bench-reader', role: 'READER' });
   await direct.close();
 
+  const load = () => loadavg().map((x) => Math.round(x * 100) / 100);
+  const loadBefore = load();
   const limits = { TANGENT_RATE_LIMIT_PER_MIN: '100000000' }; // the limiter runs, without refusing
-  const secured = await startServer({ ...db.env, ...limits, TANGENT_AUTH: 'on' });
+  const secured = await startServer({ ...db.env, ...limits, TANGENT_AUTH: 'on' }, 'auth-on');
   children.push(secured.child);
   const ids = await seed(secured.url, { authorization: `Bearer ${secret}` });
-  say(`backend ${db.backend}; ${ids.samples} samples; ${connections} connections for ${duration} s per pass`);
-  const withAuth = await pass(secured.url, { authorization: `Bearer ${reader.secret}` }, ids);
-  say(`auth on : ${withAuth.rps} req/s, p50 ${withAuth.p50Ms} ms, p99 ${withAuth.p99Ms} ms, ${withAuth.errors} errors of ${withAuth.requests}`);
-  await stopServer(secured.child);
-
-  let withoutAuth: Awaited<ReturnType<typeof pass>> | null = null;
-  if (!flag('no-compare')) {
-    const open = await startServer({ ...db.env, ...limits, TANGENT_AUTH: 'off' });
-    children.push(open.child);
-    withoutAuth = await pass(open.url, {}, ids);
-    say(`auth off: ${withoutAuth.rps} req/s, p50 ${withoutAuth.p50Ms} ms, p99 ${withoutAuth.p99Ms} ms, ${withoutAuth.errors} errors of ${withoutAuth.requests}`);
-    await stopServer(open.child);
+  say(`backend ${db.backend}; ${ids.samples} samples; ${connections} connections for ${duration} s per pass; server: dist (node bin/tangent.js serve); load average ${loadBefore.join(' ')}`);
+  // The baseline between seeding and the passes: the same minutes of the same machine.
+  let apollo: Figures | null = null;
+  if (!flag('no-baseline')) {
+    const bare = await startBareApollo();
+    children.push(bare.child);
+    apollo = await pass(bare.url, {}, [{ name: '__typename', query: '{ __typename }' }]);
+    say(line('bare Apollo Server 5: { __typename }', apollo));
+    await stopServer(bare.child);
   }
 
+  const results: Record<string, { label: string; authOn: Figures; authOff?: Figures }> = {};
+  for (const scenario of scenarios(ids)) {
+    const authOn = await pass(secured.url, { authorization: `Bearer ${reader.secret}` }, scenario.ops);
+    results[scenario.key] = { label: scenario.label, authOn };
+    say(line(`auth on : ${scenario.label}`, authOn));
+  }
+  await stopServer(secured.child);
+
+  if (!flag('no-compare')) {
+    const open = await startServer({ ...db.env, ...limits, TANGENT_AUTH: 'off' }, 'auth-off');
+    children.push(open.child);
+    for (const scenario of scenarios(ids)) {
+      const authOff = await pass(open.url, {}, scenario.ops);
+      results[scenario.key]!.authOff = authOff;
+      say(line(`auth off: ${scenario.label}`, authOff));
+    }
+    await stopServer(open.child);
+  }
+  const typename = results.typename;
+  const ratios = apollo && typename ? { typenameVsApolloAuthOff: typename.authOff ? round3(typename.authOff.rps / apollo.rps) : null, typenameVsApolloAuthOn: round3(typename.authOn.rps / apollo.rps) } : {};
+  if (apollo && typename) say(`__typename vs bare Apollo: auth off ${ratios.typenameVsApolloAuthOff ?? '-'}×, auth on ${ratios.typenameVsApolloAuthOn}×`);
+  const loadAfter = load();
+  say(`load average after: ${loadAfter.join(' ')}`);
+
+  const mixed = results.mixed;
   const out = {
     bench: 'load',
     backend: db.backend,
+    server: 'dist',
     workload: workload(ids).map((op) => op.name),
     connections,
     durationS: duration,
-    auth: 'on',
-    ...withAuth,
-    ...(withoutAuth ? { authOff: withoutAuth, authCostPct: Math.round((1 - withAuth.rps / withoutAuth.rps) * 1000) / 10 } : {}),
+    loadAverage: { before: loadBefore, after: loadAfter },
+    // The mixed workload, auth on then off, as before.
+    ...(mixed ? { auth: 'on', ...mixed.authOn } : {}),
+    ...(mixed?.authOff ? { authOff: mixed.authOff, authCostPct: Math.round((1 - mixed.authOn.rps / mixed.authOff.rps) * 1000) / 10 } : {}),
+    apolloBaseline: apollo,
+    scenarios: results,
+    ...ratios,
   };
   process.stdout.write(`${JSON.stringify(out)}\n`);
 } finally {
