@@ -8,15 +8,18 @@ export function registerServe(program: Command): void {
     .description('serve GraphQL on http://HOST:PORT/graphql (embedded database unless DATABASE_URL is set)');
   withEnvironment(command, ['general', 'database', 'http', 'limits', 'compute', 'jobs']).action(async (opts: Record<string, unknown>) => {
     const config = await configOrExit(envOverrides(opts));
-    const { createServer } = await import('../server.js');
-    let server: Awaited<ReturnType<typeof createServer>>;
+    let server: Awaited<ReturnType<typeof import('../server.js').createServer>>;
     try {
+      const { createServer } = await import('../server.js');
       server = await createServer(config);
     } catch (error) {
       // One JSON line, like every other line a server writes, and exit 1.
       const { createLogger } = await import('../logger.js');
       createLogger(config).fatal({ err: error }, 'Tangent could not start');
       process.exitCode = 1;
+      // Whatever the failed start left open (a pool, a timer) must not keep the process up; the
+      // timer holds nothing open itself, and gives the log line time to be written.
+      setTimeout(() => process.exit(1), 2000).unref();
       return;
     }
     if (config.database.kind === 'pglite') {

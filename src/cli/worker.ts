@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import type { Database } from '../db/database.js';
 import type { PubSub } from '../pubsub.js';
 import type { ComputeRuntime } from '../services/compute-runtime.js';
 import { configOrExit, envOverrides, onShutdownSignal, withEnvironment } from './shared.js';
@@ -23,10 +24,11 @@ export function registerWorker(program: Command): void {
       import('../services/compute-runtime.js'),
     ]);
     const log = createLogger(config);
-    const db = await openDatabase(config.database, log, { statementTimeoutMs: config.statementTimeoutMs });
+    let db: Database | undefined;
     let pubsub: PubSub | undefined;
     let runtime: ComputeRuntime | undefined;
     try {
+      db = await openDatabase(config.database, log, { statementTimeoutMs: config.statementTimeoutMs });
       await migrate(db, log);
       pubsub = await PubSub.start(db, log);
       runtime = await ComputeRuntime.start({ db, config, log, pubsub }, { worker: true });
@@ -36,17 +38,19 @@ export function registerWorker(program: Command): void {
     } catch (error) {
       await runtime?.stop(1000).catch(() => undefined);
       await pubsub?.close().catch(() => undefined);
-      await db.close().catch(() => undefined);
+      await db?.close().catch(() => undefined);
       // One JSON line, like every other line a worker writes, and exit 1.
       log.fatal({ err: error }, 'Tangent worker could not start');
       process.exitCode = 1;
+      // Whatever the failed start left open must not keep the process up (the timer holds nothing open itself).
+      setTimeout(() => process.exit(1), 2000).unref();
       return;
     }
-    const [r, p] = [runtime, pubsub];
+    const [r, p, d] = [runtime, pubsub, db];
     onShutdownSignal(async () => {
       await r.stop(config.shutdownGraceMs);
       await p.close();
-      await db.close();
+      await d.close();
       log.info('Tangent worker stopped');
     }, log);
   });

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import PgBoss from 'pg-boss';
 import type { Config } from '../config.js';
 import type { Database } from '../db/database.js';
+import { retryOnConflict, withAdvisoryLock } from '../db/migrate.js';
 import type { Sql } from '../db/sql.js';
 import type { Logger } from '../logger.js';
 
@@ -25,6 +26,17 @@ export interface ChunkMessage {
 }
 
 export type ChunkJob = PgBoss.JobWithMetadata<ChunkMessage>;
+
+/**
+ * The advisory lock under which every Tangent process installs pg-boss's schema and creates its
+ * queues. pg-boss's `createQueue` inserts the queue's row, then creates and attaches its partition
+ * of `pgboss.job`; two processes doing that at once deadlock (40P01), which at start-up killed one
+ * of two servers started together on a fresh database.
+ */
+const QUEUE_SETUP_LOCK_KEY = 7_143_221_902;
+
+/** A queue to create: its name and pg-boss's options for it. */
+export type QueueSpec = readonly [name: string, options?: PgBoss.Queue];
 
 /**
  * The queue id of a chunk: a UUID derived from (job, its creation time, attempt, chunk), so that
@@ -86,12 +98,41 @@ export class JobQueue {
       invariantUrl(config);
       options = { ...common, connectionString: config.database.kind === 'postgres' ? config.database.url : '', max: 4, application_name: 'tangent-queue' };
     }
-    const boss = new PgBoss(options);
-    boss.on('error', (error) => log.warn({ err: error }, 'job queue error'));
-    await boss.start();
-    await boss.createQueue(FAILED_CHUNK_QUEUE);
-    await boss.createQueue(CHUNK_QUEUE, { name: CHUNK_QUEUE, deadLetter: FAILED_CHUNK_QUEUE });
-    return new JobQueue(boss, db, config, log);
+    // pg-boss's start installs or upgrades its schema: one process at a time, like our migrations. A
+    // pg-boss whose start failed cannot be started again (nor stopped), so each try gets a new one.
+    const boss = await retryOnConflict('job queue start', log, async () => {
+      const boss = new PgBoss(options);
+      boss.on('error', (error) => log.warn({ err: error }, 'job queue error'));
+      try {
+        await withAdvisoryLock(db, QUEUE_SETUP_LOCK_KEY, () => boss.start());
+        return boss;
+      } catch (error) {
+        // Its own connection pool, if it opened one, would otherwise keep the process alive.
+        await (boss.getDb() as { close?: () => Promise<void> }).close?.().catch(() => undefined);
+        throw error;
+      }
+    });
+    const queue = new JobQueue(boss, db, config, log);
+    try {
+      await queue.createQueues([[FAILED_CHUNK_QUEUE], [CHUNK_QUEUE, { name: CHUNK_QUEUE, deadLetter: FAILED_CHUNK_QUEUE }]]);
+    } catch (error) {
+      await boss.stop({ graceful: false, wait: true, close: true }).catch(() => undefined);
+      throw error;
+    }
+    return queue;
+  }
+
+  /**
+   * Creates queues that may not exist yet (createQueue leaves an existing one as it is), in order,
+   * under the set-up lock shared by every process on the database, tried again on a deadlock or
+   * serialization failure. It is DDL: never inside a caller's transaction.
+   */
+  async createQueues(queues: readonly QueueSpec[]): Promise<void> {
+    await retryOnConflict('queue creation', this.log, () =>
+      withAdvisoryLock(this.db, QUEUE_SETUP_LOCK_KEY, async () => {
+        for (const [name, options] of queues) await this.boss.createQueue(name, options);
+      }),
+    );
   }
 
   /**

@@ -50,18 +50,19 @@ function executor(tx: Tx): PgBoss.Db {
   return { executeSql: async (text, values) => ({ rows: (await tx.query(text, values ?? [])) as never[] }) };
 }
 
-const queuesReady = new WeakMap<PgBoss, Promise<void>>();
+const queuesReady = new WeakMap<JobQueue, Promise<void>>();
 
-/** Creates the training queues once per pg-boss instance (createQueue is idempotent; it is DDL, so never inside a caller's transaction). */
-export function ensureTrainQueues(boss: PgBoss): Promise<void> {
-  let ready = queuesReady.get(boss);
+/**
+ * Creates the training queues once per job queue, under the set-up lock every process shares
+ * (createQueue is idempotent, but two processes creating queues at once deadlock; it is DDL, so
+ * never inside a caller's transaction). A failed try is forgotten, so the next call tries again.
+ */
+export function ensureTrainQueues(queue: JobQueue): Promise<void> {
+  let ready = queuesReady.get(queue);
   if (!ready) {
-    ready = (async () => {
-      await boss.createQueue(FAILED_TRAIN_QUEUE);
-      await boss.createQueue(TRAIN_QUEUE, { name: TRAIN_QUEUE, deadLetter: FAILED_TRAIN_QUEUE });
-    })();
-    ready.catch(() => queuesReady.delete(boss));
-    queuesReady.set(boss, ready);
+    ready = queue.createQueues([[FAILED_TRAIN_QUEUE], [TRAIN_QUEUE, { name: TRAIN_QUEUE, deadLetter: FAILED_TRAIN_QUEUE }]]);
+    ready.catch(() => queuesReady.delete(queue));
+    queuesReady.set(queue, ready);
   }
   return ready;
 }
@@ -144,7 +145,7 @@ export class TrainWorker {
   static async start(deps: RuntimeDeps, queue: JobQueue): Promise<TrainWorker> {
     const worker = new TrainWorker(deps, queue);
     const boss = queue.pgBoss;
-    await ensureTrainQueues(boss);
+    await ensureTrainQueues(queue);
     await worker.recoverOrphans();
     const options = { includeMetadata: true as const, batchSize: 1, pollingIntervalSeconds: deps.config.compute.pollSeconds };
     worker.workerIds.push(

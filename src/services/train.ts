@@ -120,7 +120,7 @@ export async function startTraining(ctx: Context, runtime: ComputeRuntime, reque
       ...(spec.fromCheckpointId !== null ? { fromCheckpointId: spec.fromCheckpointId } : {}),
     },
   };
-  await ensureTrainQueues(runtime.queue.pgBoss);
+  await ensureTrainQueues(runtime.queue);
   let runId: number;
   try {
     runId = await ctx.db.transaction(async (tx) => {
