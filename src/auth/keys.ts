@@ -55,7 +55,10 @@ export async function createApiKey(db: Database, input: { name: string; role: st
   return { key, secret };
 }
 
-/** Revokes a key (at once: nothing caches keys). Revoking a revoked key keeps its first revocation time. */
+/**
+ * Revokes a key. Servers cache verified keys for seconds (src/auth/authenticate.ts): whoever
+ * revokes publishes `apiKeyRevoked` (the revokeApiKey resolver does), which every server on the
+ * database hears through LISTEN/NOTIFY and drops the key at once. Revoking a revoked key keeps its first revocation time. */
 export async function revokeApiKey(db: Database, id: number): Promise<ApiKeyRow> {
   const key = await db.prisma.apiKey.findUnique({ where: { id } });
   if (!key) throw new NotFoundError('ApiKey', id);
@@ -84,16 +87,26 @@ export interface VerifiedKey {
   role: Role;
 }
 
+/** Whether a string has the shape of a key (`tgt_` and 43 base64url characters): nothing else is looked up. */
+export function isKeyShaped(secret: string): boolean {
+  return KEY_PATTERN.test(secret);
+}
+
 /**
- * The live key whose secret this is, or null (malformed, unknown or revoked). One indexed lookup,
- * made on every request: there is no cache, so a revocation takes effect on every replica at once.
+ * The live key whose secret this is, or null (malformed, unknown or revoked). One indexed lookup;
+ * the Authenticator caches what it finds (see there for how revocation stays immediate).
  */
 export async function findLiveKey(db: Database, secret: string): Promise<VerifiedKey | null> {
-  if (!KEY_PATTERN.test(secret)) return null;
+  if (!isKeyShaped(secret)) return null;
+  return findLiveKeyByHash(db, hashSecret(secret));
+}
+
+/** The live key with this hash (hashSecret), or null. */
+export async function findLiveKeyByHash(db: Database, hash: string): Promise<VerifiedKey | null> {
   // named: auth.find_live_key
   const rows = await db.sql.query<{ id: number; name: string; role: Role }>(
     'SELECT id, name, role::text AS role FROM api_key WHERE hash = $1 AND revoked_at IS NULL',
-    [hashSecret(secret)],
+    [hash],
   );
   return rows[0] ?? null;
 }

@@ -32,6 +32,91 @@ export function sharedLimiter(db: Database, name: string, points: number, durati
   });
 }
 
+/** What a process holds of one key's budget: points it may spend without asking the database. */
+interface Lease {
+  /** Points reserved in the shared count and not spent yet. */
+  left: number;
+  /** When the shared window the points belong to ends (epoch ms); the lease dies with it. */
+  until: number;
+  /** The shared count was spent when the lease was taken: refuse, without a round trip, until `until`. */
+  spent: boolean;
+  /** The shared count's remaining points at the last refill, to take no more than is there. */
+  remaining: number;
+  /** The refill in flight: concurrent requests of the key wait for this one round trip. */
+  refill: Promise<void> | null;
+}
+
+/** Leases above this many keys are swept of dead ones (one per key or address seen in a window). */
+const SWEEP_AT = 10_000;
+
+/**
+ * A shared limiter spent in leases: a process reserves `size` points of a key's budget in one
+ * round trip (the shared count goes up by `size`) and spends them from memory, so a busy key costs
+ * one write per `size` requests instead of one per request. Nothing is ever counted twice or not at
+ * all, so replicas together never serve more than the limit; what a lease costs is that points one
+ * replica reserved and did not spend are not available to the others until the window ends (up to
+ * `size - 1` per replica). `size` is a small fraction of the limit, and 1, exact, for limits of a
+ * few hundred or less. The refill that finds the count over the limit keeps the part of its
+ * reservation that was still free, so the last points of a window are served, not lost.
+ */
+export class LeasedLimiter {
+  private readonly leases = new Map<string, Lease>();
+
+  constructor(
+    private readonly store: RateLimiterAbstract,
+    private readonly points: number,
+    private readonly size: number,
+  ) {}
+
+  /** Spends one point of `key`; rejects with the store's RateLimiterRes when the key is over its limit. */
+  async consume(key: string): Promise<void> {
+    for (;;) {
+      let lease = this.leases.get(key);
+      if (!lease) {
+        lease = { left: 0, until: 0, spent: false, remaining: this.size, refill: null };
+        this.leases.set(key, lease);
+      }
+      if (lease.refill) {
+        await lease.refill;
+        continue;
+      }
+      const now = Date.now();
+      if (now < lease.until) {
+        if (lease.left > 0) {
+          lease.left--;
+          return;
+        }
+        if (lease.spent) throw new RateLimiterRes(0, lease.until - now, this.points + 1, false);
+      }
+      const refill = this.refill(key, lease, now);
+      lease.refill = refill.finally(() => {
+        lease.refill = null;
+      });
+      await lease.refill;
+    }
+  }
+
+  private async refill(key: string, lease: Lease, now: number): Promise<void> {
+    if (this.leases.size > SWEEP_AT) for (const [k, l] of this.leases) if (l.until <= now && !l.refill && l !== lease) this.leases.delete(k);
+    // A new window has its whole budget; within one, take no more than the count had left.
+    const take = now >= lease.until ? this.size : Math.max(1, Math.min(this.size, lease.remaining));
+    try {
+      const res = await this.store.consume(key, take);
+      Object.assign(lease, { left: take, until: Date.now() + res.msBeforeNext, spent: false, remaining: res.remainingPoints });
+    } catch (error) {
+      if (!(error instanceof RateLimiterRes)) throw error;
+      // Counted anyway: whatever of `take` was still under the limit is this process's to serve.
+      const free = Math.max(0, Math.min(take, this.points - (error.consumedPoints - take)));
+      Object.assign(lease, { left: free, until: Date.now() + error.msBeforeNext, spent: true, remaining: 0 });
+    }
+  }
+}
+
+/** Points a lease reserves: 1/200 of the limit, at least 1 (so every request is counted in the database below 400 a minute). */
+export function leaseSize(points: number): number {
+  return Math.max(1, Math.floor(points / 200));
+}
+
 /** Whole seconds until `ms` have passed, at least 1 (a Retry-After of 0 invites a tight loop). */
 export function secondsUntil(ms: number): number {
   return Math.max(1, Math.ceil(ms / 1000));
@@ -50,15 +135,23 @@ export function secondsUntil(ms: number): number {
  * The client's address comes from src/auth/client-address.ts (TANGENT_TRUST_PROXY).
  */
 export class RateLimits {
-  private readonly requests: RateLimiterAbstract | null;
-  private readonly failures: RateLimiterAbstract | null;
+  private readonly requests: { consume(key: string): Promise<unknown> } | null;
+  private readonly failures: { consume(key: string): Promise<unknown> } | null;
 
   constructor(
     db: Database,
     private readonly options: { requestsPerMin: number; authFailuresPerMin: number },
   ) {
-    this.requests = options.requestsPerMin > 0 ? sharedLimiter(db, 'requests', options.requestsPerMin, 60) : null;
-    this.failures = options.authFailuresPerMin > 0 ? sharedLimiter(db, 'auth-failures', options.authFailuresPerMin, 60) : null;
+    // On PostgreSQL usage is spent in leases (LeasedLimiter): not a database write per request.
+    // Failures are counted one by one (leases of 1: a throttle must see each at once), and an
+    // address past its limit is then refused from memory until its window ends, not written again.
+    const shared = (name: string, points: number, size: number) => {
+      if (points <= 0) return null;
+      const store = sharedLimiter(db, name, points, 60);
+      return db.kind === 'pglite' ? store : new LeasedLimiter(store, points, size);
+    };
+    this.requests = shared('requests', options.requestsPerMin, leaseSize(options.requestsPerMin));
+    this.failures = shared('auth-failures', options.authFailuresPerMin, 1);
   }
 
   /** Counts one request of a valid caller (by key, or by address without one); RATE_LIMITED when over. */
