@@ -70,7 +70,8 @@ export async function createServer(config: Config, options: ServerOptions = {}):
     httpServer.headersTimeout = 66_000;
     const schema = buildSchema();
     // Trust (src/auth, src/http): who is calling, how much they may ask, the same on HTTP and WebSocket.
-    const authenticator = new Authenticator(db, config, log);
+    // Verified keys cached for seconds, dropped on every replica when one is revoked (pubsub: LISTEN/NOTIFY).
+    const authenticator = new Authenticator(db, config, log, pubsub);
     // Counted in PostgreSQL, so every replica on the database enforces one limit (in memory on PGlite).
     const rateLimits = new RateLimits(db, { requestsPerMin: config.rateLimitPerMin, authFailuresPerMin: config.authFailuresPerMin });
     // TANGENT_TRUST_PROXY: whose X-Forwarded-For names the client, for per-address limits.
@@ -187,6 +188,7 @@ export async function createServer(config: Config, options: ServerOptions = {}):
         closing ??= (async () => {
           await apollo.stop();
           await runtime.stop(config.shutdownGraceMs);
+          authenticator.close();
           await pubsub.close();
           if (ownsDb) await db.close();
           log.info('Tangent stopped');
