@@ -1,15 +1,19 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { RateLimiterRes } from 'rate-limiter-flexible';
 import { createApiKey } from '../src/auth/keys.js';
+import { migrate } from '../src/db/migrate.js';
+import { LeasedLimiter, leaseSize, sharedLimiter } from '../src/http/rate-limit.js';
 import { cleanupStack } from './helpers/cleanup.js';
 import { codes } from './helpers/fixtures.js';
-import { createTestDatabase } from './helpers/database.js';
+import { createTestDatabase, quietLog } from './helpers/database.js';
 import { startTestServer } from './helpers/server.js';
 
 /**
  * Issue 17: servers cache verified keys (src/auth/authenticate.ts), and a revocation still takes
  * effect at once, on the server that revoked the key and on every other server on the database,
- * which hear of it through LISTEN/NOTIFY.
+ * which hear of it through LISTEN/NOTIFY. And usage limits, spent in leases rather than a
+ * database write per request, still hold across replicas exactly.
  */
 
 type Answer = { status: number; body: { data?: any; errors?: { message: string; extensions?: Record<string, any> }[] } };
@@ -67,5 +71,42 @@ describe('revoked keys are refused at once although verified keys are cached', (
     // Nothing negative is cached: a key made now works on the other server at once.
     const fresh = await createApiKey(first.db, { name: 'fresh', role: 'WRITER' });
     assert.deepEqual((await post(second.url, VIEWER, fresh.secret)).body.data, { viewer: { role: 'WRITER' } });
+  });
+});
+
+describe('usage limits spent in leases', () => {
+  test('two replicas leasing one key\'s budget from PostgreSQL serve exactly the limit together, in a fraction of the round trips', { skip: process.env.DATABASE_URL ? false : 'needs DATABASE_URL: leases are how replicas share a PostgreSQL count' }, async (t) => {
+    const defer = cleanupStack(t);
+    const testDb = defer(await createTestDatabase(), (d) => d.destroy());
+    const limit = 1000;
+    assert.equal(leaseSize(limit), 5);
+    let roundTrips = 0;
+    const replicas = [];
+    for (let r = 0; r < 2; r++) {
+      const db = defer(await testDb.open(), (d) => d.close());
+      if (r === 0) await migrate(db, quietLog);
+      const store = sharedLimiter(db, 'requests', limit, 60);
+      const consume = store.consume.bind(store);
+      store.consume = (key, points, options) => {
+        roundTrips++;
+        return consume(key, points, options);
+      };
+      replicas.push(new LeasedLimiter(store, limit, leaseSize(limit)));
+    }
+    // 20 requests at a time on each replica, 1,320 in all: more than the limit.
+    const waves = 33;
+    let served = 0;
+    let refused = 0;
+    for (let wave = 0; wave < waves; wave++) {
+      const outcomes = await Promise.allSettled(replicas.flatMap((replica) => Array.from({ length: 20 }, () => replica.consume('key:1'))));
+      for (const outcome of outcomes) {
+        if (outcome.status === 'fulfilled') served++;
+        else if (outcome.reason instanceof RateLimiterRes) refused++;
+        else throw outcome.reason;
+      }
+    }
+    assert.equal(served, limit, 'neither more nor less than the limit is served');
+    assert.equal(refused, waves * 40 - limit);
+    assert.ok(roundTrips <= limit / 5 + 4, `${roundTrips} round trips for ${limit} points in leases of 5`);
   });
 });
