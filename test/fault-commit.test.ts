@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
-import { createServer as createNetServer, Socket, type Server as NetServer } from 'node:net';
 import { test } from 'node:test';
 import pg from 'pg';
 import { openDatabase } from '../src/db/database.js';
 import { cleanupStack } from './helpers/cleanup.js';
+import { PgProxy } from './helpers/pg-proxy.js';
 import { createTestDatabase, quietLog } from './helpers/database.js';
 import { startTestServer } from './helpers/server.js';
 
@@ -12,73 +12,6 @@ import { startTestServer } from './helpers/server.js';
  * and before the reply reached it. The rows are committed, so the server must not say "nothing was
  * written": it answers OUTCOME_UNKNOWN (503), and sending the same mutation again leaves one copy.
  */
-
-/** `Q` (simple query), length 11, "COMMIT\0": how node-postgres sends `client.query('COMMIT')`. */
-const COMMIT_QUERY = Buffer.concat([Buffer.from([0x51, 0, 0, 0, 11]), Buffer.from('COMMIT\0', 'latin1')]);
-
-/**
- * A TCP proxy in front of PostgreSQL (the pattern of fault.test.ts) that, once armed, watches the
- * client→server bytes for a COMMIT, forwards it, and when PostgreSQL answers drops that answer and
- * cuts both sockets: the commit happened, and the client never hears of it.
- */
-class CommitCuttingProxy {
-  private server: NetServer | null = null;
-  private readonly sockets = new Set<Socket>();
-  private armed = false;
-  port = 0;
-  /** Commits cut so far. */
-  cuts = 0;
-
-  constructor(
-    private readonly host: string,
-    private readonly targetPort: number,
-  ) {}
-
-  /** Cuts the next COMMIT's connection after PostgreSQL has answered it. */
-  arm(): void {
-    this.armed = true;
-  }
-
-  async open(): Promise<void> {
-    const server = createNetServer((client) => {
-      const upstream = new Socket();
-      this.sockets.add(client).add(upstream);
-      let swallowing = false;
-      const drop = () => {
-        client.destroy();
-        upstream.destroy();
-        this.sockets.delete(client);
-        this.sockets.delete(upstream);
-      };
-      client.on('error', drop).on('close', drop);
-      upstream.on('error', drop).on('close', drop);
-      upstream.connect(this.targetPort, this.host, () => {
-        client.on('data', (chunk: Buffer) => {
-          if (this.armed && chunk.includes(COMMIT_QUERY)) {
-            this.armed = false;
-            swallowing = true;
-          }
-          upstream.write(chunk);
-        });
-        upstream.on('data', (chunk: Buffer) => {
-          if (!swallowing) return void client.write(chunk);
-          // PostgreSQL has answered the COMMIT (CommandComplete): the transaction is durable. Cut.
-          this.cuts++;
-          drop();
-        });
-      });
-    });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
-    this.port = (server.address() as { port: number }).port;
-    this.server = server;
-  }
-
-  async close(): Promise<void> {
-    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
-    for (const socket of this.sockets) socket.destroy();
-    this.sockets.clear();
-  }
-}
 
 const BULK = `mutation($d: ID!, $input: SampleColumnsInput!) { addSamplesBulk(datasetId: $d, input: $input) { added unchanged } }`;
 
@@ -98,12 +31,8 @@ test(
     const defer = cleanupStack(t);
     const testDb = defer(await createTestDatabase(), (d) => d.destroy());
     assert.equal(testDb.config.kind, 'postgres');
-    const target = new URL(testDb.config.url);
-    const proxy = defer(new CommitCuttingProxy(target.hostname, Number(target.port || 5432)), (p) => p.close());
-    await proxy.open();
-    const viaProxy = new URL(testDb.config.url);
-    viaProxy.port = String(proxy.port);
-    const proxied = { ...testDb.config, url: viaProxy.toString() };
+    const proxy = defer(await PgProxy.forUrl(testDb.config.url), (p) => p.close());
+    const proxied = { ...testDb.config, url: proxy.via(testDb.config.url) };
     const server = defer(
       await startTestServer({ testDb: { ...testDb, config: proxied, open: () => openDatabase(proxied, quietLog) }, env: { TANGENT_WORKER: 'off' } }),
       (s) => s.stop(),
@@ -122,9 +51,9 @@ test(
       series: Array.from({ length: n * 2 }, (_, i) => i / 4),
     };
 
-    proxy.arm();
+    proxy.armCommitCut();
     const cut = await post(server.url, BULK, { d: createDataset.id, input });
-    assert.equal(proxy.cuts, 1, 'the proxy cut the COMMIT of this mutation');
+    assert.equal(proxy.commitCuts, 1, 'the proxy cut the COMMIT of this mutation');
     assert.deepEqual(cut.body.errors?.map((e) => e.extensions?.code), ['OUTCOME_UNKNOWN'], JSON.stringify(cut.body));
     assert.equal(cut.status, 503);
     assert.equal(cut.retryAfter, '5');

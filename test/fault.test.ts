@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { execFile, execFileSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { createServer as createNetServer, Socket, type Server as NetServer } from 'node:net';
+import { createServer as createNetServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test, type TestContext } from 'node:test';
@@ -11,6 +11,7 @@ import pg from 'pg';
 import { createApiKey } from '../src/auth/keys.js';
 import { openDatabase } from '../src/db/database.js';
 import { cleanupStack } from './helpers/cleanup.js';
+import { PgProxy } from './helpers/pg-proxy.js';
 import { startCli as startTangent } from './helpers/cli.js';
 import { createTestDatabase, quietLog } from './helpers/database.js';
 import { startTestServer } from './helpers/server.js';
@@ -217,12 +218,8 @@ describe('faults', () => {
     const defer = cleanupStack(ctx);
     const testDb = defer(await createTestDatabase(), (d) => d.destroy());
     assert.equal(testDb.config.kind, 'postgres');
-    const target = new URL(testDb.config.url);
-    const proxy = defer(new CuttableProxy(target.hostname, Number(target.port || 5432)), (p) => p.close());
-    await proxy.open();
-    const viaProxy = new URL(testDb.config.url);
-    viaProxy.port = String(proxy.port);
-    const proxied = { ...testDb.config, url: viaProxy.toString() };
+    const proxy = defer(await PgProxy.forUrl(testDb.config.url), (p) => p.close());
+    const proxied = { ...testDb.config, url: proxy.via(testDb.config.url) };
     const t = defer(await startTestServer({ testDb: { ...testDb, config: proxied, open: () => openDatabase(proxied, quietLog, { statementTimeoutMs: 10_000 }) }, env: { TANGENT_AUTH: 'on' } }), (s) => s.stop());
     const { secret } = await createApiKey(t.db, { name: 'w', role: 'WRITER' });
     const auth = { authorization: `Bearer ${secret}` };
@@ -318,57 +315,6 @@ describe('faults', () => {
   );
 });
 
-/**
- * A TCP proxy in front of PostgreSQL that can be cut (every connection dropped, new ones refused)
- * and restored on the same port: the server sees exactly what a database going away looks like.
- */
-class CuttableProxy {
-  private server: NetServer | null = null;
-  private readonly sockets = new Set<Socket>();
-  port = 0;
-
-  constructor(
-    private readonly host: string,
-    private readonly targetPort: number,
-  ) {}
-
-  async open(): Promise<void> {
-    const server = createNetServer((client) => {
-      const upstream = new Socket();
-      this.sockets.add(client).add(upstream);
-      const drop = () => {
-        client.destroy();
-        upstream.destroy();
-        this.sockets.delete(client);
-        this.sockets.delete(upstream);
-      };
-      client.on('error', drop).on('close', drop);
-      upstream.on('error', drop).on('close', drop);
-      upstream.connect(this.targetPort, this.host, () => {
-        client.pipe(upstream);
-        upstream.pipe(client);
-      });
-    });
-    await new Promise<void>((resolve) => server.listen(this.port, '127.0.0.1', () => resolve()));
-    this.port = (server.address() as { port: number }).port;
-    this.server = server;
-  }
-
-  cut(): void {
-    this.server?.close();
-    this.server = null;
-    for (const socket of this.sockets) socket.destroy();
-    this.sockets.clear();
-  }
-
-  restore(): Promise<void> {
-    return this.open();
-  }
-
-  async close(): Promise<void> {
-    this.cut();
-  }
-}
 
 /** A throwaway PostgreSQL 15 cluster in a temporary folder, run as the postgres user. */
 class PrivateCluster {

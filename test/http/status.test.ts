@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
-import { createServer as createNetServer, Socket, type Server as NetServer } from 'node:net';
 import { describe, test } from 'node:test';
 import { createApiKey } from '../../src/auth/keys.js';
 import { openDatabase } from '../../src/db/database.js';
 import { ErrorCode } from '../../src/errors.js';
 import { HTTP_STATUS } from '../../src/http/status.js';
 import { cleanupStack } from '../helpers/cleanup.js';
+import { PgProxy } from '../helpers/pg-proxy.js';
 import { createTestDatabase, quietLog } from '../helpers/database.js';
 import { startTestServer } from '../helpers/server.js';
 import { importUcr, storeCnn } from '../jobs/helpers.js';
@@ -121,46 +121,6 @@ describe('a server with API keys: 401, 403, 429', () => {
   });
 });
 
-/** A TCP proxy in front of PostgreSQL that can drop every connection and refuse new ones (as in fault.test.ts). */
-class CuttableProxy {
-  private server: NetServer | null = null;
-  private readonly sockets = new Set<Socket>();
-  port = 0;
-
-  constructor(
-    private readonly host: string,
-    private readonly targetPort: number,
-  ) {}
-
-  async open(): Promise<void> {
-    const server = createNetServer((client) => {
-      const upstream = new Socket();
-      this.sockets.add(client).add(upstream);
-      const drop = () => {
-        client.destroy();
-        upstream.destroy();
-        this.sockets.delete(client);
-        this.sockets.delete(upstream);
-      };
-      client.on('error', drop).on('close', drop);
-      upstream.on('error', drop).on('close', drop);
-      upstream.connect(this.targetPort, this.host, () => {
-        client.pipe(upstream);
-        upstream.pipe(client);
-      });
-    });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
-    this.port = (server.address() as { port: number }).port;
-    this.server = server;
-  }
-
-  cut(): void {
-    this.server?.close();
-    this.server = null;
-    for (const socket of this.sockets) socket.destroy();
-    this.sockets.clear();
-  }
-}
 
 test(
   'the database unavailable: 503 with Retry-After on GraphQL (no key needed to reach the resolver), exports and /healthz',
@@ -169,12 +129,8 @@ test(
     const defer = cleanupStack(t);
     const testDb = defer(await createTestDatabase(), (d) => d.destroy());
     assert.equal(testDb.config.kind, 'postgres');
-    const target = new URL(testDb.config.url);
-    const proxy = defer(new CuttableProxy(target.hostname, Number(target.port || 5432)), (p) => p.cut());
-    await proxy.open();
-    const viaProxy = new URL(testDb.config.url);
-    viaProxy.port = String(proxy.port);
-    const proxied = { ...testDb.config, url: viaProxy.toString() };
+    const proxy = defer(await PgProxy.forUrl(testDb.config.url), (p) => p.close());
+    const proxied = { ...testDb.config, url: proxy.via(testDb.config.url) };
     const server = defer(
       await startTestServer({ testDb: { ...testDb, config: proxied, open: () => openDatabase(proxied, quietLog) }, env: { TANGENT_WORKER: 'off' } }),
       (s) => s.stop(),
