@@ -20,11 +20,30 @@ export interface Context {
 /** The parts of the context that live as long as the server. */
 export type Services = Pick<Context, 'config' | 'db' | 'pubsub' | 'log'>;
 
-export function createContext(services: Services, requestId: string, caller: Caller = OPEN_CALLER, log?: Logger): Context {
+/**
+ * A request's context. Its loaders and its logger are made when first used, not up front: a
+ * request that reads nothing (`{ __typename }`, a refusal) or logs nothing makes neither, and a
+ * request's loaders are a dozen DataLoaders. `log` may be given as a function that makes it.
+ */
+export function createContext(services: Services, requestId: string, caller: Caller = OPEN_CALLER, log?: Logger | (() => Logger)): Context {
+  let loaders: Loaders | undefined;
+  let logger: Logger | undefined = typeof log === 'function' ? undefined : log;
   return {
-    ...services,
-    loaders: createLoaders(services.db),
-    log: log ?? services.log.child({ requestId }),
+    config: services.config,
+    db: services.db,
+    pubsub: services.pubsub,
+    get loaders() {
+      return (loaders ??= createLoaders(services.db));
+    },
+    set loaders(value: Loaders) {
+      loaders = value;
+    },
+    get log() {
+      return (logger ??= typeof log === 'function' ? log() : services.log.child({ requestId }));
+    },
+    set log(value: Logger) {
+      logger = value;
+    },
     requestId,
     caller,
   };

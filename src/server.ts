@@ -149,7 +149,7 @@ export async function createServer(config: Config, options: ServerOptions = {}):
       expressMiddleware(apollo, {
         context: async ({ res }) => {
           const state = requestState(res);
-          return createContext(services, state.requestId, state.caller, state.log);
+          return createContext(services, state.requestId, state.caller, () => state.log);
         },
       }),
     );

@@ -33,9 +33,19 @@ export function requestId(log: Logger) {
     res.setHeader('x-request-id', id);
     const state = requestState(res);
     state.requestId = id;
-    state.log = log.child({ requestId: id });
+    // The child logger is made the first time something logs about the request: most never do.
+    let child: Logger | undefined;
+    Object.defineProperty(state, 'log', {
+      get: () => (child ??= log.child({ requestId: id })),
+      set: (value: Logger) => {
+        child = value;
+      },
+      enumerable: true,
+      configurable: true,
+    });
     const started = process.hrtime.bigint();
     res.on('finish', () => {
+      if (res.statusCode < 400 && !log.isLevelEnabled('debug')) return;
       const ms = Number(process.hrtime.bigint() - started) / 1e6;
       const line = { method: req.method, path: req.path, status: res.statusCode, ms: Math.round(ms * 10) / 10, keyId: state.caller?.key?.id };
       if (res.statusCode >= 500) state.log.warn(line, 'request failed');
