@@ -1,8 +1,5 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
-
-/** `tangent` as a child process, from the sources (never a stale dist/). */
-export const BIN = fileURLToPath(new URL('../../bin/tangent.js', import.meta.url));
+import type { ChildProcess } from 'node:child_process';
+import { spawnCli } from '../helpers/cli.js';
 
 export interface Tangent {
   child: ChildProcess;
@@ -10,35 +7,23 @@ export interface Tangent {
   stderr(): string;
   /** Resolves with the exit code (or the signal) once its output has been read to the end. */
   exited: Promise<number | NodeJS.Signals | null>;
-  /** SIGTERM, then SIGKILL after 10 s; resolves once it has exited. Safe to call twice. */
-  stop(): Promise<unknown>;
+  /** SIGTERM, then SIGKILL after 10 s; resolves with the exit code (or signal) once it has exited. Safe to call twice. */
+  stop(): Promise<number | NodeJS.Signals | null>;
 }
 
-/** Spawns `tangent <args>`; DATABASE_URL is not inherited (a test gives its own database or none). */
+/**
+ * `tangent <args>` as a child process, from the sources (never a stale dist/), through the suite's
+ * one process helper (test/helpers/cli.ts: tracked, and killed when the test process ends however
+ * it ends); DATABASE_URL is not inherited (a test gives its own database or none).
+ */
 export function tangent(args: string[], env: Record<string, string> = {}): Tangent {
-  const { DATABASE_URL: _ignored, ...inherited } = process.env;
-  const child = spawn(process.execPath, [BIN, ...args], { env: { ...inherited, TANGENT_FROM_SOURCE: '1', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout!.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-  child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-  const exited = new Promise<number | NodeJS.Signals | null>((resolve) => child.once('close', (code, signal) => resolve(code ?? signal)));
-  const running = () => child.exitCode === null && child.signalCode === null;
+  const cli = spawnCli(args, { env: { TANGENT_FROM_SOURCE: '1', ...env } });
   return {
-    child,
-    stdout: () => stdout,
-    stderr: () => stderr,
-    exited,
-    async stop() {
-      if (!running()) return exited;
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => running() && child.kill('SIGKILL'), 10_000);
-      try {
-        return await exited;
-      } finally {
-        clearTimeout(timer);
-      }
-    },
+    child: cli.child,
+    stdout: () => cli.stdout,
+    stderr: () => cli.stderr,
+    exited: cli.exited.then(({ code, signal }) => code ?? signal),
+    stop: () => cli.stop(10_000).then(({ code, signal }) => code ?? signal),
   };
 }
 
