@@ -26,27 +26,50 @@ export type Services = Pick<Context, 'config' | 'db' | 'pubsub' | 'log'>;
  * request's loaders are a dozen DataLoaders. `log` may be given as a function that makes it.
  */
 export function createContext(services: Services, requestId: string, caller: Caller = OPEN_CALLER, log?: Logger | (() => Logger)): Context {
-  let loaders: Loaders | undefined;
-  let logger: Logger | undefined = typeof log === 'function' ? undefined : log;
-  return {
-    config: services.config,
-    db: services.db,
-    pubsub: services.pubsub,
-    get loaders() {
-      return (loaders ??= createLoaders(services.db));
-    },
-    set loaders(value: Loaders) {
-      loaders = value;
-    },
-    get log() {
-      return (logger ??= typeof log === 'function' ? log() : services.log.child({ requestId }));
-    },
-    set log(value: Logger) {
-      logger = value;
-    },
-    requestId,
-    caller,
-  };
+  return new RequestContext(services, requestId, caller, log);
+}
+
+/**
+ * The lazy members are accessors on the prototype over plain own fields, because Apollo copies the
+ * context for each operation (Object.assign onto an object of the same prototype): accessors of
+ * the object itself would be read, and so made, by that copy.
+ */
+class RequestContext implements Context {
+  readonly config: Config;
+  readonly db: Database;
+  readonly pubsub: PubSub;
+  private madeLoaders: Loaders | undefined = undefined;
+  private madeLog: Logger | undefined;
+  private readonly makeLog: () => Logger;
+
+  constructor(
+    services: Services,
+    readonly requestId: string,
+    readonly caller: Caller,
+    log: Logger | (() => Logger) | undefined,
+  ) {
+    this.config = services.config;
+    this.db = services.db;
+    this.pubsub = services.pubsub;
+    this.madeLog = typeof log === 'function' ? undefined : log;
+    this.makeLog = typeof log === 'function' ? log : () => services.log.child({ requestId });
+  }
+
+  get loaders(): Loaders {
+    return (this.madeLoaders ??= createLoaders(this.db));
+  }
+
+  set loaders(value: Loaders) {
+    this.madeLoaders = value;
+  }
+
+  get log(): Logger {
+    return (this.madeLog ??= this.makeLog());
+  }
+
+  set log(value: Logger) {
+    this.madeLog = value;
+  }
 }
 
 /**

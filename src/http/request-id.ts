@@ -16,6 +16,28 @@ export function requestState(res: Response): RequestState {
   return res.locals as RequestState;
 }
 
+/**
+ * `res.locals` of a request: the child logger is made the first time something logs about the
+ * request (most never do), by an accessor on the prototype, cheaper per request than defining one.
+ */
+class RequestLocals implements RequestState {
+  caller?: Caller;
+  private child: Logger | undefined = undefined;
+
+  constructor(
+    readonly requestId: string,
+    private readonly base: Logger,
+  ) {}
+
+  get log(): Logger {
+    return (this.child ??= this.base.child({ requestId: this.requestId }));
+  }
+
+  set log(value: Logger) {
+    this.child = value;
+  }
+}
+
 /** A client-supplied id is kept when it is short and plain (so logs can be joined across services). */
 const CLIENT_ID = /^[\w.-]{1,100}$/;
 
@@ -31,18 +53,8 @@ export function requestId(log: Logger) {
     const header = req.headers['x-request-id'];
     const id = typeof header === 'string' && CLIENT_ID.test(header) ? header : randomUUID();
     res.setHeader('x-request-id', id);
-    const state = requestState(res);
-    state.requestId = id;
-    // The child logger is made the first time something logs about the request: most never do.
-    let child: Logger | undefined;
-    Object.defineProperty(state, 'log', {
-      get: () => (child ??= log.child({ requestId: id })),
-      set: (value: Logger) => {
-        child = value;
-      },
-      enumerable: true,
-      configurable: true,
-    });
+    const state = new RequestLocals(id, log);
+    res.locals = state as unknown as Response['locals'];
     const started = process.hrtime.bigint();
     res.on('finish', () => {
       if (res.statusCode < 400 && !log.isLevelEnabled('debug')) return;
