@@ -280,6 +280,27 @@ export function checkOperationInputs(
   variables: Readonly<Record<string, unknown>> | null | undefined,
 ): void {
   const values = variables ?? {};
+  for (const site of argumentSites(schema, document, operation)) checkArgument(site.start, values, site.owner);
+}
+
+/** One argument value an operation passes (or a variable's default), with its input type. */
+interface ArgumentSite {
+  start: Pending;
+  owner: string | undefined;
+}
+
+/**
+ * The argument sites of an operation depend only on the schema and the document, and Apollo hands
+ * the same parsed document to every request that sends the same query: found once per operation
+ * node (a WeakMap, so a document Apollo evicts takes its entry with it), in the order the walk
+ * meets them, so the first bad value named is the one it always was.
+ */
+const sitesOf = new WeakMap<OperationDefinitionNode, { schema: GraphQLSchema; sites: ArgumentSite[] }>();
+
+function argumentSites(schema: GraphQLSchema, document: DocumentNode, operation: OperationDefinitionNode): ArgumentSite[] {
+  const known = sitesOf.get(operation);
+  if (known && known.schema === schema) return known.sites;
+  const sites: ArgumentSite[] = [];
   const typeInfo = new TypeInfo(schema);
   for (const definition of document.definitions) {
     if (definition.kind === Kind.OPERATION_DEFINITION && definition !== operation) continue;
@@ -289,19 +310,21 @@ export function checkOperationInputs(
       visitWithTypeInfo(typeInfo, {
         VariableDefinition(node) {
           const type = typeFromAST(schema, node.type) as GraphQLInputType | undefined;
-          if (type && node.defaultValue) checkArgument({ type, path: `$${node.variable.name.value}`, node: node.defaultValue }, values, undefined);
+          if (type && node.defaultValue) sites.push({ start: { type, path: `$${node.variable.name.value}`, node: node.defaultValue }, owner: undefined });
           return false;
         },
         Argument(node) {
           const argument = typeInfo.getArgument();
           if (!argument) return false;
           const owner = typeInfo.getDirective()?.name ?? typeInfo.getFieldDef()?.name;
-          checkArgument({ type: argument.type, path: node.name.value, node: node.value }, values, owner);
+          sites.push({ start: { type: argument.type, path: node.name.value, node: node.value }, owner });
           return false;
         },
       }),
     );
   }
+  sitesOf.set(operation, { schema, sites });
+  return sites;
 }
 
 /**
