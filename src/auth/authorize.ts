@@ -1,4 +1,4 @@
-import type { ApolloServerPlugin } from '@apollo/server';
+import type { ApolloServerPlugin, GraphQLRequestListener } from '@apollo/server';
 import { Kind, type DocumentNode, type FragmentDefinitionNode, type OperationDefinitionNode, type SelectionSetNode } from 'graphql';
 import type { Context } from '../context.js';
 import { ForbiddenError } from '../errors.js';
@@ -43,23 +43,29 @@ export function operationRole(document: DocumentNode, operation: OperationDefini
 }
 
 /**
+ * The role an operation needs depends on its document alone, and Apollo reuses one parsed document
+ * per query: found once per operation node (a WeakMap: evicted documents take their entry along).
+ */
+const neededRoles = new WeakMap<OperationDefinitionNode, { role: Role; field: string | null }>();
+
+/**
  * Refuses, before anything executes, an operation that selects a root field the caller's role does
  * not allow: none of a mutation's fields run when one of them is forbidden.
  */
 export function authorizeOperation(document: DocumentNode, operation: OperationDefinitionNode, caller: Caller): void {
-  const { role, field } = operationRole(document, operation);
+  let needed = neededRoles.get(operation);
+  if (!needed) neededRoles.set(operation, (needed = operationRole(document, operation)));
+  const { role, field } = needed;
   if (!roleAllows(caller.role, role)) throw withHttpStatus(new ForbiddenError(role, caller.role, field ?? undefined));
 }
 
 /** Apollo plugin: the one place where HTTP operations are authorized (WebSocket: src/http/graphql-ws.ts). */
 export function authorizationPlugin(): ApolloServerPlugin<Context> {
-  return {
-    async requestDidStart() {
-      return {
-        async didResolveOperation({ document, operation, contextValue }) {
-          if (operation) authorizeOperation(document, operation, contextValue.caller);
-        },
-      };
+  // One hooks object for every request (it keeps no state): nothing allocated per request.
+  const hooks: GraphQLRequestListener<Context> = {
+    async didResolveOperation({ document, operation, contextValue }) {
+      if (operation) authorizeOperation(document, operation, contextValue.caller);
     },
   };
+  return { requestDidStart: async () => hooks };
 }

@@ -1,4 +1,4 @@
-import type { ApolloServerPlugin } from '@apollo/server';
+import type { ApolloServerPlugin, GraphQLRequestListener } from '@apollo/server';
 import { ApolloArmor } from '@escape.tech/graphql-armor';
 import type { ValidationRule } from 'graphql';
 import type { Config } from '../config.js';
@@ -54,15 +54,13 @@ export function queryLimits(config: Pick<Config, 'limits' | 'introspection'>): Q
 
 /** Logs, through the request's logger (with its request id), every error the client will see as internal. */
 export function errorLogPlugin(): ApolloServerPlugin<Context> {
-  return {
-    async requestDidStart() {
-      return {
-        async didEncounterErrors({ errors, contextValue }) {
-          for (const error of errors) logIfUnexpected(contextValue.log, error, error.path);
-        },
-      };
+  // One hooks object for every request (they keep no state): nothing allocated per request.
+  const hooks: GraphQLRequestListener<Context> = {
+    async didEncounterErrors({ errors, contextValue }) {
+      for (const error of errors) logIfUnexpected(contextValue.log, error, error.path);
     },
   };
+  return { requestDidStart: async () => hooks };
 }
 
 /**
@@ -70,15 +68,12 @@ export function errorLogPlugin(): ApolloServerPlugin<Context> {
  * as if it were a query and fail with an internal error; refuse it up front with BAD_REQUEST.
  */
 export function subscriptionsOverWebSocketOnly(): ApolloServerPlugin<Context> {
-  return {
-    async requestDidStart() {
-      return {
-        async didResolveOperation({ operation }) {
-          if (operation?.operation === 'subscription') {
-            throw withHttpStatus(new TangentError(ErrorCode.BAD_REQUEST, 'Subscriptions are served over WebSocket (graphql-ws) on this same path, not over HTTP'));
-          }
-        },
-      };
+  const hooks: GraphQLRequestListener<Context> = {
+    async didResolveOperation({ operation }) {
+      if (operation?.operation === 'subscription') {
+        throw withHttpStatus(new TangentError(ErrorCode.BAD_REQUEST, 'Subscriptions are served over WebSocket (graphql-ws) on this same path, not over HTTP'));
+      }
     },
   };
+  return { requestDidStart: async () => hooks };
 }
