@@ -521,7 +521,7 @@ export type ExportFormat =
   | 'JSONL';
 
 /**
- * One SGD step of rate η on (x_u, y_u), seen at x_o, to first order (DESIGN.md):
+ * One SGD step of rate η on (x_u, y_u), seen at x_o, to first order (docs/concepts.md):
  * Δlog π(·|x_o) ≈ −η A(x_o) K(x_o, x_u) G(x_u, y_u). Matrices are V × V lists of rows.
  */
 export type FirstOrder = {
@@ -2196,7 +2196,7 @@ export type TargetSetInput = {
   split?: InputMaybe<Scalars['String']['input']>;
 };
 
-/** The terms of DESIGN.md that are stored per (checkpoint, sample). */
+/** The terms (docs/concepts.md) that are stored per (checkpoint, sample). */
 export type Term =
   /** ‖A‖_F, A = I − 1πᵀ */
   | 'A_NORM'

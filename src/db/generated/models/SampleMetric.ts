@@ -14,7 +14,7 @@ import type * as Prisma from "../internal/prismaNamespace.js"
 
 /**
  * Model SampleMetric
- * One row per (checkpoint, sample): the scalar terms of DESIGN.md plus logits and π. Every value has
+ * One row per (checkpoint, sample): the scalar terms (docs/concepts.md) plus logits and π. Every value has
  * a `*Src` column naming its Producer, so a computed value is never mistaken for a recorded one.
  * kNorm and kTrace are over all trainable parameters (over a named subset: SampleSubsetMetric).
  */
