@@ -112,9 +112,16 @@ export class LeasedLimiter {
   }
 }
 
-/** Points a lease reserves: 1/200 of the limit, at least 1 (so every request is counted in the database below 400 a minute). */
+/**
+ * Points a lease reserves: 1/200 of the limit, at least 1 (so every request is counted in the
+ * database below 400 a minute) and at most 100. The cap bounds what a lease holds back from the
+ * other replicas, and what a window carries over when servers with other limits share the count
+ * (a limit lowered at a restart): at 100, a busy key still costs one write per 100 requests.
+ */
+export const MAX_LEASE = 100;
+
 export function leaseSize(points: number): number {
-  return Math.max(1, Math.floor(points / 200));
+  return Math.min(MAX_LEASE, Math.max(1, Math.floor(points / 200)));
 }
 
 /** Whole seconds until `ms` have passed, at least 1 (a Retry-After of 0 invites a tight loop). */
