@@ -62,6 +62,9 @@ export async function createServer(config: Config, options: ServerOptions = {}):
 
     const app = express();
     app.disable('x-powered-by');
+    // No ETag on responses: every GraphQL response is a POST's (or an uncached GET's) and differs per
+    // request, so express would hash each body (SHA-1) for a validator no client can use.
+    app.set('etag', false);
     const httpServer = createHttpServer(app);
     // Idle keep-alive sockets outlive the clients' own idle timeouts (undici: 4 s), so a client never
     // reuses a socket at the instant the server closes it — which, with the embedded database blocking
@@ -125,21 +128,8 @@ export async function createServer(config: Config, options: ServerOptions = {}):
 
     app.use(requestId(log));
 
-    app.get('/healthz', async (_req, res) => {
-      try {
-        await db.ping();
-        res.json({ status: 'ok', database: db.kind });
-      } catch {
-        res.status(HTTP_STATUS.DATABASE_UNAVAILABLE).setHeader('retry-after', String(UNAVAILABLE_RETRY_AFTER_S));
-        res.json({ status: 'unavailable', database: db.kind });
-      }
-    });
-
-    // The GraphQL IDE for browsers (GET / and GET /graphql accepting HTML, /ide/ assets): public, before authentication.
-    app.use(ideRoutes(config));
-
-    app.use(
-      '/graphql',
+    // The GraphQL chain: CORS, authentication, body, limits, Apollo.
+    const graphql = [
       // No CORS headers unless origins are configured: browsers on other origins are refused.
       ...(config.corsOrigins.length ? [cors({ origin: config.corsOrigins.includes('*') ? '*' : config.corsOrigins, maxAge: 600 })] : []),
       authenticateRequests(authenticator, rateLimits, clientAddress),
@@ -152,7 +142,27 @@ export async function createServer(config: Config, options: ServerOptions = {}):
           return createContext(services, state.requestId, state.caller, () => state.log);
         },
       }),
-    );
+    ];
+    // POST /graphql, nearly every request, first: it is neither /healthz nor the IDE's (which serves
+    // GET only), so it skips their layers. GET and OPTIONS /graphql reach the same chain below.
+    app.post('/graphql', ...graphql);
+
+    app.get('/healthz', async (_req, res) => {
+      try {
+        await db.ping();
+        res.json({ status: 'ok', database: db.kind });
+      } catch {
+        res.status(HTTP_STATUS.DATABASE_UNAVAILABLE).setHeader('retry-after', String(UNAVAILABLE_RETRY_AFTER_S));
+        res.json({ status: 'unavailable', database: db.kind });
+      }
+    });
+
+    // The GraphQL IDE for browsers (GET / and GET /graphql accepting HTML, /ide/ assets): public, before
+    // authentication. Only reads enter its router.
+    const ide = ideRoutes(config);
+    app.use((req, res, next) => (req.method === 'GET' || req.method === 'HEAD' ? ide(req, res, next) : next()));
+
+    app.use('/graphql', ...graphql);
 
     // Streamed exports of selections and curation queries (JSONL/CSV); the URLs come from GraphQL's exportUrl.
     app.use(
