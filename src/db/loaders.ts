@@ -15,13 +15,17 @@ function countsByKey<K>(keys: readonly K[], rows: { key: K; count: number }[]): 
   return keys.map((key) => map.get(key) ?? 0);
 }
 
+/** A checkpoint row's columns under the Prisma field names, for plain-SQL reads of checkpoints. */
+export const CHECKPOINT_COLUMNS = `id, run_id AS "runId", step, epoch, learning_rate AS "learningRate", weight_bytes AS "weightBytes",
+  weight_sha256 AS "weightSha256", created_at AS "createdAt"`;
+
 /**
  * The loaders of one request: each batches the lookups a query makes in one tick into one
  * statement, and caches them for the rest of that request only.
  */
 export function createLoaders(db: Database) {
   const { prisma } = db;
-  return {
+  const loaders = {
     datasetById: new DataLoader<number, Dataset | null>(async (ids) =>
       byKey(ids, await prisma.dataset.findMany({ where: { id: { in: [...ids] } } }), (r) => r.id),
     ),
@@ -31,17 +35,33 @@ export function createLoaders(db: Database) {
     modelById: new DataLoader<number, Model | null>(async (ids) =>
       byKey(ids, await prisma.model.findMany({ where: { id: { in: [...ids] } } }), (r) => r.id),
     ),
-    runById: new DataLoader<number, Run | null>(async (ids) =>
-      byKey(ids, await prisma.run.findMany({ where: { id: { in: [...ids] } } }), (r) => r.id),
-    ),
+    // Plain SQL, and each run's checkpoint count in the same statement (an index-only count on
+    // checkpoint (run_id, step)), primed into checkpointCountByRun: a run read with its count is one
+    // round trip, not two, and neither pays Prisma's per-call query compilation. Rows have the Prisma shape.
+    runById: new DataLoader<number, Run | null>(async (ids) => {
+      // named: run.byIdsWithCheckpointCount
+      const rows = await db.sql.query<Run & { checkpointCount: number }>(
+        `SELECT id, name, model_id AS "modelId", dataset_id AS "datasetId", config, status::text AS status,
+                idempotency_key AS "idempotencyKey", created_at AS "createdAt", updated_at AS "updatedAt",
+                (SELECT count(*)::int FROM checkpoint c WHERE c.run_id = run.id) AS "checkpointCount"
+         FROM run WHERE id = ANY($1::int[])`,
+        [[...ids]],
+      );
+      return byKey(
+        ids,
+        rows.map(({ checkpointCount, ...run }) => {
+          loaders.checkpointCountByRun.prime(run.id, checkpointCount);
+          return run;
+        }),
+        (r) => r.id,
+      );
+    }),
     // Plain SQL rather than Prisma: every curation query starts with this lookup, and Prisma's query
     // compiler costs milliseconds per call there (bench:query); the row has the Prisma shape.
     checkpointById: new DataLoader<number, Checkpoint | null>(async (ids) => {
       // named: checkpoint.byIds
       const rows = await db.sql.query<Checkpoint>(
-        `SELECT id, run_id AS "runId", step, epoch, learning_rate AS "learningRate", weight_bytes AS "weightBytes",
-                weight_sha256 AS "weightSha256", created_at AS "createdAt"
-         FROM checkpoint WHERE id = ANY($1::int[])`,
+        `SELECT ${CHECKPOINT_COLUMNS} FROM checkpoint WHERE id = ANY($1::int[])`,
         [[...ids]],
       );
       return byKey(ids, rows, (r) => r.id);
@@ -82,14 +102,15 @@ export function createLoaders(db: Database) {
       );
     }),
     checkpointCountByRun: new DataLoader<number, number>(async (ids) => {
-      const groups = await prisma.checkpoint.groupBy({
-        by: ['runId'],
-        where: { runId: { in: [...ids] } },
-        _count: { _all: true },
-      });
-      return countsByKey(ids, groups.map((g) => ({ key: g.runId, count: g._count._all })));
+      // named: checkpoint.countByRuns
+      const rows = await db.sql.query<{ key: number; count: number }>(
+        `SELECT run_id AS key, count(*)::int AS count FROM checkpoint WHERE run_id = ANY($1::int[]) GROUP BY run_id`,
+        [[...ids]],
+      );
+      return countsByKey(ids, rows);
     }),
   };
+  return loaders;
 }
 
 export type Loaders = ReturnType<typeof createLoaders>;

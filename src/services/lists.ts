@@ -1,5 +1,6 @@
 import type { Context } from '../context.js';
-import type { Prisma } from '../db/generated/client.js';
+import type { Checkpoint, Prisma } from '../db/generated/client.js';
+import { CHECKPOINT_COLUMNS } from '../db/loaders.js';
 import { afterId, decodeCursor, pageSize, toConnection } from '../schema/pagination.js';
 import type { CheckpointRow, ConnectionRow, DatasetRow, ModelRow, RunRow, SampleMetricRow, SampleRow } from '../schema/rows.js';
 import { BadUserInputError } from '../errors.js';
@@ -100,8 +101,14 @@ export async function listCheckpoints(ctx: Context, runId: number, args: PageArg
   const key = decodeCursor(list, args.after);
   const after = key?.[0];
   if (key && (key.length !== 1 || typeof after !== 'number')) throw new BadUserInputError('The cursor is not one this server issued for this list', 'after');
-  const where: Prisma.CheckpointWhereInput = { runId, ...(typeof after === 'number' ? { step: { gt: after } } : {}) };
-  const rows = limit === 0 ? [] : await ctx.db.prisma.checkpoint.findMany({ where, orderBy: { step: 'asc' }, take: limit + 1 });
+  // Plain SQL (rows in the Prisma shape): a run's checkpoints are read with nearly every run, and
+  // Prisma's per-call query compilation cost more than the statement itself.
+  const rows =
+    limit === 0
+      ? []
+      : typeof after === 'number'
+        ? await ctx.db.sql.query<Checkpoint>(`SELECT ${CHECKPOINT_COLUMNS} FROM checkpoint WHERE run_id = $1 AND step > $2 ORDER BY step LIMIT $3`, [runId, after, limit + 1])
+        : await ctx.db.sql.query<Checkpoint>(`SELECT ${CHECKPOINT_COLUMNS} FROM checkpoint WHERE run_id = $1 ORDER BY step LIMIT $2`, [runId, limit + 1]);
   return toConnection(list, rows, limit, (row) => [row.step], () => ctx.db.prisma.checkpoint.count({ where: { runId } }));
 }
 
