@@ -39,6 +39,17 @@ export class PubSub {
     await this.db.sql.query('SELECT pg_notify($1, $2)', [CHANNEL, JSON.stringify({ topic, event })]);
   }
 
+  /**
+   * Like `publish`, but this process's subscribers get the event at once, before the NOTIFY comes
+   * back, and then once more from it. For events whose handling is idempotent and must not wait for
+   * the round trip: a key revoked here is refused here by the next request (the revocation's own
+   * response must not race it).
+   */
+  async publishNow<T extends keyof Events>(topic: T, event: Events[T]): Promise<void> {
+    this.local.emit(topic, event);
+    await this.publish(topic, event);
+  }
+
   /** An async iterator of one topic's events, ended when the consumer returns (unsubscribes). */
   subscribe<T extends keyof Events>(topic: T, signal?: AbortSignal): AsyncIterableIterator<Events[T]> {
     const iterator = on(this.local, topic, signal ? { signal } : {});

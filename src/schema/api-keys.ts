@@ -24,7 +24,8 @@ export const apiKeyResolvers: Resolvers = {
     },
     revokeApiKey: async (_, { id }, ctx) => {
       const key = await revokeApiKey(ctx.db, parseId(id));
-      await ctx.pubsub.publish('apiKeyRevoked', { keyId: key.id });
+      // publishNow: this server drops the key from its cache before answering; the others on NOTIFY.
+      await ctx.pubsub.publishNow('apiKeyRevoked', { keyId: key.id });
       ctx.log.info({ keyId: key.id, by: ctx.caller.key?.id ?? 'open' }, 'API key revoked');
       return key;
     },
