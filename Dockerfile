@@ -36,8 +36,8 @@ FROM ${NODE_IMAGE} AS runtime
 ENV NODE_ENV=production HOST=0.0.0.0 PORT=4000 TANGENT_DATA_DIR=/data
 WORKDIR /app
 COPY --from=deps /app/node_modules ./node_modules
-# dist/ has src/'s layout, so what it reads relative to itself is here: ../package.json (version),
-# ../../schema.graphql, ../../prisma/migrations, dist/db/pglite-initdb-*.tar.gz, dist/web/ide (the IDE).
+# dist/ has src/'s layout, so what a module reads relative to itself is here: package.json (version),
+# schema.graphql, prisma/migrations, dist/platform/db/pglite-initdb-*.tar.gz, dist/web/ide (the IDE).
 COPY package.json schema.graphql ./
 COPY prisma/migrations ./prisma/migrations
 COPY bin ./bin

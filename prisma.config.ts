@@ -13,6 +13,6 @@ export default defineConfig({
   schema: 'prisma/schema.prisma',
   experimental: { adapter: true },
   engine: 'js',
-  // (cast: the adapter is typed against an older @prisma/driver-adapter-utils, see src/db/database.ts)
+  // (cast: the adapter is typed against an older @prisma/driver-adapter-utils, see src/platform/db/database.ts)
   adapter: async () => new PrismaPGlite(new PGlite()) as never,
 });

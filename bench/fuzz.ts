@@ -30,7 +30,7 @@ import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
-import { buildSchema } from '../src/schema/index.js';
+import { buildSchema } from '../src/modules/schema.js';
 import {
   FAILURE_KINDS,
   badKeysThenValidKey,

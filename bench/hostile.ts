@@ -40,8 +40,8 @@ import {
   type GraphQLSchema,
 } from 'graphql';
 import WebSocket from 'ws';
-import { ErrorCode } from '../src/errors.js';
-import { seededRandom } from '../src/random.js';
+import { ErrorCode } from '../src/platform/errors.js';
+import { seededRandom } from '../src/platform/random.js';
 
 /** How long a client waits for any one answer before it counts a hang. */
 export const HANG_MS = 10_000;

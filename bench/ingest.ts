@@ -26,7 +26,7 @@ import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
-import { formatFloat32 } from '../src/db/metrics.js';
+import { formatFloat32 } from '../src/modules/terms/metrics-storage.js';
 
 const args = process.argv.slice(2);
 const flag = (name: string) => args.includes(`--${name}`);

@@ -19,8 +19,8 @@ import { readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { CNN1D_DEFAULTS, cnn1d, createPool, initBackend, serializeModel } from '../src/compute/index.js';
-import { loadConfig } from '../src/config.js';
-import { createLogger } from '../src/logger.js';
+import { loadConfig } from '../src/platform/config.js';
+import { createLogger } from '../src/platform/logger.js';
 import { createServer } from '../src/server.js';
 
 const args = process.argv.slice(2);

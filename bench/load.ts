@@ -26,9 +26,9 @@ import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import pg from 'pg';
 import { pino } from 'pino';
-import { createApiKey } from '../src/auth/keys.js';
-import { openDatabase } from '../src/db/database.js';
-import { migrate } from '../src/db/migrate.js';
+import { createApiKey } from '../src/modules/api-keys/storage.js';
+import { openDatabase } from '../src/platform/db/database.js';
+import { migrate } from '../src/platform/db/migrate.js';
 import { ucrSeries } from './ucr.js';
 
 const args = process.argv.slice(2);

@@ -7,7 +7,7 @@ import { registerMigrate } from './cli/migrate.js';
 import { registerServe } from './cli/serve.js';
 import { registerTrain } from './cli/train.js';
 import { registerWorker } from './cli/worker.js';
-import { VERSION } from './version.js';
+import { VERSION } from './platform/version.js';
 
 /**
  * `tangent <command>`: one file per command in src/cli. A command module declares its options

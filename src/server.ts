@@ -6,29 +6,29 @@ import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHt
 import { expressMiddleware } from '@as-integrations/express5';
 import cors from 'cors';
 import express from 'express';
-import { Authenticator } from './auth/authenticate.js';
-import { authorizationPlugin } from './auth/authorize.js';
-import { clientAddressOf } from './auth/client-address.js';
-import { authenticateRequests } from './auth/http.js';
-import type { Config } from './config.js';
-import { createContext, type Context, type Services } from './context.js';
-import { openDatabase, type Database } from './db/database.js';
-import { migrate } from './db/migrate.js';
-import { createLogger, type Logger } from './logger.js';
-import { PubSub } from './pubsub.js';
-import { ComputeRuntime } from './services/compute-runtime.js';
-import { buildSchema } from './schema/index.js';
-import { formatError } from './schema/format-error.js';
-import { compiledExecution } from './http/compiled-execution.js';
-import { errorHandler } from './http/errors.js';
-import { exportRoutes } from './http/export.js';
-import { serveWebSocket } from './http/graphql-ws.js';
-import { ideRoutes } from './http/ide.js';
-import { guardExportParameters, guardGraphQLRequests, inputGuardPlugin } from './http/input-guard.js';
-import { errorLogPlugin, queryLimits, subscriptionsOverWebSocketOnly } from './http/limits.js';
-import { RateLimits } from './http/rate-limit.js';
-import { HTTP_STATUS, statusPlugin, UNAVAILABLE_RETRY_AFTER_S } from './http/status.js';
-import { requestId, requestState } from './http/request-id.js';
+import { Authenticator } from './platform/auth/authenticate.js';
+import { authorizationPlugin } from './platform/auth/authorize.js';
+import { clientAddressOf } from './platform/auth/client-address.js';
+import { authenticateRequests } from './platform/auth/http.js';
+import type { Config } from './platform/config.js';
+import { createContext, type Context, type Services } from './modules/context.js';
+import { openDatabase, type Database } from './platform/db/database.js';
+import { migrate } from './platform/db/migrate.js';
+import { createLogger, type Logger } from './platform/logger.js';
+import { PubSub } from './platform/pubsub.js';
+import { ComputeRuntime } from './modules/jobs/runtime.js';
+import { buildSchema } from './modules/schema.js';
+import { formatError } from './platform/graphql/format-error.js';
+import { compiledExecution } from './platform/http/compiled-execution.js';
+import { errorHandler } from './platform/http/errors.js';
+import { exportRoutes } from './modules/curation/export-route.js';
+import { serveWebSocket } from './platform/http/graphql-ws.js';
+import { ideRoutes } from './platform/http/ide.js';
+import { guardExportParameters, guardGraphQLRequests, inputGuardPlugin } from './platform/http/input-guard.js';
+import { errorLogPlugin, queryLimits, subscriptionsOverWebSocketOnly } from './platform/http/limits.js';
+import { RateLimits } from './platform/http/rate-limit.js';
+import { HTTP_STATUS, statusPlugin, UNAVAILABLE_RETRY_AFTER_S } from './platform/http/status.js';
+import { requestId, requestState } from './platform/http/request-id.js';
 
 export interface RunningServer {
   /** The GraphQL endpoint, e.g. http://127.0.0.1:4000/graphql. */
@@ -93,7 +93,7 @@ export async function createServer(config: Config, options: ServerOptions = {}):
       // Automatic persisted queries stay on (dashboards re-send the same large queries by hash). A
       // query is registered only once it has passed the token and nesting limits, validation and the
       // input guard, into Apollo's bounded in-memory LRU (30 MiB per process), for a day at most; a
-      // hash that is not the query's is PERSISTED_QUERY_HASH_MISMATCH (src/http/input-guard.ts).
+      // hash that is not the query's is PERSISTED_QUERY_HASH_MISMATCH (src/platform/http/input-guard.ts).
       persistedQueries: { ttl: 24 * 3600 },
       // The CLI owns SIGINT/SIGTERM and calls close(); Apollo's own handlers would race it.
       stopOnTerminationSignals: false,
@@ -103,7 +103,7 @@ export async function createServer(config: Config, options: ServerOptions = {}):
         // Tangent sets no cache hints; Apollo's default cache-control plugin would still wrap every
         // field resolver to compute a policy (a 1000-row page resolves ~6000 fields).
         ApolloServerPluginCacheControlDisabled(),
-        // Apollo's landing page loads Apollo Sandbox from a CDN; browsers get Tangent's own IDE (src/http/ide.ts).
+        // Apollo's landing page loads Apollo Sandbox from a CDN; browsers get Tangent's own IDE (src/platform/http/ide.ts).
         ApolloServerPluginLandingPageDisabled(),
         {
           async serverWillStart() {
@@ -120,7 +120,7 @@ export async function createServer(config: Config, options: ServerOptions = {}):
         errorLogPlugin(),
         // NUL, unpaired surrogates and oversized JSON in any argument: BAD_USER_INPUT before resolvers run.
         inputGuardPlugin(schema),
-        // 503/504 for an operation that produced no data because the database failed it (src/http/status.ts).
+        // 503/504 for an operation that produced no data because the database failed it (src/platform/http/status.ts).
         statusPlugin(),
       ],
     });

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { DESTRUCTIVE_MUTATION, FIELD_ROLES, requiredRole, type RootKind } from '../src/auth/roles.js';
-import { buildSchema } from '../src/schema/index.js';
+import { DESTRUCTIVE_MUTATION, FIELD_ROLES, requiredRole, type RootKind } from '../src/platform/auth/roles.js';
+import { buildSchema } from '../src/modules/schema.js';
 
 /**
  * The role policy against the schema as it is now, whoever added the fields: every root field has

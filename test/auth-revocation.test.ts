@@ -1,16 +1,16 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { RateLimiterRes } from 'rate-limiter-flexible';
-import { createApiKey } from '../src/auth/keys.js';
-import { migrate } from '../src/db/migrate.js';
-import { LeasedLimiter, leaseSize, sharedLimiter } from '../src/http/rate-limit.js';
+import { createApiKey } from '../src/modules/api-keys/storage.js';
+import { migrate } from '../src/platform/db/migrate.js';
+import { LeasedLimiter, leaseSize, sharedLimiter } from '../src/platform/http/rate-limit.js';
 import { cleanupStack } from './helpers/cleanup.js';
 import { codes } from './helpers/fixtures.js';
 import { createTestDatabase, quietLog } from './helpers/database.js';
 import { startTestServer } from './helpers/server.js';
 
 /**
- * Issue 17: servers cache verified keys (src/auth/authenticate.ts), and a revocation still takes
+ * Issue 17: servers cache verified keys (src/platform/auth/authenticate.ts), and a revocation still takes
  * effect at once, on the server that revoked the key and on every other server on the database,
  * which hear of it through LISTEN/NOTIFY. And usage limits, spent in leases rather than a
  * database write per request, still hold across replicas exactly.

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import pg from 'pg';
-import { openDatabase } from '../src/db/database.js';
+import { openDatabase } from '../src/platform/db/database.js';
 import { cleanupStack } from './helpers/cleanup.js';
 import { PgProxy } from './helpers/pg-proxy.js';
 import { createTestDatabase, quietLog } from './helpers/database.js';

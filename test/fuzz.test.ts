@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { createApiKey } from '../src/auth/keys.js';
-import { buildSchema } from '../src/schema/index.js';
+import { createApiKey } from '../src/modules/api-keys/storage.js';
+import { buildSchema } from '../src/modules/schema.js';
 import {
   FAILURE_KINDS,
   badKeysThenValidKey,

@@ -2,7 +2,7 @@ import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vite';
 
 /**
- * Builds the browser IDE (web/ide) into dist/web/ide, which src/http/ide.ts serves. Every asset,
+ * Builds the browser IDE (web/ide) into dist/web/ide, which src/platform/http/ide.ts serves. Every asset,
  * Monaco's workers included, is a file of the bundle: the IDE works with no network beyond Tangent.
  */
 export default defineConfig({

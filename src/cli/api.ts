@@ -1,8 +1,8 @@
-import type { Config } from '../config.js';
-import type { Database } from '../db/database.js';
-import type { Logger } from '../logger.js';
-import type { PubSub } from '../pubsub.js';
-import type { ComputeRuntime } from '../services/compute-runtime.js';
+import type { Config } from '../platform/config.js';
+import type { Database } from '../platform/db/database.js';
+import type { Logger } from '../platform/logger.js';
+import type { PubSub } from '../platform/pubsub.js';
+import type { ComputeRuntime } from '../modules/jobs/runtime.js';
 import { configOrExit, type EnvOverrides } from './shared.js';
 
 /**
@@ -148,13 +148,13 @@ export async function directApi(options: DirectApiOptions): Promise<Api & { conf
   const [{ randomUUID }, { execute, parse, subscribe }, { createContext }, { openDatabase }, { migrate }, { createLogger }, { PubSub }, { buildSchema }, { ComputeRuntime }] = await Promise.all([
     import('node:crypto'),
     import('graphql'),
-    import('../context.js'),
-    import('../db/database.js'),
-    import('../db/migrate.js'),
-    import('../logger.js'),
-    import('../pubsub.js'),
-    import('../schema/index.js'),
-    import('../services/compute-runtime.js'),
+    import('../modules/context.js'),
+    import('../platform/db/database.js'),
+    import('../platform/db/migrate.js'),
+    import('../platform/logger.js'),
+    import('../platform/pubsub.js'),
+    import('../modules/schema.js'),
+    import('../modules/jobs/runtime.js'),
   ]);
   const quiet = options.quietLevel ?? 'error';
   const log = createLogger({ logLevel: config.logLevel === 'debug' || config.logLevel === 'trace' ? config.logLevel : quiet }, { toStderr: true });

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
-import { TERMS } from '../db/terms.js';
-import type { ComputeTermsInput, Term } from '../schema/generated/types.js';
+import { TERMS } from '../platform/values/term.js';
+import type { ComputeTermsInput, Term } from '../modules/generated/types.js';
 import type { Api } from './api.js';
 import { envOverrides, reportError, withEnvironment } from './shared.js';
 

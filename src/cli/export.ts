@@ -2,8 +2,8 @@ import { createWriteStream } from 'node:fs';
 import { once } from 'node:events';
 import type { Writable } from 'node:stream';
 import { Command, Option } from 'commander';
-import type { SampleTermFilter, SampleTermOrder, TargetSetInput } from '../schema/generated/types.js';
-import type { ExportFormat, ExportSource } from '../services/curation/export.js';
+import type { SampleTermFilter, SampleTermOrder, TargetSetInput } from '../modules/generated/types.js';
+import type { ExportFormat, ExportSource } from '../modules/curation/export.js';
 import { configOrExit, envOverrides, reportError, withEnvironment, type EnvOverrides } from './shared.js';
 
 interface ExportOptions {
@@ -72,8 +72,8 @@ async function exportViaUrl(opts: ExportOptions, out: Writable): Promise<void> {
   const [{ Readable }, { pipeline }, { encodeQueryArgs }, { parseId }] = await Promise.all([
     import('node:stream'),
     import('node:stream/promises'),
-    import('../schema/curation-inputs.js'),
-    import('../schema/inputs.js'),
+    import('../modules/curation/inputs.js'),
+    import('../platform/graphql/inputs.js'),
   ]);
   const origin = new URL(opts.url!).origin;
   let path: string;
@@ -104,15 +104,15 @@ async function exportDirect(opts: ExportOptions, out: Writable, env: EnvOverride
   const config = await configOrExit(env);
   const [{ randomUUID }, { createContext }, { openDatabase }, { migrate }, { createLogger }, { PubSub }, { parseQuery }, { parseId }, { selectionExportSource, writeExport }, { prepareQuery }] = await Promise.all([
     import('node:crypto'),
-    import('../context.js'),
-    import('../db/database.js'),
-    import('../db/migrate.js'),
-    import('../logger.js'),
-    import('../pubsub.js'),
-    import('../schema/curation-inputs.js'),
-    import('../schema/inputs.js'),
-    import('../services/curation/export.js'),
-    import('../services/curation/rank.js'),
+    import('../modules/context.js'),
+    import('../platform/db/database.js'),
+    import('../platform/db/migrate.js'),
+    import('../platform/logger.js'),
+    import('../platform/pubsub.js'),
+    import('../modules/curation/inputs.js'),
+    import('../platform/graphql/inputs.js'),
+    import('../modules/curation/export.js'),
+    import('../modules/curation/rank.js'),
   ]);
   const log = createLogger({ logLevel: config.logLevel === 'debug' || config.logLevel === 'trace' ? config.logLevel : 'error' }, { toStderr: true });
   let db;

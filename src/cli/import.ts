@@ -1,7 +1,7 @@
 import { basename } from 'node:path';
 import type { SingleBar } from 'cli-progress';
 import type { Command } from 'commander';
-import type { TermSpec } from '../db/terms.js';
+import type { TermSpec } from '../platform/values/term.js';
 import type { LengthPolicy, Resample } from '../io/length-policy.js';
 import type { MetricBatch, MetricsFormat } from '../io/metrics-file.js';
 import type { Api } from './api.js';
@@ -263,7 +263,7 @@ function batchColumns(batch: MetricBatch, terms: readonly TermSpec[], rowError: 
 async function importMetricsFile(api: Api, file: string, opts: CommonOptions & { checkpoint: string; format?: string; batch?: number }) {
   const [{ stat }, { TERMS }, { metricsFormatOf, MetricsFileError, readMetricsFile }, { ApiError }] = await Promise.all([
     import('node:fs/promises'),
-    import('../db/terms.js'),
+    import('../platform/values/term.js'),
     import('../io/metrics-file.js'),
     import('./api.js'),
   ]);

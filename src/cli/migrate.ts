@@ -8,7 +8,7 @@ export function registerMigrate(program: Command): void {
     .description('apply the committed migrations to the database and exit (the server also does this at start-up)');
   withEnvironment(command, ['general', 'database']).action(async (opts: Record<string, unknown>) => {
     const config = await configOrExit(envOverrides(opts));
-    const [{ openDatabase }, { migrate }, { createLogger }] = await Promise.all([import('../db/database.js'), import('../db/migrate.js'), import('../logger.js')]);
+    const [{ openDatabase }, { migrate }, { createLogger }] = await Promise.all([import('../platform/db/database.js'), import('../platform/db/migrate.js'), import('../platform/logger.js')]);
     const log = createLogger(config);
     const db = await openDatabase(config.database, log);
     try {

@@ -14,7 +14,7 @@ export function registerServe(program: Command): void {
       server = await createServer(config);
     } catch (error) {
       // One JSON line, like every other line a server writes, and exit 1.
-      const { createLogger } = await import('../logger.js');
+      const { createLogger } = await import('../platform/logger.js');
       createLogger(config).fatal({ err: error }, 'Tangent could not start');
       process.exitCode = 1;
       // Whatever the failed start left open (a pool, a timer) must not keep the process up; the

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
-import type { Config, EnvName } from '../config.js';
-import { ENVIRONMENT, environmentHelp, settingsOf, type EnvGroup } from '../environment.js';
+import type { Config, EnvName } from '../platform/config.js';
+import { ENVIRONMENT, environmentHelp, settingsOf, type EnvGroup } from '../platform/environment.js';
 
 /*
  * What every command shares. This module is loaded for `tangent --help`, so it imports only types
@@ -12,7 +12,7 @@ export type EnvOverrides = Partial<Record<EnvName, string>>;
 
 /** Parses the environment (with the command's flags over it) or exits 1 listing every problem. */
 export async function configOrExit(overrides: EnvOverrides = {}): Promise<Config> {
-  const { ConfigError, loadConfig } = await import('../config.js');
+  const { ConfigError, loadConfig } = await import('../platform/config.js');
   try {
     return loadConfig(undefined, overrides);
   } catch (error) {
@@ -31,7 +31,7 @@ function attributeOf(flag: string): string {
 
 /**
  * Lists the environment settings of these groups in the command's --help (from the one table in
- * src/environment.ts), and adds the flags of those that have one (`--port`, `--database-url`, …).
+ * src/platform/environment.ts), and adds the flags of those that have one (`--port`, `--database-url`, …).
  */
 export function withEnvironment(command: Command, groups: readonly EnvGroup[]): Command {
   for (const [name, setting] of settingsOf(groups)) {

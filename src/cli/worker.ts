@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
-import type { Database } from '../db/database.js';
-import type { PubSub } from '../pubsub.js';
-import type { ComputeRuntime } from '../services/compute-runtime.js';
+import type { Database } from '../platform/db/database.js';
+import type { PubSub } from '../platform/pubsub.js';
+import type { ComputeRuntime } from '../modules/jobs/runtime.js';
 import { configOrExit, envOverrides, onShutdownSignal, withEnvironment } from './shared.js';
 
 /**
@@ -17,11 +17,11 @@ export function registerWorker(program: Command): void {
   withEnvironment(command, ['general', 'database', 'compute', 'jobs']).action(async (opts: Record<string, unknown>) => {
     const config = await configOrExit(envOverrides(opts));
     const [{ openDatabase }, { migrate }, { createLogger }, { PubSub }, { ComputeRuntime }] = await Promise.all([
-      import('../db/database.js'),
-      import('../db/migrate.js'),
-      import('../logger.js'),
-      import('../pubsub.js'),
-      import('../services/compute-runtime.js'),
+      import('../platform/db/database.js'),
+      import('../platform/db/migrate.js'),
+      import('../platform/logger.js'),
+      import('../platform/pubsub.js'),
+      import('../modules/jobs/runtime.js'),
     ]);
     const log = createLogger(config);
     let db: Database | undefined;

@@ -2,7 +2,7 @@ import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
 import { parse as parseCsv } from 'csv-parse';
-import { TERMS, type TermField } from '../db/terms.js';
+import { TERMS, type TermField } from '../platform/values/term.js';
 
 /**
  * Per-sample metrics from files: CSV (a header row, then one row per sample) or JSONL (one JSON

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { loadConfig } from '../../src/config.js';
-import { ENVIRONMENT } from '../../src/environment.js';
+import { loadConfig } from '../../src/platform/config.js';
+import { ENVIRONMENT } from '../../src/platform/environment.js';
 import { tangent } from './helpers.js';
 
 async function help(args: string[]): Promise<string> {

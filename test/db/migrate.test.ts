@@ -3,8 +3,8 @@ import { cpSync, mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import type { Database } from '../../src/db/database.js';
-import { migrate, MIGRATIONS_DIR, readMigrations } from '../../src/db/migrate.js';
+import type { Database } from '../../src/platform/db/database.js';
+import { migrate, MIGRATIONS_DIR, readMigrations } from '../../src/platform/db/migrate.js';
 import { createTestDatabase, quietLog, type TestDatabase } from '../helpers/database.js';
 
 let testDb: TestDatabase;

@@ -4,9 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { pino } from 'pino';
-import type { Config } from '../../src/config.js';
-import { IN_MEMORY, openDatabase, type Database } from '../../src/db/database.js';
-import { migrate, readMigrations } from '../../src/db/migrate.js';
+import type { Config } from '../../src/platform/config.js';
+import { IN_MEMORY, openDatabase, type Database } from '../../src/platform/db/database.js';
+import { migrate, readMigrations } from '../../src/platform/db/migrate.js';
 
 export const quietLog = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
 

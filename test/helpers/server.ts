@@ -1,5 +1,5 @@
-import { loadConfig, type Config } from '../../src/config.js';
-import type { Database } from '../../src/db/database.js';
+import { loadConfig, type Config } from '../../src/platform/config.js';
+import type { Database } from '../../src/platform/db/database.js';
 import { createServer, type RunningServer } from '../../src/server.js';
 import { createTestDatabase, quietLog, type TestDatabase } from './database.js';
 

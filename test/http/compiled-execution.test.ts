@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { execute, parse, validate, type ExecutionResult, type GraphQLError } from 'graphql';
-import { loadConfig } from '../../src/config.js';
-import { createContext } from '../../src/context.js';
-import { compiledExecution, runsCompiled } from '../../src/http/compiled-execution.js';
-import { buildSchema } from '../../src/schema/index.js';
+import { loadConfig } from '../../src/platform/config.js';
+import { createContext } from '../../src/modules/context.js';
+import { compiledExecution, runsCompiled } from '../../src/platform/http/compiled-execution.js';
+import { buildSchema } from '../../src/modules/schema.js';
 import { codes } from '../helpers/fixtures.js';
 import { quietLog } from '../helpers/database.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';

@@ -4,9 +4,9 @@ import { createServer as createHttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import express from 'express';
-import { loadConfig } from '../../src/config.js';
-import { ideRoutes } from '../../src/http/ide.js';
-import { VERSION } from '../../src/version.js';
+import { loadConfig } from '../../src/platform/config.js';
+import { ideRoutes } from '../../src/platform/http/ide.js';
+import { VERSION } from '../../src/platform/version.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 
 /**

@@ -8,7 +8,7 @@ import { codes, createModelAndRun } from '../helpers/fixtures.js';
 import { startTestServer, type GraphQLResponse, type TestServer } from '../helpers/server.js';
 
 /**
- * What enters is checked once, at the edge (src/http/input-guard.ts, the JSON scalar): text the
+ * What enters is checked once, at the edge (src/platform/http/input-guard.ts, the JSON scalar): text the
  * database cannot store, JSON too deep or too large, a persisted query whose hash lies, and a
  * document nested past what the parser may read are each refused with a code and HTTP 400 before
  * anything runs, nothing is written, and no answer carries a JavaScript error's name, a stack, a

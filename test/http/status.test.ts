@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { createApiKey } from '../../src/auth/keys.js';
-import { openDatabase } from '../../src/db/database.js';
-import { ErrorCode } from '../../src/errors.js';
-import { HTTP_STATUS } from '../../src/http/status.js';
+import { createApiKey } from '../../src/modules/api-keys/storage.js';
+import { openDatabase } from '../../src/platform/db/database.js';
+import { ErrorCode } from '../../src/platform/errors.js';
+import { HTTP_STATUS } from '../../src/platform/http/status.js';
 import { cleanupStack } from '../helpers/cleanup.js';
 import { PgProxy } from '../helpers/pg-proxy.js';
 import { createTestDatabase, quietLog } from '../helpers/database.js';
@@ -11,7 +11,7 @@ import { startTestServer } from '../helpers/server.js';
 import { importUcr, storeCnn } from '../jobs/helpers.js';
 
 /**
- * One table from error code to HTTP status (src/http/status.ts), provoked row by row through HTTP:
+ * One table from error code to HTTP status (src/platform/http/status.ts), provoked row by row through HTTP:
  * exports, refusals before GraphQL runs, GraphQL operations, /healthz.
  */
 

@@ -1,6 +1,6 @@
 import { createModelAndRun } from '../helpers/fixtures.js';
 import type { TestServer } from '../helpers/server.js';
-import { seededRandom } from '../../src/random.js';
+import { seededRandom } from '../../src/platform/random.js';
 
 /** A seeded generator, so every run of a test sees the same data. */
 export const rng = seededRandom;

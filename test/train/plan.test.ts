@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { permutation, seededRandom, seededSubset, STREAM, streamSeed, subsetSize, trainPlan } from '../../src/train/plan.js';
+import { permutation, seededRandom, seededSubset, STREAM, streamSeed, subsetSize, trainPlan } from '../../src/modules/training/train-plan.js';
 
 /** The plan of a training: where it stops, which samples it takes; plain numbers, fixed by the seed. */
 test('trainPlan: analysis at the start, every k-th epoch and the last; tracking points in between', () => {

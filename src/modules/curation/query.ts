@@ -1,0 +1,48 @@
+import { createHash } from 'node:crypto';
+import type { Direction, SampleFilter, SampleScope } from './sql-builder.js';
+import { scalarTerm, type RequiredTerm, type ScalarTermName, type TargetSet } from './term-columns.js';
+import { ALL_PARAMETERS } from '../../platform/values/term.js';
+import { BadUserInputError } from '../../platform/errors.js';
+
+/**
+ * A curation query at a checkpoint: which samples, in which order, kCross against which target set,
+ * and the parameter subset its kernel terms (kNorm, kTrace, kCross) are over ('all' by default).
+ */
+export interface SampleQuery {
+  filter: SampleFilter;
+  order: { term: ScalarTermName; direction: Direction };
+  target: TargetSet | null;
+  /** Default 'all' (`querySubset`). */
+  subset?: string;
+}
+
+/** The parameter subset of a query's kernel terms. */
+export function querySubset(query: SampleQuery): string {
+  return query.subset ?? ALL_PARAMETERS;
+}
+
+/** The samples a filter is about, whatever their terms. */
+export function scopeOf(datasetId: number, filter: SampleFilter): SampleScope {
+  return { datasetId, labels: filter.labels ?? null, splits: filter.splits ?? null, sampleIds: filter.sampleIds ?? null };
+}
+
+/**
+ * Every term a query reads: the ones it ranks or summarises by and the ones its filter names, each
+ * with the query's parameter subset (kernel terms are over it; the others are computed alongside K
+ * over it). kCross without a target set is refused here, naming the argument.
+ */
+export function requiredTerms(terms: readonly ScalarTermName[], filter: SampleFilter, targetKey: string | null, subset: string = ALL_PARAMETERS): RequiredTerm[] {
+  const all: ScalarTermName[] = [...terms, ...(filter.terms ?? []).map((r) => r.term)];
+  if (all.some((t) => scalarTerm(t).cross) && targetKey === null) {
+    throw new BadUserInputError('kCross is measured against a target set: give `target` (a split or a saved selection)', 'target');
+  }
+  const over = subset === ALL_PARAMETERS ? {} : { subset };
+  const required: RequiredTerm[] = all.map((term) => (scalarTerm(term).cross ? { term, targetKey, ...over } : { term, ...over }));
+  if (filter.correct !== null && filter.correct !== undefined) required.push({ term: 'CORRECT', ...over });
+  return required;
+}
+
+/** A short digest of a query's shape, so a cursor issued for one query is refused by another. */
+export function queryDigest(parts: unknown): string {
+  return createHash('sha256').update(JSON.stringify(parts)).digest('base64url').slice(0, 12);
+}

@@ -1,0 +1,279 @@
+import { longSource, SqlParams, termTable, whereClause, type SampleFilter } from './sql-builder.js';
+import type { ScalarTermName, TargetSet } from './term-columns.js';
+import { ALL_PARAMETERS } from '../../platform/values/term.js';
+import { BadUserInputError, NotFoundError } from '../../platform/errors.js';
+import { checkSubset } from '../terms/subsets.js';
+import { ensureTerms } from '../terms/availability.js';
+import { checkpointInfo, resolveTarget, type CurationContext } from './checkpoint-info.js';
+import { requiredTerms, scopeOf } from './query.js';
+
+export interface StatsArgs {
+  term: ScalarTermName;
+  filter: SampleFilter;
+  target: TargetSet | null;
+  /** The parameter subset of the kernel terms (default 'all'). */
+  subset?: string;
+}
+
+interface StatsSpec {
+  term: ScalarTermName;
+  targetKey: string | null;
+  subset: string;
+  filter: SampleFilter;
+  /** In step order. */
+  checkpointIds: number[];
+  classNames: string[];
+}
+
+export interface Summary {
+  count: number;
+  mean: number | null;
+  stddev: number | null;
+  /** The smallest and largest values as stored (float32). */
+  min: number | null;
+  max: number | null;
+  /** The same as exact doubles, for histogram bounds. */
+  lo: number | null;
+  hi: number | null;
+}
+
+export interface Histogram {
+  min: number | null;
+  max: number | null;
+  binWidth: number | null;
+  bins: { lower: number; upper: number; count: number }[];
+  /** Values below min / above max (when the bounds were given). */
+  below: number;
+  above: number;
+}
+
+/** One cell of statistics: a term at one checkpoint, over all samples or one class. */
+export interface TermStatsRow {
+  family: StatsFamily;
+  checkpointId: number;
+  term: ScalarTermName;
+  label: number | null;
+  className: string | null;
+}
+
+const EMPTY: Summary = { count: 0, mean: null, stddev: null, min: null, max: null, lo: null, hi: null };
+export const MAX_BINS = 10_000;
+export const MAX_QUANTILES = 100;
+
+const cellKey = (checkpointId: number, label: number | null) => `${checkpointId}/${label ?? ''}`;
+
+/**
+ * The statistics of one term over a set of cells (checkpoints, or checkpoints × classes) that a
+ * request reads together: each statistic is one grouped statement for all cells, run the first
+ * time any cell asks for it (a run's series over 20 checkpoints costs one query, not 20).
+ */
+export class StatsFamily {
+  private readonly memo = new Map<string, Promise<Map<string, unknown>>>();
+  private classes: StatsFamily | null = null;
+
+  constructor(
+    private readonly ctx: CurationContext,
+    readonly spec: StatsSpec,
+    readonly byLabel: boolean,
+    private readonly parent: StatsFamily | null = null,
+  ) {}
+
+  cells(): TermStatsRow[] {
+    return this.spec.checkpointIds.map((checkpointId) => ({ family: this, checkpointId, term: this.spec.term, label: null, className: null }));
+  }
+
+  /** The per-class cells of one checkpoint, every class of the dataset in label order. */
+  classCells(checkpointId: number): TermStatsRow[] {
+    this.classes ??= new StatsFamily(this.ctx, this.spec, true, this);
+    const family = this.classes;
+    return this.spec.classNames.map((name, label) => ({ family, checkpointId, term: this.spec.term, label, className: name }));
+  }
+
+  async summary(cell: TermStatsRow): Promise<Summary> {
+    const all = await this.once('summary', () =>
+      this.grouped(
+        (v) => ({
+          select: `count(*)::int AS n, avg(${v}::float8) AS mean, stddev_samp(${v}::float8) AS stddev, min(${v}) AS min, max(${v}) AS max,
+                   min(${v})::float8 AS lo, max(${v})::float8 AS hi`,
+        }),
+        (row) => ({
+          count: Number(row.n),
+          mean: num(row.mean),
+          stddev: num(row.stddev),
+          min: num(row.min),
+          max: num(row.max),
+          lo: num(row.lo),
+          hi: num(row.hi),
+        }),
+      ),
+    );
+    return (all.get(cellKey(cell.checkpointId, cell.label)) as Summary | undefined) ?? EMPTY;
+  }
+
+  async quantiles(cell: TermStatsRow, at: readonly number[]): Promise<{ p: number; value: number | null }[]> {
+    if (at.length > MAX_QUANTILES) throw new BadUserInputError(`At most ${MAX_QUANTILES} quantiles at once`, 'at');
+    for (const [i, p] of at.entries()) {
+      if (!(p >= 0 && p <= 1)) throw new BadUserInputError(`at[${i}] must be a probability in [0, 1]`, `at[${i}]`);
+    }
+    if (at.length === 0) return [];
+    const all = await this.once(`quantiles:${JSON.stringify(at)}`, () =>
+      this.grouped(
+        (v, p) => ({ select: `percentile_cont(${p.add(at, 'float8[]')}) WITHIN GROUP (ORDER BY ${v}::float8) AS q` }),
+        (row) => (row.q as (number | string | null)[]).map(num),
+      ),
+    );
+    const values = (all.get(cellKey(cell.checkpointId, cell.label)) as (number | null)[] | undefined) ?? at.map(() => null);
+    return at.map((p, i) => ({ p, value: values[i] ?? null }));
+  }
+
+  /** Default histogram bounds: the smallest and largest value over every cell of the top family. */
+  async bounds(): Promise<{ lo: number; hi: number } | null> {
+    if (this.parent) return this.parent.bounds();
+    let lo = Infinity;
+    let hi = -Infinity;
+    for (const cell of this.cells()) {
+      const s = await this.summary(cell);
+      if (s.lo !== null && s.lo < lo) lo = s.lo;
+      if (s.hi !== null && s.hi > hi) hi = s.hi;
+    }
+    return lo <= hi ? { lo, hi } : null;
+  }
+
+  async histogram(cell: TermStatsRow, bins: number, min: number | null | undefined, max: number | null | undefined): Promise<Histogram> {
+    if (!Number.isInteger(bins) || bins < 1 || bins > MAX_BINS) throw new BadUserInputError(`bins must be an integer from 1 to ${MAX_BINS}`, 'bins');
+    for (const [name, v] of [['min', min], ['max', max]] as const) {
+      if (v !== null && v !== undefined && !Number.isFinite(v)) throw new BadUserInputError(`${name} must be finite`, name);
+    }
+    const given = min !== null && min !== undefined && max !== null && max !== undefined;
+    const auto = given ? null : await this.bounds();
+    let lo = min ?? auto?.lo;
+    let hi = max ?? auto?.hi;
+    if (lo === undefined || hi === undefined) return { min: null, max: null, binWidth: null, bins: [], below: 0, above: 0 };
+    if (lo > hi) throw new BadUserInputError('The histogram needs min < max', 'min');
+    // All values equal: one unit-wide range, so every value lands in the first bin.
+    if (lo === hi) hi = lo + 1;
+    const all = await this.once(`histogram:${bins}:${lo}:${hi}`, () =>
+      this.grouped(
+        (v, p) => {
+          const n = p.add(bins, 'int');
+          const h = p.add(hi, 'float8');
+          // width_bucket puts the upper bound itself in bucket n + 1; the last bin is closed instead.
+          const bucket = `CASE WHEN ${v}::float8 = ${h} THEN ${n} ELSE width_bucket(${v}::float8, ${p.add(lo, 'float8')}, ${h}, ${n}) END`;
+          return { select: `${bucket} AS b, count(*)::int AS n`, groupBy: 1 };
+        },
+        (row) => ({ b: Number(row.b), n: Number(row.n) }),
+        true,
+      ),
+    );
+    const counts = ((all.get(cellKey(cell.checkpointId, cell.label)) as { b: number; n: number }[] | undefined) ?? []);
+    const width = (hi - lo) / bins;
+    const out: Histogram = {
+      min: lo,
+      max: hi,
+      binWidth: width,
+      bins: Array.from({ length: bins }, (_, i) => ({ lower: lo! + i * width, upper: i === bins - 1 ? hi! : lo! + (i + 1) * width, count: 0 })),
+      below: 0,
+      above: 0,
+    };
+    for (const { b, n } of counts) {
+      if (b <= 0) out.below += n;
+      else if (b > bins) out.above += n;
+      else out.bins[b - 1]!.count += n;
+    }
+    return out;
+  }
+
+  private once(key: string, run: () => Promise<Map<string, unknown>>): Promise<Map<string, unknown>> {
+    let p = this.memo.get(key);
+    if (!p) {
+      p = run();
+      this.memo.set(key, p);
+    }
+    return p;
+  }
+
+  /**
+   * Runs one aggregate grouped by checkpoint (and label): `build` gets the term's column and the
+   * parameters, and returns the SELECT items and how many of them are extra grouping columns
+   * (they come first). With `many`, each cell maps to a list of rows.
+   */
+  private async grouped(
+    build: (v: string, p: SqlParams) => { select: string; groupBy?: number },
+    read: (row: Record<string, unknown>) => unknown,
+    many = false,
+  ): Promise<Map<string, unknown>> {
+    const { spec } = this;
+    const p = new SqlParams();
+    const source = longSource(p, {
+      checkpointIds: spec.checkpointIds,
+      drive: termTable(spec.term, spec.subset),
+      targetKey: spec.targetKey,
+      subset: spec.subset,
+      filter: spec.filter,
+    });
+    const v = source.column(spec.term);
+    const { select, groupBy = 0 } = build(v, p);
+    const groups = [`${source.checkpointColumn} AS c`, ...(this.byLabel ? ['s.label AS l'] : [])];
+    const positions = Array.from({ length: groups.length + groupBy }, (_, i) => String(i + 1));
+    // named: curation.termStats
+    const rows = await this.ctx.db.sql.query<Record<string, unknown>>(
+      `SELECT ${groups.join(', ')}, ${select} FROM ${source.from} ${whereClause([...source.where, `${v} IS NOT NULL`])} GROUP BY ${positions.join(', ')}`,
+      p.values,
+    );
+    const out = new Map<string, unknown>();
+    for (const row of rows) {
+      const key = cellKey(Number(row.c), this.byLabel ? Number(row.l) : null);
+      if (many) {
+        const list = (out.get(key) as unknown[] | undefined) ?? [];
+        list.push(read(row));
+        out.set(key, list);
+      } else out.set(key, read(row));
+    }
+    return out;
+  }
+}
+
+function num(value: unknown): number | null {
+  return value === null || value === undefined ? null : Number(value);
+}
+
+/** Statistics of a term at one checkpoint, after making sure every sample in scope has it. */
+export async function checkpointTermStats(ctx: CurationContext, checkpointId: number, args: StatsArgs): Promise<TermStatsRow> {
+  const info = await checkpointInfo(ctx, checkpointId);
+  const targetKey = await resolveTarget(ctx, info.datasetId, args.target);
+  const subset = args.subset ?? ALL_PARAMETERS;
+  await checkSubset(ctx, checkpointId, subset);
+  await ensureTerms(ctx, checkpointId, requiredTerms([args.term], args.filter, targetKey, subset), scopeOf(info.datasetId, args.filter));
+  const family = new StatsFamily(ctx, { term: args.term, targetKey, subset, filter: args.filter, checkpointIds: [checkpointId], classNames: info.classNames }, false);
+  return family.cells()[0]!;
+}
+
+/**
+ * The same statistics at each of a run's checkpoints (all, or the ones given), in step order: how
+ * the distribution moves. Default histogram bounds are shared by every checkpoint so bins line up.
+ */
+export async function runTermStats(ctx: CurationContext, runId: number, args: StatsArgs & { checkpointIds?: number[] | null }): Promise<TermStatsRow[]> {
+  const run = await ctx.loaders.runById.load(runId);
+  if (!run) throw new NotFoundError('Run', runId);
+  const checkpoints = await ctx.db.prisma.checkpoint.findMany({ where: { runId }, orderBy: { step: 'asc' }, select: { id: true } });
+  let ids = checkpoints.map((c) => c.id);
+  if (args.checkpointIds) {
+    const wanted = new Set(args.checkpointIds);
+    for (const [i, id] of args.checkpointIds.entries()) {
+      if (!ids.includes(id)) throw new BadUserInputError(`Checkpoint ${id} is not a checkpoint of run ${runId}`, `checkpointIds[${i}]`);
+    }
+    ids = ids.filter((id) => wanted.has(id));
+  }
+  if (ids.length === 0) return [];
+  const dataset = await ctx.loaders.datasetById.load(run.datasetId);
+  const targetKey = await resolveTarget(ctx, run.datasetId, args.target);
+  const subset = args.subset ?? ALL_PARAMETERS;
+  const required = requiredTerms([args.term], args.filter, targetKey, subset);
+  for (const id of ids) {
+    await checkSubset(ctx, id, subset);
+    await ensureTerms(ctx, id, required, scopeOf(run.datasetId, args.filter));
+  }
+  const family = new StatsFamily(ctx, { term: args.term, targetKey, subset, filter: args.filter, checkpointIds: ids, classNames: dataset?.classNames ?? [] }, false);
+  return family.cells();
+}
+

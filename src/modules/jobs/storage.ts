@@ -1,0 +1,307 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { createHash } from 'node:crypto';
+import { SqlParams } from '../curation/sql-builder.js';
+import type { Database } from '../../platform/db/database.js';
+import type { ComputeJob } from '../../platform/db/generated/client.js';
+import { ALL_PARAMETERS, TERMS, isKernelTerm, type TermName } from '../../platform/values/term.js';
+import type { Sql, Tx } from '../../platform/db/sql.js';
+import { invariant } from '../../platform/errors.js';
+
+/**
+ * The rows of compute jobs (`compute_job`, `compute_job_chunk`): what a job covers, how it is cut
+ * into chunks, and the one transaction in which a chunk's values and its "done" row commit.
+ */
+export type JobRow = ComputeJob;
+export type JobStatus = JobRow['status'];
+
+export const ACTIVE_STATUSES: readonly JobStatus[] = ['QUEUED', 'RUNNING'];
+
+export function isActive(status: JobStatus): boolean {
+  return ACTIVE_STATUSES.includes(status);
+}
+
+/** Which samples of the run's dataset a job covers: all of them ({}), or those every given condition admits. */
+export interface JobScope {
+  sampleIds?: number[];
+  splits?: string[];
+  labels?: number[];
+}
+
+/** What a job computes, at which checkpoint, for which samples. */
+export interface JobSpec {
+  checkpointId: number;
+  datasetId: number;
+  /** Per-sample terms (sample_metric columns) that must be present when the job is done. */
+  terms: TermName[];
+  /** kCross against this target set must be present too. */
+  targetKey: string | null;
+  /** The parameter subset its kernel terms (kNorm, kTrace, kCross) are over: 'all' or a name of the model's. */
+  subset: string;
+  scope: JobScope;
+  /** The API key whose request starts it (its concurrent-jobs limit counts it); null for in-process work. */
+  requestedByKeyId?: number | null;
+}
+
+/** A scope in one normal form (sorted, without duplicates, empty conditions left out). */
+export function normalScope(scope: JobScope): JobScope {
+  const out: JobScope = {};
+  if (scope.sampleIds?.length) out.sampleIds = [...new Set(scope.sampleIds)].sort((a, b) => a - b);
+  if (scope.splits?.length) out.splits = [...new Set(scope.splits)].sort();
+  if (scope.labels?.length) out.labels = [...new Set(scope.labels)].sort((a, b) => a - b);
+  return out;
+}
+
+/**
+ * Digest of what a job does, so a request for the same work joins the job already under way. The
+ * subset is part of it only when it is not 'all', so jobs made before subsets existed keep their key.
+ */
+export function workKey(spec: Pick<JobSpec, 'terms' | 'targetKey' | 'subset' | 'scope'>): string {
+  const terms = [...new Set(spec.terms)].sort();
+  const work = { terms, targetKey: spec.targetKey, scope: normalScope(spec.scope), ...(spec.subset === ALL_PARAMETERS ? {} : { subset: spec.subset }) };
+  return createHash('sha256').update(JSON.stringify(work)).digest('hex').slice(0, 32);
+}
+
+/** SQL conditions on `s` (sample) for a dataset and a scope. */
+function scopeConditions(p: SqlParams, datasetId: number, scope: JobScope): string[] {
+  const where = [`s.dataset_id = ${p.add(datasetId, 'int')}`];
+  if (scope.sampleIds?.length) where.push(`s.id = ANY(${p.add(scope.sampleIds, 'int[]')})`);
+  if (scope.splits?.length) where.push(`s.split = ANY(${p.add(scope.splits, 'text[]')})`);
+  if (scope.labels?.length) where.push(`s.label = ANY(${p.add(scope.labels, 'int[]')})`);
+  return where;
+}
+
+function columnOf(term: string): string {
+  const spec = TERMS.find((t) => t.term === term);
+  invariant(spec, `${term} is not a per-sample term`);
+  return spec.column;
+}
+
+export async function loadJob(db: Database, id: number): Promise<JobRow | null> {
+  return db.prisma.computeJob.findUnique({ where: { id } });
+}
+
+/**
+ * Creates the job (or finds the one under way for the same work) inside `tx`: takes the samples in
+ * scope as they are now, cuts them into chunks of `chunkSize` consecutive ids, and records the first
+ * id of each chunk. A scope without samples makes a job that is COMPLETED at once.
+ */
+export async function insertJob(tx: Tx, spec: JobSpec, chunkSize: number): Promise<{ id: number; created: false } | { id: number; created: true; createdAt: Date; totalChunks: number; totalSamples: number }> {
+  const scope = normalScope(spec.scope);
+  const key = workKey({ ...spec, scope });
+  // Two requests for the same work at once make one job: the second waits here, then finds it.
+  // named: computeJob.lock
+  await tx.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`compute_job:${spec.checkpointId}:${key}`]);
+  // named: computeJob.findActive
+  const [active] = await tx.query<{ id: number }>(
+    `SELECT id FROM compute_job WHERE checkpoint_id = $1 AND work_key = $2 AND status IN ('QUEUED', 'RUNNING') ORDER BY id DESC LIMIT 1`,
+    [spec.checkpointId, key],
+  );
+  if (active) return { id: Number(active.id), created: false };
+  const p = new SqlParams();
+  const where = scopeConditions(p, spec.datasetId, scope);
+  const size = p.add(chunkSize, 'int');
+  // named: computeJob.chunkStarts
+  const [cut] = await tx.query<{ starts: number[]; total: number; last: number }>(
+    `SELECT coalesce(array_agg(id ORDER BY id) FILTER (WHERE (rn - 1) % ${size} = 0), '{}')::int[] AS starts,
+            count(*)::int AS total, coalesce(max(id), 0)::int AS last
+     FROM (SELECT s.id, row_number() OVER (ORDER BY s.id) AS rn FROM sample s WHERE ${where.join(' AND ')}) ids`,
+    p.values,
+  );
+  invariant(cut, 'an aggregate returns one row');
+  const starts = cut.starts.map(Number);
+  // named: computeJob.insert
+  const [row] = await tx.query<{ id: number; created_at: Date | string }>(
+    `INSERT INTO compute_job (checkpoint_id, terms, target_key, subset, scope, work_key, chunk_size, chunk_starts, last_sample_id,
+                              total_chunks, total_samples, status, finished_at, requested_by_key_id)
+     VALUES ($1, $2::text[], $3, $11, $4::jsonb, $5, $6, $7::int[], $8, $9, $10,
+             (CASE WHEN $9::int = 0 THEN 'COMPLETED' ELSE 'QUEUED' END)::compute_job_status, CASE WHEN $9::int = 0 THEN now() END, $12)
+     RETURNING id, created_at`,
+    [
+      spec.checkpointId,
+      [...new Set(spec.terms)].sort(),
+      spec.targetKey,
+      JSON.stringify(scope),
+      key,
+      chunkSize,
+      starts,
+      Number(cut.last),
+      starts.length,
+      Number(cut.total),
+      spec.subset,
+      spec.requestedByKeyId ?? null,
+    ],
+  );
+  return { id: Number(row!.id), created: true, createdAt: new Date(row!.created_at), totalChunks: starts.length, totalSamples: Number(cut.total) };
+}
+
+/** Chunks of a job that have committed. */
+export async function committedChunks(sql: Sql, jobId: number): Promise<Set<number>> {
+  // named: computeJob.committedChunks
+  const rows = await sql.query<{ chunk: number }>('SELECT chunk FROM compute_job_chunk WHERE job_id = $1', [jobId]);
+  return new Set(rows.map((r) => Number(r.chunk)));
+}
+
+export async function chunkCommitted(sql: Sql, jobId: number, chunk: number): Promise<boolean> {
+  // named: computeJob.chunkCommitted
+  const rows = await sql.query('SELECT 1 FROM compute_job_chunk WHERE job_id = $1 AND chunk = $2', [jobId, chunk]);
+  return rows.length > 0;
+}
+
+/** The samples of one chunk, in id order, with which of the job's values each still lacks. */
+export async function chunkSamples(sql: Sql, job: JobRow, datasetId: number, chunk: number): Promise<{ id: number; lacksTerms: boolean; lacksCross: boolean }[]> {
+  invariant(chunk >= 0 && chunk < job.totalChunks, `chunk ${chunk} of a job of ${job.totalChunks}`);
+  const lo = job.chunkStarts[chunk]!;
+  const next = job.chunkStarts[chunk + 1];
+  const hi = next === undefined ? job.lastSampleId : next - 1;
+  const p = new SqlParams();
+  const c = p.add(job.checkpointId, 'int');
+  const where = scopeConditions(p, datasetId, job.scope as JobScope);
+  where.push(`s.id >= ${p.add(lo, 'int')}`, `s.id <= ${p.add(hi, 'int')}`);
+  // Kernel terms over a named subset are in sample_subset_metric (k), every other term in sample_metric (m).
+  const overSubset = (t: string) => job.subset !== ALL_PARAMETERS && isKernelTerm(t);
+  const lacksTerms = job.terms.length ? job.terms.map((t) => `${overSubset(t) ? 'k' : 'm'}.${columnOf(t)} IS NULL`).join(' OR ') : 'false';
+  let from = `sample s LEFT JOIN sample_metric m ON m.checkpoint_id = ${c} AND m.sample_id = s.id`;
+  const subset = job.terms.some(overSubset) || job.targetKey !== null ? p.add(job.subset, 'text') : null;
+  if (job.terms.some(overSubset)) from += ` LEFT JOIN sample_subset_metric k ON k.checkpoint_id = ${c} AND k.subset = ${subset} AND k.sample_id = s.id`;
+  let lacksCross = 'false';
+  if (job.targetKey !== null) {
+    from += ` LEFT JOIN sample_cross_metric x ON x.checkpoint_id = ${c} AND x.target_key = ${p.add(job.targetKey, 'text')} AND x.subset = ${subset} AND x.sample_id = s.id`;
+    lacksCross = 'x.sample_id IS NULL';
+  }
+  // named: computeJob.chunkSamples
+  const rows = await sql.query<{ id: number; lacks_terms: boolean; lacks_cross: boolean }>(
+    `SELECT s.id, (${lacksTerms}) AS lacks_terms, (${lacksCross}) AS lacks_cross FROM ${from} WHERE ${where.join(' AND ')} ORDER BY s.id`,
+    p.values,
+  );
+  return rows.map((r) => ({ id: Number(r.id), lacksTerms: r.lacks_terms, lacksCross: r.lacks_cross }));
+}
+
+/** QUEUED → RUNNING when a worker first takes a chunk; true when this call changed it. */
+export async function markRunning(sql: Sql, jobId: number, attempt: number): Promise<boolean> {
+  // named: computeJob.markRunning
+  const rows = await sql.query(
+    `UPDATE compute_job SET status = 'RUNNING', started_at = coalesce(started_at, now()), updated_at = now()
+     WHERE id = $1 AND attempts = $2 AND status = 'QUEUED' RETURNING id`,
+    [jobId, attempt],
+  );
+  return rows.length > 0;
+}
+
+/** Keeps the last chunk error on an active job (shown while it retries; the reason if it fails). */
+export async function recordChunkError(sql: Sql, jobId: number, attempt: number, message: string): Promise<void> {
+  // named: computeJob.recordError
+  await sql.query(`UPDATE compute_job SET error = $3, updated_at = now() WHERE id = $1 AND attempts = $2 AND status IN ('QUEUED', 'RUNNING')`, [jobId, attempt, message]);
+}
+
+/** Marks an active job FAILED with the reason; true when this call changed it. */
+export async function failJob(sql: Sql, jobId: number, attempt: number, reason: string): Promise<boolean> {
+  // named: computeJob.fail
+  const rows = await sql.query(
+    `UPDATE compute_job SET status = 'FAILED', error = $3, finished_at = now(), updated_at = now()
+     WHERE id = $1 AND attempts = $2 AND status IN ('QUEUED', 'RUNNING') RETURNING id`,
+    [jobId, attempt, reason],
+  );
+  return rows.length > 0;
+}
+
+/** Marks an active job CANCELLED; true when this call changed it. */
+export async function cancelJobRow(sql: Sql, jobId: number): Promise<boolean> {
+  // named: computeJob.cancel
+  const rows = await sql.query(
+    `UPDATE compute_job SET status = 'CANCELLED', finished_at = now(), updated_at = now()
+     WHERE id = $1 AND status IN ('QUEUED', 'RUNNING') RETURNING id`,
+    [jobId],
+  );
+  return rows.length > 0;
+}
+
+/**
+ * Makes a FAILED or CANCELLED job QUEUED again under its next attempt, inside `tx`; returns the
+ * chunks still to do (the committed ones stay done), or null when the job is not FAILED or CANCELLED.
+ */
+export async function reopenJob(tx: Tx, jobId: number): Promise<{ attempt: number; chunks: number[] } | null> {
+  // named: computeJob.lockForRetry
+  const [job] = await tx.query<{ status: JobStatus; total_chunks: number }>('SELECT status, total_chunks FROM compute_job WHERE id = $1 FOR UPDATE', [jobId]);
+  if (!job || (job.status !== 'FAILED' && job.status !== 'CANCELLED')) return null;
+  const done = await committedChunks(tx, jobId);
+  const chunks = Array.from({ length: Number(job.total_chunks) }, (_, k) => k).filter((k) => !done.has(k));
+  // named: computeJob.reopen
+  const [row] = await tx.query<{ attempts: number }>(
+    `UPDATE compute_job SET attempts = attempts + 1, error = NULL, updated_at = now(),
+            status = (CASE WHEN $2::int = 0 THEN 'COMPLETED' ELSE 'QUEUED' END)::compute_job_status,
+            finished_at = CASE WHEN $2::int = 0 THEN now() END
+     WHERE id = $1 RETURNING attempts`,
+    [jobId, chunks.length],
+  );
+  return { attempt: Number(row!.attempts), chunks };
+}
+
+export type ChunkOutcome = 'committed' | 'duplicate' | 'inactive';
+
+/**
+ * Commits one chunk: in ONE transaction, inserts its (job, chunk) row and, only if that row is new,
+ * runs `write` (the chunk's values) and advances the job's progress, completing the job with its
+ * last chunk. A chunk delivered twice (a retry after a crash, an expired chunk finished late) finds
+ * its row and writes nothing; a job no longer active (cancelled, failed, retried under a newer
+ * attempt) takes nothing either.
+ */
+export async function commitChunk(
+  db: Database,
+  c: { jobId: number; attempt: number; chunk: number; samples: number; computed: number },
+  write: (tx: Tx) => Promise<void>,
+): Promise<ChunkOutcome> {
+  return db.transaction(async (tx) => {
+    // named: computeJob.lockForChunk
+    const [job] = await tx.query<{ status: JobStatus; attempts: number }>('SELECT status, attempts FROM compute_job WHERE id = $1 FOR UPDATE', [c.jobId]);
+    if (!job || !isActive(job.status) || Number(job.attempts) !== c.attempt) return 'inactive';
+    // named: computeJob.insertChunk
+    const inserted = await tx.query(
+      'INSERT INTO compute_job_chunk (job_id, chunk, samples, computed) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING chunk',
+      [c.jobId, c.chunk, c.samples, c.computed],
+    );
+    if (inserted.length === 0) return 'duplicate';
+    await write(tx);
+    // named: computeJob.advance
+    await tx.query(
+      `UPDATE compute_job SET
+         done_chunks = done_chunks + 1, done_samples = done_samples + $2, computed_samples = computed_samples + $3,
+         status = (CASE WHEN done_chunks + 1 >= total_chunks THEN 'COMPLETED' ELSE 'RUNNING' END)::compute_job_status,
+         finished_at = CASE WHEN done_chunks + 1 >= total_chunks THEN now() END,
+         error = CASE WHEN done_chunks + 1 >= total_chunks THEN NULL ELSE error END,
+         started_at = coalesce(started_at, now()), updated_at = now()
+       WHERE id = $1`,
+      [c.jobId, c.samples, c.computed],
+    );
+    return 'committed';
+  });
+}
+
+const joined = new AsyncLocalStorage<Tx>();
+const joiners = new WeakMap<Database, Database>();
+
+/**
+ * A view of `db` whose `transaction` joins the transaction that `inTransaction` runs in, so that a
+ * writer that opens its own transaction (writeMetricColumns, writeCrossMetrics) commits together
+ * with the chunk's row. Its other members are `db`'s; callers must not reach them while inside
+ * (on PGlite a statement outside the open transaction would wait for it forever), so a writer's
+ * producer id must be cached first (`producerId(joiningDb(db), …)` before the transaction).
+ */
+export function joiningDb(db: Database): Database {
+  let view = joiners.get(db);
+  if (!view) {
+    view = {
+      ...db,
+      transaction: <T>(fn: (tx: Tx) => Promise<T>) => {
+        const tx = joined.getStore();
+        return tx ? fn(tx) : db.transaction(fn);
+      },
+    };
+    joiners.set(db, view);
+  }
+  return view;
+}
+
+/** Runs `fn` with `joiningDb` views joining `tx`. */
+export function inTransaction<T>(tx: Tx, fn: () => Promise<T>): Promise<T> {
+  return joined.run(tx, fn);
+}

@@ -1,0 +1,527 @@
+import {
+  ARCHITECTURES,
+  createPool,
+  firstOrderFromKernel,
+  outputTerms,
+  type ArchitectureName,
+  type ComputePool,
+  type ModelSource,
+  type PoolModel,
+  type Subset,
+  type SubsetInfo,
+} from '../../compute/index.js';
+import type { Config } from '../../platform/config.js';
+import type { CrossValue } from './cross-storage.js';
+import { parseTargetKey } from '../curation/term-columns.js';
+import type { Database } from '../../platform/db/database.js';
+import { columnField, type CheckpointShape, type MetricColumns } from './metrics-storage.js';
+import type { ProducerKey } from './producers-storage.js';
+import { writeCrossMetrics } from './cross-storage.js';
+import { writeComputedTerms } from './subset-metrics-storage.js';
+import { ALL_PARAMETERS } from '../../platform/values/term.js';
+import { BadUserInputError, ModelUnusableError, NotFoundError, invariant } from '../../platform/errors.js';
+import { bytesToFloat32 } from '../../platform/float32.js';
+import type { Logger } from '../../platform/logger.js';
+import { VERSION } from '../../platform/version.js';
+import { ModelCache, type ModelCacheStats } from './engine-models.js';
+
+/** A checkpoint with what computing at it needs: its model, its dataset's shape, its weights' size. */
+export interface ComputeCheckpoint {
+  id: number;
+  runId: number;
+  step: number;
+  learningRate: number | null;
+  datasetId: number;
+  weightBytes: number;
+  /** V: the model's classes. */
+  numClasses: number;
+  inputLength: number;
+  channels: number;
+  model: { id: number; format: 'TFJS_LAYERS' | 'BUILTIN'; architecture: string | null; config: unknown; topology: unknown };
+}
+
+/** A stored model with its shape: what loading it needs (a Model row has exactly these fields). */
+export interface ComputeModel {
+  id: number;
+  format: 'TFJS_LAYERS' | 'BUILTIN';
+  architecture: string | null;
+  config: unknown;
+  topology: unknown;
+  inputLength: number;
+  channels: number;
+  numClasses: number;
+}
+
+/** What a computation runs over: K (and every kernel term) over this parameter subset (default 'all'). */
+export interface ComputeOptions {
+  signal?: AbortSignal;
+  subset?: string;
+}
+
+/** Samples as the engine takes them: ids ascending, labels, and x [n, length, channels]. */
+export interface SampleBatch {
+  ids: number[];
+  labels: Int32Array;
+  x: Float32Array;
+}
+
+/** The tensor backend of the compute threads (serverInfo.backend). */
+export interface BackendSummary {
+  name: string;
+  gpu: boolean;
+  version: string;
+  threads: number;
+}
+
+/** What this process has computed since it started (serverInfo.compute): tests count calls with it. */
+export interface ComputeStats {
+  /** Calls into the compute threads (one per batch of samples, whatever its size). */
+  calls: number;
+  /** Samples those calls computed. */
+  samples: number;
+  models: ModelCacheStats;
+}
+
+export function checkpointShape(ckpt: ComputeCheckpoint): CheckpointShape {
+  return { id: ckpt.id, datasetId: ckpt.datasetId, numClasses: ckpt.numClasses };
+}
+
+/** Target sets kept loaded for kCross (a job asks for the same one chunk after chunk). */
+const TARGET_CACHE_ENTRIES = 2;
+const TARGET_CACHE_MS = 60_000;
+
+/**
+ * The compute side of on-demand terms in one process: a pool of compute threads (started on first
+ * use, so a server that never computes never starts one), the checkpoint models loaded in them
+ * (bounded by bytes), and the computations the API and the job worker ask for. Tensor work runs
+ * only in the pool's threads, never on the event loop that serves requests.
+ */
+export class ComputeService {
+  private poolStart: Promise<ComputePool> | null = null;
+  private readonly models: ModelCache;
+  private readonly counters = { calls: 0, samples: 0 };
+  /** Inline computations under way, by `m:<checkpoint>:<subset>:<sample>` or `x:<checkpoint>:<subset>:<target>:<sample>`. */
+  private readonly inflight = new Map<string, Promise<void>>();
+  /** The parameter subsets of each model (they depend on its topology, not on a checkpoint's weights). */
+  private readonly subsetsByModel = new Map<number, Promise<readonly SubsetInfo[]>>();
+  private readonly targets = new Map<string, { at: number; x: Promise<Float32Array> }>();
+  private closed = false;
+
+  constructor(
+    private readonly db: Database,
+    private readonly config: Config,
+    private readonly log: Logger,
+  ) {
+    this.models = new ModelCache(config.compute.modelCacheBytes, async (m) => (await this.pool()).unload(m));
+  }
+
+  /** The compute threads, started on first use. */
+  pool(): Promise<ComputePool> {
+    if (this.closed) return Promise.reject(new Error('the compute service is closed'));
+    this.poolStart ??= createPool({ backend: this.config.backend, ...(this.config.compute.threads > 0 ? { threads: this.config.compute.threads } : {}) }).then(
+      (pool) => {
+        this.log.info({ backend: pool.backend.name, gpu: pool.backend.gpu, version: pool.backend.version, threads: pool.threads, skipped: pool.backend.skipped }, 'compute backend');
+        return pool;
+      },
+      (error: unknown) => {
+        this.poolStart = null;
+        throw error;
+      },
+    );
+    return this.poolStart;
+  }
+
+  async backend(): Promise<BackendSummary> {
+    const pool = await this.pool();
+    return { name: pool.backend.name, gpu: pool.backend.gpu, version: pool.backend.version, threads: pool.threads };
+  }
+
+  stats(): ComputeStats {
+    return { ...this.counters, models: this.models.stats() };
+  }
+
+  /** Who Tangent's values are marked as computed by: this backend and version. */
+  async producer(): Promise<ProducerKey> {
+    const pool = await this.pool();
+    return { kind: 'SERVER', backend: pool.backend.name, version: `tangent ${VERSION}; ${pool.backend.version}` };
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    const start = this.poolStart;
+    this.poolStart = null;
+    if (start) await (await start.catch(() => null))?.close();
+  }
+
+  /** The checkpoint, its model and its dataset's shape; NOT_FOUND when it does not exist. */
+  async checkpoint(id: number): Promise<ComputeCheckpoint> {
+    // named: compute.checkpoint
+    const [row] = await this.db.sql.query<{
+      id: number;
+      run_id: number;
+      step: number;
+      learning_rate: number | null;
+      weight_bytes: number;
+      dataset_id: number;
+      d_length: number;
+      d_channels: number;
+      d_classes: number;
+      model_id: number;
+      format: 'TFJS_LAYERS' | 'BUILTIN';
+      architecture: string | null;
+      config: unknown;
+      topology: unknown;
+      input_length: number;
+      channels: number;
+      num_classes: number;
+    }>(
+      `SELECT c.id, c.run_id, c.step, c.learning_rate, c.weight_bytes, r.dataset_id,
+              d.length AS d_length, d.channels AS d_channels, cardinality(d.class_names) AS d_classes,
+              m.id AS model_id, m.format::text AS format, m.architecture, m.config, m.topology,
+              m.input_length, m.channels, m.num_classes
+       FROM checkpoint c JOIN run r ON r.id = c.run_id JOIN model m ON m.id = r.model_id JOIN dataset d ON d.id = r.dataset_id
+       WHERE c.id = $1`,
+      [id],
+    );
+    if (!row) throw new NotFoundError('Checkpoint', id);
+    const ckpt: ComputeCheckpoint = {
+      id: Number(row.id),
+      runId: Number(row.run_id),
+      step: Number(row.step),
+      learningRate: row.learning_rate === null ? null : Number(row.learning_rate),
+      datasetId: Number(row.dataset_id),
+      weightBytes: Number(row.weight_bytes),
+      numClasses: Number(row.num_classes),
+      inputLength: Number(row.input_length),
+      channels: Number(row.channels),
+      model: { id: Number(row.model_id), format: row.format, architecture: row.architecture, config: row.config, topology: row.topology },
+    };
+    if (Number(row.d_length) !== ckpt.inputLength || Number(row.d_channels) !== ckpt.channels) {
+      throw new ModelUnusableError(id, `it takes series of ${ckpt.inputLength} × ${ckpt.channels} but its run's dataset holds ${row.d_length} × ${row.d_channels}`);
+    }
+    if (Number(row.d_classes) > ckpt.numClasses) {
+      throw new ModelUnusableError(id, `the dataset has ${row.d_classes} classes but the model only ${ckpt.numClasses}`);
+    }
+    return ckpt;
+  }
+
+  /** The next checkpoint of the run (by step), if any. */
+  async nextCheckpoint(ckpt: ComputeCheckpoint): Promise<number | null> {
+    // named: compute.nextCheckpoint
+    const [row] = await this.db.sql.query<{ id: number }>('SELECT id FROM checkpoint WHERE run_id = $1 AND step > $2 ORDER BY step LIMIT 1', [ckpt.runId, ckpt.step]);
+    return row ? Number(row.id) : null;
+  }
+
+  /** Samples of the dataset by id, in id order; BAD_USER_INPUT naming the first id that is not one of its samples. */
+  async samples(ckpt: ComputeCheckpoint, ids: readonly number[], field = 'sampleIds'): Promise<SampleBatch> {
+    const wanted = [...new Set(ids)].sort((a, b) => a - b);
+    if (wanted.length === 0) return { ids: [], labels: new Int32Array(0), x: new Float32Array(0) };
+    // named: compute.samples
+    const rows = await this.db.sql.query<{ id: number; label: number; series: Uint8Array }>(
+      'SELECT id, label, series FROM sample WHERE dataset_id = $1 AND id = ANY($2::int[]) ORDER BY id',
+      [ckpt.datasetId, wanted],
+    );
+    if (rows.length !== wanted.length) {
+      const found = new Set(rows.map((r) => Number(r.id)));
+      const bad = wanted.find((id) => !found.has(id));
+      throw new BadUserInputError(`Sample ${bad} is not a sample of checkpoint ${ckpt.id}'s dataset`, field);
+    }
+    return this.batchOf(ckpt, rows);
+  }
+
+  private batchOf(ckpt: ComputeCheckpoint, rows: readonly { id: number; label: number; series: Uint8Array }[]): SampleBatch {
+    const per = ckpt.inputLength * ckpt.channels;
+    const x = new Float32Array(rows.length * per);
+    const labels = new Int32Array(rows.length);
+    rows.forEach((row, i) => {
+      const series = bytesToFloat32(row.series);
+      invariant(series.length === per, `sample ${row.id} holds ${series.length} values, not ${per}`);
+      x.set(series, i * per);
+      labels[i] = Number(row.label);
+    });
+    return { ids: rows.map((r) => Number(r.id)), labels, x };
+  }
+
+  /** The series of a kCross target set T, in a fixed order (cached briefly: a job asks chunk after chunk). */
+  private targetSeries(ckpt: ComputeCheckpoint, targetKey: string): Promise<Float32Array> {
+    const key = `${ckpt.datasetId}:${targetKey}`;
+    const now = Date.now();
+    const cached = this.targets.get(key);
+    if (cached && now - cached.at < TARGET_CACHE_MS) return cached.x;
+    const target = parseTargetKey(targetKey);
+    const x = (async () => {
+      const rows =
+        target.kind === 'split'
+          ? // named: compute.targetSplit
+            await this.db.sql.query<{ id: number; label: number; series: Uint8Array }>(
+              'SELECT id, label, series FROM sample WHERE dataset_id = $1 AND split = $2 ORDER BY id',
+              [ckpt.datasetId, target.split],
+            )
+          : // named: compute.targetSelection
+            await this.db.sql.query<{ id: number; label: number; series: Uint8Array }>(
+              `SELECT s.id, s.label, s.series FROM selection_sample ss JOIN sample s ON s.id = ss.sample_id
+               WHERE ss.selection_id = $1 AND s.dataset_id = $2 ORDER BY ss.rank`,
+              [target.selectionId, ckpt.datasetId],
+            );
+      if (rows.length === 0) throw new BadUserInputError(`The target set ${targetKey} has no samples in checkpoint ${ckpt.id}'s dataset`, 'target');
+      return this.batchOf(ckpt, rows).x;
+    })();
+    this.targets.set(key, { at: now, x });
+    x.catch(() => this.targets.get(key)?.x === x && this.targets.delete(key));
+    while (this.targets.size > TARGET_CACHE_ENTRIES) this.targets.delete(this.targets.keys().next().value as string);
+    return x;
+  }
+
+  /** Runs `fn` with the checkpoint's model loaded in the pool (from the model cache). */
+  private async withModel<T>(ckpt: ComputeCheckpoint, fn: (pool: ComputePool, model: PoolModel) => Promise<T>): Promise<T> {
+    const pool = await this.pool();
+    return this.models.use(ckpt.id, ckpt.weightBytes * pool.threads, () => this.loadModel(pool, ckpt), (model) => fn(pool, model));
+  }
+
+  private async loadModel(pool: ComputePool, ckpt: ComputeCheckpoint): Promise<PoolModel> {
+    // Raw SQL: the embedded adapter's Prisma reads bytea, but one statement is all this needs.
+    // named: compute.weights
+    const [weights] = await this.db.sql.query<{ specs: ModelSource['weightSpecs']; data: Uint8Array }>(
+      'SELECT specs, data FROM checkpoint_weights WHERE checkpoint_id = $1',
+      [ckpt.id],
+    );
+    invariant(weights, `checkpoint ${ckpt.id} has no weights`);
+    const model: ComputeModel = { ...ckpt.model, inputLength: ckpt.inputLength, channels: ckpt.channels, numClasses: ckpt.numClasses };
+    const source = sourceOf(model, { weightSpecs: weights.specs as NonNullable<ModelSource['weightSpecs']>, weightData: weights.data }, (reason) => new ModelUnusableError(ckpt.id, reason));
+    let loaded: PoolModel;
+    try {
+      loaded = await pool.load(source);
+    } catch (error) {
+      // The engine refuses the stored topology, config or weights: the data's problem, said plainly.
+      throw new ModelUnusableError(ckpt.id, firstLine(error));
+    }
+    if (loaded.classes !== ckpt.numClasses) {
+      await pool.unload(loaded).catch(() => undefined);
+      throw new ModelUnusableError(ckpt.id, `it produces ${loaded.classes} logits but model ${model.id} is registered with ${ckpt.numClasses} classes`);
+    }
+    if (!this.subsetsByModel.has(model.id)) this.subsetsByModel.set(model.id, Promise.resolve(loaded.subsets));
+    return loaded;
+  }
+
+  /**
+   * The parameter subsets a model answers to by name ('all', 'head', and its own, e.g. Mantis's
+   * 'adapter_head'), with their layers and sizes: from a checkpoint of it loaded already, or by
+   * loading the model once without weights (then unloaded). Remembered per model.
+   */
+  parameterSubsets(model: ComputeModel): Promise<readonly SubsetInfo[]> {
+    let subsets = this.subsetsByModel.get(model.id);
+    if (!subsets) {
+      subsets = (async () => {
+        const pool = await this.pool();
+        const unusable = (reason: string) => new ModelUnusableError(null, reason, model.id);
+        let loaded: PoolModel;
+        try {
+          loaded = await pool.load(sourceOf(model, null, unusable));
+        } catch (error) {
+          throw error instanceof ModelUnusableError ? error : unusable(firstLine(error));
+        }
+        await pool.unload(loaded).catch(() => undefined);
+        return loaded.subsets;
+      })();
+      const mine = subsets;
+      this.subsetsByModel.set(model.id, mine);
+      mine.catch(() => this.subsetsByModel.get(model.id) === mine && this.subsetsByModel.delete(model.id));
+    }
+    return subsets;
+  }
+
+  /**
+   * Refuses a parameter subset the checkpoint's model does not answer to (BAD_USER_INPUT naming the
+   * ones it does), before anything is computed or a job is made. 'all' needs no model.
+   */
+  async requireSubset(ckpt: ComputeCheckpoint, subset: string, field = 'subset'): Promise<void> {
+    if (subset === ALL_PARAMETERS) return;
+    const subsets = await this.parameterSubsets({ ...ckpt.model, inputLength: ckpt.inputLength, channels: ckpt.channels, numClasses: ckpt.numClasses });
+    if (!subsets.some((s) => s.name === subset)) {
+      const names = subsets.map((s) => s.name);
+      throw new BadUserInputError(`Model ${ckpt.model.id} has no parameter subset ${JSON.stringify(subset)}; its subsets: ${names.join(', ')}`, field, { subsets: names });
+    }
+  }
+
+  private count(samples: number): void {
+    this.counters.calls++;
+    this.counters.samples += samples;
+  }
+
+  /**
+   * Every per-sample term (one pass: logits, π, loss, correct, ‖A‖, Tr H, λmin H, ‖G‖, and kNorm and
+   * kTrace over `opts.subset`) of a batch, as columns.
+   */
+  async metricColumns(ckpt: ComputeCheckpoint, batch: SampleBatch, opts: ComputeOptions = {}): Promise<MetricColumns> {
+    if (batch.ids.length === 0) return { sampleIds: [], columns: {} };
+    const subset = opts.subset ?? ALL_PARAMETERS;
+    await this.requireSubset(ckpt, subset);
+    return this.withModel(ckpt, async (pool, model) => {
+      this.count(batch.ids.length);
+      const t = await pool.computeTerms(model, batch.x, batch.labels, { subset: engineSubset(subset), ...(opts.signal ? { signal: opts.signal } : {}) });
+      invariant(t.loss && t.correct && t.gNorm, 'labelled samples give loss, correct and ‖G‖');
+      return {
+        sampleIds: batch.ids,
+        columns: {
+          logits: t.logits,
+          probs: t.probs,
+          loss: t.loss,
+          correct: Array.from(t.correct, (c) => c === 1),
+          aNorm: t.aNorm,
+          hTrace: t.hTrace,
+          hMinEig: t.hMinEig,
+          gNorm: t.gNorm,
+          kNorm: t.kNorm,
+          kTrace: t.kTrace,
+        },
+      };
+    });
+  }
+
+  /** kCross(x; T) over `opts.subset` of each sample of a batch against the target set T. */
+  async kCross(ckpt: ComputeCheckpoint, targetKey: string, batch: SampleBatch, opts: ComputeOptions = {}): Promise<CrossValue[]> {
+    if (batch.ids.length === 0) return [];
+    const subset = opts.subset ?? ALL_PARAMETERS;
+    await this.requireSubset(ckpt, subset);
+    const target = await this.targetSeries(ckpt, targetKey);
+    return this.withModel(ckpt, async (pool, model) => {
+      this.count(batch.ids.length);
+      const r = await pool.kCross(model, batch.x, target, { subset: engineSubset(subset), ...(opts.signal ? { signal: opts.signal } : {}) });
+      return batch.ids.map((sampleId, i) => ({ sampleId, kCross: r.kCross[i] as number }));
+    });
+  }
+
+  /** log π(·|x) of a batch, [n, V] (float64). */
+  async logProbs(ckpt: ComputeCheckpoint, batch: SampleBatch): Promise<Float64Array> {
+    const logits = await this.withModel(ckpt, async (pool, model) => {
+      this.count(batch.ids.length);
+      return (await pool.selfKernel(model, batch.x, { returnK: false })).logits;
+    });
+    return logSoftmax(logits, ckpt.numClasses);
+  }
+
+  /**
+   * The first-order terms of one SGD step of rate η on (x_u, y_u) seen at x_o (docs/concepts.md): A(x_o),
+   * K(x_o, x_u) over the parameter subset (the step moves only those parameters), G(x_u, y_u), and
+   * the predicted Δz and Δlog π(·|x_o) = −η A K G.
+   */
+  async firstOrder(ckpt: ComputeCheckpoint, observed: SampleBatch, updated: SampleBatch, eta: number, subset: string = ALL_PARAMETERS) {
+    invariant(observed.ids.length === 1 && updated.ids.length === 1, 'firstOrder takes one observed and one updated sample');
+    await this.requireSubset(ckpt, subset);
+    return this.withModel(ckpt, async (pool, model) => {
+      this.count(2);
+      const cross = await pool.crossKernel(model, observed.x, updated.x, { returnK: true, subset: engineSubset(subset) });
+      const predicted = firstOrderFromKernel(cross, { yu: updated.labels, eta });
+      const V = ckpt.numClasses;
+      const o = outputTerms(cross.logitsO, V, undefined, true);
+      const u = outputTerms(cross.logitsU, V, updated.labels, true);
+      invariant(o.A && u.G && cross.K, 'matrices were asked for');
+      return {
+        V,
+        A: o.A,
+        K: cross.K,
+        G: u.G,
+        deltaLogits: predicted.deltaLogits,
+        deltaLogProbs: predicted.deltaLogProbs,
+        logProbs: logSoftmax(cross.logitsO, V),
+      };
+    });
+  }
+
+  /**
+   * Computes the per-sample terms of these samples, K over `subset`, and writes the missing values
+   * back (marked with this producer), once: a sample already being computed over the same subset by
+   * a concurrent request in this process is waited for instead of computed again. Resolves when
+   * every value is stored.
+   */
+  fillSampleTerms(ckpt: ComputeCheckpoint, sampleIds: readonly number[], subset: string = ALL_PARAMETERS): Promise<void> {
+    return this.singleFlight(
+      sampleIds.map((id) => ({ key: `m:${ckpt.id}:${subset}:${id}`, id })),
+      async (ids) => {
+        const batch = await this.samples(ckpt, ids);
+        const columns = await this.metricColumns(ckpt, batch, { subset });
+        await writeComputedTerms(this.db, checkpointShape(ckpt), columns, subset, await this.producer(), columnField('computed'));
+      },
+    );
+  }
+
+  /** `fillSampleTerms` for kCross against one target set, over `subset`. */
+  fillKCross(ckpt: ComputeCheckpoint, targetKey: string, sampleIds: readonly number[], subset: string = ALL_PARAMETERS): Promise<void> {
+    return this.singleFlight(
+      sampleIds.map((id) => ({ key: `x:${ckpt.id}:${subset}:${targetKey}:${id}`, id })),
+      async (ids) => {
+        const batch = await this.samples(ckpt, ids);
+        const values = await this.kCross(ckpt, targetKey, batch, { subset });
+        await writeCrossMetrics(this.db, checkpointShape(ckpt), targetKey, subset, values, await this.producer());
+      },
+    );
+  }
+
+  private async singleFlight(items: readonly { key: string; id: number }[], work: (ids: number[]) => Promise<void>): Promise<void> {
+    const waits = new Set<Promise<void>>();
+    const todo: { key: string; id: number }[] = [];
+    const seen = new Set<string>();
+    for (const item of items) {
+      if (seen.has(item.key)) continue;
+      seen.add(item.key);
+      const running = this.inflight.get(item.key);
+      if (running) waits.add(running);
+      else todo.push(item);
+    }
+    if (todo.length > 0) {
+      const mine = work(todo.map((t) => t.id));
+      for (const t of todo) this.inflight.set(t.key, mine);
+      const done = () => {
+        for (const t of todo) if (this.inflight.get(t.key) === mine) this.inflight.delete(t.key);
+      };
+      mine.then(done, done);
+      waits.add(mine);
+    }
+    await Promise.all(waits);
+  }
+}
+
+/**
+ * A subset name as the engine takes it. Its type lists the names every model may answer to, but the
+ * engine resolves any name the model itself defines; `requireSubset` has checked this one against
+ * the model's own list.
+ */
+function engineSubset(subset: string): Subset {
+  return subset as Subset;
+}
+
+/** The first line of an error's message, at most 300 characters (a reason a client may read). */
+function firstLine(error: unknown): string {
+  return (error instanceof Error ? error.message : String(error)).split('\n')[0]!.slice(0, 300);
+}
+
+/**
+ * Where the engine loads a stored model from: a built-in architecture by name and config (the
+ * shape from the model row), or the TFJS topology; with a checkpoint's weights, or none (the
+ * engine initialises them; enough to learn the model's structure).
+ */
+function sourceOf(model: ComputeModel, weights: { weightSpecs: NonNullable<ModelSource['weightSpecs']>; weightData: Uint8Array } | null, unusable: (reason: string) => Error): ModelSource {
+  if (model.format === 'BUILTIN') {
+    if (!ARCHITECTURES.includes(model.architecture as ArchitectureName)) {
+      throw unusable(`Tangent has no built-in architecture '${model.architecture}' (known: ${ARCHITECTURES.join(', ')})`);
+    }
+    const config = { ...((model.config ?? {}) as Record<string, unknown>), length: model.inputLength, channels: model.channels, classes: model.numClasses };
+    return { architecture: model.architecture as ArchitectureName, config, ...(weights ?? {}) };
+  }
+  if (!model.topology || typeof model.topology !== 'object') throw unusable(`model ${model.id} has no topology`);
+  return weights ? { modelTopology: model.topology, ...weights } : { modelTopology: model.topology };
+}
+
+/** log softmax of [n, V] logits, in float64. */
+export function logSoftmax(logits: ArrayLike<number>, V: number): Float64Array {
+  const out = new Float64Array(logits.length);
+  for (let base = 0; base < logits.length; base += V) {
+    let max = -Infinity;
+    for (let j = 0; j < V; j++) max = Math.max(max, logits[base + j] as number);
+    let sum = 0;
+    for (let j = 0; j < V; j++) sum += Math.exp((logits[base + j] as number) - max);
+    const lse = max + Math.log(sum);
+    for (let j = 0; j < V; j++) out[base + j] = (logits[base + j] as number) - lse;
+  }
+  return out;
+}

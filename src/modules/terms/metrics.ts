@@ -1,0 +1,24 @@
+import type { Context } from '../context.js';
+import { writeMetrics, type CheckpointShape, type MetricValues, MAX_METRIC_ROWS_PER_REQUEST } from './metrics-storage.js';
+import { CLIENT_PRODUCER } from './producers-storage.js';
+import { BadUserInputError, NotFoundError, invariant } from '../../platform/errors.js';
+
+/** What a metrics write needs to know about its checkpoint: the dataset and the class count. */
+export async function checkpointShape(ctx: Context, checkpointId: number): Promise<CheckpointShape> {
+  const checkpoint = await ctx.loaders.checkpointById.load(checkpointId);
+  if (!checkpoint) throw new NotFoundError('Checkpoint', checkpointId);
+  const run = await ctx.loaders.runById.load(checkpoint.runId);
+  invariant(run, `checkpoint ${checkpointId} has no run`);
+  const model = await ctx.loaders.modelById.load(run.modelId);
+  invariant(model, `run ${run.id} has no model`);
+  return { id: checkpointId, datasetId: run.datasetId, numClasses: model.numClasses };
+}
+
+/** Records client values at a checkpoint: the whole batch or nothing. */
+export async function recordMetrics(ctx: Context, checkpointId: number, rows: readonly MetricValues[]): Promise<number> {
+  if (rows.length > MAX_METRIC_ROWS_PER_REQUEST) {
+    throw new BadUserInputError(`At most ${MAX_METRIC_ROWS_PER_REQUEST} rows per request`, 'metrics');
+  }
+  const shape = await checkpointShape(ctx, checkpointId);
+  return writeMetrics(ctx.db, shape, rows, CLIENT_PRODUCER);
+}
