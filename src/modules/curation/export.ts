@@ -1,6 +1,6 @@
 import type { Selection } from '../../platform/db/generated/client.js';
 import { SCALAR_TERM_SPECS } from './term-columns.js';
-import { SqlParams, termTable } from './sql-builder.js';
+import { SqlParams, termTable } from './query-sql.js';
 import { ALL_PARAMETERS } from '../../platform/values/term.js';
 import { BadUserInputError, NotFoundError } from '../../platform/errors.js';
 import { checkpointInfo, classNameOf, type CurationContext } from './checkpoint-info.js';

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import type { Direction, SampleFilter } from './sql-builder.js';
+import type { Direction, SampleFilter } from './query.js';
 import { SCALAR_TERM_SPECS, type ScalarTermName, type TargetSet } from './term-columns.js';
 import { ALL_PARAMETERS } from '../../platform/values/term.js';
 import { BadUserInputError } from '../../platform/errors.js';

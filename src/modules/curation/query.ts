@@ -1,8 +1,33 @@
 import { createHash } from 'node:crypto';
-import type { Direction, SampleFilter, SampleScope } from './sql-builder.js';
 import { scalarTerm, type RequiredTerm, type ScalarTermName, type TargetSet } from './term-columns.js';
 import { ALL_PARAMETERS } from '../../platform/values/term.js';
 import { BadUserInputError } from '../../platform/errors.js';
+
+export type Direction = 'ASC' | 'DESC';
+
+/** An inclusive range on a term; bounds compare in float32, the precision the values are stored in. */
+export interface TermRange {
+  term: ScalarTermName;
+  min?: number | null;
+  max?: number | null;
+}
+
+/** Which samples a curation query considers; every condition must hold. */
+export interface SampleFilter {
+  terms?: readonly TermRange[] | null;
+  labels?: readonly number[] | null;
+  splits?: readonly string[] | null;
+  correct?: boolean | null;
+  sampleIds?: readonly number[] | null;
+}
+
+/** The part of a filter that does not depend on any term: the samples a query is about. */
+export interface SampleScope {
+  datasetId: number;
+  labels?: readonly number[] | null;
+  splits?: readonly string[] | null;
+  sampleIds?: readonly number[] | null;
+}
 
 /**
  * A curation query at a checkpoint: which samples, in which order, kCross against which target set,

@@ -1,4 +1,4 @@
-import { keysetAfter, longSource, orderBy, SqlParams, termTable, whereClause } from './sql-builder.js';
+import { keysetAfter, longSource, orderBy, SqlParams, termTable, whereClause } from './query-sql.js';
 import { targetKey } from './term-columns.js';
 import { ALL_PARAMETERS } from '../../platform/values/term.js';
 import { BadUserInputError } from '../../platform/errors.js';

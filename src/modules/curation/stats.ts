@@ -1,4 +1,5 @@
-import { longSource, SqlParams, termTable, whereClause, type SampleFilter } from './sql-builder.js';
+import { longSource, SqlParams, termTable, whereClause } from './query-sql.js';
+import type { SampleFilter } from './query.js';
 import type { ScalarTermName, TargetSet } from './term-columns.js';
 import { ALL_PARAMETERS } from '../../platform/values/term.js';
 import { BadUserInputError, NotFoundError } from '../../platform/errors.js';

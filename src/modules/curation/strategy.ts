@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { SqlParams, whereClause, wideSource, type Direction, type SampleFilter } from './sql-builder.js';
+import { SqlParams, whereClause, wideSource } from './query-sql.js';
+import type { Direction, SampleFilter } from './query.js';
 import { SCALAR_TERM_SPECS, type ScalarTermName } from './term-columns.js';
 import { ALL_PARAMETERS } from '../../platform/values/term.js';
 import { BadUserInputError, invariant } from '../../platform/errors.js';

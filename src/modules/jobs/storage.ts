@@ -1,6 +1,6 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { createHash } from 'node:crypto';
-import { SqlParams } from '../curation/sql-builder.js';
+import { SqlParams } from '../curation/query-sql.js';
 import type { Database } from '../../platform/db/database.js';
 import type { ComputeJob } from '../../platform/db/generated/client.js';
 import { ALL_PARAMETERS, TERMS, isKernelTerm, type TermName } from '../../platform/values/term.js';

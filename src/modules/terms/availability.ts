@@ -1,6 +1,6 @@
 import type { Context } from '../context.js';
 import { findMissingTerms, missingSampleIds, type MissingTerm } from './coverage-storage.js';
-import type { SampleScope } from '../curation/sql-builder.js';
+import type { SampleScope } from '../curation/query.js';
 import type { RequiredTerm } from '../curation/term-columns.js';
 import { ModelUnusableError, TermsMissingError } from '../../platform/errors.js';
 import { mayCompute, notComputing } from './compute-policy.js';

@@ -1,7 +1,7 @@
 import DataLoader from 'dataloader';
 import type { Context } from '../context.js';
 import { missingSampleIds, type MissingTerm } from './coverage-storage.js';
-import type { SampleScope } from '../curation/sql-builder.js';
+import type { SampleScope } from '../curation/query.js';
 import type { SampleMetric } from '../../platform/db/generated/client.js';
 import { ALL_PARAMETERS, TERMS, type TermName } from '../../platform/values/term.js';
 import { BadUserInputError, TermsMissingError, TermsPendingError, invariant, withTimeout } from '../../platform/errors.js';

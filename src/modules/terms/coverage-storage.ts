@@ -1,6 +1,7 @@
 import { coverageKey, describeTerm, scalarTerm, subsetOf, type RequiredTerm } from '../curation/term-columns.js';
 import { ALL_PARAMETERS } from '../../platform/values/term.js';
-import { SqlParams, type SampleScope } from '../curation/sql-builder.js';
+import { SqlParams } from '../curation/query-sql.js';
+import type { SampleScope } from '../curation/query.js';
 import type { Sql } from '../../platform/db/sql.js';
 
 export interface MissingTerm {

@@ -1,5 +1,6 @@
 import { invariant } from '../../platform/errors.js';
 import { SCALAR_TERM_SPECS, scalarTerm, type ScalarTermName } from './term-columns.js';
+import type { Direction, SampleFilter } from './query.js';
 import { ALL_PARAMETERS } from '../../platform/values/term.js';
 
 /**
@@ -17,32 +18,6 @@ export class SqlParams {
     this.values.push(value);
     return `$${this.values.length}::${type}`;
   }
-}
-
-export type Direction = 'ASC' | 'DESC';
-
-/** An inclusive range on a term; bounds compare in float32, the precision the values are stored in. */
-export interface TermRange {
-  term: ScalarTermName;
-  min?: number | null;
-  max?: number | null;
-}
-
-/** Which samples a curation query considers; every condition must hold. */
-export interface SampleFilter {
-  terms?: readonly TermRange[] | null;
-  labels?: readonly number[] | null;
-  splits?: readonly string[] | null;
-  correct?: boolean | null;
-  sampleIds?: readonly number[] | null;
-}
-
-/** The part of a filter that does not depend on any term: the samples a query is about. */
-export interface SampleScope {
-  datasetId: number;
-  labels?: readonly number[] | null;
-  splits?: readonly string[] | null;
-  sampleIds?: readonly number[] | null;
 }
 
 /**
