@@ -16,18 +16,25 @@ import { configOrExit, type EnvOverrides } from './shared.js';
  * This module loads nothing heavy itself: `--url` needs no database driver, no tfjs and no schema,
  * so the direct mode imports those when it starts.
  */
+/**
+ * What a command reads from an answer by default: JSON shaped by the query it sent, read field by
+ * field (the schema's generated types describe resolvers, not a command's selections).
+ */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- see above: the query, not a type, says what is there
+export type ResponseData = Record<string, any>;
+
 export interface Api {
   /**
    * Sends one operation. `idempotent` ones (bulk writes, reads) are sent again after a transport
    * failure, e.g. a keep-alive socket the server closed just as it was reused; others never are.
    */
-  request<T = Record<string, any>>(query: string, variables?: Record<string, unknown>, options?: { idempotent?: boolean }): Promise<T>;
+  request<T = ResponseData>(query: string, variables?: Record<string, unknown>, options?: { idempotent?: boolean }): Promise<T>;
   /**
    * Runs a subscription and yields each event's data until the server ends it: in-process on the
    * schema, or over graphql-ws at the server's /graphql. Errors are thrown as ApiError, a dropped
    * connection as ApiError code CONNECTION_CLOSED.
    */
-  subscribe<T = Record<string, any>>(query: string, variables?: Record<string, unknown>): AsyncIterable<T>;
+  subscribe<T = ResponseData>(query: string, variables?: Record<string, unknown>): AsyncIterable<T>;
   /** How often a command following long work should poll: often in-process, gently over HTTP. */
   readonly pollMs: number;
   close(): Promise<void>;
@@ -83,14 +90,14 @@ export function httpApi(url: string, apiKey?: string): Api {
         response = await send();
       }
       const text = await response.text();
-      let result: { data?: any; errors?: { message: string; extensions?: Record<string, unknown> }[] };
+      let result: { data?: unknown; errors?: { message: string; extensions?: Record<string, unknown> }[] };
       try {
         result = JSON.parse(text);
       } catch {
         throw new ApiError(`${endpoint} answered ${response.status} with something that is not GraphQL: ${text.slice(0, 200)}`, 'BAD_RESPONSE');
       }
       if (result.errors?.length) throw apiError(result.errors);
-      return result.data;
+      return result.data as never;
     },
     async *subscribe(query, variables) {
       const [{ createClient }, { default: WebSocket }] = await Promise.all([import('graphql-ws'), import('ws')]);

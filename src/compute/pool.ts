@@ -9,7 +9,7 @@
  */
 import os from 'node:os';
 import type { Worker } from 'node:worker_threads';
-import { startWorkerThread } from '../platform/worker-thread.js';
+import { startWorkerThread } from './worker-thread.js';
 import type { BackendInfo, BackendLog, BackendPreference } from './backend.js';
 import type { ModelSource, StoredWeights } from './checkpoint.js';
 import type { RunInfo, RunOptions } from './engine.js';

@@ -3,7 +3,7 @@
  * time, in order: the caller stores a point before the thread trains on. Aborting terminates the
  * thread at once (a tfjs step cannot be interrupted otherwise).
  */
-import { startWorkerThread } from '../../platform/worker-thread.js';
+import { startWorkerThread } from '../../compute/worker-thread.js';
 import type { TrainEvent, TrainTask } from './train-loop.js';
 import type { ThreadMessage } from './train-thread.js';
 
