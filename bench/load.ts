@@ -26,7 +26,7 @@ import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import pg from 'pg';
 import { pino } from 'pino';
-import { createApiKey } from '../src/modules/api-keys/storage.js';
+import { createApiKey } from '../src/modules/api-keys/service.js';
 import { openDatabase } from '../src/platform/db/database.js';
 import { migrate } from '../src/platform/db/migrate.js';
 import { ucrSeries } from './ucr.js';

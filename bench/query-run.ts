@@ -35,7 +35,7 @@ import { buildSchema } from '../src/modules/schema.js';
 import { columnField, writeMetricColumns } from '../src/modules/terms/metrics-storage.js';
 import { migrate } from '../src/platform/db/migrate.js';
 import { CLIENT_PRODUCER } from '../src/modules/terms/producers-storage.js';
-import { upsertSamples } from '../src/modules/datasets/storage.js';
+import { upsertSamples } from '../src/modules/datasets/service.js';
 import { createLogger } from '../src/platform/logger.js';
 import { createServer } from '../src/server.js';
 import { compiledExecution } from '../src/platform/http/compiled-execution.js';

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { createApiKey } from '../src/modules/api-keys/storage.js';
+import { createApiKey } from '../src/modules/api-keys/service.js';
 import { cleanupStack } from './helpers/cleanup.js';
 import { codes } from './helpers/fixtures.js';
 import { createTestDatabase } from './helpers/database.js';

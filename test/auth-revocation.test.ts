@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { RateLimiterRes } from 'rate-limiter-flexible';
-import { createApiKey } from '../src/modules/api-keys/storage.js';
+import { createApiKey } from '../src/modules/api-keys/service.js';
 import { migrate } from '../src/platform/db/migrate.js';
 import { LeasedLimiter, leaseSize, sharedLimiter } from '../src/platform/http/rate-limit.js';
 import { cleanupStack } from './helpers/cleanup.js';

@@ -4,7 +4,7 @@ import { after, before, describe, test } from 'node:test';
 import { createClient, type Client } from 'graphql-ws';
 import { pino } from 'pino';
 import WebSocket from 'ws';
-import { createApiKey } from '../src/modules/api-keys/storage.js';
+import { createApiKey } from '../src/modules/api-keys/service.js';
 import { ConfigError, loadConfig, type Config } from '../src/platform/config.js';
 import { createServer } from '../src/server.js';
 import { cleanupStack } from './helpers/cleanup.js';

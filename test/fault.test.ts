@@ -8,7 +8,7 @@ import { describe, test, type TestContext } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import pg from 'pg';
-import { createApiKey } from '../src/modules/api-keys/storage.js';
+import { createApiKey } from '../src/modules/api-keys/service.js';
 import { openDatabase } from '../src/platform/db/database.js';
 import { cleanupStack } from './helpers/cleanup.js';
 import { PgProxy } from './helpers/pg-proxy.js';

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { createApiKey } from '../src/modules/api-keys/storage.js';
+import { createApiKey } from '../src/modules/api-keys/service.js';
 import { buildSchema } from '../src/modules/schema.js';
 import {
   FAILURE_KINDS,

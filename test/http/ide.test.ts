@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { chromium, type Page } from 'playwright-core';
-import { createApiKey } from '../../src/modules/api-keys/storage.js';
+import { createApiKey } from '../../src/modules/api-keys/service.js';
 import { startTestServer } from '../helpers/server.js';
 
 /**

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { createApiKey } from '../../src/modules/api-keys/storage.js';
+import { createApiKey } from '../../src/modules/api-keys/service.js';
 import { openDatabase } from '../../src/platform/db/database.js';
 import { ErrorCode } from '../../src/platform/errors.js';
 import { HTTP_STATUS } from '../../src/platform/http/status.js';

@@ -1,4 +1,4 @@
-import { createApiKey, listApiKeys, revokeApiKey } from './storage.js';
+import { apiKeyById, createApiKey, listApiKeys, revokeApiKey } from './service.js';
 import { computeBudget, mayCompute } from '../terms/compute-policy.js';
 import { connectionFields } from '../../platform/graphql/connections.js';
 import type { Resolvers } from '../generated/types.js';
@@ -9,7 +9,7 @@ export const apiKeyResolvers: Resolvers = {
   Query: {
     viewer: async (_, __, ctx) => ({
       role: ctx.caller.role,
-      apiKey: ctx.caller.key ? await ctx.db.prisma.apiKey.findUnique({ where: { id: ctx.caller.key.id } }) : null,
+      apiKey: ctx.caller.key ? await apiKeyById(ctx.db, ctx.caller.key.id) : null,
       authRequired: ctx.config.authRequired,
       canCompute: mayCompute(ctx.config, ctx.caller),
       computeBudget: await computeBudget(ctx),

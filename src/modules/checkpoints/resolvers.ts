@@ -1,14 +1,12 @@
 import { invariant } from '../../platform/errors.js';
 import * as checkpoints from './service.js';
-import { listMetrics } from '../lists.js';
+import { listMetrics } from '../terms/metrics-list.js';
 import * as metrics from '../terms/metrics.js';
-import type { Context } from '../context.js';
 import { ALL_PARAMETERS, TERMS, isKernelTerm } from '../../platform/values/term.js';
-import { loadRun } from '../runs/resolvers.js';
+import { loadRun } from '../runs/service.js';
 import type { Resolvers } from '../generated/types.js';
 import { CheckpointInput, parseId, parseInput } from '../../platform/graphql/inputs.js';
-import type { MetricValues } from '../terms/metrics-storage.js';
-import { loadDataset } from '../datasets/resolvers.js';
+import type { MetricValues } from '../terms/metrics.js';
 
 export const checkpointResolvers: Resolvers = {
   Query: {
@@ -29,7 +27,7 @@ export const checkpointResolvers: Resolvers = {
     },
   },
   RecordMetricsPayload: {
-    checkpoint: (payload, _, ctx) => loadCheckpoint(ctx, payload.checkpointId),
+    checkpoint: (payload, _, ctx) => checkpoints.loadCheckpoint(ctx, payload.checkpointId),
   },
   Checkpoint: {
     run: (checkpoint, _, ctx) => loadRun(ctx, checkpoint.runId),
@@ -45,7 +43,7 @@ export const checkpointResolvers: Resolvers = {
     data: (weights) => weights.data,
   },
   SampleMetric: {
-    checkpoint: (row, _, ctx) => loadCheckpoint(ctx, row.checkpointId),
+    checkpoint: (row, _, ctx) => checkpoints.loadCheckpoint(ctx, row.checkpointId),
     // Prisma reads a NULL real[] as []; a stored vector always has V ≥ 2 values, so [] means missing.
     logits: (row) => (row.logits?.length ? row.logits : null),
     probs: (row) => (row.probs?.length ? row.probs : null),
@@ -73,9 +71,6 @@ export const checkpointResolvers: Resolvers = {
   },
 };
 
-export async function loadCheckpoint(ctx: Context, id: number) {
-  const checkpoint = await ctx.loaders.checkpointById.load(id);
-  invariant(checkpoint, `checkpoint ${id} is referenced but missing`);
-  return checkpoint;
-}
+/** Where other modules' resolvers found it before it moved to the service (terms/resolvers.ts imports it from here). */
+export { loadCheckpoint } from './service.js';
 

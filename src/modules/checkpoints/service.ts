@@ -1,11 +1,14 @@
 import { createHash } from 'node:crypto';
 import type { z } from 'zod';
 import type { Context } from '../context.js';
-import type { Checkpoint } from '../../platform/db/generated/client.js';
+import type { Checkpoint, Dataset, Model, Run } from '../../platform/db/generated/client.js';
 import { afterCommit, isUniqueViolation } from '../../platform/db/prisma-errors.js';
 import { canonicalJson } from '../../io/tfjs-model.js';
-import { BadUserInputError, ConflictError, NotFoundError } from '../../platform/errors.js';
+import { BadUserInputError, ConflictError, invariant, NotFoundError } from '../../platform/errors.js';
 import { DTYPE_BYTES, type CheckpointInput, type WeightSpec } from '../../platform/graphql/inputs.js';
+import { afterNumber, pageSize, toConnection, type PageArgs } from '../../platform/graphql/pagination.js';
+import type { CheckpointRow, ConnectionRow } from '../../platform/graphql/rows.js';
+import { checkpointPage, countCheckpointsOfRun, deleteCheckpointById, findCheckpointAtStep, findCheckpointOrThrow, insertCheckpoint } from './storage.js';
 
 /** Bytes a list of specs describes, as tfjs lays them out: each tensor in order, no padding. */
 export function weightSpecBytes(specs: readonly WeightSpec[]): number {
@@ -53,30 +56,26 @@ export async function createCheckpoint(
   const sha256 = createHash('sha256').update(weightData).digest('hex');
   try {
     // Raw SQL rather than Prisma: the embedded adapter cannot bind bytea parameters from Prisma.
-    const id = await ctx.db.transaction(async (tx) => {
-      // named: checkpoint.insert
-      const [row] = await tx.query<{ id: number }>(
-        `INSERT INTO checkpoint (run_id, step, epoch, learning_rate, weight_bytes, weight_sha256)
-         VALUES ($1, $2, $3, $4, $5, $6) RETURNING id`,
-        [runId, input.step, input.epoch ?? null, input.learningRate ?? null, weightData.byteLength, sha256],
-      );
-      const checkpointId = Number(row!.id);
-      // named: checkpointWeights.insert
-      await tx.query('INSERT INTO checkpoint_weights (checkpoint_id, specs, data) VALUES ($1, $2::jsonb, $3)', [
-        checkpointId,
-        JSON.stringify(specs),
+    const id = await ctx.db.transaction((tx) =>
+      insertCheckpoint(tx, {
+        runId,
+        step: input.step,
+        epoch: input.epoch ?? null,
+        learningRate: input.learningRate ?? null,
+        weightBytes: weightData.byteLength,
+        weightSha256: sha256,
+        specs,
         weightData,
-      ]);
-      return checkpointId;
-    });
+      }),
+    );
     return await afterCommit(async () => {
       await ctx.pubsub.publish('runUpdated', { runId });
-      return ctx.db.prisma.checkpoint.findUniqueOrThrow({ where: { id } });
+      return findCheckpointOrThrow(ctx.db, id);
     });
   } catch (error) {
     if (!isUniqueViolation(error)) throw error;
     // (run, step) is the key: the same checkpoint sent again (a retry after OUTCOME_UNKNOWN) is answered with the stored one.
-    const existing = await ctx.db.prisma.checkpoint.findUnique({ where: { runId_step: { runId, step: input.step } }, include: { weights: { select: { specs: true } } } });
+    const existing = await findCheckpointAtStep(ctx.db, runId, input.step);
     if (
       existing &&
       existing.weightSha256 === sha256 &&
@@ -95,7 +94,46 @@ export async function createCheckpoint(
 export async function deleteCheckpoint(ctx: Context, id: number): Promise<void> {
   const checkpoint = await ctx.loaders.checkpointById.load(id);
   if (!checkpoint) throw new NotFoundError('Checkpoint', id);
-  await ctx.db.prisma.checkpoint.deleteMany({ where: { id } });
+  await deleteCheckpointById(ctx.db, id);
   ctx.loaders.checkpointById.clear(id);
   await ctx.pubsub.publish('runUpdated', { runId: checkpoint.runId });
+}
+
+/** The checkpoint a stored row refers to; a missing one is a broken invariant, not a client error. */
+export async function loadCheckpoint(ctx: Pick<Context, 'loaders'>, id: number): Promise<Checkpoint> {
+  const checkpoint = await ctx.loaders.checkpointById.load(id);
+  invariant(checkpoint, `checkpoint ${id} is referenced but missing`);
+  return checkpoint;
+}
+
+/** A checkpoint with the run it belongs to and that run's model and dataset. */
+export interface CheckpointWithRun {
+  checkpoint: Checkpoint;
+  run: Run;
+  model: Model;
+  dataset: Dataset;
+}
+
+/**
+ * A checkpoint a request names, with its run, model and dataset, through the request's loaders (so
+ * each is read once per request): NOT_FOUND when the checkpoint does not exist.
+ */
+export async function checkpointWithRun(ctx: Pick<Context, 'loaders'>, id: number): Promise<CheckpointWithRun> {
+  const checkpoint = await ctx.loaders.checkpointById.load(id);
+  if (!checkpoint) throw new NotFoundError('Checkpoint', id);
+  const run = await ctx.loaders.runById.load(checkpoint.runId);
+  invariant(run, `checkpoint ${id} has no run`);
+  const [model, dataset] = await Promise.all([ctx.loaders.modelById.load(run.modelId), ctx.loaders.datasetById.load(run.datasetId)]);
+  invariant(model, `run ${run.id} has no model`);
+  invariant(dataset, `run ${run.id} has no dataset`);
+  return { checkpoint, run, model, dataset };
+}
+
+/** A run's checkpoints in step order. */
+export async function listCheckpoints(ctx: Context, runId: number, args: PageArgs): Promise<ConnectionRow<CheckpointRow>> {
+  const list = `checkpoints:${runId}`;
+  const limit = pageSize(args.first, ctx.config.maxPageSize);
+  const after = afterNumber(list, args.after);
+  const rows = limit === 0 ? [] : await checkpointPage(ctx.db, runId, after, limit + 1);
+  return toConnection(list, rows, limit, (row) => [row.step], () => countCheckpointsOfRun(ctx.db, runId));
 }

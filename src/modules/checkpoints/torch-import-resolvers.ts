@@ -1,8 +1,9 @@
 import * as torchImport from './torch-import.js';
-import { loadCheckpoint } from './resolvers.js';
+import { loadCheckpoint } from './service.js';
 import type { Resolvers } from '../generated/types.js';
 import { optionalId } from '../../platform/graphql/inputs.js';
-import { loadModel, loadRun } from '../runs/resolvers.js';
+import { loadModel } from '../models/service.js';
+import { loadRun } from '../runs/service.js';
 
 export const torchImportResolvers: Resolvers = {
   Mutation: {

@@ -9,8 +9,8 @@ import { importTorchWeights, TORCH_ARCHITECTURES, TORCH_DEFAULTS, torchImportTab
 import type { TorchArchitecture } from '../../io/torch-import.js';
 import { CheckpointInput, ModelInput, parseInput, RunInput } from '../../platform/graphql/inputs.js';
 import { createCheckpoint } from './service.js';
-import { createModel } from '../models/service.js';
-import { createRun } from '../runs/service.js';
+import { createModel, discardModel, modelByName } from '../models/service.js';
+import { createRun, discardRun } from '../runs/service.js';
 
 export interface ImportSafetensorsInput {
   safetensors: Buffer;
@@ -164,7 +164,7 @@ export async function importSafetensors(ctx: Context, input: ImportSafetensorsIn
     'input',
   );
   // Reuse a model of this name when it is the same architecture, config and shape.
-  const existing: Model | null = await ctx.db.prisma.model.findUnique({ where: { name: modelInput.name } });
+  const existing: Model | null = await modelByName(ctx, modelInput.name);
   if (existing) {
     const same =
       existing.format === 'BUILTIN' &&
@@ -181,15 +181,15 @@ export async function importSafetensors(ctx: Context, input: ImportSafetensorsIn
   try {
     run = await createRun(ctx, model.id, dataset.id, parseInput(RunInput, { name: input.runName?.trim() || model.name, status: 'COMPLETED' }, 'input'));
   } catch (error) {
-    if (!existing) await ctx.db.prisma.model.deleteMany({ where: { id: model.id } });
+    if (!existing) await discardModel(ctx, model.id);
     throw error;
   }
   try {
     const checkpoint = await createCheckpoint(ctx, run.id, checkpointInput, w.weightData);
     return payload(model.id, run.id, checkpoint.id, w);
   } catch (error) {
-    await ctx.db.prisma.run.deleteMany({ where: { id: run.id } });
-    if (!existing) await ctx.db.prisma.model.deleteMany({ where: { id: model.id } });
+    await discardRun(ctx, run.id);
+    if (!existing) await discardModel(ctx, model.id);
     throw error;
   }
 }

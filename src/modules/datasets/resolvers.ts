@@ -1,8 +1,6 @@
-import type { Context } from '../context.js';
-import { invariant } from '../../platform/errors.js';
 import { bytesToFloat32 } from '../../platform/float32.js';
 import * as datasets from './service.js';
-import { listDatasets, listRuns, listSamples } from '../lists.js';
+import { listRuns } from '../runs/service.js';
 import type { Resolvers } from '../generated/types.js';
 import { DatasetInput, parseId, parseInput, SampleFields } from '../../platform/graphql/inputs.js';
 import { z } from 'zod';
@@ -12,7 +10,7 @@ const Samples = z.array(SampleFields);
 export const datasetResolvers: Resolvers = {
   Query: {
     dataset: (_, { id }, ctx) => ctx.loaders.datasetById.load(parseId(id)),
-    datasets: (_, { first, after, filter }, ctx) => listDatasets(ctx, { first, after, nameContains: filter?.nameContains }),
+    datasets: (_, { first, after, filter }, ctx) => datasets.listDatasets(ctx, { first, after, nameContains: filter?.nameContains }),
     sample: (_, { id }, ctx) => ctx.loaders.sampleById.load(parseId(id)),
   },
   Mutation: {
@@ -33,24 +31,18 @@ export const datasetResolvers: Resolvers = {
     },
   },
   AddSamplesPayload: {
-    dataset: async (payload, _, ctx) => loadDataset(ctx, payload.datasetId),
+    dataset: async (payload, _, ctx) => datasets.loadDataset(ctx, payload.datasetId),
   },
   Dataset: {
     sampleCount: (dataset, { split }, ctx) => ctx.loaders.sampleCount.load(split ? `${dataset.id}/${split}` : `${dataset.id}`),
     splits: (dataset, _, ctx) => ctx.loaders.splitsByDataset.load(dataset.id),
-    samples: (dataset, args, ctx) => listSamples(ctx, dataset.id, args),
+    samples: (dataset, args, ctx) => datasets.listSamples(ctx, dataset.id, args),
     runs: (dataset, args, ctx) => listRuns(ctx, { ...args, where: { datasetId: dataset.id } }),
     lengthPolicy: (dataset) => (dataset.lengthResample ? { length: dataset.length, resample: dataset.lengthResample } : null),
   },
   Sample: {
-    dataset: (sample, _, ctx) => loadDataset(ctx, sample.datasetId),
-    className: async (sample, _, ctx) => (await loadDataset(ctx, sample.datasetId)).classNames[sample.label] ?? String(sample.label),
+    dataset: (sample, _, ctx) => datasets.loadDataset(ctx, sample.datasetId),
+    className: async (sample, _, ctx) => (await datasets.loadDataset(ctx, sample.datasetId)).classNames[sample.label] ?? String(sample.label),
     series: (sample) => bytesToFloat32(sample.series),
   },
 };
-
-export async function loadDataset(ctx: Context, id: number) {
-  const dataset = await ctx.loaders.datasetById.load(id);
-  invariant(dataset, `dataset ${id} is referenced but missing`);
-  return dataset;
-}

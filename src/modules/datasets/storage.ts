@@ -1,58 +1,79 @@
-import { BadUserInputError, ConflictError } from '../../platform/errors.js';
+import type { Database } from '../../platform/db/database.js';
+import type { Dataset, Prisma, Sample } from '../../platform/db/generated/client.js';
 import { float32ToBytes } from '../../platform/float32.js';
 import { encodeCopyLine } from '../../platform/db/copy-text.js';
 import type { Tx } from '../../platform/db/sql.js';
+import type { DatasetShape, NewSample, SampleColumns } from './samples.js';
 
-export interface NewSample {
-  index: number;
-  label: number;
-  split: string;
-  series: Float32Array;
-  /** The series' length in its source before a length policy brought it to the dataset's (null: as given). */
-  originalLength?: number | null;
-}
-
-interface DatasetShape {
-  id: number;
+/** A new dataset's definition, as createDataset stores it. */
+export interface NewDataset {
+  name: string;
+  description: string | null;
   length: number;
   channels: number;
   classNames: string[];
+  lengthResample: string | null;
 }
 
-/**
- * Checks a batch against its dataset and names the first bad sample: series of the wrong length,
- * a label outside the class list, an index repeated in the batch or already stored.
- */
-export async function validateSamples(tx: Tx, dataset: DatasetShape, samples: readonly NewSample[], field = 'samples'): Promise<void> {
-  const values = dataset.length * dataset.channels;
-  const seen = new Set<number>();
-  for (const [i, s] of samples.entries()) {
-    if (s.series.length !== values) {
-      throw new BadUserInputError(
-        `${field}[${i}].series has ${s.series.length} values; the dataset's samples have length × channels = ${dataset.length} × ${dataset.channels} = ${values}`,
-        `${field}[${i}].series`,
-      );
-    }
-    if (s.label >= dataset.classNames.length) {
-      throw new BadUserInputError(
-        `${field}[${i}].label ${s.label} is not a class of this dataset (it has ${dataset.classNames.length})`,
-        `${field}[${i}].label`,
-      );
-    }
-    if (seen.has(s.index)) throw new BadUserInputError(`${field}[${i}].index ${s.index} appears twice in the batch`, `${field}[${i}].index`);
-    seen.add(s.index);
-  }
-  if (samples.length === 0) return;
+/** Inserts a dataset inside the caller's transaction; returns its id. */
+export async function insertDataset(tx: Tx, input: NewDataset): Promise<number> {
+  // named: dataset.insert
+  const [row] = await tx.query<{ id: number }>(
+    `INSERT INTO dataset (name, description, length, channels, class_names, length_resample)
+     VALUES ($1, $2, $3, $4, $5::text[], $6::resample_method) RETURNING id`,
+    [input.name, input.description, input.length, input.channels, input.classNames, input.lengthResample],
+  );
+  return Number(row!.id);
+}
+
+/** The dataset with this id; throws when there is none (read right after its own insert commits). */
+export function findDatasetOrThrow(db: Database, id: number): Promise<Dataset> {
+  return db.prisma.dataset.findUniqueOrThrow({ where: { id } });
+}
+
+export function findDatasetByName(db: Database, name: string): Promise<Dataset | null> {
+  return db.prisma.dataset.findUnique({ where: { name } });
+}
+
+/** Locks a dataset's row until the caller's transaction ends: serialises appends to one dataset. */
+export async function lockDataset(tx: Tx, id: number): Promise<void> {
+  // named: dataset.lockForUpdate
+  await tx.query('SELECT id FROM dataset WHERE id = $1 FOR UPDATE', [id]);
+}
+
+/** Deletes a dataset (its samples and runs cascade); the number deleted, 0 or 1. */
+export async function deleteDatasetById(db: Database, id: number): Promise<number> {
+  const { count } = await db.prisma.dataset.deleteMany({ where: { id } });
+  return count;
+}
+
+/** A stored sample as the idempotency check of createDataset compares it. */
+export interface StoredSample {
+  index: number;
+  label: number;
+  split: string;
+  series: Uint8Array;
+  originalLength: number | null;
+}
+
+/** Every sample of a dataset, in no particular order. */
+export async function samplesOfDataset(db: Database, datasetId: number): Promise<StoredSample[]> {
+  // named: sample.allOfDataset
+  const rows = await db.sql.query<{ index: number; label: number; split: string; series: Uint8Array; original_length: number | null }>(
+    'SELECT index, label, split, series, original_length FROM sample WHERE dataset_id = $1',
+    [datasetId],
+  );
+  return rows.map((r) => ({ index: Number(r.index), label: Number(r.label), split: r.split, series: r.series, originalLength: r.original_length ?? null }));
+}
+
+/** The lowest of these indices already stored in the dataset, or null. */
+export async function firstStoredIndex(tx: Tx, datasetId: number, indices: readonly number[]): Promise<number | null> {
   // named: sample.existingIndex
   const taken = await tx.query<{ index: number }>(
     'SELECT index FROM sample WHERE dataset_id = $1 AND index = ANY($2::int[]) ORDER BY index LIMIT 1',
-    [dataset.id, samples.map((s) => s.index)],
+    [datasetId, indices],
   );
-  if (taken.length > 0) {
-    const index = Number(taken[0]!.index);
-    const i = samples.findIndex((s) => s.index === index);
-    throw new BadUserInputError(`${field}[${i}].index ${index} already exists in the dataset`, `${field}[${i}].index`);
-  }
+  return taken.length > 0 ? Number(taken[0]!.index) : null;
 }
 
 /** Inserts validated samples with COPY, inside the caller's transaction. */
@@ -65,99 +86,17 @@ export async function insertSamples(tx: Tx, datasetId: number, samples: readonly
 }
 
 /**
- * Samples in columns: sample i has position `indices[i]`, class `labels[i]`, split `splits[i]` (or
- * `splits` for all), and the series `series[i·L·C … (i+1)·L·C)`, time-major.
- */
-export interface SampleColumns {
-  indices: ArrayLike<number>;
-  labels: ArrayLike<number>;
-  splits: readonly string[] | string;
-  series: Float32Array;
-  /** Each sample's length in its source before a length policy (Sample.originalLength); absent: stored as given. */
-  originalLengths?: ArrayLike<number> | null;
-}
-
-/** How errors name a value: `field(row, 'labels')` → e.g. `input.labels[3]`. */
-export type SampleFieldNamer = (row: number, column: string) => string;
-
-const MAX_INT32 = 2_147_483_647;
-const MAX_SPLIT_LENGTH = 64;
-
-/**
- * Checks a columnar batch against its dataset without the database and names the first bad row:
- * column lengths, positions (non-negative int32, each once), labels within the class list, splits,
- * finite series values. Returns the number of rows.
- */
-export function validateSampleColumns(dataset: DatasetShape, batch: SampleColumns, field: SampleFieldNamer): number {
-  const n = batch.indices.length;
-  const values = dataset.length * dataset.channels;
-  const fit = (column: string, length: number, perRow: number) => {
-    if (length === n * perRow) return;
-    const row = Math.min(Math.floor(length / perRow), n);
-    throw new BadUserInputError(
-      `${column} has ${length} values for ${n} rows (${perRow === 1 ? 'one per row' : `length × channels = ${values} per row`}); row ${row} is the first that does not fit`,
-      field(row, column),
-      { row },
-    );
-  };
-  fit('labels', batch.labels.length, 1);
-  if (typeof batch.splits !== 'string') fit('splits', batch.splits.length, 1);
-  fit('series', batch.series.length, values);
-  if (batch.originalLengths) fit('originalLengths', batch.originalLengths.length, 1);
-  const seen = new Map<number, number>();
-  for (let i = 0; i < n; i++) {
-    const index = batch.indices[i]!;
-    if (!Number.isInteger(index) || index < 0 || index > MAX_INT32) {
-      throw new BadUserInputError(`Row ${i}: index ${index} must be a non-negative 32-bit integer`, field(i, 'indices'), { row: i });
-    }
-    const first = seen.get(index);
-    if (first !== undefined) throw new BadUserInputError(`Row ${i}: index ${index} appears twice in the batch (first in row ${first})`, field(i, 'indices'), { row: i });
-    seen.set(index, i);
-    const label = batch.labels[i]!;
-    if (!Number.isInteger(label) || label < 0 || label >= dataset.classNames.length) {
-      throw new BadUserInputError(
-        `Row ${i}: label ${label} is not a class of this dataset (it has ${dataset.classNames.length}: 0…${dataset.classNames.length - 1})`,
-        field(i, 'labels'),
-        { row: i },
-      );
-    }
-    const originalLength = batch.originalLengths?.[i];
-    if (originalLength !== undefined && (!Number.isInteger(originalLength) || originalLength < 1)) {
-      throw new BadUserInputError(`Row ${i}: originalLength ${originalLength} must be a positive integer`, field(i, 'originalLengths'), { row: i });
-    }
-    const split = typeof batch.splits === 'string' ? batch.splits : batch.splits[i]!;
-    if (i === 0 || typeof batch.splits !== 'string') {
-      if (split.trim() !== split || split.length === 0 || split.length > MAX_SPLIT_LENGTH) {
-        throw new BadUserInputError(`Row ${i}: a split is 1 to ${MAX_SPLIT_LENGTH} characters without surrounding spaces`, field(i, 'splits'), { row: i });
-      }
-    }
-  }
-  const series = batch.series;
-  for (let k = 0; k < series.length; k++) {
-    if (!Number.isFinite(series[k]!)) {
-      const i = Math.floor(k / values);
-      throw new BadUserInputError(`Row ${i}: series value ${k % values} is ${series[k]}; series hold finite numbers only`, field(i, 'series'), { row: i });
-    }
-  }
-  return n;
-}
-
-/**
- * Writes a columnar batch of samples inside the caller's transaction: COPY into a temporary table,
- * then one INSERT … ON CONFLICT DO NOTHING. A sample already stored identically (same position,
- * label, split, series bytes and original length) is left as it is, so sending a batch twice is
- * harmless; one that differs is refused (CONFLICT) naming the row, since metrics may already
- * describe the stored one.
+ * Writes `n` validated rows of a columnar batch inside the caller's transaction: COPY into a
+ * temporary table, then one INSERT … ON CONFLICT DO NOTHING. Returns how many were added, and when
+ * some were not, the first row (batch order) whose stored sample differs from it (null: all identical).
  * The comparison runs after the insert, so two concurrent batches cannot both miss each other.
  */
-export async function upsertSamples(
+export async function upsertSampleColumns(
   tx: Tx,
   dataset: DatasetShape,
   batch: SampleColumns,
-  field: SampleFieldNamer,
-): Promise<{ added: number; unchanged: number }> {
-  const n = validateSampleColumns(dataset, batch, field);
-  if (n === 0) return { added: 0, unchanged: 0 };
+  n: number,
+): Promise<{ added: number; differs: { row: number; index: number } | null }> {
   const values = dataset.length * dataset.channels;
   const bytes = float32ToBytes(batch.series);
   const rowBytes = values * 4;
@@ -200,13 +139,51 @@ export async function upsertSamples(
        ORDER BY m.ord LIMIT 1`,
       [dataset.id],
     );
-    if (differs[0]) {
-      const row = Number(differs[0].ord);
-      throw new ConflictError(
-        `Row ${row}: the dataset already has a different sample at index ${differs[0].index}; samples are never replaced (metrics may describe the stored one)`,
-        { field: field(row, 'indices'), row },
-      );
-    }
+    if (differs[0]) return { added, differs: { row: Number(differs[0].ord), index: differs[0].index } };
   }
-  return { added, unchanged: n - added };
+  return { added, differs: null };
+}
+
+function datasetWhere(nameContains: string | null | undefined): Prisma.DatasetWhereInput {
+  return nameContains ? { name: { contains: nameContains, mode: 'insensitive' } } : {};
+}
+
+/** Up to `take` datasets with ids above `after`, by id; names containing `nameContains` (any case) only. */
+export function datasetPage(db: Database, nameContains: string | null | undefined, after: number | null, take: number): Promise<Dataset[]> {
+  const where = datasetWhere(nameContains);
+  return db.prisma.dataset.findMany({ where: { ...where, ...(after === null ? {} : { id: { gt: after } }) }, orderBy: { id: 'asc' }, take });
+}
+
+export function countDatasets(db: Database, nameContains: string | null | undefined): Promise<number> {
+  return db.prisma.dataset.count({ where: datasetWhere(nameContains) });
+}
+
+export interface SampleWhere {
+  split?: string | null;
+  label?: number | null;
+  indexFrom?: number | null;
+  indexTo?: number | null;
+}
+
+function sampleWhere(datasetId: number, f: SampleWhere): Prisma.SampleWhereInput {
+  const index: Prisma.IntFilter = {};
+  if (f.indexFrom !== null && f.indexFrom !== undefined) index.gte = f.indexFrom;
+  if (f.indexTo !== null && f.indexTo !== undefined) index.lte = f.indexTo;
+  return {
+    datasetId,
+    ...(f.split ? { split: f.split } : {}),
+    ...(f.label !== null && f.label !== undefined ? { label: f.label } : {}),
+    ...(Object.keys(index).length ? { index } : {}),
+  };
+}
+
+/** Up to `take` of a dataset's samples that match `filter`, in index order, with indices above `after`. */
+export function samplePage(db: Database, datasetId: number, filter: SampleWhere, after: number | null, take: number): Promise<Sample[]> {
+  const where = sampleWhere(datasetId, filter);
+  const pageWhere: Prisma.SampleWhereInput = after !== null ? { AND: [where, { index: { gt: after } }] } : where;
+  return db.prisma.sample.findMany({ where: pageWhere, orderBy: { index: 'asc' }, take });
+}
+
+export function countSamples(db: Database, datasetId: number, filter: SampleWhere): Promise<number> {
+  return db.prisma.sample.count({ where: sampleWhere(datasetId, filter) });
 }

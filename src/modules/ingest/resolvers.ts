@@ -1,11 +1,12 @@
 import { GraphQLScalarType, Kind, type ValueNode } from 'graphql';
-import type { MetricColumns } from '../terms/metrics-storage.js';
+import type { MetricColumns } from '../terms/metrics.js';
 import { TERMS } from '../../platform/values/term.js';
 import { BadUserInputError } from '../../platform/errors.js';
 import * as ingest from './service.js';
-import { loadDataset } from '../datasets/resolvers.js';
-import { loadCheckpoint } from '../checkpoints/resolvers.js';
-import { loadModel, loadRun } from '../runs/resolvers.js';
+import { loadDataset } from '../datasets/service.js';
+import { loadCheckpoint } from '../checkpoints/service.js';
+import { loadModel } from '../models/service.js';
+import { loadRun } from '../runs/service.js';
 import type { Resolvers } from '../generated/types.js';
 import { optionalId, parseId } from '../../platform/graphql/inputs.js';
 

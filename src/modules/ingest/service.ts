@@ -1,7 +1,6 @@
 import type { Context } from '../context.js';
-import { columnField, writeMetricColumns, type MetricColumns } from '../terms/metrics-storage.js';
-import { CLIENT_PRODUCER } from '../terms/producers-storage.js';
-import { upsertSamples, type SampleColumns } from '../datasets/storage.js';
+import { checkpointShape, columnField, writeMetricColumns, type MetricColumns } from '../terms/metrics.js';
+import { CLIENT_PRODUCER } from '../terms/producers.js';
 import { BadUserInputError, ConflictError, NotFoundError } from '../../platform/errors.js';
 import type { LengthPolicy, Resample } from '../../io/length-policy.js';
 import { parseUcr, UcrFormatError, type UcrDataset } from '../../io/ucr.js';
@@ -16,10 +15,9 @@ import {
 } from '../../io/tfjs-model.js';
 import { DatasetInput, ModelInput, parseInput, RunInput, CheckpointInput } from '../../platform/graphql/inputs.js';
 import { createCheckpoint } from '../checkpoints/service.js';
-import { createDataset } from '../datasets/service.js';
-import { checkpointShape } from '../terms/metrics.js';
-import { createModel } from '../models/service.js';
-import { createRun } from '../runs/service.js';
+import { addSampleColumns, createDataset, type SampleColumns } from '../datasets/service.js';
+import { createModel, discardModel, modelByName } from '../models/service.js';
+import { createRun, discardRun } from '../runs/service.js';
 
 /** What the bulk and import payloads resolve from (codegen mappers point here). */
 export interface AddSamplesBulkPayloadRow {
@@ -61,7 +59,7 @@ export async function addSamplesBulk(ctx: Context, datasetId: number, batch: Sam
   checkRows(ctx, batch.indices.length, 'input.indices');
   const dataset = await ctx.loaders.datasetById.load(datasetId);
   if (!dataset) throw new NotFoundError('Dataset', datasetId);
-  const result = await ctx.db.transaction((tx) => upsertSamples(tx, dataset, batch, columnField('input')));
+  const result = await addSampleColumns(ctx, dataset, batch, columnField('input'));
   return { datasetId, ...result };
 }
 
@@ -259,7 +257,7 @@ export async function importTfjsModel(ctx: Context, input: ImportTfjsModelInput)
     if (!dataset) throw new NotFoundError('Dataset', input.datasetId);
   }
   // Reuse a model of this name when it is the same architecture; another one is a conflict.
-  const existing = await ctx.db.prisma.model.findUnique({ where: { name: modelInput.name } });
+  const existing = await modelByName(ctx, modelInput.name);
   if (existing && (existing.format !== 'TFJS_LAYERS' || (existing.config as { topologySha256?: string })?.topologySha256 !== hash)) {
     throw new ConflictError(`A different model named ${JSON.stringify(modelInput.name)} already exists`, { field: 'input.modelName' });
   }
@@ -271,15 +269,15 @@ export async function importTfjsModel(ctx: Context, input: ImportTfjsModelInput)
   try {
     run = await createRun(ctx, model.id, dataset.id, parseInput(RunInput, { name: input.runName?.trim() || model.name, status: 'COMPLETED' }, 'input'));
   } catch (error) {
-    if (!existing) await ctx.db.prisma.model.deleteMany({ where: { id: model.id } });
+    if (!existing) await discardModel(ctx, model.id);
     throw error;
   }
   try {
     const checkpoint = checkpointInput ? await createCheckpoint(ctx, run.id, checkpointInput, input.weightData!) : null;
     return { modelId: model.id, runId: run.id, checkpointId: checkpoint?.id ?? null };
   } catch (error) {
-    await ctx.db.prisma.run.deleteMany({ where: { id: run.id } });
-    if (!existing) await ctx.db.prisma.model.deleteMany({ where: { id: model.id } });
+    await discardRun(ctx, run.id);
+    if (!existing) await discardModel(ctx, model.id);
     throw error;
   }
 }

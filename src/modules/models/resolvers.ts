@@ -1,5 +1,5 @@
 import * as models from './service.js';
-import { listModels, listRuns } from '../lists.js';
+import { listRuns } from '../runs/service.js';
 import { parameterSubsets } from '../terms/subsets.js';
 import type { Resolvers } from '../generated/types.js';
 import { ModelInput, parseId, parseInput } from '../../platform/graphql/inputs.js';
@@ -8,7 +8,7 @@ export const modelResolvers: Resolvers = {
   Query: {
     model: (_, { id }, ctx) => ctx.loaders.modelById.load(parseId(id)),
     models: (_, { first, after, filter }, ctx) =>
-      listModels(ctx, { first, after, format: filter?.format, nameContains: filter?.nameContains }),
+      models.listModels(ctx, { first, after, format: filter?.format, nameContains: filter?.nameContains }),
   },
   Mutation: {
     createModel: (_, { input }, ctx) => models.createModel(ctx, parseInput(ModelInput, input, 'input')),

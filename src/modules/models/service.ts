@@ -4,8 +4,11 @@ import type { Context } from '../context.js';
 import type { Model } from '../../platform/db/generated/client.js';
 import { autocommitWrite, isUniqueViolation } from '../../platform/db/prisma-errors.js';
 import { canonicalJson } from '../../io/tfjs-model.js';
-import { BadUserInputError, ConflictError, NotFoundError } from '../../platform/errors.js';
+import { BadUserInputError, ConflictError, invariant, NotFoundError } from '../../platform/errors.js';
 import type { ModelInput } from '../../platform/graphql/inputs.js';
+import { pageById, type PageArgs } from '../../platform/graphql/pagination.js';
+import type { ConnectionRow, ModelRow } from '../../platform/graphql/rows.js';
+import { countModels, countRunsOfModel, deleteModelById, findModelByName, insertModel, modelPage, type ModelFilter } from './storage.js';
 
 /** What a model's config is checked from: its format, architecture and config, and its shape. */
 export type ModelConfigFields = Pick<Model, 'format' | 'architecture' | 'config' | 'inputLength' | 'channels' | 'numClasses'>;
@@ -58,10 +61,10 @@ export async function createModel(ctx: Context, input: z.output<typeof ModelInpu
     numClasses: input.numClasses,
   };
   try {
-    return await autocommitWrite(() => ctx.db.prisma.model.create({ data }));
+    return await autocommitWrite(() => insertModel(ctx.db, data));
   } catch (error) {
     if (!isUniqueViolation(error)) throw error;
-    const existing = await ctx.db.prisma.model.findUnique({ where: { name: input.name } });
+    const existing = await findModelByName(ctx.db, input.name);
     if (existing && sameModel(existing, data)) return existing;
     throw new ConflictError(`A different model named ${JSON.stringify(input.name)} already exists`, { field: 'input.name' });
   }
@@ -82,8 +85,40 @@ function sameModel(stored: Model, data: { format: string; architecture: string |
 
 /** Deletes a model that no run uses; a model with runs is refused rather than cascading into them. */
 export async function deleteModel(ctx: Context, id: number): Promise<void> {
-  const runs = await ctx.db.prisma.run.count({ where: { modelId: id } });
+  const runs = await countRunsOfModel(ctx.db, id);
   if (runs > 0) throw new ConflictError(`Model ${id} is used by ${runs} run(s); delete them first`, { field: 'id' });
-  const { count } = await ctx.db.prisma.model.deleteMany({ where: { id } });
+  const count = await deleteModelById(ctx.db, id);
   if (count === 0) throw new NotFoundError('Model', id);
+}
+
+/** The stored model of this name, or null. */
+export function modelByName(ctx: Pick<Context, 'db'>, name: string): Promise<Model | null> {
+  return findModelByName(ctx.db, name);
+}
+
+/**
+ * Deletes a model without the checks of deleteModel: how an import undoes the model it made when a
+ * later write fails (nothing uses it yet).
+ */
+export async function discardModel(ctx: Pick<Context, 'db'>, id: number): Promise<void> {
+  await deleteModelById(ctx.db, id);
+}
+
+/** The model a stored row refers to; a missing one is a broken invariant, not a client error. */
+export async function loadModel(ctx: Context, id: number) {
+  const model = await ctx.loaders.modelById.load(id);
+  invariant(model, `model ${id} is referenced but missing`);
+  return model;
+}
+
+/** The models connection: by id, filtered by format and name. */
+export function listModels(ctx: Context, args: PageArgs & ModelFilter): Promise<ConnectionRow<ModelRow>> {
+  const filter: ModelFilter = { format: args.format, nameContains: args.nameContains };
+  return pageById(
+    ctx.config.maxPageSize,
+    'models',
+    args,
+    (after, take) => modelPage(ctx.db, filter, after, take),
+    () => countModels(ctx.db, filter),
+  );
 }

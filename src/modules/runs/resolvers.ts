@@ -1,8 +1,9 @@
-import { refreshLoaders, type Context } from '../context.js';
-import { invariant, NotFoundError } from '../../platform/errors.js';
-import { listCheckpoints, listRuns } from '../lists.js';
+import { refreshLoaders } from '../context.js';
+import { NotFoundError } from '../../platform/errors.js';
+import { listCheckpoints } from '../checkpoints/service.js';
 import * as runs from './service.js';
-import { loadDataset } from '../datasets/resolvers.js';
+import { loadDataset } from '../datasets/service.js';
+import { loadModel } from '../models/service.js';
 import type { Resolvers } from '../generated/types.js';
 import { optionalId, parseId, parseInput, RunInput, UpdateRunInput } from '../../platform/graphql/inputs.js';
 
@@ -10,7 +11,7 @@ export const runResolvers: Resolvers = {
   Query: {
     run: (_, { id }, ctx) => ctx.loaders.runById.load(parseId(id)),
     runs: (_, { first, after, filter }, ctx) =>
-      listRuns(ctx, {
+      runs.listRuns(ctx, {
         first,
         after,
         where: {
@@ -51,15 +52,3 @@ export const runResolvers: Resolvers = {
     checkpoints: (run, args, ctx) => listCheckpoints(ctx, run.id, args),
   },
 };
-
-export async function loadModel(ctx: Context, id: number) {
-  const model = await ctx.loaders.modelById.load(id);
-  invariant(model, `model ${id} is referenced but missing`);
-  return model;
-}
-
-export async function loadRun(ctx: Context, id: number) {
-  const run = await ctx.loaders.runById.load(id);
-  invariant(run, `run ${id} is referenced but missing`);
-  return run;
-}

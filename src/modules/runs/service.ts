@@ -2,9 +2,14 @@ import type { z } from 'zod';
 import type { Context } from '../context.js';
 import type { Prisma, Run } from '../../platform/db/generated/client.js';
 import { autocommitWrite, isUniqueViolation } from '../../platform/db/prisma-errors.js';
-import { BadUserInputError, ConflictError, NotFoundError } from '../../platform/errors.js';
+import { BadUserInputError, ConflictError, invariant, NotFoundError } from '../../platform/errors.js';
 import type { RunConfigInput, RunInput, UpdateRunInput } from '../../platform/graphql/inputs.js';
 import { checkModelConfig } from '../models/service.js';
+import { pageById, type PageArgs } from '../../platform/graphql/pagination.js';
+import type { ConnectionRow, RunRow } from '../../platform/graphql/rows.js';
+import { countRuns, deleteRunById, findRunByIdempotencyKey, insertRun, runPage, updateRunById, type RunFilter } from './storage.js';
+
+export type { RunFilter } from './storage.js';
 
 /** The stored config: the named fields that were given, plus `extra` as the client sent it. */
 function configJson(config: z.output<typeof RunConfigInput>): Prisma.InputJsonObject {
@@ -47,9 +52,7 @@ export async function createRun(
   let run: Run;
   try {
     run = await autocommitWrite(() =>
-      ctx.db.prisma.run.create({
-        data: { name: input.name, modelId, datasetId, config: configJson(input.config), status: input.status ?? 'PENDING', idempotencyKey: key },
-      }),
+      insertRun(ctx.db, { name: input.name, modelId, datasetId, config: configJson(input.config), status: input.status ?? 'PENDING', idempotencyKey: key }),
     );
   } catch (error) {
     // Two sends of one key at once: the second finds the first's run.
@@ -66,7 +69,7 @@ export async function createRun(
  * dataset); null when the key is new; CONFLICT when the key made another run.
  */
 export async function runForKey(ctx: Context, key: string, run: { name: string; modelId: number; datasetId: number }): Promise<Run | null> {
-  const existing = await ctx.db.prisma.run.findUnique({ where: { idempotencyKey: key } });
+  const existing = await findRunByIdempotencyKey(ctx.db, key);
   if (!existing) return null;
   if (existing.name === run.name && existing.modelId === run.modelId && existing.datasetId === run.datasetId) return existing;
   throw new ConflictError(`idempotencyKey ${JSON.stringify(key)} already made run ${existing.id}, with another name, model or dataset`, { field: 'input.idempotencyKey', runId: String(existing.id) });
@@ -75,13 +78,10 @@ export async function runForKey(ctx: Context, key: string, run: { name: string; 
 export async function updateRun(ctx: Context, id: number, input: z.output<typeof UpdateRunInput>): Promise<Run> {
   const existing = await ctx.loaders.runById.load(id);
   if (!existing) throw new NotFoundError('Run', id);
-  const run = await ctx.db.prisma.run.update({
-    where: { id },
-    data: {
-      ...(input.name ? { name: input.name } : {}),
-      ...(input.status ? { status: input.status } : {}),
-      ...(input.config ? { config: { ...(existing.config as object), ...configJson(input.config) } } : {}),
-    },
+  const run = await updateRunById(ctx.db, id, {
+    ...(input.name ? { name: input.name } : {}),
+    ...(input.status ? { status: input.status } : {}),
+    ...(input.config ? { config: { ...(existing.config as object), ...configJson(input.config) } } : {}),
   });
   ctx.loaders.runById.clear(id).prime(id, run);
   await ctx.pubsub.publish('runUpdated', { runId: id });
@@ -89,8 +89,34 @@ export async function updateRun(ctx: Context, id: number, input: z.output<typeof
 }
 
 export async function deleteRun(ctx: Context, id: number): Promise<void> {
-  const { count } = await ctx.db.prisma.run.deleteMany({ where: { id } });
+  const count = await deleteRunById(ctx.db, id);
   if (count === 0) throw new NotFoundError('Run', id);
   ctx.loaders.runById.clear(id);
   await ctx.pubsub.publish('runUpdated', { runId: id });
+}
+
+/**
+ * Deletes a run without what deleteRun does around it (no event, no loader change): how an import
+ * undoes the run it made when a later write fails (no client has seen it).
+ */
+export async function discardRun(ctx: Pick<Context, 'db'>, id: number): Promise<void> {
+  await deleteRunById(ctx.db, id);
+}
+
+/** The run a stored row refers to; a missing one is a broken invariant, not a client error. */
+export async function loadRun(ctx: Context, id: number) {
+  const run = await ctx.loaders.runById.load(id);
+  invariant(run, `run ${id} is referenced but missing`);
+  return run;
+}
+
+/** A runs connection by id: all runs, or those `where` names. */
+export function listRuns(ctx: Context, args: PageArgs & { where: RunFilter }): Promise<ConnectionRow<RunRow>> {
+  return pageById(
+    ctx.config.maxPageSize,
+    'runs',
+    args,
+    (after, take) => runPage(ctx.db, args.where, after, take),
+    () => countRuns(ctx.db, args.where),
+  );
 }

@@ -72,3 +72,34 @@ export function afterId(list: string, after: string | null | undefined): number 
   }
   return id;
 }
+
+/** `first` and `after` as every connection field takes them. */
+export interface PageArgs {
+  first?: number | null;
+  after?: string | null;
+}
+
+/**
+ * A keyset page in ascending id order: `fetch` reads up to `take` rows with ids above `after`
+ * (all rows when null); `count` runs only when a client asks for totalCount.
+ */
+export async function pageById<T extends { id: number }>(
+  maxPageSize: number,
+  list: string,
+  args: PageArgs,
+  fetch: (after: number | null, take: number) => Promise<T[]>,
+  count: () => Promise<number>,
+): Promise<ConnectionRow<T>> {
+  const limit = pageSize(args.first, maxPageSize);
+  const after = afterId(list, args.after);
+  const rows = limit === 0 ? [] : await fetch(after, limit + 1);
+  return toConnection(list, rows, limit, (row) => [row.id], count);
+}
+
+/** Reads a single-number keyset (a sample's index, a checkpoint's step, a metric's sample id), or null. */
+export function afterNumber(list: string, after: string | null | undefined): number | null {
+  const key = decodeCursor(list, after);
+  const first = key?.[0];
+  if (key && (key.length !== 1 || typeof first !== 'number')) throw new BadUserInputError('The cursor is not one this server issued for this list', 'after');
+  return typeof first === 'number' ? first : null;
+}

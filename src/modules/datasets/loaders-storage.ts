@@ -1,0 +1,49 @@
+import DataLoader from 'dataloader';
+import type { Database } from '../../platform/db/database.js';
+import type { Dataset, Sample } from '../../platform/db/generated/client.js';
+
+/** Returns `rows` in the order of `keys` (null where absent), as DataLoader requires. */
+function byKey<K, R>(keys: readonly K[], rows: R[], keyOf: (row: R) => K): (R | null)[] {
+  const map = new Map<K, R>();
+  for (const row of rows) map.set(keyOf(row), row);
+  return keys.map((key) => map.get(key) ?? null);
+}
+
+/** The datasets module's loaders of one request (src/modules/loaders.ts composes them). */
+export function datasetLoaders(db: Database) {
+  const { prisma } = db;
+  return {
+    datasetById: new DataLoader<number, Dataset | null>(async (ids) =>
+      byKey(ids, await prisma.dataset.findMany({ where: { id: { in: [...ids] } } }), (r) => r.id),
+    ),
+    sampleById: new DataLoader<number, Sample | null>(async (ids) =>
+      byKey(ids, await prisma.sample.findMany({ where: { id: { in: [...ids] } } }), (r) => r.id),
+    ),
+    /** Key: `${datasetId}` for all samples, `${datasetId}/${split}` for one split. */
+    sampleCount: new DataLoader<string, number>(async (keys) => {
+      const datasetIds = [...new Set(keys.map((key) => Number(key.split('/')[0])))];
+      const groups = await prisma.sample.groupBy({
+        by: ['datasetId', 'split'],
+        where: { datasetId: { in: datasetIds } },
+        _count: { _all: true },
+      });
+      const counts = new Map<string, number>();
+      for (const g of groups) {
+        counts.set(`${g.datasetId}`, (counts.get(`${g.datasetId}`) ?? 0) + g._count._all);
+        counts.set(`${g.datasetId}/${g.split}`, g._count._all);
+      }
+      return keys.map((key) => counts.get(key) ?? 0);
+    }),
+    splitsByDataset: new DataLoader<number, { split: string; count: number }[]>(async (ids) => {
+      const groups = await prisma.sample.groupBy({
+        by: ['datasetId', 'split'],
+        where: { datasetId: { in: [...ids] } },
+        _count: { _all: true },
+        orderBy: { split: 'asc' },
+      });
+      return ids.map((id) =>
+        groups.filter((g) => g.datasetId === id).map((g) => ({ split: g.split, count: g._count._all })),
+      );
+    }),
+  };
+}
