@@ -1,14 +1,13 @@
-import type { Sql } from '../../platform/db/sql.js';
-import { TERMS } from '../../platform/values/term.js';
+import type { Database } from '../../platform/db/database.js';
 import { BadUserInputError } from '../../platform/errors.js';
+import { dynamicsCounts, dynamicsTraining, type TrainedScope } from './dynamics-storage.js';
 import { trainPlan } from './train-plan.js';
-import type { TrainSpec } from './service.js';
 
 /**
  * The dynamics summary of a run (`Run.dynamicsSummary`), computed from its stored rows with one SQL
- * statement when asked. It summarises the run's own analysis, never what later queries computed:
- * rows that rankedSamples, termStats or a computeTerms job add to the run's checkpoints (test
- * samples, samples the training did not use, terms nobody recorded) leave it as it was.
+ * statement when asked (dynamics-storage.ts). It summarises the run's own analysis, never what later
+ * queries computed: rows that rankedSamples, termStats or a computeTerms job add to the run's
+ * checkpoints (test samples, samples the training did not use, terms nobody recorded) leave it as it was.
  *
  * Which rows are the run's own (its scope):
  * - a run Tangent trained (it has a `train_job`): at each checkpoint of its plan, the rows the
@@ -52,124 +51,31 @@ export interface DynamicsSummaryOptions {
 
 export const DEFAULT_H_TOLERANCE = 1e-6;
 
-/** π of a sample_metric row `m` in float64: the stored probs, else the softmax of the stored logits. */
-const PI = `CASE
-  WHEN m.probs IS NOT NULL THEN m.probs::float8[]
-  WHEN m.logits IS NOT NULL THEN (
-    SELECT array_agg(q.e / q.s ORDER BY q.i) FROM (
-      SELECT q0.i, q0.e, sum(q0.e) OVER () AS s FROM (
-        SELECT u.i, exp(u.z - max(u.z) OVER ()) AS e FROM unnest(m.logits::float8[]) WITH ORDINALITY AS u(z, i)
-      ) q0
-    ) q)
-END`;
-
-/** The producers a client records as: a value with one of these sources was recorded, not computed. */
-const CLIENT_SOURCES = `ARRAY(SELECT id FROM producer WHERE kind = 'CLIENT')::smallint[]`;
-
-/**
- * The run's rows in scope as `m` (checkpoint_id, step, sample_id and the values the summary reads).
- * Parameters: $1 the run; for a trained run $4 its analysis steps, $5 its tracking steps, $6 the
- * trained samples, $7 the tracked ones.
- */
-function scopeSql(trained: boolean): string {
-  const read = ['h_min_eig', 'probs', 'logits', 'loss', 'correct'];
-  if (trained) {
-    return `SELECT c.id AS checkpoint_id, c.step, e.sample_id, ${read.map((col) => `e.${col}`).join(', ')}
-       FROM checkpoint c JOIN sample_metric e ON e.checkpoint_id = c.id
-       WHERE c.run_id = $1
-         AND ((c.step = ANY($4::int[]) AND e.sample_id = ANY($6::int[])) OR (c.step = ANY($5::int[]) AND e.sample_id = ANY($7::int[])))`;
-  }
-  // Each value only where the client recorded it; a row counts where it recorded any value.
-  return `SELECT c.id AS checkpoint_id, c.step, e.sample_id,
-              ${read.map((col) => `CASE WHEN e.${col}_src = ANY(cs.ids) THEN e.${col} END AS ${col}`).join(',\n              ')}
-       FROM checkpoint c JOIN sample_metric e ON e.checkpoint_id = c.id CROSS JOIN (SELECT ${CLIENT_SOURCES} AS ids) cs
-       WHERE c.run_id = $1 AND (${TERMS.map((t) => `e.${t.column}_src = ANY(cs.ids)`).join(' OR ')})`;
-}
-
 /** The summary of run `runId` (zeros and nulls for a run without rows in scope). */
-export async function dynamicsSummary(sql: Sql, runId: number, options: DynamicsSummaryOptions = {}): Promise<DynamicsSummaryRow> {
+export async function dynamicsSummary(db: Database, runId: number, options: DynamicsSummaryOptions = {}): Promise<DynamicsSummaryRow> {
   const split = options.split ?? 'train';
   const hTolerance = options.hTolerance ?? DEFAULT_H_TOLERANCE;
   if (!Number.isFinite(hTolerance) || hTolerance < 0) throw new BadUserInputError('hTolerance must be a finite number ≥ 0', 'hTolerance');
-  // named: dynamics.training
-  const [job] = await sql.query<{ spec: TrainSpec; sample_ids: number[]; tracked_ids: number[] }>(
-    'SELECT spec, sample_ids, tracked_ids FROM train_job WHERE run_id = $1',
-    [runId],
-  );
-  const values: unknown[] = [runId, split, hTolerance];
+  const job = await dynamicsTraining(db, runId);
+  let trained: TrainedScope | null = null;
   if (job) {
     // The training's plan says which checkpoint holds which rows (the same plan trainRun stored).
-    const plan = trainPlan({ samples: job.sample_ids.length, epochs: job.spec.epochs, batchSize: job.spec.batchSize, analyzeEvery: job.spec.analyzeEvery, trackEverySteps: job.spec.trackEverySteps });
+    const plan = trainPlan({ samples: job.sampleIds.length, epochs: job.spec.epochs, batchSize: job.spec.batchSize, analyzeEvery: job.spec.analyzeEvery, trackEverySteps: job.spec.trackEverySteps });
     const steps = (kind: 'analysis' | 'track') => plan.points.filter((p) => p.kind === kind).map((p) => p.step);
-    values.push(steps('analysis'), steps('track'), job.sample_ids.map(Number), job.tracked_ids.map(Number));
+    trained = { analysisSteps: steps('analysis'), trackSteps: steps('track'), sampleIds: job.sampleIds, trackedIds: job.trackedIds };
   }
-  // named: dynamics.summary (the scope is one of scopeSql's two literals)
-  const [row] = await sql.query<{
-    analysis_points: number;
-    samples_analysed: number;
-    h_pairs: number;
-    h_psd: number;
-    final_checkpoint_id: number | null;
-    final_samples: number;
-    accuracy: number | null;
-    loss: number | null;
-    tracked: number;
-    path_sum: number;
-  }>(
-    `WITH m AS MATERIALIZED (
-       ${scopeSql(job !== undefined)}
-     ),
-     points AS (
-       SELECT p.checkpoint_id AS id, row_number() OVER (ORDER BY p.step) AS k
-       FROM (SELECT DISTINCT checkpoint_id, step FROM m) p
-     ),
-     last_point AS (SELECT id FROM points ORDER BY k DESC LIMIT 1),
-     obs AS (
-       SELECT p.k, m.sample_id, m.h_min_eig, ${PI} AS pi
-       FROM points p JOIN m ON m.checkpoint_id = p.id
-     ),
-     tracked AS (
-       SELECT sample_id FROM obs WHERE pi IS NOT NULL GROUP BY sample_id HAVING count(*) = (SELECT count(*) FROM points)
-     ),
-     moves AS (
-       SELECT sqrt(sum((u.cur - u.prev) ^ 2)) AS d
-       FROM obs a
-       JOIN tracked t ON t.sample_id = a.sample_id
-       JOIN obs b ON b.sample_id = a.sample_id AND b.k = a.k + 1
-       CROSS JOIN LATERAL unnest(b.pi, a.pi) AS u(cur, prev)
-       GROUP BY a.sample_id, a.k
-     ),
-     final AS (
-       SELECT count(*)::int AS n, avg(m.correct::int)::float8 AS accuracy, avg(m.loss::float8) AS loss
-       FROM m JOIN sample s ON s.id = m.sample_id
-       WHERE m.checkpoint_id = (SELECT id FROM last_point) AND s.split = $2
-     )
-     SELECT (SELECT count(*)::int FROM points) AS analysis_points,
-            (SELECT count(DISTINCT sample_id)::int FROM obs) AS samples_analysed,
-            (SELECT count(h_min_eig)::int FROM obs) AS h_pairs,
-            (SELECT count(*)::int FROM obs WHERE h_min_eig >= -$3::float8) AS h_psd,
-            (SELECT id FROM last_point) AS final_checkpoint_id,
-            f.n AS final_samples, f.accuracy, f.loss,
-            (SELECT count(*)::int FROM tracked) AS tracked,
-            (SELECT coalesce(sum(d), 0)::float8 FROM moves) AS path_sum
-     FROM final f`,
-    values,
-  );
-  const r = row!;
-  const hPairs = Number(r.h_pairs);
-  const tracked = Number(r.tracked);
-  const num = (v: number | string | null) => (v === null ? null : Number(v));
+  const r = await dynamicsCounts(db, runId, split, hTolerance, trained);
   return {
-    analysisPoints: Number(r.analysis_points),
-    samplesAnalysed: Number(r.samples_analysed),
-    hPsdPairs: hPairs,
-    hPsdRatio: hPairs === 0 ? null : Number(r.h_psd) / hPairs,
+    analysisPoints: r.analysisPoints,
+    samplesAnalysed: r.samplesAnalysed,
+    hPsdPairs: r.hPairs,
+    hPsdRatio: r.hPairs === 0 ? null : r.hPsd / r.hPairs,
     hTolerance,
-    finalCheckpointId: num(r.final_checkpoint_id),
-    finalTrainingSamples: Number(r.final_samples),
-    finalTrainingAccuracy: num(r.accuracy),
-    finalTrainingLoss: num(r.loss),
-    probabilityPathsTracked: tracked,
-    pathLength: tracked === 0 ? null : Number(r.path_sum) / tracked,
+    finalCheckpointId: r.finalCheckpointId,
+    finalTrainingSamples: r.finalSamples,
+    finalTrainingAccuracy: r.accuracy,
+    finalTrainingLoss: r.loss,
+    probabilityPathsTracked: r.tracked,
+    pathLength: r.tracked === 0 ? null : r.pathSum / r.tracked,
   };
 }

@@ -72,7 +72,7 @@ export const trainResolvers: Resolvers = {
   Run: {
     training: (run, _, ctx) => trainingOf(ctx, run.id),
     dynamicsSummary: (run, args, ctx) =>
-      dynamicsSummary(ctx.db.sql, run.id, { split: args.split ?? 'train', hTolerance: args.hTolerance ?? undefined }),
+      dynamicsSummary(ctx.db, run.id, { split: args.split ?? 'train', hTolerance: args.hTolerance ?? undefined }),
   },
   Training: {
     optimizer: (row) => specOf(row).optimizer.toUpperCase() as 'SGD' | 'ADAM' | 'ADAMW',

@@ -3,28 +3,13 @@ import type { Run, TrainJob } from '../../platform/db/generated/client.js';
 import { afterCommit, isUniqueViolation } from '../../platform/db/prisma-errors.js';
 import { BadUserInputError, NotFoundError, invariant } from '../../platform/errors.js';
 import { seededSubset, STREAM, streamSeed, subsetSize, trainPlan } from './train-plan.js';
-import type { TrainOptimizer } from './train-loop.js';
 import type { ComputeRuntime } from '../jobs/runtime.js';
 import { checkModelConfig } from '../models/service.js';
 import { runForKey } from '../runs/service.js';
-import { enqueueTraining, ensureTrainQueues, findTrainWorker } from './train-worker.js';
+import { enqueueTraining, ensureTrainQueues, notifyTrainWorker } from './train-worker.js';
+import { insertTrainedRun, insertTrainJob, splitSampleIds, trainedRun, trainJobOfRun, type TrainSpec } from './storage.js';
 
-/** How a run is trained, as stored in `train_job.spec` (and echoed in the run's config). */
-export interface TrainSpec {
-  optimizer: TrainOptimizer;
-  learningRate: number;
-  /** AdamW's decoupled weight decay; null for the other optimizers. */
-  weightDecay: number | null;
-  epochs: number;
-  batchSize: number;
-  seed: number;
-  split: string;
-  trainFraction: number;
-  analyzeEvery: number;
-  trackEverySteps: number | null;
-  trackSamples: number;
-  fromCheckpointId: number | null;
-}
+export type { TrainSpec };
 
 /** A checked `trainRun` request. */
 export interface TrainRequest extends TrainSpec {
@@ -80,13 +65,11 @@ export async function startTraining(ctx: Context, runtime: ComputeRuntime, reque
     }
   }
 
-  // named: train.splitSamples
-  const rows = await ctx.db.sql.query<{ id: number }>('SELECT id FROM sample WHERE dataset_id = $1 AND split = $2 ORDER BY index', [dataset.id, request.split]);
-  if (rows.length === 0) {
+  const inSplit = await splitSampleIds(ctx.db, dataset.id, request.split);
+  if (inSplit.length === 0) {
     const splits = (await ctx.loaders.splitsByDataset.load(dataset.id)).map((s) => s.split);
     throw new BadUserInputError(`Dataset ${dataset.name} has no samples in split '${request.split}' (it has: ${splits.join(', ') || 'no samples'})`, 'input.split');
   }
-  const inSplit = rows.map((r) => Number(r.id));
   const sampleIds = seededSubset(inSplit, subsetSize(inSplit.length, request.trainFraction), streamSeed(request.seed, STREAM.subset));
   const trackedIds =
     request.trackEverySteps === null ? [] : seededSubset(sampleIds, Math.min(request.trackSamples, sampleIds.length), streamSeed(request.seed, STREAM.tracked));
@@ -124,18 +107,16 @@ export async function startTraining(ctx: Context, runtime: ComputeRuntime, reque
   let runId: number;
   try {
     runId = await ctx.db.transaction(async (tx) => {
-      // named: train.insertRun
-      const [run] = await tx.query<{ id: number }>(
-        `INSERT INTO run (name, model_id, dataset_id, config, status, updated_at, idempotency_key) VALUES ($1, $2, $3, $4::jsonb, 'PENDING', now(), $5) RETURNING id`,
-        [runName, model.id, dataset.id, JSON.stringify(config), key],
-      );
-      const id = Number(run!.id);
-      // named: train.insertJob
-      await tx.query(
-        `INSERT INTO train_job (run_id, spec, sample_ids, tracked_ids, steps_per_epoch, total_steps, total_points)
-         VALUES ($1, $2::jsonb, $3::int[], $4::int[], $5, $6, $7)`,
-        [id, JSON.stringify(stored), sampleIds, trackedIds, plan.stepsPerEpoch, plan.totalSteps, plan.points.length],
-      );
+      const id = await insertTrainedRun(tx, { name: runName, modelId: model.id, datasetId: dataset.id, config, idempotencyKey: key });
+      await insertTrainJob(tx, {
+        runId: id,
+        spec: stored,
+        sampleIds,
+        trackedIds,
+        stepsPerEpoch: plan.stepsPerEpoch,
+        totalSteps: plan.totalSteps,
+        totalPoints: plan.points.length,
+      });
       await enqueueTraining(runtime.queue, runtime.deps, tx, id);
       return id;
     });
@@ -145,10 +126,10 @@ export async function startTraining(ctx: Context, runtime: ComputeRuntime, reque
     if (again) return again;
     throw error;
   }
-  findTrainWorker(ctx.db)?.notify();
+  notifyTrainWorker(runtime.queue);
   const run = await afterCommit(async () => {
     await ctx.pubsub.publish('runUpdated', { runId });
-    return ctx.db.prisma.run.findUniqueOrThrow({ where: { id: runId } });
+    return trainedRun(ctx.db, runId);
   });
   ctx.loaders.runById.clear(runId).prime(runId, run);
   return run;
@@ -156,8 +137,7 @@ export async function startTraining(ctx: Context, runtime: ComputeRuntime, reque
 
 /** The training of a run, or null for a run that a client logs. */
 export function trainingOf(ctx: Pick<Context, 'db'>, runId: number): Promise<TrainJob | null> {
-  // Prisma batches same-tick findUnique calls, so a page of runs makes one query.
-  return ctx.db.prisma.trainJob.findUnique({ where: { runId } });
+  return trainJobOfRun(ctx.db, runId);
 }
 
 /** `Training.progress` from the row. */

@@ -1,20 +1,45 @@
 import { createHash, randomUUID } from 'node:crypto';
 import type PgBoss from 'pg-boss';
 import { architectureConfigProblems, type ArchitectureName, type ModelSource } from '../../compute/index.js';
+import type { Config } from '../../platform/config.js';
 import type { Database } from '../../platform/db/database.js';
-import { columnField, writeMetricColumns } from '../terms/metrics-storage.js';
-import { producerId, type ProducerKey } from '../terms/producers-storage.js';
+import { columnField, writeMetricColumnsIn } from '../terms/metrics.js';
+import { producerRef, type ProducerRef } from '../terms/producers.js';
 import type { Tx } from '../../platform/db/sql.js';
 import { invariant } from '../../platform/errors.js';
 import { bytesToFloat32 } from '../../platform/float32.js';
+import type { Logger } from '../../platform/logger.js';
+import type { PubSub } from '../../platform/pubsub.js';
 import type { JobQueue } from '../jobs/queue.js';
-import { inTransaction, joiningDb } from '../jobs/storage.js';
 import { publicReason } from '../jobs/queue-worker.js';
 import type { TrainEvent, TrainTask } from './train-loop.js';
 import { runTraining, TrainingFailed } from './train-runner.js';
 import { VERSION } from '../../platform/version.js';
-import type { RuntimeDeps } from '../jobs/runtime.js';
-import type { TrainSpec } from './service.js';
+import {
+  activeQueueJobIds,
+  checkpointAtStep,
+  claimTrainJob,
+  deleteCheckpoint,
+  failAttempt,
+  finishAttempt,
+  insertCheckpoint,
+  lastTrainError,
+  lockTrainAttempt,
+  markAttemptStopped,
+  markRunCompleted,
+  markRunFailed,
+  markRunRunning,
+  pgBossExecutor,
+  recordAttemptError,
+  recordBackend,
+  recordEpoch,
+  recordPointStored,
+  startWeights,
+  trainModel,
+  trainSamples,
+  trainState,
+  type TrainSpec,
+} from './storage.js';
 
 /**
  * The durable side of runs that Tangent trains itself. `trainRun` writes the run, its `train_job`
@@ -45,12 +70,49 @@ export interface TrainMessage {
 
 type TrainJobMessage = PgBoss.JobWithMetadata<TrainMessage>;
 
-/** pg-boss's database interface over one of our transactions. */
-function executor(tx: Tx): PgBoss.Db {
-  return { executeSql: async (text, values) => ({ rows: (await tx.query(text, values ?? [])) as never[] }) };
+/** What training needs of the process (the compute runtime's dependencies). */
+export interface TrainDeps {
+  db: Database;
+  config: Config;
+  log: Logger;
+  pubsub: PubSub;
 }
 
-const queuesReady = new WeakMap<JobQueue, Promise<void>>();
+/**
+ * The training side of one job queue in this process: whether its training queues exist yet, and
+ * the worker that trains from it, if this process runs one.
+ */
+class TrainQueue {
+  private ready: Promise<void> | null = null;
+  worker: TrainWorker | null = null;
+
+  constructor(private readonly queue: JobQueue) {}
+
+  /** See ensureTrainQueues. */
+  ensure(): Promise<void> {
+    let ready = this.ready;
+    if (!ready) {
+      ready = this.queue.createQueues([[FAILED_TRAIN_QUEUE], [TRAIN_QUEUE, { name: TRAIN_QUEUE, deadLetter: FAILED_TRAIN_QUEUE }]]);
+      ready.catch(() => {
+        if (this.ready === ready) this.ready = null;
+      });
+      this.ready = ready;
+    }
+    return ready;
+  }
+}
+
+/**
+ * Keyed by the job queue, which the compute runtime owns (a queue lives as long as its runtime);
+ * the runtime keeps its trainer private, so the queue is what trainRun and the worker share.
+ */
+const trainQueues = new WeakMap<JobQueue, TrainQueue>();
+
+function trainQueue(queue: JobQueue): TrainQueue {
+  let found = trainQueues.get(queue);
+  if (!found) trainQueues.set(queue, (found = new TrainQueue(queue)));
+  return found;
+}
 
 /**
  * Creates the training queues once per job queue, under the set-up lock every process shares
@@ -58,17 +120,16 @@ const queuesReady = new WeakMap<JobQueue, Promise<void>>();
  * never inside a caller's transaction). A failed try is forgotten, so the next call tries again.
  */
 export function ensureTrainQueues(queue: JobQueue): Promise<void> {
-  let ready = queuesReady.get(queue);
-  if (!ready) {
-    ready = queue.createQueues([[FAILED_TRAIN_QUEUE], [TRAIN_QUEUE, { name: TRAIN_QUEUE, deadLetter: FAILED_TRAIN_QUEUE }]]);
-    ready.catch(() => queuesReady.delete(queue));
-    queuesReady.set(queue, ready);
-  }
-  return ready;
+  return trainQueue(queue).ensure();
+}
+
+/** Wakes the training worker of this process that works `queue`, if it runs one, rather than at its next poll. */
+export function notifyTrainWorker(queue: JobQueue): void {
+  trainQueues.get(queue)?.worker?.notify();
 }
 
 /** Sends a training's queue job inside the transaction that makes its run (ensureTrainQueues first). */
-export async function enqueueTraining(queue: JobQueue, deps: Pick<RuntimeDeps, 'config'>, tx: Tx, runId: number): Promise<void> {
+export async function enqueueTraining(queue: JobQueue, deps: Pick<TrainDeps, 'config'>, tx: Tx, runId: number): Promise<void> {
   const c = deps.config.compute;
   await queue.pgBoss.insert(
     [
@@ -82,7 +143,7 @@ export async function enqueueTraining(queue: JobQueue, deps: Pick<RuntimeDeps, '
         deadLetter: FAILED_TRAIN_QUEUE,
       },
     ],
-    { db: executor(tx) },
+    { db: pgBossExecutor(tx) },
   );
 }
 
@@ -111,23 +172,6 @@ interface Claim {
   trackedIds: number[];
 }
 
-/** The run's status as the training sees it; null when the run is gone. */
-async function runState(db: Database, runId: number): Promise<{ status: string; attempts: number } | null> {
-  // named: train.state
-  const [row] = await db.sql.query<{ status: string; attempts: number | null }>(
-    'SELECT r.status::text AS status, t.attempts FROM run r LEFT JOIN train_job t ON t.run_id = r.id WHERE r.id = $1',
-    [runId],
-  );
-  return row ? { status: row.status, attempts: Number(row.attempts ?? 0) } : null;
-}
-
-const workers = new WeakMap<Database, TrainWorker>();
-
-/** The training worker of this process for this database, if it runs one. */
-export function findTrainWorker(db: Database): TrainWorker | undefined {
-  return workers.get(db);
-}
-
 /**
  * Works trainings from the queue, one at a time per process (each uses a thread of its own while
  * the compute threads serve terms).
@@ -138,11 +182,11 @@ export class TrainWorker {
   private stopping = false;
 
   private constructor(
-    private readonly deps: RuntimeDeps,
+    private readonly deps: TrainDeps,
     private readonly queue: JobQueue,
   ) {}
 
-  static async start(deps: RuntimeDeps, queue: JobQueue): Promise<TrainWorker> {
+  static async start(deps: TrainDeps, queue: JobQueue): Promise<TrainWorker> {
     const worker = new TrainWorker(deps, queue);
     const boss = queue.pgBoss;
     await ensureTrainQueues(queue);
@@ -156,7 +200,7 @@ export class TrainWorker {
     await boss.work<TrainMessage>(FAILED_TRAIN_QUEUE, options, async ([job]) => {
       if (job) await worker.dead(job);
     });
-    workers.set(deps.db, worker);
+    trainQueue(queue).worker = worker;
     return worker;
   }
 
@@ -167,7 +211,8 @@ export class TrainWorker {
 
   /** Stops the training under way; it goes back to the queue for the next worker. */
   stop(): void {
-    if (workers.get(this.deps.db) === this) workers.delete(this.deps.db);
+    const shared = trainQueues.get(this.queue);
+    if (shared?.worker === this) shared.worker = null;
     this.stopping = true;
     this.current?.abort(new WorkerStopping());
   }
@@ -179,12 +224,11 @@ export class TrainWorker {
   private async recoverOrphans(): Promise<void> {
     const { db, log } = this.deps;
     if (db.kind !== 'pglite') return;
-    // named: train.orphans
-    const rows = await db.sql.query<{ id: string }>(`SELECT id::text FROM pgboss.job WHERE name = $1 AND state = 'active'`, [TRAIN_QUEUE]);
-    if (rows.length === 0) return;
+    const ids = await activeQueueJobIds(db, TRAIN_QUEUE);
+    if (ids.length === 0) return;
     const fail = this.queue.pgBoss.fail.bind(this.queue.pgBoss) as (name: string, ids: string[], data: object) => Promise<void>;
-    await fail(TRAIN_QUEUE, rows.map((r) => r.id), { message: 'the process training this run stopped' });
-    log.info({ trainings: rows.length }, 'trainings left active by a stopped process are queued again');
+    await fail(TRAIN_QUEUE, ids, { message: 'the process training this run stopped' });
+    log.info({ trainings: ids.length }, 'trainings left active by a stopped process are queued again');
   }
 
   private async publish(runId: number): Promise<void> {
@@ -194,18 +238,10 @@ export class TrainWorker {
   /** Takes the training under the next attempt: PENDING → RUNNING; null when there is nothing to do. */
   private async claim(runId: number): Promise<Claim | null> {
     return this.deps.db.transaction(async (tx) => {
-      // named: train.claim
-      const [row] = await tx.query<{ attempts: number; spec: TrainSpec; sample_ids: number[]; tracked_ids: number[] }>(
-        `UPDATE train_job t SET attempts = t.attempts + 1, started_at = coalesce(t.started_at, now()), finished_at = NULL,
-                epochs_done = 0, steps_done = 0, points_done = 0, epoch_loss = NULL, epoch_accuracy = NULL, updated_at = now()
-         FROM run r WHERE t.run_id = $1 AND r.id = t.run_id AND r.status IN ('PENDING', 'RUNNING')
-         RETURNING t.attempts, t.spec, t.sample_ids, t.tracked_ids`,
-        [runId],
-      );
-      if (!row) return null;
-      // named: train.markRunning
-      await tx.query(`UPDATE run SET status = 'RUNNING', updated_at = now() WHERE id = $1 AND status = 'PENDING'`, [runId]);
-      return { runId, attempt: Number(row.attempts), spec: row.spec, sampleIds: row.sample_ids.map(Number), trackedIds: row.tracked_ids.map(Number) };
+      const claimed = await claimTrainJob(tx, runId);
+      if (!claimed) return null;
+      await markRunRunning(tx, runId);
+      return { runId, ...claimed };
     });
   }
 
@@ -213,25 +249,11 @@ export class TrainWorker {
   private async task(claim: Claim): Promise<{ task: TrainTask; datasetId: number; numClasses: number }> {
     const { db, config } = this.deps;
     const { spec } = claim;
-    // named: train.model
-    const [row] = await db.sql.query<{
-      dataset_id: number;
-      format: 'BUILTIN' | 'TFJS_LAYERS';
-      architecture: string | null;
-      config: Record<string, unknown> | null;
-      topology: object | null;
-      input_length: number;
-      channels: number;
-      num_classes: number;
-    }>(
-      `SELECT r.dataset_id, m.format::text AS format, m.architecture, m.config, m.topology, m.input_length, m.channels, m.num_classes
-       FROM run r JOIN model m ON m.id = r.model_id WHERE r.id = $1`,
-      [claim.runId],
-    );
+    const row = await trainModel(db, claim.runId);
     if (!row) throw new TrainingStopped(`run ${claim.runId} was deleted`);
-    const length = Number(row.input_length);
-    const channels = Number(row.channels);
-    const numClasses = Number(row.num_classes);
+    const length = row.inputLength;
+    const channels = row.channels;
+    const numClasses = row.numClasses;
     let model: ModelSource;
     if (row.format === 'BUILTIN') {
       // trainRun checked the model; this catches a model whose row changed since (the same rules).
@@ -245,23 +267,15 @@ export class TrainWorker {
       model = { modelTopology: row.topology };
     }
     if (spec.fromCheckpointId !== null) {
-      // named: train.startWeights
-      const [weights] = await db.sql.query<{ specs: ModelSource['weightSpecs']; data: Uint8Array }>(
-        'SELECT specs, data FROM checkpoint_weights WHERE checkpoint_id = $1',
-        [spec.fromCheckpointId],
-      );
+      const weights = await startWeights(db, spec.fromCheckpointId);
       if (!weights) throw new TrainingFailed(`checkpoint ${spec.fromCheckpointId}, which the training starts from, no longer exists`, true);
       model = { ...model, weightSpecs: weights.specs, weightData: weights.data } as ModelSource;
     }
-    // named: train.samples
-    const samples = await db.sql.query<{ id: number; label: number; series: Uint8Array }>(
-      'SELECT id, label, series FROM sample WHERE dataset_id = $1 AND id = ANY($2::int[])',
-      [Number(row.dataset_id), claim.sampleIds],
-    );
+    const samples = await trainSamples(db, row.datasetId, claim.sampleIds);
     if (samples.length !== claim.sampleIds.length) {
       throw new TrainingFailed(`${claim.sampleIds.length - samples.length} of the samples the run trains on were deleted`, true);
     }
-    const byId = new Map(samples.map((s) => [Number(s.id), s]));
+    const byId = new Map(samples.map((s) => [s.id, s]));
     const per = length * channels;
     const x = new Float32Array(claim.sampleIds.length * per);
     const labels = new Int32Array(claim.sampleIds.length);
@@ -270,12 +284,12 @@ export class TrainWorker {
       const series = bytesToFloat32(s.series);
       invariant(series.length === per, `sample ${id} holds ${series.length} values, not ${per}`);
       x.set(series, i * per);
-      labels[i] = Number(s.label);
+      labels[i] = s.label;
     });
     const position = new Map(claim.sampleIds.map((id, i) => [id, i]));
     const tracked = claim.trackedIds.map((id) => position.get(id)!).sort((a, b) => a - b);
     return {
-      datasetId: Number(row.dataset_id),
+      datasetId: row.datasetId,
       numClasses,
       task: {
         backend: config.backend,
@@ -310,7 +324,7 @@ export class TrainWorker {
     void (async () => {
       for await (const event of pubsub.subscribe('runUpdated', watching.signal)) {
         if (event.runId !== runId) continue;
-        const state = await runState(db, runId);
+        const state = await trainState(db, runId);
         if (!state || state.status !== 'RUNNING' || state.attempts !== claim.attempt) {
           abort.abort(new TrainingStopped(state ? `run ${runId} is ${state.status}` : `run ${runId} was deleted`));
         }
@@ -319,23 +333,22 @@ export class TrainWorker {
     try {
       const { task, datasetId, numClasses } = await this.task(claim);
       const sampleIds = claim.sampleIds;
-      const joined = joiningDb(db);
-      let producer: ProducerKey | null = null;
+      let producer: ProducerRef | null = null;
       let points = 0;
       let lastProgress = 0;
       await runTraining(
         task,
         async (event: TrainEvent) => {
           if (event.type === 'start') {
-            producer = { kind: 'SERVER', backend: event.backend.name, version: `tangent ${VERSION}; ${event.backend.version}` };
-            await producerId(joined, producer); // cached before any transaction (see joiningDb)
-            await this.update(claim, 'backend = $3', [`${event.backend.name} (${event.backend.version})`]);
+            // Resolved once, before any transaction: a point's values are written inside its transaction.
+            producer = await producerRef(db, { kind: 'SERVER', backend: event.backend.name, version: `tangent ${VERSION}; ${event.backend.version}` });
+            this.held(claim, await recordBackend(db, runId, claim.attempt, `${event.backend.name} (${event.backend.version})`));
           } else if (event.type === 'epoch') {
             // Short epochs (a small data set) would make an UPDATE and a NOTIFY per few milliseconds.
             const now = Date.now();
             if (event.epoch < task.epochs && now - lastProgress < PROGRESS_INTERVAL_MS) return;
             lastProgress = now;
-            await this.update(claim, 'epochs_done = $3, steps_done = $4, epoch_loss = $5, epoch_accuracy = $6', [event.epoch, event.step, event.loss, event.accuracy]);
+            this.held(claim, await recordEpoch(db, runId, claim.attempt, { epoch: event.epoch, step: event.step, loss: event.loss, accuracy: event.accuracy }));
             await this.publish(runId);
           } else {
             invariant(producer, 'the thread reports its backend first');
@@ -351,8 +364,7 @@ export class TrainWorker {
     } catch (error) {
       const reason = abort.signal.aborted ? abort.signal.reason : error;
       if (reason instanceof TrainingStopped) {
-        // named: train.stopped
-        await db.sql.query('UPDATE train_job SET finished_at = now(), updated_at = now() WHERE run_id = $1 AND attempts = $2', [runId, claim.attempt]).catch(() => undefined);
+        await markAttemptStopped(db, runId, claim.attempt).catch(() => undefined);
         log.info({ runId, reason: reason.message }, 'training stopped');
         return;
       }
@@ -369,7 +381,7 @@ export class TrainWorker {
         return;
       }
       log.warn({ err: error, runId, attempt: claim.attempt, retry: job.retryCount + 1, of: job.retryLimit + 1 }, 'training failed; it will be retried');
-      await this.update(claim, 'error = $3', [publicReason(error)]).catch(() => undefined);
+      await recordAttemptError(db, runId, claim.attempt, publicReason(error)).catch(() => undefined);
       await this.publish(runId).catch(() => undefined);
       throw error;
     } finally {
@@ -378,15 +390,9 @@ export class TrainWorker {
     }
   }
 
-  /** Updates this attempt's train_job row; TrainingStopped when the run left RUNNING or a newer attempt has it. */
-  private async update(claim: Claim, set: string, values: unknown[]): Promise<void> {
-    // named: train.progress (the SET list is one of the literals at the call sites)
-    const rows = await this.deps.db.sql.query(
-      `UPDATE train_job t SET ${set}, updated_at = now() FROM run r
-       WHERE t.run_id = $1 AND t.attempts = $2 AND r.id = t.run_id AND r.status = 'RUNNING' RETURNING 1`,
-      [claim.runId, claim.attempt, ...values],
-    );
-    if (rows.length === 0) throw new TrainingStopped(`run ${claim.runId} is no longer trained by attempt ${claim.attempt}`);
+  /** After an update of this attempt's train_job row: TrainingStopped when the run left RUNNING or a newer attempt has it. */
+  private held(claim: Claim, held: boolean): void {
+    if (!held) throw new TrainingStopped(`run ${claim.runId} is no longer trained by attempt ${claim.attempt}`);
   }
 
   /**
@@ -396,85 +402,62 @@ export class TrainWorker {
   private async storePoint(
     claim: Claim,
     event: Extract<TrainEvent, { type: 'point' }>,
-    c: { datasetId: number; numClasses: number; sampleIds: number[]; producer: ProducerKey; learningRate: number; points: number },
+    c: { datasetId: number; numClasses: number; sampleIds: number[]; producer: ProducerRef; learningRate: number; points: number },
   ): Promise<void> {
     const { db } = this.deps;
     const weights = Buffer.from(event.weightData);
     const sha = createHash('sha256').update(weights).digest('hex');
-    const joined = joiningDb(db);
     const { step, epoch } = event.point;
-    await db.transaction((tx) =>
-      inTransaction(tx, async () => {
-        // named: train.lockAttempt
-        const [state] = await tx.query<{ attempts: number; status: string }>(
-          'SELECT t.attempts, r.status::text AS status FROM train_job t JOIN run r ON r.id = t.run_id WHERE t.run_id = $1 FOR UPDATE OF t',
-          [claim.runId],
-        );
-        if (!state || Number(state.attempts) !== claim.attempt || state.status !== 'RUNNING') {
-          throw new TrainingStopped(`run ${claim.runId} is no longer trained by attempt ${claim.attempt}`);
-        }
-        // named: train.checkpointAtStep
-        const [existing] = await tx.query<{ id: number; weight_sha256: string }>('SELECT id, weight_sha256 FROM checkpoint WHERE run_id = $1 AND step = $2', [
-          claim.runId,
+    await db.transaction(async (tx) => {
+      const state = await lockTrainAttempt(tx, claim.runId);
+      if (!state || state.attempts !== claim.attempt || state.status !== 'RUNNING') {
+        throw new TrainingStopped(`run ${claim.runId} is no longer trained by attempt ${claim.attempt}`);
+      }
+      const existing = await checkpointAtStep(tx, claim.runId, step);
+      let checkpointId: number;
+      if (existing && existing.weightSha256 === sha) {
+        checkpointId = existing.id;
+      } else {
+        if (existing) await deleteCheckpoint(tx, existing.id);
+        checkpointId = await insertCheckpoint(tx, {
+          runId: claim.runId,
           step,
-        ]);
-        let checkpointId: number;
-        if (existing && existing.weight_sha256 === sha) {
-          checkpointId = Number(existing.id);
-        } else {
-          // named: train.replaceCheckpoint
-          if (existing) await tx.query('DELETE FROM checkpoint WHERE id = $1', [existing.id]);
-          // named: train.insertCheckpoint
-          const [row] = await tx.query<{ id: number }>(
-            `INSERT INTO checkpoint (run_id, step, epoch, learning_rate, weight_bytes, weight_sha256) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id`,
-            [claim.runId, step, epoch, c.learningRate, weights.byteLength, sha],
-          );
-          checkpointId = Number(row!.id);
-          // named: train.insertWeights
-          await tx.query('INSERT INTO checkpoint_weights (checkpoint_id, specs, data) VALUES ($1, $2::jsonb, $3)', [checkpointId, JSON.stringify(event.weightSpecs), weights]);
-        }
-        const t = event.terms;
-        await writeMetricColumns(
-          joined,
-          { id: checkpointId, datasetId: c.datasetId, numClasses: c.numClasses },
-          {
-            sampleIds: Array.from(event.rows, (p) => c.sampleIds[p]!),
-            columns: {
-              loss: t.loss,
-              correct: Array.from(t.correct, (v) => v === 1),
-              logits: t.logits,
-              probs: t.probs,
-              aNorm: t.aNorm,
-              hTrace: t.hTrace,
-              hMinEig: t.hMinEig,
-              gNorm: t.gNorm,
-            },
+          epoch,
+          learningRate: c.learningRate,
+          weightSha256: sha,
+          weightSpecs: event.weightSpecs,
+          weights,
+        });
+      }
+      const t = event.terms;
+      await writeMetricColumnsIn(
+        tx,
+        { id: checkpointId, datasetId: c.datasetId, numClasses: c.numClasses },
+        {
+          sampleIds: Array.from(event.rows, (p) => c.sampleIds[p]!),
+          columns: {
+            loss: t.loss,
+            correct: Array.from(t.correct, (v) => v === 1),
+            logits: t.logits,
+            probs: t.probs,
+            aNorm: t.aNorm,
+            hTrace: t.hTrace,
+            hMinEig: t.hMinEig,
+            gNorm: t.gNorm,
           },
-          c.producer,
-          columnField(`training step ${step}`),
-        );
-        // named: train.pointStored
-        await tx.query('UPDATE train_job SET points_done = $2, steps_done = greatest(steps_done, $3), updated_at = now() WHERE run_id = $1', [
-          claim.runId,
-          c.points,
-          step,
-        ]);
-      }),
-    );
+        },
+        c.producer,
+        columnField(`training step ${step}`),
+      );
+      await recordPointStored(tx, claim.runId, c.points, step);
+    });
   }
 
   /** RUNNING → COMPLETED, when this attempt still has the run. */
   private async finish(claim: Claim): Promise<void> {
     await this.deps.db.transaction(async (tx) => {
-      // named: train.finish
-      const done = await tx.query(
-        `UPDATE train_job t SET finished_at = now(), error = NULL, updated_at = now() FROM run r
-         WHERE t.run_id = $1 AND t.attempts = $2 AND r.id = t.run_id AND r.status = 'RUNNING' RETURNING 1`,
-        [claim.runId, claim.attempt],
-      );
-      if (done.length === 0) throw new TrainingStopped(`run ${claim.runId} is no longer trained by attempt ${claim.attempt}`);
-      // named: train.completed
-      await tx.query(`UPDATE run SET status = 'COMPLETED', updated_at = now() WHERE id = $1`, [claim.runId]);
+      this.held(claim, await finishAttempt(tx, claim.runId, claim.attempt));
+      await markRunCompleted(tx, claim.runId);
     });
     await this.publish(claim.runId);
   }
@@ -482,15 +465,9 @@ export class TrainWorker {
   /** Marks the run FAILED with the reason, when it is still PENDING or RUNNING (under `attempt`, if given). */
   private async fail(runId: number, attempt: number | null, reason: string): Promise<void> {
     const changed = await this.deps.db.transaction(async (tx) => {
-      // named: train.fail
-      const rows = await tx.query(
-        `UPDATE train_job t SET error = $3, finished_at = now(), updated_at = now() FROM run r
-         WHERE t.run_id = $1 AND ($2::int IS NULL OR t.attempts = $2) AND r.id = t.run_id AND r.status IN ('PENDING', 'RUNNING') RETURNING 1`,
-        [runId, attempt, reason],
-      );
-      // named: train.failed
-      if (rows.length) await tx.query(`UPDATE run SET status = 'FAILED', updated_at = now() WHERE id = $1`, [runId]);
-      return rows.length > 0;
+      const failed = await failAttempt(tx, runId, attempt, reason);
+      if (failed) await markRunFailed(tx, runId);
+      return failed;
     });
     if (changed) await this.publish(runId);
   }
@@ -499,14 +476,13 @@ export class TrainWorker {
   private async dead(job: TrainJobMessage): Promise<void> {
     const { db, config, log } = this.deps;
     const { runId } = job.data;
-    // named: train.lastError
-    const [row] = await db.sql.query<{ error: string | null }>('SELECT error FROM train_job WHERE run_id = $1', [runId]);
+    const lastError = await lastTrainError(db, runId);
     const output = (job.output ?? {}) as { message?: unknown; value?: { message?: unknown } };
     const text = String(output.message ?? output.value?.message ?? '');
     const tries = job.retryLimit + 1;
     const last = /timeout|exceeded/i.test(text)
       ? `it was not finished within ${config.compute.trainExpireSeconds} s (TANGENT_TRAIN_EXPIRE_SECONDS): its worker stopped or was too slow`
-      : (row?.error ?? (text || 'an error (see the worker log)'));
+      : (lastError ?? (text || 'an error (see the worker log)'));
     const reason = `Training failed ${tries} time${tries === 1 ? '' : 's'}; the last time: ${last}`;
     log.warn({ runId, reason }, 'training failed');
     await this.fail(runId, null, reason);
