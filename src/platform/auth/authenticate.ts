@@ -3,7 +3,8 @@ import type { Database } from '../db/database.js';
 import { UnauthenticatedError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { PubSub } from '../pubsub.js';
-import { findLiveKeyByHash, hashSecret, isKeyShaped, touchApiKey, type VerifiedKey } from '../../modules/api-keys/storage.js';
+import { findLiveKeyByHash, touchApiKey, type VerifiedKey } from '../../modules/api-keys/storage.js';
+import { hashSecret, isKeyShaped } from '../../modules/api-keys/secret.js';
 import { OPEN_CALLER, type Caller } from './roles.js';
 
 /** How often a key's `lastUsedAt` is written, at most, per process. */
