@@ -32,14 +32,15 @@ import { openDatabase, type Database } from '../src/platform/db/database.js';
 import { createLoaders } from '../src/modules/loaders.js';
 import { createContext } from '../src/modules/context.js';
 import { buildSchema } from '../src/modules/schema.js';
-import { columnField, writeMetricColumns } from '../src/modules/terms/metrics-storage.js';
+import { columnField, writeMetricColumns } from '../src/modules/terms/metrics.js';
 import { migrate } from '../src/platform/db/migrate.js';
-import { CLIENT_PRODUCER } from '../src/modules/terms/producers-storage.js';
+import { CLIENT_PRODUCER } from '../src/modules/terms/producers.js';
 import { upsertSamples } from '../src/modules/datasets/service.js';
 import { createLogger } from '../src/platform/logger.js';
 import { createServer } from '../src/server.js';
 import { compiledExecution } from '../src/platform/http/compiled-execution.js';
-import { prepareQuery, rankStatement } from '../src/modules/curation/rank.js';
+import { prepareQuery } from '../src/modules/curation/rank.js';
+import { rankStatement } from '../src/modules/curation/query-sql.js';
 import { seededRandom } from '../src/platform/random.js';
 
 const args = process.argv.slice(2);

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { writeMetrics } from '../../src/modules/terms/metrics-storage.js';
+import { writeMetrics } from '../../src/modules/terms/metrics.js';
 import { codes, createModelAndRun } from '../helpers/fixtures.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 

@@ -1,9 +1,7 @@
 import type { Config } from '../../platform/config.js';
-import { writeCrossMetrics } from '../terms/cross-storage.js';
 import type { Database } from '../../platform/db/database.js';
-import { columnField } from '../terms/metrics-storage.js';
-import { writeComputedTerms } from '../terms/subset-metrics-storage.js';
-import { producerId } from '../terms/producers-storage.js';
+import { columnField } from '../terms/metrics.js';
+import { writeComputedTermsIn, writeCrossMetricsIn } from '../terms/write-terms.js';
 import { ModelUnusableError, TangentError } from '../../platform/errors.js';
 import type { Logger } from '../../platform/logger.js';
 import type { PubSub } from '../../platform/pubsub.js';
@@ -16,9 +14,7 @@ import {
   commitChunk,
   committedChunks,
   failJob,
-  inTransaction,
   isActive,
-  joiningDb,
   loadJob,
   markRunning,
   recordChunkError,
@@ -132,17 +128,15 @@ export class QueueWorker {
       const cross = forCross.length && job.targetKey !== null ? await compute.kCross(ckpt, job.targetKey, await compute.samples(ckpt, forCross), opts) : [];
       abort.signal.throwIfAborted();
       const t1 = performance.now();
-      const producer = await compute.producer();
-      const joined = joiningDb(db);
-      if (columns || cross.length) await producerId(joined, producer); // cached before the transaction (see joiningDb)
+      // The producer's id is read before the transaction: on PGlite a statement outside the open
+      // transaction would wait for it forever.
+      const producer = columns || cross.length ? await compute.producerRef() : null;
       const computed = new Set([...forTerms, ...forCross]).size;
-      const outcome = await commitChunk(db, { jobId, attempt, chunk, samples: samples.length, computed }, (tx) =>
-        inTransaction(tx, async () => {
-          const shape = checkpointShape(ckpt);
-          if (columns) await writeComputedTerms(joined, shape, columns, job.subset, producer, columnField(`chunk ${chunk}`));
-          if (cross.length && job.targetKey !== null) await writeCrossMetrics(joined, shape, job.targetKey, job.subset, cross, producer);
-        }),
-      );
+      const outcome = await commitChunk(db, { jobId, attempt, chunk, samples: samples.length, computed }, async (tx) => {
+        const shape = checkpointShape(ckpt);
+        if (columns) await writeComputedTermsIn(tx, shape, columns, job.subset, producer!, columnField(`chunk ${chunk}`));
+        if (cross.length && job.targetKey !== null) await writeCrossMetricsIn(tx, shape, job.targetKey, job.subset, cross, producer!);
+      });
       if (outcome === 'committed') await publishProgress(pubsub, jobId);
       const ms = { compute: Math.round(t1 - t0), commit: Math.round(performance.now() - t1) };
       log.debug({ jobId, chunk, samples: samples.length, computed, outcome, ms }, 'chunk done');

@@ -5,6 +5,7 @@ import type { Database } from '../../platform/db/database.js';
 import { retryOnConflict, withAdvisoryLock } from '../../platform/db/migrate.js';
 import type { Sql } from '../../platform/db/sql.js';
 import type { Logger } from '../../platform/logger.js';
+import { activeQueueJobIds, pgBossDb, pglitePgBossDb } from './storage.js';
 
 /**
  * The durable queue under compute jobs: pg-boss on the same PostgreSQL (its own `pgboss` schema),
@@ -49,11 +50,6 @@ export function chunkQueueId(job: { id: number; createdAt: Date }, attempt: numb
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-8${hex.slice(13, 16)}-${variant}${hex.slice(17, 20)}-${hex.slice(20, 32)}`;
 }
 
-/** pg-boss's database interface over one of ours (PGlite, or a transaction). */
-function executor(run: (text: string, values: unknown[]) => Promise<unknown[]>): PgBoss.Db {
-  return { executeSql: async (text, values) => ({ rows: (await run(text, values ?? [])) as never[] }) };
-}
-
 export class JobQueue {
   private constructor(
     private readonly boss: PgBoss,
@@ -83,17 +79,7 @@ export class JobQueue {
     if (db.kind === 'pglite') {
       const pglite = db.pglite;
       if (!pglite) throw new Error('the embedded database did not expose its PGlite instance');
-      options = {
-        ...common,
-        // PGlite's `query` takes one statement with parameters; pg-boss's schema scripts (several
-        // statements, no parameters) go through `exec`, whose last result is the one pg-boss reads.
-        db: {
-          executeSql: async (text, values) => {
-            if (values?.length) return (await pglite.query(text, values)) as { rows: never[] };
-            return ((await pglite.exec(text)).at(-1) ?? { rows: [] }) as { rows: never[] };
-          },
-        },
-      };
+      options = { ...common, db: pglitePgBossDb(pglite) };
     } else {
       invariantUrl(config);
       options = { ...common, connectionString: config.database.kind === 'postgres' ? config.database.url : '', max: 4, application_name: 'tangent-queue' };
@@ -153,7 +139,7 @@ export class JobQueue {
     }));
     // One statement per 1000 chunks keeps each parameter small.
     for (let i = 0; i < jobs.length; i += 1000) {
-      await this.boss.insert(jobs.slice(i, i + 1000), { db: executor((text, values) => tx.query(text, values)) });
+      await this.boss.insert(jobs.slice(i, i + 1000), { db: pgBossDb(tx) });
     }
   }
 
@@ -198,15 +184,13 @@ export class JobQueue {
    */
   async recoverOrphans(): Promise<number> {
     if (this.db.kind !== 'pglite') return 0;
-    // pg-boss has no call that lists active jobs; its job table is documented (schema `pgboss`).
-    // named: queue.orphanedChunks
-    const rows = await this.db.sql.query<{ id: string }>(`SELECT id::text FROM pgboss.job WHERE name = $1 AND state = 'active'`, [CHUNK_QUEUE]);
-    if (rows.length === 0) return 0;
+    const ids = await activeQueueJobIds(this.db, CHUNK_QUEUE);
+    if (ids.length === 0) return 0;
     // pg-boss's typings list `data` only for one id; the call takes a list of ids with it just the same.
     const fail = this.boss.fail.bind(this.boss) as (name: string, ids: string[], data: object) => Promise<void>;
-    await fail(CHUNK_QUEUE, rows.map((r) => r.id), { message: 'the process working on this chunk stopped' });
-    this.log.info({ chunks: rows.length }, 'chunks left active by a stopped process are queued again');
-    return rows.length;
+    await fail(CHUNK_QUEUE, ids, { message: 'the process working on this chunk stopped' });
+    this.log.info({ chunks: ids.length }, 'chunks left active by a stopped process are queued again');
+    return ids.length;
   }
 
   /**

@@ -1,10 +1,11 @@
 import type { Context } from '../context.js';
-import type { Prisma } from '../../platform/db/generated/client.js';
 import type { TermName } from '../../platform/values/term.js';
 import { BadUserInputError, NotFoundError } from '../../platform/errors.js';
 import { publishProgress, waitForJob } from './progress.js';
 import { chunkQueueId } from './queue.js';
-import { cancelJobRow, insertJob, loadJob, reopenJob, type JobRow, type JobScope, type JobStatus } from './storage.js';
+import { cancelJobRow, countJobs, firstForeignSample, insertJob, listJobRows, loadJob, reopenJob, type JobFilter, type JobRow, type JobScope, type JobStatus } from './storage.js';
+
+export { isActive, type JobRow, type JobScope, type JobStatus } from './storage.js';
 import { pendingChunkIds } from './queue-worker.js';
 import { afterId, pageSize, toConnection } from '../../platform/graphql/pagination.js';
 import type { ConnectionRow } from '../../platform/graphql/rows.js';
@@ -77,12 +78,8 @@ export async function startJob(runtime: ComputeRuntime, request: ComputeTermsReq
 
 /** BAD_USER_INPUT naming the first id that is not a sample of the dataset. */
 async function checkSamples(runtime: ComputeRuntime, datasetId: number, ids: readonly number[]): Promise<void> {
-  // named: computeJob.foreignSamples
-  const [bad] = await runtime.deps.db.sql.query<{ id: number }>(
-    `SELECT i.id FROM unnest($1::int[]) AS i(id) LEFT JOIN sample s ON s.id = i.id AND s.dataset_id = $2 WHERE s.id IS NULL LIMIT 1`,
-    [ids, datasetId],
-  );
-  if (bad) throw new BadUserInputError(`Sample ${bad.id} is not a sample of the checkpoint's dataset`, 'sampleIds');
+  const bad = await firstForeignSample(runtime.deps.db.sql, datasetId, ids);
+  if (bad !== null) throw new BadUserInputError(`Sample ${bad} is not a sample of the checkpoint's dataset`, 'sampleIds');
 }
 
 export async function getJob(ctx: Pick<Context, 'db'>, id: number): Promise<JobRow | null> {
@@ -133,13 +130,10 @@ export async function listJobs(
 ): Promise<ConnectionRow<JobRow>> {
   const limit = pageSize(args.first, ctx.config.maxPageSize);
   const after = afterId('jobs', args.after);
-  const where: Prisma.ComputeJobWhereInput = {
+  const filter: JobFilter = {
     ...(args.checkpointId !== undefined ? { checkpointId: args.checkpointId } : {}),
     ...(args.status ? { status: args.status } : {}),
   };
-  const rows =
-    limit === 0
-      ? []
-      : await ctx.db.prisma.computeJob.findMany({ where: { ...where, ...(after === null ? {} : { id: { lt: after } }) }, orderBy: { id: 'desc' }, take: limit + 1 });
-  return toConnection('jobs', rows, limit, (row) => [row.id], () => ctx.db.prisma.computeJob.count({ where }));
+  const rows = limit === 0 ? [] : await listJobRows(ctx.db, filter, after, limit + 1);
+  return toConnection('jobs', rows, limit, (row) => [row.id], () => countJobs(ctx.db, filter));
 }

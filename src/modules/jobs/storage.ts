@@ -1,8 +1,9 @@
-import { AsyncLocalStorage } from 'node:async_hooks';
 import { createHash } from 'node:crypto';
+import type { PGlite } from '@electric-sql/pglite';
+import type PgBoss from 'pg-boss';
 import { SqlParams } from '../curation/query-sql.js';
 import type { Database } from '../../platform/db/database.js';
-import type { ComputeJob } from '../../platform/db/generated/client.js';
+import type { ComputeJob, Prisma } from '../../platform/db/generated/client.js';
 import { ALL_PARAMETERS, TERMS, isKernelTerm, type TermName } from '../../platform/values/term.js';
 import type { Sql, Tx } from '../../platform/db/sql.js';
 import { invariant } from '../../platform/errors.js';
@@ -77,7 +78,43 @@ function columnOf(term: string): string {
 }
 
 export async function loadJob(db: Database, id: number): Promise<JobRow | null> {
+  // named: computeJob.byId
   return db.prisma.computeJob.findUnique({ where: { id } });
+}
+
+/** Which jobs a listing shows: of one checkpoint, in one status (either or both may be left out). */
+export interface JobFilter {
+  checkpointId?: number;
+  status?: JobStatus | null;
+}
+
+function jobWhere(filter: JobFilter): Prisma.ComputeJobWhereInput {
+  return {
+    ...(filter.checkpointId !== undefined ? { checkpointId: filter.checkpointId } : {}),
+    ...(filter.status ? { status: filter.status } : {}),
+  };
+}
+
+/** Up to `take` jobs of the filter, newest (highest id) first, with ids below `beforeId` when given. */
+export async function listJobRows(db: Database, filter: JobFilter, beforeId: number | null, take: number): Promise<JobRow[]> {
+  // named: computeJob.page
+  return db.prisma.computeJob.findMany({ where: { ...jobWhere(filter), ...(beforeId === null ? {} : { id: { lt: beforeId } }) }, orderBy: { id: 'desc' }, take });
+}
+
+/** How many jobs the filter admits. */
+export async function countJobs(db: Database, filter: JobFilter): Promise<number> {
+  // named: computeJob.count
+  return db.prisma.computeJob.count({ where: jobWhere(filter) });
+}
+
+/** The first of `ids` that is not a sample of the dataset, or null when all are. */
+export async function firstForeignSample(sql: Sql, datasetId: number, ids: readonly number[]): Promise<number | null> {
+  // named: computeJob.foreignSamples
+  const [bad] = await sql.query<{ id: number }>(
+    `SELECT i.id FROM unnest($1::int[]) AS i(id) LEFT JOIN sample s ON s.id = i.id AND s.dataset_id = $2 WHERE s.id IS NULL LIMIT 1`,
+    [ids, datasetId],
+  );
+  return bad ? Number(bad.id) : null;
 }
 
 /**
@@ -276,32 +313,32 @@ export async function commitChunk(
   });
 }
 
-const joined = new AsyncLocalStorage<Tx>();
-const joiners = new WeakMap<Database, Database>();
-
 /**
- * A view of `db` whose `transaction` joins the transaction that `inTransaction` runs in, so that a
- * writer that opens its own transaction (writeMetricColumns, writeCrossMetrics) commits together
- * with the chunk's row. Its other members are `db`'s; callers must not reach them while inside
- * (on PGlite a statement outside the open transaction would wait for it forever), so a writer's
- * producer id must be cached first (`producerId(joiningDb(db), …)` before the transaction).
+ * pg-boss's database interface over one of ours (a transaction, or the database): the statements
+ * pg-boss makes (sending chunks inside the transaction that makes their job) run on it.
  */
-export function joiningDb(db: Database): Database {
-  let view = joiners.get(db);
-  if (!view) {
-    view = {
-      ...db,
-      transaction: <T>(fn: (tx: Tx) => Promise<T>) => {
-        const tx = joined.getStore();
-        return tx ? fn(tx) : db.transaction(fn);
-      },
-    };
-    joiners.set(db, view);
-  }
-  return view;
+export function pgBossDb(sql: Sql): PgBoss.Db {
+  return { executeSql: async (text, values) => ({ rows: (await sql.query(text, values ?? [])) as never[] }) };
 }
 
-/** Runs `fn` with `joiningDb` views joining `tx`. */
-export function inTransaction<T>(tx: Tx, fn: () => Promise<T>): Promise<T> {
-  return joined.run(tx, fn);
+/**
+ * pg-boss's database interface over the embedded PGlite. PGlite's `query` takes one statement with
+ * parameters; pg-boss's schema scripts (several statements, no parameters) go through `exec`, whose
+ * last result is the one pg-boss reads.
+ */
+export function pglitePgBossDb(pglite: PGlite): PgBoss.Db {
+  return {
+    executeSql: async (text, values) => {
+      if (values?.length) return (await pglite.query(text, values)) as { rows: never[] };
+      return ((await pglite.exec(text)).at(-1) ?? { rows: [] }) as { rows: never[] };
+    },
+  };
+}
+
+/** The ids of a pg-boss queue's jobs that are active (taken by a worker and not finished). */
+export async function activeQueueJobIds(db: Database, queue: string): Promise<string[]> {
+  // pg-boss has no call that lists active jobs; its job table is documented (schema `pgboss`).
+  // named: queue.orphanedChunks
+  const rows = await db.sql.query<{ id: string }>(`SELECT id::text FROM pgboss.job WHERE name = $1 AND state = 'active'`, [queue]);
+  return rows.map((r) => String(r.id));
 }

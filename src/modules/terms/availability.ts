@@ -1,5 +1,5 @@
 import type { Context } from '../context.js';
-import { findMissingTerms, missingSampleIds, type MissingTerm } from './coverage-storage.js';
+import { findMissingTerms, missingSampleIds, type MissingTerm } from './coverage.js';
 import type { SampleScope } from '../curation/query.js';
 import type { RequiredTerm } from '../curation/term-columns.js';
 import { ModelUnusableError, TermsMissingError } from '../../platform/errors.js';

@@ -2,10 +2,13 @@ import type { RateLimiterAbstract } from 'rate-limiter-flexible';
 import { roleAllows, type Caller } from '../../platform/auth/roles.js';
 import type { Config } from '../../platform/config.js';
 import type { Context } from '../context.js';
-import type { Database } from '../../platform/db/database.js';
 import type { Sql } from '../../platform/db/sql.js';
 import { ComputeBudgetExceededError, ComputeForbiddenError, TermsPendingError } from '../../platform/errors.js';
-import { secondsUntil, sharedLimiter } from '../../platform/http/rate-limit.js';
+import { secondsUntil } from '../../platform/http/rate-limit.js';
+import { findComputeRuntime } from '../jobs/runtime.js';
+import { ComputeBudgets } from './budgets.js';
+import { termsLoaders } from './loaders.js';
+import { countActiveJobsOfKey } from './storage.js';
 
 /**
  * Who may spend the server's compute, and how much: the one place that decides it. Every path that
@@ -53,8 +56,6 @@ export function notComputing(ctx: ComputeCaller, checkpointId: number, missing: 
   );
 }
 
-const inlineUsed = new WeakMap<object, number>();
-
 /**
  * Reserves `samples` of the request's inline allowance (TANGENT_INLINE_MAX_SAMPLES for the whole
  * request); false when they do not fit, and the caller starts a job instead. A context without
@@ -62,20 +63,22 @@ const inlineUsed = new WeakMap<object, number>();
  */
 export function reserveInline(ctx: ComputeCaller, samples: number): boolean {
   const limit = ctx.config.compute.inlineMaxSamples;
-  const used = ctx.loaders ? (inlineUsed.get(ctx.loaders) ?? 0) : 0;
+  const request = ctx.loaders ? termsLoaders(ctx.loaders) : null;
+  const used = request?.inlineUsed ?? 0;
   if (used + samples > limit) return false;
-  if (ctx.loaders) inlineUsed.set(ctx.loaders, used + samples);
+  if (request) request.inlineUsed = used + samples;
   return true;
 }
 
-const budgets = new WeakMap<Database, RateLimiterAbstract>();
-
-function samplesLimiter(db: Database, config: Config): RateLimiterAbstract | null {
-  const points = config.compute.samplesPerHourPerKey;
-  if (points <= 0) return null;
-  let limiter = budgets.get(db);
-  if (!limiter) budgets.set(db, (limiter = sharedLimiter(db, 'compute-samples', points, 3600)));
-  return limiter;
+/**
+ * The samples-per-hour limiter: the one this process's compute runtime holds (every request it
+ * serves charges it; on the embedded database it counts in memory). A process without a compute
+ * runtime computes nothing, so it only reads the budget (`viewer.computeBudget`), through a limiter
+ * over the same shared store.
+ */
+function samplesLimiter(ctx: ComputeCaller): RateLimiterAbstract | null {
+  const runtime = findComputeRuntime(ctx.db);
+  return (runtime?.compute.budgets ?? new ComputeBudgets(ctx.db)).samplesLimiter(ctx.config);
 }
 
 /**
@@ -85,7 +88,7 @@ function samplesLimiter(db: Database, config: Config): RateLimiterAbstract | nul
 export async function chargeSamples(ctx: ComputeCaller, samples: number): Promise<() => Promise<void>> {
   const none = async () => undefined;
   const key = ctx.caller.key;
-  const limiter = samplesLimiter(ctx.db, ctx.config);
+  const limiter = samplesLimiter(ctx);
   if (!key || !limiter || samples <= 0) return none;
   const res = await limiter.get(`key:${key.id}`);
   const used = res?.consumedPoints ?? 0;
@@ -104,13 +107,6 @@ export async function chargeSamples(ctx: ComputeCaller, samples: number): Promis
   };
 }
 
-/** Jobs this key has QUEUED or RUNNING. */
-async function activeJobs(sql: Sql, keyId: number): Promise<number> {
-  // named: computePolicy.activeJobs
-  const [row] = await sql.query<{ n: number }>(`SELECT count(*)::int AS n FROM compute_job WHERE requested_by_key_id = $1 AND status IN ('QUEUED', 'RUNNING')`, [keyId]);
-  return Number(row?.n ?? 0);
-}
-
 /**
  * Called in the transaction that inserts a new job, after the insert (so `tx` sees it): refuses
  * when the key now has more jobs under way than TANGENT_COMPUTE_JOBS_PER_KEY (the transaction rolls
@@ -121,7 +117,7 @@ export async function admitNewJob(ctx: ComputeCaller, tx: Sql, samples: number):
   const key = ctx.caller.key;
   const limit = ctx.config.compute.jobsPerKey;
   if (key && limit > 0) {
-    const running = await activeJobs(tx, key.id);
+    const running = await countActiveJobsOfKey(tx, key.id);
     if (running > limit) {
       throw new ComputeBudgetExceededError(
         `this key may have ${limit} compute jobs queued or running at once, and has ${running - 1}; wait for one to finish (job(id), jobProgress) or cancel one`,
@@ -144,8 +140,8 @@ export interface ComputeBudget {
 export async function computeBudget(ctx: ComputeCaller): Promise<ComputeBudget | null> {
   const key = ctx.caller.key;
   if (!key) return null;
-  const limiter = samplesLimiter(ctx.db, ctx.config);
-  const [res, running] = await Promise.all([limiter ? limiter.get(`key:${key.id}`) : null, activeJobs(ctx.db.sql, key.id)]);
+  const limiter = samplesLimiter(ctx);
+  const [res, running] = await Promise.all([limiter ? limiter.get(`key:${key.id}`) : null, countActiveJobsOfKey(ctx.db.sql, key.id)]);
   return {
     samplesPerHour: limiter ? ctx.config.compute.samplesPerHourPerKey : null,
     samplesUsed: res?.consumedPoints ?? 0,

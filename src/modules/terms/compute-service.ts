@@ -12,18 +12,19 @@ import {
 } from '../../compute/index.js';
 import type { Config } from '../../platform/config.js';
 import type { CrossValue } from './cross-storage.js';
+import { checkpointWeights, loadCheckpointForCompute, nextCheckpointId, sampleSeries, selectionSeries, splitSeries, type SeriesRow } from './storage.js';
 import { parseTargetKey } from '../curation/term-columns.js';
 import type { Database } from '../../platform/db/database.js';
 import { columnField, type CheckpointShape, type MetricColumns } from './metrics-storage.js';
-import type { ProducerKey } from './producers-storage.js';
-import { writeCrossMetrics } from './cross-storage.js';
-import { writeComputedTerms } from './subset-metrics-storage.js';
+import { ProducerIds, type ProducerKey, type ProducerRef } from './producers.js';
+import { writeComputedTerms, writeCrossMetrics } from './write-terms.js';
 import { ALL_PARAMETERS } from '../../platform/values/term.js';
 import { BadUserInputError, ModelUnusableError, NotFoundError, invariant } from '../../platform/errors.js';
 import { bytesToFloat32 } from '../../platform/float32.js';
 import type { Logger } from '../../platform/logger.js';
 import { VERSION } from '../../platform/version.js';
 import { ModelCache, type ModelCacheStats } from './engine-models.js';
+import { ComputeBudgets } from './budgets.js';
 
 /** A checkpoint with what computing at it needs: its model, its dataset's shape, its weights' size. */
 export interface ComputeCheckpoint {
@@ -106,12 +107,20 @@ export class ComputeService {
   private readonly subsetsByModel = new Map<number, Promise<readonly SubsetInfo[]>>();
   private readonly targets = new Map<string, { at: number; x: Promise<Float32Array> }>();
   private closed = false;
+  /** Producer ids of this database, for the life of this process's compute runtime. */
+  private readonly producerIds: ProducerIds;
+  /** The compute budgets' counters (src/modules/terms/compute-policy.ts): one per process. */
+  readonly budgets: ComputeBudgets;
+  /** (checkpoint, subset) pairs known to be valid (src/modules/terms/subsets.ts); a checkpoint's model never changes. */
+  readonly knownSubsets = new Set<string>();
 
   constructor(
     private readonly db: Database,
     private readonly config: Config,
     private readonly log: Logger,
   ) {
+    this.producerIds = new ProducerIds(db);
+    this.budgets = new ComputeBudgets(db);
     this.models = new ModelCache(config.compute.modelCacheBytes, async (m) => (await this.pool()).unload(m));
   }
 
@@ -146,6 +155,14 @@ export class ComputeService {
     return { kind: 'SERVER', backend: pool.backend.name, version: `tangent ${VERSION}; ${pool.backend.version}` };
   }
 
+  /**
+   * This producer's row (ids cached for the life of this service: producers are never deleted), read
+   * in its own statement: call it before opening a transaction that writes values, never inside one.
+   */
+  async producerRef(): Promise<ProducerRef> {
+    return this.producerIds.ref(await this.producer());
+  }
+
   async close(): Promise<void> {
     this.closed = true;
     const start = this.poolStart;
@@ -155,81 +172,48 @@ export class ComputeService {
 
   /** The checkpoint, its model and its dataset's shape; NOT_FOUND when it does not exist. */
   async checkpoint(id: number): Promise<ComputeCheckpoint> {
-    // named: compute.checkpoint
-    const [row] = await this.db.sql.query<{
-      id: number;
-      run_id: number;
-      step: number;
-      learning_rate: number | null;
-      weight_bytes: number;
-      dataset_id: number;
-      d_length: number;
-      d_channels: number;
-      d_classes: number;
-      model_id: number;
-      format: 'TFJS_LAYERS' | 'BUILTIN';
-      architecture: string | null;
-      config: unknown;
-      topology: unknown;
-      input_length: number;
-      channels: number;
-      num_classes: number;
-    }>(
-      `SELECT c.id, c.run_id, c.step, c.learning_rate, c.weight_bytes, r.dataset_id,
-              d.length AS d_length, d.channels AS d_channels, cardinality(d.class_names) AS d_classes,
-              m.id AS model_id, m.format::text AS format, m.architecture, m.config, m.topology,
-              m.input_length, m.channels, m.num_classes
-       FROM checkpoint c JOIN run r ON r.id = c.run_id JOIN model m ON m.id = r.model_id JOIN dataset d ON d.id = r.dataset_id
-       WHERE c.id = $1`,
-      [id],
-    );
+    const row = await loadCheckpointForCompute(this.db, id);
     if (!row) throw new NotFoundError('Checkpoint', id);
     const ckpt: ComputeCheckpoint = {
-      id: Number(row.id),
-      runId: Number(row.run_id),
-      step: Number(row.step),
-      learningRate: row.learning_rate === null ? null : Number(row.learning_rate),
-      datasetId: Number(row.dataset_id),
-      weightBytes: Number(row.weight_bytes),
-      numClasses: Number(row.num_classes),
-      inputLength: Number(row.input_length),
-      channels: Number(row.channels),
-      model: { id: Number(row.model_id), format: row.format, architecture: row.architecture, config: row.config, topology: row.topology },
+      id: row.id,
+      runId: row.runId,
+      step: row.step,
+      learningRate: row.learningRate,
+      datasetId: row.datasetId,
+      weightBytes: row.weightBytes,
+      numClasses: row.numClasses,
+      inputLength: row.inputLength,
+      channels: row.channels,
+      model: row.model,
     };
-    if (Number(row.d_length) !== ckpt.inputLength || Number(row.d_channels) !== ckpt.channels) {
-      throw new ModelUnusableError(id, `it takes series of ${ckpt.inputLength} × ${ckpt.channels} but its run's dataset holds ${row.d_length} × ${row.d_channels}`);
+    if (row.datasetLength !== ckpt.inputLength || row.datasetChannels !== ckpt.channels) {
+      throw new ModelUnusableError(id, `it takes series of ${ckpt.inputLength} × ${ckpt.channels} but its run's dataset holds ${row.datasetLength} × ${row.datasetChannels}`);
     }
-    if (Number(row.d_classes) > ckpt.numClasses) {
-      throw new ModelUnusableError(id, `the dataset has ${row.d_classes} classes but the model only ${ckpt.numClasses}`);
+    if (row.datasetClasses > ckpt.numClasses) {
+      throw new ModelUnusableError(id, `the dataset has ${row.datasetClasses} classes but the model only ${ckpt.numClasses}`);
     }
     return ckpt;
   }
 
   /** The next checkpoint of the run (by step), if any. */
   async nextCheckpoint(ckpt: ComputeCheckpoint): Promise<number | null> {
-    // named: compute.nextCheckpoint
-    const [row] = await this.db.sql.query<{ id: number }>('SELECT id FROM checkpoint WHERE run_id = $1 AND step > $2 ORDER BY step LIMIT 1', [ckpt.runId, ckpt.step]);
-    return row ? Number(row.id) : null;
+    return nextCheckpointId(this.db, ckpt.runId, ckpt.step);
   }
 
   /** Samples of the dataset by id, in id order; BAD_USER_INPUT naming the first id that is not one of its samples. */
   async samples(ckpt: ComputeCheckpoint, ids: readonly number[], field = 'sampleIds'): Promise<SampleBatch> {
     const wanted = [...new Set(ids)].sort((a, b) => a - b);
     if (wanted.length === 0) return { ids: [], labels: new Int32Array(0), x: new Float32Array(0) };
-    // named: compute.samples
-    const rows = await this.db.sql.query<{ id: number; label: number; series: Uint8Array }>(
-      'SELECT id, label, series FROM sample WHERE dataset_id = $1 AND id = ANY($2::int[]) ORDER BY id',
-      [ckpt.datasetId, wanted],
-    );
+    const rows = await sampleSeries(this.db, ckpt.datasetId, wanted);
     if (rows.length !== wanted.length) {
-      const found = new Set(rows.map((r) => Number(r.id)));
+      const found = new Set(rows.map((r) => r.id));
       const bad = wanted.find((id) => !found.has(id));
       throw new BadUserInputError(`Sample ${bad} is not a sample of checkpoint ${ckpt.id}'s dataset`, field);
     }
     return this.batchOf(ckpt, rows);
   }
 
-  private batchOf(ckpt: ComputeCheckpoint, rows: readonly { id: number; label: number; series: Uint8Array }[]): SampleBatch {
+  private batchOf(ckpt: ComputeCheckpoint, rows: readonly SeriesRow[]): SampleBatch {
     const per = ckpt.inputLength * ckpt.channels;
     const x = new Float32Array(rows.length * per);
     const labels = new Int32Array(rows.length);
@@ -237,9 +221,9 @@ export class ComputeService {
       const series = bytesToFloat32(row.series);
       invariant(series.length === per, `sample ${row.id} holds ${series.length} values, not ${per}`);
       x.set(series, i * per);
-      labels[i] = Number(row.label);
+      labels[i] = row.label;
     });
-    return { ids: rows.map((r) => Number(r.id)), labels, x };
+    return { ids: rows.map((r) => r.id), labels, x };
   }
 
   /** The series of a kCross target set T, in a fixed order (cached briefly: a job asks chunk after chunk). */
@@ -250,19 +234,7 @@ export class ComputeService {
     if (cached && now - cached.at < TARGET_CACHE_MS) return cached.x;
     const target = parseTargetKey(targetKey);
     const x = (async () => {
-      const rows =
-        target.kind === 'split'
-          ? // named: compute.targetSplit
-            await this.db.sql.query<{ id: number; label: number; series: Uint8Array }>(
-              'SELECT id, label, series FROM sample WHERE dataset_id = $1 AND split = $2 ORDER BY id',
-              [ckpt.datasetId, target.split],
-            )
-          : // named: compute.targetSelection
-            await this.db.sql.query<{ id: number; label: number; series: Uint8Array }>(
-              `SELECT s.id, s.label, s.series FROM selection_sample ss JOIN sample s ON s.id = ss.sample_id
-               WHERE ss.selection_id = $1 AND s.dataset_id = $2 ORDER BY ss.rank`,
-              [target.selectionId, ckpt.datasetId],
-            );
+      const rows = target.kind === 'split' ? await splitSeries(this.db, ckpt.datasetId, target.split) : await selectionSeries(this.db, target.selectionId, ckpt.datasetId);
       if (rows.length === 0) throw new BadUserInputError(`The target set ${targetKey} has no samples in checkpoint ${ckpt.id}'s dataset`, 'target');
       return this.batchOf(ckpt, rows).x;
     })();
@@ -279,12 +251,7 @@ export class ComputeService {
   }
 
   private async loadModel(pool: ComputePool, ckpt: ComputeCheckpoint): Promise<PoolModel> {
-    // Raw SQL: the embedded adapter's Prisma reads bytea, but one statement is all this needs.
-    // named: compute.weights
-    const [weights] = await this.db.sql.query<{ specs: ModelSource['weightSpecs']; data: Uint8Array }>(
-      'SELECT specs, data FROM checkpoint_weights WHERE checkpoint_id = $1',
-      [ckpt.id],
-    );
+    const weights = await checkpointWeights(this.db, ckpt.id);
     invariant(weights, `checkpoint ${ckpt.id} has no weights`);
     const model: ComputeModel = { ...ckpt.model, inputLength: ckpt.inputLength, channels: ckpt.channels, numClasses: ckpt.numClasses };
     const source = sourceOf(model, { weightSpecs: weights.specs as NonNullable<ModelSource['weightSpecs']>, weightData: weights.data }, (reason) => new ModelUnusableError(ckpt.id, reason));
@@ -440,7 +407,7 @@ export class ComputeService {
       async (ids) => {
         const batch = await this.samples(ckpt, ids);
         const columns = await this.metricColumns(ckpt, batch, { subset });
-        await writeComputedTerms(this.db, checkpointShape(ckpt), columns, subset, await this.producer(), columnField('computed'));
+        await writeComputedTerms(this.db, checkpointShape(ckpt), columns, subset, await this.producerRef(), columnField('computed'));
       },
     );
   }
@@ -452,7 +419,7 @@ export class ComputeService {
       async (ids) => {
         const batch = await this.samples(ckpt, ids);
         const values = await this.kCross(ckpt, targetKey, batch, { subset });
-        await writeCrossMetrics(this.db, checkpointShape(ckpt), targetKey, subset, values, await this.producer());
+        await writeCrossMetrics(this.db, checkpointShape(ckpt), targetKey, subset, values, await this.producerRef());
       },
     );
   }

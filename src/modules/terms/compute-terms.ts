@@ -1,57 +1,54 @@
 import DataLoader from 'dataloader';
 import type { Context } from '../context.js';
-import { missingSampleIds, type MissingTerm } from './coverage-storage.js';
+import { missingSampleIds, type MissingTerm } from './coverage.js';
 import type { SampleScope } from '../curation/query.js';
 import type { SampleMetric } from '../../platform/db/generated/client.js';
 import { ALL_PARAMETERS, TERMS, type TermName } from '../../platform/values/term.js';
 import { BadUserInputError, TermsMissingError, TermsPendingError, invariant, withTimeout } from '../../platform/errors.js';
-import type { JobScope } from '../jobs/storage.js';
 import type { SampleMetricRow } from '../../platform/graphql/rows.js';
-import { awaitJob, startJob } from '../jobs/service.js';
+import { awaitJob, startJob, type JobScope } from '../jobs/service.js';
+import { termsLoaders } from './loaders.js';
+import { sampleMetricRows, sampleSubsetMetricRows } from './storage.js';
 import { chargeSamples, mayCompute, notComputing, reserveInline, type ComputeCaller } from './compute-policy.js';
 import { computeRuntime, type ComputeRuntime } from '../jobs/runtime.js';
 
 type TermsRequestContext = Pick<Context, 'db' | 'config' | 'loaders' | 'caller'>;
 
-const fillLoaders = new WeakMap<object, DataLoader<string, void>>();
-
 /**
  * The request's loader of missing per-sample terms. Keys are `<checkpointId>:<subset>:<sampleId>`;
  * the keys one request asks for in one tick (every `sampleTerms` field of the operation) become one
  * compute call per checkpoint and subset. Across requests, ComputeService's single-flight map shares
- * computations. Kept beside the request's other loaders (keyed by them), made on first use.
+ * computations. Kept in the request's terms loaders (src/modules/terms/loaders.ts), made on first use.
  */
 function fillLoader(ctx: TermsRequestContext, runtime: ComputeRuntime): DataLoader<string, void> {
-  let loader = fillLoaders.get(ctx.loaders);
-  if (!loader) {
-    loader = new DataLoader<string, void>(
-      async (keys) => {
-        const groups = new Map<string, { checkpointId: number; subset: string; sampleIds: number[] }>();
-        for (const key of keys) {
-          const [checkpointId, subset, sampleId] = key.split(':') as [string, string, string];
-          const group = groups.get(`${checkpointId}:${subset}`) ?? { checkpointId: Number(checkpointId), subset, sampleIds: [] };
-          group.sampleIds.push(Number(sampleId));
-          groups.set(`${checkpointId}:${subset}`, group);
-        }
-        const failures = new Map<string, Error>();
-        await Promise.all(
-          [...groups].map(async ([group, { checkpointId, subset, sampleIds }]) => {
-            try {
-              const ckpt = await runtime.compute.checkpoint(checkpointId);
-              await withTimeout(runtime.compute.fillSampleTerms(ckpt, sampleIds, subset), ctx.config.computeTimeoutMs, 'Computing the missing terms');
-            } catch (error) {
-              failures.set(group, error as Error);
-            }
-          }),
-        );
-        return keys.map((key) => failures.get(key.slice(0, key.lastIndexOf(':'))));
-      },
-      // Only missing keys are loaded, and once filled they are read from the database.
-      { cache: false },
-    );
-    fillLoaders.set(ctx.loaders, loader);
-  }
-  return loader;
+  return termsLoaders(ctx.loaders).fillLoader(
+    () =>
+      new DataLoader<string, void>(
+        async (keys) => {
+          const groups = new Map<string, { checkpointId: number; subset: string; sampleIds: number[] }>();
+          for (const key of keys) {
+            const [checkpointId, subset, sampleId] = key.split(':') as [string, string, string];
+            const group = groups.get(`${checkpointId}:${subset}`) ?? { checkpointId: Number(checkpointId), subset, sampleIds: [] };
+            group.sampleIds.push(Number(sampleId));
+            groups.set(`${checkpointId}:${subset}`, group);
+          }
+          const failures = new Map<string, Error>();
+          await Promise.all(
+            [...groups].map(async ([group, { checkpointId, subset, sampleIds }]) => {
+              try {
+                const ckpt = await runtime.compute.checkpoint(checkpointId);
+                await withTimeout(runtime.compute.fillSampleTerms(ckpt, sampleIds, subset), ctx.config.computeTimeoutMs, 'Computing the missing terms');
+              } catch (error) {
+                failures.set(group, error as Error);
+              }
+            }),
+          );
+          return keys.map((key) => failures.get(key.slice(0, key.lastIndexOf(':'))));
+        },
+        // Only missing keys are loaded, and once filled they are read from the database.
+        { cache: false },
+      ),
+  );
 }
 
 /**
@@ -59,10 +56,9 @@ function fillLoader(ctx: TermsRequestContext, runtime: ComputeRuntime): DataLoad
  * sample_metric row, its kernel columns taken from sample_subset_metric for a named subset.
  */
 async function storedRows(ctx: Pick<Context, 'db'>, checkpointId: number, sampleIds: readonly number[], subset: string): Promise<Map<number, SampleMetricRow>> {
-  const where = { checkpointId, sampleId: { in: [...sampleIds] } };
-  const rows = new Map((await ctx.db.prisma.sampleMetric.findMany({ where })).map((r) => [r.sampleId, r]));
+  const rows = new Map((await sampleMetricRows(ctx.db, checkpointId, sampleIds)).map((r) => [r.sampleId, r]));
   if (subset === ALL_PARAMETERS) return rows;
-  const kernel = new Map((await ctx.db.prisma.sampleSubsetMetric.findMany({ where: { ...where, subset } })).map((r) => [r.sampleId, r]));
+  const kernel = new Map((await sampleSubsetMetricRows(ctx.db, checkpointId, subset, sampleIds)).map((r) => [r.sampleId, r]));
   const out = new Map<number, SampleMetricRow>();
   for (const sampleId of sampleIds) {
     const row = rows.get(sampleId);

@@ -100,3 +100,17 @@ export async function missingSampleIds(sql: Sql, checkpointId: number, term: Req
   return rows.map((r) => Number(r.id));
 }
 
+
+/**
+ * Whether any value over a named parameter subset is stored at a checkpoint (kNorm, kTrace or kCross
+ * over it): one read of the coverage counters.
+ */
+export async function subsetHasStoredValues(sql: Sql, checkpointId: number, subset: string): Promise<boolean> {
+  // named: subsets.stored
+  const [stored] = await sql.query<{ found: boolean }>(
+    `SELECT EXISTS (SELECT 1 FROM metric_coverage WHERE checkpoint_id = $1 AND present > 0
+                    AND (term = ANY($2::text[]) OR starts_with(term, $3))) AS found`,
+    [checkpointId, [`k_norm@${subset}`, `k_trace@${subset}`], `k_cross@${subset}:`],
+  );
+  return Boolean(stored?.found);
+}

@@ -1,6 +1,5 @@
 import { BadUserInputError, ConflictError, invariant } from '../../platform/errors.js';
-import type { Database } from '../../platform/db/database.js';
-import { producerId, type ProducerKey } from './producers-storage.js';
+import type { ProducerKey, ProducerRef } from './producers-storage.js';
 import type { Tx } from '../../platform/db/sql.js';
 import { TERMS, type TermField, type TermSpec } from '../../platform/values/term.js';
 
@@ -178,20 +177,6 @@ export function validateMetricRows(rows: readonly MetricValues[], numClasses: nu
 }
 
 /**
- * Writes per-sample values given row by row; the same writer as `writeMetricColumns` (the rows
- * become columns first), so both mutations validate, lock and upsert alike.
- */
-export function writeMetrics(
-  db: Database,
-  checkpoint: CheckpointShape,
-  rows: readonly MetricValues[],
-  producer: ProducerKey,
-  field = 'metrics',
-): Promise<number> {
-  return writeMetricColumns(db, checkpoint, rowsToColumns(rows), producer, rowWiseField(field));
-}
-
-/**
  * A float32 value as COPY text: 9 significant digits always round-trip a float32 (FLT_DECIMAL_DIG),
  * and `toPrecision(9)` is both faster and about 40% shorter than `String()`'s 17 digits, which
  * PostgreSQL then also parses faster. Only for values that are float32 already: a float64 would be
@@ -259,43 +244,34 @@ function* copyChunks(n: number, encode: (row: number) => string, rowsPerChunk = 
 }
 
 /**
- * Writes per-sample values at a checkpoint in one transaction, so a batch lands whole or not at
- * all: COPY into a temporary table, then one INSERT … ON CONFLICT that joins each row to its sample
- * in the run's dataset. Sending a batch twice leaves the same table. Values are marked with
- * `producer`. A client never silently overwrites a value Tangent computed: a differing value is
- * refused (CONFLICT) naming the row; a server write only fills what is missing, so it never
- * overwrites anything recorded. When the INSERT writes fewer rows than it was given, the
- * transaction rolls back and one diagnostic query names the first bad row.
+ * Writes per-sample values at a checkpoint inside `tx` (the caller's transaction, so a batch lands
+ * whole or not at all): COPY into a temporary table, then one INSERT … ON CONFLICT that joins each
+ * row to its sample in the run's dataset. Sending a batch twice leaves the same table. Values are
+ * marked with `producer`. A client never silently overwrites a value Tangent computed: a differing
+ * value is refused (CONFLICT) naming the row; a server write only fills what is missing, so it never
+ * overwrites anything recorded. When the INSERT writes fewer rows than it was given, one diagnostic
+ * query names the first bad row (and the caller's transaction rolls back). `n` is the batch's
+ * row count as validateMetricColumns returned it (the batch is checked before the transaction).
  */
-export async function writeMetricColumns(
-  db: Database,
-  checkpoint: CheckpointShape,
-  batch: MetricColumns,
-  producer: ProducerKey,
-  field: FieldNamer,
-): Promise<number> {
-  const n = validateMetricColumns(batch, checkpoint.numClasses, field);
-  if (n === 0) return 0;
+export async function copyMetricColumns(tx: Tx, checkpoint: CheckpointShape, batch: MetricColumns, n: number, producer: ProducerRef, field: FieldNamer): Promise<number> {
   const terms = TERMS.filter((t) => batch.columns[t.field] !== undefined);
   const byId = batch.sampleIds !== undefined;
-  const src = await producerId(db, producer);
   const encode = lineEncoder(batch, terms, checkpoint.numClasses);
-  return db.transaction(async (tx) => {
-    await tx.query(
-      `CREATE TEMP TABLE metric_in (ord int NOT NULL, ref int NOT NULL${terms.map((t) => `, ${t.column} ${t.sqlType}`).join('')}) ON COMMIT DROP`,
-    );
-    await tx.copyFrom('metric_in', ['ord', 'ref', ...terms.map((t) => t.column)], copyChunks(n, encode));
-    // A temp table has no statistics: without them the planner hashes the dataset's every sample
-    // (a million for a large one) to join a batch; with them it probes the batch's samples only.
-    // Measured at 100k rows into a 1M-sample dataset: ANALYZE ~85 ms, the join 300 ms faster.
-    if (n >= ANALYZE_FROM_ROWS) await tx.query('ANALYZE metric_in');
-    const written = await upsert(tx, checkpoint, terms, src, producer.kind, byId);
-    if (written !== n) {
-      await explainShortfall(tx, checkpoint, terms, byId, field);
-      invariant(false, `metrics upsert wrote ${written} of ${n} rows but no row is to blame`);
-    }
-    return written;
-  });
+  // named: metrics.tempTable
+  await tx.query(`CREATE TEMP TABLE metric_in (ord int NOT NULL, ref int NOT NULL${terms.map((t) => `, ${t.column} ${t.sqlType}`).join('')}) ON COMMIT DROP`);
+  // named: metrics.copy
+  await tx.copyFrom('metric_in', ['ord', 'ref', ...terms.map((t) => t.column)], copyChunks(n, encode));
+  // A temp table has no statistics: without them the planner hashes the dataset's every sample
+  // (a million for a large one) to join a batch; with them it probes the batch's samples only.
+  // Measured at 100k rows into a 1M-sample dataset: ANALYZE ~85 ms, the join 300 ms faster.
+  // named: metrics.analyze
+  if (n >= ANALYZE_FROM_ROWS) await tx.query('ANALYZE metric_in');
+  const written = await upsert(tx, checkpoint, terms, producer.id, producer.kind, byId);
+  if (written !== n) {
+    await explainShortfall(tx, checkpoint, terms, byId, field);
+    invariant(false, `metrics upsert wrote ${written} of ${n} rows but no row is to blame`);
+  }
+  return written;
 }
 
 /** Joins a temp-table row (`m`) to its sample (`s`) of the dataset ($3): by id or by position. */

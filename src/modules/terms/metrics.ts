@@ -1,7 +1,14 @@
 import type { Context } from '../context.js';
-import { writeMetrics, type CheckpointShape, type MetricValues, MAX_METRIC_ROWS_PER_REQUEST } from './metrics-storage.js';
-import { CLIENT_PRODUCER } from './producers-storage.js';
+import { MAX_METRIC_ROWS_PER_REQUEST, type CheckpointShape, type MetricValues } from './metrics-storage.js';
+import { CLIENT_PRODUCER } from './producers.js';
+import { writeMetrics } from './write-terms.js';
 import { BadUserInputError, NotFoundError, invariant } from '../../platform/errors.js';
+
+// What other modules write values with: the writers (src/modules/terms/write-terms.ts) and their types.
+export { columnField } from './metrics-storage.js';
+export type { CheckpointShape, FieldNamer, MetricColumns, MetricValues } from './metrics-storage.js';
+export type { CrossValue } from './cross-storage.js';
+export { writeCrossMetrics, writeCrossMetricsIn, writeMetricColumns, writeMetricColumnsIn, writeMetrics, type Producer } from './write-terms.js';
 
 /** What a metrics write needs to know about its checkpoint: the dataset and the class count. */
 export async function checkpointShape(ctx: Context, checkpointId: number): Promise<CheckpointShape> {

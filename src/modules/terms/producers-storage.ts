@@ -7,22 +7,29 @@ export interface ProducerKey {
   version: string;
 }
 
-/** The client producer: every value a training script recorded. */
-export const CLIENT_PRODUCER: ProducerKey = { kind: 'CLIENT', backend: '', version: '' };
+/** A producer row as the writers take it: its id (the `*_src` columns) and its kind (how a write merges). */
+export interface ProducerRef {
+  id: number;
+  kind: ProducerKind;
+}
 
-const cache = new WeakMap<Database, Map<string, number>>();
+/** The id of the producer row for (kind, backend, version), if it exists (a read: no row is written or locked). */
+export async function findProducer(db: Database, producer: ProducerKey): Promise<number | null> {
+  // named: producer.find
+  const rows = await db.sql.query<{ id: number }>('SELECT id FROM producer WHERE kind = $1::producer_kind AND backend = $2 AND version = $3', [
+    producer.kind,
+    producer.backend,
+    producer.version,
+  ]);
+  return rows[0] ? Number(rows[0].id) : null;
+}
 
 /**
- * The id of the producer row for (kind, backend, version), created on first use in its own
- * statement, outside any caller's transaction (so a rolled-back batch cannot leave a cached id that
- * does not exist). Producers are never deleted, so ids are cached per database.
+ * The id of the producer row for (kind, backend, version), created when it does not exist yet, in
+ * its own statement: never inside a caller's transaction (so a rolled-back batch cannot leave an id
+ * that does not exist, and on PGlite a statement outside an open transaction would wait for it forever).
  */
-export async function producerId(db: Database, producer: ProducerKey): Promise<number> {
-  let ids = cache.get(db);
-  if (!ids) cache.set(db, (ids = new Map()));
-  const key = `${producer.kind}/${producer.backend}/${producer.version}`;
-  const cached = ids.get(key);
-  if (cached !== undefined) return cached;
+export async function upsertProducer(db: Database, producer: ProducerKey): Promise<number> {
   // named: producer.upsert
   const rows = await db.sql.query<{ id: number }>(
     `INSERT INTO producer (kind, backend, version) VALUES ($1::producer_kind, $2, $3)
@@ -30,7 +37,5 @@ export async function producerId(db: Database, producer: ProducerKey): Promise<n
      RETURNING id`,
     [producer.kind, producer.backend, producer.version],
   );
-  const id = Number(rows[0]!.id);
-  ids.set(key, id);
-  return id;
+  return Number(rows[0]!.id);
 }

@@ -1,0 +1,35 @@
+import type DataLoader from 'dataloader';
+
+/**
+ * What the terms module keeps per request, beside the request's other loaders: the inline compute
+ * allowance already used (TANGENT_INLINE_MAX_SAMPLES bounds the whole request, src/modules/terms/compute-policy.ts)
+ * and the loader that batches the request's missing per-sample terms (src/modules/terms/compute-terms.ts),
+ * made on first use.
+ */
+export class TermsLoaders {
+  /** Samples this request has computed inline so far. */
+  inlineUsed = 0;
+  private fill: DataLoader<string, void> | null = null;
+
+  /** The request's loader of missing per-sample terms, made by `make` on first use. */
+  fillLoader(make: () => DataLoader<string, void>): DataLoader<string, void> {
+    return (this.fill ??= make());
+  }
+}
+
+/** The terms module's per-request loaders (cheap: nothing is made until used). */
+export function createTermsLoaders(): TermsLoaders {
+  return new TermsLoaders();
+}
+
+/** Until createLoaders (src/modules/loaders.ts) makes them as its `terms` member: kept beside the request's loaders. */
+const unmerged = new WeakMap<object, TermsLoaders>();
+
+/** The terms loaders of the request whose loaders these are. */
+export function termsLoaders(loaders: object): TermsLoaders {
+  const merged = (loaders as { terms?: TermsLoaders }).terms;
+  if (merged) return merged;
+  let own = unmerged.get(loaders);
+  if (!own) unmerged.set(loaders, (own = createTermsLoaders()));
+  return own;
+}

@@ -1,0 +1,157 @@
+import type { Database } from '../../platform/db/database.js';
+import type { SampleMetric, SampleSubsetMetric } from '../../platform/db/generated/client.js';
+import type { Sql } from '../../platform/db/sql.js';
+
+/**
+ * The terms module's reads that belong to no table writer of its own: what the compute service
+ * loads (checkpoints with their model and dataset shape, sample series, weights), stored term rows,
+ * and the job count the compute policy limits.
+ */
+
+/** A checkpoint with its run, model and dataset's shape, as computing at it needs. */
+export interface CheckpointComputeRow {
+  id: number;
+  runId: number;
+  step: number;
+  learningRate: number | null;
+  weightBytes: number;
+  datasetId: number;
+  /** The dataset's series shape and class count (checked against the model's by the compute service). */
+  datasetLength: number;
+  datasetChannels: number;
+  datasetClasses: number;
+  model: { id: number; format: 'TFJS_LAYERS' | 'BUILTIN'; architecture: string | null; config: unknown; topology: unknown };
+  inputLength: number;
+  channels: number;
+  numClasses: number;
+}
+
+/** The checkpoint, its model and its dataset's shape; null when it does not exist. */
+export async function loadCheckpointForCompute(db: Database, id: number): Promise<CheckpointComputeRow | null> {
+  // named: compute.checkpoint
+  const [row] = await db.sql.query<{
+    id: number;
+    run_id: number;
+    step: number;
+    learning_rate: number | null;
+    weight_bytes: number;
+    dataset_id: number;
+    d_length: number;
+    d_channels: number;
+    d_classes: number;
+    model_id: number;
+    format: 'TFJS_LAYERS' | 'BUILTIN';
+    architecture: string | null;
+    config: unknown;
+    topology: unknown;
+    input_length: number;
+    channels: number;
+    num_classes: number;
+  }>(
+    `SELECT c.id, c.run_id, c.step, c.learning_rate, c.weight_bytes, r.dataset_id,
+            d.length AS d_length, d.channels AS d_channels, cardinality(d.class_names) AS d_classes,
+            m.id AS model_id, m.format::text AS format, m.architecture, m.config, m.topology,
+            m.input_length, m.channels, m.num_classes
+     FROM checkpoint c JOIN run r ON r.id = c.run_id JOIN model m ON m.id = r.model_id JOIN dataset d ON d.id = r.dataset_id
+     WHERE c.id = $1`,
+    [id],
+  );
+  if (!row) return null;
+  return {
+    id: Number(row.id),
+    runId: Number(row.run_id),
+    step: Number(row.step),
+    learningRate: row.learning_rate === null ? null : Number(row.learning_rate),
+    weightBytes: Number(row.weight_bytes),
+    datasetId: Number(row.dataset_id),
+    datasetLength: Number(row.d_length),
+    datasetChannels: Number(row.d_channels),
+    datasetClasses: Number(row.d_classes),
+    model: { id: Number(row.model_id), format: row.format, architecture: row.architecture, config: row.config, topology: row.topology },
+    inputLength: Number(row.input_length),
+    channels: Number(row.channels),
+    numClasses: Number(row.num_classes),
+  };
+}
+
+/** The id of the run's next checkpoint after `step` (by step), if any. */
+export async function nextCheckpointId(db: Database, runId: number, step: number): Promise<number | null> {
+  // named: compute.nextCheckpoint
+  const [row] = await db.sql.query<{ id: number }>('SELECT id FROM checkpoint WHERE run_id = $1 AND step > $2 ORDER BY step LIMIT 1', [runId, step]);
+  return row ? Number(row.id) : null;
+}
+
+/** A sample's label and series (raw float32 bytes), as the engine's batches are made from. */
+export interface SeriesRow {
+  id: number;
+  label: number;
+  series: Uint8Array;
+}
+
+function seriesRows(rows: readonly { id: number; label: number; series: Uint8Array }[]): SeriesRow[] {
+  return rows.map((r) => ({ id: Number(r.id), label: Number(r.label), series: r.series }));
+}
+
+/** Samples of the dataset among `ids` (ascending, distinct), in id order; ids that are not its samples are left out. */
+export async function sampleSeries(db: Database, datasetId: number, ids: readonly number[]): Promise<SeriesRow[]> {
+  // named: compute.samples
+  const rows = await db.sql.query<{ id: number; label: number; series: Uint8Array }>(
+    'SELECT id, label, series FROM sample WHERE dataset_id = $1 AND id = ANY($2::int[]) ORDER BY id',
+    [datasetId, ids],
+  );
+  return seriesRows(rows);
+}
+
+/** The samples of one split of the dataset, in id order (a kCross target set). */
+export async function splitSeries(db: Database, datasetId: number, split: string): Promise<SeriesRow[]> {
+  // named: compute.targetSplit
+  const rows = await db.sql.query<{ id: number; label: number; series: Uint8Array }>('SELECT id, label, series FROM sample WHERE dataset_id = $1 AND split = $2 ORDER BY id', [
+    datasetId,
+    split,
+  ]);
+  return seriesRows(rows);
+}
+
+/** The samples of a saved selection that are in the dataset, in the selection's order (a kCross target set). */
+export async function selectionSeries(db: Database, selectionId: number, datasetId: number): Promise<SeriesRow[]> {
+  // named: compute.targetSelection
+  const rows = await db.sql.query<{ id: number; label: number; series: Uint8Array }>(
+    `SELECT s.id, s.label, s.series FROM selection_sample ss JOIN sample s ON s.id = ss.sample_id
+     WHERE ss.selection_id = $1 AND s.dataset_id = $2 ORDER BY ss.rank`,
+    [selectionId, datasetId],
+  );
+  return seriesRows(rows);
+}
+
+/** A checkpoint's weights: the tfjs weight specs (JSON) and the raw bytes. */
+export interface WeightsRow {
+  specs: unknown;
+  data: Uint8Array;
+}
+
+/** A checkpoint's weights, or null when it has none. */
+export async function checkpointWeights(db: Database, checkpointId: number): Promise<WeightsRow | null> {
+  // Raw SQL: the embedded adapter's Prisma reads bytea, but one statement is all this needs.
+  // named: compute.weights
+  const [weights] = await db.sql.query<{ specs: unknown; data: Uint8Array }>('SELECT specs, data FROM checkpoint_weights WHERE checkpoint_id = $1', [checkpointId]);
+  return weights ? { specs: weights.specs, data: weights.data } : null;
+}
+
+/** The stored sample_metric rows of these samples at a checkpoint (any order). */
+export async function sampleMetricRows(db: Database, checkpointId: number, sampleIds: readonly number[]): Promise<SampleMetric[]> {
+  // named: sampleMetric.bySamples
+  return db.prisma.sampleMetric.findMany({ where: { checkpointId, sampleId: { in: [...sampleIds] } } });
+}
+
+/** The stored sample_subset_metric rows of these samples at a checkpoint, over one named subset (any order). */
+export async function sampleSubsetMetricRows(db: Database, checkpointId: number, subset: string, sampleIds: readonly number[]): Promise<SampleSubsetMetric[]> {
+  // named: sampleSubsetMetric.bySamples
+  return db.prisma.sampleSubsetMetric.findMany({ where: { checkpointId, sampleId: { in: [...sampleIds] }, subset } });
+}
+
+/** Jobs this key has QUEUED or RUNNING. */
+export async function countActiveJobsOfKey(sql: Sql, keyId: number): Promise<number> {
+  // named: computePolicy.activeJobs
+  const [row] = await sql.query<{ n: number }>(`SELECT count(*)::int AS n FROM compute_job WHERE requested_by_key_id = $1 AND status IN ('QUEUED', 'RUNNING')`, [keyId]);
+  return Number(row?.n ?? 0);
+}
