@@ -6,7 +6,7 @@ import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHt
 import { expressMiddleware } from '@as-integrations/express5';
 import cors from 'cors';
 import express from 'express';
-import { Authenticator } from './platform/auth/authenticate.js';
+import { Authenticator, type KeyLookup } from './platform/auth/authenticate.js';
 import { authorizationPlugin } from './platform/auth/authorize.js';
 import { clientAddressOf } from './platform/auth/client-address.js';
 import { authenticateRequests } from './platform/auth/http.js';
@@ -16,6 +16,8 @@ import { openDatabase, type Database } from './platform/db/database.js';
 import { migrate } from './platform/db/migrate.js';
 import { createLogger, type Logger } from './platform/logger.js';
 import { PubSub } from './platform/pubsub.js';
+import { hashSecret, isKeyShaped } from './modules/api-keys/secret.js';
+import { findLiveKeyByHash, touchApiKey } from './modules/api-keys/storage.js';
 import { ComputeRuntime } from './modules/jobs/runtime.js';
 import { buildSchema } from './modules/schema.js';
 import { formatError } from './platform/graphql/format-error.js';
@@ -58,7 +60,7 @@ export async function createServer(config: Config, options: ServerOptions = {}):
     // On-demand terms: the job queue, and (TANGENT_WORKER=on) a worker whose tensor work runs in compute threads.
     compute = await ComputeRuntime.start({ db, config, log, pubsub }, { worker: config.compute.worker });
     const runtime = compute;
-    const services: Services = { config, db, pubsub, log };
+    const services: Services = { config, db, pubsub, log, runtime };
 
     const app = express();
     app.disable('x-powered-by');
@@ -74,13 +76,23 @@ export async function createServer(config: Config, options: ServerOptions = {}):
     const schema = buildSchema();
     // Trust (src/auth, src/http): who is calling, how much they may ask, the same on HTTP and WebSocket.
     // Verified keys cached for seconds, dropped on every replica when one is revoked (pubsub: LISTEN/NOTIFY).
-    const authenticator = new Authenticator(db, config, log, pubsub);
+    const authenticator = new Authenticator(apiKeyLookup(db), config, log, pubsub);
     // Counted in PostgreSQL, so every replica on the database enforces one limit (in memory on PGlite).
     const rateLimits = new RateLimits(db, { requestsPerMin: config.rateLimitPerMin, authFailuresPerMin: config.authFailuresPerMin });
     // TANGENT_TRUST_PROXY: whose X-Forwarded-For names the client, for per-address limits.
     const clientAddress = clientAddressOf(config.trustProxy);
     const limits = queryLimits(config);
-    const ws = serveWebSocket({ httpServer, schema, services, authenticator, rateLimits, clientAddress, limits, formatError: formatError(log) });
+    const ws = serveWebSocket({
+      httpServer,
+      schema,
+      services,
+      createContext: (id, caller, requestLog) => createContext(services, id, caller, requestLog),
+      authenticator,
+      rateLimits,
+      clientAddress,
+      limits,
+      formatError: formatError(log),
+    });
 
     const apollo = new ApolloServer<Context>({
       // The schema, executed by compiled operations (graphql-jit) rather than graphql-js: see there.
@@ -211,6 +223,15 @@ export async function createServer(config: Config, options: ServerOptions = {}):
     if (ownsDb) await db.close().catch(() => undefined);
     throw error;
   }
+}
+
+/** The Authenticator's keys: the api-keys module's, looked up by the hash of their secret. */
+function apiKeyLookup(db: Database): KeyLookup {
+  return {
+    hashOf: (secret) => (isKeyShaped(secret) ? hashSecret(secret) : null),
+    findLiveKeyByHash: (hash) => findLiveKeyByHash(db, hash),
+    touch: (id) => touchApiKey(db, id),
+  };
 }
 
 export type { HttpServer };

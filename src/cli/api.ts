@@ -182,6 +182,8 @@ export async function directApi(options: DirectApiOptions): Promise<Api & { conf
     pubsub = await PubSub.start(db, log);
     const services = { config, db, pubsub, log };
     if (options.runtime) runtime = await ComputeRuntime.start(services, { worker: options.runtime.work });
+    // Operations run with this process's runtime in their context (none unless the command started one).
+    const withRuntime = { ...services, runtime };
     const schema = buildSchema();
     const [p, r] = [pubsub, runtime];
     return {
@@ -190,12 +192,12 @@ export async function directApi(options: DirectApiOptions): Promise<Api & { conf
       log,
       pollMs: 250,
       async request(query, variables) {
-        const result = await execute({ schema, document: parse(query), variableValues: variables ?? {}, contextValue: createContext(services, randomUUID()) });
+        const result = await execute({ schema, document: parse(query), variableValues: variables ?? {}, contextValue: createContext(withRuntime, randomUUID()) });
         if (result.errors?.length) throw apiError(result.errors.map((e) => ({ message: e.message, extensions: e.extensions })));
         return result.data as never;
       },
       async *subscribe(query, variables) {
-        const result = await subscribe({ schema, document: parse(query), variableValues: variables ?? {}, contextValue: createContext(services, randomUUID()) });
+        const result = await subscribe({ schema, document: parse(query), variableValues: variables ?? {}, contextValue: createContext(withRuntime, randomUUID()) });
         if (!(Symbol.asyncIterator in result)) {
           throw apiError((result.errors ?? []).map((e) => ({ message: e.message, extensions: e.extensions })));
         }

@@ -1,24 +1,33 @@
 import { OPEN_CALLER, type Caller } from '../platform/auth/roles.js';
 import type { Config } from '../platform/config.js';
 import type { Database } from '../platform/db/database.js';
+import { invariant } from '../platform/errors.js';
+import type { RequestContext } from '../platform/request-context.js';
+import type { ComputeRuntime } from './jobs/runtime.js';
 import { createLoaders, type Loaders } from './loaders.js';
 import type { Logger } from '../platform/logger.js';
 import type { PubSub } from '../platform/pubsub.js';
 
-/** What every resolver receives: shared services, plus loaders made fresh for each request. */
-export interface Context {
-  config: Config;
-  db: Database;
-  pubsub: PubSub;
+/**
+ * What every resolver receives: the platform's part (config, database, pubsub, log, request id,
+ * caller), the compute runtime, and loaders made fresh for each request.
+ */
+export interface Context extends RequestContext {
   loaders: Loaders;
-  log: Logger;
-  requestId: string;
-  /** Who is asking: their key and role (src/auth). In-process work runs as OPEN_CALLER. */
-  caller: Caller;
+  /**
+   * The compute runtime this process started (job queue, compute threads): the server's, or a
+   * command's. Reading it where none was started is an internal error (an invariant).
+   */
+  readonly runtime: ComputeRuntime;
+  /** The same, or undefined where the process started none (a command that only reads, a test). */
+  readonly runtimeIfStarted: ComputeRuntime | undefined;
 }
 
-/** The parts of the context that live as long as the server. */
-export type Services = Pick<Context, 'config' | 'db' | 'pubsub' | 'log'>;
+/**
+ * The parts of the context that live as long as the server. `runtime` is absent where the process
+ * starts none (commands that only read, tests that build contexts by hand).
+ */
+export type Services = Pick<Context, 'config' | 'db' | 'pubsub' | 'log'> & { runtime?: ComputeRuntime | undefined };
 
 /**
  * A request's context. Its loaders and its logger are made when first used, not up front: a
@@ -26,7 +35,7 @@ export type Services = Pick<Context, 'config' | 'db' | 'pubsub' | 'log'>;
  * request's loaders are a dozen DataLoaders. `log` may be given as a function that makes it.
  */
 export function createContext(services: Services, requestId: string, caller: Caller = OPEN_CALLER, log?: Logger | (() => Logger)): Context {
-  return new RequestContext(services, requestId, caller, log);
+  return new LazyContext(services, requestId, caller, log);
 }
 
 /**
@@ -34,10 +43,11 @@ export function createContext(services: Services, requestId: string, caller: Cal
  * context for each operation (Object.assign onto an object of the same prototype): accessors of
  * the object itself would be read, and so made, by that copy.
  */
-class RequestContext implements Context {
+class LazyContext implements Context {
   readonly config: Config;
   readonly db: Database;
   readonly pubsub: PubSub;
+  readonly runtimeIfStarted: ComputeRuntime | undefined;
   private madeLoaders: Loaders | undefined = undefined;
   private madeLog: Logger | undefined;
   private readonly makeLog: () => Logger;
@@ -51,8 +61,14 @@ class RequestContext implements Context {
     this.config = services.config;
     this.db = services.db;
     this.pubsub = services.pubsub;
+    this.runtimeIfStarted = services.runtime;
     this.madeLog = typeof log === 'function' ? undefined : log;
     this.makeLog = typeof log === 'function' ? log : () => services.log.child({ requestId });
+  }
+
+  get runtime(): ComputeRuntime {
+    invariant(this.runtimeIfStarted, 'no compute runtime was started for this database (createServer and the worker/compute commands start one)');
+    return this.runtimeIfStarted;
   }
 
   get loaders(): Loaders {

@@ -1,5 +1,6 @@
 import { EventEmitter, on } from 'node:events';
 import type { Database } from './db/database.js';
+import { notify } from './db/notify.js';
 import type { Logger } from './logger.js';
 
 /** The events subscriptions follow. Payloads are small: subscribers reload what they show. */
@@ -36,7 +37,7 @@ export class PubSub {
   }
 
   async publish<T extends keyof Events>(topic: T, event: Events[T]): Promise<void> {
-    await this.db.sql.query('SELECT pg_notify($1, $2)', [CHANNEL, JSON.stringify({ topic, event })]);
+    await notify(this.db, CHANNEL, JSON.stringify({ topic, event }));
   }
 
   /**

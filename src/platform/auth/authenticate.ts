@@ -1,11 +1,28 @@
 import type { Config } from '../config.js';
-import type { Database } from '../db/database.js';
 import { UnauthenticatedError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { PubSub } from '../pubsub.js';
-import { findLiveKeyByHash, touchApiKey, type VerifiedKey } from '../../modules/api-keys/storage.js';
-import { hashSecret, isKeyShaped } from '../../modules/api-keys/secret.js';
-import { OPEN_CALLER, type Caller } from './roles.js';
+import { OPEN_CALLER, type Caller, type Role } from './roles.js';
+
+/** A key that is live (not revoked): who it is and the role it brings. */
+export interface VerifiedKey {
+  id: number;
+  name: string;
+  role: Role;
+}
+
+/**
+ * Where the Authenticator finds keys: implemented over the api-keys module's storage and given by
+ * the server (the platform knows no module). Keys are looked up by the hash of their secret.
+ */
+export interface KeyLookup {
+  /** The hash a presented secret is stored under, or null when it is not shaped like a key (nothing is looked up). */
+  hashOf(secret: string): string | null;
+  /** The live key with this hash, or null. Database failures propagate. */
+  findLiveKeyByHash(hash: string): Promise<VerifiedKey | null>;
+  /** Records that a key was used (for listings); throttled here, a failure only costs the record. */
+  touch(id: number): Promise<void>;
+}
 
 /** How often a key's `lastUsedAt` is written, at most, per process. */
 const TOUCH_EVERY_MS = 60_000;
@@ -40,7 +57,7 @@ export class Authenticator {
   private ttlMs: number;
 
   constructor(
-    private readonly db: Database,
+    private readonly keys: KeyLookup,
     private readonly config: Pick<Config, 'authRequired'>,
     private readonly log: Logger,
     revocations?: PubSub,
@@ -81,7 +98,8 @@ export class Authenticator {
     }
     const match = /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(authorization);
     if (!match) throw new UnauthenticatedError('The Authorization header must read `Bearer <key>`');
-    const key = isKeyShaped(match[1]!) ? await this.lookup(hashSecret(match[1]!)) : null;
+    const hash = this.keys.hashOf(match[1]!);
+    const key = hash === null ? null : await this.lookup(hash);
     if (!key) throw new UnauthenticatedError('The API key is not valid: unknown or revoked');
     this.touch(key.id);
     return { role: key.role, key: { id: key.id, name: key.name } };
@@ -92,7 +110,7 @@ export class Authenticator {
     const cached = this.verified.get(hash);
     if (cached && now < cached.until) return cached.key;
     const generation = this.generation;
-    const key = await findLiveKeyByHash(this.db, hash);
+    const key = await this.keys.findLiveKeyByHash(hash);
     if (!key) {
       this.verified.delete(hash);
     } else if (this.ttlMs > 0 && generation === this.generation) {
@@ -106,6 +124,6 @@ export class Authenticator {
     const now = Date.now();
     if (now - (this.touched.get(id) ?? 0) < TOUCH_EVERY_MS) return;
     this.touched.set(id, now);
-    touchApiKey(this.db, id).catch((error: unknown) => this.log.debug({ err: error, keyId: id }, 'could not record key use'));
+    this.keys.touch(id).catch((error: unknown) => this.log.debug({ err: error, keyId: id }, 'could not record key use'));
   }
 }

@@ -1,6 +1,6 @@
 import type { ApolloServerPlugin, GraphQLRequestListener } from '@apollo/server';
 import { Kind, type DocumentNode, type FragmentDefinitionNode, type OperationDefinitionNode, type SelectionSetNode } from 'graphql';
-import type { Context } from '../../modules/context.js';
+import type { RequestContext } from '../request-context.js';
 import { ForbiddenError } from '../errors.js';
 import { withHttpStatus } from '../http/errors.js';
 import { requiredRole, roleAllows, type Caller, type Role } from './roles.js';
@@ -60,9 +60,9 @@ export function authorizeOperation(document: DocumentNode, operation: OperationD
 }
 
 /** Apollo plugin: the one place where HTTP operations are authorized (WebSocket: src/platform/http/graphql-ws.ts). */
-export function authorizationPlugin(): ApolloServerPlugin<Context> {
+export function authorizationPlugin(): ApolloServerPlugin<RequestContext> {
   // One hooks object for every request (it keeps no state): nothing allocated per request.
-  const hooks: GraphQLRequestListener<Context> = {
+  const hooks: GraphQLRequestListener<RequestContext> = {
     async didResolveOperation({ document, operation, contextValue }) {
       if (operation) authorizeOperation(document, operation, contextValue.caller);
     },

@@ -86,6 +86,7 @@ export function compiledExecution(schema: GraphQLSchema, options: { maxCompiledD
         const checked = getVariableValues(schema, plan.variables, variables);
         if (checked.errors) return { errors: checked.errors } as GatewayResult;
       }
+      // eslint-disable-next-line no-restricted-syntax -- graphql-jit's compiled operation, not SQL
       const result = await plan.query.query(undefined, context, variables);
       return (result.errors ? { ...result, errors: result.errors.map(asGraphQLJsError) } : result) as GatewayResult;
     }

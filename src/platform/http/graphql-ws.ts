@@ -19,8 +19,9 @@ import type { ClientAddress } from '../auth/client-address.js';
 import { admit } from '../auth/http.js';
 import { authorizeOperation } from '../auth/authorize.js';
 import type { Caller } from '../auth/roles.js';
-import { createContext, type Context, type Services } from '../../modules/context.js';
 import { ErrorCode, TangentError } from '../errors.js';
+import type { Logger } from '../logger.js';
+import type { RequestContext } from '../request-context.js';
 import { logIfUnexpected } from '../graphql/format-error.js';
 import { knownError } from './errors.js';
 import { checkDocumentSource, checkOperationInputs, variableErrors } from './input-guard.js';
@@ -51,14 +52,17 @@ export interface WebSocketEndpoint {
 export function serveWebSocket(options: {
   httpServer: HttpServer;
   schema: GraphQLSchema;
-  services: Services;
+  /** The server's config, pubsub (key revocations) and log. */
+  services: Pick<RequestContext, 'config' | 'pubsub' | 'log'>;
+  /** Makes an operation's context (the modules' whole Context: the server knows how). */
+  createContext: (requestId: string, caller: Caller, log: Logger) => RequestContext;
   authenticator: Authenticator;
   rateLimits: RateLimits;
   clientAddress: ClientAddress;
   limits: QueryLimits;
   formatError: FormatError;
 }): WebSocketEndpoint {
-  const { schema, services, authenticator, rateLimits, clientAddress, limits, formatError } = options;
+  const { schema, services, createContext, authenticator, rateLimits, clientAddress, limits, formatError } = options;
   const rules = [...specifiedRules, ...limits.validationRules, ...(services.config.introspection ? [] : [NoSchemaIntrospectionCustomRule])];
   const socketsByKey = new Map<number, Set<WebSocket>>();
   const wsServer = new WebSocketServer({ server: options.httpServer, path: '/graphql', maxPayload: 1024 * 1024 });
@@ -130,12 +134,12 @@ export function serveWebSocket(options: {
         }
         const badVariables = variableErrors(schema, operation, payload.variables);
         if (badVariables) return badVariables;
-        const contextValue: Context = createContext(services, requestId, caller, log);
+        const contextValue = createContext(requestId, caller, log);
         return { schema, document, operationName: payload.operationName, variableValues: payload.variables, contextValue };
       },
       onNext(_ctx, _id, _payload, args, result) {
         if (!result.errors?.length) return;
-        const log = (args.contextValue as Context | undefined)?.log ?? services.log;
+        const log = (args.contextValue as RequestContext | undefined)?.log ?? services.log;
         for (const error of result.errors) logIfUnexpected(log, error, error.path);
         return { ...result, errors: format(result.errors) };
       },

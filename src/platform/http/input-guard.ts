@@ -23,7 +23,7 @@ import {
   type OperationDefinitionNode,
   type ValueNode,
 } from 'graphql';
-import type { Context } from '../../modules/context.js';
+import type { RequestContext } from '../request-context.js';
 import { BadUserInputError, ErrorCode, TangentError } from '../errors.js';
 import { checkJsonValue, unstorableString } from '../graphql/scalars.js';
 import { sendError } from './errors.js';
@@ -332,7 +332,7 @@ function argumentSites(schema: GraphQLSchema, document: DocumentNode, operation:
  * (src/platform/http/compiled-execution.ts) then runs it; a refusal answers 400 with BAD_USER_INPUT, as a
  * variable of the wrong type does.
  */
-export function inputGuardPlugin(schema: GraphQLSchema): ApolloServerPlugin<Context> {
+export function inputGuardPlugin(schema: GraphQLSchema): ApolloServerPlugin<RequestContext> {
   return {
     async requestDidStart() {
       return {

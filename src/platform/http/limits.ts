@@ -2,7 +2,7 @@ import type { ApolloServerPlugin, GraphQLRequestListener } from '@apollo/server'
 import { ApolloArmor } from '@escape.tech/graphql-armor';
 import type { ValidationRule } from 'graphql';
 import type { Config } from '../config.js';
-import type { Context } from '../../modules/context.js';
+import type { RequestContext } from '../request-context.js';
 import { ErrorCode, TangentError } from '../errors.js';
 import { logIfUnexpected } from '../graphql/format-error.js';
 import { JSON_LIMITS } from '../graphql/scalars.js';
@@ -10,7 +10,7 @@ import { withHttpStatus } from './errors.js';
 
 export interface QueryLimits {
   /** Apollo plugins: without introspection, no field suggestions. */
-  plugins: ApolloServerPlugin<Context>[];
+  plugins: ApolloServerPlugin<RequestContext>[];
   /** Depth, cost, aliases and directives: graphql-js validation rules, shared with the WebSocket path. */
   validationRules: ValidationRule[];
   /**
@@ -45,7 +45,7 @@ export function queryLimits(config: Pick<Config, 'limits' | 'introspection'>): Q
   }).protect();
   return {
     // armor is typed against its own copy of @apollo/server's types, which differ nominally under NodeNext.
-    plugins: protection.plugins as unknown as ApolloServerPlugin<Context>[],
+    plugins: protection.plugins as unknown as ApolloServerPlugin<RequestContext>[],
     validationRules: protection.validationRules,
     maxTokens,
     maxNesting: Math.max(64, maxDepth + JSON_LIMITS.maxDepth + 16),
@@ -53,9 +53,9 @@ export function queryLimits(config: Pick<Config, 'limits' | 'introspection'>): Q
 }
 
 /** Logs, through the request's logger (with its request id), every error the client will see as internal. */
-export function errorLogPlugin(): ApolloServerPlugin<Context> {
+export function errorLogPlugin(): ApolloServerPlugin<RequestContext> {
   // One hooks object for every request (they keep no state): nothing allocated per request.
-  const hooks: GraphQLRequestListener<Context> = {
+  const hooks: GraphQLRequestListener<RequestContext> = {
     async didEncounterErrors({ errors, contextValue }) {
       for (const error of errors) logIfUnexpected(contextValue.log, error, error.path);
     },
@@ -67,8 +67,8 @@ export function errorLogPlugin(): ApolloServerPlugin<Context> {
  * Subscriptions are served over WebSocket only. Over HTTP, Apollo would run the subscription field
  * as if it were a query and fail with an internal error; refuse it up front with BAD_REQUEST.
  */
-export function subscriptionsOverWebSocketOnly(): ApolloServerPlugin<Context> {
-  const hooks: GraphQLRequestListener<Context> = {
+export function subscriptionsOverWebSocketOnly(): ApolloServerPlugin<RequestContext> {
+  const hooks: GraphQLRequestListener<RequestContext> = {
     async didResolveOperation({ operation }) {
       if (operation?.operation === 'subscription') {
         throw withHttpStatus(new TangentError(ErrorCode.BAD_REQUEST, 'Subscriptions are served over WebSocket (graphql-ws) on this same path, not over HTTP'));

@@ -1,6 +1,7 @@
 import { RateLimiterMemory, RateLimiterPostgres, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import type { Caller } from '../auth/roles.js';
 import type { Database } from '../db/database.js';
+import { rateLimitStore } from '../db/rate-limit-storage.js';
 import { AuthThrottledError, RateLimitedError } from '../errors.js';
 
 /** The table of the PostgreSQL store, made by a migration (prisma/schema.prisma, model RateLimit). */
@@ -21,14 +22,8 @@ export function sharedLimiter(db: Database, name: string, points: number, durati
     tableName: TABLE,
     tableCreated: true,
     storeType: 'pool',
-    // The library speaks node-postgres' query({ text, values }); Database.sql runs the same text through
-    // the server's own pool, so a limiter needs no connections of its own.
-    storeClient: {
-      async query(q: { text: string; values?: unknown[] }) {
-        const rows = await db.sql.query(q.text, q.values ?? []);
-        return { rows, rowCount: rows.length };
-      },
-    },
+    // Through the server's own pool (src/platform/db/rate-limit-storage.ts): no connections of its own.
+    storeClient: rateLimitStore(db),
   });
 }
 
