@@ -2,6 +2,9 @@ import type { Context } from '../context.js';
 import type { TargetSet } from './term-columns.js';
 import { targetKey } from './term-columns.js';
 import { BadUserInputError, NotFoundError } from '../../platform/errors.js';
+import { curationLoaders, type CurationLoaders } from './loaders.js';
+import type { CheckpointInfo } from './ranking-storage.js';
+import { selectionDatasetId } from './selections-storage.js';
 
 /**
  * What curation services need: the database, config and logger, per-request loaders (the CLI makes
@@ -9,49 +12,44 @@ import { BadUserInputError, NotFoundError } from '../../platform/errors.js';
  */
 export type CurationContext = Pick<Context, 'db' | 'config' | 'log' | 'loaders' | 'caller'>;
 
-/** A checkpoint with what curation queries need of its run and dataset. */
-export interface CheckpointInfo {
-  id: number;
-  runId: number;
-  step: number;
-  learningRate: number | null;
-  datasetId: number;
-  classNames: string[];
-}
+export type { CheckpointInfo };
 
-const infoCache = new WeakMap<object, Map<number, Promise<CheckpointInfo | null>>>();
+/**
+ * Until createLoaders composes curationLoaders (asked for in the loaders merge), each request's
+ * loaders get theirs here, made on first use; keyed by the loaders object, so a subscription's
+ * fresh loaders (refreshLoaders) read afresh too.
+ */
+const interimLoaders = new WeakMap<object, CurationLoaders>();
+
+function loadersOf(ctx: CurationContext): CurationLoaders {
+  const merged = ctx.loaders as Partial<CurationLoaders>;
+  if (merged.checkpointInfoById) return merged as CurationLoaders;
+  let made = interimLoaders.get(ctx.loaders);
+  if (!made) interimLoaders.set(ctx.loaders, (made = curationLoaders(ctx.db)));
+  return made;
+}
 
 /**
  * The checkpoint with its run's dataset, in one statement (not three loader round trips: this is on
- * the hot path of every curation query), remembered for the rest of the request.
+ * the hot path of every curation query), remembered for the rest of the request; the checkpoint
+ * row it read also serves `checkpointById` for the rest of the request.
  */
 export async function checkpointInfo(ctx: CurationContext, checkpointId: number): Promise<CheckpointInfo> {
-  let perRequest = infoCache.get(ctx.loaders);
-  if (!perRequest) infoCache.set(ctx.loaders, (perRequest = new Map()));
-  let info = perRequest.get(checkpointId);
-  if (!info) {
-    info = (async () => {
-      // named: curation.checkpointInfo
-      const [row] = await ctx.db.sql.query<{ id: number; run_id: number; step: number; learning_rate: number | null; dataset_id: number; class_names: string[] }>(
-        `SELECT c.id, c.run_id, c.step, c.learning_rate, r.dataset_id, d.class_names
-         FROM checkpoint c JOIN run r ON r.id = c.run_id JOIN dataset d ON d.id = r.dataset_id WHERE c.id = $1`,
-        [checkpointId],
-      );
-      if (!row) return null;
-      return {
-        id: Number(row.id),
-        runId: Number(row.run_id),
-        step: Number(row.step),
-        learningRate: row.learning_rate === null ? null : Number(row.learning_rate),
-        datasetId: Number(row.dataset_id),
-        classNames: row.class_names,
-      };
-    })();
-    perRequest.set(checkpointId, info);
-  }
-  const found = await info;
+  const found = await loadersOf(ctx).checkpointInfoById.load(checkpointId);
   if (!found) throw new NotFoundError('Checkpoint', checkpointId);
-  return found;
+  ctx.loaders.checkpointById.prime(checkpointId, found.checkpoint);
+  return found.info;
+}
+
+/** Several checkpoints at once (one statement for those not read yet), in the order given; the first missing one is refused. */
+export async function checkpointInfos(ctx: CurationContext, checkpointIds: readonly number[]): Promise<CheckpointInfo[]> {
+  const found = await loadersOf(ctx).checkpointInfoById.loadMany(checkpointIds);
+  return found.map((row, i) => {
+    if (row instanceof Error) throw row;
+    if (!row) throw new NotFoundError('Checkpoint', checkpointIds[i]!);
+    ctx.loaders.checkpointById.prime(checkpointIds[i]!, row.checkpoint);
+    return row.info;
+  });
 }
 
 /**
@@ -62,10 +60,9 @@ export async function checkpointInfo(ctx: CurationContext, checkpointId: number)
 export async function resolveTarget(ctx: CurationContext, datasetId: number, target: TargetSet | null | undefined, field = 'target'): Promise<string | null> {
   if (!target) return null;
   if (target.kind === 'selection') {
-    // named: selection.datasetOf
-    const [row] = await ctx.db.sql.query<{ dataset_id: number }>('SELECT dataset_id FROM selection WHERE id = $1', [target.selectionId]);
-    if (!row) throw new NotFoundError('Selection', target.selectionId);
-    if (Number(row.dataset_id) !== datasetId) {
+    const selectionDataset = await selectionDatasetId(ctx.db.sql, target.selectionId);
+    if (selectionDataset === null) throw new NotFoundError('Selection', target.selectionId);
+    if (selectionDataset !== datasetId) {
       throw new BadUserInputError(`Selection ${target.selectionId} is of another dataset than the checkpoint's run`, `${field}.selectionId`);
     }
   }

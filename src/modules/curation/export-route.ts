@@ -4,7 +4,7 @@ import { ErrorCode, TangentError, BadUserInputError } from '../../platform/error
 import { parseId } from '../../platform/graphql/inputs.js';
 import { decodeQueryArgs } from './inputs.js';
 import { prepareQuery } from './rank.js';
-import { CONTENT_TYPES, EXPORT_FORMATS, selectionExportSource, writeExport, type ExportFormat, type ExportSource } from './export.js';
+import { CONTENT_TYPES, EXPORT_BATCH_ROWS, EXPORT_FORMATS, exportSlots, selectionExportSource, writeExport, type ExportFormat, type ExportSource } from './export.js';
 import { knownError, sendError } from '../../platform/http/errors.js';
 import { requestState } from '../../platform/http/request-id.js';
 
@@ -62,6 +62,7 @@ export const EXPORT_STALL_MS = 60_000;
  */
 export function exportRoutes(services: Services): Router {
   const router = Router();
+  const slots = exportSlots(services.config);
   const handle = (resolve: (req: Request, ctx: ReturnType<typeof createContext>) => Promise<{ source: ExportSource; name: string }>) =>
     async (req: Request, res: Response) => {
       const state = requestState(res);
@@ -76,7 +77,7 @@ export function exportRoutes(services: Services): Router {
         res.setHeader('cache-control', 'no-store');
         res.setHeader('x-content-type-options', 'nosniff');
         started = true;
-        const rows = await writeExport(ctx, source, format, writer(res));
+        const rows = await writeExport(ctx, source, format, writer(res), EXPORT_BATCH_ROWS, slots);
         res.end();
         state.log.debug({ rows, format }, 'export done');
       } catch (error) {

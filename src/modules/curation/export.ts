@@ -1,12 +1,13 @@
 import type { Selection } from '../../platform/db/generated/client.js';
 import { SCALAR_TERM_SPECS } from './term-columns.js';
-import { SqlParams, termTable } from './query-sql.js';
 import { ALL_PARAMETERS } from '../../platform/values/term.js';
 import { BadUserInputError, NotFoundError } from '../../platform/errors.js';
-import { checkpointInfo, classNameOf, type CurationContext } from './checkpoint-info.js';
+import type { Config } from '../../platform/config.js';
+import { checkpointInfo, type CurationContext } from './checkpoint-info.js';
+import { exportPage, exportThroughCursor, type ExportRow } from './export-storage.js';
 import { querySubset } from './query.js';
-import { rankStatement, toRankedRows, type PreparedQuery } from './rank.js';
-import { storedStrategy } from './selections.js';
+import type { PreparedQuery } from './rank.js';
+import { selectionById, storedStrategy } from './selections.js';
 
 export const EXPORT_FORMATS = ['jsonl', 'csv'] as const;
 export type ExportFormat = (typeof EXPORT_FORMATS)[number];
@@ -47,7 +48,7 @@ export function exportColumns(source: ExportSource): string[] {
  * dataset), or the selection's last checkpoint.
  */
 export async function selectionExportSource(ctx: CurationContext, selectionId: number, checkpointId: number | null): Promise<ExportSource> {
-  const selection = await ctx.db.prisma.selection.findUnique({ where: { id: selectionId } });
+  const selection = await selectionById(ctx, selectionId);
   if (!selection) throw new NotFoundError('Selection', selectionId);
   const chosen = checkpointId ?? selection.checkpointIds.at(-1)!;
   const info = await checkpointInfo(ctx, chosen);
@@ -55,47 +56,7 @@ export async function selectionExportSource(ctx: CurationContext, selectionId: n
   return { kind: 'selection', selection, checkpointId: chosen };
 }
 
-type Row = Record<string, unknown>;
-
-/** A statement for the rows after a keyset position (`after` null: from the start), at most `limit` (null: all). */
-function statementFor(source: ExportSource, after: Row | null, limit: number | null): { text: string; values: unknown[] } {
-  if (source.kind === 'query') {
-    return rankStatement(source.prepared, after ? { value: after.score as number, sampleId: after.sampleId as number } : null, limit);
-  }
-  const { selection, checkpointId } = source;
-  const subset = exportSubset(source);
-  const p = new SqlParams();
-  const c = p.add(checkpointId, 'int');
-  const s_ = subset !== ALL_PARAMETERS || selection.targetKey !== null ? p.add(subset, 'text') : null;
-  // Kernel terms over a named subset come from sample_subset_metric (k), the rest from sample_metric (m).
-  const metric = SCALAR_TERM_SPECS.filter((t) => !t.cross).map((t) => `${termTable(t.term, subset) === 'subset' ? 'k' : 'm'}.${t.column} AS "${t.field}"`);
-  const cross = selection.targetKey !== null;
-  const text = `SELECT ss.rank, ss.score, ss.sample_id AS "sampleId", s.index, s.label, s.split, ${metric.join(', ')}, m.correct AS "correct"
-      ${cross ? ', x.k_cross AS "kCross"' : ''}
-    FROM selection_sample ss JOIN sample s ON s.id = ss.sample_id
-    LEFT JOIN sample_metric m ON m.checkpoint_id = ${c} AND m.sample_id = ss.sample_id
-    ${subset === ALL_PARAMETERS ? '' : `LEFT JOIN sample_subset_metric k ON k.checkpoint_id = ${c} AND k.subset = ${s_} AND k.sample_id = ss.sample_id`}
-    ${cross ? `LEFT JOIN sample_cross_metric x ON x.checkpoint_id = ${c} AND x.target_key = ${p.add(selection.targetKey, 'text')} AND x.subset = ${s_} AND x.sample_id = ss.sample_id` : ''}
-    WHERE ss.selection_id = ${p.add(selection.id, 'int')}${after ? ` AND ss.rank > ${p.add(after.rank, 'int')}` : ''}
-    ORDER BY ss.rank${limit === null ? '' : ` LIMIT ${p.add(limit, 'int')}`}`;
-  return { text, values: p.values };
-}
-
-/** Rows as they come from the database, with ints made numbers and the class name (and subset) added. */
-function finish(source: ExportSource, classNames: readonly string[], rows: Row[]): Row[] {
-  if (source.kind === 'query') return toRankedRows(source.prepared.info, rows as unknown as Parameters<typeof toRankedRows>[1], exportSubset(source)) as unknown as Row[];
-  const subset = exportSubset(source);
-  return rows.map((r) => ({
-    subset,
-    ...r,
-    rank: Number(r.rank),
-    score: Number(r.score),
-    sampleId: Number(r.sampleId),
-    index: Number(r.index),
-    label: Number(r.label),
-    className: classNameOf(classNames, Number(r.label)),
-  }));
-}
+type Row = ExportRow;
 
 /**
  * Reads every row of an export in batches and hands each batch to `onBatch`, which may take its
@@ -104,25 +65,29 @@ function finish(source: ExportSource, classNames: readonly string[], rows: Row[]
  * transaction (one consistent snapshot); on the embedded PGlite, which is a single connection that a
  * long transaction would hold against every other request, from keyset pages, one statement each.
  */
-export async function readExport(ctx: CurationContext, source: ExportSource, onBatch: (rows: Row[]) => Promise<void>, batchRows = EXPORT_BATCH_ROWS): Promise<number> {
+export async function readExport(
+  ctx: CurationContext,
+  source: ExportSource,
+  onBatch: (rows: Row[]) => Promise<void>,
+  batchRows = EXPORT_BATCH_ROWS,
+  slots: ExportSlots | null = null,
+): Promise<number> {
   const datasetId = source.kind === 'selection' ? source.selection.datasetId : source.prepared.info.datasetId;
   const dataset = await ctx.loaders.datasetById.load(datasetId);
   const classNames = dataset?.classNames ?? [];
-  let total = 0;
+  const subset = exportSubset(source);
   if (ctx.db.kind === 'postgres') {
-    const release = await exportSlots(ctx).acquire();
+    const release = slots ? await slots.acquire() : null;
     try {
-      await cursorExport();
+      return await ctx.db.transaction((tx) => exportThroughCursor(tx, source, subset, classNames, batchRows, onBatch));
     } finally {
-      release();
+      release?.();
     }
-    return total;
   }
+  let total = 0;
   let after: Row | null = null;
   for (;;) {
-    const { text, values } = statementFor(source, after, batchRows);
-    // named: export.page
-    const rows = finish(source, classNames, await ctx.db.sql.query<Row>(text, values));
+    const rows: Row[] = await exportPage(ctx.db.sql, source, subset, classNames, after, batchRows);
     if (rows.length === 0) break;
     total += rows.length;
     after = rows.at(-1)!;
@@ -130,32 +95,15 @@ export async function readExport(ctx: CurationContext, source: ExportSource, onB
     if (rows.length < batchRows) break;
   }
   return total;
-
-  async function cursorExport(): Promise<void> {
-    await ctx.db.transaction(async (tx) => {
-      const { text, values } = statementFor(source, null, null);
-      // Every row will be read: plan for the whole result, not for the first 10% (the cursor default,
-      // which picks nested loops that are quadratic when the statistics are behind a bulk load).
-      await tx.query('SET LOCAL cursor_tuple_fraction = 1');
-      // named: export.cursor
-      await tx.query(`DECLARE tangent_export NO SCROLL CURSOR FOR ${text}`, values);
-      for (;;) {
-        const rows = await tx.query<Row>(`FETCH FORWARD ${batchRows} FROM tangent_export`);
-        if (rows.length === 0) break;
-        total += rows.length;
-        await onBatch(finish(source, classNames, rows));
-        if (rows.length < batchRows) break;
-      }
-      await tx.query('CLOSE tangent_export');
-    });
-  }
 }
 
 /**
  * At most half the connection pool streams exports at once (each holds a connection for as long as
  * its client reads); the others wait their turn, so exports can never starve GraphQL of connections.
+ * The /export routes make one for their server (`exportSlots`); an export made in process outside
+ * the server (the CLI, one at a time) needs none.
  */
-class Slots {
+export class ExportSlots {
   private free: number;
   private readonly waiting: (() => void)[] = [];
 
@@ -177,15 +125,10 @@ class Slots {
   }
 }
 
-const slots = new WeakMap<object, Slots>();
-
-function exportSlots(ctx: CurationContext): Slots {
-  let s = slots.get(ctx.db);
-  if (!s) {
-    const poolSize = ctx.config.database.kind === 'postgres' ? ctx.config.database.poolSize : 2;
-    slots.set(ctx.db, (s = new Slots(Math.max(1, Math.floor(poolSize / 2)))));
-  }
-  return s;
+/** The export slots of a server: half its connection pool (at least one). */
+export function exportSlots(config: Pick<Config, 'database'>): ExportSlots {
+  const poolSize = config.database.kind === 'postgres' ? config.database.poolSize : 2;
+  return new ExportSlots(Math.max(1, Math.floor(poolSize / 2)));
 }
 
 /**
@@ -230,10 +173,11 @@ export async function writeExport(
   format: ExportFormat,
   write: (chunk: string) => Promise<void>,
   batchRows = EXPORT_BATCH_ROWS,
+  slots: ExportSlots | null = null,
 ): Promise<number> {
   const columns = exportColumns(source);
   const f = formatter(format, columns);
   if (f.header) await write(f.header);
-  return readExport(ctx, source, (rows) => write(f.rows(rows)), batchRows);
+  return readExport(ctx, source, (rows) => write(f.rows(rows)), batchRows, slots);
 }
 

@@ -1,6 +1,7 @@
 import { invariant } from '../../platform/errors.js';
 import { SCALAR_TERM_SPECS, scalarTerm, type ScalarTermName } from './term-columns.js';
-import type { Direction, SampleFilter } from './query.js';
+import { querySubset, type BoundQuery, type Direction, type SampleFilter } from './query.js';
+import type { Cut, Strategy } from './strategy.js';
 import { ALL_PARAMETERS } from '../../platform/values/term.js';
 
 /**
@@ -237,4 +238,68 @@ export function wideSource(p: SqlParams, o: WideSourceOptions): WideSource {
 
 export function whereClause(conditions: readonly string[]): string {
   return conditions.length ? `WHERE ${conditions.join(' AND ')}` : '';
+}
+
+/**
+ * The statement of a query: samples with their terms, in (order term, sample id) order, after a
+ * keyset position, at most `limit` rows (null: all of them, for a cursor).
+ */
+export function rankStatement(q: BoundQuery, after: { value: number; sampleId: number } | null, limit: number | null): { text: string; values: unknown[] } {
+  const { query, targetKey } = q;
+  const p = new SqlParams();
+  const source = longSource(p, {
+    checkpointIds: [q.checkpointId],
+    drive: termTable(query.order.term, querySubset(query)),
+    targetKey,
+    subset: querySubset(query),
+    filter: query.filter,
+  });
+  const value = source.column(query.order.term);
+  const where = [...source.where, `${value} IS NOT NULL`];
+  if (after) where.push(keysetAfter(p, value, source.sampleIdColumn, query.order.direction, after));
+  const text = `SELECT ${source.sampleIdColumn} AS "sampleId", s.index, s.label, s.split, ${value} AS score, ${source.values}
+    FROM ${source.from} ${whereClause(where)}
+    ORDER BY ${orderBy(value, source.sampleIdColumn, query.order.direction)}${limit === null ? '' : ` LIMIT ${p.add(limit, 'int')}`}`;
+  return { text, values: p.values };
+}
+
+export function countStatement(q: BoundQuery): { text: string; values: unknown[] } {
+  const { query, targetKey } = q;
+  const p = new SqlParams();
+  const source = longSource(p, { checkpointIds: [q.checkpointId], drive: termTable(query.order.term, querySubset(query)), targetKey, subset: querySubset(query), filter: query.filter });
+  const value = source.column(query.order.term);
+  return { text: `SELECT count(*)::int AS n FROM ${source.from} ${whereClause([...source.where, `${value} IS NOT NULL`])}`, values: p.values };
+}
+
+/** `WITH pool AS (…)`: every candidate with its label, score and the producer of each checkpoint's value. */
+export function poolCte(p: SqlParams, strategy: Strategy): string {
+  const source = wideSource(p, {
+    checkpointIds: strategy.checkpointIds,
+    weights: strategy.weights,
+    term: strategy.term,
+    targetKey: strategy.targetKey,
+    subset: strategy.subset,
+    filter: strategy.filter,
+  });
+  return `pool AS (SELECT ${source.select} FROM ${source.from} ${whereClause(source.where)})`;
+}
+
+/**
+ * `sel AS (…)`: the selected samples with their rank (1 = best) in the strategy's order: score in
+ * `direction`, ties by sample id in the same direction — the same data always gives the same rows.
+ */
+export function selectionCte(p: SqlParams, strategy: Strategy, cut: Cut): string {
+  const d = strategy.direction;
+  const order = `score ${d}, sample_id ${d}`;
+  let body: string;
+  if (cut.kind === 'limit') {
+    body = `SELECT sample_id, label, score FROM pool ORDER BY ${order} LIMIT ${p.add(cut.k, 'int')}`;
+  } else if (cut.kind === 'threshold') {
+    body = `SELECT sample_id, label, score FROM pool WHERE score ${d === 'DESC' ? '>=' : '<='} ${p.add(cut.threshold, 'float8')}`;
+  } else {
+    body = `SELECT sample_id, label, score FROM (
+        SELECT sample_id, label, score, row_number() OVER (PARTITION BY label ORDER BY ${order}) AS class_rank FROM pool
+      ) r WHERE class_rank <= (${p.add(cut.quotas, 'int[]')})[label + 1]`;
+  }
+  return `sel AS (SELECT sample_id, label, score, (row_number() OVER (ORDER BY ${order}))::int AS rank FROM (${body}) t)`;
 }

@@ -41,6 +41,15 @@ export interface SampleQuery {
   subset?: string;
 }
 
+/** What a statement needs: the checkpoint, the query, the target key and the cursor list name. */
+export interface BoundQuery {
+  checkpointId: number;
+  query: SampleQuery;
+  targetKey: string | null;
+  /** Cursor list name: the checkpoint and a digest of the query's shape. */
+  list: string;
+}
+
 /** The parameter subset of a query's kernel terms. */
 export function querySubset(query: SampleQuery): string {
   return query.subset ?? ALL_PARAMETERS;

@@ -1,8 +1,7 @@
 import type { Context } from '../context.js';
-import { writeCrossMetrics } from '../terms/cross-storage.js';
 import { parseTargetKey, scalarTerm, type ScalarTermName } from './term-columns.js';
 import { ALL_PARAMETERS } from '../../platform/values/term.js';
-import { CLIENT_PRODUCER } from '../terms/producers-storage.js';
+import { CLIENT_PRODUCER } from '../terms/producers.js';
 import { BadUserInputError, invariant } from '../../platform/errors.js';
 import { prepareQuery, rankSamples, type RankedSampleRow } from './rank.js';
 import { resolveTarget } from './checkpoint-info.js';
@@ -13,11 +12,12 @@ import {
   listSelectedSamples,
   listSelections,
   previewSelection,
+  selectionById,
   storedStrategy,
   verifySelection,
 } from './selections.js';
 import { checkpointTermStats, runTermStats } from './stats.js';
-import { checkpointShape } from '../terms/metrics.js';
+import { checkpointShape, writeCrossMetrics } from '../terms/metrics.js';
 import { connectionFields } from '../../platform/graphql/connections.js';
 import { encodeQueryArgs, MAX_QUERY_ARG_CHARS, parseFilter, parseQuery, parseStrategy, parseSubset, parseTarget } from './inputs.js';
 import type { OrderDirection, Resolvers, ScalarTerm } from '../generated/types.js';
@@ -39,7 +39,7 @@ async function loadSample(ctx: Context, id: number) {
 
 export const curationResolvers: Resolvers = {
   Query: {
-    selection: (_, { id }, ctx) => ctx.db.prisma.selection.findUnique({ where: { id: parseId(id) } }),
+    selection: (_, { id }, ctx) => selectionById(ctx, parseId(id)),
     selections: (_, args, ctx) =>
       listSelections(ctx, { first: args.first, after: args.after, datasetId: optionalId(args.datasetId, 'datasetId'), runId: optionalId(args.runId, 'runId') }),
     previewSelection: (_, { strategy }, ctx) => previewSelection(ctx, parseStrategy(strategy, 'strategy')),
@@ -134,7 +134,7 @@ export const curationResolvers: Resolvers = {
     },
     selection: (row, _, ctx) => {
       const target = parseTargetKey(row.key);
-      return target.kind === 'selection' ? ctx.db.prisma.selection.findUnique({ where: { id: target.selectionId } }) : null;
+      return target.kind === 'selection' ? selectionById(ctx, target.selectionId) : null;
     },
   },
   Selection: {

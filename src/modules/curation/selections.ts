@@ -1,8 +1,7 @@
 import type { Selection } from '../../platform/db/generated/client.js';
 import { afterCommit } from '../../platform/db/prisma-errors.js';
 import { canonicalJson } from '../../io/tfjs-model.js';
-import { findMissingTerms } from '../terms/coverage-storage.js';
-import { SqlParams } from './query-sql.js';
+import { findMissingTerms } from '../terms/coverage.js';
 import type { Direction, SampleFilter } from './query.js';
 import { scalarTerm, type ScalarTermName, type TargetSet } from './term-columns.js';
 import { ALL_PARAMETERS } from '../../platform/values/term.js';
@@ -13,19 +12,25 @@ import type { ConnectionRow } from '../../platform/graphql/rows.js';
 import { VERSION } from '../../platform/version.js';
 import { checkSubset } from '../terms/subsets.js';
 import { ensureTerms } from '../terms/availability.js';
-import { checkpointInfo, classNameOf, resolveTarget, type CheckpointInfo, type CurationContext } from './checkpoint-info.js';
+import { checkpointInfos, classNameOf, resolveTarget, type CheckpointInfo, type CurationContext } from './checkpoint-info.js';
 import { requiredTerms, scopeOf } from './query.js';
+import { cutOf, MAX_STRATEGY_CHECKPOINTS, normaliseWeights, StoredStrategy, type Cut, type SelectionMethod, type Strategy } from './strategy.js';
 import {
-  cutOf,
-  MAX_STRATEGY_CHECKPOINTS,
-  normaliseWeights,
-  poolCte,
-  selectionCte,
-  StoredStrategy,
-  type Cut,
-  type SelectionMethod,
-  type Strategy,
-} from './strategy.js';
+  compareWithSaved,
+  countSelections,
+  deleteSelectionRows,
+  findSelection,
+  findSelectionByName,
+  insertSelectedSamples,
+  insertSelection,
+  poolClassCounts,
+  poolProducerCounts,
+  readSelection,
+  repeatableRead,
+  selectedByLabel,
+  selectedSamplePage,
+  selectionPage,
+} from './selections-storage.js';
 
 /** A strategy as a client gives it (ids parsed, everything else as sent). */
 export interface StrategyInput {
@@ -96,8 +101,7 @@ export async function normaliseStrategy(ctx: CurationContext, input: StrategyInp
   if (ids.length === 0) throw new BadUserInputError('A strategy needs at least one checkpoint', `${field}.checkpointIds`);
   if (ids.length > MAX_STRATEGY_CHECKPOINTS) throw new BadUserInputError(`At most ${MAX_STRATEGY_CHECKPOINTS} checkpoints per strategy`, `${field}.checkpointIds`);
   if (new Set(ids).size !== ids.length) throw new BadUserInputError('A checkpoint appears twice', `${field}.checkpointIds`);
-  const infos: CheckpointInfo[] = [];
-  for (const id of ids) infos.push(await checkpointInfo(ctx, id));
+  const infos = await checkpointInfos(ctx, ids);
   const info = infos[0]!;
   for (const [i, other] of infos.entries()) {
     if (other.runId !== info.runId) throw new BadUserInputError(`Checkpoint ${other.id} is of another run than checkpoint ${info.id}`, `${field}.checkpointIds[${i}]`);
@@ -182,36 +186,16 @@ async function assertStrategyTerms(sql: Sql, strategy: Strategy, datasetId: numb
   }
 }
 
-/** Pool sizes per label (every class of the dataset, zero where none). */
-async function poolClassCounts(sql: Sql, strategy: Strategy, classes: number): Promise<number[]> {
-  const p = new SqlParams();
-  // named: selection.poolClassCounts
-  const rows = await sql.query<{ label: number; n: number }>(`WITH ${poolCte(p, strategy)} SELECT label, count(*)::int AS n FROM pool GROUP BY label`, p.values);
-  const counts = Array.from({ length: classes }, () => 0);
-  for (const row of rows) {
-    const label = Number(row.label);
-    if (label >= 0 && label < classes) counts[label] = Number(row.n);
-  }
-  return counts;
-}
-
 async function selectedSummary(sql: Sql, strategy: Strategy, cut: Cut, classNames: readonly string[], poolSize: number): Promise<SelectionPreview> {
-  const p = new SqlParams();
-  const pool = poolCte(p, strategy);
-  const sel = selectionCte(p, strategy, cut);
-  // named: selection.summary
-  const rows = await sql.query<{ label: number; n: number; lo: number | null; hi: number | null }>(
-    `WITH ${pool}, ${sel} SELECT label, count(*)::int AS n, min(score) AS lo, max(score) AS hi FROM sel GROUP BY label`,
-    p.values,
-  );
-  const byLabel = new Map(rows.map((r) => [Number(r.label), r]));
+  const rows = await selectedByLabel(sql, strategy, cut);
+  const byLabel = new Map(rows.map((r) => [r.label, r]));
   let lo: number | null = null;
   let hi: number | null = null;
   for (const r of rows) {
-    if (r.lo !== null && (lo === null || Number(r.lo) < lo)) lo = Number(r.lo);
-    if (r.hi !== null && (hi === null || Number(r.hi) > hi)) hi = Number(r.hi);
+    if (r.lo !== null && (lo === null || r.lo < lo)) lo = r.lo;
+    if (r.hi !== null && (hi === null || r.hi > hi)) hi = r.hi;
   }
-  const classCounts = classNames.map((className, label) => ({ label, className, count: Number(byLabel.get(label)?.n ?? 0) }));
+  const classCounts = classNames.map((className, label) => ({ label, className, count: byLabel.get(label)?.count ?? 0 }));
   return { count: classCounts.reduce((a, c) => a + c.count, 0), poolSize, classCounts, minScore: lo, maxScore: hi };
 }
 
@@ -220,16 +204,10 @@ export async function previewSelection(ctx: CurationContext, input: StrategyInpu
   const { strategy, info } = await normaliseStrategy(ctx, input);
   await ensureStrategyTerms(ctx, strategy, info.datasetId);
   return ctx.db.transaction(async (tx) => {
-    await repeatableRead(ctx, tx);
+    await repeatableRead(tx, ctx.db.kind);
     const counts = await poolClassCounts(tx, strategy, info.classNames.length);
     return selectedSummary(tx, strategy, cutOf(strategy, counts), info.classNames, sum(counts));
   });
-}
-
-/** Every statement of a selection sees one snapshot, so the counts recorded match the rows saved. */
-async function repeatableRead(ctx: CurationContext, tx: Sql): Promise<void> {
-  // PGlite is one connection, already serial; PostgreSQL needs it said (first statement of the transaction).
-  if (ctx.db.kind === 'postgres') await tx.query('SET TRANSACTION ISOLATION LEVEL REPEATABLE READ');
 }
 
 const sum = (xs: readonly number[]) => xs.reduce((a, b) => a + b, 0);
@@ -249,56 +227,35 @@ export async function createSelection(
   let id: number;
   try {
     id = await ctx.db.transaction(async (tx) => {
-      await repeatableRead(ctx, tx);
+      await repeatableRead(tx, ctx.db.kind);
       await assertStrategyTerms(tx, strategy, info.datasetId);
       const counts = await poolClassCounts(tx, strategy, info.classNames.length);
       const cut = cutOf(strategy, counts);
       const summary = await selectedSummary(tx, strategy, cut, info.classNames, sum(counts));
       const provenance = await termProvenance(tx, strategy);
-      // named: selection.insert
-      const [row] = await tx.query<{ id: number }>(
-        `INSERT INTO selection (name, description, dataset_id, run_id, method, term, direction, target_key, checkpoint_ids, weights,
-           strategy, provenance, class_counts, pool_size, sample_count, software_version)
-         VALUES ($1, $2, $3, $4, $5::selection_method, $6, $7, $8, $9::int[], $10::float8[], $11::jsonb, $12::jsonb, $13::jsonb, $14, $15, $16)
-         RETURNING id`,
-        [
-          input.name,
-          input.description,
-          info.datasetId,
-          info.runId,
-          strategy.method,
-          strategy.term,
-          strategy.direction,
-          strategy.targetKey,
-          strategy.checkpointIds,
-          strategy.weights,
-          JSON.stringify(strategy),
-          JSON.stringify(provenance),
-          JSON.stringify(summary.classCounts.map(({ label, count }) => ({ label, count }))),
-          summary.poolSize,
-          summary.count,
-          VERSION,
-        ],
-      );
-      const selectionId = Number(row!.id);
-      const p = new SqlParams();
-      const pool = poolCte(p, strategy);
-      const sel = selectionCte(p, strategy, cut);
-      // named: selection.insertSamples
-      await tx.query(
-        `WITH ${pool}, ${sel} INSERT INTO selection_sample (selection_id, rank, sample_id, score) SELECT ${p.add(selectionId, 'int')}, rank, sample_id, score FROM sel`,
-        p.values,
-      );
+      const selectionId = await insertSelection(tx, {
+        name: input.name,
+        description: input.description,
+        datasetId: info.datasetId,
+        runId: info.runId,
+        strategy,
+        provenance,
+        classCounts: summary.classCounts.map(({ label, count }) => ({ label, count })),
+        poolSize: summary.poolSize,
+        sampleCount: summary.count,
+        softwareVersion: VERSION,
+      });
+      await insertSelectedSamples(tx, selectionId, strategy, cut);
       return selectionId;
     });
   } catch (error) {
     if ((error as { code?: string }).code !== '23505') throw error;
     // (dataset, name) is the key: the same strategy sent again (a retry after OUTCOME_UNKNOWN) answers the stored selection.
-    const existing = await ctx.db.prisma.selection.findUnique({ where: { datasetId_name: { datasetId: info.datasetId, name: input.name } } });
+    const existing = await findSelectionByName(ctx.db, info.datasetId, input.name);
     if (existing && existing.description === input.description && canonicalJson(existing.strategy) === canonicalJson(JSON.parse(JSON.stringify(strategy)))) return existing;
     throw new ConflictError(`The dataset already has a different selection named ${JSON.stringify(input.name)}`, { field: 'input.name' });
   }
-  return afterCommit(() => ctx.db.prisma.selection.findUniqueOrThrow({ where: { id } }));
+  return afterCommit(() => readSelection(ctx.db, id));
 }
 
 /**
@@ -306,24 +263,15 @@ export async function createSelection(
  * (null for a term that is not a kernel term): [{checkpointId, term, subset, producers: [{kind, backend, version, count}]}].
  */
 async function termProvenance(sql: Sql, strategy: Strategy) {
-  const p = new SqlParams();
-  const pool = poolCte(p, strategy);
-  const values = strategy.checkpointIds.map((_, i) => `(${i}, src_${i})`).join(', ');
-  // named: selection.provenance
-  const rows = await sql.query<{ i: number; kind: string | null; backend: string | null; version: string | null; n: number }>(
-    `WITH ${pool} SELECT v.i, pr.kind::text AS kind, pr.backend, pr.version, count(*)::int AS n
-     FROM pool CROSS JOIN LATERAL (VALUES ${values}) v(i, src) LEFT JOIN producer pr ON pr.id = v.src
-     GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4`,
-    p.values,
-  );
+  const rows = await poolProducerCounts(sql, strategy);
   const subset = scalarTerm(strategy.term).kernel ? strategy.subset : null;
   return strategy.checkpointIds.map((checkpointId, i) => ({
     checkpointId,
     term: strategy.term,
     subset,
     producers: rows
-      .filter((r) => Number(r.i) === i)
-      .map((r) => ({ kind: r.kind, backend: r.backend || null, version: r.version || null, count: Number(r.n) })),
+      .filter((r) => r.i === i)
+      .map((r) => ({ kind: r.kind, backend: r.backend || null, version: r.version || null, count: r.count })),
   }));
 }
 
@@ -353,23 +301,10 @@ export async function verifySelection(ctx: CurationContext, selection: Selection
       if (!(await ctx.loaders.checkpointById.load(id))) throw new NotFoundError('Checkpoint', id);
     }
     return await ctx.db.transaction(async (tx) => {
-      await repeatableRead(ctx, tx);
+      await repeatableRead(tx, ctx.db.kind);
       await assertStrategyTerms(tx, strategy, selection.datasetId);
       const counts = await poolClassCounts(tx, strategy, classes);
-      const p = new SqlParams();
-      const pool = poolCte(p, strategy);
-      const sel = selectionCte(p, strategy, cutOf(strategy, counts));
-      // named: selection.verify
-      const [row] = await tx.query<{ count: number; missing: number; extra: number; moved: number }>(
-        `WITH ${pool}, ${sel}, saved AS (SELECT rank, sample_id, score FROM selection_sample WHERE selection_id = ${p.add(selection.id, 'int')})
-         SELECT count(sel.sample_id)::int AS count,
-                count(*) FILTER (WHERE sel.sample_id IS NULL)::int AS missing,
-                count(*) FILTER (WHERE saved.sample_id IS NULL)::int AS extra,
-                count(*) FILTER (WHERE sel.rank <> saved.rank OR sel.score <> saved.score)::int AS moved
-         FROM saved FULL JOIN sel ON sel.sample_id = saved.sample_id`,
-        p.values,
-      );
-      const result = { count: Number(row!.count), missing: Number(row!.missing), extra: Number(row!.extra), moved: Number(row!.moved) };
+      const result = await compareWithSaved(tx, selection.id, strategy, cutOf(strategy, counts));
       return { ...result, reproduces: result.missing === 0 && result.extra === 0 && result.moved === 0, problem: null };
     });
   } catch (error) {
@@ -393,28 +328,13 @@ export async function listSelectedSamples(
   const rows =
     limit === 0
       ? []
-      : (
-          await selectedSamplePage(ctx.db.sql, selection.id, Number(after), limit + 1)
-        ).map((r) => ({ ...r, className: classNameOf(dataset?.classNames ?? [], r.label) }));
+      : (await selectedSamplePage(ctx.db.sql, selection.id, Number(after), limit + 1)).map((r) => ({ ...r, className: classNameOf(dataset?.classNames ?? [], r.label) }));
   return toConnection(list, rows, limit, (row) => [row.rank], async () => selection.sampleCount);
 }
 
-export async function selectedSamplePage(sql: Sql, selectionId: number, afterRank: number, limit: number): Promise<Omit<SelectedSampleRow, 'className'>[]> {
-  // named: selection.samples
-  const rows = await sql.query<{ rank: number; score: number; sample_id: number; index: number; label: number; split: string }>(
-    `SELECT ss.rank, ss.score, ss.sample_id, s.index, s.label, s.split FROM selection_sample ss JOIN sample s ON s.id = ss.sample_id
-     WHERE ss.selection_id = $1 AND ss.rank > $2 ORDER BY ss.rank LIMIT $3`,
-    [selectionId, afterRank, limit],
-  );
-  return rows.map((r) => ({
-    selectionId,
-    rank: Number(r.rank),
-    score: Number(r.score),
-    sampleId: Number(r.sample_id),
-    index: Number(r.index),
-    label: Number(r.label),
-    split: r.split,
-  }));
+/** A selection by id, or null when there is none. */
+export function selectionById(ctx: Pick<CurationContext, 'db'>, id: number): Promise<Selection | null> {
+  return findSelection(ctx.db, id);
 }
 
 /** Selections, newest last, optionally of one dataset or run. */
@@ -431,31 +351,13 @@ export async function listSelections(
     ...(args.datasetId ? { datasetId: args.datasetId } : {}),
     ...(args.runId ? { runId: args.runId } : {}),
   };
-  const rows =
-    limit === 0
-      ? []
-      : await ctx.db.prisma.selection.findMany({
-          where: { ...where, ...(typeof after === 'number' ? { id: { gt: after } } : {}) },
-          orderBy: { id: 'asc' },
-          take: limit + 1,
-        });
-  return toConnection(list, rows, limit, (row) => [row.id], () => ctx.db.prisma.selection.count({ where }));
+  const rows = limit === 0 ? [] : await selectionPage(ctx.db, where, typeof after === 'number' ? after : undefined, limit + 1);
+  return toConnection(list, rows, limit, (row) => [row.id], () => countSelections(ctx.db, where));
 }
 
 /** Deletes a selection with its samples and any kCross values measured against it. */
 export async function deleteSelection(ctx: CurationContext, id: number): Promise<void> {
-  const deleted = await ctx.db.transaction(async (tx) => {
-    // named: selection.delete
-    const rows = await tx.query<{ dataset_id: number }>('DELETE FROM selection WHERE id = $1 RETURNING dataset_id', [id]);
-    if (!rows[0]) return 0;
-    // named: selection.deleteCrossMetrics (through the primary key: the dataset's checkpoints, then the target)
-    await tx.query(
-      `DELETE FROM sample_cross_metric WHERE target_key = $1
-       AND checkpoint_id IN (SELECT c.id FROM checkpoint c JOIN run r ON r.id = c.run_id WHERE r.dataset_id = $2)`,
-      [`selection:${id}`, Number(rows[0].dataset_id)],
-    );
-    return rows.length;
-  });
-  if (deleted === 0) throw new NotFoundError('Selection', id);
+  const deleted = await ctx.db.transaction((tx) => deleteSelectionRows(tx, id));
+  if (!deleted) throw new NotFoundError('Selection', id);
 }
 

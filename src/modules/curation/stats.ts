@@ -1,4 +1,3 @@
-import { longSource, SqlParams, termTable, whereClause } from './query-sql.js';
 import type { SampleFilter } from './query.js';
 import type { ScalarTermName, TargetSet } from './term-columns.js';
 import { ALL_PARAMETERS } from '../../platform/values/term.js';
@@ -7,6 +6,9 @@ import { checkSubset } from '../terms/subsets.js';
 import { ensureTerms } from '../terms/availability.js';
 import { checkpointInfo, resolveTarget, type CurationContext } from './checkpoint-info.js';
 import { requiredTerms, scopeOf } from './query.js';
+import { cellKey, checkpointIdsOfRun, termHistogramCounts, termQuantiles, termSummaries, type StatsScope, type Summary } from './stats-storage.js';
+
+export type { Summary };
 
 export interface StatsArgs {
   term: ScalarTermName;
@@ -16,26 +18,10 @@ export interface StatsArgs {
   subset?: string;
 }
 
-interface StatsSpec {
-  term: ScalarTermName;
-  targetKey: string | null;
-  subset: string;
-  filter: SampleFilter;
+interface StatsSpec extends StatsScope {
   /** In step order. */
   checkpointIds: number[];
   classNames: string[];
-}
-
-export interface Summary {
-  count: number;
-  mean: number | null;
-  stddev: number | null;
-  /** The smallest and largest values as stored (float32). */
-  min: number | null;
-  max: number | null;
-  /** The same as exact doubles, for histogram bounds. */
-  lo: number | null;
-  hi: number | null;
 }
 
 export interface Histogram {
@@ -60,8 +46,6 @@ export interface TermStatsRow {
 const EMPTY: Summary = { count: 0, mean: null, stddev: null, min: null, max: null, lo: null, hi: null };
 export const MAX_BINS = 10_000;
 export const MAX_QUANTILES = 100;
-
-const cellKey = (checkpointId: number, label: number | null) => `${checkpointId}/${label ?? ''}`;
 
 /**
  * The statistics of one term over a set of cells (checkpoints, or checkpoints × classes) that a
@@ -91,23 +75,7 @@ export class StatsFamily {
   }
 
   async summary(cell: TermStatsRow): Promise<Summary> {
-    const all = await this.once('summary', () =>
-      this.grouped(
-        (v) => ({
-          select: `count(*)::int AS n, avg(${v}::float8) AS mean, stddev_samp(${v}::float8) AS stddev, min(${v}) AS min, max(${v}) AS max,
-                   min(${v})::float8 AS lo, max(${v})::float8 AS hi`,
-        }),
-        (row) => ({
-          count: Number(row.n),
-          mean: num(row.mean),
-          stddev: num(row.stddev),
-          min: num(row.min),
-          max: num(row.max),
-          lo: num(row.lo),
-          hi: num(row.hi),
-        }),
-      ),
-    );
+    const all = await this.once('summary', () => termSummaries(this.ctx.db.sql, this.spec, this.byLabel));
     return (all.get(cellKey(cell.checkpointId, cell.label)) as Summary | undefined) ?? EMPTY;
   }
 
@@ -117,12 +85,7 @@ export class StatsFamily {
       if (!(p >= 0 && p <= 1)) throw new BadUserInputError(`at[${i}] must be a probability in [0, 1]`, `at[${i}]`);
     }
     if (at.length === 0) return [];
-    const all = await this.once(`quantiles:${JSON.stringify(at)}`, () =>
-      this.grouped(
-        (v, p) => ({ select: `percentile_cont(${p.add(at, 'float8[]')}) WITHIN GROUP (ORDER BY ${v}::float8) AS q` }),
-        (row) => (row.q as (number | string | null)[]).map(num),
-      ),
-    );
+    const all = await this.once(`quantiles:${JSON.stringify(at)}`, () => termQuantiles(this.ctx.db.sql, this.spec, this.byLabel, at));
     const values = (all.get(cellKey(cell.checkpointId, cell.label)) as (number | null)[] | undefined) ?? at.map(() => null);
     return at.map((p, i) => ({ p, value: values[i] ?? null }));
   }
@@ -153,19 +116,7 @@ export class StatsFamily {
     if (lo > hi) throw new BadUserInputError('The histogram needs min < max', 'min');
     // All values equal: one unit-wide range, so every value lands in the first bin.
     if (lo === hi) hi = lo + 1;
-    const all = await this.once(`histogram:${bins}:${lo}:${hi}`, () =>
-      this.grouped(
-        (v, p) => {
-          const n = p.add(bins, 'int');
-          const h = p.add(hi, 'float8');
-          // width_bucket puts the upper bound itself in bucket n + 1; the last bin is closed instead.
-          const bucket = `CASE WHEN ${v}::float8 = ${h} THEN ${n} ELSE width_bucket(${v}::float8, ${p.add(lo, 'float8')}, ${h}, ${n}) END`;
-          return { select: `${bucket} AS b, count(*)::int AS n`, groupBy: 1 };
-        },
-        (row) => ({ b: Number(row.b), n: Number(row.n) }),
-        true,
-      ),
-    );
+    const all = await this.once(`histogram:${bins}:${lo}:${hi}`, () => termHistogramCounts(this.ctx.db.sql, this.spec, this.byLabel, bins, lo!, hi!));
     const counts = ((all.get(cellKey(cell.checkpointId, cell.label)) as { b: number; n: number }[] | undefined) ?? []);
     const width = (hi - lo) / bins;
     const out: Histogram = {
@@ -192,50 +143,6 @@ export class StatsFamily {
     }
     return p;
   }
-
-  /**
-   * Runs one aggregate grouped by checkpoint (and label): `build` gets the term's column and the
-   * parameters, and returns the SELECT items and how many of them are extra grouping columns
-   * (they come first). With `many`, each cell maps to a list of rows.
-   */
-  private async grouped(
-    build: (v: string, p: SqlParams) => { select: string; groupBy?: number },
-    read: (row: Record<string, unknown>) => unknown,
-    many = false,
-  ): Promise<Map<string, unknown>> {
-    const { spec } = this;
-    const p = new SqlParams();
-    const source = longSource(p, {
-      checkpointIds: spec.checkpointIds,
-      drive: termTable(spec.term, spec.subset),
-      targetKey: spec.targetKey,
-      subset: spec.subset,
-      filter: spec.filter,
-    });
-    const v = source.column(spec.term);
-    const { select, groupBy = 0 } = build(v, p);
-    const groups = [`${source.checkpointColumn} AS c`, ...(this.byLabel ? ['s.label AS l'] : [])];
-    const positions = Array.from({ length: groups.length + groupBy }, (_, i) => String(i + 1));
-    // named: curation.termStats
-    const rows = await this.ctx.db.sql.query<Record<string, unknown>>(
-      `SELECT ${groups.join(', ')}, ${select} FROM ${source.from} ${whereClause([...source.where, `${v} IS NOT NULL`])} GROUP BY ${positions.join(', ')}`,
-      p.values,
-    );
-    const out = new Map<string, unknown>();
-    for (const row of rows) {
-      const key = cellKey(Number(row.c), this.byLabel ? Number(row.l) : null);
-      if (many) {
-        const list = (out.get(key) as unknown[] | undefined) ?? [];
-        list.push(read(row));
-        out.set(key, list);
-      } else out.set(key, read(row));
-    }
-    return out;
-  }
-}
-
-function num(value: unknown): number | null {
-  return value === null || value === undefined ? null : Number(value);
 }
 
 /** Statistics of a term at one checkpoint, after making sure every sample in scope has it. */
@@ -256,8 +163,7 @@ export async function checkpointTermStats(ctx: CurationContext, checkpointId: nu
 export async function runTermStats(ctx: CurationContext, runId: number, args: StatsArgs & { checkpointIds?: number[] | null }): Promise<TermStatsRow[]> {
   const run = await ctx.loaders.runById.load(runId);
   if (!run) throw new NotFoundError('Run', runId);
-  const checkpoints = await ctx.db.prisma.checkpoint.findMany({ where: { runId }, orderBy: { step: 'asc' }, select: { id: true } });
-  let ids = checkpoints.map((c) => c.id);
+  let ids = await checkpointIdsOfRun(ctx.db, runId);
   if (args.checkpointIds) {
     const wanted = new Set(args.checkpointIds);
     for (const [i, id] of args.checkpointIds.entries()) {

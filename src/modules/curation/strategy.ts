@@ -1,5 +1,4 @@
 import { z } from 'zod';
-import { SqlParams, whereClause, wideSource } from './query-sql.js';
 import type { Direction, SampleFilter } from './query.js';
 import { SCALAR_TERM_SPECS, type ScalarTermName } from './term-columns.js';
 import { ALL_PARAMETERS } from '../../platform/values/term.js';
@@ -142,37 +141,4 @@ export function cutOf(strategy: Strategy, classCounts: readonly number[]): Cut {
     case 'STRATIFIED':
       return { kind: 'quotas', quotas: stratifiedQuotas(classCounts, strategy.k ?? fractionCount(strategy.fraction!, poolSize)) };
   }
-}
-
-/** `WITH pool AS (…)`: every candidate with its label, score and the producer of each checkpoint's value. */
-export function poolCte(p: SqlParams, strategy: Strategy): string {
-  const source = wideSource(p, {
-    checkpointIds: strategy.checkpointIds,
-    weights: strategy.weights,
-    term: strategy.term,
-    targetKey: strategy.targetKey,
-    subset: strategy.subset,
-    filter: strategy.filter,
-  });
-  return `pool AS (SELECT ${source.select} FROM ${source.from} ${whereClause(source.where)})`;
-}
-
-/**
- * `sel AS (…)`: the selected samples with their rank (1 = best) in the strategy's order: score in
- * `direction`, ties by sample id in the same direction — the same data always gives the same rows.
- */
-export function selectionCte(p: SqlParams, strategy: Strategy, cut: Cut): string {
-  const d = strategy.direction;
-  const order = `score ${d}, sample_id ${d}`;
-  let body: string;
-  if (cut.kind === 'limit') {
-    body = `SELECT sample_id, label, score FROM pool ORDER BY ${order} LIMIT ${p.add(cut.k, 'int')}`;
-  } else if (cut.kind === 'threshold') {
-    body = `SELECT sample_id, label, score FROM pool WHERE score ${d === 'DESC' ? '>=' : '<='} ${p.add(cut.threshold, 'float8')}`;
-  } else {
-    body = `SELECT sample_id, label, score FROM (
-        SELECT sample_id, label, score, row_number() OVER (PARTITION BY label ORDER BY ${order}) AS class_rank FROM pool
-      ) r WHERE class_rank <= (${p.add(cut.quotas, 'int[]')})[label + 1]`;
-  }
-  return `sel AS (SELECT sample_id, label, score, (row_number() OVER (ORDER BY ${order}))::int AS rank FROM (${body}) t)`;
 }

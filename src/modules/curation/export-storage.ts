@@ -1,0 +1,91 @@
+import type { Sql, Tx } from '../../platform/db/sql.js';
+import { ALL_PARAMETERS } from '../../platform/values/term.js';
+import type { ExportSource } from './export.js';
+import { rankStatement, SqlParams, termTable } from './query-sql.js';
+import { toRankedRows, type RankedRawRow } from './ranking-storage.js';
+import { SCALAR_TERM_SPECS } from './term-columns.js';
+
+/**
+ * The storage of exports: the statement of an export (a saved selection's samples with their terms
+ * at one checkpoint; a query's is query-sql.ts's `rankStatement` without a limit), read a page at a
+ * time by keyset or through a server-side cursor, its rows finished into the exported shape here.
+ * `subset` is the parameter subset of the export's kernel terms (export.ts's `exportSubset`).
+ */
+
+export type ExportRow = Record<string, unknown>;
+
+/** A statement for the rows after a keyset position (`after` null: from the start), at most `limit` (null: all). */
+function exportStatement(source: ExportSource, subset: string, after: ExportRow | null, limit: number | null): { text: string; values: unknown[] } {
+  if (source.kind === 'query') {
+    return rankStatement(source.prepared, after ? { value: after.score as number, sampleId: after.sampleId as number } : null, limit);
+  }
+  const { selection, checkpointId } = source;
+  const p = new SqlParams();
+  const c = p.add(checkpointId, 'int');
+  const s_ = subset !== ALL_PARAMETERS || selection.targetKey !== null ? p.add(subset, 'text') : null;
+  // Kernel terms over a named subset come from sample_subset_metric (k), the rest from sample_metric (m).
+  const metric = SCALAR_TERM_SPECS.filter((t) => !t.cross).map((t) => `${termTable(t.term, subset) === 'subset' ? 'k' : 'm'}.${t.column} AS "${t.field}"`);
+  const cross = selection.targetKey !== null;
+  const text = `SELECT ss.rank, ss.score, ss.sample_id AS "sampleId", s.index, s.label, s.split, ${metric.join(', ')}, m.correct AS "correct"
+      ${cross ? ', x.k_cross AS "kCross"' : ''}
+    FROM selection_sample ss JOIN sample s ON s.id = ss.sample_id
+    LEFT JOIN sample_metric m ON m.checkpoint_id = ${c} AND m.sample_id = ss.sample_id
+    ${subset === ALL_PARAMETERS ? '' : `LEFT JOIN sample_subset_metric k ON k.checkpoint_id = ${c} AND k.subset = ${s_} AND k.sample_id = ss.sample_id`}
+    ${cross ? `LEFT JOIN sample_cross_metric x ON x.checkpoint_id = ${c} AND x.target_key = ${p.add(selection.targetKey, 'text')} AND x.subset = ${s_} AND x.sample_id = ss.sample_id` : ''}
+    WHERE ss.selection_id = ${p.add(selection.id, 'int')}${after ? ` AND ss.rank > ${p.add(after.rank, 'int')}` : ''}
+    ORDER BY ss.rank${limit === null ? '' : ` LIMIT ${p.add(limit, 'int')}`}`;
+  return { text, values: p.values };
+}
+
+/** Rows as they come from the database, with ints made numbers and the class name (and subset) added. */
+function finish(source: ExportSource, subset: string, classNames: readonly string[], rows: ExportRow[]): ExportRow[] {
+  if (source.kind === 'query') return toRankedRows(source.prepared.info, rows as unknown as RankedRawRow[], subset) as unknown as ExportRow[];
+  return rows.map((r) => ({
+    subset,
+    ...r,
+    rank: Number(r.rank),
+    score: Number(r.score),
+    sampleId: Number(r.sampleId),
+    index: Number(r.index),
+    label: Number(r.label),
+    className: classNames[Number(r.label)] ?? String(Number(r.label)),
+  }));
+}
+
+/** The rows of an export after a keyset position (`after`: the last row of the previous page, finished), at most `limit`. */
+export async function exportPage(sql: Sql, source: ExportSource, subset: string, classNames: readonly string[], after: ExportRow | null, limit: number): Promise<ExportRow[]> {
+  const { text, values } = exportStatement(source, subset, after, limit);
+  // named: export.page
+  return finish(source, subset, classNames, await sql.query<ExportRow>(text, values));
+}
+
+/**
+ * Reads every row of an export through a server-side cursor in `tx` (one consistent snapshot),
+ * `batchRows` at a time, handing each batch to `onBatch` before the next is fetched. Returns how
+ * many rows there were.
+ */
+export async function exportThroughCursor(
+  tx: Tx,
+  source: ExportSource,
+  subset: string,
+  classNames: readonly string[],
+  batchRows: number,
+  onBatch: (rows: ExportRow[]) => Promise<void>,
+): Promise<number> {
+  let total = 0;
+  const { text, values } = exportStatement(source, subset, null, null);
+  // Every row will be read: plan for the whole result, not for the first 10% (the cursor default,
+  // which picks nested loops that are quadratic when the statistics are behind a bulk load).
+  await tx.query('SET LOCAL cursor_tuple_fraction = 1');
+  // named: export.cursor
+  await tx.query(`DECLARE tangent_export NO SCROLL CURSOR FOR ${text}`, values);
+  for (;;) {
+    const rows = await tx.query<ExportRow>(`FETCH FORWARD ${batchRows} FROM tangent_export`);
+    if (rows.length === 0) break;
+    total += rows.length;
+    await onBatch(finish(source, subset, classNames, rows));
+    if (rows.length < batchRows) break;
+  }
+  await tx.query('CLOSE tangent_export');
+  return total;
+}
