@@ -19,8 +19,11 @@ export interface Context extends RequestContext {
    * command's. Reading it where none was started is an internal error (an invariant).
    */
   readonly runtime: ComputeRuntime;
-  /** The same, or undefined where the process started none (a command that only reads, a test). */
-  readonly runtimeIfStarted: ComputeRuntime | undefined;
+  /**
+   * The same, or undefined where the process started none (a command that only reads). Optional:
+   * a context built by hand (tests, benches) has none, and computes nothing.
+   */
+  readonly runtimeIfStarted?: ComputeRuntime | undefined;
 }
 
 /**

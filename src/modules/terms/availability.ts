@@ -4,7 +4,6 @@ import type { SampleScope } from '../curation/query.js';
 import type { RequiredTerm } from '../curation/term-columns.js';
 import { ModelUnusableError, TermsMissingError } from '../../platform/errors.js';
 import { mayCompute, notComputing } from './compute-policy.js';
-import { findComputeRuntime } from '../jobs/runtime.js';
 import { makeTermsPresent } from './compute-terms.js';
 
 export type { MissingTerm, RequiredTerm, SampleScope };
@@ -15,7 +14,7 @@ export { findMissingTerms, missingSampleIds };
  * asking (the compute policy decides whether they may start computation) and the request's loaders
  * (its inline allowance is kept beside them).
  */
-export type TermsContext = Pick<Context, 'db' | 'config' | 'log' | 'caller' | 'loaders'>;
+export type TermsContext = Pick<Context, 'db' | 'config' | 'log' | 'caller' | 'loaders' | 'runtimeIfStarted'>;
 
 /**
  * The seam between curation queries and the on-demand compute of missing terms. Every curation
@@ -36,7 +35,7 @@ export type TermsContext = Pick<Context, 'db' | 'config' | 'log' | 'caller' | 'l
 export async function ensureTerms(ctx: TermsContext, checkpointId: number, terms: readonly RequiredTerm[], scope: SampleScope): Promise<boolean> {
   const missing = await findMissingTerms(ctx.db.sql, checkpointId, terms, scope);
   if (missing.length === 0) return false;
-  const runtime = findComputeRuntime(ctx.db);
+  const runtime = ctx.runtimeIfStarted;
   if (!runtime) throw new TermsMissingError(checkpointId, missing);
   if (!mayCompute(ctx.config, ctx.caller)) throw notComputing(ctx, checkpointId, missing);
   try {

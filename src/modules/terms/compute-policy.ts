@@ -5,7 +5,6 @@ import type { Context } from '../context.js';
 import type { Sql } from '../../platform/db/sql.js';
 import { ComputeBudgetExceededError, ComputeForbiddenError, TermsPendingError } from '../../platform/errors.js';
 import { secondsUntil } from '../../platform/http/rate-limit.js';
-import { findComputeRuntime } from '../jobs/runtime.js';
 import { ComputeBudgets } from './budgets.js';
 import { termsLoaders } from './loaders.js';
 import { countActiveJobsOfKey } from './storage.js';
@@ -27,7 +26,7 @@ import { countActiveJobsOfKey } from './storage.js';
  * - **Inline work per request.** TANGENT_INLINE_MAX_SAMPLES bounds the samples one request computes
  *   inline, all of its fields together; past it the request's further work goes to jobs.
  */
-export type ComputeCaller = Pick<Context, 'db' | 'config' | 'caller'> & { loaders?: object };
+export type ComputeCaller = Pick<Context, 'db' | 'config' | 'caller' | 'runtimeIfStarted'> & { loaders?: object };
 
 /** Whether this caller may start computation at all. */
 export function mayCompute(config: Config, caller: Caller): boolean {
@@ -77,7 +76,7 @@ export function reserveInline(ctx: ComputeCaller, samples: number): boolean {
  * over the same shared store.
  */
 function samplesLimiter(ctx: ComputeCaller): RateLimiterAbstract | null {
-  const runtime = findComputeRuntime(ctx.db);
+  const runtime = ctx.runtimeIfStarted;
   return (runtime?.compute.budgets ?? new ComputeBudgets(ctx.db)).samplesLimiter(ctx.config);
 }
 

@@ -10,9 +10,9 @@ import { awaitJob, startJob, type JobScope } from '../jobs/service.js';
 import { termsLoaders } from './loaders.js';
 import { sampleMetricRows, sampleSubsetMetricRows } from './storage.js';
 import { chargeSamples, mayCompute, notComputing, reserveInline, type ComputeCaller } from './compute-policy.js';
-import { computeRuntime, type ComputeRuntime } from '../jobs/runtime.js';
+import type { ComputeRuntime } from '../jobs/runtime.js';
 
-type TermsRequestContext = Pick<Context, 'db' | 'config' | 'loaders' | 'caller'>;
+type TermsRequestContext = Pick<Context, 'db' | 'config' | 'loaders' | 'caller' | 'runtime' | 'runtimeIfStarted'>;
 
 /**
  * The request's loader of missing per-sample terms. Keys are `<checkpointId>:<subset>:<sampleId>`;
@@ -115,7 +115,7 @@ export async function sampleTerms(
   let rows = await storedRows(ctx, checkpointId, unique, subset);
   const missing = unique.filter((id) => lacks(rows.get(id), terms));
   if (missing.length > 0) {
-    const runtime = computeRuntime(ctx.db);
+    const runtime = ctx.runtime;
     const ckpt = await runtime.compute.checkpoint(checkpointId);
     await runtime.compute.requireSubset(ckpt, subset);
     if (!mayCompute(ctx.config, ctx.caller)) throw notComputing(ctx, checkpointId, [{ name: terms.join(', '), missing: missing.length }]);

@@ -4,7 +4,6 @@ import { BadUserInputError, NotFoundError, invariant } from '../../platform/erro
 import { progressOf } from '../jobs/progress.js';
 import { cancelJob, getJob, isActive, listJobs, retryJob, startJob, type ComputeTermsRequest } from '../jobs/service.js';
 import { firstOrderAt } from './first-order.js';
-import { computeRuntime } from '../jobs/runtime.js';
 import { sampleTerms } from './compute-terms.js';
 import { resolveTarget } from '../curation/checkpoint-info.js';
 import { loadCheckpoint } from '../checkpoints/resolvers.js';
@@ -34,7 +33,7 @@ function parseIds(ids: readonly (string | number)[], field: string): number[] {
 /** `computeTerms`' input, checked, with its target set resolved against the checkpoint's dataset. */
 export async function parseComputeTerms(ctx: Context, input: ComputeTermsInput): Promise<ComputeTermsRequest> {
   const checkpointId = parseId(input.checkpointId, 'input.checkpointId');
-  const ckpt = await computeRuntime(ctx.db).compute.checkpoint(checkpointId);
+  const ckpt = await ctx.runtime.compute.checkpoint(checkpointId);
   const target = parseTarget(input.target, 'input.target');
   const targetKey = await resolveTarget(ctx, ckpt.datasetId, target, 'input.target');
   const subset = parseSubset(input.subset, 'input.subset');
@@ -59,9 +58,9 @@ export const computeResolvers: Resolvers = {
     jobs: (_, args, ctx) => listJobs(ctx, { first: args.first, after: args.after, status: args.status }),
   },
   Mutation: {
-    computeTerms: async (_, { input }, ctx) => startJob(computeRuntime(ctx.db), await parseComputeTerms(ctx, input), ctx, 'input.subset'),
-    cancelJob: (_, { id }, ctx) => cancelJob(computeRuntime(ctx.db), parseId(id)),
-    retryJob: (_, { id }, ctx) => retryJob(computeRuntime(ctx.db), parseId(id)),
+    computeTerms: async (_, { input }, ctx) => startJob(ctx.runtime, await parseComputeTerms(ctx, input), ctx, 'input.subset'),
+    cancelJob: (_, { id }, ctx) => cancelJob(ctx.runtime, parseId(id)),
+    retryJob: (_, { id }, ctx) => retryJob(ctx.runtime, parseId(id)),
   },
   Subscription: {
     jobProgress: {
@@ -90,9 +89,9 @@ export const computeResolvers: Resolvers = {
     },
   },
   ServerInfo: {
-    backend: (_, __, ctx) => computeRuntime(ctx.db).compute.backend(),
+    backend: (_, __, ctx) => ctx.runtime.compute.backend(),
     compute: (_, __, ctx) => {
-      const runtime = computeRuntime(ctx.db);
+      const runtime = ctx.runtime;
       const stats = runtime.compute.stats();
       return {
         calls: stats.calls,
@@ -109,7 +108,7 @@ export const computeResolvers: Resolvers = {
     sampleTerms: (checkpoint, args, ctx) =>
       sampleTerms(ctx, checkpoint.id, parseIds(args.sampleIds, 'sampleIds'), args.terms as TermName[], { waitMs: args.waitMs, subset: parseSubset(args.subset) }),
     firstOrder: (checkpoint, args, ctx) =>
-      firstOrderAt(ctx, computeRuntime(ctx.db), checkpoint.id, parseId(args.observedId, 'observedId'), parseId(args.updatedId, 'updatedId'), args.learningRate, parseSubset(args.subset)),
+      firstOrderAt(ctx, ctx.runtime, checkpoint.id, parseId(args.observedId, 'observedId'), parseId(args.updatedId, 'updatedId'), args.learningRate, parseSubset(args.subset)),
     jobs: (checkpoint, args, ctx) => listJobs(ctx, { first: args.first, after: args.after, status: args.status, checkpointId: checkpoint.id }),
   },
   Job: {

@@ -1,7 +1,6 @@
 import type { Context } from '../context.js';
 import { ALL_PARAMETERS } from '../../platform/values/term.js';
 import type { ModelRow } from '../../platform/graphql/rows.js';
-import { computeRuntime, findComputeRuntime } from '../jobs/runtime.js';
 import { subsetHasStoredValues } from './coverage-storage.js';
 
 /** A named parameter subset of a model (Model.parameterSubsets). */
@@ -12,8 +11,8 @@ export interface ParameterSubsetRow {
 }
 
 /** The parameter subsets a stored model answers to by name ('all', 'head', and its own), from the engine. */
-export async function parameterSubsets(ctx: Pick<Context, 'db'>, model: ModelRow): Promise<ParameterSubsetRow[]> {
-  const subsets = await computeRuntime(ctx.db).compute.parameterSubsets(model);
+export async function parameterSubsets(ctx: Pick<Context, 'runtime'>, model: ModelRow): Promise<ParameterSubsetRow[]> {
+  const subsets = await ctx.runtime.compute.parameterSubsets(model);
   return subsets.map((s) => ({ name: s.name, parameterCount: s.parameters, layers: [...s.layers] }));
 }
 
@@ -29,9 +28,9 @@ const KNOWN_MAX = 100_000;
  * process without a compute runtime cannot load models: it lets the name through, and values over
  * an unknown subset simply do not exist there (TERMS_MISSING).
  */
-export async function checkSubset(ctx: Pick<Context, 'db'>, checkpointId: number, subset: string, field = 'subset'): Promise<void> {
+export async function checkSubset(ctx: Pick<Context, 'db' | 'runtimeIfStarted'>, checkpointId: number, subset: string, field = 'subset'): Promise<void> {
   if (subset === ALL_PARAMETERS) return;
-  const runtime = findComputeRuntime(ctx.db);
+  const runtime = ctx.runtimeIfStarted;
   const known = runtime?.compute.knownSubsets;
   const key = `${checkpointId}:${subset}`;
   if (known?.has(key)) return;

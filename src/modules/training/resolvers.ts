@@ -1,6 +1,5 @@
 import { z } from 'zod';
 import type { Context } from '../context.js';
-import { computeRuntime } from '../jobs/runtime.js';
 import { dynamicsSummary } from './dynamics-summary.js';
 import { DEFAULT_WEIGHT_DECAY, startTraining, trainingOf, trainingProgress, type TrainRequest, type TrainSpec } from './service.js';
 import type { TrainOptimizer } from './train-loop.js';
@@ -67,7 +66,7 @@ async function loadSamples(ctx: Context, ids: readonly number[]): Promise<Sample
 
 export const trainResolvers: Resolvers = {
   Mutation: {
-    trainRun: (_, { input }, ctx) => startTraining(ctx, computeRuntime(ctx.db), parseTrainRun(input)),
+    trainRun: (_, { input }, ctx) => startTraining(ctx, ctx.runtime, parseTrainRun(input)),
   },
   Run: {
     training: (run, _, ctx) => trainingOf(ctx, run.id),
