@@ -110,13 +110,14 @@ export class StatsFamily {
     }
     const given = min !== null && min !== undefined && max !== null && max !== undefined;
     const auto = given ? null : await this.bounds();
-    let lo = min ?? auto?.lo;
+    const lo = min ?? auto?.lo;
     let hi = max ?? auto?.hi;
     if (lo === undefined || hi === undefined) return { min: null, max: null, binWidth: null, bins: [], below: 0, above: 0 };
     if (lo > hi) throw new BadUserInputError('The histogram needs min < max', 'min');
     // All values equal: one unit-wide range, so every value lands in the first bin.
     if (lo === hi) hi = lo + 1;
-    const all = await this.once(`histogram:${bins}:${lo}:${hi}`, () => termHistogramCounts(this.ctx.db.sql, this.spec, this.byLabel, bins, lo!, hi!));
+    const upper = hi;
+    const all = await this.once(`histogram:${bins}:${lo}:${hi}`, () => termHistogramCounts(this.ctx.db.sql, this.spec, this.byLabel, bins, lo, upper));
     const counts = ((all.get(cellKey(cell.checkpointId, cell.label)) as { b: number; n: number }[] | undefined) ?? []);
     const width = (hi - lo) / bins;
     const out: Histogram = {
