@@ -2,7 +2,6 @@ import type { Selection } from '../../platform/db/generated/client.js';
 import { afterCommit } from '../../platform/db/prisma-errors.js';
 import { canonicalJson } from '../../io/tfjs-model.js';
 import { findMissingTerms } from '../terms/coverage.js';
-import type { Direction, SampleFilter } from './query.js';
 import { scalarTerm, type ScalarTermName, type TargetSet } from './term-columns.js';
 import { ALL_PARAMETERS } from '../../platform/values/term.js';
 import type { Sql } from '../../platform/db/sql.js';
@@ -13,7 +12,7 @@ import { VERSION } from '../../platform/version.js';
 import { checkSubset } from '../terms/subsets.js';
 import { ensureTerms } from '../terms/availability.js';
 import { checkpointInfos, classNameOf, resolveTarget, type CheckpointInfo, type CurationContext } from './checkpoint-info.js';
-import { requiredTerms, scopeOf } from './query.js';
+import { requiredTerms, scopeOf, type Direction, type SampleFilter } from './query.js';
 import { cutOf, MAX_STRATEGY_CHECKPOINTS, normaliseWeights, StoredStrategy, type Cut, type SelectionMethod, type Strategy } from './strategy.js';
 import {
   compareWithSaved,
@@ -285,7 +284,11 @@ export function storedStrategy(selection: Pick<Selection, 'id' | 'strategy'>): S
   return parsed.data;
 }
 
-/** Parsed once per row object (a request reads several fields of one selection). */
+/**
+ * Parsed once per row object (a request reads several fields of one selection). Keyed by the row,
+ * not by a request or a database: a selection row is never updated, and a row object lives as
+ * long as the request that read it.
+ */
 const parsedStrategies = new WeakMap<object, Strategy>();
 
 /**
