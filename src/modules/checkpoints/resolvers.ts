@@ -70,7 +70,3 @@ export const checkpointResolvers: Resolvers = {
     },
   },
 };
-
-/** Where other modules' resolvers found it before it moved to the service (terms/resolvers.ts imports it from here). */
-export { loadCheckpoint } from './service.js';
-

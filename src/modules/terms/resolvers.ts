@@ -6,7 +6,7 @@ import { cancelJob, getJob, isActive, listJobs, retryJob, startJob, type Compute
 import { firstOrderAt } from './first-order.js';
 import { sampleTerms } from './compute-terms.js';
 import { resolveTarget } from '../curation/checkpoint-info.js';
-import { loadCheckpoint } from '../checkpoints/resolvers.js';
+import { loadCheckpoint } from '../checkpoints/service.js';
 import { connectionFields } from '../../platform/graphql/connections.js';
 import { parseSubset, parseTarget } from '../curation/inputs.js';
 import type { ComputeTermsInput, Resolvers } from '../generated/types.js';
