@@ -5,10 +5,12 @@ import type { Cut, Strategy } from './strategy.js';
 import { ALL_PARAMETERS } from '../../platform/values/term.js';
 
 /**
- * The SQL behind curation queries (rank, filter, statistics, selection, export). The statements are
+ * The SQL text behind curation queries (rank, filter, statistics, selection, export). The statements are
  * assembled from fixed fragments: user values only ever travel as parameters (`SqlParams`), and
- * column names only come from the fixed term list (`SCALAR_TERM_SPECS`). Each finished statement
- * carries a `-- named:` comment at its call site.
+ * column names only come from the fixed term list (`SCALAR_TERM_SPECS`). Pure text: nothing here
+ * runs a statement, hence a `-sql.ts` file and not a storage file. The curation storage files
+ * (ranking-, stats-, selections- and export-storage.ts) run them, each under a `named:` comment;
+ * bench/query-run.ts replays `rankStatement` as the server sends it.
  */
 
 /** Collects parameters and hands out typed placeholders (`$3::real`). */
