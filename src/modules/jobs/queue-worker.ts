@@ -130,12 +130,13 @@ export class QueueWorker {
       const t1 = performance.now();
       // The producer's id is read before the transaction: on PGlite a statement outside the open
       // transaction would wait for it forever.
-      const producer = columns || cross.length ? await compute.producerRef() : null;
+      const producer = await compute.producer();
+      const ref = columns || cross.length ? await compute.producerRef(producer) : null;
       const computed = new Set([...forTerms, ...forCross]).size;
       const outcome = await commitChunk(db, { jobId, attempt, chunk, samples: samples.length, computed }, async (tx) => {
         const shape = checkpointShape(ckpt);
-        if (columns) await writeComputedTermsIn(tx, shape, columns, job.subset, producer!, columnField(`chunk ${chunk}`));
-        if (cross.length && job.targetKey !== null) await writeCrossMetricsIn(tx, shape, job.targetKey, job.subset, cross, producer!);
+        if (columns) await writeComputedTermsIn(tx, shape, columns, job.subset, ref!, columnField(`chunk ${chunk}`));
+        if (cross.length && job.targetKey !== null) await writeCrossMetricsIn(tx, shape, job.targetKey, job.subset, cross, ref!);
       });
       if (outcome === 'committed') await publishProgress(pubsub, jobId);
       const ms = { compute: Math.round(t1 - t0), commit: Math.round(performance.now() - t1) };

@@ -159,8 +159,8 @@ export class ComputeService {
    * This producer's row (ids cached for the life of this service: producers are never deleted), read
    * in its own statement: call it before opening a transaction that writes values, never inside one.
    */
-  async producerRef(): Promise<ProducerRef> {
-    return this.producerIds.ref(await this.producer());
+  async producerRef(producer?: ProducerKey): Promise<ProducerRef> {
+    return this.producerIds.ref(producer ?? (await this.producer()));
   }
 
   async close(): Promise<void> {
