@@ -2,7 +2,6 @@ import type { Context } from '../context.js';
 import type { TargetSet } from './term-columns.js';
 import { targetKey } from './term-columns.js';
 import { BadUserInputError, NotFoundError } from '../../platform/errors.js';
-import { curationLoaders, type CurationLoaders } from './loaders.js';
 import type { CheckpointInfo } from './ranking-storage.js';
 import { selectionDatasetId } from './selections-storage.js';
 
@@ -15,27 +14,12 @@ export type CurationContext = Pick<Context, 'db' | 'config' | 'log' | 'loaders' 
 export type { CheckpointInfo };
 
 /**
- * Until createLoaders composes curationLoaders (asked for in the loaders merge), each request's
- * loaders get theirs here, made on first use; keyed by the loaders object, so a subscription's
- * fresh loaders (refreshLoaders) read afresh too.
- */
-const interimLoaders = new WeakMap<object, CurationLoaders>();
-
-function loadersOf(ctx: CurationContext): CurationLoaders {
-  const merged = ctx.loaders as Partial<CurationLoaders>;
-  if (merged.checkpointInfoById) return merged as CurationLoaders;
-  let made = interimLoaders.get(ctx.loaders);
-  if (!made) interimLoaders.set(ctx.loaders, (made = curationLoaders(ctx.db)));
-  return made;
-}
-
-/**
  * The checkpoint with its run's dataset, in one statement (not three loader round trips: this is on
  * the hot path of every curation query), remembered for the rest of the request; the checkpoint
  * row it read also serves `checkpointById` for the rest of the request.
  */
 export async function checkpointInfo(ctx: CurationContext, checkpointId: number): Promise<CheckpointInfo> {
-  const found = await loadersOf(ctx).checkpointInfoById.load(checkpointId);
+  const found = await ctx.loaders.checkpointInfoById.load(checkpointId);
   if (!found) throw new NotFoundError('Checkpoint', checkpointId);
   ctx.loaders.checkpointById.prime(checkpointId, found.checkpoint);
   return found.info;
@@ -43,7 +27,7 @@ export async function checkpointInfo(ctx: CurationContext, checkpointId: number)
 
 /** Several checkpoints at once (one statement for those not read yet), in the order given; the first missing one is refused. */
 export async function checkpointInfos(ctx: CurationContext, checkpointIds: readonly number[]): Promise<CheckpointInfo[]> {
-  const found = await loadersOf(ctx).checkpointInfoById.loadMany(checkpointIds);
+  const found = await ctx.loaders.checkpointInfoById.loadMany(checkpointIds);
   return found.map((row, i) => {
     if (row instanceof Error) throw row;
     if (!row) throw new NotFoundError('Checkpoint', checkpointIds[i]!);
