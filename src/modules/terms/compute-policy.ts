@@ -6,7 +6,7 @@ import type { Sql } from '../../platform/db/sql.js';
 import { ComputeBudgetExceededError, ComputeForbiddenError, TermsPendingError } from '../../platform/errors.js';
 import { secondsUntil } from '../../platform/http/rate-limit.js';
 import { ComputeBudgets } from './budgets.js';
-import { termsLoaders } from './loaders.js';
+import type { TermsLoaders } from './loaders.js';
 import { countActiveJobsOfKey } from './storage.js';
 
 /**
@@ -26,7 +26,7 @@ import { countActiveJobsOfKey } from './storage.js';
  * - **Inline work per request.** TANGENT_INLINE_MAX_SAMPLES bounds the samples one request computes
  *   inline, all of its fields together; past it the request's further work goes to jobs.
  */
-export type ComputeCaller = Pick<Context, 'db' | 'config' | 'caller' | 'runtimeIfStarted'> & { loaders?: object };
+export type ComputeCaller = Pick<Context, 'db' | 'config' | 'caller' | 'runtimeIfStarted'> & { loaders?: { terms: TermsLoaders } };
 
 /** Whether this caller may start computation at all. */
 export function mayCompute(config: Config, caller: Caller): boolean {
@@ -62,7 +62,7 @@ export function notComputing(ctx: ComputeCaller, checkpointId: number, missing: 
  */
 export function reserveInline(ctx: ComputeCaller, samples: number): boolean {
   const limit = ctx.config.compute.inlineMaxSamples;
-  const request = ctx.loaders ? termsLoaders(ctx.loaders) : null;
+  const request = ctx.loaders?.terms ?? null;
   const used = request?.inlineUsed ?? 0;
   if (used + samples > limit) return false;
   if (request) request.inlineUsed = used + samples;

@@ -7,7 +7,6 @@ import { ALL_PARAMETERS, TERMS, type TermName } from '../../platform/values/term
 import { BadUserInputError, TermsMissingError, TermsPendingError, invariant, withTimeout } from '../../platform/errors.js';
 import type { SampleMetricRow } from '../../platform/graphql/rows.js';
 import { awaitJob, startJob, type JobScope } from '../jobs/service.js';
-import { termsLoaders } from './loaders.js';
 import { sampleMetricRows, sampleSubsetMetricRows } from './storage.js';
 import { chargeSamples, mayCompute, notComputing, reserveInline, type ComputeCaller } from './compute-policy.js';
 import type { ComputeRuntime } from '../jobs/runtime.js';
@@ -21,7 +20,7 @@ type TermsRequestContext = Pick<Context, 'db' | 'config' | 'loaders' | 'caller' 
  * computations. Kept in the request's terms loaders (src/modules/terms/loaders.ts), made on first use.
  */
 function fillLoader(ctx: TermsRequestContext, runtime: ComputeRuntime): DataLoader<string, void> {
-  return termsLoaders(ctx.loaders).fillLoader(
+  return ctx.loaders.terms.fillLoader(
     () =>
       new DataLoader<string, void>(
         async (keys) => {

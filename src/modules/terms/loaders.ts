@@ -21,15 +21,3 @@ export class TermsLoaders {
 export function createTermsLoaders(): TermsLoaders {
   return new TermsLoaders();
 }
-
-/** Until createLoaders (src/modules/loaders.ts) makes them as its `terms` member: kept beside the request's loaders. */
-const unmerged = new WeakMap<object, TermsLoaders>();
-
-/** The terms loaders of the request whose loaders these are. */
-export function termsLoaders(loaders: object): TermsLoaders {
-  const merged = (loaders as { terms?: TermsLoaders }).terms;
-  if (merged) return merged;
-  let own = unmerged.get(loaders);
-  if (!own) unmerged.set(loaders, (own = createTermsLoaders()));
-  return own;
-}
