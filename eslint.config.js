@@ -1,6 +1,7 @@
-// ESLint (flat config): typescript-eslint's recommended rules, plus the layering the source tree
-// follows (README of src/: platform beneath modules, compute and io independent, SQL only in storage).
-// `npm run lint`; CI runs it after the type-check.
+// ESLint (flat config): typescript-eslint's recommended rules, plus the layering of src/: the
+// platform beneath the modules and importing none of them, the compute engine and the file formats
+// independent of both, no import cycles, no module reaching into another's storage, and SQL only
+// in storage files. `npm run lint`; CI runs it after the type-check.
 import { readdirSync } from 'node:fs';
 import js from '@eslint/js';
 import { createTypeScriptImportResolver } from 'eslint-import-resolver-typescript';
@@ -21,11 +22,11 @@ const SQL_MESSAGE = 'runs SQL or calls Prisma: only storage files do (storage.ts
 export default tseslint.config(
   {
     ignores: [
+      // Build output, the IDE's bundle (dist/web) included.
       'dist/**',
       '**/node_modules/**',
       'src/platform/db/generated/**',
       'src/modules/generated/**',
-      'web/dist/**',
       '.tangent/**',
       // UCR archive files: `.ts` is their time-series format, not TypeScript.
       'datasets/**',
@@ -37,18 +38,6 @@ export default tseslint.config(
   // and no-floating-promises on node:test's describe/test. tsc --strict covers the types.
   ...tseslint.configs.recommended,
   {
-    languageOptions: {
-      ecmaVersion: 2023,
-      sourceType: 'module',
-      globals: {
-        // Node's globals (the server, scripts, tests) and the browser's (web/ide); no `globals` dependency for this.
-        ...Object.fromEntries(
-          ['process', 'Buffer', 'console', 'setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'setImmediate', 'clearImmediate', 'queueMicrotask', 'structuredClone', 'URL', 'URLSearchParams', 'TextEncoder', 'TextDecoder', 'AbortController', 'AbortSignal', 'fetch', 'Response', 'Request', 'Headers', 'Blob', 'performance', 'globalThis', '__dirname', 'window', 'document', 'self', 'navigator', 'localStorage', 'WebSocket', 'Worker', 'crypto', 'atob', 'btoa', 'FormData', 'Event', 'EventTarget', 'DOMException', 'SharedArrayBuffer', 'Atomics', 'WebAssembly', 'MessageChannel', 'BroadcastChannel', 'File'].map(
-            (name) => [name, 'readonly'],
-          ),
-        ),
-      },
-    },
     rules: {
       // Deliberate style in this code base, not mistakes:
       // - `_`-prefixed parameters and destructured leftovers name what is ignored (resolver signatures, `[, value]`).
@@ -59,7 +48,7 @@ export default tseslint.config(
   },
   {
     // Tests, benches and examples read GraphQL responses, which are untyped JSON: `any` there is the honest type.
-    files: ['test/**', 'bench/**', 'examples/**', 'scripts/**'],
+    files: ['test/**', 'bench/**', 'examples/**'],
     rules: { '@typescript-eslint/no-explicit-any': 'off' },
   },
   {
