@@ -4,8 +4,9 @@ import { BadUserInputError, NotFoundError } from '../../platform/errors.js';
 import { afterId, pageSize, toConnection } from '../../platform/graphql/pagination.js';
 import type { ConnectionRow } from '../../platform/graphql/rows.js';
 import { ROLES, type Role } from '../../platform/auth/roles.js';
+import type { KeyLookup } from '../../platform/auth/authenticate.js';
 import { hashSecret, isKeyShaped, newSecret } from './secret.js';
-import { apiKeyPage, countApiKeys, findApiKeyById, findLiveKeyByHash, insertApiKey, markApiKeyRevoked, type ApiKeyRow, type VerifiedKey } from './storage.js';
+import { apiKeyPage, countApiKeys, findApiKeyById, findLiveKeyByHash, insertApiKey, markApiKeyRevoked, touchApiKey, type ApiKeyRow, type VerifiedKey } from './storage.js';
 
 export type { ApiKeyRow, VerifiedKey } from './storage.js';
 
@@ -71,4 +72,13 @@ export async function listApiKeys(
 export async function findLiveKey(db: Database, secret: string): Promise<VerifiedKey | null> {
   if (!isKeyShaped(secret)) return null;
   return findLiveKeyByHash(db, hashSecret(secret));
+}
+
+/** How the server's Authenticator (src/platform/auth/authenticate.ts) finds keys in this database. */
+export function keyLookup(db: Database): KeyLookup {
+  return {
+    hashOf: (secret) => (isKeyShaped(secret) ? hashSecret(secret) : null),
+    findLiveKeyByHash: (hash) => findLiveKeyByHash(db, hash),
+    touch: (id) => touchApiKey(db, id),
+  };
 }
