@@ -8,6 +8,7 @@ import { exportPage, exportThroughCursor, type ExportRow } from './export-storag
 import { querySubset } from './query.js';
 import type { PreparedQuery } from './rank.js';
 import { selectionById, storedStrategy } from './selections.js';
+import type { Strategy } from './strategy.js';
 
 export const EXPORT_FORMATS = ['jsonl', 'csv'] as const;
 export type ExportFormat = (typeof EXPORT_FORMATS)[number];
@@ -19,7 +20,7 @@ export const CONTENT_TYPES: Record<ExportFormat, string> = {
 
 /** What to export: a saved selection (with the terms at one checkpoint), or a filtered, ordered query. */
 export type ExportSource =
-  | { kind: 'selection'; selection: Selection; checkpointId: number }
+  | { kind: 'selection'; selection: Selection; strategy: Strategy; checkpointId: number }
   | { kind: 'query'; prepared: PreparedQuery };
 
 /** Rows per database round trip: large enough to amortise it, small enough to keep memory flat. */
@@ -29,7 +30,7 @@ const TERM_FIELDS = [...SCALAR_TERM_SPECS.filter((t) => !t.cross).map((t) => t.f
 
 /** The parameter subset an export's kernel terms are over: the query's, or the selection's strategy's. */
 function exportSubset(source: ExportSource): string {
-  return source.kind === 'selection' ? storedStrategy(source.selection).subset : querySubset(source.prepared.query);
+  return source.kind === 'selection' ? source.strategy.subset : querySubset(source.prepared.query);
 }
 
 /**
@@ -53,7 +54,7 @@ export async function selectionExportSource(ctx: CurationContext, selectionId: n
   const chosen = checkpointId ?? selection.checkpointIds.at(-1)!;
   const info = await checkpointInfo(ctx, chosen);
   if (info.datasetId !== selection.datasetId) throw new BadUserInputError(`Checkpoint ${chosen} is of a run on another dataset`, 'checkpoint');
-  return { kind: 'selection', selection, checkpointId: chosen };
+  return { kind: 'selection', selection, strategy: storedStrategy(ctx, selection), checkpointId: chosen };
 }
 
 type Row = ExportRow;

@@ -148,15 +148,15 @@ export const curationResolvers: Resolvers = {
     term: (selection) => selection.term as ScalarTerm,
     direction: (selection) => selection.direction as OrderDirection,
     target: (selection) => (selection.targetKey ? { key: selection.targetKey } : null),
-    subset: (selection) => storedStrategy(selection).subset,
+    subset: (selection, _, ctx) => storedStrategy(ctx, selection).subset,
     checkpoints: async (selection, _, ctx) => {
       const rows = await Promise.all(selection.checkpointIds.map((id) => ctx.loaders.checkpointById.load(id)));
       return rows.filter((row) => row !== null);
     },
-    weighting: (selection) => storedStrategy(selection).weighting,
-    k: (selection) => storedStrategy(selection).k,
-    fraction: (selection) => storedStrategy(selection).fraction,
-    threshold: (selection) => storedStrategy(selection).threshold,
+    weighting: (selection, _, ctx) => storedStrategy(ctx, selection).weighting,
+    k: (selection, _, ctx) => storedStrategy(ctx, selection).k,
+    fraction: (selection, _, ctx) => storedStrategy(ctx, selection).fraction,
+    threshold: (selection, _, ctx) => storedStrategy(ctx, selection).threshold,
     provenance: (selection) => selection.provenance as never,
     classCounts: async (selection, _, ctx) => {
       const dataset = await ctx.loaders.datasetById.load(selection.datasetId);

@@ -274,29 +274,25 @@ async function termProvenance(sql: Sql, strategy: Strategy) {
   }));
 }
 
-/** The stored strategy of a selection, parsed. */
-export function storedStrategy(selection: Pick<Selection, 'id' | 'strategy'>): Strategy {
-  const cached = parsedStrategies.get(selection);
+/**
+ * The stored strategy of a selection, parsed once per request (a request reads several fields of
+ * one selection): `ctx.loaders.selectionStrategies` keeps it by id, as a selection never changes.
+ */
+export function storedStrategy(ctx: Pick<CurationContext, 'loaders'>, selection: Pick<Selection, 'id' | 'strategy'>): Strategy {
+  const cached = ctx.loaders.selectionStrategies.get(selection.id);
   if (cached) return cached;
   const parsed = StoredStrategy.safeParse(selection.strategy);
   if (!parsed.success) throw new Error(`Invariant violated: selection ${selection.id} has a malformed strategy`);
-  parsedStrategies.set(selection, parsed.data);
+  ctx.loaders.selectionStrategies.set(selection.id, parsed.data);
   return parsed.data;
 }
-
-/**
- * Parsed once per row object (a request reads several fields of one selection). Keyed by the row,
- * not by a request or a database: a selection row is never updated, and a row object lives as
- * long as the request that read it.
- */
-const parsedStrategies = new WeakMap<object, Strategy>();
 
 /**
  * Replays a saved selection's strategy on the data as it is now and compares sample by sample
  * (ids, ranks and scores). Terms are only checked, never computed, by a verification.
  */
 export async function verifySelection(ctx: CurationContext, selection: Selection): Promise<SelectionVerification> {
-  const strategy = storedStrategy(selection);
+  const strategy = storedStrategy(ctx, selection);
   const dataset = await ctx.loaders.datasetById.load(selection.datasetId);
   const classes = dataset?.classNames.length ?? 0;
   try {
