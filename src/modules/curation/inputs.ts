@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import type { Direction, SampleFilter } from './query.js';
 import { SCALAR_TERM_SPECS, type ScalarTermName, type TargetSet } from './term-columns.js';
-import { ALL_PARAMETERS } from '../../platform/values/term.js';
+import { ALL_PARAMETERS, parseParameterSubset } from '../../platform/values/parameter-subset.js';
 import { BadUserInputError } from '../../platform/errors.js';
 import type { StrategyInput } from './selections.js';
 import type { SampleQuery } from './query.js';
@@ -56,20 +56,8 @@ export function parseTarget(input: TargetSetInput | null | undefined, field = 't
   return { kind: 'split', split };
 }
 
-/** How `subset` arguments name a parameter subset; which names exist is the model's to say (Model.parameterSubsets). */
-const SUBSET_NAME = /^[A-Za-z0-9_][A-Za-z0-9_./-]{0,99}$/;
-
-/** A `subset` argument: 'all' when absent, else a well-formed name (checked against the model later). */
-export function parseSubset(value: string | null | undefined, field = 'subset'): string {
-  if (value === null || value === undefined) return ALL_PARAMETERS;
-  if (!SUBSET_NAME.test(value)) {
-    throw new BadUserInputError('A parameter subset is named by 1 to 100 letters, digits, _ . / or - (e.g. all or head); Model.parameterSubsets lists them', field);
-  }
-  return value;
-}
-
 export function parseQuery(args: { filter?: SampleTermFilter | null; orderBy?: SampleTermOrder | null; target?: TargetSetInput | null; subset?: string | null }): SampleQuery {
-  return { filter: parseFilter(args.filter), order: parseOrder(args.orderBy), target: parseTarget(args.target), subset: parseSubset(args.subset) };
+  return { filter: parseFilter(args.filter), order: parseOrder(args.orderBy), target: parseTarget(args.target), subset: parseParameterSubset(args.subset, 'subset') };
 }
 
 /** A SelectionStrategyInput, its parts parsed; the strategy's own rules are checked by normaliseStrategy. */
@@ -83,7 +71,7 @@ export function parseStrategy(input: SelectionStrategyInput, field: string): Str
     term: input.term ?? 'K_NORM',
     direction: (input.direction ?? 'DESC') as Direction,
     target: parseTarget(input.target, `${field}.target`),
-    subset: parseSubset(input.subset, `${field}.subset`),
+    subset: parseParameterSubset(input.subset, `${field}.subset`),
     weighting: weighting === 'LEARNING_RATE' ? 'LEARNING_RATE' : 'EQUAL',
     weights,
     filter: parseFilter(input.filter, `${field}.filter`),
@@ -130,6 +118,6 @@ export function decodeQueryArgs(text: string | undefined, field = 'q'): SampleQu
     target: parseTarget(
       parsed.data.target ? { split: parsed.data.target.split ?? null, selectionId: parsed.data.target.selectionId === null || parsed.data.target.selectionId === undefined ? null : String(parsed.data.target.selectionId) } : null,
     ),
-    subset: parseSubset(parsed.data.subset, `${field}.subset`),
+    subset: parseParameterSubset(parsed.data.subset, `${field}.subset`),
   };
 }

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { scalarTerm, type RequiredTerm, type ScalarTermName, type TargetSet } from './term-columns.js';
-import { ALL_PARAMETERS } from '../../platform/values/term.js';
+import { ALL_PARAMETERS, type ParameterSubset } from '../../platform/values/parameter-subset.js';
 import { BadUserInputError } from '../../platform/errors.js';
 
 export type Direction = 'ASC' | 'DESC';
@@ -38,7 +38,7 @@ export interface SampleQuery {
   order: { term: ScalarTermName; direction: Direction };
   target: TargetSet | null;
   /** Default 'all' (`querySubset`). */
-  subset?: string;
+  subset?: ParameterSubset;
 }
 
 /** What a statement needs: the checkpoint, the query, the target key and the cursor list name. */
@@ -51,7 +51,7 @@ export interface BoundQuery {
 }
 
 /** The parameter subset of a query's kernel terms. */
-export function querySubset(query: SampleQuery): string {
+export function querySubset(query: SampleQuery): ParameterSubset {
   return query.subset ?? ALL_PARAMETERS;
 }
 
@@ -65,7 +65,7 @@ export function scopeOf(datasetId: number, filter: SampleFilter): SampleScope {
  * with the query's parameter subset (kernel terms are over it; the others are computed alongside K
  * over it). kCross without a target set is refused here, naming the argument.
  */
-export function requiredTerms(terms: readonly ScalarTermName[], filter: SampleFilter, targetKey: string | null, subset: string = ALL_PARAMETERS): RequiredTerm[] {
+export function requiredTerms(terms: readonly ScalarTermName[], filter: SampleFilter, targetKey: string | null, subset: ParameterSubset = ALL_PARAMETERS): RequiredTerm[] {
   const all: ScalarTermName[] = [...terms, ...(filter.terms ?? []).map((r) => r.term)];
   if (all.some((t) => scalarTerm(t).cross) && targetKey === null) {
     throw new BadUserInputError('kCross is measured against a target set: give `target` (a split or a saved selection)', 'target');

@@ -1,6 +1,6 @@
 import type { Context } from '../context.js';
 import { parseTargetKey, scalarTerm, type ScalarTermName } from './term-columns.js';
-import { ALL_PARAMETERS } from '../../platform/values/term.js';
+import { ALL_PARAMETERS, parseParameterSubset } from '../../platform/values/parameter-subset.js';
 import { CLIENT_PRODUCER } from '../terms/producers.js';
 import { BadUserInputError, invariant } from '../../platform/errors.js';
 import { prepareQuery, rankSamples, type RankedSampleRow } from './rank.js';
@@ -19,7 +19,7 @@ import {
 import { checkpointTermStats, runTermStats } from './stats.js';
 import { checkpointShape, writeCrossMetrics } from '../terms/metrics.js';
 import { connectionFields } from '../../platform/graphql/connections.js';
-import { encodeQueryArgs, MAX_QUERY_ARG_CHARS, parseFilter, parseQuery, parseStrategy, parseSubset, parseTarget } from './inputs.js';
+import { encodeQueryArgs, MAX_QUERY_ARG_CHARS, parseFilter, parseQuery, parseStrategy, parseTarget } from './inputs.js';
 import type { OrderDirection, Resolvers, ScalarTerm } from '../generated/types.js';
 import { optionalId, parseId } from '../../platform/graphql/inputs.js';
 
@@ -60,7 +60,7 @@ export const curationResolvers: Resolvers = {
       if (args.values.length > MAX_KCROSS_ROWS_PER_REQUEST) throw new BadUserInputError(`At most ${MAX_KCROSS_ROWS_PER_REQUEST} rows per request`, 'values');
       const shape = await checkpointShape(ctx, checkpointId);
       const key = await resolveTarget(ctx, shape.datasetId, parseTarget(args.target));
-      const subset = parseSubset(args.subset);
+      const subset = parseParameterSubset(args.subset, 'subset');
       await checkSubset(ctx, checkpointId, subset);
       const rows = args.values.map((v, i) => ({ sampleId: parseId(v.sampleId, `values[${i}].sampleId`), kCross: v.kCross }));
       const written = await writeCrossMetrics(ctx.db, shape, key!, subset, rows, CLIENT_PRODUCER);
@@ -70,7 +70,7 @@ export const curationResolvers: Resolvers = {
   Checkpoint: {
     rankedSamples: (checkpoint, args, ctx) => rankSamples(ctx, checkpoint.id, parseQuery(args), args),
     termStats: (checkpoint, args, ctx) =>
-      checkpointTermStats(ctx, checkpoint.id, { term: args.term, filter: parseFilter(args.filter), target: parseTarget(args.target), subset: parseSubset(args.subset) }),
+      checkpointTermStats(ctx, checkpoint.id, { term: args.term, filter: parseFilter(args.filter), target: parseTarget(args.target), subset: parseParameterSubset(args.subset, 'subset') }),
     exportUrl: async (checkpoint, args, ctx) => {
       // Checked now (terms present, target valid), so that the URL does not fail when fetched.
       await prepareQuery(ctx, checkpoint.id, parseQuery(args));
@@ -87,7 +87,7 @@ export const curationResolvers: Resolvers = {
         term: args.term,
         filter: parseFilter(args.filter),
         target: parseTarget(args.target),
-        subset: parseSubset(args.subset),
+        subset: parseParameterSubset(args.subset, 'subset'),
         checkpointIds: args.checkpointIds ? args.checkpointIds.map((id, i) => parseId(id, `checkpointIds[${i}]`)) : null,
       }),
   },

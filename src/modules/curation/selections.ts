@@ -3,7 +3,7 @@ import { afterCommit } from '../../platform/db/prisma-errors.js';
 import { canonicalJson } from '../../io/tfjs-model.js';
 import { findMissingTerms } from '../terms/coverage.js';
 import { scalarTerm, type ScalarTermName, type TargetSet } from './term-columns.js';
-import { ALL_PARAMETERS } from '../../platform/values/term.js';
+import { ALL_PARAMETERS, type ParameterSubset } from '../../platform/values/parameter-subset.js';
 import type { Sql } from '../../platform/db/sql.js';
 import { BadUserInputError, ConflictError, NotFoundError, TangentError, TermsMissingError } from '../../platform/errors.js';
 import { decodeCursor, pageSize, toConnection } from '../../platform/graphql/pagination.js';
@@ -38,7 +38,7 @@ export interface StrategyInput {
   direction: Direction;
   target: TargetSet | null;
   /** The parameter subset of the kernel terms (default 'all'). */
-  subset?: string;
+  subset?: ParameterSubset;
   weighting: 'EQUAL' | 'LEARNING_RATE';
   weights: number[] | null;
   filter: SampleFilter;

@@ -1,6 +1,6 @@
 import type { SampleFilter } from './query.js';
 import type { ScalarTermName, TargetSet } from './term-columns.js';
-import { ALL_PARAMETERS } from '../../platform/values/term.js';
+import { ALL_PARAMETERS, type ParameterSubset } from '../../platform/values/parameter-subset.js';
 import { BadUserInputError, NotFoundError } from '../../platform/errors.js';
 import { checkSubset } from '../terms/subsets.js';
 import { ensureTerms } from '../terms/availability.js';
@@ -15,7 +15,7 @@ export interface StatsArgs {
   filter: SampleFilter;
   target: TargetSet | null;
   /** The parameter subset of the kernel terms (default 'all'). */
-  subset?: string;
+  subset?: ParameterSubset;
 }
 
 interface StatsSpec extends StatsScope {

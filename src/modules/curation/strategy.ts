@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import type { Direction, SampleFilter } from './query.js';
 import { SCALAR_TERM_SPECS, type ScalarTermName } from './term-columns.js';
-import { ALL_PARAMETERS } from '../../platform/values/term.js';
+import { ALL_PARAMETERS, storedParameterSubset, type ParameterSubset } from '../../platform/values/parameter-subset.js';
 import { BadUserInputError, invariant } from '../../platform/errors.js';
 
 export const SELECTION_METHODS = ['TOP_K', 'TOP_FRACTION', 'THRESHOLD', 'BALANCED_TOP_K', 'STRATIFIED'] as const;
@@ -22,7 +22,7 @@ export interface Strategy {
   direction: Direction;
   targetKey: string | null;
   /** The parameter subset the kernel terms are over ('all', or a name of the model's subsets). */
-  subset: string;
+  subset: ParameterSubset;
   checkpointIds: number[];
   weighting: Weighting;
   weights: number[];
@@ -41,7 +41,7 @@ export const StoredStrategy = z.object({
   direction: z.enum(['ASC', 'DESC']),
   targetKey: z.string().nullable(),
   // Selections saved before subsets existed ranked over all parameters.
-  subset: z.string().default(ALL_PARAMETERS),
+  subset: z.string().default(ALL_PARAMETERS).transform(storedParameterSubset),
   checkpointIds: z.array(z.number().int().positive()).min(1).max(MAX_STRATEGY_CHECKPOINTS),
   weighting: z.enum(['EQUAL', 'LEARNING_RATE', 'CUSTOM']),
   weights: z.array(z.number().finite()),

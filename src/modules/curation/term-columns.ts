@@ -1,5 +1,6 @@
 import { BadUserInputError } from '../../platform/errors.js';
-import { ALL_PARAMETERS, SCALAR_TERMS, isKernelTerm, type TermSpec } from '../../platform/values/term.js';
+import { SCALAR_TERMS, isKernelTerm, type TermSpec } from '../../platform/values/term.js';
+import { ALL_PARAMETERS, type ParameterSubset } from '../../platform/values/parameter-subset.js';
 
 /**
  * The scalar terms a curation query filters, ranks, summarises and selects by: the real-valued
@@ -60,11 +61,11 @@ export interface RequiredTerm {
    * The parameter subset of the query (default 'all'): kernel terms are over it, and other terms
    * that must be computed are computed in the same pass as K over it.
    */
-  subset?: string | null;
+  subset?: ParameterSubset | null;
 }
 
 /** The parameter subset a required term is over: its own for kernel terms, 'all' for the others (which have none). */
-export function subsetOf(required: RequiredTerm): string {
+export function subsetOf(required: RequiredTerm): ParameterSubset {
   return required.term !== 'CORRECT' && scalarTerm(required.term).kernel ? (required.subset ?? ALL_PARAMETERS) : ALL_PARAMETERS;
 }
 

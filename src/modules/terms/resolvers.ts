@@ -8,7 +8,8 @@ import { sampleTerms } from './compute-terms.js';
 import { resolveTarget } from '../curation/checkpoint-info.js';
 import { loadCheckpoint } from '../checkpoints/service.js';
 import { connectionFields } from '../../platform/graphql/connections.js';
-import { parseSubset, parseTarget } from '../curation/inputs.js';
+import { parseTarget } from '../curation/inputs.js';
+import { parseParameterSubset } from '../../platform/values/parameter-subset.js';
 import type { ComputeTermsInput, Resolvers } from '../generated/types.js';
 import { parseId } from '../../platform/graphql/inputs.js';
 
@@ -36,7 +37,7 @@ export async function parseComputeTerms(ctx: Context, input: ComputeTermsInput):
   const ckpt = await ctx.runtime.compute.checkpoint(checkpointId);
   const target = parseTarget(input.target, 'input.target');
   const targetKey = await resolveTarget(ctx, ckpt.datasetId, target, 'input.target');
-  const subset = parseSubset(input.subset, 'input.subset');
+  const subset = parseParameterSubset(input.subset, 'input.subset');
   const splits = input.splits ?? [];
   splits.forEach((split, i) => {
     if (split.length === 0 || split.length > MAX_SPLIT_LENGTH) throw new BadUserInputError(`A split is 1 to ${MAX_SPLIT_LENGTH} characters`, `input.splits[${i}]`);
@@ -106,9 +107,9 @@ export const computeResolvers: Resolvers = {
   },
   Checkpoint: {
     sampleTerms: (checkpoint, args, ctx) =>
-      sampleTerms(ctx, checkpoint.id, parseIds(args.sampleIds, 'sampleIds'), args.terms as TermName[], { waitMs: args.waitMs, subset: parseSubset(args.subset) }),
+      sampleTerms(ctx, checkpoint.id, parseIds(args.sampleIds, 'sampleIds'), args.terms as TermName[], { waitMs: args.waitMs, subset: parseParameterSubset(args.subset, 'subset') }),
     firstOrder: (checkpoint, args, ctx) =>
-      firstOrderAt(ctx, ctx.runtime, checkpoint.id, parseId(args.observedId, 'observedId'), parseId(args.updatedId, 'updatedId'), args.learningRate, parseSubset(args.subset)),
+      firstOrderAt(ctx, ctx.runtime, checkpoint.id, parseId(args.observedId, 'observedId'), parseId(args.updatedId, 'updatedId'), args.learningRate, parseParameterSubset(args.subset, 'subset')),
     jobs: (checkpoint, args, ctx) => listJobs(ctx, { first: args.first, after: args.after, status: args.status, checkpointId: checkpoint.id }),
   },
   Job: {

@@ -26,12 +26,8 @@ export function termByName(term: TermName): TermSpec {
   return TERMS.find((t) => t.term === term)!;
 }
 
-/**
- * The parameter subset that J, and so every kernel term, is over unless a request names another:
- * all trainable parameters. Kernel terms over it are the columns of sample_metric; over a named
- * subset (Model.parameterSubsets, e.g. Mantis's 'head') they live in sample_subset_metric.
- */
-export const ALL_PARAMETERS = 'all';
+/** The parameter subset kernel terms are over by default (all trainable parameters): see parameter-subset.ts. */
+export { ALL_PARAMETERS } from './parameter-subset.js';
 
 /** The per-sample terms of K (K_NORM, K_TRACE): each value is over one parameter subset. */
 export const KERNEL_TERMS = TERMS.filter((t) => t.term === 'K_NORM' || t.term === 'K_TRACE');
