@@ -8,6 +8,7 @@ import type { PubSub } from '../../platform/pubsub.js';
 import { checkpointShape, type ComputeService } from '../terms/compute-service.js';
 import { publishProgress } from './progress.js';
 import { chunkQueueId, type ChunkJob, type JobQueue } from './queue.js';
+import { storedParameterSubset } from '../../platform/values/parameter-subset.js';
 import {
   chunkCommitted,
   chunkSamples,
@@ -123,7 +124,7 @@ export class QueueWorker {
       const samples = await chunkSamples(db.sql, job, ckpt.datasetId, chunk);
       const forTerms = samples.filter((s) => s.lacksTerms).map((s) => s.id);
       const forCross = samples.filter((s) => s.lacksCross).map((s) => s.id);
-      const opts = { signal: abort.signal, subset: job.subset };
+      const opts = { signal: abort.signal, subset: storedParameterSubset(job.subset) };
       const columns = forTerms.length ? await compute.metricColumns(ckpt, await compute.samples(ckpt, forTerms), opts) : null;
       const cross = forCross.length && job.targetKey !== null ? await compute.kCross(ckpt, job.targetKey, await compute.samples(ckpt, forCross), opts) : [];
       abort.signal.throwIfAborted();

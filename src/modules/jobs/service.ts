@@ -1,5 +1,7 @@
 import type { Context } from '../context.js';
 import type { TermName } from '../../platform/values/term.js';
+import type { ParameterSubset } from '../../platform/values/parameter-subset.js';
+import { checkSubset } from '../terms/subsets.js';
 import { BadUserInputError, NotFoundError } from '../../platform/errors.js';
 import { publishProgress, waitForJob } from './progress.js';
 import { chunkQueueId } from './queue.js';
@@ -19,8 +21,8 @@ export interface ComputeTermsRequest {
   terms: TermName[];
   /** kCross against this target set too (`split:…` or `selection:…`). */
   targetKey: string | null;
-  /** The parameter subset the kernel terms are over: 'all' or a name of the model's (checked here). */
-  subset: string;
+  /** The parameter subset the kernel terms are over: 'all' or a name of the model's (checked here, by checkSubset). */
+  subset: ParameterSubset;
   scope: JobScope;
 }
 
@@ -38,7 +40,7 @@ export async function startJob(runtime: ComputeRuntime, request: ComputeTermsReq
   const { db, pubsub, config } = runtime.deps;
   if (request.terms.length === 0 && request.targetKey === null) throw new BadUserInputError('Name at least one term, or a target set for kCross', 'terms');
   const ckpt = await runtime.compute.checkpoint(request.checkpointId);
-  await runtime.compute.requireSubset(ckpt, request.subset, subsetField);
+  await checkSubset({ db, runtimeIfStarted: runtime }, ckpt.id, request.subset, subsetField);
   if (request.scope.sampleIds?.length) await checkSamples(runtime, ckpt.datasetId, request.scope.sampleIds);
   const spec = {
     checkpointId: ckpt.id,

@@ -18,7 +18,7 @@ import type { Database } from '../../platform/db/database.js';
 import { columnField, type CheckpointShape, type MetricColumns } from './metrics-storage.js';
 import { ProducerIds, type ProducerKey, type ProducerRef } from './producers.js';
 import { writeComputedTerms, writeCrossMetrics } from './write-terms.js';
-import { ALL_PARAMETERS } from '../../platform/values/term.js';
+import { ALL_PARAMETERS, type ParameterSubset } from '../../platform/values/parameter-subset.js';
 import { BadUserInputError, ModelUnusableError, NotFoundError, invariant } from '../../platform/errors.js';
 import { bytesToFloat32 } from '../../platform/float32.js';
 import type { Logger } from '../../platform/logger.js';
@@ -56,7 +56,8 @@ export interface ComputeModel {
 /** What a computation runs over: K (and every kernel term) over this parameter subset (default 'all'). */
 export interface ComputeOptions {
   signal?: AbortSignal;
-  subset?: string;
+  /** Checked against the model by the request path's checkSubset (src/modules/terms/subsets.ts). */
+  subset?: ParameterSubset;
 }
 
 /** Samples as the engine takes them: ids ascending, labels, and x [n, length, channels]. */
@@ -297,19 +298,6 @@ export class ComputeService {
     return subsets;
   }
 
-  /**
-   * Refuses a parameter subset the checkpoint's model does not answer to (BAD_USER_INPUT naming the
-   * ones it does), before anything is computed or a job is made. 'all' needs no model.
-   */
-  async requireSubset(ckpt: ComputeCheckpoint, subset: string, field = 'subset'): Promise<void> {
-    if (subset === ALL_PARAMETERS) return;
-    const subsets = await this.parameterSubsets({ ...ckpt.model, inputLength: ckpt.inputLength, channels: ckpt.channels, numClasses: ckpt.numClasses });
-    if (!subsets.some((s) => s.name === subset)) {
-      const names = subsets.map((s) => s.name);
-      throw new BadUserInputError(`Model ${ckpt.model.id} has no parameter subset ${JSON.stringify(subset)}; its subsets: ${names.join(', ')}`, field, { subsets: names });
-    }
-  }
-
   private count(samples: number): void {
     this.counters.calls++;
     this.counters.samples += samples;
@@ -322,7 +310,6 @@ export class ComputeService {
   async metricColumns(ckpt: ComputeCheckpoint, batch: SampleBatch, opts: ComputeOptions = {}): Promise<MetricColumns> {
     if (batch.ids.length === 0) return { sampleIds: [], columns: {} };
     const subset = opts.subset ?? ALL_PARAMETERS;
-    await this.requireSubset(ckpt, subset);
     return this.withModel(ckpt, async (pool, model) => {
       this.count(batch.ids.length);
       const t = await pool.computeTerms(model, batch.x, batch.labels, { subset: engineSubset(subset), ...(opts.signal ? { signal: opts.signal } : {}) });
@@ -349,7 +336,6 @@ export class ComputeService {
   async kCross(ckpt: ComputeCheckpoint, targetKey: string, batch: SampleBatch, opts: ComputeOptions = {}): Promise<CrossValue[]> {
     if (batch.ids.length === 0) return [];
     const subset = opts.subset ?? ALL_PARAMETERS;
-    await this.requireSubset(ckpt, subset);
     const target = await this.targetSeries(ckpt, targetKey);
     return this.withModel(ckpt, async (pool, model) => {
       this.count(batch.ids.length);
@@ -372,9 +358,8 @@ export class ComputeService {
    * K(x_o, x_u) over the parameter subset (the step moves only those parameters), G(x_u, y_u), and
    * the predicted Δz and Δlog π(·|x_o) = −η A K G.
    */
-  async firstOrder(ckpt: ComputeCheckpoint, observed: SampleBatch, updated: SampleBatch, eta: number, subset: string = ALL_PARAMETERS) {
+  async firstOrder(ckpt: ComputeCheckpoint, observed: SampleBatch, updated: SampleBatch, eta: number, subset: ParameterSubset = ALL_PARAMETERS) {
     invariant(observed.ids.length === 1 && updated.ids.length === 1, 'firstOrder takes one observed and one updated sample');
-    await this.requireSubset(ckpt, subset);
     return this.withModel(ckpt, async (pool, model) => {
       this.count(2);
       const cross = await pool.crossKernel(model, observed.x, updated.x, { returnK: true, subset: engineSubset(subset) });
@@ -401,7 +386,7 @@ export class ComputeService {
    * a concurrent request in this process is waited for instead of computed again. Resolves when
    * every value is stored.
    */
-  fillSampleTerms(ckpt: ComputeCheckpoint, sampleIds: readonly number[], subset: string = ALL_PARAMETERS): Promise<void> {
+  fillSampleTerms(ckpt: ComputeCheckpoint, sampleIds: readonly number[], subset: ParameterSubset = ALL_PARAMETERS): Promise<void> {
     return this.singleFlight(
       sampleIds.map((id) => ({ key: `m:${ckpt.id}:${subset}:${id}`, id })),
       async (ids) => {
@@ -413,7 +398,7 @@ export class ComputeService {
   }
 
   /** `fillSampleTerms` for kCross against one target set, over `subset`. */
-  fillKCross(ckpt: ComputeCheckpoint, targetKey: string, sampleIds: readonly number[], subset: string = ALL_PARAMETERS): Promise<void> {
+  fillKCross(ckpt: ComputeCheckpoint, targetKey: string, sampleIds: readonly number[], subset: ParameterSubset = ALL_PARAMETERS): Promise<void> {
     return this.singleFlight(
       sampleIds.map((id) => ({ key: `x:${ckpt.id}:${subset}:${targetKey}:${id}`, id })),
       async (ids) => {
@@ -450,10 +435,10 @@ export class ComputeService {
 
 /**
  * A subset name as the engine takes it. Its type lists the names every model may answer to, but the
- * engine resolves any name the model itself defines; `requireSubset` has checked this one against
- * the model's own list.
+ * engine resolves any name the model itself defines; the request path's checkSubset
+ * (src/modules/terms/subsets.ts) has checked this one against the model's own list.
  */
-function engineSubset(subset: string): Subset {
+function engineSubset(subset: ParameterSubset): Subset {
   return subset as Subset;
 }
 

@@ -3,7 +3,9 @@ import type { Context } from '../context.js';
 import { missingSampleIds, type MissingTerm } from './coverage.js';
 import type { SampleScope } from '../curation/query.js';
 import type { SampleMetric } from '../../platform/db/generated/client.js';
-import { ALL_PARAMETERS, TERMS, type TermName } from '../../platform/values/term.js';
+import { TERMS, type TermName } from '../../platform/values/term.js';
+import { ALL_PARAMETERS, type ParameterSubset } from '../../platform/values/parameter-subset.js';
+import { checkSubset } from './subsets.js';
 import { BadUserInputError, TermsMissingError, TermsPendingError, invariant, withTimeout } from '../../platform/errors.js';
 import type { SampleMetricRow } from '../../platform/graphql/rows.js';
 import { awaitJob, startJob, type JobScope } from '../jobs/service.js';
@@ -24,9 +26,9 @@ function fillLoader(ctx: TermsRequestContext, runtime: ComputeRuntime): DataLoad
     () =>
       new DataLoader<string, void>(
         async (keys) => {
-          const groups = new Map<string, { checkpointId: number; subset: string; sampleIds: number[] }>();
+          const groups = new Map<string, { checkpointId: number; subset: ParameterSubset; sampleIds: number[] }>();
           for (const key of keys) {
-            const [checkpointId, subset, sampleId] = key.split(':') as [string, string, string];
+            const [checkpointId, subset, sampleId] = key.split(':') as [string, ParameterSubset, string];
             const group = groups.get(`${checkpointId}:${subset}`) ?? { checkpointId: Number(checkpointId), subset, sampleIds: [] };
             group.sampleIds.push(Number(sampleId));
             groups.set(`${checkpointId}:${subset}`, group);
@@ -54,7 +56,7 @@ function fillLoader(ctx: TermsRequestContext, runtime: ComputeRuntime): DataLoad
  * The stored rows of these samples, with kNorm and kTrace (and their producers) over `subset`: the
  * sample_metric row, its kernel columns taken from sample_subset_metric for a named subset.
  */
-async function storedRows(ctx: Pick<Context, 'db'>, checkpointId: number, sampleIds: readonly number[], subset: string): Promise<Map<number, SampleMetricRow>> {
+async function storedRows(ctx: Pick<Context, 'db'>, checkpointId: number, sampleIds: readonly number[], subset: ParameterSubset): Promise<Map<number, SampleMetricRow>> {
   const rows = new Map((await sampleMetricRows(ctx.db, checkpointId, sampleIds)).map((r) => [r.sampleId, r]));
   if (subset === ALL_PARAMETERS) return rows;
   const kernel = new Map((await sampleSubsetMetricRows(ctx.db, checkpointId, subset, sampleIds)).map((r) => [r.sampleId, r]));
@@ -101,7 +103,7 @@ export async function sampleTerms(
   checkpointId: number,
   sampleIds: readonly number[],
   terms: readonly TermName[],
-  options: { waitMs?: number | null; subset?: string } = {},
+  options: { waitMs?: number | null; subset?: ParameterSubset } = {},
 ): Promise<SampleMetricRow[]> {
   const { waitMs } = options;
   const subset = options.subset ?? ALL_PARAMETERS;
@@ -116,7 +118,7 @@ export async function sampleTerms(
   if (missing.length > 0) {
     const runtime = ctx.runtime;
     const ckpt = await runtime.compute.checkpoint(checkpointId);
-    await runtime.compute.requireSubset(ckpt, subset);
+    await checkSubset(ctx, checkpointId, subset);
     if (!mayCompute(ctx.config, ctx.caller)) throw notComputing(ctx, checkpointId, [{ name: terms.join(', '), missing: missing.length }]);
     if (missing.length <= ctx.config.compute.inlineMaxSamples && reserveInline(ctx, missing.length)) {
       await runtime.compute.samples(ckpt, missing); // BAD_USER_INPUT for an id that is not the dataset's, before any compute
@@ -143,7 +145,7 @@ export async function sampleTerms(
 
 /** Work of one compute pass: the per-sample terms over one subset, and kCross against target sets over it. */
 interface SubsetWork {
-  subset: string;
+  subset: ParameterSubset;
   /** Per-sample terms missing, and the samples missing any of them. */
   terms: Set<TermName>;
   ids: Set<number>;
@@ -177,8 +179,8 @@ export async function makeTermsPresent(runtime: ComputeRuntime, checkpointId: nu
       for (const id of lists[i]!) group.ids.add(id);
     }
   });
+  // The subset was checked against the model by the request path (checkSubset) before ensureTerms.
   const ckpt = await runtime.compute.checkpoint(checkpointId);
-  for (const group of groups.values()) await runtime.compute.requireSubset(ckpt, group.subset);
   const inlineSamples = [...groups.values()].reduce((n, g) => n + g.ids.size + [...g.cross.values()].reduce((m, ids) => m + ids.length, 0), 0);
   const inline = lists.every((l) => l.length <= limit) && [...groups.values()].every((g) => g.ids.size <= limit) && reserveInline(by, inlineSamples);
   if (inline) {

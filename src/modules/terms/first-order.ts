@@ -1,4 +1,5 @@
-import { ALL_PARAMETERS } from '../../platform/values/term.js';
+import { ALL_PARAMETERS, type ParameterSubset } from '../../platform/values/parameter-subset.js';
+import { checkSubset } from './subsets.js';
 import { BadUserInputError } from '../../platform/errors.js';
 import { assertMayCompute, chargeSamples, type ComputeCaller } from './compute-policy.js';
 import type { ComputeRuntime } from '../jobs/runtime.js';
@@ -10,7 +11,7 @@ export interface FirstOrderRow {
   updatedId: number;
   learningRate: number;
   /** The parameter subset J (and so K) is over. */
-  subset: string;
+  subset: ParameterSubset;
   A: number[][];
   K: number[][];
   G: Float32Array;
@@ -38,7 +39,7 @@ export async function firstOrderAt(
   observedId: number,
   updatedId: number,
   learningRate?: number | null,
-  subset: string = ALL_PARAMETERS,
+  subset: ParameterSubset = ALL_PARAMETERS,
 ): Promise<FirstOrderRow> {
   const { compute } = runtime;
   const ckpt = await compute.checkpoint(checkpointId);
@@ -51,6 +52,7 @@ export async function firstOrderAt(
   const updated = await compute.samples(ckpt, [updatedId], 'updatedId');
   assertMayCompute(by, 'firstOrder');
   await chargeSamples(by, 2);
+  await checkSubset({ db: by.db, runtimeIfStarted: runtime }, checkpointId, subset);
   const r = await compute.firstOrder(ckpt, observed, updated, eta, subset);
   const nextId = await compute.nextCheckpoint(ckpt);
   let observedDelta: number[] | null = null;
