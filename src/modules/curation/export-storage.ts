@@ -1,7 +1,8 @@
+import { Prisma } from '../../platform/db/generated/client.js';
 import type { Sql, Tx } from '../../platform/db/sql.js';
 import { ALL_PARAMETERS } from '../../platform/values/term.js';
 import type { ExportSource } from './export.js';
-import { rankStatement, SqlParams, termTable } from './query-sql.js';
+import { param, rankStatement, termTable, type Statement } from './query-sql.js';
 import { toRankedRows, type RankedRawRow } from './ranking-storage.js';
 import { SCALAR_TERM_SPECS } from './term-columns.js';
 
@@ -15,26 +16,26 @@ import { SCALAR_TERM_SPECS } from './term-columns.js';
 export type ExportRow = Record<string, unknown>;
 
 /** A statement for the rows after a keyset position (`after` null: from the start), at most `limit` (null: all). */
-function exportStatement(source: ExportSource, subset: string, after: ExportRow | null, limit: number | null): { text: string; values: unknown[] } {
+function exportStatement(source: ExportSource, subset: string, after: ExportRow | null, limit: number | null): Statement {
   if (source.kind === 'query') {
     return rankStatement(source.prepared, after ? { value: after.score as number, sampleId: after.sampleId as number } : null, limit);
   }
   const { selection, checkpointId } = source;
-  const p = new SqlParams();
-  const c = p.add(checkpointId, 'int');
-  const s_ = subset !== ALL_PARAMETERS || selection.targetKey !== null ? p.add(subset, 'text') : null;
+  const { sql, raw, empty } = Prisma;
+  const c = param(checkpointId, 'int');
+  const s_ = param(subset, 'text');
   // Kernel terms over a named subset come from sample_subset_metric (k), the rest from sample_metric (m).
-  const metric = SCALAR_TERM_SPECS.filter((t) => !t.cross).map((t) => `${termTable(t.term, subset) === 'subset' ? 'k' : 'm'}.${t.column} AS "${t.field}"`);
+  // Column names come from the fixed term list only.
+  const metric = raw(SCALAR_TERM_SPECS.filter((t) => !t.cross).map((t) => `${termTable(t.term, subset) === 'subset' ? 'k' : 'm'}.${t.column} AS "${t.field}"`).join(', '));
   const cross = selection.targetKey !== null;
-  const text = `SELECT ss.rank, ss.score, ss.sample_id AS "sampleId", s.index, s.label, s.split, ${metric.join(', ')}, m.correct AS "correct"
-      ${cross ? ', x.k_cross AS "kCross"' : ''}
+  return sql`SELECT ss.rank, ss.score, ss.sample_id AS "sampleId", s.index, s.label, s.split, ${metric}, m.correct AS "correct"
+      ${cross ? raw(', x.k_cross AS "kCross"') : empty}
     FROM selection_sample ss JOIN sample s ON s.id = ss.sample_id
     LEFT JOIN sample_metric m ON m.checkpoint_id = ${c} AND m.sample_id = ss.sample_id
-    ${subset === ALL_PARAMETERS ? '' : `LEFT JOIN sample_subset_metric k ON k.checkpoint_id = ${c} AND k.subset = ${s_} AND k.sample_id = ss.sample_id`}
-    ${cross ? `LEFT JOIN sample_cross_metric x ON x.checkpoint_id = ${c} AND x.target_key = ${p.add(selection.targetKey, 'text')} AND x.subset = ${s_} AND x.sample_id = ss.sample_id` : ''}
-    WHERE ss.selection_id = ${p.add(selection.id, 'int')}${after ? ` AND ss.rank > ${p.add(after.rank, 'int')}` : ''}
-    ORDER BY ss.rank${limit === null ? '' : ` LIMIT ${p.add(limit, 'int')}`}`;
-  return { text, values: p.values };
+    ${subset === ALL_PARAMETERS ? empty : sql`LEFT JOIN sample_subset_metric k ON k.checkpoint_id = ${c} AND k.subset = ${s_} AND k.sample_id = ss.sample_id`}
+    ${cross ? sql`LEFT JOIN sample_cross_metric x ON x.checkpoint_id = ${c} AND x.target_key = ${param(selection.targetKey, 'text')} AND x.subset = ${s_} AND x.sample_id = ss.sample_id` : empty}
+    WHERE ss.selection_id = ${param(selection.id, 'int')}${after ? sql` AND ss.rank > ${param(after.rank, 'int')}` : empty}
+    ORDER BY ss.rank${limit === null ? empty : sql` LIMIT ${param(limit, 'int')}`}`;
 }
 
 /** Rows as they come from the database, with ints made numbers and the class name (and subset) added. */
@@ -54,9 +55,9 @@ function finish(source: ExportSource, subset: string, classNames: readonly strin
 
 /** The rows of an export after a keyset position (`after`: the last row of the previous page, finished), at most `limit`. */
 export async function exportPage(sql: Sql, source: ExportSource, subset: string, classNames: readonly string[], after: ExportRow | null, limit: number): Promise<ExportRow[]> {
-  const { text, values } = exportStatement(source, subset, after, limit);
+  const statement = exportStatement(source, subset, after, limit);
   // named: export.page
-  return finish(source, subset, classNames, await sql.query<ExportRow>(text, values));
+  return finish(source, subset, classNames, await sql.query<ExportRow>(statement.text, statement.values));
 }
 
 /**
@@ -73,12 +74,12 @@ export async function exportThroughCursor(
   onBatch: (rows: ExportRow[]) => Promise<void>,
 ): Promise<number> {
   let total = 0;
-  const { text, values } = exportStatement(source, subset, null, null);
+  const statement = exportStatement(source, subset, null, null);
   // Every row will be read: plan for the whole result, not for the first 10% (the cursor default,
   // which picks nested loops that are quadratic when the statistics are behind a bulk load).
   await tx.query('SET LOCAL cursor_tuple_fraction = 1');
   // named: export.cursor
-  await tx.query(`DECLARE tangent_export NO SCROLL CURSOR FOR ${text}`, values);
+  await tx.query(`DECLARE tangent_export NO SCROLL CURSOR FOR ${statement.text}`, statement.values);
   for (;;) {
     const rows = await tx.query<ExportRow>(`FETCH FORWARD ${batchRows} FROM tangent_export`);
     if (rows.length === 0) break;

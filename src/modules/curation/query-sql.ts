@@ -1,3 +1,4 @@
+import { Prisma } from '../../platform/db/generated/client.js';
 import { invariant } from '../../platform/errors.js';
 import { SCALAR_TERM_SPECS, scalarTerm, type ScalarTermName } from './term-columns.js';
 import { querySubset, type BoundQuery, type Direction, type SampleFilter } from './query.js';
@@ -5,22 +6,38 @@ import type { Cut, Strategy } from './strategy.js';
 import { ALL_PARAMETERS } from '../../platform/values/term.js';
 
 /**
- * The SQL text behind curation queries (rank, filter, statistics, selection, export). The statements are
- * assembled from fixed fragments: user values only ever travel as parameters (`SqlParams`), and
- * column names only come from the fixed term list (`SCALAR_TERM_SPECS`). Pure text: nothing here
- * runs a statement, hence a `-sql.ts` file and not a storage file. The curation storage files
- * (ranking-, stats-, selections- and export-storage.ts) run them, each under a `named:` comment;
- * bench/query-run.ts replays `rankStatement` as the server sends it.
+ * The SQL text behind curation queries (rank, filter, statistics, selection, export), composed with
+ * Prisma's SQL template tag (`Prisma.sql`, `join`, `raw`, `empty`: sql-template-tag, re-exported by
+ * the generated client, so no other dependency). A composed `Statement` carries its text with `$n`
+ * placeholders (`.text`) and its values in the same order (`.values`), and the storage files run it
+ * as plain SQL with `sql.query(statement.text, statement.values)`: the tag only composes text,
+ * nothing goes through Prisma's query engine. User values only ever travel as bound parameters
+ * (`param`, each with its type cast); the only text spliced in with `raw` is fixed: table names and
+ * aliases from `TABLES`, column names from the fixed term list (`SCALAR_TERM_SPECS`), SQL keywords
+ * and the positions and indices this file counts itself. A value used twice in one statement is
+ * bound twice (the tag numbers placeholders by position), which plans the same: statements run
+ * unnamed, so PostgreSQL plans them with the values in hand.
+ * Pure text: nothing here runs a statement, hence a `-sql.ts` file and not a storage file. The
+ * curation storage files (ranking-, stats-, selections- and export-storage.ts) run them, each under
+ * a `named:` comment; bench/query-run.ts replays `rankStatement` as the server sends it.
  */
 
-/** Collects parameters and hands out typed placeholders (`$3::real`). */
-export class SqlParams {
-  readonly values: unknown[] = [];
+/** A composed statement or fragment: `.text` with `$n` placeholders, `.values` in placeholder order. */
+export type Statement = Prisma.Sql;
 
-  add(value: unknown, type: 'int' | 'int[]' | 'real' | 'float8' | 'float8[]' | 'text' | 'text[]' | 'boolean'): string {
-    this.values.push(value);
-    return `$${this.values.length}::${type}`;
-  }
+const { sql, join, raw, empty } = Prisma;
+
+/** The types a parameter is cast to. */
+export type ParamType = 'int' | 'int[]' | 'real' | 'float8' | 'float8[]' | 'text' | 'text[]' | 'boolean';
+
+/** A bound parameter with its type cast (`$3::real`): the only way a value enters a statement. */
+export function param(value: unknown, type: ParamType): Statement {
+  return new Prisma.Sql(['', `::${type}`], [value]);
+}
+
+/** `a AND b AND …` (at least one condition). */
+function and(conditions: readonly Statement[]): Statement {
+  return join(conditions, ' AND ');
 }
 
 /**
@@ -43,6 +60,11 @@ const TABLES: Record<TermTable, { table: string; alias: string }> = {
   cross: { table: 'sample_cross_metric', alias: 'x' },
 };
 
+/** `table alias` of a term table, its alias carrying `suffix` (a checkpoint's index, or nothing). */
+function tableAs(table: TermTable, suffix = ''): Statement {
+  return raw(`${TABLES[table].table} ${TABLES[table].alias}${suffix}`);
+}
+
 /** The tables whose values a filter's conditions read. */
 function filterTables(filter: SampleFilter, subset: string): Set<TermTable> {
   const out = new Set<TermTable>((filter.terms ?? []).map((r) => termTable(r.term, subset)));
@@ -51,43 +73,43 @@ function filterTables(filter: SampleFilter, subset: string): Set<TermTable> {
 }
 
 /** The key conditions of a table beyond (checkpoint, sample): the subset, and the target set of kCross. */
-function keyConditions(table: TermTable, alias: string, keys: { subset: string; target: string | null }): string[] {
-  if (table === 'subset') return [`${alias}.subset = ${keys.subset}`];
-  if (table === 'cross') return [`${alias}.target_key = ${keys.target}`, `${alias}.subset = ${keys.subset}`];
+function keyConditions(table: TermTable, alias: string, keys: { subset: Statement | null; target: Statement | null }): Statement[] {
+  if (table === 'subset') return [sql`${raw(alias)}.subset = ${keys.subset!}`];
+  if (table === 'cross') return [sql`${raw(alias)}.target_key = ${keys.target!}`, sql`${raw(alias)}.subset = ${keys.subset!}`];
   return [];
 }
 
 /** The alias.column holding a term (or `correct`) when table aliases carry `suffix` (a checkpoint's index, or nothing). */
-function termColumn(term: ScalarTermName | 'CORRECT', subset: string, suffix = ''): string {
+function termColumn(term: ScalarTermName | 'CORRECT', subset: string, suffix = ''): Statement {
   const alias = `${TABLES[termTable(term, subset)].alias}${suffix}`;
-  return term === 'CORRECT' ? `${alias}.correct` : `${alias}.${scalarTerm(term).column}`;
+  return raw(term === 'CORRECT' ? `${alias}.correct` : `${alias}.${scalarTerm(term).column}`);
 }
 
 /** Sample-level conditions on `s` (sample) and the alias whose `sample_id` is the sample's id. */
-function scopeConditions(p: SqlParams, filter: SampleFilter, sampleIdColumn: string): string[] {
-  const where: string[] = [];
-  if (filter.labels?.length) where.push(`s.label = ANY(${p.add(filter.labels, 'int[]')})`);
-  if (filter.splits?.length) where.push(`s.split = ANY(${p.add(filter.splits, 'text[]')})`);
-  if (filter.sampleIds?.length) where.push(`${sampleIdColumn} = ANY(${p.add(filter.sampleIds, 'int[]')})`);
+function scopeConditions(filter: SampleFilter, sampleIdColumn: Statement): Statement[] {
+  const where: Statement[] = [];
+  if (filter.labels?.length) where.push(sql`s.label = ANY(${param(filter.labels, 'int[]')})`);
+  if (filter.splits?.length) where.push(sql`s.split = ANY(${param(filter.splits, 'text[]')})`);
+  if (filter.sampleIds?.length) where.push(sql`${sampleIdColumn} = ANY(${param(filter.sampleIds, 'int[]')})`);
   return where;
 }
 
 /** Term conditions, reading each term through `column(term)`. */
-function termConditions(p: SqlParams, filter: SampleFilter, column: (term: ScalarTermName | 'CORRECT') => string): string[] {
-  const where: string[] = [];
+function termConditions(filter: SampleFilter, column: (term: ScalarTermName | 'CORRECT') => Statement): Statement[] {
+  const where: Statement[] = [];
   for (const range of filter.terms ?? []) {
     const col = column(range.term);
-    if (range.min !== null && range.min !== undefined) where.push(`${col} >= ${p.add(range.min, 'real')}`);
-    if (range.max !== null && range.max !== undefined) where.push(`${col} <= ${p.add(range.max, 'real')}`);
+    if (range.min !== null && range.min !== undefined) where.push(sql`${col} >= ${param(range.min, 'real')}`);
+    if (range.max !== null && range.max !== undefined) where.push(sql`${col} <= ${param(range.max, 'real')}`);
   }
-  if (filter.correct !== null && filter.correct !== undefined) where.push(`${column('CORRECT')} = ${p.add(filter.correct, 'boolean')}`);
+  if (filter.correct !== null && filter.correct !== undefined) where.push(sql`${column('CORRECT')} = ${param(filter.correct, 'boolean')}`);
   return where;
 }
 
 /** The value columns of a RankedSample row, named as the GraphQL fields are: kNorm and kTrace over the query's subset. */
-function valueColumns(hasCross: boolean, subset: string): string {
-  const metric = SCALAR_TERM_SPECS.filter((t) => !t.cross).map((t) => `${termColumn(t.term, subset)} AS "${t.field}"`);
-  return [...metric, 'm.correct AS "correct"', hasCross ? 'x.k_cross AS "kCross"' : 'NULL::real AS "kCross"'].join(', ');
+function valueColumns(hasCross: boolean, subset: string): Statement {
+  const metric = SCALAR_TERM_SPECS.filter((t) => !t.cross).map((t) => `${termColumn(t.term, subset).text} AS "${t.field}"`);
+  return raw([...metric, 'm.correct AS "correct"', hasCross ? 'x.k_cross AS "kCross"' : 'NULL::real AS "kCross"'].join(', '));
 }
 
 export interface LongSource {
@@ -95,14 +117,14 @@ export interface LongSource {
    * FROM … JOIN …, with `s` the sample, `m` sample_metric, `k` sample_subset_metric (a named subset),
    * `x` sample_cross_metric (when a target is given).
    */
-  from: string;
-  where: string[];
+  from: Statement;
+  where: Statement[];
   /** The alias.column holding a term (or `correct`). */
-  column(term: ScalarTermName | 'CORRECT'): string;
-  checkpointColumn: string;
-  sampleIdColumn: string;
+  column(term: ScalarTermName | 'CORRECT'): Statement;
+  checkpointColumn: Statement;
+  sampleIdColumn: Statement;
   /** The term columns of a RankedSample, for SELECT lists. */
-  values: string;
+  values: Statement;
 }
 
 export interface LongSourceOptions {
@@ -121,51 +143,55 @@ export interface LongSourceOptions {
  * shown). With one checkpoint the condition is an equality, so an index on (checkpoint_id, …, term)
  * also orders.
  */
-export function longSource(p: SqlParams, o: LongSourceOptions): LongSource {
+export function longSource(o: LongSourceOptions): LongSource {
   invariant(o.checkpointIds.length > 0, 'a curation query names at least one checkpoint');
   invariant(o.drive !== 'cross' || o.targetKey !== null, 'kCross needs a target');
   const subset = o.subset ?? ALL_PARAMETERS;
   invariant(o.drive !== 'subset' || subset !== ALL_PARAMETERS, "kernel terms over 'all' are in sample_metric");
-  const ids = o.checkpointIds.length === 1 ? `= ${p.add(o.checkpointIds[0], 'int')}` : `= ANY(${p.add(o.checkpointIds, 'int[]')})`;
+  const ids = o.checkpointIds.length === 1 ? sql`= ${param(o.checkpointIds[0], 'int')}` : sql`= ANY(${param(o.checkpointIds, 'int[]')})`;
   const keys = {
-    target: o.targetKey === null ? null : p.add(o.targetKey, 'text'),
-    subset: o.drive !== 'metric' || o.targetKey !== null || subset !== ALL_PARAMETERS ? p.add(subset, 'text') : '',
+    target: o.targetKey === null ? null : param(o.targetKey, 'text'),
+    subset: o.drive !== 'metric' || o.targetKey !== null || subset !== ALL_PARAMETERS ? param(subset, 'text') : null,
   };
   const driving = TABLES[o.drive].alias;
+  const drivingSample = raw(`${driving}.sample_id`);
+  const drivingCheckpoint = raw(`${driving}.checkpoint_id`);
   const needed = filterTables(o.filter, subset);
   const tables: TermTable[] = ['metric', ...(subset !== ALL_PARAMETERS ? (['subset'] as const) : []), ...(o.targetKey !== null ? (['cross'] as const) : [])];
-  let from = `${TABLES[o.drive].table} ${driving} JOIN sample s ON s.id = ${driving}.sample_id`;
-  const where = [`${driving}.checkpoint_id ${ids}`, ...keyConditions(o.drive, driving, keys)];
+  const from: Statement[] = [sql`${tableAs(o.drive)} JOIN sample s ON s.id = ${drivingSample}`];
+  const where = [sql`${drivingCheckpoint} ${ids}`, ...keyConditions(o.drive, driving, keys)];
   for (const table of tables) {
     if (table === o.drive) continue;
-    const { table: name, alias } = TABLES[table];
-    const on = [`${alias}.checkpoint_id = ${driving}.checkpoint_id`, ...keyConditions(table, alias, keys), `${alias}.sample_id = ${driving}.sample_id`];
-    from += ` ${needed.has(table) ? 'JOIN' : 'LEFT JOIN'} ${name} ${alias} ON ${on.join(' AND ')}`;
+    const { alias } = TABLES[table];
+    const on = [sql`${raw(alias)}.checkpoint_id = ${drivingCheckpoint}`, ...keyConditions(table, alias, keys), sql`${raw(alias)}.sample_id = ${drivingSample}`];
+    from.push(sql`${raw(needed.has(table) ? 'JOIN' : 'LEFT JOIN')} ${tableAs(table)} ON ${and(on)}`);
   }
   const column = (term: ScalarTermName | 'CORRECT') => termColumn(term, subset);
-  where.push(...scopeConditions(p, o.filter, `${driving}.sample_id`), ...termConditions(p, o.filter, column));
+  where.push(...scopeConditions(o.filter, drivingSample), ...termConditions(o.filter, column));
   return {
-    from,
+    from: join(from, ' '),
     where,
     column,
-    checkpointColumn: `${driving}.checkpoint_id`,
-    sampleIdColumn: `${driving}.sample_id`,
+    checkpointColumn: drivingCheckpoint,
+    sampleIdColumn: drivingSample,
     values: valueColumns(o.targetKey !== null, subset),
   };
 }
 
 /** Keyset condition after (value, sampleId) in the order (value, sample id) both `direction`. */
-export function keysetAfter(p: SqlParams, valueColumn: string, sampleIdColumn: string, direction: Direction, after: { value: number; sampleId: number }, valueType: 'real' | 'float8' = 'real'): string {
-  const v = p.add(after.value, valueType);
-  const id = p.add(after.sampleId, 'int');
+export function keysetAfter(valueColumn: Statement, sampleIdColumn: Statement, direction: Direction, after: { value: number; sampleId: number }, valueType: 'real' | 'float8' = 'real'): Statement {
+  const v = param(after.value, valueType);
+  const id = param(after.sampleId, 'int');
   // The single-column bound is redundant with the row comparison but lets the (checkpoint, term) index seek.
   return direction === 'DESC'
-    ? `${valueColumn} <= ${v} AND (${valueColumn}, ${sampleIdColumn}) < (${v}, ${id})`
-    : `${valueColumn} >= ${v} AND (${valueColumn}, ${sampleIdColumn}) > (${v}, ${id})`;
+    ? sql`${valueColumn} <= ${v} AND (${valueColumn}, ${sampleIdColumn}) < (${v}, ${id})`
+    : sql`${valueColumn} >= ${v} AND (${valueColumn}, ${sampleIdColumn}) > (${v}, ${id})`;
 }
 
-export function orderBy(valueColumn: string, sampleIdColumn: string, direction: Direction): string {
-  return `${valueColumn} ${direction}, ${sampleIdColumn} ${direction}`;
+/** `ORDER BY` items: the value, then the sample id, both in `direction` (a fixed keyword). */
+export function orderBy(valueColumn: Statement, sampleIdColumn: Statement, direction: Direction): Statement {
+  const d = raw(direction === 'DESC' ? 'DESC' : 'ASC');
+  return sql`${valueColumn} ${d}, ${sampleIdColumn} ${d}`;
 }
 
 export interface WideSourceOptions {
@@ -181,9 +207,9 @@ export interface WideSourceOptions {
 
 export interface WideSource {
   /** SELECT list items: sample_id, label, score, src_0 … src_{K-1}. */
-  select: string;
-  from: string;
-  where: string[];
+  select: Statement;
+  from: Statement;
+  where: Statement[];
 }
 
 /**
@@ -193,7 +219,7 @@ export interface WideSource {
  * the filter must hold at every checkpoint. Inner joins: a sample without the values is not a
  * candidate (and ensureTerms has made sure that no sample in scope lacks them).
  */
-export function wideSource(p: SqlParams, o: WideSourceOptions): WideSource {
+export function wideSource(o: WideSourceOptions): WideSource {
   invariant(o.checkpointIds.length > 0 && o.checkpointIds.length === o.weights.length, 'one weight per checkpoint');
   const subset = o.subset ?? ALL_PARAMETERS;
   const spec = scalarTerm(o.term);
@@ -202,54 +228,57 @@ export function wideSource(p: SqlParams, o: WideSourceOptions): WideSource {
   // The scored term's table first, then whatever the filter reads, each once per checkpoint.
   const tables = [scored, ...[...filterTables(o.filter, subset)].filter((t) => t !== scored)];
   const keys = {
-    target: tables.includes('cross') ? p.add(o.targetKey, 'text') : null,
-    subset: tables.some((t) => t !== 'metric') ? p.add(subset, 'text') : '',
+    target: tables.includes('cross') ? param(o.targetKey, 'text') : null,
+    subset: tables.some((t) => t !== 'metric') ? param(subset, 'text') : null,
   };
   const first = `${TABLES[scored].alias}0`;
-  const joins: string[] = [];
-  const where: string[] = [];
+  const firstSample = raw(`${first}.sample_id`);
+  const joins: Statement[] = [];
+  const where: Statement[] = [];
   o.checkpointIds.forEach((checkpointId, i) => {
-    const c = p.add(checkpointId, 'int');
+    const c = param(checkpointId, 'int');
     for (const table of tables) {
       const alias = `${TABLES[table].alias}${i}`;
-      const conditions = [`${alias}.checkpoint_id = ${c}`, ...keyConditions(table, alias, keys)];
+      const conditions = [sql`${raw(alias)}.checkpoint_id = ${c}`, ...keyConditions(table, alias, keys)];
       // The first table is FROM; the others join on its sample id, conditions in their ON clauses.
       if (alias === first) {
-        joins.push(`${TABLES[table].table} ${alias}`);
+        joins.push(tableAs(table, String(i)));
         where.push(...conditions);
       } else {
-        joins.push(`JOIN ${TABLES[table].table} ${alias} ON ${[`${alias}.sample_id = ${first}.sample_id`, ...conditions].join(' AND ')}`);
+        joins.push(sql`JOIN ${tableAs(table, String(i))} ON ${and([sql`${raw(alias)}.sample_id = ${firstSample}`, ...conditions])}`);
       }
     }
-    where.push(...termConditions(p, o.filter, (term) => termColumn(term, subset, String(i))));
+    where.push(...termConditions(o.filter, (term) => termColumn(term, subset, String(i))));
   });
-  where.push(...scopeConditions(p, o.filter, `${first}.sample_id`));
-  const value = (i: number) => `${TABLES[scored].alias}${i}.${spec.column}`;
+  where.push(...scopeConditions(o.filter, firstSample));
+  const value = (i: number) => raw(`${TABLES[scored].alias}${i}.${spec.column}`);
   const score =
     o.checkpointIds.length === 1
-      ? `${value(0)}::float8`
-      : o.weights.map((w, i) => `${p.add(w, 'float8')} * ${value(i)}::float8`).join(' + ');
-  const srcs = o.checkpointIds.map((_, i) => `${value(i)}_src AS src_${i}`).join(', ');
+      ? sql`${value(0)}::float8`
+      : join(
+          o.weights.map((w, i) => sql`${param(w, 'float8')} * ${value(i)}::float8`),
+          ' + ',
+        );
+  const srcs = raw(o.checkpointIds.map((_, i) => `${value(i).text}_src AS src_${i}`).join(', '));
   const [head, ...rest] = joins;
   return {
-    select: `${first}.sample_id, s.label, (${score}) AS score, ${srcs}`,
-    from: `${head} JOIN sample s ON s.id = ${first}.sample_id ${rest.join(' ')}`,
+    select: sql`${firstSample}, s.label, (${score}) AS score, ${srcs}`,
+    from: sql`${head!} JOIN sample s ON s.id = ${firstSample} ${rest.length ? join(rest, ' ') : empty}`,
     where,
   };
 }
 
-export function whereClause(conditions: readonly string[]): string {
-  return conditions.length ? `WHERE ${conditions.join(' AND ')}` : '';
+export function whereClause(conditions: readonly Statement[]): Statement {
+  return conditions.length ? sql`WHERE ${and(conditions)}` : empty;
 }
 
 /**
  * The statement of a query: samples with their terms, in (order term, sample id) order, after a
  * keyset position, at most `limit` rows (null: all of them, for a cursor).
  */
-export function rankStatement(q: BoundQuery, after: { value: number; sampleId: number } | null, limit: number | null): { text: string; values: unknown[] } {
+export function rankStatement(q: BoundQuery, after: { value: number; sampleId: number } | null, limit: number | null): Statement {
   const { query, targetKey } = q;
-  const p = new SqlParams();
-  const source = longSource(p, {
+  const source = longSource({
     checkpointIds: [q.checkpointId],
     drive: termTable(query.order.term, querySubset(query)),
     targetKey,
@@ -257,25 +286,23 @@ export function rankStatement(q: BoundQuery, after: { value: number; sampleId: n
     filter: query.filter,
   });
   const value = source.column(query.order.term);
-  const where = [...source.where, `${value} IS NOT NULL`];
-  if (after) where.push(keysetAfter(p, value, source.sampleIdColumn, query.order.direction, after));
-  const text = `SELECT ${source.sampleIdColumn} AS "sampleId", s.index, s.label, s.split, ${value} AS score, ${source.values}
+  const where = [...source.where, sql`${value} IS NOT NULL`];
+  if (after) where.push(keysetAfter(value, source.sampleIdColumn, query.order.direction, after));
+  return sql`SELECT ${source.sampleIdColumn} AS "sampleId", s.index, s.label, s.split, ${value} AS score, ${source.values}
     FROM ${source.from} ${whereClause(where)}
-    ORDER BY ${orderBy(value, source.sampleIdColumn, query.order.direction)}${limit === null ? '' : ` LIMIT ${p.add(limit, 'int')}`}`;
-  return { text, values: p.values };
+    ORDER BY ${orderBy(value, source.sampleIdColumn, query.order.direction)}${limit === null ? empty : sql` LIMIT ${param(limit, 'int')}`}`;
 }
 
-export function countStatement(q: BoundQuery): { text: string; values: unknown[] } {
+export function countStatement(q: BoundQuery): Statement {
   const { query, targetKey } = q;
-  const p = new SqlParams();
-  const source = longSource(p, { checkpointIds: [q.checkpointId], drive: termTable(query.order.term, querySubset(query)), targetKey, subset: querySubset(query), filter: query.filter });
+  const source = longSource({ checkpointIds: [q.checkpointId], drive: termTable(query.order.term, querySubset(query)), targetKey, subset: querySubset(query), filter: query.filter });
   const value = source.column(query.order.term);
-  return { text: `SELECT count(*)::int AS n FROM ${source.from} ${whereClause([...source.where, `${value} IS NOT NULL`])}`, values: p.values };
+  return sql`SELECT count(*)::int AS n FROM ${source.from} ${whereClause([...source.where, sql`${value} IS NOT NULL`])}`;
 }
 
-/** `WITH pool AS (…)`: every candidate with its label, score and the producer of each checkpoint's value. */
-export function poolCte(p: SqlParams, strategy: Strategy): string {
-  const source = wideSource(p, {
+/** `pool AS (…)`, for a `WITH`: every candidate with its label, score and the producer of each checkpoint's value. */
+export function poolCte(strategy: Strategy): Statement {
+  const source = wideSource({
     checkpointIds: strategy.checkpointIds,
     weights: strategy.weights,
     term: strategy.term,
@@ -283,25 +310,25 @@ export function poolCte(p: SqlParams, strategy: Strategy): string {
     subset: strategy.subset,
     filter: strategy.filter,
   });
-  return `pool AS (SELECT ${source.select} FROM ${source.from} ${whereClause(source.where)})`;
+  return sql`pool AS (SELECT ${source.select} FROM ${source.from} ${whereClause(source.where)})`;
 }
 
 /**
  * `sel AS (…)`: the selected samples with their rank (1 = best) in the strategy's order: score in
  * `direction`, ties by sample id in the same direction — the same data always gives the same rows.
  */
-export function selectionCte(p: SqlParams, strategy: Strategy, cut: Cut): string {
-  const d = strategy.direction;
-  const order = `score ${d}, sample_id ${d}`;
-  let body: string;
+export function selectionCte(strategy: Strategy, cut: Cut): Statement {
+  const d = strategy.direction === 'DESC' ? 'DESC' : 'ASC';
+  const order = raw(`score ${d}, sample_id ${d}`);
+  let body: Statement;
   if (cut.kind === 'limit') {
-    body = `SELECT sample_id, label, score FROM pool ORDER BY ${order} LIMIT ${p.add(cut.k, 'int')}`;
+    body = sql`SELECT sample_id, label, score FROM pool ORDER BY ${order} LIMIT ${param(cut.k, 'int')}`;
   } else if (cut.kind === 'threshold') {
-    body = `SELECT sample_id, label, score FROM pool WHERE score ${d === 'DESC' ? '>=' : '<='} ${p.add(cut.threshold, 'float8')}`;
+    body = sql`SELECT sample_id, label, score FROM pool WHERE score ${raw(d === 'DESC' ? '>=' : '<=')} ${param(cut.threshold, 'float8')}`;
   } else {
-    body = `SELECT sample_id, label, score FROM (
+    body = sql`SELECT sample_id, label, score FROM (
         SELECT sample_id, label, score, row_number() OVER (PARTITION BY label ORDER BY ${order}) AS class_rank FROM pool
-      ) r WHERE class_rank <= (${p.add(cut.quotas, 'int[]')})[label + 1]`;
+      ) r WHERE class_rank <= (${param(cut.quotas, 'int[]')})[label + 1]`;
   }
-  return `sel AS (SELECT sample_id, label, score, (row_number() OVER (ORDER BY ${order}))::int AS rank FROM (${body}) t)`;
+  return sql`sel AS (SELECT sample_id, label, score, (row_number() OVER (ORDER BY ${order}))::int AS rank FROM (${body}) t)`;
 }

@@ -112,15 +112,15 @@ export function toRankedRows(info: CheckpointInfo, rows: readonly RankedRawRow[]
  * the checkpoint is known (the page may be read before it, side by side).
  */
 export async function rankPage(sql: Sql, q: BoundQuery, after: { value: number; sampleId: number } | null, limit: number): Promise<RankedRawRow[]> {
-  const { text, values } = rankStatement(q, after, limit);
+  const statement = rankStatement(q, after, limit);
   // named: curation.rankPage
-  return sql.query<RankedRawRow>(text, values);
+  return sql.query<RankedRawRow>(statement.text, statement.values);
 }
 
 /** How many samples a query has (its totalCount). */
 export async function rankCount(sql: Sql, q: BoundQuery): Promise<number> {
-  const { text, values } = countStatement(q);
+  const statement = countStatement(q);
   // named: curation.rankCount
-  const [row] = await sql.query<{ n: number }>(text, values);
+  const [row] = await sql.query<{ n: number }>(statement.text, statement.values);
   return Number(row?.n ?? 0);
 }

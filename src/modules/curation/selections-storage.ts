@@ -1,7 +1,7 @@
 import type { Database } from '../../platform/db/database.js';
-import type { Selection } from '../../platform/db/generated/client.js';
+import { Prisma, type Selection } from '../../platform/db/generated/client.js';
 import type { Sql } from '../../platform/db/sql.js';
-import { poolCte, selectionCte, SqlParams } from './query-sql.js';
+import { param, poolCte, selectionCte } from './query-sql.js';
 import type { Cut, Strategy } from './strategy.js';
 
 /**
@@ -108,9 +108,9 @@ export async function repeatableRead(tx: Sql, kind: Database['kind']): Promise<v
 
 /** Pool sizes per label (every class of the dataset, zero where none). */
 export async function poolClassCounts(sql: Sql, strategy: Strategy, classes: number): Promise<number[]> {
-  const p = new SqlParams();
+  const statement = Prisma.sql`WITH ${poolCte(strategy)} SELECT label, count(*)::int AS n FROM pool GROUP BY label`;
   // named: selection.poolClassCounts
-  const rows = await sql.query<{ label: number; n: number }>(`WITH ${poolCte(p, strategy)} SELECT label, count(*)::int AS n FROM pool GROUP BY label`, p.values);
+  const rows = await sql.query<{ label: number; n: number }>(statement.text, statement.values);
   const counts = Array.from({ length: classes }, () => 0);
   for (const row of rows) {
     const label = Number(row.label);
@@ -121,14 +121,9 @@ export async function poolClassCounts(sql: Sql, strategy: Strategy, classes: num
 
 /** Per label, how many samples the strategy's cut selects and their smallest and largest score. */
 export async function selectedByLabel(sql: Sql, strategy: Strategy, cut: Cut): Promise<{ label: number; count: number; lo: number | null; hi: number | null }[]> {
-  const p = new SqlParams();
-  const pool = poolCte(p, strategy);
-  const sel = selectionCte(p, strategy, cut);
+  const statement = Prisma.sql`WITH ${poolCte(strategy)}, ${selectionCte(strategy, cut)} SELECT label, count(*)::int AS n, min(score) AS lo, max(score) AS hi FROM sel GROUP BY label`;
   // named: selection.summary
-  const rows = await sql.query<{ label: number; n: number; lo: number | null; hi: number | null }>(
-    `WITH ${pool}, ${sel} SELECT label, count(*)::int AS n, min(score) AS lo, max(score) AS hi FROM sel GROUP BY label`,
-    p.values,
-  );
+  const rows = await sql.query<{ label: number; n: number; lo: number | null; hi: number | null }>(statement.text, statement.values);
   return rows.map((r) => ({ label: Number(r.label), count: Number(r.n), lo: r.lo === null ? null : Number(r.lo), hi: r.hi === null ? null : Number(r.hi) }));
 }
 
@@ -137,16 +132,13 @@ export async function selectedByLabel(sql: Sql, strategy: Strategy, cut: Cut): P
  * one row per (position, producer), in position and producer order.
  */
 export async function poolProducerCounts(sql: Sql, strategy: Strategy): Promise<PoolProducerCount[]> {
-  const p = new SqlParams();
-  const pool = poolCte(p, strategy);
-  const values = strategy.checkpointIds.map((_, i) => `(${i}, src_${i})`).join(', ');
-  // named: selection.provenance
-  const rows = await sql.query<{ i: number; kind: string | null; backend: string | null; version: string | null; n: number }>(
-    `WITH ${pool} SELECT v.i, pr.kind::text AS kind, pr.backend, pr.version, count(*)::int AS n
+  // The positions are counted here, not given: text, like the pool's src_i columns they name.
+  const values = Prisma.raw(strategy.checkpointIds.map((_, i) => `(${i}, src_${i})`).join(', '));
+  const statement = Prisma.sql`WITH ${poolCte(strategy)} SELECT v.i, pr.kind::text AS kind, pr.backend, pr.version, count(*)::int AS n
      FROM pool CROSS JOIN LATERAL (VALUES ${values}) v(i, src) LEFT JOIN producer pr ON pr.id = v.src
-     GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4`,
-    p.values,
-  );
+     GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4`;
+  // named: selection.provenance
+  const rows = await sql.query<{ i: number; kind: string | null; backend: string | null; version: string | null; n: number }>(statement.text, statement.values);
   return rows.map((r) => ({ i: Number(r.i), kind: r.kind, backend: r.backend, version: r.version, count: Number(r.n) }));
 }
 
@@ -183,31 +175,21 @@ export async function insertSelection(tx: Sql, s: NewSelection): Promise<number>
 
 /** Runs the strategy with its cut and stores what it selects (rank, sample, score) under the selection. */
 export async function insertSelectedSamples(tx: Sql, selectionId: number, strategy: Strategy, cut: Cut): Promise<void> {
-  const p = new SqlParams();
-  const pool = poolCte(p, strategy);
-  const sel = selectionCte(p, strategy, cut);
+  const statement = Prisma.sql`WITH ${poolCte(strategy)}, ${selectionCte(strategy, cut)} INSERT INTO selection_sample (selection_id, rank, sample_id, score) SELECT ${param(selectionId, 'int')}, rank, sample_id, score FROM sel`;
   // named: selection.insertSamples
-  await tx.query(
-    `WITH ${pool}, ${sel} INSERT INTO selection_sample (selection_id, rank, sample_id, score) SELECT ${p.add(selectionId, 'int')}, rank, sample_id, score FROM sel`,
-    p.values,
-  );
+  await tx.query(statement.text, statement.values);
 }
 
 /** Replays the strategy with its cut and compares, sample by sample, with the saved samples of the selection. */
 export async function compareWithSaved(tx: Sql, selectionId: number, strategy: Strategy, cut: Cut): Promise<ReplayComparison> {
-  const p = new SqlParams();
-  const pool = poolCte(p, strategy);
-  const sel = selectionCte(p, strategy, cut);
-  // named: selection.verify
-  const [row] = await tx.query<{ count: number; missing: number; extra: number; moved: number }>(
-    `WITH ${pool}, ${sel}, saved AS (SELECT rank, sample_id, score FROM selection_sample WHERE selection_id = ${p.add(selectionId, 'int')})
+  const statement = Prisma.sql`WITH ${poolCte(strategy)}, ${selectionCte(strategy, cut)}, saved AS (SELECT rank, sample_id, score FROM selection_sample WHERE selection_id = ${param(selectionId, 'int')})
      SELECT count(sel.sample_id)::int AS count,
             count(*) FILTER (WHERE sel.sample_id IS NULL)::int AS missing,
             count(*) FILTER (WHERE saved.sample_id IS NULL)::int AS extra,
             count(*) FILTER (WHERE sel.rank <> saved.rank OR sel.score <> saved.score)::int AS moved
-     FROM saved FULL JOIN sel ON sel.sample_id = saved.sample_id`,
-    p.values,
-  );
+     FROM saved FULL JOIN sel ON sel.sample_id = saved.sample_id`;
+  // named: selection.verify
+  const [row] = await tx.query<{ count: number; missing: number; extra: number; moved: number }>(statement.text, statement.values);
   return { count: Number(row!.count), missing: Number(row!.missing), extra: Number(row!.extra), moved: Number(row!.moved) };
 }
 

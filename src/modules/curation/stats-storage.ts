@@ -1,7 +1,8 @@
 import type { Database } from '../../platform/db/database.js';
+import { Prisma } from '../../platform/db/generated/client.js';
 import type { Sql } from '../../platform/db/sql.js';
 import type { SampleFilter } from './query.js';
-import { longSource, SqlParams, termTable, whereClause } from './query-sql.js';
+import { longSource, param, termTable, whereClause, type Statement } from './query-sql.js';
 import type { ScalarTermName } from './term-columns.js';
 
 /**
@@ -41,7 +42,7 @@ function num(value: unknown): number | null {
 /** Count, mean, standard deviation, smallest and largest value per cell. */
 export async function termSummaries(sql: Sql, scope: StatsScope, byLabel: boolean): Promise<Map<string, Summary>> {
   const rows = await grouped(sql, scope, byLabel, (v) => ({
-    select: `count(*)::int AS n, avg(${v}::float8) AS mean, stddev_samp(${v}::float8) AS stddev, min(${v}) AS min, max(${v}) AS max,
+    select: Prisma.sql`count(*)::int AS n, avg(${v}::float8) AS mean, stddev_samp(${v}::float8) AS stddev, min(${v}) AS min, max(${v}) AS max,
                    min(${v})::float8 AS lo, max(${v})::float8 AS hi`,
   }));
   return new Map(
@@ -54,7 +55,7 @@ export async function termSummaries(sql: Sql, scope: StatsScope, byLabel: boolea
 
 /** The quantiles `at` (probabilities) per cell, continuous (percentile_cont). */
 export async function termQuantiles(sql: Sql, scope: StatsScope, byLabel: boolean, at: readonly number[]): Promise<Map<string, (number | null)[]>> {
-  const rows = await grouped(sql, scope, byLabel, (v, p) => ({ select: `percentile_cont(${p.add(at, 'float8[]')}) WITHIN GROUP (ORDER BY ${v}::float8) AS q` }));
+  const rows = await grouped(sql, scope, byLabel, (v) => ({ select: Prisma.sql`percentile_cont(${param(at, 'float8[]')}) WITHIN GROUP (ORDER BY ${v}::float8) AS q` }));
   return new Map(rows.map(({ key, row }) => [key, (row.q as (number | string | null)[]).map(num)]));
 }
 
@@ -63,12 +64,12 @@ export async function termQuantiles(sql: Sql, scope: StatsScope, byLabel: boolea
  * 0 or less below lo, bins + 1 above hi) with its count, only buckets that have values.
  */
 export async function termHistogramCounts(sql: Sql, scope: StatsScope, byLabel: boolean, bins: number, lo: number, hi: number): Promise<Map<string, { b: number; n: number }[]>> {
-  const rows = await grouped(sql, scope, byLabel, (v, p) => {
-    const n = p.add(bins, 'int');
-    const h = p.add(hi, 'float8');
+  const rows = await grouped(sql, scope, byLabel, (v) => {
+    const n = param(bins, 'int');
+    const h = param(hi, 'float8');
     // width_bucket puts the upper bound itself in bucket n + 1; the last bin is closed instead.
-    const bucket = `CASE WHEN ${v}::float8 = ${h} THEN ${n} ELSE width_bucket(${v}::float8, ${p.add(lo, 'float8')}, ${h}, ${n}) END`;
-    return { select: `${bucket} AS b, count(*)::int AS n`, groupBy: 1 };
+    const bucket = Prisma.sql`CASE WHEN ${v}::float8 = ${h} THEN ${n} ELSE width_bucket(${v}::float8, ${param(lo, 'float8')}, ${h}, ${n}) END`;
+    return { select: Prisma.sql`${bucket} AS b, count(*)::int AS n`, groupBy: 1 };
   });
   const out = new Map<string, { b: number; n: number }[]>();
   for (const { key, row } of rows) {
@@ -80,18 +81,17 @@ export async function termHistogramCounts(sql: Sql, scope: StatsScope, byLabel: 
 }
 
 /**
- * Runs one aggregate grouped by checkpoint (and label): `build` gets the term's column and the
- * parameters, and returns the SELECT items and how many of them are extra grouping columns
+ * Runs one aggregate grouped by checkpoint (and label): `build` gets the term's column (its values
+ * bound as parameters with `param`), and returns the SELECT items and how many of them are extra grouping columns
  * (they come first). Each row comes with the key of its cell.
  */
 async function grouped(
   sql: Sql,
   spec: StatsScope,
   byLabel: boolean,
-  build: (v: string, p: SqlParams) => { select: string; groupBy?: number },
+  build: (v: Statement) => { select: Statement; groupBy?: number },
 ): Promise<{ key: string; row: Record<string, unknown> }[]> {
-  const p = new SqlParams();
-  const source = longSource(p, {
+  const source = longSource({
     checkpointIds: spec.checkpointIds,
     drive: termTable(spec.term, spec.subset),
     targetKey: spec.targetKey,
@@ -99,14 +99,12 @@ async function grouped(
     filter: spec.filter,
   });
   const v = source.column(spec.term);
-  const { select, groupBy = 0 } = build(v, p);
-  const groups = [`${source.checkpointColumn} AS c`, ...(byLabel ? ['s.label AS l'] : [])];
-  const positions = Array.from({ length: groups.length + groupBy }, (_, i) => String(i + 1));
+  const { select, groupBy = 0 } = build(v);
+  const groups = [Prisma.sql`${source.checkpointColumn} AS c`, ...(byLabel ? [Prisma.raw('s.label AS l')] : [])];
+  const positions = Prisma.raw(Array.from({ length: groups.length + groupBy }, (_, i) => String(i + 1)).join(', '));
+  const statement = Prisma.sql`SELECT ${Prisma.join(groups, ', ')}, ${select} FROM ${source.from} ${whereClause([...source.where, Prisma.sql`${v} IS NOT NULL`])} GROUP BY ${positions}`;
   // named: curation.termStats
-  const rows = await sql.query<Record<string, unknown>>(
-    `SELECT ${groups.join(', ')}, ${select} FROM ${source.from} ${whereClause([...source.where, `${v} IS NOT NULL`])} GROUP BY ${positions.join(', ')}`,
-    p.values,
-  );
+  const rows = await sql.query<Record<string, unknown>>(statement.text, statement.values);
   return rows.map((row) => ({ key: cellKey(Number(row.c), byLabel ? Number(row.l) : null), row }));
 }
 

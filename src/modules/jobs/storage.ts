@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { PGlite } from '@electric-sql/pglite';
 import type PgBoss from 'pg-boss';
-import { SqlParams } from '../curation/query-sql.js';
+import { SqlParams } from '../../platform/db/sql.js';
 import type { Database } from '../../platform/db/database.js';
 import type { ComputeJob, Prisma } from '../../platform/db/generated/client.js';
 import { ALL_PARAMETERS, TERMS, isKernelTerm, type TermName } from '../../platform/values/term.js';

@@ -1,6 +1,6 @@
 import { coverageKey, describeTerm, scalarTerm, subsetOf, type RequiredTerm } from '../curation/term-columns.js';
 import { ALL_PARAMETERS } from '../../platform/values/term.js';
-import { SqlParams } from '../curation/query-sql.js';
+import { SqlParams } from '../../platform/db/sql.js';
 import type { SampleScope } from '../curation/query.js';
 import type { Sql } from '../../platform/db/sql.js';
 

@@ -20,3 +20,17 @@ export interface CopyTarget {
 }
 
 export interface Tx extends Sql, CopyTarget {}
+
+/**
+ * Collects parameters and hands out typed placeholders (`$3::real`), for statements assembled as
+ * text from fixed fragments: user values only ever travel as parameters. (Curation composes its
+ * statements with Prisma's SQL template tag instead: src/modules/curation/query-sql.ts.)
+ */
+export class SqlParams {
+  readonly values: unknown[] = [];
+
+  add(value: unknown, type: 'int' | 'int[]' | 'real' | 'float8' | 'float8[]' | 'text' | 'text[]' | 'boolean'): string {
+    this.values.push(value);
+    return `$${this.values.length}::${type}`;
+  }
+}
