@@ -124,7 +124,8 @@ export class QueueWorker {
       const samples = await chunkSamples(db.sql, job, ckpt.datasetId, chunk);
       const forTerms = samples.filter((s) => s.lacksTerms).map((s) => s.id);
       const forCross = samples.filter((s) => s.lacksCross).map((s) => s.id);
-      const opts = { signal: abort.signal, subset: storedParameterSubset(job.subset) };
+      const subset = storedParameterSubset(job.subset);
+      const opts = { signal: abort.signal, subset };
       const columns = forTerms.length ? await compute.metricColumns(ckpt, await compute.samples(ckpt, forTerms), opts) : null;
       const cross = forCross.length && job.targetKey !== null ? await compute.kCross(ckpt, job.targetKey, await compute.samples(ckpt, forCross), opts) : [];
       abort.signal.throwIfAborted();
@@ -136,8 +137,8 @@ export class QueueWorker {
       const computed = new Set([...forTerms, ...forCross]).size;
       const outcome = await commitChunk(db, { jobId, attempt, chunk, samples: samples.length, computed }, async (tx) => {
         const shape = checkpointShape(ckpt);
-        if (columns) await writeComputedTermsIn(tx, shape, columns, job.subset, ref!, columnField(`chunk ${chunk}`));
-        if (cross.length && job.targetKey !== null) await writeCrossMetricsIn(tx, shape, job.targetKey, job.subset, cross, ref!);
+        if (columns) await writeComputedTermsIn(tx, shape, columns, subset, ref!, columnField(`chunk ${chunk}`));
+        if (cross.length && job.targetKey !== null) await writeCrossMetricsIn(tx, shape, job.targetKey, subset, cross, ref!);
       });
       if (outcome === 'committed') await publishProgress(pubsub, jobId);
       const ms = { compute: Math.round(t1 - t0), commit: Math.round(performance.now() - t1) };

@@ -2,6 +2,7 @@ import { BadUserInputError, ConflictError } from '../../platform/errors.js';
 import { encodeCopyLine } from '../../platform/db/copy-text.js';
 import type { Tx } from '../../platform/db/sql.js';
 import type { ProducerRef } from './producers-storage.js';
+import type { ParameterSubset } from '../../platform/values/parameter-subset.js';
 
 export interface CrossValue {
   sampleId: number;
@@ -20,7 +21,7 @@ export async function copyCrossMetrics(
   tx: Tx,
   checkpoint: { id: number; datasetId: number },
   targetKey: string,
-  subset: string,
+  subset: ParameterSubset,
   rows: readonly CrossValue[],
   producer: ProducerRef,
   field = 'values',

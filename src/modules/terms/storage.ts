@@ -1,6 +1,7 @@
 import type { Database } from '../../platform/db/database.js';
 import type { SampleMetric, SampleSubsetMetric } from '../../platform/db/generated/client.js';
 import type { Sql } from '../../platform/db/sql.js';
+import type { ParameterSubset } from '../../platform/values/parameter-subset.js';
 
 /**
  * The terms module's reads that belong to no table writer of its own: what the compute service
@@ -144,7 +145,7 @@ export async function sampleMetricRows(db: Database, checkpointId: number, sampl
 }
 
 /** The stored sample_subset_metric rows of these samples at a checkpoint, over one named subset (any order). */
-export async function sampleSubsetMetricRows(db: Database, checkpointId: number, subset: string, sampleIds: readonly number[]): Promise<SampleSubsetMetric[]> {
+export async function sampleSubsetMetricRows(db: Database, checkpointId: number, subset: ParameterSubset, sampleIds: readonly number[]): Promise<SampleSubsetMetric[]> {
   // named: sampleSubsetMetric.bySamples
   return db.prisma.sampleSubsetMetric.findMany({ where: { checkpointId, sampleId: { in: [...sampleIds] }, subset } });
 }

@@ -2,6 +2,7 @@ import { BadUserInputError } from '../../platform/errors.js';
 import { encodeCopyLine } from '../../platform/db/copy-text.js';
 import type { Tx } from '../../platform/db/sql.js';
 import type { ProducerRef } from './producers-storage.js';
+import type { ParameterSubset } from '../../platform/values/parameter-subset.js';
 
 /** kNorm and kTrace of one sample over a named parameter subset. */
 export interface SubsetValue {
@@ -18,7 +19,7 @@ export interface SubsetValue {
  * leaves the same table. Only Tangent computes these values (no mutation records them), so the
  * producer is a server (checked, with the values, before the transaction: src/modules/terms/write-terms.ts).
  */
-export async function copySubsetMetrics(tx: Tx, checkpoint: { id: number; datasetId: number }, subset: string, rows: readonly SubsetValue[], producer: ProducerRef): Promise<number> {
+export async function copySubsetMetrics(tx: Tx, checkpoint: { id: number; datasetId: number }, subset: ParameterSubset, rows: readonly SubsetValue[], producer: ProducerRef): Promise<number> {
   // named: subsetMetrics.tempTable
   await tx.query('CREATE TEMP TABLE subset_in (sample_id int NOT NULL, k_norm real, k_trace real) ON COMMIT DROP');
   // named: subsetMetrics.copy

@@ -1,7 +1,8 @@
 import type { Database } from '../../platform/db/database.js';
 import type { Tx } from '../../platform/db/sql.js';
 import { BadUserInputError, invariant } from '../../platform/errors.js';
-import { ALL_PARAMETERS, KERNEL_TERMS } from '../../platform/values/term.js';
+import { KERNEL_TERMS } from '../../platform/values/term.js';
+import { ALL_PARAMETERS, type ParameterSubset } from '../../platform/values/parameter-subset.js';
 import { copyCrossMetrics, type CrossValue } from './cross-storage.js';
 import {
   copyMetricColumns,
@@ -81,7 +82,7 @@ async function crossMetrics(
   run: Transaction,
   checkpoint: { id: number; datasetId: number },
   targetKey: string,
-  subset: string,
+  subset: ParameterSubset,
   rows: readonly CrossValue[],
   producer: Producer,
   field: string,
@@ -107,7 +108,7 @@ export function writeCrossMetrics(
   db: Database,
   checkpoint: { id: number; datasetId: number },
   targetKey: string,
-  subset: string,
+  subset: ParameterSubset,
   rows: readonly CrossValue[],
   producer: Producer,
   field = 'values',
@@ -120,7 +121,7 @@ export function writeCrossMetricsIn(
   tx: Tx,
   checkpoint: { id: number; datasetId: number },
   targetKey: string,
-  subset: string,
+  subset: ParameterSubset,
   rows: readonly CrossValue[],
   producer: ProducerRef,
   field = 'values',
@@ -133,7 +134,7 @@ export function writeCrossMetricsIn(
  * columns) at a checkpoint, in one transaction (src/modules/terms/subset-metrics-storage.ts). Only
  * Tangent computes these values (no mutation records them), so the producer is a server.
  */
-async function subsetMetrics(db: Database | null, run: Transaction, checkpoint: { id: number; datasetId: number }, subset: string, rows: readonly SubsetValue[], producer: Producer): Promise<number> {
+async function subsetMetrics(db: Database | null, run: Transaction, checkpoint: { id: number; datasetId: number }, subset: ParameterSubset, rows: readonly SubsetValue[], producer: Producer): Promise<number> {
   invariant(subset !== ALL_PARAMETERS, "kernel terms over 'all' are sample_metric's columns");
   invariant(producer.kind === 'SERVER', 'only Tangent writes kernel terms over a named subset');
   if (rows.length === 0) return 0;
@@ -149,7 +150,7 @@ async function computedTerms(
   run: Transaction,
   checkpoint: CheckpointShape,
   batch: MetricColumns,
-  subset: string,
+  subset: ParameterSubset,
   producer: Producer,
   field: FieldNamer,
 ): Promise<void> {
@@ -174,11 +175,11 @@ async function computedTerms(
  * terms (which do not depend on the subset) into sample_metric. Server writes: they only fill what
  * is missing. Each of the (at most two) writes is its own transaction.
  */
-export function writeComputedTerms(db: Database, checkpoint: CheckpointShape, batch: MetricColumns, subset: string, producer: Producer, field: FieldNamer): Promise<void> {
+export function writeComputedTerms(db: Database, checkpoint: CheckpointShape, batch: MetricColumns, subset: ParameterSubset, producer: Producer, field: FieldNamer): Promise<void> {
   return computedTerms(db, ownTransaction(db), checkpoint, batch, subset, producer, field);
 }
 
 /** `writeComputedTerms` with both writes inside the caller's transaction `tx` (a compute job's chunk commit). */
-export function writeComputedTermsIn(tx: Tx, checkpoint: CheckpointShape, batch: MetricColumns, subset: string, producer: ProducerRef, field: FieldNamer): Promise<void> {
+export function writeComputedTermsIn(tx: Tx, checkpoint: CheckpointShape, batch: MetricColumns, subset: ParameterSubset, producer: ProducerRef, field: FieldNamer): Promise<void> {
   return computedTerms(null, callersTransaction(tx), checkpoint, batch, subset, producer, field);
 }
