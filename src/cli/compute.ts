@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { TERMS } from '../platform/values/term.js';
+import { TERMS, isTermName } from '../platform/values/term.js';
 import type { ComputeTermsInput, Term } from '../modules/generated/types.js';
 import type { Api } from './api.js';
 import { envOverrides, reportError, withEnvironment } from './shared.js';
@@ -32,10 +32,9 @@ const list = (value: string) => value.split(',').map((v) => v.trim()).filter(Boo
 
 /** The GraphQL input of `computeTerms`, from the command line. */
 function inputOf(opts: ComputeOptions): ComputeTermsInput {
-  const known = new Set<string>(TERMS.map((t) => t.term));
   const terms = opts.terms ? list(opts.terms).map((t) => t.toUpperCase()) : undefined;
-  const unknown = terms?.find((t) => !known.has(t));
-  if (unknown) throw new Error(`--terms: ${unknown} is not a term (${[...known].join(', ')})`);
+  const unknown = terms?.find((t) => !isTermName(t));
+  if (unknown) throw new Error(`--terms: ${unknown} is not a term (${TERMS.map((t) => t.term).join(', ')})`);
   let target: ComputeTermsInput['target'] = null;
   if (opts.target) {
     const [kind, ...rest] = opts.target.split(':');

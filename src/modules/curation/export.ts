@@ -1,6 +1,6 @@
 import type { Selection } from '../../platform/db/generated/client.js';
 import { SCALAR_TERM_SPECS } from './term-columns.js';
-import { ALL_PARAMETERS } from '../../platform/values/term.js';
+import { ALL_PARAMETERS, type ParameterSubset } from '../../platform/values/parameter-subset.js';
 import { BadUserInputError, NotFoundError } from '../../platform/errors.js';
 import type { Config } from '../../platform/config.js';
 import { checkpointInfo, type CurationContext } from './checkpoint-info.js';
@@ -29,7 +29,7 @@ export const EXPORT_BATCH_ROWS = 5_000;
 const TERM_FIELDS = [...SCALAR_TERM_SPECS.filter((t) => !t.cross).map((t) => t.field), 'correct'];
 
 /** The parameter subset an export's kernel terms are over: the query's, or the selection's strategy's. */
-function exportSubset(source: ExportSource): string {
+function exportSubset(source: ExportSource): ParameterSubset {
   return source.kind === 'selection' ? source.strategy.subset : querySubset(source.prepared.query);
 }
 

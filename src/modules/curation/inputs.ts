@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import type { Direction, SampleFilter } from './query.js';
-import { SCALAR_TERM_SPECS, type ScalarTermName, type TargetSet } from './term-columns.js';
+import { SCALAR_TERM_NAMES as TERM_NAMES, type TargetSet } from './term-columns.js';
 import { ALL_PARAMETERS, parseParameterSubset } from '../../platform/values/parameter-subset.js';
 import { BadUserInputError } from '../../platform/errors.js';
 import type { StrategyInput } from './selections.js';
@@ -8,7 +8,6 @@ import type { SampleQuery } from './query.js';
 import type { SampleTermFilter, SampleTermOrder, SelectionStrategyInput, TargetSetInput } from '../generated/types.js';
 import { parseId, parseInput } from '../../platform/graphql/inputs.js';
 
-const TERM_NAMES = SCALAR_TERM_SPECS.map((t) => t.term) as [ScalarTermName, ...ScalarTermName[]];
 const finite = z.number().finite();
 
 const TermRangeInput = z

@@ -1,5 +1,5 @@
 import { targetKey } from './term-columns.js';
-import { ALL_PARAMETERS } from '../../platform/values/term.js';
+import { ALL_PARAMETERS } from '../../platform/values/parameter-subset.js';
 import { BadUserInputError } from '../../platform/errors.js';
 import { decodeCursor, pageSize } from '../../platform/graphql/pagination.js';
 import type { ConnectionRow } from '../../platform/graphql/rows.js';

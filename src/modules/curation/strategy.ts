@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import type { Direction, SampleFilter } from './query.js';
-import { SCALAR_TERM_SPECS, type ScalarTermName } from './term-columns.js';
+import { SCALAR_TERM_NAMES as TERM_NAMES, type ScalarTermName } from './term-columns.js';
 import { ALL_PARAMETERS, storedParameterSubset, type ParameterSubset } from '../../platform/values/parameter-subset.js';
 import { BadUserInputError, invariant } from '../../platform/errors.js';
 
@@ -31,8 +31,6 @@ export interface Strategy {
   fraction: number | null;
   threshold: number | null;
 }
-
-const TERM_NAMES = SCALAR_TERM_SPECS.map((t) => t.term) as [ScalarTermName, ...ScalarTermName[]];
 
 /** The stored form, parsed back with the same rules (a stored strategy is data like any other). */
 export const StoredStrategy = z.object({

@@ -41,6 +41,9 @@ export const SCALAR_TERM_SPECS: readonly ScalarTermSpec[] = [
   { term: 'K_CROSS', field: CROSS_TERM.field, column: CROSS_TERM.column, cross: true, kernel: true },
 ];
 
+/** The ScalarTerm names, as the enum of the input parsers (inputs.ts) and of stored strategies (strategy.ts). */
+export const SCALAR_TERM_NAMES = SCALAR_TERM_SPECS.map((t) => t.term) as [ScalarTermName, ...ScalarTermName[]];
+
 export function scalarTerm(term: ScalarTermName): ScalarTermSpec {
   const spec = SCALAR_TERM_SPECS.find((t) => t.term === term);
   if (!spec) throw new BadUserInputError(`${term} is not a scalar term`, 'term');

@@ -22,6 +22,11 @@ export type TermField = TermSpec['field'];
 /** Scalar terms (one number per sample), the ones a curation query can filter and rank by. */
 export const SCALAR_TERMS = TERMS.filter((t) => t.sqlType === 'real');
 
+/** Whether a raw string (a command-line argument) names a per-sample term; GraphQL's Term enum checks its own. */
+export function isTermName(raw: string): raw is TermName {
+  return TERMS.some((t) => t.term === raw);
+}
+
 export function termByName(term: TermName): TermSpec {
   return TERMS.find((t) => t.term === term)!;
 }
