@@ -21,7 +21,7 @@ export interface ComputeTermsRequest {
   terms: TermName[];
   /** kCross against this target set too (`split:…` or `selection:…`). */
   targetKey: string | null;
-  /** The parameter subset the kernel terms are over: 'all' or a name of the model's (checked here, by checkSubset). */
+  /** The parameter subset the kernel terms are over: 'all' or a name of the model's (checkSubset, once per request path). */
   subset: ParameterSubset;
   scope: JobScope;
 }
@@ -34,13 +34,15 @@ export const MAX_WAIT_MS = 10 * 60 * 1000;
  * already under way for the same work. The job row and its chunks' queue jobs are written in one
  * transaction: a job exists with all of its chunks queued, or not at all. A new job is admitted by
  * the compute policy (`by`: who asks) in that transaction: refused, it leaves nothing behind;
- * joining a job already under way costs nothing.
+ * joining a job already under way costs nothing. The subset is checked against the model here
+ * (checkSubset, BAD_USER_INPUT naming `subsetField`) for computeTerms; a caller whose request path
+ * has checked it already (sampleTerms, ensureTerms) passes null.
  */
-export async function startJob(runtime: ComputeRuntime, request: ComputeTermsRequest, by: ComputeCaller, subsetField = 'subset'): Promise<JobRow> {
+export async function startJob(runtime: ComputeRuntime, request: ComputeTermsRequest, by: ComputeCaller, subsetField: string | null): Promise<JobRow> {
   const { db, pubsub, config } = runtime.deps;
   if (request.terms.length === 0 && request.targetKey === null) throw new BadUserInputError('Name at least one term, or a target set for kCross', 'terms');
   const ckpt = await runtime.compute.checkpoint(request.checkpointId);
-  await checkSubset({ db, runtimeIfStarted: runtime }, ckpt.id, request.subset, subsetField);
+  if (subsetField !== null) await checkSubset({ db, runtimeIfStarted: runtime }, ckpt.id, request.subset, subsetField);
   if (request.scope.sampleIds?.length) await checkSamples(runtime, ckpt.datasetId, request.scope.sampleIds);
   const spec = {
     checkpointId: ckpt.id,

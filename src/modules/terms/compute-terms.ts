@@ -125,7 +125,7 @@ export async function sampleTerms(
       await chargeSamples(ctx, missing.length);
       await Promise.all(missing.map((id) => fillLoader(ctx, runtime).load(`${checkpointId}:${subset}:${id}`)));
     } else {
-      const job = await startJob(runtime, { checkpointId, terms: [...terms], targetKey: null, subset, scope: { sampleIds: missing } }, ctx);
+      const job = await startJob(runtime, { checkpointId, terms: [...terms], targetKey: null, subset, scope: { sampleIds: missing } }, ctx, null);
       const finished = waitMs ? await awaitJob(runtime, job.id, waitMs) : job;
       if (!finished || finished.status === 'QUEUED' || finished.status === 'RUNNING') {
         throw new TermsPendingError(String(job.id), `${missing.length} samples lack terms; job ${job.id} is computing them (follow it with job(id) or the jobProgress subscription)`);
@@ -203,7 +203,7 @@ export async function makeTermsPresent(runtime: ComputeRuntime, checkpointId: nu
   for (const g of groups.values()) {
     const targets: (string | null)[] = g.cross.size ? [...g.cross.keys()] : [null];
     for (const [i, targetKey] of targets.entries()) {
-      jobs.push(await startJob(runtime, { checkpointId, terms: i === 0 ? [...g.terms] : [], targetKey, subset: g.subset, scope: jobScope }, by));
+      jobs.push(await startJob(runtime, { checkpointId, terms: i === 0 ? [...g.terms] : [], targetKey, subset: g.subset, scope: jobScope }, by, null));
     }
   }
   const first = jobs[0]!;
