@@ -81,9 +81,9 @@ export async function termHistogramCounts(sql: Sql, scope: StatsScope, byLabel: 
 }
 
 /**
- * Runs one aggregate grouped by checkpoint (and label): `build` gets the term's column (its values
- * bound as parameters with `param`), and returns the SELECT items and how many of them are extra grouping columns
- * (they come first). Each row comes with the key of its cell.
+ * Runs one aggregate grouped by checkpoint (and label): `build` gets the term's column and returns
+ * the SELECT items (any value in them bound with `param`) and how many of them are extra grouping
+ * columns (they come first). Each row comes with the key of its cell.
  */
 async function grouped(
   sql: Sql,
