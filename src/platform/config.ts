@@ -83,6 +83,10 @@ const EnvSchema = z.object({
   TANGENT_TRAIN_RETRY_DELAY_SECONDS: z.coerce.number().int().nonnegative().max(3600).default(10),
   /** A training not finished this long after a worker took it is taken as dead and retried elsewhere (pg-boss allows < 24 h). */
   TANGENT_TRAIN_EXPIRE_SECONDS: z.coerce.number().int().positive().max(86_399).default(6 * 3600),
+  /** Finished compute jobs (and the queue's own records of finished jobs) are deleted this many days after they finished; 0 keeps them. */
+  TANGENT_JOB_RETENTION_DAYS: z.coerce.number().int().nonnegative().max(36_500).default(7),
+  /** How often a worker process deletes finished compute jobs older than the retention. */
+  TANGENT_JOB_SWEEP_SECONDS: z.coerce.number().min(0.5).max(86_400).default(3600),
   /** The server's address as clients reach it (e.g. behind a proxy), for absolute export URLs; default: paths. */
   TANGENT_PUBLIC_URL: z.string().url().regex(/^https?:\/\//, 'must be an http:// or https:// URL').optional(),
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
@@ -142,6 +146,9 @@ export type Config = {
     trainRetryLimit: number;
     trainRetryDelaySeconds: number;
     trainExpireSeconds: number;
+    /** Days a finished compute job is kept (src/modules/jobs/retention.ts); 0: forever. */
+    jobRetentionDays: number;
+    jobSweepSeconds: number;
   };
 };
 
@@ -268,6 +275,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
       trainRetryLimit: e.TANGENT_TRAIN_RETRY_LIMIT,
       trainRetryDelaySeconds: e.TANGENT_TRAIN_RETRY_DELAY_SECONDS,
       trainExpireSeconds: e.TANGENT_TRAIN_EXPIRE_SECONDS,
+      jobRetentionDays: e.TANGENT_JOB_RETENTION_DAYS,
+      jobSweepSeconds: e.TANGENT_JOB_SWEEP_SECONDS,
     },
   };
 }

@@ -65,6 +65,8 @@ export const ENVIRONMENT: { readonly [K in EnvName]: EnvSetting } = {
   TANGENT_TRAIN_RETRY_LIMIT: { group: 'jobs', default: '3', help: 'restarts of a training whose worker failed or died' },
   TANGENT_TRAIN_RETRY_DELAY_SECONDS: { group: 'jobs', default: '10', help: 'wait before a training is restarted' },
   TANGENT_TRAIN_EXPIRE_SECONDS: { group: 'jobs', default: String(6 * 3600), help: 'a training not finished this long after it was taken is retried elsewhere' },
+  TANGENT_JOB_RETENTION_DAYS: { group: 'jobs', default: '7', help: 'days a finished compute job is kept before it is deleted; 0 keeps them' },
+  TANGENT_JOB_SWEEP_SECONDS: { group: 'jobs', default: '3600', help: 'how often a worker deletes finished compute jobs older than the retention' },
 };
 
 /** The settings of these groups, in table order. */

@@ -7,7 +7,7 @@ import type { Logger } from '../../platform/logger.js';
 import type { PubSub } from '../../platform/pubsub.js';
 import { checkpointShape, type ComputeService } from '../terms/compute-service.js';
 import { publishProgress } from './progress.js';
-import { chunkQueueId, type ChunkJob, type JobQueue } from './queue.js';
+import { CHUNK_KIND, chunkQueueId, type ChunkJob, type JobQueue } from './queue.js';
 import { storedParameterSubset } from '../../platform/values/parameter-subset.js';
 import {
   chunkCommitted,
@@ -24,8 +24,8 @@ import {
 
 /** What pg-boss writes as the output of a chunk that expired while active. */
 const EXPIRED = /timeout|exceeded/i;
-/** What recoverOrphans writes (src/modules/jobs/queue.ts). */
-const ORPHANED = 'the process working on this chunk stopped';
+/** What the queue writes when it gives back a chunk a dead process left active (src/modules/jobs/queue.ts). */
+const ORPHANED = CHUNK_KIND.orphaned.message;
 
 /**
  * A reason a client may read: the message of Tangent's own errors, the SQLSTATE of a database
@@ -73,21 +73,21 @@ export class QueueWorker {
 
   async start(): Promise<void> {
     const { queue, config } = this.deps;
-    await queue.recoverOrphans();
     this.watchCancellations();
-    await queue.work(
-      config.compute.concurrency,
-      (job) => this.chunk(job),
-      (job) => this.dead(job),
-    );
+    await queue.work(CHUNK_KIND, {
+      concurrency: config.compute.concurrency,
+      handle: (job, stopping) => this.chunk(job, stopping),
+      dead: (job) => this.dead(job),
+    });
     this.deps.log.info({ concurrency: config.compute.concurrency }, 'compute worker started');
   }
 
-  /** Aborts the chunks under way (they go back to the queue) and stops taking new ones. */
-  async stop(timeoutMs: number): Promise<void> {
+  /**
+   * Stops watching for cancellations. The queue's stop aborts the chunks under way (they go back to
+   * the queue: CHUNK_KIND's onStop) and stops taking new ones.
+   */
+  stop(): void {
     this.stopListening.abort();
-    for (const set of this.running.values()) for (const c of set) c.abort(new Error('the worker is stopping'));
-    await this.deps.queue.stop(timeoutMs);
   }
 
   private watchCancellations(): void {
@@ -105,7 +105,7 @@ export class QueueWorker {
     });
   }
 
-  private async chunk(message: ChunkJob): Promise<void> {
+  private async chunk(message: ChunkJob, stopping: AbortSignal): Promise<void> {
     const { db, compute, pubsub, log } = this.deps;
     const { jobId, chunk, attempt } = message.data;
     const job = await loadJob(db, jobId);
@@ -115,6 +115,9 @@ export class QueueWorker {
     if (await markRunning(db.sql, jobId, attempt)) await publishProgress(pubsub, jobId);
 
     const abort = new AbortController();
+    const stop = () => abort.abort(stopping.reason);
+    if (stopping.aborted) stop();
+    else stopping.addEventListener('abort', stop, { once: true });
     const set = this.running.get(jobId) ?? new Set();
     set.add(abort);
     this.running.set(jobId, set);
@@ -161,6 +164,7 @@ export class QueueWorker {
       await publishProgress(pubsub, jobId).catch(() => undefined);
       throw error;
     } finally {
+      stopping.removeEventListener('abort', stop);
       set.delete(abort);
       if (set.size === 0) this.running.delete(jobId);
     }
@@ -190,7 +194,7 @@ export class QueueWorker {
     const { db, pubsub, queue } = this.deps;
     if (!(await failJob(db.sql, jobId, attempt, reason))) return;
     const failed = await loadJob(db, jobId);
-    if (failed) await queue.cancel(await pendingChunkIds(db, failed));
+    if (failed) await queue.cancel(CHUNK_KIND, await pendingChunkIds(db, failed));
     await publishProgress(pubsub, jobId);
   }
 }

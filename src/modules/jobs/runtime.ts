@@ -1,8 +1,8 @@
 import type { Config } from '../../platform/config.js';
 import type { Database } from '../../platform/db/database.js';
-import { invariant } from '../../platform/errors.js';
 import { JobQueue } from './queue.js';
 import { QueueWorker } from './queue-worker.js';
+import { JobSweep } from './retention.js';
 import type { Logger } from '../../platform/logger.js';
 import type { PubSub } from '../../platform/pubsub.js';
 import { ComputeService } from '../terms/compute-service.js';
@@ -15,13 +15,12 @@ export interface RuntimeDeps {
   pubsub: PubSub;
 }
 
-const runtimes = new WeakMap<Database, ComputeRuntime>();
-
 /**
  * Everything on-demand terms need in one process, for one database: the compute service (threads,
- * model cache), the job queue, and (in a worker, or a server with TANGENT_WORKER=on) the queue
- * worker. The server and the `worker`/`compute` commands start one and stop it on the way out;
- * code that only has a database at hand (the curation seam, ensureTerms) finds it by the database.
+ * model cache), the job queue (the one job system: compute chunks and trainings), and (in a worker,
+ * or a server with TANGENT_WORKER=on) the workers of each kind and the sweep of finished jobs. The
+ * server and the `worker`/`compute` commands start one, hand it to the code that needs it, and stop
+ * it on the way out.
  */
 export class ComputeRuntime {
   private constructor(
@@ -29,28 +28,27 @@ export class ComputeRuntime {
     readonly compute: ComputeService,
     readonly queue: JobQueue,
     private readonly worker: QueueWorker | null,
-    /** Runs that Tangent trains itself (`trainRun`), worked wherever compute jobs are. */
-    private readonly trainer: TrainWorker | null = null,
+    private readonly sweep: JobSweep | null,
   ) {}
 
   static async start(deps: RuntimeDeps, options: { worker: boolean }): Promise<ComputeRuntime> {
     const compute = new ComputeService(deps.db, deps.config, deps.log);
     const queue = await JobQueue.start(deps.db, deps.config, deps.log);
     const worker = options.worker ? new QueueWorker({ ...deps, queue, compute }) : null;
-    let trainer: TrainWorker | null = null;
     try {
       await worker?.start();
-      trainer = options.worker ? await TrainWorker.start(deps, queue) : null;
+      // Runs that Tangent trains itself (`trainRun`), worked wherever compute jobs are.
+      if (options.worker) await TrainWorker.start(deps, queue);
     } catch (error) {
+      worker?.stop();
       await queue.stop(1000).catch(() => undefined);
       throw error;
     }
     if (!worker && deps.db.kind === 'pglite') {
       deps.log.warn('TANGENT_WORKER=off on the embedded database: compute jobs wait until a process with a worker opens it');
     }
-    const runtime = new ComputeRuntime(deps, compute, queue, worker, trainer);
-    runtimes.set(deps.db, runtime);
-    return runtime;
+    const sweep = options.worker ? JobSweep.start(deps.db, deps.config, deps.log) : null;
+    return new ComputeRuntime(deps, compute, queue, worker, sweep);
   }
 
   get working(): boolean {
@@ -58,25 +56,13 @@ export class ComputeRuntime {
   }
 
   /**
-   * Stops taking chunks, gives those under way up to `timeoutMs` (then back to the queue), and
-   * stops the compute threads.
+   * Stops taking jobs, gives those under way up to `timeoutMs` (then back to the queue, each as its
+   * kind says), and stops the compute threads.
    */
   async stop(timeoutMs: number): Promise<void> {
-    if (runtimes.get(this.deps.db) === this) runtimes.delete(this.deps.db);
-    this.trainer?.stop();
-    if (this.worker) await this.worker.stop(timeoutMs);
-    else await this.queue.stop(timeoutMs);
+    await this.sweep?.stop();
+    this.worker?.stop();
+    await this.queue.stop(timeoutMs);
     await this.compute.close();
   }
-}
-
-/** The compute runtime serving this database in this process, if one was started. */
-export function findComputeRuntime(db: Database): ComputeRuntime | undefined {
-  return runtimes.get(db);
-}
-
-export function computeRuntime(db: Database): ComputeRuntime {
-  const runtime = runtimes.get(db);
-  invariant(runtime, 'no compute runtime was started for this database (createServer and the worker/compute commands start one)');
-  return runtime;
 }

@@ -4,7 +4,7 @@ import type { ParameterSubset } from '../../platform/values/parameter-subset.js'
 import { checkSubset } from '../terms/subsets.js';
 import { BadUserInputError, NotFoundError } from '../../platform/errors.js';
 import { publishProgress, waitForJob } from './progress.js';
-import { chunkQueueId } from './queue.js';
+import { CHUNK_KIND, chunkQueueId } from './queue.js';
 import { cancelJobRow, countJobs, firstForeignSample, insertJob, listJobRows, loadJob, reopenJob, type JobFilter, type JobRow, type JobScope, type JobStatus } from './storage.js';
 
 export { isActive, type JobRow, type JobScope, type JobStatus } from './storage.js';
@@ -61,11 +61,9 @@ export async function startJob(runtime: ComputeRuntime, request: ComputeTermsReq
       const attempt = 1;
       const chunks = Array.from({ length: job.totalChunks }, (_, chunk) => ({
         id: chunkQueueId({ id: job.id, createdAt: job.createdAt }, attempt, chunk),
-        jobId: job.id,
-        chunk,
-        attempt,
+        data: { jobId: job.id, chunk, attempt },
       }));
-      await runtime.queue.enqueue(tx, chunks);
+      await runtime.queue.send(CHUNK_KIND, tx, chunks);
     }
     return job;
   }).catch(async (error: unknown) => {
@@ -74,7 +72,7 @@ export async function startJob(runtime: ComputeRuntime, request: ComputeTermsReq
     throw error;
   });
   if (made.created) {
-    runtime.queue.notifyWorkers();
+    runtime.queue.notify(CHUNK_KIND);
     await publishProgress(pubsub, made.id);
   }
   return (await loadJob(db, made.id))!;
@@ -96,7 +94,7 @@ export async function cancelJob(runtime: ComputeRuntime, id: number): Promise<Jo
   const job = await loadJob(db, id);
   if (!job) throw new NotFoundError('Job', id);
   if (await cancelJobRow(db.sql, id)) {
-    await runtime.queue.cancel(await pendingChunkIds(db, job));
+    await runtime.queue.cancel(CHUNK_KIND, await pendingChunkIds(db, job));
     await publishProgress(pubsub, id);
   }
   return (await loadJob(db, id))!;
@@ -112,11 +110,11 @@ export async function retryJob(runtime: ComputeRuntime, id: number): Promise<Job
   if (!job) throw new NotFoundError('Job', id);
   const reopened = await db.transaction(async (tx) => {
     const r = await reopenJob(tx, id);
-    if (r) await runtime.queue.enqueue(tx, r.chunks.map((chunk) => ({ id: chunkQueueId(job, r.attempt, chunk), jobId: id, chunk, attempt: r.attempt })));
+    if (r) await runtime.queue.send(CHUNK_KIND, tx, r.chunks.map((chunk) => ({ id: chunkQueueId(job, r.attempt, chunk), data: { jobId: id, chunk, attempt: r.attempt } })));
     return r;
   });
   if (reopened) {
-    runtime.queue.notifyWorkers();
+    runtime.queue.notify(CHUNK_KIND);
     await publishProgress(pubsub, id);
   }
   return (await loadJob(db, id))!;

@@ -342,3 +342,17 @@ export async function activeQueueJobIds(db: Database, queue: string): Promise<st
   const rows = await db.sql.query<{ id: string }>(`SELECT id::text FROM pgboss.job WHERE name = $1 AND state = 'active'`, [queue]);
   return rows.map((r) => String(r.id));
 }
+
+/**
+ * Deletes the compute jobs that finished (COMPLETED, FAILED, CANCELLED) before `cutoff`, their
+ * chunk rows with them (ON DELETE CASCADE); how many. A job's computed values stay: they belong to
+ * the checkpoint, not to the job that computed them.
+ */
+export async function deleteFinishedJobsBefore(db: Database, cutoff: Date): Promise<number> {
+  // named: computeJob.deleteFinished
+  const rows = await db.sql.query<{ id: number }>(
+    `DELETE FROM compute_job WHERE status IN ('COMPLETED', 'FAILED', 'CANCELLED') AND coalesce(finished_at, updated_at) < $1::timestamptz RETURNING id`,
+    [cutoff.toISOString()],
+  );
+  return rows.length;
+}

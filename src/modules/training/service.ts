@@ -6,7 +6,7 @@ import { seededSubset, STREAM, streamSeed, subsetSize, trainPlan } from './train
 import type { ComputeRuntime } from '../jobs/runtime.js';
 import { checkModelConfig } from '../models/service.js';
 import { runForKey } from '../runs/service.js';
-import { enqueueTraining, ensureTrainQueues, notifyTrainWorker } from './train-worker.js';
+import { enqueueTraining, TRAIN_KIND } from './train-worker.js';
 import { insertTrainedRun, insertTrainJob, splitSampleIds, trainedRun, trainJobOfRun, type TrainSpec } from './storage.js';
 
 export type { TrainSpec };
@@ -103,7 +103,7 @@ export async function startTraining(ctx: Context, runtime: ComputeRuntime, reque
       ...(spec.fromCheckpointId !== null ? { fromCheckpointId: spec.fromCheckpointId } : {}),
     },
   };
-  await ensureTrainQueues(runtime.queue);
+  await runtime.queue.defineKind(TRAIN_KIND);
   let runId: number;
   try {
     runId = await ctx.db.transaction(async (tx) => {
@@ -117,7 +117,7 @@ export async function startTraining(ctx: Context, runtime: ComputeRuntime, reque
         totalSteps: plan.totalSteps,
         totalPoints: plan.points.length,
       });
-      await enqueueTraining(runtime.queue, runtime.deps, tx, id);
+      await enqueueTraining(runtime.queue, tx, id);
       return id;
     });
   } catch (error) {
@@ -126,7 +126,7 @@ export async function startTraining(ctx: Context, runtime: ComputeRuntime, reque
     if (again) return again;
     throw error;
   }
-  notifyTrainWorker(runtime.queue);
+  runtime.queue.notify(TRAIN_KIND);
   const run = await afterCommit(async () => {
     await ctx.pubsub.publish('runUpdated', { runId });
     return trainedRun(ctx.db, runId);

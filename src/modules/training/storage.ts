@@ -1,4 +1,3 @@
-import type PgBoss from 'pg-boss';
 import type { ModelSource } from '../../compute/index.js';
 import type { Database } from '../../platform/db/database.js';
 import type { Run, TrainJob } from '../../platform/db/generated/client.js';
@@ -27,11 +26,6 @@ export interface TrainSpec {
   trackEverySteps: number | null;
   trackSamples: number;
   fromCheckpointId: number | null;
-}
-
-/** pg-boss's database interface over one of our transactions. */
-export function pgBossExecutor(tx: Tx): PgBoss.Db {
-  return { executeSql: async (text, values) => ({ rows: (await tx.query(text, values ?? [])) as never[] }) };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -92,13 +86,6 @@ export async function trainState(db: Database, runId: number): Promise<{ status:
     [runId],
   );
   return row ? { status: row.status, attempts: Number(row.attempts ?? 0) } : null;
-}
-
-/** The ids of the queue jobs of `queue` that pg-boss holds active. */
-export async function activeQueueJobIds(db: Database, queue: string): Promise<string[]> {
-  // named: train.orphans
-  const rows = await db.sql.query<{ id: string }>(`SELECT id::text FROM pgboss.job WHERE name = $1 AND state = 'active'`, [queue]);
-  return rows.map((r) => r.id);
 }
 
 /** What a worker claims when it (re)starts a training. */

@@ -1,5 +1,4 @@
-import { createHash, randomUUID } from 'node:crypto';
-import type PgBoss from 'pg-boss';
+import { createHash } from 'node:crypto';
 import { architectureConfigProblems, type ArchitectureName, type ModelSource } from '../../compute/index.js';
 import type { Config } from '../../platform/config.js';
 import type { Database } from '../../platform/db/database.js';
@@ -10,13 +9,12 @@ import { invariant } from '../../platform/errors.js';
 import { bytesToFloat32 } from '../../platform/float32.js';
 import type { Logger } from '../../platform/logger.js';
 import type { PubSub } from '../../platform/pubsub.js';
-import type { JobQueue } from '../jobs/queue.js';
+import { WorkerStopping, type JobKind, type JobQueue, type QueueJob } from '../jobs/queue.js';
 import { publicReason } from '../jobs/queue-worker.js';
 import type { TrainEvent, TrainTask } from './train-loop.js';
 import { runTraining, TrainingFailed } from './train-runner.js';
 import { VERSION } from '../../platform/version.js';
 import {
-  activeQueueJobIds,
   checkpointAtStep,
   claimTrainJob,
   deleteCheckpoint,
@@ -29,7 +27,6 @@ import {
   markRunCompleted,
   markRunFailed,
   markRunRunning,
-  pgBossExecutor,
   recordAttemptError,
   recordBackend,
   recordEpoch,
@@ -68,7 +65,24 @@ export interface TrainMessage {
   runId: number;
 }
 
-type TrainJobMessage = PgBoss.JobWithMetadata<TrainMessage>;
+type TrainJobMessage = QueueJob<TrainMessage>;
+
+/**
+ * A training on the job system (src/modules/jobs/queue.ts). A worker that stops hands its training
+ * back as a new job (`resend`): stopping is not the training's failure.
+ */
+export const TRAIN_KIND: JobKind<TrainMessage> = {
+  queue: TRAIN_QUEUE,
+  deadLetter: FAILED_TRAIN_QUEUE,
+  retry: (config) => ({
+    limit: config.compute.trainRetryLimit,
+    delaySeconds: config.compute.trainRetryDelaySeconds,
+    expireSeconds: config.compute.trainExpireSeconds,
+  }),
+  onStop: 'resend',
+  orphaned: { message: 'the process training this run stopped', logKey: 'trainings', log: 'trainings left active by a stopped process are queued again' },
+  handedBackLog: () => 'training handed back to the queue: this worker is stopping',
+};
 
 /** What training needs of the process (the compute runtime's dependencies). */
 export interface TrainDeps {
@@ -78,73 +92,9 @@ export interface TrainDeps {
   pubsub: PubSub;
 }
 
-/**
- * The training side of one job queue in this process: whether its training queues exist yet, and
- * the worker that trains from it, if this process runs one.
- */
-class TrainQueue {
-  private ready: Promise<void> | null = null;
-  worker: TrainWorker | null = null;
-
-  constructor(private readonly queue: JobQueue) {}
-
-  /** See ensureTrainQueues. */
-  ensure(): Promise<void> {
-    let ready = this.ready;
-    if (!ready) {
-      ready = this.queue.createQueues([[FAILED_TRAIN_QUEUE], [TRAIN_QUEUE, { name: TRAIN_QUEUE, deadLetter: FAILED_TRAIN_QUEUE }]]);
-      ready.catch(() => {
-        if (this.ready === ready) this.ready = null;
-      });
-      this.ready = ready;
-    }
-    return ready;
-  }
-}
-
-/**
- * Keyed by the job queue, which the compute runtime owns (a queue lives as long as its runtime);
- * the runtime keeps its trainer private, so the queue is what trainRun and the worker share.
- */
-const trainQueues = new WeakMap<JobQueue, TrainQueue>();
-
-function trainQueue(queue: JobQueue): TrainQueue {
-  let found = trainQueues.get(queue);
-  if (!found) trainQueues.set(queue, (found = new TrainQueue(queue)));
-  return found;
-}
-
-/**
- * Creates the training queues once per job queue, under the set-up lock every process shares
- * (createQueue is idempotent, but two processes creating queues at once deadlock; it is DDL, so
- * never inside a caller's transaction). A failed try is forgotten, so the next call tries again.
- */
-export function ensureTrainQueues(queue: JobQueue): Promise<void> {
-  return trainQueue(queue).ensure();
-}
-
-/** Wakes the training worker of this process that works `queue`, if it runs one, rather than at its next poll. */
-export function notifyTrainWorker(queue: JobQueue): void {
-  trainQueues.get(queue)?.worker?.notify();
-}
-
-/** Sends a training's queue job inside the transaction that makes its run (ensureTrainQueues first). */
-export async function enqueueTraining(queue: JobQueue, deps: Pick<TrainDeps, 'config'>, tx: Tx, runId: number): Promise<void> {
-  const c = deps.config.compute;
-  await queue.pgBoss.insert(
-    [
-      {
-        id: randomUUID(),
-        name: TRAIN_QUEUE,
-        data: { runId } satisfies TrainMessage,
-        retryLimit: c.trainRetryLimit,
-        retryDelay: c.trainRetryDelaySeconds,
-        expireInSeconds: c.trainExpireSeconds,
-        deadLetter: FAILED_TRAIN_QUEUE,
-      },
-    ],
-    { db: pgBossExecutor(tx) },
-  );
+/** Sends a training's queue job inside the transaction that makes its run (`queue.defineKind(TRAIN_KIND)` first). */
+export async function enqueueTraining(queue: JobQueue, tx: Tx, runId: number): Promise<void> {
+  await queue.send(TRAIN_KIND, tx, [{ data: { runId } }]);
 }
 
 /** The run left RUNNING (cancelled, deleted, finished elsewhere) or a newer attempt took it over. */
@@ -152,14 +102,6 @@ class TrainingStopped extends Error {
   constructor(reason: string) {
     super(reason);
     this.name = 'TrainingStopped';
-  }
-}
-
-/** This process stops working jobs: the training goes back to the queue without counting as a failed try. */
-class WorkerStopping extends Error {
-  constructor() {
-    super('the worker is stopping');
-    this.name = 'WorkerStopping';
   }
 }
 
@@ -177,58 +119,17 @@ interface Claim {
  * the compute threads serve terms).
  */
 export class TrainWorker {
-  private readonly workerIds: string[] = [];
-  private current: AbortController | null = null;
-  private stopping = false;
+  private constructor(private readonly deps: TrainDeps) {}
 
-  private constructor(
-    private readonly deps: TrainDeps,
-    private readonly queue: JobQueue,
-  ) {}
-
+  /** Works trainings from `queue` in this process (the queue hands them back when it stops). */
   static async start(deps: TrainDeps, queue: JobQueue): Promise<TrainWorker> {
-    const worker = new TrainWorker(deps, queue);
-    const boss = queue.pgBoss;
-    await ensureTrainQueues(queue);
-    await worker.recoverOrphans();
-    const options = { includeMetadata: true as const, batchSize: 1, pollingIntervalSeconds: deps.config.compute.pollSeconds };
-    worker.workerIds.push(
-      await boss.work<TrainMessage>(TRAIN_QUEUE, options, async ([job]) => {
-        if (job) await worker.train(job);
-      }),
-    );
-    await boss.work<TrainMessage>(FAILED_TRAIN_QUEUE, options, async ([job]) => {
-      if (job) await worker.dead(job);
+    const worker = new TrainWorker(deps);
+    await queue.work(TRAIN_KIND, {
+      concurrency: 1,
+      handle: (job, stopping) => worker.train(job, stopping),
+      dead: (job) => worker.dead(job),
     });
-    trainQueue(queue).worker = worker;
     return worker;
-  }
-
-  /** Wakes this process's training worker now rather than at its next poll. */
-  notify(): void {
-    for (const id of this.workerIds) this.queue.pgBoss.notifyWorker(id);
-  }
-
-  /** Stops the training under way; it goes back to the queue for the next worker. */
-  stop(): void {
-    const shared = trainQueues.get(this.queue);
-    if (shared?.worker === this) shared.worker = null;
-    this.stopping = true;
-    this.current?.abort(new WorkerStopping());
-  }
-
-  /**
-   * On the embedded database only one process holds the data folder, so a training still active in
-   * the queue at start was left by a process that died: it is failed back to be retried now.
-   */
-  private async recoverOrphans(): Promise<void> {
-    const { db, log } = this.deps;
-    if (db.kind !== 'pglite') return;
-    const ids = await activeQueueJobIds(db, TRAIN_QUEUE);
-    if (ids.length === 0) return;
-    const fail = this.queue.pgBoss.fail.bind(this.queue.pgBoss) as (name: string, ids: string[], data: object) => Promise<void>;
-    await fail(TRAIN_QUEUE, ids, { message: 'the process training this run stopped' });
-    log.info({ trainings: ids.length }, 'trainings left active by a stopped process are queued again');
   }
 
   private async publish(runId: number): Promise<void> {
@@ -310,15 +211,16 @@ export class TrainWorker {
   }
 
   /** Works one training job. */
-  private async train(job: TrainJobMessage): Promise<void> {
+  private async train(job: TrainJobMessage, stopping: AbortSignal): Promise<void> {
     const { db, log, pubsub } = this.deps;
     const { runId } = job.data;
     const claim = await this.claim(runId);
     if (!claim) return;
     await this.publish(runId);
     const abort = new AbortController();
-    this.current = abort;
-    if (this.stopping) abort.abort(new WorkerStopping());
+    const stop = () => abort.abort(stopping.reason);
+    if (stopping.aborted) stop();
+    else stopping.addEventListener('abort', stop, { once: true });
     // A client that sets the run's status (CANCELLED) or deletes it stops the training at once.
     const watching = new AbortController();
     void (async () => {
@@ -368,13 +270,8 @@ export class TrainWorker {
         log.info({ runId, reason: reason.message }, 'training stopped');
         return;
       }
-      if (reason instanceof WorkerStopping) {
-        // A new queue job for the run, and this one completes: stopping a worker (a server restart,
-        // a `tangent compute` that took a training while it worked) is not the training's failure.
-        await db.transaction((tx) => enqueueTraining(this.queue, this.deps, tx, runId));
-        log.info({ runId, attempt: claim.attempt }, 'training handed back to the queue: this worker is stopping');
-        return;
-      }
+      // The job system sends a new queue job for the run (TRAIN_KIND hands back with `resend`).
+      if (reason instanceof WorkerStopping) throw reason;
       if (error instanceof TrainingFailed && error.permanent) {
         log.warn({ runId, reason: error.message }, 'training failed');
         await this.fail(runId, claim.attempt, error.message);
@@ -386,7 +283,7 @@ export class TrainWorker {
       throw error;
     } finally {
       watching.abort();
-      if (this.current === abort) this.current = null;
+      stopping.removeEventListener('abort', stop);
     }
   }
 
