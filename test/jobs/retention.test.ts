@@ -55,3 +55,23 @@ test(`a finished job older than the retention disappears after the sweep, a rece
   });
   assert.ok(read.checkpoint.sampleTerms.every((r: { kNorm: unknown }) => typeof r.kNorm === 'number'));
 });
+
+test(`TANGENT_JOB_RETENTION_DAYS=0 keeps finished jobs however old (${postgres ? 'PostgreSQL' : 'PGlite'})`, { timeout: 240_000 }, async (t) => {
+  const defer = cleanupStack(t);
+  const server = defer(
+    await startTestServer({
+      env: { TANGENT_CHUNK_SIZE: '8', TANGENT_COMPUTE_THREADS: '1', TANGENT_QUEUE_POLL_SECONDS: '0.5', TANGENT_JOB_RETENTION_DAYS: '0', TANGENT_JOB_SWEEP_SECONDS: '0.5' },
+    }),
+    (s) => s.close(),
+  );
+  const { dataset, samples } = await importUcr(server, 'GunPoint');
+  const cnn = await storeCnn(server, dataset);
+  const { computeTerms: started } = await server.gql(`mutation($input: ComputeTermsInput!) { computeTerms(input: $input) { id } }`, {
+    input: { checkpointId: cnn.checkpoints[0]!.id, terms: ['K_NORM'], sampleIds: samples.slice(0, 10).map((s) => s.id) },
+  });
+  assert.equal((await pollJob(server, started.id)).status, 'COMPLETED');
+  await server.db.sql.query(`UPDATE compute_job SET finished_at = now() - interval '3650 days' WHERE id = $1`, [Number(started.id)]);
+  await new Promise((r) => setTimeout(r, 2000));
+  const { job } = await server.gql(`query($id: ID!) { job(id: $id) { id status } }`, { id: started.id });
+  assert.deepEqual(job, { id: started.id, status: 'COMPLETED' });
+});
