@@ -373,7 +373,12 @@ describe('selections', () => {
     while ([0, 1, 2].reduce((a, l) => a + Math.min(sizes[l]!, level + 1), 0) <= k) level++;
     const quota = sizes.map((n) => Math.min(n, level));
     let left = k - quota.reduce((a, b) => a + b, 0);
-    for (let l = 0; l < 3 && left > 0; l++) if (sizes[l]! > quota[l]!) (quota[l]! += 1), left--;
+    for (let l = 0; l < 3 && left > 0; l++) {
+      if (sizes[l]! > quota[l]!) {
+        quota[l]! += 1;
+        left--;
+      }
+    }
     assert.deepEqual(balanced.classCounts.map((c: any) => c.count), quota);
     assert.equal(balanced.sampleCount, k);
     const rows = await selected(balanced.id);

@@ -21,10 +21,6 @@ const SAMPLES_PAGE = /* GraphQL */ `
   }
 `;
 
-function float32(values: number[]): number[] {
-  return Array.from(new Float32Array(values));
-}
-
 describe('datasets and samples', () => {
   test('a UCR data set goes in and comes back exactly, with counts, classes and splits', async () => {
     const { datasetId, ucr } = await createUcrDataset(t, 'GunPoint_TRAIN');
