@@ -1,19 +1,7 @@
 import DataLoader from 'dataloader';
 import type { Database } from '../../platform/db/database.js';
 import type { Run } from '../../platform/db/generated/client.js';
-
-/** Returns `rows` in the order of `keys` (null where absent), as DataLoader requires. */
-function byKey<K, R>(keys: readonly K[], rows: R[], keyOf: (row: R) => K): (R | null)[] {
-  const map = new Map<K, R>();
-  for (const row of rows) map.set(keyOf(row), row);
-  return keys.map((key) => map.get(key) ?? null);
-}
-
-/** Counts per foreign key, zero where a key has no rows. */
-function countsByKey<K>(keys: readonly K[], rows: { key: K; count: number }[]): number[] {
-  const map = new Map(rows.map((row) => [row.key, row.count]));
-  return keys.map((key) => map.get(key) ?? 0);
-}
+import { byKey, countsByKey } from '../../platform/db/loader-rows.js';
 
 /** The runs module's loaders of one request (src/modules/loaders.ts composes them). */
 export function runLoaders(db: Database) {
