@@ -6,7 +6,7 @@ import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHt
 import { expressMiddleware } from '@as-integrations/express5';
 import cors from 'cors';
 import express from 'express';
-import { Authenticator, type KeyLookup } from './platform/auth/authenticate.js';
+import { Authenticator } from './platform/auth/authenticate.js';
 import { authorizationPlugin } from './platform/auth/authorize.js';
 import { clientAddressOf } from './platform/auth/client-address.js';
 import { authenticateRequests } from './platform/auth/http.js';
@@ -16,8 +16,7 @@ import { openDatabase, type Database } from './platform/db/database.js';
 import { migrate } from './platform/db/migrate.js';
 import { createLogger, type Logger } from './platform/logger.js';
 import { PubSub } from './platform/pubsub.js';
-import { hashSecret, isKeyShaped } from './modules/api-keys/secret.js';
-import { findLiveKeyByHash, touchApiKey } from './modules/api-keys/storage.js';
+import { keyLookup } from './modules/api-keys/service.js';
 import { ComputeRuntime } from './modules/jobs/runtime.js';
 import { buildSchema } from './modules/schema.js';
 import { formatError } from './platform/graphql/format-error.js';
@@ -76,7 +75,7 @@ export async function createServer(config: Config, options: ServerOptions = {}):
     const schema = buildSchema();
     // Trust (src/auth, src/http): who is calling, how much they may ask, the same on HTTP and WebSocket.
     // Verified keys cached for seconds, dropped on every replica when one is revoked (pubsub: LISTEN/NOTIFY).
-    const authenticator = new Authenticator(apiKeyLookup(db), config, log, pubsub);
+    const authenticator = new Authenticator(keyLookup(db), config, log, pubsub);
     // Counted in PostgreSQL, so every replica on the database enforces one limit (in memory on PGlite).
     const rateLimits = new RateLimits(db, { requestsPerMin: config.rateLimitPerMin, authFailuresPerMin: config.authFailuresPerMin });
     // TANGENT_TRUST_PROXY: whose X-Forwarded-For names the client, for per-address limits.
@@ -223,15 +222,6 @@ export async function createServer(config: Config, options: ServerOptions = {}):
     if (ownsDb) await db.close().catch(() => undefined);
     throw error;
   }
-}
-
-/** The Authenticator's keys: the api-keys module's, looked up by the hash of their secret. */
-function apiKeyLookup(db: Database): KeyLookup {
-  return {
-    hashOf: (secret) => (isKeyShaped(secret) ? hashSecret(secret) : null),
-    findLiveKeyByHash: (hash) => findLiveKeyByHash(db, hash),
-    touch: (id) => touchApiKey(db, id),
-  };
 }
 
 export type { HttpServer };
