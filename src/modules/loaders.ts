@@ -19,7 +19,7 @@ export function createLoaders(db: Database) {
     ...runLoaders(db),
     ...checkpointLoaders(db),
     ...termLoaders(db),
-    ...curationLoaders(db),
+    ...curationLoaders(),
     /** What the terms module keeps per request (inline compute allowance, missing-terms loader); nothing is made until used. */
     terms: createTermsLoaders(),
   };

@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
 import type { z } from 'zod';
 import type { Context } from '../context.js';
-import type { Checkpoint, Dataset, Model, Run } from '../../platform/db/generated/client.js';
+import type { Checkpoint } from '../../platform/db/generated/client.js';
+import type { Database } from '../../platform/db/database.js';
 import { afterCommit, isUniqueViolation } from '../../platform/db/prisma-errors.js';
 import { canonicalJson } from '../../io/tfjs-model.js';
 import { BadUserInputError, ConflictError, invariant, NotFoundError } from '../../platform/errors.js';
@@ -9,6 +10,7 @@ import { DTYPE_BYTES, type CheckpointInput, type WeightSpec } from '../../platfo
 import { afterNumber, pageSize, toConnection, type PageArgs } from '../../platform/graphql/pagination.js';
 import type { CheckpointRow, ConnectionRow } from '../../platform/graphql/rows.js';
 import { checkpointPage, countCheckpointsOfRun, deleteCheckpointById, findCheckpointAtStep, findCheckpointOrThrow, insertCheckpoint } from './storage.js';
+import { checkpointContextsByIds, type CheckpointContext } from './loaders-storage.js';
 
 /** Bytes a list of specs describes, as tfjs lays them out: each tensor in order, no padding. */
 export function weightSpecBytes(specs: readonly WeightSpec[]): number {
@@ -106,27 +108,37 @@ export async function loadCheckpoint(ctx: Pick<Context, 'loaders'>, id: number):
   return checkpoint;
 }
 
-/** A checkpoint with the run it belongs to and that run's model and dataset. */
-export interface CheckpointWithRun {
-  checkpoint: Checkpoint;
-  run: Run;
-  model: Model;
-  dataset: Dataset;
+export type { CheckpointContext };
+
+/**
+ * A checkpoint a request names, with what queries at it need of its run, model and dataset, in one
+ * statement remembered for the rest of the request (it also serves `checkpointById`): NOT_FOUND
+ * when the checkpoint does not exist.
+ */
+export async function checkpointContext(ctx: Pick<Context, 'loaders'>, id: number): Promise<CheckpointContext> {
+  const found = await ctx.loaders.checkpointContextById.load(id);
+  if (!found) throw new NotFoundError('Checkpoint', id);
+  return found;
+}
+
+/** Several checkpoints at once (one statement for those not read yet), in the order given; the first missing one is NOT_FOUND. */
+export async function checkpointContexts(ctx: Pick<Context, 'loaders'>, ids: readonly number[]): Promise<CheckpointContext[]> {
+  const found = await ctx.loaders.checkpointContextById.loadMany(ids);
+  return found.map((row, i) => {
+    if (row instanceof Error) throw row;
+    if (!row) throw new NotFoundError('Checkpoint', ids[i]!);
+    return row;
+  });
 }
 
 /**
- * A checkpoint a request names, with its run, model and dataset, through the request's loaders (so
- * each is read once per request): NOT_FOUND when the checkpoint does not exist.
+ * The same for a caller without a request (the compute service, also in a job worker): the same
+ * statement, not cached. NOT_FOUND when the checkpoint does not exist.
  */
-export async function checkpointWithRun(ctx: Pick<Context, 'loaders'>, id: number): Promise<CheckpointWithRun> {
-  const checkpoint = await ctx.loaders.checkpointById.load(id);
-  if (!checkpoint) throw new NotFoundError('Checkpoint', id);
-  const run = await ctx.loaders.runById.load(checkpoint.runId);
-  invariant(run, `checkpoint ${id} has no run`);
-  const [model, dataset] = await Promise.all([ctx.loaders.modelById.load(run.modelId), ctx.loaders.datasetById.load(run.datasetId)]);
-  invariant(model, `run ${run.id} has no model`);
-  invariant(dataset, `run ${run.id} has no dataset`);
-  return { checkpoint, run, model, dataset };
+export async function loadCheckpointContext(db: Database, id: number): Promise<CheckpointContext> {
+  const [found] = await checkpointContextsByIds(db, [id]);
+  if (!found) throw new NotFoundError('Checkpoint', id);
+  return found;
 }
 
 /** A run's checkpoints in step order. */

@@ -2,6 +2,7 @@ import type { Context } from '../context.js';
 import type { TargetSet } from './term-columns.js';
 import { targetKey } from './term-columns.js';
 import { BadUserInputError, NotFoundError } from '../../platform/errors.js';
+import { checkpointContext, checkpointContexts } from '../checkpoints/service.js';
 import type { CheckpointInfo } from './ranking-storage.js';
 import { selectionDatasetId } from './selections-storage.js';
 
@@ -14,26 +15,17 @@ export type CurationContext = Pick<Context, 'db' | 'config' | 'log' | 'loaders' 
 export type { CheckpointInfo };
 
 /**
- * The checkpoint with its run's dataset, in one statement (not three loader round trips: this is on
- * the hot path of every curation query), remembered for the rest of the request; the checkpoint
- * row it read also serves `checkpointById` for the rest of the request.
+ * The checkpoint with its run's dataset: the checkpoints module's `checkpointContext`, one statement
+ * (not loader round trips for checkpoint, run and dataset: this is on the hot path of every curation
+ * query) remembered for the rest of the request; the checkpoint row it read also serves `checkpointById`.
  */
-export async function checkpointInfo(ctx: CurationContext, checkpointId: number): Promise<CheckpointInfo> {
-  const found = await ctx.loaders.checkpointInfoById.load(checkpointId);
-  if (!found) throw new NotFoundError('Checkpoint', checkpointId);
-  ctx.loaders.checkpointById.prime(checkpointId, found.checkpoint);
-  return found.info;
+export function checkpointInfo(ctx: CurationContext, checkpointId: number): Promise<CheckpointInfo> {
+  return checkpointContext(ctx, checkpointId);
 }
 
 /** Several checkpoints at once (one statement for those not read yet), in the order given; the first missing one is refused. */
-export async function checkpointInfos(ctx: CurationContext, checkpointIds: readonly number[]): Promise<CheckpointInfo[]> {
-  const found = await ctx.loaders.checkpointInfoById.loadMany(checkpointIds);
-  return found.map((row, i) => {
-    if (row instanceof Error) throw row;
-    if (!row) throw new NotFoundError('Checkpoint', checkpointIds[i]!);
-    ctx.loaders.checkpointById.prime(checkpointIds[i]!, row.checkpoint);
-    return row.info;
-  });
+export function checkpointInfos(ctx: CurationContext, checkpointIds: readonly number[]): Promise<CheckpointInfo[]> {
+  return checkpointContexts(ctx, checkpointIds);
 }
 
 /**

@@ -1,16 +1,14 @@
-import type { Checkpoint } from '../../platform/db/generated/client.js';
 import type { Sql } from '../../platform/db/sql.js';
 import { ALL_PARAMETERS } from '../../platform/values/term.js';
 import type { BoundQuery } from './query.js';
 import { countStatement, rankStatement } from './query-sql.js';
 
 /**
- * The storage of curation queries at a checkpoint: the checkpoint with what every query needs of
- * its run and dataset, and the ranked page and its count (statements assembled by query-sql.ts,
- * which bench/query-run.ts also replays as they are). Each function takes the handle it runs on.
+ * The storage of curation queries at a checkpoint: the ranked page and its count (statements
+ * assembled by query-sql.ts, which bench/query-run.ts also replays as they are). Each function takes the handle it runs on.
  */
 
-/** A checkpoint with what curation queries need of its run and dataset. */
+/** A checkpoint with what curation queries need of its run and dataset (the checkpoints module's `checkpointContext` reads it). */
 export interface CheckpointInfo {
   id: number;
   runId: number;
@@ -18,32 +16,6 @@ export interface CheckpointInfo {
   learningRate: number | null;
   datasetId: number;
   classNames: string[];
-}
-
-/**
- * Checkpoints by id with their run's dataset, in one statement (not three loader round trips: this
- * is on the hot path of every curation query): each as the checkpoint row (the Prisma shape, as
- * `checkpointById` loads it) and its CheckpointInfo. Absent ids have no entry.
- */
-export async function checkpointInfosByIds(sql: Sql, ids: readonly number[]): Promise<{ checkpoint: Checkpoint; info: CheckpointInfo }[]> {
-  // named: curation.checkpointInfo
-  const rows = await sql.query<Checkpoint & { datasetId: number; classNames: string[] }>(
-    `SELECT c.id, c.run_id AS "runId", c.step, c.epoch, c.learning_rate AS "learningRate", c.weight_bytes AS "weightBytes",
-            c.weight_sha256 AS "weightSha256", c.created_at AS "createdAt", r.dataset_id AS "datasetId", d.class_names AS "classNames"
-     FROM checkpoint c JOIN run r ON r.id = c.run_id JOIN dataset d ON d.id = r.dataset_id WHERE c.id = ANY($1::int[])`,
-    [[...ids]],
-  );
-  return rows.map(({ datasetId, classNames, ...checkpoint }) => ({
-    checkpoint,
-    info: {
-      id: Number(checkpoint.id),
-      runId: Number(checkpoint.runId),
-      step: Number(checkpoint.step),
-      learningRate: checkpoint.learningRate === null ? null : Number(checkpoint.learningRate),
-      datasetId: Number(datasetId),
-      classNames,
-    },
-  }));
 }
 
 /** A sample with its terms at one checkpoint, as a curation query returns it. */

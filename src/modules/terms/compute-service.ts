@@ -12,14 +12,15 @@ import {
 } from '../../compute/index.js';
 import type { Config } from '../../platform/config.js';
 import type { CrossValue } from './cross-storage.js';
-import { checkpointWeights, loadCheckpointForCompute, nextCheckpointId, sampleSeries, selectionSeries, splitSeries, type SeriesRow } from './storage.js';
+import { checkpointWeights, nextCheckpointId, sampleSeries, selectionSeries, splitSeries, type SeriesRow } from './storage.js';
 import { parseTargetKey } from '../curation/term-columns.js';
 import type { Database } from '../../platform/db/database.js';
+import { loadCheckpointContext } from '../checkpoints/service.js';
 import { columnField, type CheckpointShape, type MetricColumns } from './metrics-storage.js';
 import { ProducerIds, type ProducerKey, type ProducerRef } from './producers.js';
 import { writeComputedTerms, writeCrossMetrics } from './write-terms.js';
 import { ALL_PARAMETERS, type ParameterSubset } from '../../platform/values/parameter-subset.js';
-import { BadUserInputError, ModelUnusableError, NotFoundError, invariant } from '../../platform/errors.js';
+import { BadUserInputError, ModelUnusableError, invariant } from '../../platform/errors.js';
 import { bytesToFloat32 } from '../../platform/float32.js';
 import type { Logger } from '../../platform/logger.js';
 import { VERSION } from '../../platform/version.js';
@@ -173,8 +174,8 @@ export class ComputeService {
 
   /** The checkpoint, its model and its dataset's shape; NOT_FOUND when it does not exist. */
   async checkpoint(id: number): Promise<ComputeCheckpoint> {
-    const row = await loadCheckpointForCompute(this.db, id);
-    if (!row) throw new NotFoundError('Checkpoint', id);
+    const row = await loadCheckpointContext(this.db, id);
+    const { inputLength, channels, numClasses, ...model } = row.model;
     const ckpt: ComputeCheckpoint = {
       id: row.id,
       runId: row.runId,
@@ -182,16 +183,16 @@ export class ComputeService {
       learningRate: row.learningRate,
       datasetId: row.datasetId,
       weightBytes: row.weightBytes,
-      numClasses: row.numClasses,
-      inputLength: row.inputLength,
-      channels: row.channels,
-      model: row.model,
+      numClasses,
+      inputLength,
+      channels,
+      model,
     };
     if (row.datasetLength !== ckpt.inputLength || row.datasetChannels !== ckpt.channels) {
       throw new ModelUnusableError(id, `it takes series of ${ckpt.inputLength} × ${ckpt.channels} but its run's dataset holds ${row.datasetLength} × ${row.datasetChannels}`);
     }
-    if (row.datasetClasses > ckpt.numClasses) {
-      throw new ModelUnusableError(id, `the dataset has ${row.datasetClasses} classes but the model only ${ckpt.numClasses}`);
+    if (row.classNames.length > ckpt.numClasses) {
+      throw new ModelUnusableError(id, `the dataset has ${row.classNames.length} classes but the model only ${ckpt.numClasses}`);
     }
     return ckpt;
   }

@@ -5,75 +5,10 @@ import type { ParameterSubset } from '../../platform/values/parameter-subset.js'
 
 /**
  * The terms module's reads that belong to no table writer of its own: what the compute service
- * loads (checkpoints with their model and dataset shape, sample series, weights), stored term rows,
- * and the job count the compute policy limits.
+ * loads (the next checkpoint, sample series, weights; a checkpoint with its model and dataset is the
+ * checkpoints module's `loadCheckpointContext`), stored term rows, and the job count the compute
+ * policy limits.
  */
-
-/** A checkpoint with its run, model and dataset's shape, as computing at it needs. */
-export interface CheckpointComputeRow {
-  id: number;
-  runId: number;
-  step: number;
-  learningRate: number | null;
-  weightBytes: number;
-  datasetId: number;
-  /** The dataset's series shape and class count (checked against the model's by the compute service). */
-  datasetLength: number;
-  datasetChannels: number;
-  datasetClasses: number;
-  model: { id: number; format: 'TFJS_LAYERS' | 'BUILTIN'; architecture: string | null; config: unknown; topology: unknown };
-  inputLength: number;
-  channels: number;
-  numClasses: number;
-}
-
-/** The checkpoint, its model and its dataset's shape; null when it does not exist. */
-export async function loadCheckpointForCompute(db: Database, id: number): Promise<CheckpointComputeRow | null> {
-  // named: compute.checkpoint
-  const [row] = await db.sql.query<{
-    id: number;
-    run_id: number;
-    step: number;
-    learning_rate: number | null;
-    weight_bytes: number;
-    dataset_id: number;
-    d_length: number;
-    d_channels: number;
-    d_classes: number;
-    model_id: number;
-    format: 'TFJS_LAYERS' | 'BUILTIN';
-    architecture: string | null;
-    config: unknown;
-    topology: unknown;
-    input_length: number;
-    channels: number;
-    num_classes: number;
-  }>(
-    `SELECT c.id, c.run_id, c.step, c.learning_rate, c.weight_bytes, r.dataset_id,
-            d.length AS d_length, d.channels AS d_channels, cardinality(d.class_names) AS d_classes,
-            m.id AS model_id, m.format::text AS format, m.architecture, m.config, m.topology,
-            m.input_length, m.channels, m.num_classes
-     FROM checkpoint c JOIN run r ON r.id = c.run_id JOIN model m ON m.id = r.model_id JOIN dataset d ON d.id = r.dataset_id
-     WHERE c.id = $1`,
-    [id],
-  );
-  if (!row) return null;
-  return {
-    id: Number(row.id),
-    runId: Number(row.run_id),
-    step: Number(row.step),
-    learningRate: row.learning_rate === null ? null : Number(row.learning_rate),
-    weightBytes: Number(row.weight_bytes),
-    datasetId: Number(row.dataset_id),
-    datasetLength: Number(row.d_length),
-    datasetChannels: Number(row.d_channels),
-    datasetClasses: Number(row.d_classes),
-    model: { id: Number(row.model_id), format: row.format, architecture: row.architecture, config: row.config, topology: row.topology },
-    inputLength: Number(row.input_length),
-    channels: Number(row.channels),
-    numClasses: Number(row.num_classes),
-  };
-}
 
 /** The id of the run's next checkpoint after `step` (by step), if any. */
 export async function nextCheckpointId(db: Database, runId: number, step: number): Promise<number | null> {
