@@ -2,7 +2,8 @@ import { Prisma } from '../../platform/db/generated/client.js';
 import type { Sql, Tx } from '../../platform/db/sql.js';
 import { ALL_PARAMETERS } from '../../platform/values/term.js';
 import type { ExportSource } from './export.js';
-import { param, rankStatement, termTable, type Statement } from './query-sql.js';
+import { param, type Statement } from '../../platform/db/statement.js';
+import { rankStatement, termTable } from './query-sql.js';
 import { toRankedRows, type RankedRawRow } from './ranking-storage.js';
 import { SCALAR_TERM_SPECS } from './term-columns.js';
 

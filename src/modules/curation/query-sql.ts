@@ -1,4 +1,4 @@
-import { Prisma } from '../../platform/db/generated/client.js';
+import { and, empty, join, param, raw, sql, type Statement } from '../../platform/db/statement.js';
 import { invariant } from '../../platform/errors.js';
 import { SCALAR_TERM_SPECS, scalarTerm, type ScalarTermName } from './term-columns.js';
 import { querySubset, type BoundQuery, type Direction, type SampleFilter } from './query.js';
@@ -21,24 +21,6 @@ import { ALL_PARAMETERS } from '../../platform/values/term.js';
  * curation storage files (ranking-, stats-, selections- and export-storage.ts) run them, each under
  * a `named:` comment; bench/query-run.ts replays `rankStatement` as the server sends it.
  */
-
-/** A composed statement or fragment: `.text` with `$n` placeholders, `.values` in placeholder order. */
-export type Statement = Prisma.Sql;
-
-const { sql, join, raw, empty } = Prisma;
-
-/** The types a parameter is cast to. */
-export type ParamType = 'int' | 'int[]' | 'real' | 'float8' | 'float8[]' | 'text' | 'text[]' | 'boolean';
-
-/** A bound parameter with its type cast (`$3::real`): the only way a value enters a statement. */
-export function param(value: unknown, type: ParamType): Statement {
-  return new Prisma.Sql(['', `::${type}`], [value]);
-}
-
-/** `a AND b AND …` (at least one condition). */
-function and(conditions: readonly Statement[]): Statement {
-  return join(conditions, ' AND ');
-}
 
 /**
  * Where a term's values are, in a query over the parameter subset `subset`: sample_metric (`metric`),

@@ -1,7 +1,8 @@
 import type { Database } from '../../platform/db/database.js';
 import { Prisma, type Selection } from '../../platform/db/generated/client.js';
 import type { Sql } from '../../platform/db/sql.js';
-import { param, poolCte, selectionCte } from './query-sql.js';
+import { param } from '../../platform/db/statement.js';
+import { poolCte, selectionCte } from './query-sql.js';
 import type { Cut, Strategy } from './strategy.js';
 
 /**

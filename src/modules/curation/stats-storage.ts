@@ -2,7 +2,8 @@ import type { Database } from '../../platform/db/database.js';
 import { Prisma } from '../../platform/db/generated/client.js';
 import type { Sql } from '../../platform/db/sql.js';
 import type { SampleFilter } from './query.js';
-import { longSource, param, termTable, whereClause, type Statement } from './query-sql.js';
+import { param, type Statement } from '../../platform/db/statement.js';
+import { longSource, termTable, whereClause } from './query-sql.js';
 import type { ScalarTermName } from './term-columns.js';
 
 /**

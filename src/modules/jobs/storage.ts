@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { PGlite } from '@electric-sql/pglite';
 import type PgBoss from 'pg-boss';
-import { SqlParams } from '../../platform/db/sql.js';
+import { and, join, param, raw, sql as statement, type Statement } from '../../platform/db/statement.js';
 import type { Database } from '../../platform/db/database.js';
 import type { ComputeJob, Prisma } from '../../platform/db/generated/client.js';
 import { ALL_PARAMETERS, TERMS, isKernelTerm, type TermName } from '../../platform/values/term.js';
@@ -63,11 +63,11 @@ export function workKey(spec: Pick<JobSpec, 'terms' | 'targetKey' | 'subset' | '
 }
 
 /** SQL conditions on `s` (sample) for a dataset and a scope. */
-function scopeConditions(p: SqlParams, datasetId: number, scope: JobScope): string[] {
-  const where = [`s.dataset_id = ${p.add(datasetId, 'int')}`];
-  if (scope.sampleIds?.length) where.push(`s.id = ANY(${p.add(scope.sampleIds, 'int[]')})`);
-  if (scope.splits?.length) where.push(`s.split = ANY(${p.add(scope.splits, 'text[]')})`);
-  if (scope.labels?.length) where.push(`s.label = ANY(${p.add(scope.labels, 'int[]')})`);
+function scopeConditions(datasetId: number, scope: JobScope): Statement[] {
+  const where = [statement`s.dataset_id = ${param(datasetId, 'int')}`];
+  if (scope.sampleIds?.length) where.push(statement`s.id = ANY(${param(scope.sampleIds, 'int[]')})`);
+  if (scope.splits?.length) where.push(statement`s.split = ANY(${param(scope.splits, 'text[]')})`);
+  if (scope.labels?.length) where.push(statement`s.label = ANY(${param(scope.labels, 'int[]')})`);
   return where;
 }
 
@@ -134,16 +134,12 @@ export async function insertJob(tx: Tx, spec: JobSpec, chunkSize: number): Promi
     [spec.checkpointId, key],
   );
   if (active) return { id: Number(active.id), created: false };
-  const p = new SqlParams();
-  const where = scopeConditions(p, spec.datasetId, scope);
-  const size = p.add(chunkSize, 'int');
-  // named: computeJob.chunkStarts
-  const [cut] = await tx.query<{ starts: number[]; total: number; last: number }>(
-    `SELECT coalesce(array_agg(id ORDER BY id) FILTER (WHERE (rn - 1) % ${size} = 0), '{}')::int[] AS starts,
+  const size = param(chunkSize, 'int');
+  const chunkStarts = statement`SELECT coalesce(array_agg(id ORDER BY id) FILTER (WHERE (rn - 1) % ${size} = 0), '{}')::int[] AS starts,
             count(*)::int AS total, coalesce(max(id), 0)::int AS last
-     FROM (SELECT s.id, row_number() OVER (ORDER BY s.id) AS rn FROM sample s WHERE ${where.join(' AND ')}) ids`,
-    p.values,
-  );
+     FROM (SELECT s.id, row_number() OVER (ORDER BY s.id) AS rn FROM sample s WHERE ${and(scopeConditions(spec.datasetId, scope))}) ids`;
+  // named: computeJob.chunkStarts
+  const [cut] = await tx.query<{ starts: number[]; total: number; last: number }>(chunkStarts.text, chunkStarts.values);
   invariant(cut, 'an aggregate returns one row');
   const starts = cut.starts.map(Number);
   // named: computeJob.insert
@@ -190,26 +186,23 @@ export async function chunkSamples(sql: Sql, job: JobRow, datasetId: number, chu
   const lo = job.chunkStarts[chunk]!;
   const next = job.chunkStarts[chunk + 1];
   const hi = next === undefined ? job.lastSampleId : next - 1;
-  const p = new SqlParams();
-  const c = p.add(job.checkpointId, 'int');
-  const where = scopeConditions(p, datasetId, job.scope as JobScope);
-  where.push(`s.id >= ${p.add(lo, 'int')}`, `s.id <= ${p.add(hi, 'int')}`);
+  const c = () => param(job.checkpointId, 'int');
+  const where = [...scopeConditions(datasetId, job.scope as JobScope), statement`s.id >= ${param(lo, 'int')}`, statement`s.id <= ${param(hi, 'int')}`];
   // Kernel terms over a named subset are in sample_subset_metric (k), every other term in sample_metric (m).
+  // Aliases and columns are fixed text (the term list); every value is a bound parameter.
   const overSubset = (t: string) => job.subset !== ALL_PARAMETERS && isKernelTerm(t);
-  const lacksTerms = job.terms.length ? job.terms.map((t) => `${overSubset(t) ? 'k' : 'm'}.${columnOf(t)} IS NULL`).join(' OR ') : 'false';
-  let from = `sample s LEFT JOIN sample_metric m ON m.checkpoint_id = ${c} AND m.sample_id = s.id`;
-  const subset = job.terms.some(overSubset) || job.targetKey !== null ? p.add(job.subset, 'text') : null;
-  if (job.terms.some(overSubset)) from += ` LEFT JOIN sample_subset_metric k ON k.checkpoint_id = ${c} AND k.subset = ${subset} AND k.sample_id = s.id`;
-  let lacksCross = 'false';
+  const lacksTerms = raw(job.terms.length ? job.terms.map((t) => `${overSubset(t) ? 'k' : 'm'}.${columnOf(t)} IS NULL`).join(' OR ') : 'false');
+  const joins: Statement[] = [statement`sample s LEFT JOIN sample_metric m ON m.checkpoint_id = ${c()} AND m.sample_id = s.id`];
+  const subset = () => param(job.subset, 'text');
+  if (job.terms.some(overSubset)) joins.push(statement`LEFT JOIN sample_subset_metric k ON k.checkpoint_id = ${c()} AND k.subset = ${subset()} AND k.sample_id = s.id`);
+  let lacksCross = raw('false');
   if (job.targetKey !== null) {
-    from += ` LEFT JOIN sample_cross_metric x ON x.checkpoint_id = ${c} AND x.target_key = ${p.add(job.targetKey, 'text')} AND x.subset = ${subset} AND x.sample_id = s.id`;
-    lacksCross = 'x.sample_id IS NULL';
+    joins.push(statement`LEFT JOIN sample_cross_metric x ON x.checkpoint_id = ${c()} AND x.target_key = ${param(job.targetKey, 'text')} AND x.subset = ${subset()} AND x.sample_id = s.id`);
+    lacksCross = raw('x.sample_id IS NULL');
   }
+  const query = statement`SELECT s.id, (${lacksTerms}) AS lacks_terms, (${lacksCross}) AS lacks_cross FROM ${join(joins, ' ')} WHERE ${and(where)} ORDER BY s.id`;
   // named: computeJob.chunkSamples
-  const rows = await sql.query<{ id: number; lacks_terms: boolean; lacks_cross: boolean }>(
-    `SELECT s.id, (${lacksTerms}) AS lacks_terms, (${lacksCross}) AS lacks_cross FROM ${from} WHERE ${where.join(' AND ')} ORDER BY s.id`,
-    p.values,
-  );
+  const rows = await sql.query<{ id: number; lacks_terms: boolean; lacks_cross: boolean }>(query.text, query.values);
   return rows.map((r) => ({ id: Number(r.id), lacksTerms: r.lacks_terms, lacksCross: r.lacks_cross }));
 }
 

@@ -1,6 +1,6 @@
 import { coverageKey, describeTerm, scalarTerm, subsetOf, type RequiredTerm } from '../curation/term-columns.js';
 import { ALL_PARAMETERS } from '../../platform/values/term.js';
-import { SqlParams } from '../../platform/db/sql.js';
+import { and, join, param, raw, sql as statement, type Statement } from '../../platform/db/statement.js';
 import type { SampleScope } from '../curation/query.js';
 import type { Sql } from '../../platform/db/sql.js';
 
@@ -51,38 +51,41 @@ export async function findMissingTerms(sql: Sql, checkpointId: number, terms: re
 
 /** One scan of the scope counting, per term, the samples with no value. */
 async function countMissingInScope(sql: Sql, checkpointId: number, terms: readonly RequiredTerm[], scope: SampleScope): Promise<number[]> {
-  const p = new SqlParams();
-  const { from, where, missing } = missingSource(p, checkpointId, terms, scope);
+  const { from, where, missing } = missingSource(checkpointId, terms, scope);
+  const counts = join(missing.map((cond, i) => statement`count(*) FILTER (WHERE ${cond})::int AS ${raw(`t${i}`)}`), ', ');
+  const query = statement`SELECT ${counts} FROM ${from} WHERE ${and(where)}`;
   // named: coverage.missingInScope
-  const [row] = await sql.query<Record<string, number | string>>(
-    `SELECT ${missing.map((cond, i) => `count(*) FILTER (WHERE ${cond})::int AS t${i}`).join(', ')} FROM ${from} WHERE ${where.join(' AND ')}`,
-    p.values,
-  );
+  const [row] = await sql.query<Record<string, number | string>>(query.text, query.values);
   return missing.map((_, i) => Number(row?.[`t${i}`] ?? 0));
 }
 
-/** The samples in scope, left-joined to where each term would be; `missing[i]` is true when term i is absent. */
-function missingSource(p: SqlParams, checkpointId: number, terms: readonly RequiredTerm[], scope: SampleScope) {
-  const c = p.add(checkpointId, 'int');
-  let from = `sample s LEFT JOIN sample_metric m ON m.checkpoint_id = ${c} AND m.sample_id = s.id`;
+/**
+ * The samples in scope, left-joined to where each term would be; `missing[i]` is true when term i is
+ * absent. Aliases and columns are fixed text (the term list); every value is a bound parameter.
+ */
+function missingSource(checkpointId: number, terms: readonly RequiredTerm[], scope: SampleScope): { from: Statement; where: Statement[]; missing: Statement[] } {
+  const c = () => param(checkpointId, 'int');
+  const joins: Statement[] = [statement`sample s LEFT JOIN sample_metric m ON m.checkpoint_id = ${c()} AND m.sample_id = s.id`];
   const missing = terms.map((t, i) => {
-    if (t.term === 'CORRECT') return 'm.correct IS NULL';
+    if (t.term === 'CORRECT') return raw('m.correct IS NULL');
     const spec = scalarTerm(t.term);
     const subset = subsetOf(t);
     if (spec.cross) {
-      from += ` LEFT JOIN sample_cross_metric x${i} ON x${i}.checkpoint_id = ${c} AND x${i}.target_key = ${p.add(t.targetKey, 'text')}
-        AND x${i}.subset = ${p.add(subset, 'text')} AND x${i}.sample_id = s.id`;
-      return `x${i}.sample_id IS NULL`;
+      const x = raw(`x${i}`);
+      joins.push(statement`LEFT JOIN sample_cross_metric ${x} ON ${x}.checkpoint_id = ${c()} AND ${x}.target_key = ${param(t.targetKey, 'text')}
+        AND ${x}.subset = ${param(subset, 'text')} AND ${x}.sample_id = s.id`);
+      return raw(`x${i}.sample_id IS NULL`);
     }
-    if (subset === ALL_PARAMETERS) return `m.${spec.column} IS NULL`;
-    from += ` LEFT JOIN sample_subset_metric k${i} ON k${i}.checkpoint_id = ${c} AND k${i}.subset = ${p.add(subset, 'text')} AND k${i}.sample_id = s.id`;
-    return `k${i}.${spec.column} IS NULL`;
+    if (subset === ALL_PARAMETERS) return raw(`m.${spec.column} IS NULL`);
+    const k = raw(`k${i}`);
+    joins.push(statement`LEFT JOIN sample_subset_metric ${k} ON ${k}.checkpoint_id = ${c()} AND ${k}.subset = ${param(subset, 'text')} AND ${k}.sample_id = s.id`);
+    return raw(`k${i}.${spec.column} IS NULL`);
   });
-  const where = [`s.dataset_id = ${p.add(scope.datasetId, 'int')}`];
-  if (scope.labels?.length) where.push(`s.label = ANY(${p.add(scope.labels, 'int[]')})`);
-  if (scope.splits?.length) where.push(`s.split = ANY(${p.add(scope.splits, 'text[]')})`);
-  if (scope.sampleIds?.length) where.push(`s.id = ANY(${p.add(scope.sampleIds, 'int[]')})`);
-  return { from, where, missing };
+  const where = [statement`s.dataset_id = ${param(scope.datasetId, 'int')}`];
+  if (scope.labels?.length) where.push(statement`s.label = ANY(${param(scope.labels, 'int[]')})`);
+  if (scope.splits?.length) where.push(statement`s.split = ANY(${param(scope.splits, 'text[]')})`);
+  if (scope.sampleIds?.length) where.push(statement`s.id = ANY(${param(scope.sampleIds, 'int[]')})`);
+  return { from: join(joins, ' '), where, missing };
 }
 
 /**
@@ -90,16 +93,13 @@ function missingSource(p: SqlParams, checkpointId: number, terms: readonly Requi
  * the on-demand compute of missing terms works through.
  */
 export async function missingSampleIds(sql: Sql, checkpointId: number, term: RequiredTerm, scope: SampleScope, limit: number, afterSampleId = 0): Promise<number[]> {
-  const p = new SqlParams();
-  const { from, where, missing } = missingSource(p, checkpointId, [term], scope);
+  const { from, where, missing } = missingSource(checkpointId, [term], scope);
+  const query = statement`SELECT s.id FROM ${from} WHERE ${and([...where, missing[0]!, statement`s.id > ${param(afterSampleId, 'int')}`])}
+    ORDER BY s.id LIMIT ${param(limit, 'int')}`;
   // named: coverage.missingSampleIds
-  const rows = await sql.query<{ id: number }>(
-    `SELECT s.id FROM ${from} WHERE ${[...where, missing[0]!, `s.id > ${p.add(afterSampleId, 'int')}`].join(' AND ')} ORDER BY s.id LIMIT ${p.add(limit, 'int')}`,
-    p.values,
-  );
+  const rows = await sql.query<{ id: number }>(query.text, query.values);
   return rows.map((r) => Number(r.id));
 }
-
 
 /**
  * Whether any value over a named parameter subset is stored at a checkpoint (kNorm, kTrace or kCross

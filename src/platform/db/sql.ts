@@ -1,7 +1,8 @@
 /**
  * The narrow SQL surface Tangent's hand-written queries use, implemented for a real PostgreSQL
  * (node-postgres) and for the embedded PGlite alike, so that bulk paths and named queries run the
- * same text on both. Everything else goes through Prisma.
+ * same text on both. Only storage files use it (and Prisma); statements assembled from fragments
+ * are composed with the SQL template tag of src/platform/db/statement.ts.
  */
 export interface Sql {
   /** Runs one parameterised statement and returns its rows. */
@@ -20,17 +21,3 @@ export interface CopyTarget {
 }
 
 export interface Tx extends Sql, CopyTarget {}
-
-/**
- * Collects parameters and hands out typed placeholders (`$3::real`), for statements assembled as
- * text from fixed fragments: user values only ever travel as parameters. (Curation composes its
- * statements with Prisma's SQL template tag instead: src/modules/curation/query-sql.ts.)
- */
-export class SqlParams {
-  readonly values: unknown[] = [];
-
-  add(value: unknown, type: 'int' | 'int[]' | 'real' | 'float8' | 'float8[]' | 'text' | 'text[]' | 'boolean'): string {
-    this.values.push(value);
-    return `$${this.values.length}::${type}`;
-  }
-}
