@@ -1,7 +1,6 @@
 import type { Context } from '../context.js';
 import { parseTargetKey, scalarTerm, type ScalarTermName } from './term-columns.js';
 import { ALL_PARAMETERS, parseParameterSubset } from '../../platform/values/parameter-subset.js';
-import { CLIENT_PRODUCER } from '../terms/producers.js';
 import { BadUserInputError, invariant } from '../../platform/errors.js';
 import { prepareQuery, rankSamples, type RankedSampleRow } from './rank.js';
 import { resolveTarget } from './checkpoint-info.js';
@@ -17,7 +16,7 @@ import {
   verifySelection,
 } from './selections.js';
 import { checkpointTermStats, runTermStats } from './stats.js';
-import { checkpointShape, writeCrossMetrics } from '../terms/metrics.js';
+import { checkpointShape, clientProducer, writeCrossMetrics } from '../terms/metrics.js';
 import { connectionFields } from '../../platform/graphql/connections.js';
 import { encodeQueryArgs, MAX_QUERY_ARG_CHARS, parseFilter, parseQuery, parseStrategy, parseTarget } from './inputs.js';
 import type { OrderDirection, Resolvers, ScalarTerm } from '../generated/types.js';
@@ -63,7 +62,7 @@ export const curationResolvers: Resolvers = {
       const subset = parseParameterSubset(args.subset, 'subset');
       await checkSubset(ctx, checkpointId, subset);
       const rows = args.values.map((v, i) => ({ sampleId: parseId(v.sampleId, `values[${i}].sampleId`), kCross: v.kCross }));
-      const written = await writeCrossMetrics(ctx.db, shape, key!, subset, rows, CLIENT_PRODUCER);
+      const written = await writeCrossMetrics(ctx.db, shape, key!, subset, rows, clientProducer(ctx));
       return { checkpointId, written };
     },
   },

@@ -1,6 +1,5 @@
 import type { Context } from '../context.js';
-import { checkpointShape, columnField, writeMetricColumns, type MetricColumns } from '../terms/metrics.js';
-import { CLIENT_PRODUCER } from '../terms/producers.js';
+import { checkpointShape, clientProducer, columnField, writeMetricColumns, type MetricColumns } from '../terms/metrics.js';
 import { BadUserInputError, ConflictError, NotFoundError } from '../../platform/errors.js';
 import type { LengthPolicy, Resample } from '../../io/length-policy.js';
 import { parseUcr, UcrFormatError, type UcrDataset } from '../../io/ucr.js';
@@ -51,7 +50,7 @@ function checkRows(ctx: Context, rows: number, field: string): void {
 export async function logMetrics(ctx: Context, checkpointId: number, batch: MetricColumns): Promise<number> {
   checkRows(ctx, (batch.sampleIds ?? batch.sampleIndices)?.length ?? 0, batch.sampleIds ? 'input.sampleIds' : 'input.sampleIndices');
   const shape = await checkpointShape(ctx, checkpointId);
-  return writeMetricColumns(ctx.db, shape, batch, CLIENT_PRODUCER, columnField('input'));
+  return writeMetricColumns(ctx.db, shape, batch, clientProducer(ctx), columnField('input'));
 }
 
 /** Adds samples given as columns: all or none; identical samples already stored are left alone. */

@@ -24,8 +24,12 @@ import { copySubsetMetrics, type SubsetValue } from './subset-metrics-storage.js
  * compute job, a training point), with which the values commit or roll back.
  */
 
-/** Who values are marked as produced by: a producer row already resolved (ProducerIds, producerRef), or its key. */
-export type Producer = ProducerKey | ProducerRef;
+/**
+ * Who values are marked as produced by: a producer row already resolved (ProducerIds, producerRef),
+ * its key (read by the writer), or a function that resolves it (called after the batch is checked,
+ * outside the transaction: a cached lookup, such as the compute runtime's).
+ */
+export type Producer = ProducerKey | ProducerRef | (() => Promise<ProducerRef>);
 
 /** Runs one writer's statements in a transaction: its own, or the caller's. */
 type Transaction = <T>(fn: (tx: Tx) => Promise<T>) => Promise<T>;
@@ -42,6 +46,7 @@ const callersTransaction =
 
 /** The producer row, read (or made) in its own statement when only its key is known. */
 function resolve(db: Database | null, producer: Producer): Promise<ProducerRef> {
+  if (typeof producer === 'function') return producer();
   if ('id' in producer) return Promise.resolve(producer);
   invariant(db, 'a writer inside a transaction takes its producer resolved (producerRef, before the transaction)');
   return producerRef(db, producer);
@@ -134,7 +139,7 @@ export function writeCrossMetricsIn(
  * columns) at a checkpoint, in one transaction (src/modules/terms/subset-metrics-storage.ts). Only
  * Tangent computes these values (no mutation records them), so the producer is a server.
  */
-async function subsetMetrics(db: Database | null, run: Transaction, checkpoint: { id: number; datasetId: number }, subset: ParameterSubset, rows: readonly SubsetValue[], producer: Producer): Promise<number> {
+async function subsetMetrics(db: Database | null, run: Transaction, checkpoint: { id: number; datasetId: number }, subset: ParameterSubset, rows: readonly SubsetValue[], producer: ProducerKey | ProducerRef): Promise<number> {
   invariant(subset !== ALL_PARAMETERS, "kernel terms over 'all' are sample_metric's columns");
   invariant(producer.kind === 'SERVER', 'only Tangent writes kernel terms over a named subset');
   if (rows.length === 0) return 0;
@@ -151,7 +156,7 @@ async function computedTerms(
   checkpoint: CheckpointShape,
   batch: MetricColumns,
   subset: ParameterSubset,
-  producer: Producer,
+  producer: ProducerKey | ProducerRef,
   field: FieldNamer,
 ): Promise<void> {
   if (subset === ALL_PARAMETERS) {
@@ -175,7 +180,7 @@ async function computedTerms(
  * terms (which do not depend on the subset) into sample_metric. Server writes: they only fill what
  * is missing. Each of the (at most two) writes is its own transaction.
  */
-export function writeComputedTerms(db: Database, checkpoint: CheckpointShape, batch: MetricColumns, subset: ParameterSubset, producer: Producer, field: FieldNamer): Promise<void> {
+export function writeComputedTerms(db: Database, checkpoint: CheckpointShape, batch: MetricColumns, subset: ParameterSubset, producer: ProducerKey | ProducerRef, field: FieldNamer): Promise<void> {
   return computedTerms(db, ownTransaction(db), checkpoint, batch, subset, producer, field);
 }
 
