@@ -9,14 +9,23 @@
  *   - `computeTerms` as a job over every sample of the second checkpoint, from the mutation to
  *     COMPLETED (queue, chunks, writes, progress events included), samples/s and its ratio to the
  *     engine alone;
- *   - `Checkpoint.sampleTerms` inline for 32 samples: cold (the model loads), warm, and read back.
+ *   - `Checkpoint.sampleTerms` inline for 32 samples: cold (the model loads), warm, and read back;
+ *   - with `--url` (PostgreSQL) only: scale-out. The in-process server is restarted with
+ *     TANGENT_WORKER=off and 1, 2, 3 (`--workers 1,2,3`) `tangent worker` processes are started
+ *     beside it, one compute thread each (`--worker-threads 1`); for each count, a job over every
+ *     sample of a fresh checkpoint, timed from the mutation to COMPLETED, with which worker
+ *     committed how many chunks (from their 'chunk done' debug lines). The workers run the
+ *     TypeScript sources (TANGENT_FROM_SOURCE=1), like the in-process server.
  *
  * Flags: --json (only the JSON line on stdout), --problem GunPoint, --threads N (compute threads;
- * default one per core), --chunk 64, --concurrency 1 (chunks at once), --log-level warn, --url postgresql://… (default: PGlite in memory). The last
+ * default one per core), --chunk 64, --workers 1,2,3, --worker-threads 1, --worker-chunk 16, --worker-terms LOSS,K_NORM, --concurrency 1 (chunks at once), --log-level warn, --url postgresql://… (default: PGlite in memory). The last
  * line printed is one JSON object.
  */
+import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
+import { loadavg } from 'node:os';
+import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { CNN1D_DEFAULTS, cnn1d, createPool, initBackend, serializeModel } from '../src/compute/index.js';
 import { loadConfig } from '../src/platform/config.js';
@@ -68,7 +77,7 @@ const env = {
   ...(databaseUrl ? { DATABASE_URL: databaseUrl } : {}),
 };
 const config = loadConfig(env);
-const server = await createServer(config, { log: createLogger(config) });
+let server = await createServer(config, { log: createLogger(config) });
 
 async function gql(query: string, variables?: Record<string, unknown>): Promise<any> {
   const response = await fetch(server.url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query, variables }) });
@@ -152,6 +161,8 @@ try {
   const jobMs = performance.now() - t0;
   say(`job: ${n} samples in ${job.progress.chunksTotal} chunks of ${chunk}, ${jobMs.toFixed(0)} ms, ${((n / jobMs) * 1000).toFixed(1)} samples/s (${((jobMs / engineMs) * 100).toFixed(0)}% of the engine's time)`);
 
+  const scaleOut = adminUrl ? await workerScaling(stored.weightSpecs, weightData, createRun.id, n) : null;
+
   const result = {
     bench: 'jobs',
     problem,
@@ -167,9 +178,103 @@ try {
     jobSamplesPerSec: Number(((n / jobMs) * 1000).toFixed(2)),
     jobOverEngine: Number((jobMs / engineMs).toFixed(3)),
     inline32: { coldMs: Math.round(coldMs), warmMs: Math.round(warmMs), readBackMs: Number(readMs.toFixed(1)) },
+    ...(scaleOut ? { scaleOut } : {}),
+    loadAverage: loadavg().map((l) => Number(l.toFixed(2))),
   };
   process.stdout.write(`${JSON.stringify(result)}\n`);
 } finally {
   await server.close();
   if (adminUrl) await admin(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
+}
+
+interface Worker {
+  child: ChildProcess;
+  stdout: string;
+  exited: Promise<void>;
+}
+
+/** `tangent worker` against the bench database, logging each chunk it commits (debug). */
+function startWorker(threads: string): Worker {
+  const bin = fileURLToPath(new URL('../bin/tangent.js', import.meta.url));
+  const child = spawn(process.execPath, [bin, 'worker'], {
+    env: { ...process.env, ...env, LOG_LEVEL: 'debug', TANGENT_COMPUTE_THREADS: threads, TANGENT_FROM_SOURCE: '1' },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const worker: Worker = { child, stdout: '', exited: new Promise((resolve) => child.once('close', () => resolve())) };
+  child.stdout!.setEncoding('utf8').on('data', (d: string) => (worker.stdout += d));
+  return worker;
+}
+
+function logLines(worker: Worker): Record<string, any>[] {
+  return worker.stdout.split('\n').flatMap((line) => {
+    try {
+      return [JSON.parse(line)];
+    } catch {
+      return [];
+    }
+  });
+}
+
+async function untilReady(worker: Worker): Promise<void> {
+  const deadline = Date.now() + 120_000;
+  while (!logLines(worker).some((e) => e.msg === 'Tangent worker is taking compute jobs')) {
+    if (worker.child.exitCode !== null || Date.now() > deadline) throw new Error(`a worker did not start: ${worker.stdout.slice(-2000)}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+async function stopWorker(worker: Worker): Promise<void> {
+  if (worker.child.exitCode === null && worker.child.signalCode === null) worker.child.kill('SIGTERM');
+  const timer = setTimeout(() => worker.child.kill('SIGKILL'), 15_000);
+  await worker.exited;
+  clearTimeout(timer);
+}
+
+/**
+ * The same job (every sample, `--worker-terms`) on a fresh checkpoint per worker count, with the
+ * API server working nothing itself, so the count of `tangent worker` processes is the only thing
+ * that changes. On a machine with fewer cores than workers the extra ones only share the cores.
+ */
+async function workerScaling(
+  weightSpecs: unknown,
+  weightData: string,
+  runId: string,
+  n: number,
+): Promise<{ workers: number; ms: number; samplesPerSec: number; chunks: number; chunksPerWorker: number[]; speedup: number }[]> {
+  await server.close();
+  const chunkSize = opt('worker-chunk', '16');
+  server = await createServer(loadConfig({ ...env, TANGENT_WORKER: 'off', TANGENT_CHUNK_SIZE: chunkSize }), { log: createLogger(config) });
+  const counts = opt('workers', '1,2,3').split(',').map(Number);
+  const threadsEach = opt('worker-threads', '1');
+  const terms = opt('worker-terms', 'LOSS,K_NORM').split(',');
+  const rows: { workers: number; ms: number; samplesPerSec: number; chunks: number; chunksPerWorker: number[]; speedup: number }[] = [];
+  for (const [i, count] of counts.entries()) {
+    const { createCheckpoint } = await gql(`mutation($input: CreateCheckpointInput!) { createCheckpoint(input: $input) { id } }`, {
+      input: { runId, step: 100 + i, learningRate: 0.01, weightSpecs, weightData },
+    });
+    const workers = Array.from({ length: count }, () => startWorker(threadsEach));
+    try {
+      await Promise.all(workers.map(untilReady));
+      const t0 = performance.now();
+      const { computeTerms: job } = await gql(`mutation($c: ID!, $terms: [Term!]!) { computeTerms(input: { checkpointId: $c, terms: $terms }) { id progress { chunksTotal } } }`, {
+        c: createCheckpoint.id,
+        terms,
+      });
+      for (;;) {
+        const { status } = (await gql(`query($id: ID!) { job(id: $id) { status } }`, { id: job.id })).job;
+        if (status === 'COMPLETED') break;
+        if (status === 'FAILED' || status === 'CANCELLED') throw new Error(`the job ended ${status}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      const ms = performance.now() - t0;
+      const chunksPerWorker = workers.map((w) => logLines(w).filter((e) => e.msg === 'chunk done' && String(e.jobId) === String(job.id) && e.outcome === 'committed').length);
+      const row = { workers: count, ms: Math.round(ms), samplesPerSec: Number(((n / ms) * 1000).toFixed(2)), chunks: job.progress.chunksTotal, chunksPerWorker, speedup: 1 };
+      row.speedup = rows.length ? Number((rows[0]!.ms / ms).toFixed(2)) : 1;
+      rows.push(row);
+      say(`${count} worker(s) × ${threadsEach} thread(s), chunks of ${chunkSize}: ${n} samples in ${row.ms} ms, ${row.samplesPerSec} samples/s, chunks per worker ${chunksPerWorker.join('/')}, ×${row.speedup} (load ${loadavg()[0]!.toFixed(2)})`);
+    } finally {
+      await Promise.all(workers.map(stopWorker));
+    }
+  }
+  return rows;
 }
