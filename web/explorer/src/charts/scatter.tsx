@@ -463,14 +463,16 @@ function drawAxes(ctx: CanvasRenderingContext2D, v: View, width: number, height:
   ctx.restore();
 }
 
+const SWATCH = { display: 'inline-block', width: 10, height: 10, verticalAlign: 'middle' } as const;
+
 export function ScatterLegend({ colour, marked }: { colour: ScatterColour; marked: boolean }) {
   return (
     <div className="chart-legend">
       {colour.kind === 'class' ? (
-        <ul className="legend-classes" aria-label="Classes">
+        <ul className="legend-classes" aria-label="Classes" style={{ display: 'flex', flexWrap: 'wrap', gap: '0.3em 1em', listStyle: 'none', padding: 0, margin: 0 }}>
           {colour.names.map((name, c) => (
             <li key={c}>
-              <span className="swatch" style={{ background: classColour(c) }} aria-hidden="true" /> {name}
+              <span className="swatch" style={{ ...SWATCH, background: classColour(c) }} aria-hidden="true" /> {name}
             </li>
           ))}
         </ul>
@@ -492,7 +494,7 @@ function ContinuousLegend({ values, label, scheme }: { values: ArrayLike<number 
     <span className="legend-continuous">
       {label}: {tickLabel(lo)}{' '}
       <span className="gradient" style={{ background: schemeGradient(scheme), display: 'inline-block', width: 120, height: 10 }} aria-hidden="true" /> {tickLabel(hi)}{' '}
-      <span className="swatch" style={{ background: '#9a9a9a' }} aria-hidden="true" /> no value
+      <span className="swatch" style={{ ...SWATCH, background: '#9a9a9a' }} aria-hidden="true" /> no value
     </span>
   );
 }
