@@ -21,10 +21,21 @@ export interface Chunk {
   blocks: Block[];
 }
 
-function disposeSaved(s: Saved | undefined, keep: tf.Tensor): void {
+function disposeSaved(s: Saved | undefined, keep: tf.Tensor | null): void {
   if (s === undefined) return;
   const { extra, ...tensors } = s;
   for (const t of [...Object.values(tensors), ...Object.values(extra ?? {})]) if (t !== undefined && t !== keep) t.dispose();
+}
+
+/**
+ * Where a forward pass starts and stops other than at the input and the logits (the frozen-trunk
+ * cache, trunk.ts): ops given in `preset` take that output as theirs, ops `skip` says are not run,
+ * and the pass stops after op `stopAt`.
+ */
+export interface ForwardFrom {
+  preset?: ReadonlyMap<number, tf.Tensor>;
+  skip?: (id: number) => boolean;
+  stopAt?: number;
 }
 
 /**
@@ -32,21 +43,28 @@ function disposeSaved(s: Saved | undefined, keep: tf.Tensor): void {
  * other op's state is released as soon as its last consumer has run (so a head-only K holds one
  * layer's activations at a time, not the whole encoder's).
  */
-function forward(graph: Graph, x: tf.Tensor3D, keep: (id: number) => boolean): Array<Saved | undefined> {
+export function forward(graph: Graph, x: tf.Tensor3D | null, keep: (id: number) => boolean, from: ForwardFrom = {}): Array<Saved | undefined> {
   const { ops, logits } = graph;
+  const stopAt = from.stopAt ?? logits;
   const lastUse = ops.map((o) => o.id);
   for (const op of ops) for (const i of op.inputs) lastUse[i] = Math.max(lastUse[i] as number, op.id);
   const saved: Array<Saved | undefined> = [];
   for (const op of ops) {
-    // Each op in its own scope: only what it returns (its output and what its backward reads) lives on.
-    saved[op.id] = op.kind === 'input' ? { out: x } : (tf.tidy(() => forwardOp(op, op.inputs.map((i) => (saved[i] as Saved).out)) as unknown as tf.TensorContainer) as unknown as Saved);
-    for (const i of op.inputs) {
-      if (lastUse[i] === op.id && i !== logits && !keep(i)) {
-        disposeSaved(saved[i], x);
-        saved[i] = undefined;
+    const given = from.preset?.get(op.id);
+    if (given !== undefined) {
+      saved[op.id] = { out: given };
+    } else if (from.skip?.(op.id) !== true) {
+      invariant(op.kind !== 'input' || x !== null, 'a forward pass without its input');
+      // Each op in its own scope: only what it returns (its output and what its backward reads) lives on.
+      saved[op.id] = op.kind === 'input' ? { out: x as tf.Tensor3D } : (tf.tidy(() => forwardOp(op, op.inputs.map((i) => (saved[i] as Saved).out)) as unknown as tf.TensorContainer) as unknown as Saved);
+      for (const i of op.inputs) {
+        if (lastUse[i] === op.id && i !== logits && !keep(i)) {
+          disposeSaved(saved[i], x);
+          saved[i] = undefined;
+        }
       }
     }
-    if (op.id === logits) break;
+    if (op.id === stopAt) break;
   }
   return saved;
 }
@@ -63,14 +81,16 @@ export function forwardLogits(graph: Graph, x: tf.Tensor3D): tf.Tensor2D {
  * Runs one chunk. Must be called inside `tf.tidy` (every intermediate it does not dispose early
  * is released there); the returned tensors are the caller's.
  */
-export function runChunk(plan: Plan, x: tf.Tensor3D, loopMatMul: boolean): Chunk {
+export function runChunk(plan: Plan, x: tf.Tensor3D | null, loopMatMul: boolean, from?: ForwardFrom): Chunk {
   const { ops, logits, classes: V } = plan.graph;
-  const n = x.shape[0];
+  const first = x ?? from?.preset?.values().next().value;
+  invariant(first !== undefined, 'a chunk without samples');
+  const n = first.shape[0] as number;
   // The backward reads an op's saved state when it sends a signal through it, and its output
   // when a consumer does.
   const needed = ops.map((o) => plan.needSignal[o.id] === true);
   for (const op of ops) if (plan.needSignal[op.id] === true) for (const i of op.inputs) needed[i] = true;
-  const saved = forward(plan.graph, x, (id) => needed[id] === true);
+  const saved = forward(plan.graph, x, (id) => needed[id] === true, from);
   const z = (saved[logits] as Saved).out as tf.Tensor2D;
 
   const ctx: Ctx = {

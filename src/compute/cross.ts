@@ -8,11 +8,9 @@
  * Σ_ch u[c,ch] u[c′,ch] (q_ch q′_chᵀ); everything else is one product of dense rows.
  */
 import * as tf from '@tensorflow/tfjs';
-import { autodiffChunk } from './autodiff.js';
-import { runChunk } from './backprop.js';
 import type { Chunk } from './backprop.js';
 import { jacobianRowsOf } from './blocks.js';
-import { chunkSizeFor, infoOf, loopMatMul, planFor, sampleCount } from './engine.js';
+import { chunkOf, chunkSizeFor, infoOf, loopMatMul, planFor, sampleCount } from './engine.js';
 import type { RunInfo, RunOptions } from './engine.js';
 import { chunkRows, emptyTimings, projectionReport } from './kernel.js';
 import type { ErrorTally, ProjectionReport } from './kernel.js';
@@ -145,11 +143,9 @@ function tidy<T>(f: () => T): T {
 /** Cross kernels K(x_o, x_u) and kCross of each x_u against the set O. */
 export async function crossKernel(m: EngineModel, xo: Float32Array, xu: Float32Array, opts: CrossKernelOptions = {}): Promise<CrossKernelResult> {
   const plan = planFor(m, opts);
-  const no = sampleCount(m, xo);
-  const nu = sampleCount(m, xu);
+  const no = sampleCount(m, xo, opts);
+  const nu = sampleCount(m, xu, opts);
   const V = m.classes;
-  const [length, channels] = m.inputShape;
-  const per = length * channels;
   const loop = loopMatMul();
   const sketch = opts.projection === undefined ? undefined : makeSketch(plan.width, opts.projection);
   const cols = sketch === undefined ? plan.width : sketch.dim;
@@ -167,9 +163,8 @@ export async function crossKernel(m: EngineModel, xo: Float32Array, xu: Float32A
 
   const factors = (x: Float32Array, start: number, n: number, logitsOut: Float32Array, measure: boolean): Factors => {
     const [f, z] = tidy(() => {
-      const xs = tf.tensor3d(x.subarray(start * per, (start + n) * per), [n, length, channels]);
       const t1 = performance.now();
-      const c = opts.path === 'generic' ? autodiffChunk(plan, xs) : runChunk(plan, xs, loop);
+      const c = chunkOf(m, plan, x, start, n, opts, loop);
       const t2 = performance.now();
       const fs = factorsOf(c, n, V, sketch, measure ? tally : { sum: 0, max: 0, count: 0 });
       timings.jacobianMs += t2 - t1;

@@ -10,6 +10,7 @@ import type { Chunk } from './backprop.js';
 import type { EngineModel } from './model.js';
 import { makePlan } from './plan.js';
 import type { Plan, Subset } from './plan.js';
+import { forwardFromFeatures, trunkSplit } from './trunk-split.js';
 
 /** Options common to the J-based computations. */
 export interface RunOptions {
@@ -25,6 +26,11 @@ export interface RunOptions {
   onProgress?: (done: number, total: number) => void;
   /** Stops between chunks with an AbortError. */
   signal?: AbortSignal;
+  /**
+   * The samples are the subset's trunk features ([n, width] from `trunkFeatures`, trunk.ts), not
+   * series: the forward pass starts at the subset. Same numbers as from the series.
+   */
+  fromTrunk?: { width: number };
 }
 
 /** How a result was computed. */
@@ -42,15 +48,32 @@ export interface RunInfo {
   timings: { jacobianMs: number; reduceMs: number; totalMs: number };
 }
 
-/** A batch as the engine takes it: x [n, length, channels] sample-major float32. */
-export function sampleCount(m: EngineModel, x: Float32Array): number {
+/** A batch as the engine takes it: x [n, length, channels] sample-major float32 (or [n, width] trunk features with `fromTrunk`). */
+export function sampleCount(m: EngineModel, x: Float32Array, opts: Pick<RunOptions, 'fromTrunk'> = {}): number {
   const [length, channels] = m.inputShape;
-  const per = length * channels;
+  const per = opts.fromTrunk?.width ?? length * channels;
   if (!(x instanceof Float32Array)) throw new Error('samples must be a Float32Array');
-  if (x.length % per !== 0) {
-    throw new Error(`samples: ${x.length} floats is not a whole number of [${length}, ${channels}] series`);
+  if (!(per > 0) || x.length % per !== 0) {
+    throw new Error(opts.fromTrunk ? `trunk features: ${x.length} floats is not a whole number of rows of ${per}` : `samples: ${x.length} floats is not a whole number of [${length}, ${channels}] series`);
   }
   return x.length / per;
+}
+
+/**
+ * J and the logits of samples [start, start + n) of x (series, or trunk features with
+ * `fromTrunk`) through the fast path or the generic one. Call inside tf.tidy.
+ */
+export function chunkOf(m: EngineModel, plan: Plan, x: Float32Array, start: number, n: number, opts: RunOptions, loop: boolean): Chunk {
+  if (opts.fromTrunk !== undefined) {
+    const split = trunkSplit(plan);
+    if (opts.path === 'generic') throw new Error("trunk features run on the fast path only (path: 'generic' starts from the series)");
+    if (split.width !== opts.fromTrunk.width) throw new Error(`trunk features of width ${opts.fromTrunk.width}; this subset's trunk gives ${split.width}`);
+    return runChunk(plan, null, loop, forwardFromFeatures(plan, split, x, start, n));
+  }
+  const [length, channels] = m.inputShape;
+  const per = length * channels;
+  const xs = tf.tensor3d(x.subarray(start * per, (start + n) * per), [n, length, channels]);
+  return opts.path === 'generic' ? autodiffChunk(plan, xs) : runChunk(plan, xs, loop);
 }
 
 /** Rough upper bound of the tensor bytes one sample needs in one chunk of the fast path. */
@@ -118,19 +141,16 @@ export async function forEachChunk(
   sink: (values: Float32Array[], start: number, n: number) => void,
   timings: RunInfo['timings'],
 ): Promise<number> {
-  const total = sampleCount(m, x);
+  const total = sampleCount(m, x, opts);
   const chunkSize = chunkSizeFor(plan, opts, total);
-  const [length, channels] = m.inputShape;
-  const per = length * channels;
   const loop = loopMatMul();
   const t0 = performance.now();
   for (let start = 0; start < total; start += chunkSize) {
     if (opts.signal?.aborted) throw opts.signal.reason ?? new DOMException('aborted', 'AbortError');
     const n = Math.min(chunkSize, total - start);
     const out = tf.tidy(() => {
-      const xs = tf.tensor3d(x.subarray(start * per, (start + n) * per), [n, length, channels]);
       const t1 = performance.now();
-      const chunk = opts.path === 'generic' ? autodiffChunk(plan, xs) : runChunk(plan, xs, loop);
+      const chunk = chunkOf(m, plan, x, start, n, opts, loop);
       const t2 = performance.now();
       const r = reduce(chunk, n);
       timings.jacobianMs += t2 - t1;

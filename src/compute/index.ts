@@ -36,3 +36,5 @@ export { ChannelSeries, PatchMean, PatchStats, ScalarEncoder, SeriesConv, Series
 export { namedSubsets, subsetsOf } from './plan.js';
 export { ComputePool, createPool } from './pool.js';
 export type { PoolModel, PoolOptions } from './pool.js';
+export { logitsFromTrunk, trunkFeatures, trunkSplit } from './trunk.js';
+export type { TrunkFeatures, TrunkSplit } from './trunk.js';

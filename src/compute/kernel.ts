@@ -34,7 +34,7 @@ export interface SelfKernelResult {
  */
 export async function selfKernel(m: EngineModel, x: Float32Array, opts: RunOptions & { returnK?: boolean } = {}): Promise<SelfKernelResult> {
   const plan = planFor(m, opts);
-  const n = sampleCount(m, x);
+  const n = sampleCount(m, x, opts);
   const V = m.classes;
   const logits = new Float32Array(n * V);
   const K = opts.returnK === false ? undefined : new Float32Array(n * V * V);
@@ -89,7 +89,7 @@ export async function jacobian(
   opts: RunOptions = {},
 ): Promise<{ J: Float32Array; logits: Float32Array; params: ParamInfo[]; info: RunInfo }> {
   const plan = planFor(m, opts);
-  const n = sampleCount(m, x);
+  const n = sampleCount(m, x, opts);
   const V = m.classes;
   const J = new Float32Array(n * V * plan.width);
   const logits = new Float32Array(n * V);
@@ -162,7 +162,7 @@ export async function projectedJacobian(
   opts: RunOptions & { projection: ProjectionOptions },
 ): Promise<{ J: Float32Array; projection: ProjectionReport; info: RunInfo }> {
   const plan = planFor(m, opts);
-  const n = sampleCount(m, x);
+  const n = sampleCount(m, x, opts);
   const V = m.classes;
   const sketch = makeSketch(plan.width, opts.projection);
   const J = new Float32Array(n * V * sketch.dim);

@@ -22,6 +22,7 @@ import type { SampleTerms } from './predict.js';
 import type { ProjectionOptions } from './projection.js';
 import { outputTerms } from './terms.js';
 import type { OutputTerms } from './terms.js';
+import type { TrunkFeatures } from './trunk.js';
 import type { Request, Response } from './worker.js';
 
 export interface PoolOptions {
@@ -202,8 +203,42 @@ export class ComputePool {
     return Math.max(chunk, Math.ceil(n / this.pool.length / 2 / chunk) * chunk);
   }
 
-  private per(model: PoolModel): number {
-    return model.inputShape[0] * model.inputShape[1];
+  /** Floats per sample: a series, or a row of trunk features with `fromTrunk`. */
+  private per(model: PoolModel, opts: RunOptions = {}): number {
+    return opts.fromTrunk?.width ?? model.inputShape[0] * model.inputShape[1];
+  }
+
+  /**
+   * `trunkFeatures` of trunk.ts across the pool, in the same tasks as `selfKernel` (so each
+   * sample's features come from the chunk its terms would have come from).
+   */
+  async trunkFeatures(model: PoolModel, x: Float32Array, opts: RunOptions = {}): Promise<TrunkFeatures> {
+    const per = this.per(model);
+    const n = x.length / per;
+    if (!Number.isInteger(n)) throw new Error(`samples: ${x.length} floats is not a whole number of [${model.inputShape.join(', ')}] series`);
+    const t0 = performance.now();
+    const { fromTrunk: _f, ...rest } = opts;
+    const parts = await this.scatter(n, this.taskSize(n, rest), rest, (t, start, count) =>
+      t.call<TrunkFeatures>({ op: 'trunkFeatures', key: model.key, x: x.slice(start * per, (start + count) * per), opts: portable(rest) }),
+    );
+    const first = parts[0]?.value;
+    if (first === undefined) return { n: 0, width: 0, features: new Float32Array(0), saves: false, subset: [], timings: { totalMs: 0 } };
+    const features = new Float32Array(first.saves ? n * first.width : 0);
+    if (first.saves) for (const p of parts) features.set(p.value.features, p.start * first.width);
+    return { n, width: first.width, features, saves: first.saves, subset: first.subset, timings: { totalMs: performance.now() - t0 } };
+  }
+
+  /** `logitsFromTrunk` of trunk.ts across the pool: logits [n, V] from trunk features [n, width]. */
+  async logitsFromTrunk(model: PoolModel, features: Float32Array, opts: Pick<RunOptions, 'subset'> & { width: number }): Promise<Float32Array> {
+    const n = features.length / opts.width;
+    if (!Number.isInteger(n)) throw new Error(`trunk features: ${features.length} floats is not a whole number of rows of ${opts.width}`);
+    const task = Math.max(64, Math.ceil(n / this.pool.length));
+    const parts = await this.scatter(n, task, {}, (t, start, count) =>
+      t.call<{ logits: Float32Array }>({ op: 'logitsFromTrunk', key: model.key, x: features.slice(start * opts.width, (start + count) * opts.width), opts: { subset: opts.subset, width: opts.width } }),
+    );
+    const logits = new Float32Array(n * model.classes);
+    for (const p of parts) logits.set(p.value.logits, p.start * model.classes);
+    return logits;
   }
 
   /** `logitsOf` of index.ts across the pool: logits [n, V] from the forward pass only. */
@@ -227,9 +262,9 @@ export class ComputePool {
 
   /** `selfKernel` of index.ts across the pool. */
   async selfKernel(model: PoolModel, x: Float32Array, opts: RunOptions & { returnK?: boolean } = {}): Promise<SelfKernelResult> {
-    const per = this.per(model);
+    const per = this.per(model, opts);
     const n = x.length / per;
-    if (!Number.isInteger(n)) throw new Error(`samples: ${x.length} floats is not a whole number of [${model.inputShape.join(', ')}] series`);
+    if (!Number.isInteger(n)) throw new Error(`samples: ${x.length} floats is not a whole number of ${opts.fromTrunk ? `rows of ${per} trunk features` : `[${model.inputShape.join(', ')}] series`}`);
     const t0 = performance.now();
     const parts = await this.scatter(n, this.taskSize(n, opts), opts, (t, start, count) =>
       t.call<SelfKernelResult>({ op: 'selfKernel', key: model.key, x: x.slice(start * per, (start + count) * per), opts: portable(opts) }),
@@ -258,7 +293,7 @@ export class ComputePool {
 
   /** `jacobian` of index.ts across the pool. */
   async jacobian(model: PoolModel, x: Float32Array, opts: RunOptions = {}): Promise<{ J: Float32Array; logits: Float32Array; params: ParamInfo[]; info: RunInfo }> {
-    const per = this.per(model);
+    const per = this.per(model, opts);
     const n = x.length / per;
     const t0 = performance.now();
     const parts = await this.scatter(n, this.taskSize(n, opts), opts, (t, start, count) =>
@@ -279,7 +314,7 @@ export class ComputePool {
 
   /** `projectedJacobian` of index.ts across the pool (every thread builds the same seeded sketch). */
   async projectedJacobian(model: PoolModel, x: Float32Array, opts: RunOptions & { projection: ProjectionOptions }): Promise<{ J: Float32Array; projection: ProjectionReport; info: RunInfo }> {
-    const per = this.per(model);
+    const per = this.per(model, opts);
     const n = x.length / per;
     const t0 = performance.now();
     const parts = await this.scatter(n, this.taskSize(n, opts), opts, (t, start, count) =>
@@ -297,7 +332,7 @@ export class ComputePool {
 
   /** `crossKernel` of index.ts across the pool: one range of x_o per thread. */
   async crossKernel(model: PoolModel, xo: Float32Array, xu: Float32Array, opts: CrossKernelOptions = {}): Promise<CrossKernelResult> {
-    const per = this.per(model);
+    const per = this.per(model, opts);
     const no = xo.length / per;
     const nu = xu.length / per;
     const V = model.classes;

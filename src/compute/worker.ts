@@ -12,6 +12,7 @@ import { jacobian, projectedJacobian, selfKernel } from './kernel.js';
 import type { EngineModel } from './model.js';
 import { subsetsOf } from './plan.js';
 import { logitsOf } from './predict.js';
+import { logitsFromTrunk, trunkFeatures } from './trunk.js';
 
 export type Request =
   | { id: number; op: 'init'; backend: BackendPreference }
@@ -20,6 +21,8 @@ export type Request =
   | { id: number; op: 'unload'; key: number }
   | { id: number; op: 'selfKernel' | 'jacobian' | 'projectedJacobian'; key: number; x: Float32Array; opts: Record<string, unknown> }
   | { id: number; op: 'logits'; key: number; x: Float32Array }
+  | { id: number; op: 'trunkFeatures'; key: number; x: Float32Array; opts: Record<string, unknown> }
+  | { id: number; op: 'logitsFromTrunk'; key: number; x: Float32Array; opts: { subset?: unknown; width: number } }
   | { id: number; op: 'crossKernel'; key: number; xo: Float32Array; xu: Float32Array; opts: Record<string, unknown> };
 
 export type Response = { id: number; ok: true; value: unknown } | { id: number; ok: false; message: string; stack?: string };
@@ -56,6 +59,10 @@ async function handle(req: Request): Promise<unknown> {
       return null;
     case 'logits':
       return { logits: logitsOf(model(req.key), req.x) };
+    case 'trunkFeatures':
+      return trunkFeatures(model(req.key), req.x, req.opts);
+    case 'logitsFromTrunk':
+      return { logits: logitsFromTrunk(model(req.key), req.x, req.opts as Parameters<typeof logitsFromTrunk>[2]) };
     case 'selfKernel':
       return selfKernel(model(req.key), req.x, req.opts);
     case 'jacobian':

@@ -1,0 +1,106 @@
+/**
+ * Frozen-trunk reuse in the engine: terms over a subset computed from the trunk's features are the
+ * same bits as from the series (selfKernel, computeTerms, crossKernel, logits), on cnn1d, the
+ * transformer, a small Mantis and a model with a residual around its subset; with another
+ * checkpoint's head over the same trunk too; and the split is where the subset's dependence starts.
+ */
+import * as tf from '@tensorflow/tfjs';
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { computeTerms, crossKernel, loadWeights, logitsFromTrunk, logitsOf, mantis, prepareModel, selfKernel, serializeModel, trunkFeatures, trunkSplit } from '../../src/compute/index.js';
+import type { EngineModel, Subset } from '../../src/compute/index.js';
+import { makePlan } from '../../src/compute/plan.js';
+import { BACKENDS, mixedModel, noLeak, realSeries, tinyCnn, tinyTransformer, useBackend } from './helpers.js';
+
+const SMALL_MANTIS = { length: 32, channels: 2, classes: 3, patches: 4, dim: 8, depth: 1, heads: 2, headDim: 4, mlpDim: 12, scalarDim: 4, scalarScales: [0.01, 1, 100] };
+
+function bitsEqual(a: Float32Array | undefined, b: Float32Array | undefined, what: string): void {
+  assert.ok(a !== undefined && b !== undefined, `${what}: missing`);
+  assert.equal(a.length, b.length, `${what}: length`);
+  assert.deepEqual(new Uint32Array(a.buffer, a.byteOffset, a.length), new Uint32Array(b.buffer, b.byteOffset, b.length), `${what}: not the same bits`);
+}
+
+/** The head's weights of `m` replaced by other random values (the trunk untouched), as a later head-mode checkpoint. */
+async function retrainHead(m: EngineModel, layers: readonly string[], seed: number): Promise<void> {
+  const stored = await serializeModel(m.model);
+  const data = new Float32Array(stored.weightData.slice(0));
+  let offset = 0;
+  let s = seed;
+  for (const spec of stored.weightSpecs) {
+    const size = spec.shape.reduce((a, b) => a * b, 1);
+    const layer = spec.name.slice(0, spec.name.lastIndexOf('/'));
+    if (layers.includes(layer) && !spec.name.endsWith('moving_variance')) {
+      for (let i = 0; i < size; i++) data[offset + i] = (data[offset + i] as number) + 0.05 * Math.sin(++s);
+    }
+    offset += size;
+  }
+  loadWeights(m, { weightSpecs: stored.weightSpecs, weightData: data.buffer });
+}
+
+const CASES: Array<{ name: string; make: () => tf.LayersModel; length: number; channels: number; subset: Subset }> = [
+  { name: 'cnn1d head', make: () => tinyCnn(), length: 24, channels: 2, subset: 'head' },
+  { name: 'transformer head', make: () => tinyTransformer(), length: 24, channels: 2, subset: 'head' },
+  { name: 'mantis head', make: () => mantis(SMALL_MANTIS), length: 32, channels: 2, subset: 'head' },
+  { name: 'mantis adapter_head', make: () => mantis({ ...SMALL_MANTIS, adapterChannels: 1 }), length: 32, channels: 2, subset: 'adapter_head' },
+  { name: 'residual around the subset', make: () => mixedModel(), length: 12, channels: 2, subset: ['c2', 'head'] },
+];
+
+for (const backend of BACKENDS) {
+  describe(`trunk features (${backend})`, () => {
+    for (const c of CASES) {
+      test(`${c.name}: terms from the trunk are the same bits as from the series, at two checkpoints`, async () => {
+        await useBackend(backend);
+        const m = prepareModel(c.make());
+        try {
+          const n = 7;
+          const x = await realSeries(n, c.length, c.channels);
+          const labels = Array.from({ length: n }, (_, i) => i % m.classes);
+          const plan = makePlan(m.graph, c.subset);
+          const split = trunkSplit(plan);
+          const t = await noLeak(() => trunkFeatures(m, x, { subset: c.subset, chunkSize: 3 }));
+          if (c.subset === 'adapter_head') {
+            // The adapter reads the series: nothing before the subset to keep.
+            assert.equal(t.saves, false);
+            assert.equal(split.saves, false);
+            return;
+          }
+          assert.equal(t.saves, true);
+          assert.equal(t.features.length, n * t.width);
+          for (const layer of plan.layers) assert.ok(!split.frontier.some((id) => m.graph.ops[id]?.name === layer), `${layer} of the subset is not in the trunk`);
+          const fromTrunk = { width: t.width };
+          for (const step of [0, 1]) {
+            if (step === 1) await retrainHead(m, plan.layers, 7); // the trunk features of step 0 serve step 1
+            const a = await computeTerms(m, x, labels, { subset: c.subset, chunkSize: 3, returnK: true });
+            const b = await noLeak(() => computeTerms(m, t.features, labels, { subset: c.subset, chunkSize: 3, returnK: true, fromTrunk }));
+            for (const k of ['logits', 'probs', 'loss', 'aNorm', 'hTrace', 'hMinEig', 'gNorm', 'kNorm', 'kTrace', 'K'] as const) bitsEqual(b[k] as Float32Array, a[k] as Float32Array, `${c.name} step ${step} ${k}`);
+            const xa = await crossKernel(m, x.subarray(0, 3 * c.length * c.channels), x, { subset: c.subset, chunkSize: 3 });
+            const xb = await noLeak(() => crossKernel(m, t.features.subarray(0, 3 * t.width), t.features, { subset: c.subset, chunkSize: 3, fromTrunk }));
+            bitsEqual(xb.K, xa.K, `${c.name} step ${step} cross K`);
+            bitsEqual(xb.kCross, xa.kCross, `${c.name} step ${step} kCross`);
+            bitsEqual(await noLeak(() => logitsFromTrunk(m, t.features, { subset: c.subset, width: t.width, chunkSize: 3 })), logitsOf(m, x, 3), `${c.name} step ${step} logits`);
+          }
+          // Features of another subset are refused, not misread.
+          await assert.rejects(selfKernel(m, t.features, { subset: c.subset, fromTrunk: { width: t.width + 1 } }), /trunk features/);
+        } finally {
+          m.dispose();
+        }
+      });
+    }
+  });
+}
+
+test('the trunk of Mantis head mode is the whole encoder: the frontier is the embedding', () => {
+  const m = prepareModel(mantis(SMALL_MANTIS));
+  try {
+    const split = trunkSplit(makePlan(m.graph, 'head'));
+    assert.deepEqual(
+      split.frontier.map((id) => m.graph.ops[id]?.name),
+      ['embedding'],
+    );
+    assert.equal(split.width, 2 * 8); // channels × dim
+    const trunkLayers = m.graph.ops.filter((op) => split.trunk[op.id]).map((op) => op.name);
+    assert.ok(trunkLayers.includes('block0_qkv') && !trunkLayers.includes('head_norm') && !trunkLayers.includes('head'));
+  } finally {
+    m.dispose();
+  }
+});
