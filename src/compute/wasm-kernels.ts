@@ -13,6 +13,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { invariant } from './invariant.js';
+import { registerSimdKernels } from './kernels/simd.js';
 
 type TensorInfo = tf.TensorInfo;
 
@@ -248,12 +249,13 @@ function makeUnpack(original: tf.KernelFunc) {
 let patched = false;
 
 /**
- * Registers the exact JS kernels above for the `wasm` backend (idempotent). Call before the wasm
- * backend runs any gradient; `initBackend` does it.
+ * Registers the exact JS kernels above, and the engine's SIMD kernels (kernels/simd.ts), for the
+ * `wasm` backend (idempotent). Call before the wasm backend runs any gradient; `initBackend` does it.
  */
 export function patchWasmKernels(): void {
   if (patched) return;
   patched = true;
+  registerSimdKernels();
   const original = (name: string): tf.KernelFunc => {
     const k = tf.getKernel(name, 'wasm');
     invariant(k !== undefined, `wasm kernel ${name} missing`);

@@ -9,6 +9,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { Op } from '../graph.js';
+import { attentionSimd, simdActive } from '../kernels/simd.js';
 import { bmm } from './linalg.js';
 import type { Ctx, Saved } from './types.js';
 
@@ -20,6 +21,17 @@ function splitHeads(x: tf.Tensor, h: number): tf.Tensor {
   return tf.reshape(tf.transpose(tf.reshape(x, [n, t, h, d / h]), [0, 2, 1, 3]), [n * h, t, d / h]);
 }
 
+/** q, k, v of packed x [n, T, 3d], each [n·h, T, dh] (slices: wasm's SplitV copies x per part). */
+function qkv(x: tf.Tensor, h: number): [tf.Tensor, tf.Tensor, tf.Tensor] {
+  const [n, t, d3] = x.shape as [number, number, number];
+  const d = d3 / 3;
+  return [0, 1, 2].map((i) => splitHeads(tf.slice(x, [0, 0, i * d], [n, t, d]), h)) as [tf.Tensor, tf.Tensor, tf.Tensor];
+}
+
+/**
+ * Keeps the packed input and p for the backward, which splits q, k and v from it only when a
+ * signal goes through (a head-only K never does).
+ */
 export function attentionForward(op: Attention, xIn: tf.Tensor): Saved {
   const lead = xIn.shape.slice(0, -2);
   const x = xIn.rank === 3 ? xIn : tf.reshape(xIn, [-1, ...xIn.shape.slice(-2)]);
@@ -27,11 +39,15 @@ export function attentionForward(op: Attention, xIn: tf.Tensor): Saved {
   const h = op.heads;
   const d = d3 / 3;
   const dh = d / h;
-  const [q, k, v] = tf.split(x, 3, 2).map((part) => splitHeads(part, h)) as [tf.Tensor, tf.Tensor, tf.Tensor];
+  if (simdActive()) {
+    const { out, p } = attentionSimd(x as tf.Tensor3D, h);
+    return { out: lead.length === 1 ? out : tf.reshape(out, [...lead, t, d]), p, extra: { x: x.clone() } };
+  }
+  const [q, k, v] = qkv(x, h);
   const p = tf.softmax(tf.mul(tf.matMul(q, k, false, true), 1 / Math.sqrt(dh)), -1);
   const o = tf.matMul(p, v); // [n·h, T, dh]
   const out = tf.reshape(tf.transpose(tf.reshape(o, [n, h, t, dh]), [0, 2, 1, 3]), [...lead, t, d]);
-  return { out, q, k, v, p };
+  return { out, p, extra: { x: x.clone() } };
 }
 
 /** δ [n, …, T, V, d] → [n, …, T, V, 3d]. */
@@ -43,10 +59,9 @@ export function attentionBackward(op: Attention, saved: Saved, dyIn: tf.Tensor, 
   const dh = d / h;
   const b = n * h;
   const scale = 1 / Math.sqrt(dh);
-  const q = saved.q as tf.Tensor;
-  const k = saved.k as tf.Tensor;
+  const [q, k, v] = qkv(saved.extra?.x as tf.Tensor, h);
   const p = saved.p as tf.Tensor;
-  const vT = tf.transpose(saved.v as tf.Tensor, [0, 2, 1]);
+  const vT = tf.transpose(v, [0, 2, 1]);
   // [n, T, V, d] → [n, V·T, h, dh] → [n·h, V·T, dh]
   const byClass = tf.reshape(tf.transpose(dy, [0, 2, 1, 3]), [n, V * t, h, dh]);
   const dO = tf.reshape(tf.transpose(byClass, [0, 2, 1, 3]), [b, V * t, dh]);

@@ -18,10 +18,7 @@ export interface Saved {
   rstd?: tf.Tensor;
   /** One-hot of the winning position of max pooling, [n, T', size, C] or [n, T, C]. */
   mask?: tf.Tensor;
-  /** Attention internals, [n, h, T, dh] and probabilities [n, h, T, T]. */
-  q?: tf.Tensor;
-  k?: tf.Tensor;
-  v?: tf.Tensor;
+  /** Attention probabilities [n·h, T, T] (its packed input is in `extra`). */
   p?: tf.Tensor;
   /** Anything else an op's backward reuses (released with the rest). */
   extra?: Record<string, tf.Tensor>;
