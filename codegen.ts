@@ -67,6 +67,26 @@ const config: CodegenConfig = {
         },
       },
     },
+    // The Explorer's documents (graphql(`…`) calls in web/explorer/src), typed from the same schema:
+    // each call returns a TypedDocumentNode, so urql knows its variables and result.
+    'web/explorer/src/gql/': {
+      documents: ['web/explorer/src/**/*.{ts,tsx}', '!web/explorer/src/gql/**'],
+      preset: 'client',
+      // Pages read their own query results: fragments are not masked.
+      presetConfig: { fragmentMasking: false },
+      config: {
+        useTypeImports: true,
+        enumsAsTypes: true,
+        scalars: {
+          DateTime: 'string',
+          JSON: 'unknown',
+          FloatArray: 'number[]',
+          Base64: 'string',
+          FloatColumn: 'number[] | string',
+          IntColumn: 'number[] | string',
+        },
+      },
+    },
   },
 };
 

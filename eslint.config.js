@@ -27,6 +27,7 @@ export default tseslint.config(
       '**/node_modules/**',
       'src/platform/db/generated/**',
       'src/modules/generated/**',
+      'web/explorer/src/gql/**',
       '.tangent/**',
       // UCR archive files: `.ts` is their time-series format, not TypeScript.
       'datasets/**',

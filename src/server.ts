@@ -24,6 +24,7 @@ import { compiledExecution } from './platform/http/compiled-execution.js';
 import { errorHandler } from './platform/http/errors.js';
 import { exportRoutes } from './modules/curation/export-route.js';
 import { serveWebSocket } from './platform/http/graphql-ws.js';
+import { explorerRoutes } from './platform/http/explorer.js';
 import { ideRoutes } from './platform/http/ide.js';
 import { guardExportParameters, guardGraphQLRequests, inputGuardPlugin } from './platform/http/input-guard.js';
 import { errorLogPlugin, queryLimits, subscriptionsOverWebSocketOnly } from './platform/http/limits.js';
@@ -168,7 +169,9 @@ export async function createServer(config: Config, options: ServerOptions = {}):
       }
     });
 
-    // The GraphQL IDE for browsers (GET / and GET /graphql accepting HTML, /ide/ assets): public, before
+    // The Explorer (GET / and its /explorer/ assets): public, before authentication; only reads enter its router.
+    app.use(explorerRoutes());
+    // The GraphQL IDE for browsers (GET /graphql accepting HTML, /ide/ assets): public, before
     // authentication. Only reads enter its router.
     const ide = ideRoutes(config);
     app.use((req, res, next) => (req.method === 'GET' || req.method === 'HEAD' ? ide(req, res, next) : next()));

@@ -5,6 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import express from 'express';
 import { loadConfig } from '../../src/platform/config.js';
+import { explorerRoutes } from '../../src/platform/http/explorer.js';
 import { ideRoutes } from '../../src/platform/http/ide.js';
 import { VERSION } from '../../src/platform/version.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
@@ -48,10 +49,18 @@ describe('the GraphQL IDE over HTTP', () => {
   });
   after(() => t?.close());
 
-  test('GET / sends a browser to the IDE at /graphql', async () => {
+  test('GET / is the Explorer, not a redirect to the IDE', async () => {
     const res = await fetch(`${origin}/`, { headers: { accept: BROWSER_ACCEPT }, redirect: 'manual' });
-    assert.equal(res.status, 302);
-    assert.equal(res.headers.get('location'), '/graphql');
+    assert.equal(res.status, 200);
+    assert.match(res.headers.get('content-type') ?? '', /^text\/html/);
+    assert.match(res.headers.get('content-security-policy') ?? '', /default-src 'self'/);
+    const html = await res.text();
+    assert.match(html, /<title>Tangent Explorer<\/title>/);
+    // Its bundle is under /explorer/, apart from the IDE's /ide/, and served from here.
+    const script = html.match(/<script[^>]+src="([^"]+\.js)"/)?.[1];
+    assert.ok(script?.startsWith('/explorer/assets/'), `the Explorer's script: ${script}`);
+    assert.equal((await fetch(`${origin}${script}`)).status, 200);
+    assert.equal((await fetch(`${origin}/explorer/assets/nothing-here.js`)).status, 404);
   });
 
   test('GET /graphql from a browser answers the page, whose every script, style, font and worker comes from this server', async () => {
@@ -138,17 +147,37 @@ describe('the GraphQL IDE in production with introspection off', () => {
   });
   after(() => t?.close());
 
-  test('no page, no assets, no redirect; the API still answers', async () => {
+  test('no IDE page, no IDE assets; the Explorer (which needs no introspection) and the API still answer', async () => {
     assert.equal(t.config.introspection, false);
     const origin = new URL(t.url).origin;
     const page = await fetch(t.url, { headers: { accept: BROWSER_ACCEPT } });
     assert.equal(page.status, 404);
     assert.match(await page.text(), /introspection is off/);
     const root = await fetch(`${origin}/`, { headers: { accept: BROWSER_ACCEPT }, redirect: 'manual' });
-    assert.equal(root.status, 404);
+    assert.equal(root.status, 200);
+    assert.match(await root.text(), /<title>Tangent Explorer<\/title>/);
     const asset = await fetch(`${origin}/ide/assets/anything.js`);
     assert.equal(asset.status, 404);
     assert.deepEqual(await t.gql('{ serverInfo { version } }'), { serverInfo: { version: VERSION } });
+  });
+});
+
+describe('the Explorer before `npm run build:web`', () => {
+  test('`/` answers 503 with what to run, and nothing else is taken over', async (t) => {
+    const app = express();
+    app.use(explorerRoutes('/nonexistent/tangent-explorer'));
+    app.post('/', (_req, res) => res.json({ reached: 'next' }));
+    const server = createHttpServer(app).listen(0, '127.0.0.1');
+    t.after(() => new Promise<void>((resolve) => server.close(() => resolve())));
+    await once(server, 'listening');
+    const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+
+    const page = await fetch(`${origin}/`, { headers: { accept: BROWSER_ACCEPT } });
+    assert.equal(page.status, 503);
+    assert.match(await page.text(), /Explorer is not built: run npm run build:web/);
+    assert.equal((await fetch(`${origin}/explorer/assets/index.js`)).status, 404);
+    const post = await fetch(`${origin}/`, { method: 'POST' });
+    assert.deepEqual(await post.json(), { reached: 'next' });
   });
 });
 

@@ -92,9 +92,9 @@ test('the IDE runs offline in Chromium: loads only from this server, sends the t
   });
   page.on('requestfailed', (request) => problems.push(`request failed: ${request.url()} (${request.failure()?.errorText})`));
 
-  // GET / redirects to the IDE, which fetches the schema at once: without a key, refused.
+  // The IDE fetches the schema at once: without a key, refused.
   const firstSchemaFetch = page.waitForResponse((response) => new URL(response.url()).pathname === '/graphql' && response.request().method() === 'POST');
-  await page.goto(`${origin}/`);
+  await page.goto(`${origin}/graphql`);
   assert.equal(page.url(), `${origin}/graphql`);
   assert.equal((await firstSchemaFetch).status(), 401);
   await page.locator('.graphiql-query-editor .monaco-editor').waitFor({ timeout: 60_000 });

@@ -49,7 +49,7 @@ function wantsPage(req: Request): boolean {
  * - `GET /graphql` from a browser (accepts HTML, no `query` parameter) answers the IDE's page;
  *   GraphQL clients (POST, or GET with `query`) pass through to the API untouched.
  * - `GET /ide/assets/…` serves the bundle (scripts, styles, Monaco's workers, fonts).
- * - `GET /` redirects to /graphql.
+ * - `GET /` is the Explorer's (src/platform/http/explorer.ts).
  *
  * The page and its assets are public: they are the same for everyone and hold no data. Every
  * request the IDE then makes carries the headers its user sets (`authorization: Bearer …`) and goes
@@ -72,8 +72,6 @@ export function ideRoutes(config: Config, directory: string = defaultIdeDirector
     router.use('/ide', (_req, res) => off(res));
     return router;
   }
-
-  router.get('/', (_req, res) => res.redirect(302, '/graphql'));
 
   router.get('/graphql', async (req, res, next) => {
     // The same URL answers a page or the API depending on Accept: caches must keep them apart.

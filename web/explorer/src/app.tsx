@@ -1,0 +1,151 @@
+import { useEffect, useMemo, useState, type ReactNode } from 'react';
+import { Provider, useQuery, type CombinedError } from 'urql';
+import { Link, Route, Router, Switch } from 'wouter';
+import { createExplorerClient, storedKey, storeKey } from './client';
+import { ApiKeyEntry } from './components/api-key';
+import { graphql } from './gql';
+import { hashHref, useHashPath, useHashSearch } from './hash-location';
+import { HomePage } from './pages/home';
+import { JobsPage } from './pages/jobs';
+import { RunPage } from './pages/run';
+import { SessionContext, type Session } from './session';
+
+/**
+ * The Explorer's shell: the header bar (navigation, the server, the API key), the session (who the
+ * key makes us), and the hash routes of every page. Pages are one file each under pages/; a page of
+ * another owner joins by replacing its placeholder route below with its import.
+ */
+
+const ViewerQuery = graphql(`
+  query Viewer {
+    viewer {
+      role
+      authRequired
+      canCompute
+    }
+    serverInfo {
+      version
+      database
+    }
+  }
+`);
+
+/** The server refused the request for want of a valid key (HTTP 401, UNAUTHENTICATED). */
+export function isUnauthenticated(error: CombinedError | undefined): boolean {
+  if (!error) return false;
+  return error.response?.status === 401 || error.graphQLErrors.some((e) => e.extensions?.code === 'UNAUTHENTICATED');
+}
+
+function Placeholder({ title }: { title: string }) {
+  return (
+    <section>
+      <h1>{title}</h1>
+      <p className="muted">This page is being built.</p>
+    </section>
+  );
+}
+
+function NotFound() {
+  return (
+    <section>
+      <h1>Not found</h1>
+      <p>
+        No page here. <Link href="/">Home</Link>
+      </p>
+    </section>
+  );
+}
+
+function Shell({ children }: { children: ReactNode }) {
+  return (
+    <>
+      <a className="skip" href="#main" onClick={(e) => (e.preventDefault(), document.getElementById('main')?.focus())}>
+        Skip to content
+      </a>
+      <header className="bar">
+        <Link href="/" className="brand">
+          Tangent Explorer
+        </Link>
+        <nav aria-label="Pages">
+          <Link href="/">Home</Link>
+          <Link href="/selections">Selections</Link>
+          <Link href="/jobs">Jobs</Link>
+          <a href="/graphql">GraphQL IDE</a>
+        </nav>
+        <ApiKeyEntry />
+      </header>
+      <main id="main" tabIndex={-1}>
+        {children}
+      </main>
+    </>
+  );
+}
+
+function Routes() {
+  return (
+    <Switch>
+      <Route path="/" component={HomePage} />
+      <Route path="/runs/:id">{(params) => <RunPage id={params.id} />}</Route>
+      <Route path="/checkpoints/:id">{() => <Placeholder title="Checkpoint" />}</Route>
+      <Route path="/samples/:id">{() => <Placeholder title="Sample" />}</Route>
+      <Route path="/selections">{() => <Placeholder title="Selections" />}</Route>
+      <Route path="/jobs" component={JobsPage} />
+      <Route component={NotFound} />
+    </Switch>
+  );
+}
+
+/** Asks who we are with the current key and provides the session to every page. */
+function SessionProvider({ sessionKey, setKey, children }: { sessionKey: string; setKey(key: string): void; children: ReactNode }) {
+  const [{ data, error }] = useQuery({ query: ViewerQuery });
+  const session: Session = {
+    key: sessionKey,
+    setKey,
+    role: data?.viewer.role ?? null,
+    canCompute: data?.viewer.canCompute ?? false,
+    authRequired: data?.viewer.authRequired ?? isUnauthenticated(error),
+    needsKey: isUnauthenticated(error),
+  };
+  return (
+    <SessionContext.Provider value={session}>
+      <Shell>
+        {session.needsKey ? (
+          <section>
+            <h1>API key needed</h1>
+            <p>This server requires an API key: enter one in the bar above.</p>
+          </section>
+        ) : (
+          children
+        )}
+      </Shell>
+      <footer className="muted">
+        {data && (
+          <span data-testid="server-info">
+            Tangent {data.serverInfo.version} · {data.serverInfo.database}
+          </span>
+        )}
+      </footer>
+    </SessionContext.Provider>
+  );
+}
+
+export function App() {
+  const [key, setKeyState] = useState(storedKey);
+  const setKey = (next: string) => {
+    storeKey(next);
+    setKeyState(next);
+  };
+  // A new key is a new client: its cache and its WebSocket belong to the old caller.
+  const explorer = useMemo(() => createExplorerClient(key), [key]);
+  useEffect(() => () => explorer.dispose(), [explorer]);
+
+  return (
+    <Provider value={explorer.client}>
+      <Router hook={useHashPath} searchHook={useHashSearch} hrefs={hashHref}>
+        <SessionProvider sessionKey={key} setKey={setKey}>
+          <Routes />
+        </SessionProvider>
+      </Router>
+    </Provider>
+  );
+}

@@ -1,0 +1,16 @@
+/**
+ * Tangent's Explorer: the learning dynamics of runs as pictures, built only on the public GraphQL API
+ * and graphql-ws, served by Tangent at `/`.
+ */
+import { StrictMode } from 'react';
+import { createRoot } from 'react-dom/client';
+import { App } from './app';
+import './styles.css';
+
+const root = document.getElementById('root');
+if (!root) throw new Error('index.html has no #root element');
+createRoot(root).render(
+  <StrictMode>
+    <App />
+  </StrictMode>,
+);

@@ -1,0 +1,7 @@
+export function HomePage() {
+  return (
+    <section>
+      <h1>Home</h1>
+    </section>
+  );
+}
