@@ -1488,6 +1488,37 @@ export type ParameterSubset = {
   parameterCount: Scalars['Int']['output'];
 };
 
+/**
+ * π of every class for some samples at every checkpoint of a run (`Run.probabilityPaths`), as columns:
+ * P points (the run's checkpoints in step order), S samples, V classes. The values are the stored
+ * `probs` of each (checkpoint, sample) (exactly `SampleMetric.probs`), or the softmax of the stored
+ * `logits` where only logits were recorded; missing ones are computed on demand.
+ */
+export type ProbabilityPaths = {
+  __typename?: 'ProbabilityPaths';
+  /** The points: the run's checkpoints in step order (P of them). */
+  checkpointIds: Array<Scalars['ID']['output']>;
+  /** V: the model's classes. */
+  classes: Scalars['Int']['output'];
+  /** (checkpoint, sample) pairs whose π this request computed (0 when all were stored). */
+  computed: Scalars['Int']['output'];
+  /** Each point's epoch (null where the checkpoint has none). */
+  epochs: Array<Maybe<Scalars['Float']['output']>>;
+  /** Each sample's label (an index into the dataset's classNames). */
+  labels: Array<Scalars['Int']['output']>;
+  /**
+   * π, flat and sample-major: probs[(s·P + p)·V + c] is π of class c for sample s at point p, so one
+   * sample's path is the contiguous slice [s·P·V, (s+1)·P·V).
+   */
+  probs: Scalars['FloatArray']['output'];
+  /** The same values as little-endian float32 bytes (4·S·P·V bytes): a quarter of the JSON, and no parsing. */
+  probsBase64: Scalars['Base64']['output'];
+  /** The samples (S of them), in the order asked (duplicates dropped). */
+  sampleIds: Array<Scalars['ID']['output']>;
+  /** Each point's optimizer step. */
+  steps: Array<Scalars['Int']['output']>;
+};
+
 /** Who produced a value: the client that recorded it, or Tangent with its backend and version. */
 export type Producer = {
   __typename?: 'Producer';
@@ -1745,6 +1776,17 @@ export type Run = {
   id: Scalars['ID']['output'];
   model: Model;
   name: Scalars['String']['output'];
+  /**
+   * Probability paths: π of every class of `sampleIds` (any samples of the run's dataset; default the
+   * samples its training tracks, `Training.trackedSamples`, and none for a run a client logs) at every
+   * checkpoint of the run, in one request (at most 1,000,000 (checkpoint, sample) pairs). A pair with
+   * neither probs nor logits stored is computed and written back, as `Checkpoint.sampleTerms` does: up
+   * to `serverInfo.compute.inlineMaxSamples` in this request; past that a job per checkpoint is started
+   * and the field fails with TERMS_PENDING (`extensions.jobId` the first job, `extensions.jobIds` all of
+   * them) unless they finish within `waitMs` milliseconds. A caller who may not compute gets
+   * TERMS_PENDING without a job.
+   */
+  probabilityPaths: ProbabilityPaths;
   status: RunStatus;
   /**
    * Statistics of a term at each of the run's checkpoints (or the ones given), in step order: how the
@@ -1766,6 +1808,12 @@ export type RunCheckpointsArgs = {
 export type RunDynamicsSummaryArgs = {
   hTolerance?: InputMaybe<Scalars['Float']['input']>;
   split?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+export type RunProbabilityPathsArgs = {
+  sampleIds?: InputMaybe<Array<Scalars['ID']['input']>>;
+  waitMs?: InputMaybe<Scalars['Int']['input']>;
 };
 
 
@@ -2564,6 +2612,7 @@ export type ResolversTypes = {
   OrderDirection: OrderDirection;
   PageInfo: ResolverTypeWrapper<PageInfo>;
   ParameterSubset: ResolverTypeWrapper<ParameterSubset>;
+  ProbabilityPaths: ResolverTypeWrapper<ProbabilityPaths>;
   Producer: ResolverTypeWrapper<Producer>;
   ProducerCount: ResolverTypeWrapper<ProducerCount>;
   ProducerKind: ProducerKind;
@@ -2690,6 +2739,7 @@ export type ResolversParentTypes = {
   Mutation: Record<PropertyKey, never>;
   PageInfo: PageInfo;
   ParameterSubset: ParameterSubset;
+  ProbabilityPaths: ProbabilityPaths;
   Producer: Producer;
   ProducerCount: ProducerCount;
   Quantile: Quantile;
@@ -3084,6 +3134,18 @@ export type ParameterSubsetResolvers<ContextType = Context, ParentType extends R
   parameterCount?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
 };
 
+export type ProbabilityPathsResolvers<ContextType = Context, ParentType extends ResolversParentTypes['ProbabilityPaths'] = ResolversParentTypes['ProbabilityPaths']> = {
+  checkpointIds?: Resolver<Array<ResolversTypes['ID']>, ParentType, ContextType>;
+  classes?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  computed?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  epochs?: Resolver<Array<Maybe<ResolversTypes['Float']>>, ParentType, ContextType>;
+  labels?: Resolver<Array<ResolversTypes['Int']>, ParentType, ContextType>;
+  probs?: Resolver<ResolversTypes['FloatArray'], ParentType, ContextType>;
+  probsBase64?: Resolver<ResolversTypes['Base64'], ParentType, ContextType>;
+  sampleIds?: Resolver<Array<ResolversTypes['ID']>, ParentType, ContextType>;
+  steps?: Resolver<Array<ResolversTypes['Int']>, ParentType, ContextType>;
+};
+
 export type ProducerResolvers<ContextType = Context, ParentType extends ResolversParentTypes['Producer'] = ResolversParentTypes['Producer']> = {
   backend?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
   kind?: Resolver<ResolversTypes['ProducerKind'], ParentType, ContextType>;
@@ -3177,6 +3239,7 @@ export type RunResolvers<ContextType = Context, ParentType extends ResolversPare
   id?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
   model?: Resolver<ResolversTypes['Model'], ParentType, ContextType>;
   name?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  probabilityPaths?: Resolver<ResolversTypes['ProbabilityPaths'], ParentType, ContextType, Partial<RunProbabilityPathsArgs>>;
   status?: Resolver<ResolversTypes['RunStatus'], ParentType, ContextType>;
   termStats?: Resolver<Array<ResolversTypes['TermStats']>, ParentType, ContextType, RequireFields<RunTermStatsArgs, 'subset' | 'term'>>;
   training?: Resolver<Maybe<ResolversTypes['Training']>, ParentType, ContextType>;
@@ -3471,6 +3534,7 @@ export type Resolvers<ContextType = Context> = {
   Mutation?: MutationResolvers<ContextType>;
   PageInfo?: PageInfoResolvers<ContextType>;
   ParameterSubset?: ParameterSubsetResolvers<ContextType>;
+  ProbabilityPaths?: ProbabilityPathsResolvers<ContextType>;
   Producer?: ProducerResolvers<ContextType>;
   ProducerCount?: ProducerCountResolvers<ContextType>;
   Quantile?: QuantileResolvers<ContextType>;

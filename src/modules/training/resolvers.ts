@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import type { Context } from '../context.js';
 import { dynamicsSummary } from './dynamics-summary.js';
+import { probabilityPaths } from './probability-paths.js';
 import { DEFAULT_WEIGHT_DECAY, startTraining, trainingOf, trainingProgress, type TrainRequest, type TrainSpec } from './service.js';
 import type { TrainOptimizer } from './train-loop.js';
 import type { Resolvers, TrainRunInput } from '../generated/types.js';
@@ -72,6 +73,11 @@ export const trainResolvers: Resolvers = {
     training: (run, _, ctx) => trainingOf(ctx, run.id),
     dynamicsSummary: (run, args, ctx) =>
       dynamicsSummary(ctx.db, run.id, { split: args.split ?? 'train', hTolerance: args.hTolerance ?? undefined }),
+    probabilityPaths: (run, args, ctx) =>
+      probabilityPaths(ctx, run, {
+        sampleIds: args.sampleIds ? args.sampleIds.map((id, i) => parseId(id, `sampleIds[${i}]`)) : null,
+        waitMs: args.waitMs,
+      }),
   },
   Training: {
     optimizer: (row) => specOf(row).optimizer.toUpperCase() as 'SGD' | 'ADAM' | 'ADAMW',
