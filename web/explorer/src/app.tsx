@@ -8,6 +8,7 @@ import { hashHref, useHashPath, useHashSearch } from './hash-location';
 import { HomePage } from './pages/home';
 import { JobsPage } from './pages/jobs';
 import { RunPage } from './pages/run';
+import { SelectionsPage } from './pages/selections';
 import { SessionContext, type Session } from './session';
 
 /**
@@ -88,7 +89,7 @@ function Routes() {
       <Route path="/runs/:id">{(params) => <RunPage id={params.id} />}</Route>
       <Route path="/checkpoints/:id">{() => <Placeholder title="Checkpoint" />}</Route>
       <Route path="/samples/:id">{() => <Placeholder title="Sample" />}</Route>
-      <Route path="/selections">{() => <Placeholder title="Selections" />}</Route>
+      <Route path="/selections" component={SelectionsPage} />
       <Route path="/jobs" component={JobsPage} />
       <Route component={NotFound} />
     </Switch>
