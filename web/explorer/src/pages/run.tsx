@@ -124,24 +124,26 @@ const RunCurvesQuery = graphql(`
 `);
 
 const RunPathsQuery = graphql(`
-  query RunPaths($id: ID!, $sampleIds: [ID!]!) {
+  query RunPaths($id: ID!) {
     run(id: $id) {
       id
-      checkpoints(first: 1000) {
-        nodes {
-          id
-          step
-          sampleTerms(sampleIds: $sampleIds, terms: [PROBS]) {
-            sample {
-              id
-            }
-            probs
-          }
-        }
+      probabilityPaths {
+        checkpointIds
+        steps
+        sampleIds
+        labels
+        classes
+        probsBase64
       }
     }
   }
 `);
+
+/** Little-endian float32 values from base64 (every browser the Explorer runs in is little-endian, as the API's bytes are). */
+function float32FromBase64(base64: string): Float32Array {
+  const bytes = Uint8Array.from(atob(base64), (ch) => ch.charCodeAt(0));
+  return new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
+}
 
 type Run = NonNullable<RunPageQuery['run']>;
 type Summary = Run['dynamicsSummary'];
@@ -283,31 +285,25 @@ function Curves({ run, checkpointIds, trainSplit }: { run: Run; checkpointIds: s
   );
 }
 
-/** π of the tracked samples at every checkpoint of the run, in the layout of the chart (sample-major). */
+/** π of the tracked samples at every checkpoint of the run (Run.probabilityPaths: one request, float32 columns). */
 function usePaths(run: Run): { data: PathData | null; error: ReturnType<typeof useQuery>[0]['error']; fetching: boolean; retry(): void } {
   const tracked = run.training?.trackedSamples ?? [];
-  const [{ data, error, fetching }, refetch] = useQuery({
-    query: RunPathsQuery,
-    variables: { id: run.id, sampleIds: tracked.map((s) => s.id) },
-    pause: tracked.length === 0,
-  });
+  const [{ data, error, fetching }, refetch] = useQuery({ query: RunPathsQuery, variables: { id: run.id }, pause: tracked.length === 0 });
   const retry = useCallback(() => refetch({ requestPolicy: 'network-only' }), [refetch]);
   const paths = useMemo((): PathData | null => {
-    const nodes = data?.run?.checkpoints.nodes;
-    if (!nodes) return null;
-    const checkpoints = [...nodes].sort((a, b) => a.step - b.step);
-    const V = run.dataset.classNames.length;
-    const P = checkpoints.length;
-    const probs = new Float32Array(tracked.length * P * V).fill(NaN);
-    const row = new Map(tracked.map((s, i) => [s.id, i]));
-    checkpoints.forEach((c, p) => {
-      for (const m of c.sampleTerms) {
-        const s = row.get(m.sample.id);
-        if (s === undefined || !m.probs) continue;
-        for (let v = 0; v < V; v++) probs[(s * P + p) * V + v] = m.probs[v] ?? NaN;
-      }
+    const p = data?.run?.probabilityPaths;
+    if (!p) return null;
+    const known = new Map(tracked.map((s) => [s.id, s]));
+    const samples = p.sampleIds.map((id, i) => {
+      const label = p.labels[i]!;
+      return known.get(id) ?? { id, index: Number.NaN, label, className: run.dataset.classNames[label] ?? String(label) };
     });
-    return { checkpoints: checkpoints.map((c) => ({ id: c.id, step: c.step })), samples: tracked, classNames: run.dataset.classNames, probs };
+    return {
+      checkpoints: p.checkpointIds.map((id, i) => ({ id, step: p.steps[i]! })),
+      samples,
+      classNames: run.dataset.classNames.length === p.classes ? run.dataset.classNames : Array.from({ length: p.classes }, (_, c) => String(c)),
+      probs: float32FromBase64(p.probsBase64),
+    };
   }, [data, tracked, run.dataset.classNames]);
   return { data: paths, error, fetching, retry };
 }
