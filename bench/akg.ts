@@ -454,7 +454,7 @@ async function mantisTorch(backend: string): Promise<Record<string, unknown>> {
         fileBytes: bytes.byteLength,
         importSeconds: round(importSeconds),
         samplesCompared: accuracyN,
-        maxRelVsTorch64: { logits: rel(logitsOf(m, x), expected.logits), kNormHead: rel(head.kNorm, expected.kNorm.head), kNormAll: rel(all.kNorm, expected.kNorm.all) },
+        maxRelVsTorch64: { logits: rel(await logitsOf(m, x), expected.logits), kNormHead: rel(head.kNorm, expected.kNorm.head), kNormAll: rel(all.kNorm, expected.kNorm.all) },
         head: { n: timings.timings.head.n, secondsPer100: per100(timings.timings.head), cpuSecondsPer100: round((timings.timings.head.cpuSeconds / timings.timings.head.n) * 100) },
         all: { n: timings.timings.all.n, secondsPer100: per100(timings.timings.all), cpuSecondsPer100: round((timings.timings.all.cpuSeconds / timings.timings.all.n) * 100), extrapolated: timings.timings.all.n !== 100 },
         peakRssBytes: timings.peakRssBytes,

@@ -8,11 +8,12 @@
  * Σ_ch u[c,ch] u[c′,ch] (q_ch q′_chᵀ); everything else is one product of dense rows.
  */
 import * as tf from '@tensorflow/tfjs';
+import { defaultMemoryBudget } from './backend.js';
 import type { Chunk } from './backprop.js';
 import { jacobianRowsOf } from './blocks.js';
-import { chunkOf, chunkSizeFor, infoOf, loopMatMul, planFor, sampleCount } from './engine.js';
+import { chunkOf, chunkSizeFor, infoOf, loopMatMul, planFor, readAll, sampleCount } from './engine.js';
 import type { RunInfo, RunOptions } from './engine.js';
-import { chunkRows, emptyTimings, projectionReport } from './kernel.js';
+import { chunkRows, emptyTimings, projectionReport, tallyErrors } from './kernel.js';
 import type { ErrorTally, ProjectionReport } from './kernel.js';
 import type { EngineModel } from './model.js';
 import { bmm } from './ops/linalg.js';
@@ -51,10 +52,15 @@ interface Factors {
   outer: Array<{ a: tf.Tensor2D | null; g: tf.Tensor2D; bias: boolean }>;
   /** Separable layers: q [n, C, r], u [V, C]. */
   sep: Array<{ q: tf.Tensor3D; u: tf.Tensor2D }>;
+  /** With a sketch: each sample's relative self-kernel error [n], read and disposed by `factors`. */
+  rel?: tf.Tensor;
 }
 
-function factorsOf(c: Chunk, n: number, V: number, sketch: Sketch | undefined, tally: ErrorTally): Factors {
-  if (sketch !== undefined) return { rows: chunkRows(c, n, V, sketch, tally)[0] as tf.Tensor2D, outer: [], sep: [] };
+function factorsOf(c: Chunk, n: number, V: number, sketch: Sketch | undefined): Factors {
+  if (sketch !== undefined) {
+    const [rows, rel] = chunkRows(c, n, V, sketch);
+    return { rows: rows as tf.Tensor2D, outer: [], sep: [], rel: rel as tf.Tensor };
+  }
   const dense: Block[] = [];
   const f: Factors = { rows: null, outer: [], sep: [] };
   for (const b of c.blocks) {
@@ -149,7 +155,7 @@ export async function crossKernel(m: EngineModel, xo: Float32Array, xu: Float32A
   const loop = loopMatMul();
   const sketch = opts.projection === undefined ? undefined : makeSketch(plan.width, opts.projection);
   const cols = sketch === undefined ? plan.width : sketch.dim;
-  const budget = opts.memoryBudgetBytes ?? 512 * 2 ** 20;
+  const budget = opts.memoryBudgetBytes ?? defaultMemoryBudget();
   const chunk = chunkSizeFor(plan, opts, Math.max(no, nu));
   const uBlock = Math.max(1, Math.min(nu, Math.floor(budget / 2 / (V * cols * 4))));
   const K = opts.returnK === false ? undefined : new Float32Array(no * nu * V * V);
@@ -161,18 +167,20 @@ export async function crossKernel(m: EngineModel, xo: Float32Array, xu: Float32A
   const t0 = performance.now();
   const tick = () => new Promise<void>((r) => setImmediate(r));
 
-  const factors = (x: Float32Array, start: number, n: number, logitsOut: Float32Array, measure: boolean): Factors => {
+  const factors = async (x: Float32Array, start: number, n: number, logitsOut: Float32Array, measure: boolean): Promise<Factors> => {
     const [f, z] = tidy(() => {
       const t1 = performance.now();
       const c = chunkOf(m, plan, x, start, n, opts, loop);
       const t2 = performance.now();
-      const fs = factorsOf(c, n, V, sketch, measure ? tally : { sum: 0, max: 0, count: 0 });
+      const fs = factorsOf(c, n, V, sketch);
       timings.jacobianMs += t2 - t1;
       timings.reduceMs += performance.now() - t2;
       return [fs, c.logits] as const;
     });
-    logitsOut.set(z.dataSync() as Float32Array, start * V);
-    z.dispose();
+    const [zv, rel] = await readAll(f.rel === undefined ? [z] : [z, f.rel]);
+    logitsOut.set(zv as Float32Array, start * V);
+    if (measure && rel !== undefined) tallyErrors(tally, rel);
+    delete f.rel;
     return f;
   };
 
@@ -180,7 +188,7 @@ export async function crossKernel(m: EngineModel, xo: Float32Array, xu: Float32A
     const nb = Math.min(uBlock, nu - u0);
     const parts: Factors[] = [];
     for (let s = u0; s < u0 + nb; s += chunk) {
-      parts.push(factors(xu, s, Math.min(chunk, u0 + nb - s), logitsU, true));
+      parts.push(await factors(xu, s, Math.min(chunk, u0 + nb - s), logitsU, true));
       await tick();
     }
     const ub = tidy(() => uBlockOf(concatFactors(parts), nb));
@@ -189,12 +197,11 @@ export async function crossKernel(m: EngineModel, xo: Float32Array, xu: Float32A
       for (let o0 = 0; o0 < no; o0 += chunk) {
         if (opts.signal?.aborted) throw opts.signal.reason ?? new DOMException('aborted', 'AbortError');
         const n = Math.min(chunk, no - o0);
-        const fo = factors(xo, o0, n, logitsO, u0 === 0);
+        const fo = await factors(xo, o0, n, logitsO, u0 === 0);
         const t2 = performance.now();
         const blockK = tf.tidy(() => product(fo, ub, n, V, loop));
-        const kv = blockK.dataSync() as Float32Array;
+        const [kv] = (await readAll([blockK])) as [Float32Array];
         timings.reduceMs += performance.now() - t2;
-        blockK.dispose();
         disposeFactors(fo);
         for (let o = 0; o < n; o++) {
           for (let u = 0; u < nb; u++) {

@@ -8,6 +8,7 @@ import { autodiffChunk } from './autodiff.js';
 import { runChunk } from './backprop.js';
 import type { Chunk } from './backprop.js';
 import type { EngineModel } from './model.js';
+import { defaultMemoryBudget } from './backend.js';
 import { makePlan } from './plan.js';
 import type { Plan, Subset } from './plan.js';
 import { forwardFromFeatures, trunkSplit } from './trunk-split.js';
@@ -101,7 +102,7 @@ export function chunkSizeFor(plan: Plan, opts: RunOptions, n: number): number {
     if (!Number.isInteger(opts.chunkSize) || opts.chunkSize < 1) throw new Error('chunkSize must be a positive integer');
     return Math.min(opts.chunkSize, Math.max(n, 1));
   }
-  const budget = opts.memoryBudgetBytes ?? 512 * 2 ** 20;
+  const budget = opts.memoryBudgetBytes ?? defaultMemoryBudget();
   return Math.max(1, Math.min(32, n, Math.floor(budget / bytesPerSample(plan))));
 }
 
@@ -127,6 +128,18 @@ export function infoOf(plan: Plan, opts: RunOptions, chunkSize: number, t: RunIn
 }
 
 const nextTick = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/**
+ * The values of tensors as float32 arrays, then the tensors disposed (also on failure). `data()`,
+ * not `dataSync()`: tfjs-backend-webgpu reads GPU buffers only asynchronously in Node.
+ */
+export async function readAll(ts: tf.Tensor[]): Promise<Float32Array[]> {
+  try {
+    return (await Promise.all(ts.map((t) => t.data()))) as Float32Array[];
+  } finally {
+    tf.dispose(ts);
+  }
+}
 
 /**
  * Runs `reduce` on every chunk of x. `reduce` runs inside `tf.tidy` and returns the tensors to
@@ -157,8 +170,8 @@ export async function forEachChunk(
       timings.reduceMs += performance.now() - t2;
       return r;
     });
-    const values = out.map((t) => t.dataSync() as Float32Array);
-    tf.dispose(out);
+    // Read back asynchronously: a GPU backend (WebGPU) cannot read a tensor synchronously in Node.
+    const values = await readAll(out);
     sink(values, start, n);
     opts.onProgress?.(start + n, total);
     await nextTick();

@@ -125,8 +125,11 @@ export interface ErrorTally {
   count: number;
 }
 
-/** Rows of J for a chunk, [n·V, width or d], and (when sketching) the self-kernel error tally. */
-export function chunkRows(c: Chunk, n: number, V: number, sketch: Sketch | undefined, tally: ErrorTally): tf.Tensor[] {
+/**
+ * Rows of J for a chunk, [n·V, width or d], and (when sketching) the relative self-kernel error of
+ * each sample [n] (for `tallyErrors`; read after the tidy, since a GPU backend reads asynchronously).
+ */
+export function chunkRows(c: Chunk, n: number, V: number, sketch: Sketch | undefined): tf.Tensor[] {
   const rows = tf.reshape(jacobianRowsOf(c.blocks, n, V), [n * V, -1]) as tf.Tensor2D;
   if (sketch === undefined) return [rows];
   const proj = applySketch(sketch, rows);
@@ -134,13 +137,17 @@ export function chunkRows(c: Chunk, n: number, V: number, sketch: Sketch | undef
   const p3 = tf.reshape(proj, [n, V, sketch.dim]);
   const approx = tf.matMul(p3, p3, false, true);
   const rel = tf.div(tf.norm(tf.reshape(tf.sub(approx, exact), [n, -1]), 'euclidean', 1), tf.norm(tf.reshape(exact, [n, -1]), 'euclidean', 1));
-  const r = rel.dataSync();
-  for (const e of r) {
+  return [proj, rel];
+}
+
+/** Adds the relative self-kernel errors of `chunkRows` to a tally. */
+export function tallyErrors(tally: ErrorTally, rel: ArrayLike<number>): void {
+  for (let i = 0; i < rel.length; i++) {
+    const e = rel[i] as number;
     tally.sum += e;
     tally.max = Math.max(tally.max, e);
     tally.count++;
   }
-  return [proj];
 }
 
 export function projectionReport(sketch: Sketch, tally: ErrorTally): ProjectionReport {
@@ -173,8 +180,11 @@ export async function projectedJacobian(
     plan,
     x,
     opts,
-    (c, cn) => chunkRows(c, cn, V, sketch, tally),
-    ([j], start) => J.set(j as Float32Array, start * V * sketch.dim),
+    (c, cn) => chunkRows(c, cn, V, sketch),
+    ([j, rel], start) => {
+      J.set(j as Float32Array, start * V * sketch.dim);
+      tallyErrors(tally, rel as Float32Array);
+    },
     timings,
   );
   return {

@@ -26,7 +26,7 @@ import type { TrunkFeatures } from './trunk.js';
 import type { Request, Response } from './worker.js';
 
 export interface PoolOptions {
-  /** Worker threads (default: the number of CPU cores; 1 when the backend is tensorflow). */
+  /** Worker threads (default: the number of CPU cores; 1 when the backend is tensorflow or webgpu). */
   threads?: number;
   /** Backend for every thread (default 'auto'). */
   backend?: BackendPreference;
@@ -139,10 +139,11 @@ export class ComputePool {
       // The first thread shows which backend 'auto' lands on: TensorFlow threads by itself (and a
       // GPU is one device), so without an explicit count it stays one thread.
       const info = await (pool[0] as Thread).call<BackendInfo>({ op: 'init', backend });
-      const threads = Math.max(1, opts.threads ?? (info.name === 'tensorflow' ? 1 : os.availableParallelism()));
+      // TensorFlow threads by itself, and a GPU takes one thread's work (each thread would hold its own device).
+      const threads = Math.max(1, opts.threads ?? (info.name === 'tensorflow' || info.name === 'webgpu' ? 1 : os.availableParallelism()));
       while (pool.length < threads) pool.push(new Thread());
       await Promise.all(pool.slice(1).map((t) => t.call<BackendInfo>({ op: 'init', backend: info.name as BackendPreference })));
-      opts.log?.({ backend: info.name, gpu: info.gpu, version: info.version, threads, skipped: info.skipped });
+      opts.log?.({ backend: info.name, gpu: info.gpu, version: info.version, ...(info.adapter ? { adapter: info.adapter } : {}), threads, skipped: info.skipped });
       return new ComputePool(pool, info);
     } catch (err) {
       await Promise.all(pool.map((t) => t.terminate()));

@@ -4,7 +4,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { forwardLogits } from './backprop.js';
-import { sampleCount } from './engine.js';
+import { readAll, sampleCount } from './engine.js';
 import type { RunInfo, RunOptions } from './engine.js';
 import { selfKernel } from './kernel.js';
 import type { EngineModel } from './model.js';
@@ -12,7 +12,7 @@ import { outputTerms } from './terms.js';
 import type { OutputTerms } from './terms.js';
 
 /** Logits z for x [n, length, channels] → [n, V]; forward pass only, in chunks of `chunkSize` (256). */
-export function logitsOf(m: EngineModel, x: Float32Array, chunkSize = 256): Float32Array {
+export async function logitsOf(m: EngineModel, x: Float32Array, chunkSize = 256): Promise<Float32Array> {
   const n = sampleCount(m, x);
   const V = m.classes;
   const [length, channels] = m.inputShape;
@@ -21,8 +21,8 @@ export function logitsOf(m: EngineModel, x: Float32Array, chunkSize = 256): Floa
   for (let start = 0; start < n; start += chunkSize) {
     const c = Math.min(chunkSize, n - start);
     const z = tf.tidy(() => forwardLogits(m.graph, tf.tensor3d(x.subarray(start * per, (start + c) * per), [c, length, channels])));
-    out.set(z.dataSync() as Float32Array, start * V);
-    z.dispose();
+    const [values] = await readAll([z]);
+    out.set(values as Float32Array, start * V);
   }
   return out;
 }
@@ -33,8 +33,8 @@ export function logitsOf(m: EngineModel, x: Float32Array, chunkSize = 256): Floa
  * @param labels class per sample; loss, correct and G need them.
  * @param opts.matrices also return A and H [n, V, V] and G [n, V].
  */
-export function outputs(m: EngineModel, x: Float32Array, labels?: ArrayLike<number>, opts: { matrices?: boolean } = {}): OutputTerms {
-  return outputTerms(logitsOf(m, x), m.classes, labels, opts.matrices ?? false);
+export async function outputs(m: EngineModel, x: Float32Array, labels?: ArrayLike<number>, opts: { matrices?: boolean } = {}): Promise<OutputTerms> {
+  return outputTerms(await logitsOf(m, x), m.classes, labels, opts.matrices ?? false);
 }
 
 export interface SampleTerms extends OutputTerms {

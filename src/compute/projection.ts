@@ -58,12 +58,19 @@ export function makeSketch(width: number, opts: ProjectionOptions): Sketch {
 }
 
 /**
- * Projects rows [m, width] → [m, dim]. One pass in plain JavaScript over the rows (tfjs gathers
- * along the column axis at ~80 ns an element on wasm; this loop is ~2 ns), sums in float64.
+ * Projects rows [m, width] → [m, dim]. On the CPU backends one pass in plain JavaScript over the
+ * rows (tfjs gathers along the column axis at ~80 ns an element on wasm; this loop is ~2 ns), sums
+ * in float64; on WebGPU a segment sum on the device.
  */
 export function applySketch(sk: Sketch, rows: tf.Tensor2D): tf.Tensor2D {
   const [m, width] = rows.shape;
   if (width !== sk.width) throw new Error(`sketch of width ${sk.width} applied to rows of width ${width}`);
+  // On a GPU the rows stay there (and cannot be read synchronously): signed columns summed into
+  // their buckets by a segment sum over the transposed rows, in float32.
+  if (tf.getBackend() === 'webgpu') {
+    const signed = tf.mul(tf.transpose(rows), tf.tensor2d(sk.signs, [width, 1]));
+    return tf.transpose(tf.unsortedSegmentSum(signed, tf.tensor1d(sk.bucket, 'int32'), sk.dim)) as tf.Tensor2D;
+  }
   const data = rows.dataSync() as Float32Array;
   const out = new Float32Array(m * sk.dim);
   const acc = new Float64Array(sk.dim);

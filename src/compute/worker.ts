@@ -58,7 +58,7 @@ async function handle(req: Request): Promise<unknown> {
       models.delete(req.key);
       return null;
     case 'logits':
-      return { logits: logitsOf(model(req.key), req.x) };
+      return { logits: await logitsOf(model(req.key), req.x) };
     case 'trunkFeatures':
       return trunkFeatures(model(req.key), req.x, req.opts);
     case 'logitsFromTrunk':

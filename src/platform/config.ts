@@ -14,7 +14,7 @@ const EnvSchema = z.object({
   PORT: z.coerce.number().int().min(0).max(65535).default(4000),
   HOST: z.string().min(1).default('127.0.0.1'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-  TANGENT_BACKEND: z.enum(['auto', 'tensorflow', 'wasm', 'cpu']).default('auto'),
+  TANGENT_BACKEND: z.enum(['auto', 'tensorflow', 'webgpu', 'wasm', 'cpu']).default('auto'),
   /** Largest request body the HTTP endpoint accepts, in bytes. */
   TANGENT_MAX_BODY_BYTES: z.coerce.number().int().positive().default(64 * 1024 * 1024),
   /** Largest page a connection returns, whatever `first` asks for. */

@@ -46,7 +46,7 @@ export const ENVIRONMENT: { readonly [K in EnvName]: EnvSetting } = {
   TANGENT_MAX_ALIASES: { group: 'limits', default: '30', help: 'aliases per query' },
   TANGENT_MAX_DIRECTIVES: { group: 'limits', default: '50', help: 'directives per query' },
   TANGENT_MAX_TOKENS: { group: 'limits', default: '5000', help: 'tokens per query' },
-  TANGENT_BACKEND: { group: 'compute', default: 'auto', help: 'auto (tensorflow, then wasm, then cpu), tensorflow, wasm or cpu', flag: '--backend <name>' },
+  TANGENT_BACKEND: { group: 'compute', default: 'auto', help: 'auto (tensorflow on a CUDA device, then webgpu on a GPU adapter, then tensorflow on the CPU, wasm, cpu), tensorflow, webgpu, wasm or cpu', flag: '--backend <name>' },
   TANGENT_COMPUTE_THREADS: { group: 'compute', default: '0', defaultText: 'one per core (one for tensorflow)', help: 'compute threads, each with its own tfjs' },
   TANGENT_MODEL_CACHE_BYTES: { group: 'compute', default: String(512 * 1024 * 1024), help: 'weights of loaded checkpoint models kept in the compute threads (all copies), in bytes' },
   TANGENT_COMPUTE_TIMEOUT_MS: { group: 'compute', default: '300000', help: 'time limit of one inline computation, in ms' },

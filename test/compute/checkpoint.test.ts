@@ -31,12 +31,12 @@ describe('stored checkpoints', () => {
       const x = await realSeries(3, length, channels);
       const loaded = await loadModel(stored);
       assert.deepEqual(loaded.generic, []);
-      assertClose(logitsOf(loaded, x), logitsOf(original, x), 0, 'logits');
+      assertClose(await logitsOf(loaded, x), await logitsOf(original, x), 0, 'logits');
       assertClose((await selfKernel(loaded, x)).K as Float32Array, (await selfKernel(original, x)).K as Float32Array, 0, 'K');
       // The model.json document plus the weight bytes, as a file pair would hold them.
       const json = JSON.parse(JSON.stringify(modelJsonOf(stored))) as tf.io.ModelJSON;
       const fromJson = await loadModel({ modelTopology: json.modelTopology as object, weightSpecs: weightSpecsOf(json), weightData: Buffer.from(stored.weightData) });
-      assertClose(logitsOf(fromJson, x), logitsOf(original, x), 0, 'logits from model.json');
+      assertClose(await logitsOf(fromJson, x), await logitsOf(original, x), 0, 'logits from model.json');
       for (const m of [original, loaded, fromJson]) m.dispose();
     }
   });
@@ -48,14 +48,14 @@ describe('stored checkpoints', () => {
     const b = await serializeModel(cnn1d({ ...config, seed: 2 }));
     const m = await loadModel({ architecture: 'cnn1d', config, weightSpecs: a.weightSpecs, weightData: a.weightData });
     const x = await realSeries(2, 32, 1);
-    const za = logitsOf(m, x);
+    const za = await logitsOf(m, x);
     await noLeak(() => loadWeights(m, b));
-    const zb = logitsOf(m, x);
+    const zb = await logitsOf(m, x);
     assert.notDeepEqual(za, zb);
     const ref = prepareModel(cnn1d({ ...config, seed: 2 }));
-    assertClose(zb, logitsOf(ref, x), 0, 'weights of checkpoint b');
+    assertClose(zb, await logitsOf(ref, x), 0, 'weights of checkpoint b');
     await noLeak(() => loadWeights(m, a));
-    assertClose(logitsOf(m, x), za, 0, 'back to checkpoint a');
+    assertClose(await logitsOf(m, x), za, 0, 'back to checkpoint a');
     await assert.rejects(loadModel({ architecture: 'nope' as 'cnn1d' }), /unknown architecture 'nope'/);
     m.dispose();
     ref.dispose();
@@ -75,7 +75,7 @@ describe('stored checkpoints', () => {
     assert.deepEqual(m.generic, []);
     assert.equal(m.graph.tail, 'denseSoftmax');
     const x = await realSeries(2, 10, 1);
-    const z = logitsOf(m, x);
+    const z = await logitsOf(m, x);
     const probs = tf.tidy(() => (seq.predict(tf.tensor3d(x, [2, 10, 1])) as tf.Tensor).dataSync() as Float32Array);
     const soft = tf.tidy(() => tf.softmax(tf.tensor2d(z, [2, 3])).dataSync() as Float32Array);
     assertClose(soft, probs, 1e-6, 'softmax of the engine logits = the model output');

@@ -6,10 +6,28 @@ import * as tf from '@tensorflow/tfjs';
 import assert from 'node:assert/strict';
 import { pack, ucrSeries } from '../../bench/ucr.js';
 import { cnn1d, initBackend, transformer } from '../../src/compute/index.js';
+import { probeAdapter } from '../../src/compute/webgpu.js';
 
-/** Every backend available on a machine without tfjs-node. */
-export const BACKENDS = ['cpu', 'wasm'] as const;
+/**
+ * Every backend of a machine without tfjs-node: cpu, wasm, and webgpu where Dawn finds an adapter
+ * (software ones included: CI runs it on Mesa's lavapipe). `TANGENT_TEST_BACKENDS=webgpu,wasm`
+ * narrows the list.
+ */
+export const BACKENDS = ['cpu', 'wasm', 'webgpu'] as const;
 export type TestBackend = (typeof BACKENDS)[number];
+
+const probe = await probeAdapter();
+const only = process.env['TANGENT_TEST_BACKENDS']?.split(',').map((s) => s.trim()).filter((s) => s !== '');
+
+/** Why the tests of a backend are skipped here (for `describe`'s `skip`), or false when they run. */
+export function skipReason(name: TestBackend): string | false {
+  if (only !== undefined && only.length > 0 && !only.includes(name)) return `TANGENT_TEST_BACKENDS=${only.join(',')}`;
+  if (name === 'webgpu' && 'reason' in probe) return `webgpu: ${probe.reason}`;
+  return false;
+}
+
+/** The backends whose tests run here. */
+export const RUNNING = BACKENDS.filter((b) => skipReason(b) === false);
 
 export async function useBackend(name: TestBackend): Promise<void> {
   await initBackend(name, () => {});

@@ -184,7 +184,8 @@ export interface Reference64 {
   jacobian(x: Float64Array, h?: number): Float64Array;
 }
 
-export function reference64(model: tf.LayersModel): Reference64 {
+/** Reads the weights with `data()` (a GPU backend reads asynchronously only), then works in float64. */
+export async function reference64(model: tf.LayersModel): Promise<Reference64> {
   const trainable = model.trainableWeights;
   const offsets = new Map<string, [number, number]>();
   let P = 0;
@@ -196,7 +197,7 @@ export function reference64(model: tf.LayersModel): Reference64 {
   const theta = new Float64Array(P);
   const constants = new Map<string, Float64Array>();
   for (const w of model.weights) {
-    const v = Float64Array.from(w.read().dataSync());
+    const v = Float64Array.from(await w.read().data());
     const o = offsets.get(w.originalName);
     if (o !== undefined) theta.set(v, o[0]);
     else constants.set(w.originalName, v);

@@ -77,7 +77,7 @@ for (const backend of BACKENDS) {
             const xb = await noLeak(() => crossKernel(m, t.features.subarray(0, 3 * t.width), t.features, { subset: c.subset, chunkSize: 3, fromTrunk }));
             bitsEqual(xb.K, xa.K, `${c.name} step ${step} cross K`);
             bitsEqual(xb.kCross, xa.kCross, `${c.name} step ${step} kCross`);
-            bitsEqual(await noLeak(() => logitsFromTrunk(m, t.features, { subset: c.subset, width: t.width, chunkSize: 3 })), logitsOf(m, x, 3), `${c.name} step ${step} logits`);
+            bitsEqual(await noLeak(() => logitsFromTrunk(m, t.features, { subset: c.subset, width: t.width, chunkSize: 3 })), await logitsOf(m, x, 3), `${c.name} step ${step} logits`);
           }
           // Features of another subset are refused, not misread.
           await assert.rejects(selfKernel(m, t.features, { subset: c.subset, fromTrunk: { width: t.width + 1 } }), /trunk features/);

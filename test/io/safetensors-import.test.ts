@@ -22,7 +22,7 @@ async function compare(c: TorchCase): Promise<{ logits: number; kNorm: Record<st
   const m = await loadModel({ architecture: c.architecture, config: w.config, weightSpecs: w.weightSpecs, weightData: w.weightData });
   try {
     assert.deepEqual(m.generic, [], `${c.name}: every layer on the fast path`);
-    const logits = maxRel(logitsOf(m, c.x), c.expected.logits);
+    const logits = maxRel(await logitsOf(m, c.x), c.expected.logits);
     assert.ok(logits <= TOL, `${c.name}: logits differ from PyTorch by ${logits.toExponential(2)} (relative)`);
     const kNorm: Record<string, number> = {};
     for (const subset of c.subsets) {

@@ -16,7 +16,9 @@ type GlobalPool = Extract<Op, { kind: 'globalPool1d' }>;
 function firstMaxMask(x: tf.Tensor, axis: number): tf.Tensor {
   const depth = x.shape[axis] as number;
   const idx = tf.argMax(x, axis);
-  const hot = tf.oneHot(idx, depth); // [..., depth] with the window axis last
+  // float32 on webgpu, whose int32 transpose compiles into an invalid shader on Dawn; int32
+  // elsewhere, since tfjs-backend-wasm's OneHot writes int32 bits whatever dtype is asked.
+  const hot = tf.oneHot(idx, depth, 1, 0, tf.getBackend() === 'webgpu' ? 'float32' : 'int32'); // [..., depth] with the window axis last
   const rank = hot.rank;
   const perm = [...Array(rank).keys()];
   perm.splice(axis, 0, rank - 1);

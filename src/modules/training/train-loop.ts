@@ -147,7 +147,7 @@ export async function* trainLoop(task: TrainTask): AsyncGenerator<TrainEvent, vo
       while (plan.points[next]?.step === step) {
         const point = plan.points[next++]!;
         const full = point.kind === 'analysis';
-        const t = outputs(engine, full ? task.x : trackedX, full ? task.labels : trackedY);
+        const t = await outputs(engine, full ? task.x : trackedX, full ? task.labels : trackedY);
         const stored = await serializeModel(model);
         yield {
           type: 'point',
