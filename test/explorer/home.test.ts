@@ -14,7 +14,7 @@ import { startSeededServer } from './seed.js';
  */
 
 /** The ids of a table's rows, in order. */
-const rowIds = (page: Page, testid: string) => page.locator(`[data-testid="${testid}"]`).evaluateAll((rows) => rows.map((r) => (r as HTMLElement).dataset.id!));
+const rowIds = (page: Page, testid: string) => page.locator(`[data-testid="${testid}"]`).evaluateAll((rows) => rows.map((r) => r.getAttribute('data-id')!));
 
 test('home: data sets, models and runs as the API lists them, with search and paging; the job queue live', { timeout: 120_000 }, async (t) => {
   const defer = cleanupStack(t);
@@ -76,7 +76,7 @@ test('home: data sets, models and runs as the API lists them, with search and pa
   // The job queue: the seed's jobs, then one started now, followed until it is done.
   await page.locator('[data-testid="job-row"]').first().waitFor();
   assert.deepEqual(
-    await page.locator('[data-testid="job-row"]').evaluateAll((rows) => rows.map((r) => [(r as HTMLElement).dataset.jobId, (r as HTMLElement).dataset.status])),
+    await page.locator('[data-testid="job-row"]').evaluateAll((rows) => rows.map((r) => [r.getAttribute('data-job-id'), r.getAttribute('data-status')])),
     api.jobs.nodes.map((j: any) => [j.id, j.status]),
   );
   const tracking = seed.checkpoints.find((c) => !c.analysis)!;
