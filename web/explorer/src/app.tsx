@@ -5,9 +5,11 @@ import { createExplorerClient, storedKey, storeKey } from './client';
 import { ApiKeyEntry } from './components/api-key';
 import { graphql } from './gql';
 import { hashHref, useHashPath, useHashSearch } from './hash-location';
+import { CheckpointPage } from './pages/checkpoint';
 import { HomePage } from './pages/home';
 import { JobsPage } from './pages/jobs';
 import { RunPage } from './pages/run';
+import { SamplePage } from './pages/sample';
 import { SelectionsPage } from './pages/selections';
 import { SessionContext, type Session } from './session';
 
@@ -35,15 +37,6 @@ const ViewerQuery = graphql(`
 export function isUnauthenticated(error: CombinedError | undefined): boolean {
   if (!error) return false;
   return error.response?.status === 401 || error.graphQLErrors.some((e) => e.extensions?.code === 'UNAUTHENTICATED');
-}
-
-function Placeholder({ title }: { title: string }) {
-  return (
-    <section>
-      <h1>{title}</h1>
-      <p className="muted">This page is being built.</p>
-    </section>
-  );
 }
 
 function NotFound() {
@@ -87,8 +80,8 @@ function Routes() {
     <Switch>
       <Route path="/" component={HomePage} />
       <Route path="/runs/:id">{(params) => <RunPage id={params.id} />}</Route>
-      <Route path="/checkpoints/:id">{() => <Placeholder title="Checkpoint" />}</Route>
-      <Route path="/samples/:id">{() => <Placeholder title="Sample" />}</Route>
+      <Route path="/checkpoints/:id">{(params) => <CheckpointPage key={params.id} id={params.id} />}</Route>
+      <Route path="/samples/:id">{(params) => <SamplePage key={params.id} id={params.id} />}</Route>
       <Route path="/selections" component={SelectionsPage} />
       <Route path="/jobs" component={JobsPage} />
       <Route component={NotFound} />
