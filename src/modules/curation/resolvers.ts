@@ -119,7 +119,7 @@ export const curationResolvers: Resolvers = {
     stddev: async (row) => (await row.family.summary(row)).stddev,
     min: async (row) => (await row.family.summary(row)).min,
     max: async (row) => (await row.family.summary(row)).max,
-    quantiles: (row, { at }) => row.family.quantiles(row, at),
+    quantiles: (row, { at, exact }) => row.family.quantiles(row, at, exact ?? false),
     histogram: (row, args) => row.family.histogram(row, args.bins, args.min, args.max),
     byClass: (row) => {
       if (row.label !== null) throw new BadUserInputError('byClass of a class is not defined', 'byClass');

@@ -2,7 +2,7 @@ import type { Database } from '../../platform/db/database.js';
 import { Prisma } from '../../platform/db/generated/client.js';
 import type { Sql } from '../../platform/db/sql.js';
 import type { SampleFilter } from './query.js';
-import { param, type Statement } from '../../platform/db/statement.js';
+import { and, param, raw, sql as statement, type Statement } from '../../platform/db/statement.js';
 import { longSource, termTable, whereClause } from './query-sql.js';
 import type { ScalarTermName } from './term-columns.js';
 
@@ -107,6 +107,84 @@ async function grouped(
   // named: curation.termStats
   const rows = await sql.query<Record<string, unknown>>(statement.text, statement.values);
   return rows.map((row) => ({ key: cellKey(Number(row.c), byLabel ? Number(row.l) : null), row }));
+}
+
+/** Intervals of a sketch's grid: it holds the exact quantiles at p = i / SKETCH_GRID, i = 0 … SKETCH_GRID. */
+export const SKETCH_GRID = 1000;
+const GRID_POINTS = Array.from({ length: SKETCH_GRID + 1 }, (_, i) => i / SKETCH_GRID);
+
+/** A cell's exact summary and its quantile grid (`SKETCH_GRID`). */
+export interface Sketch extends Summary {
+  grid: number[];
+}
+
+/** Which values a sketch is of: one term at some checkpoints over every sample (no filter). */
+export type SketchScope = Omit<StatsScope, 'filter'>;
+
+/**
+ * The sketches of every cell (each checkpoint, over all samples and per class) of `scope`: the
+ * stored ones that are current (their epoch is their checkpoint's; the term tables' triggers bump
+ * it on every write), and, for checkpoints without a current one, built now in ONE statement (one
+ * sort per checkpoint and class, the cost of one exact quantile request) that stores them with the
+ * epoch read in the same snapshot. A write that commits after that snapshot has bumped the epoch,
+ * so what this stores is stale from the moment the write is visible, never taken for current.
+ */
+export async function termSketches(sql: Sql, scope: SketchScope): Promise<Map<string, Sketch>> {
+  const keys = { term: scope.term, subset: scope.subset, target: scope.targetKey ?? '' };
+  // named: curation.termSketch.read
+  const stored = await sql.query<Record<string, unknown>>(
+    `SELECT t.checkpoint_id AS c, t.label AS l, t.count AS n, t.mean, t.stddev, t.min, t.max, t.lo, t.hi, t.grid
+     FROM term_sketch t LEFT JOIN term_sketch_epoch e ON e.checkpoint_id = t.checkpoint_id
+     WHERE t.checkpoint_id = ANY($1::int[]) AND t.term = $2 AND t.subset = $3 AND t.target_key = $4 AND t.epoch = coalesce(e.epoch, 0)`,
+    [scope.checkpointIds, keys.term, keys.subset, keys.target],
+  );
+  const current = new Set(stored.filter((r) => Number(r.l) === -1).map((r) => Number(r.c)));
+  const missing = scope.checkpointIds.filter((id) => !current.has(id));
+  const rows = stored.filter((r) => current.has(Number(r.c)));
+  if (missing.length) rows.push(...(await buildSketches(sql, { ...scope, checkpointIds: missing }, keys)));
+  return new Map(
+    rows.map((row) => [
+      cellKey(Number(row.c), Number(row.l) === -1 ? null : Number(row.l)),
+      {
+        count: Number(row.n),
+        mean: num(row.mean),
+        stddev: num(row.stddev),
+        min: num(row.min),
+        max: num(row.max),
+        lo: num(row.lo),
+        hi: num(row.hi),
+        grid: (row.grid as (number | string)[]).map(Number),
+      },
+    ]),
+  );
+}
+
+async function buildSketches(sql: Sql, scope: SketchScope, keys: { term: string; subset: string; target: string }): Promise<Record<string, unknown>[]> {
+  const source = longSource({ checkpointIds: scope.checkpointIds, drive: termTable(scope.term, scope.subset), targetKey: scope.targetKey, subset: scope.subset, filter: {} });
+  const v = source.column(scope.term);
+  const c = source.checkpointColumn;
+  const columns = raw('checkpoint_id, term, subset, target_key, label, epoch, count, mean, stddev, min, max, lo, hi, grid, built_at');
+  const updates = raw(
+    ['epoch', 'count', 'mean', 'stddev', 'min', 'max', 'lo', 'hi', 'grid', 'built_at'].map((col) => `${col} = EXCLUDED.${col}`).join(', '),
+  );
+  // Per checkpoint (label -1) and per checkpoint and class, in one pass over the checkpoints' rows.
+  const built = statement`WITH e AS (SELECT checkpoint_id, epoch FROM term_sketch_epoch WHERE checkpoint_id = ANY(${param(scope.checkpointIds, 'int[]')})),
+    b AS (
+      SELECT ${c} AS c, CASE WHEN grouping(s.label) = 1 THEN -1 ELSE s.label END AS l, count(*)::int AS n,
+             avg(${v}::float8) AS mean, stddev_samp(${v}::float8) AS stddev, min(${v}) AS min, max(${v}) AS max, min(${v})::float8 AS lo, max(${v})::float8 AS hi,
+             percentile_cont(${param(GRID_POINTS, 'float8[]')}) WITHIN GROUP (ORDER BY ${v}::float8) AS grid
+      FROM ${source.from} WHERE ${and([...source.where, statement`${v} IS NOT NULL`])}
+      GROUP BY GROUPING SETS ((${c}), (${c}, s.label))
+    ),
+    w AS (
+      INSERT INTO term_sketch (${columns})
+      SELECT b.c, ${param(keys.term, 'text')}, ${param(keys.subset, 'text')}, ${param(keys.target, 'text')}, b.l, coalesce(e.epoch, 0), b.n, b.mean, b.stddev, b.min, b.max, b.lo, b.hi, b.grid, now()
+      FROM b LEFT JOIN e ON e.checkpoint_id = b.c ORDER BY b.c, b.l
+      ON CONFLICT (checkpoint_id, term, subset, target_key, label) DO UPDATE SET ${updates} WHERE term_sketch.epoch <= EXCLUDED.epoch
+    )
+    SELECT c, l, n, mean, stddev, min, max, lo, hi, grid FROM b`;
+  // named: curation.termSketch.build
+  return sql.query<Record<string, unknown>>(built.text, built.values);
 }
 
 /** A run's checkpoint ids in step order. */

@@ -6,7 +6,7 @@ import { checkSubset } from '../terms/subsets.js';
 import { ensureTerms } from '../terms/availability.js';
 import { checkpointInfo, resolveTarget, type CurationContext } from './checkpoint-info.js';
 import { requiredTerms, scopeOf } from './query.js';
-import { cellKey, checkpointIdsOfRun, termHistogramCounts, termQuantiles, termSummaries, type StatsScope, type Summary } from './stats-storage.js';
+import { cellKey, checkpointIdsOfRun, SKETCH_GRID, termHistogramCounts, termQuantiles, termSketches, termSummaries, type Sketch, type StatsScope, type Summary } from './stats-storage.js';
 
 export type { Summary };
 
@@ -46,6 +46,37 @@ export interface TermStatsRow {
 const EMPTY: Summary = { count: 0, mean: null, stddev: null, min: null, max: null, lo: null, hi: null };
 export const MAX_BINS = 10_000;
 export const MAX_QUANTILES = 100;
+/**
+ * Cells with at most this many values answer quantiles exactly even when a sketch is asked for:
+ * sorting them costs about as much as reading the sketch, and small cells are where one grid step
+ * (a thousandth of the values) would be a visible difference.
+ */
+export const SKETCH_EXACT_BELOW = 10_000;
+
+/** A filter that keeps every sample: statistics over it can come from the checkpoint's sketches. */
+function keepsEverything(filter: SampleFilter): boolean {
+  return !filter.terms?.length && !filter.labels?.length && !filter.splits?.length && !filter.sampleIds?.length && (filter.correct === null || filter.correct === undefined);
+}
+
+/**
+ * The quantile at p from a sketch's grid (exact quantiles at i / SKETCH_GRID): the grid value
+ * itself at a grid point, else linear between the two around p. Quantiles are monotone in p, so
+ * the exact quantile at p and this value both lie between the grid values at ⌊p·G⌋/G and ⌈p·G⌉/G:
+ * the answer is within one grid step of p in rank (|F(value) − p| ≤ 1/SKETCH_GRID).
+ */
+export function gridQuantile(grid: readonly number[], p: number): number {
+  const x = p * SKETCH_GRID;
+  const nearest = Math.round(x);
+  if (Math.abs(x - nearest) < 1e-9) return grid[nearest]!;
+  const i = Math.floor(x);
+  return grid[i]! + (x - i) * (grid[i + 1]! - grid[i]!);
+}
+
+function summaryOf(sketch: Sketch | undefined): Summary {
+  if (!sketch) return EMPTY;
+  const { grid: _grid, ...summary } = sketch;
+  return summary;
+}
 
 /**
  * The statistics of one term over a set of cells (checkpoints, or checkpoints × classes) that a
@@ -74,17 +105,46 @@ export class StatsFamily {
     return this.spec.classNames.map((name, label) => ({ family, checkpointId, term: this.spec.term, label, className: name }));
   }
 
+  /**
+   * The sketches of the top family's cells (every checkpoint, all samples and per class), read or
+   * built once per request; null when the filter leaves samples out (sketches are of every sample).
+   */
+  private sketches(): Promise<Map<string, Sketch>> | null {
+    if (!keepsEverything(this.spec.filter)) return null;
+    const top = this.parent ?? this;
+    const { term, targetKey, subset, checkpointIds } = this.spec;
+    return top.once('sketches', () => termSketches(this.ctx.db.sql, { term, targetKey, subset, checkpointIds })) as Promise<Map<string, Sketch>>;
+  }
+
   async summary(cell: TermStatsRow): Promise<Summary> {
+    const sketches = this.sketches();
+    if (sketches) return summaryOf((await sketches).get(cellKey(cell.checkpointId, cell.label)));
     const all = await this.once('summary', () => termSummaries(this.ctx.db.sql, this.spec, this.byLabel));
     return (all.get(cellKey(cell.checkpointId, cell.label)) as Summary | undefined) ?? EMPTY;
   }
 
-  async quantiles(cell: TermStatsRow, at: readonly number[]): Promise<{ p: number; value: number | null }[]> {
+  /**
+   * Quantiles at the probabilities `at`. Over every sample and unless `exact`, from the cell's
+   * sketch (within 1/SKETCH_GRID in rank; exact at multiples of it, and for cells of at most
+   * SKETCH_EXACT_BELOW values); otherwise percentile_cont over the cell's values.
+   */
+  async quantiles(cell: TermStatsRow, at: readonly number[], exact = false): Promise<{ p: number; value: number | null }[]> {
     if (at.length > MAX_QUANTILES) throw new BadUserInputError(`At most ${MAX_QUANTILES} quantiles at once`, 'at');
     for (const [i, p] of at.entries()) {
       if (!(p >= 0 && p <= 1)) throw new BadUserInputError(`at[${i}] must be a probability in [0, 1]`, `at[${i}]`);
     }
     if (at.length === 0) return [];
+    const sketches = this.sketches();
+    if (sketches) {
+      const sketch = (await sketches).get(cellKey(cell.checkpointId, cell.label));
+      if (!sketch) return at.map((p) => ({ p, value: null }));
+      if (!exact && sketch.count > SKETCH_EXACT_BELOW) return at.map((p) => ({ p, value: gridQuantile(sketch.grid, p) }));
+      // Exact, over this cell's values only (not the whole family's: its other cells may be large).
+      const spec = { ...this.spec, checkpointIds: [cell.checkpointId], filter: cell.label === null ? {} : { labels: [cell.label] } };
+      const one = await this.once(`quantiles:${JSON.stringify(at)}:${cell.checkpointId}:${cell.label}`, () => termQuantiles(this.ctx.db.sql, spec, false, at));
+      const values = (one.get(cellKey(cell.checkpointId, null)) as (number | null)[] | undefined) ?? at.map(() => null);
+      return at.map((p, i) => ({ p, value: values[i] ?? null }));
+    }
     const all = await this.once(`quantiles:${JSON.stringify(at)}`, () => termQuantiles(this.ctx.db.sql, this.spec, this.byLabel, at));
     const values = (all.get(cellKey(cell.checkpointId, cell.label)) as (number | null)[] | undefined) ?? at.map(() => null);
     return at.map((p, i) => ({ p, value: values[i] ?? null }));

@@ -2300,7 +2300,13 @@ export type TermStats = {
   max: Maybe<Scalars['Float']['output']>;
   mean: Maybe<Scalars['Float']['output']>;
   min: Maybe<Scalars['Float']['output']>;
-  /** Continuous quantiles (percentile_cont) at the given probabilities in [0, 1]. */
+  /**
+   * Continuous quantiles (percentile_cont) at the given probabilities in [0, 1]. Over every sample (no
+   * filter) and unless `exact`, they come from a summary kept per checkpoint and term, rebuilt on the
+   * first read after its values change: exact at multiples of 0.001, and within 0.001 in rank elsewhere
+   * (the value lies between the exact quantiles at p − 0.001 and p + 0.001); exact for a cell of at most
+   * 10,000 values. `exact: true` sorts the values for this request.
+   */
   quantiles: Array<Quantile>;
   /** Sample standard deviation. */
   stddev: Maybe<Scalars['Float']['output']>;
@@ -2344,6 +2350,7 @@ export type TrainRunInput = {
   analyzeEvery?: InputMaybe<Scalars['Int']['input']>;
   /** Samples per optimizer step; the last batch of an epoch may be smaller. */
   batchSize?: InputMaybe<Scalars['Int']['input']>;
+  exact?: InputMaybe<Scalars['Boolean']['input']>;
   datasetId: Scalars['ID']['input'];
   /** Passes over the trained samples (1 to 100,000). */
   epochs?: InputMaybe<Scalars['Int']['input']>;
@@ -3439,7 +3446,7 @@ export type TermStatsResolvers<ContextType = Context, ParentType extends Resolve
   max?: Resolver<Maybe<ResolversTypes['Float']>, ParentType, ContextType>;
   mean?: Resolver<Maybe<ResolversTypes['Float']>, ParentType, ContextType>;
   min?: Resolver<Maybe<ResolversTypes['Float']>, ParentType, ContextType>;
-  quantiles?: Resolver<Array<ResolversTypes['Quantile']>, ParentType, ContextType, RequireFields<TermStatsQuantilesArgs, 'at'>>;
+  quantiles?: Resolver<Array<ResolversTypes['Quantile']>, ParentType, ContextType, RequireFields<TermStatsQuantilesArgs, 'at' | 'exact'>>;
   stddev?: Resolver<Maybe<ResolversTypes['Float']>, ParentType, ContextType>;
   subset?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
   term?: Resolver<ResolversTypes['ScalarTerm'], ParentType, ContextType>;

@@ -69,6 +69,25 @@ export type SampleMetric = Prisma.SampleMetricModel
  */
 export type ApiKey = Prisma.ApiKeyModel
 /**
+ * Model TermSketch
+ * A summary of one term's values at a checkpoint, over every sample (label -1) or one class, kept so that
+ * quantiles and summary statistics over a million samples do not sort them per request
+ * (src/modules/curation/stats-storage.ts). `grid` holds the exact quantiles (percentile_cont) at p = i/1000,
+ * i = 0…1000; count, mean, stddev, min and max are exact. `targetKey` is '' except for kCross. A sketch is
+ * valid while its `epoch` equals its checkpoint's TermSketchEpoch: every statement that writes, updates or
+ * deletes term values bumps that (statement triggers on the three term tables, in the migration), and the
+ * next read rebuilds the sketch from the data as it is then.
+ */
+export type TermSketch = Prisma.TermSketchModel
+/**
+ * Model TermSketchEpoch
+ * How many statements have changed a checkpoint's term values (sample_metric, sample_subset_metric,
+ * sample_cross_metric): bumped by a statement trigger on each, read with the TermSketch rows. No foreign key:
+ * the trigger also fires for the cascade that deletes a checkpoint's values, and a row of a deleted
+ * checkpoint is harmless (ids are never reused).
+ */
+export type TermSketchEpoch = Prisma.TermSketchEpochModel
+/**
  * Model SampleCrossMetric
  * kCross(x_u; T) = mean over x_o ∈ T of ‖K(x_o, x_u)‖_F, per (checkpoint, target set, parameter subset,
  * sample). It depends on the target set T, so it cannot be a column of sample_metric. `targetKey` names T:

@@ -399,6 +399,8 @@ export const ModelName = {
   Producer: 'Producer',
   SampleMetric: 'SampleMetric',
   ApiKey: 'ApiKey',
+  TermSketch: 'TermSketch',
+  TermSketchEpoch: 'TermSketchEpoch',
   SampleCrossMetric: 'SampleCrossMetric',
   SampleSubsetMetric: 'SampleSubsetMetric',
   MetricCoverage: 'MetricCoverage',
@@ -424,7 +426,7 @@ export type TypeMap<ExtArgs extends runtime.Types.Extensions.InternalArgs = runt
     omit: GlobalOmitOptions
   }
   meta: {
-    modelProps: "dataset" | "sample" | "model" | "run" | "checkpoint" | "checkpointWeights" | "producer" | "sampleMetric" | "apiKey" | "sampleCrossMetric" | "sampleSubsetMetric" | "metricCoverage" | "datasetSize" | "selection" | "selectionSample" | "computeJob" | "computeJobChunk" | "trainJob" | "rateLimit"
+    modelProps: "dataset" | "sample" | "model" | "run" | "checkpoint" | "checkpointWeights" | "producer" | "sampleMetric" | "apiKey" | "termSketch" | "termSketchEpoch" | "sampleCrossMetric" | "sampleSubsetMetric" | "metricCoverage" | "datasetSize" | "selection" | "selectionSample" | "computeJob" | "computeJobChunk" | "trainJob" | "rateLimit"
     txIsolationLevel: TransactionIsolationLevel
   }
   model: {
@@ -1091,6 +1093,154 @@ export type TypeMap<ExtArgs extends runtime.Types.Extensions.InternalArgs = runt
         count: {
           args: Prisma.ApiKeyCountArgs<ExtArgs>
           result: runtime.Types.Utils.Optional<Prisma.ApiKeyCountAggregateOutputType> | number
+        }
+      }
+    }
+    TermSketch: {
+      payload: Prisma.$TermSketchPayload<ExtArgs>
+      fields: Prisma.TermSketchFieldRefs
+      operations: {
+        findUnique: {
+          args: Prisma.TermSketchFindUniqueArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$TermSketchPayload> | null
+        }
+        findUniqueOrThrow: {
+          args: Prisma.TermSketchFindUniqueOrThrowArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$TermSketchPayload>
+        }
+        findFirst: {
+          args: Prisma.TermSketchFindFirstArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$TermSketchPayload> | null
+        }
+        findFirstOrThrow: {
+          args: Prisma.TermSketchFindFirstOrThrowArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$TermSketchPayload>
+        }
+        findMany: {
+          args: Prisma.TermSketchFindManyArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$TermSketchPayload>[]
+        }
+        create: {
+          args: Prisma.TermSketchCreateArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$TermSketchPayload>
+        }
+        createMany: {
+          args: Prisma.TermSketchCreateManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        createManyAndReturn: {
+          args: Prisma.TermSketchCreateManyAndReturnArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$TermSketchPayload>[]
+        }
+        delete: {
+          args: Prisma.TermSketchDeleteArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$TermSketchPayload>
+        }
+        update: {
+          args: Prisma.TermSketchUpdateArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$TermSketchPayload>
+        }
+        deleteMany: {
+          args: Prisma.TermSketchDeleteManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        updateMany: {
+          args: Prisma.TermSketchUpdateManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        updateManyAndReturn: {
+          args: Prisma.TermSketchUpdateManyAndReturnArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$TermSketchPayload>[]
+        }
+        upsert: {
+          args: Prisma.TermSketchUpsertArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$TermSketchPayload>
+        }
+        aggregate: {
+          args: Prisma.TermSketchAggregateArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.AggregateTermSketch>
+        }
+        groupBy: {
+          args: Prisma.TermSketchGroupByArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.TermSketchGroupByOutputType>[]
+        }
+        count: {
+          args: Prisma.TermSketchCountArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.TermSketchCountAggregateOutputType> | number
+        }
+      }
+    }
+    TermSketchEpoch: {
+      payload: Prisma.$TermSketchEpochPayload<ExtArgs>
+      fields: Prisma.TermSketchEpochFieldRefs
+      operations: {
+        findUnique: {
+          args: Prisma.TermSketchEpochFindUniqueArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$TermSketchEpochPayload> | null
+        }
+        findUniqueOrThrow: {
+          args: Prisma.TermSketchEpochFindUniqueOrThrowArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$TermSketchEpochPayload>
+        }
+        findFirst: {
+          args: Prisma.TermSketchEpochFindFirstArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$TermSketchEpochPayload> | null
+        }
+        findFirstOrThrow: {
+          args: Prisma.TermSketchEpochFindFirstOrThrowArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$TermSketchEpochPayload>
+        }
+        findMany: {
+          args: Prisma.TermSketchEpochFindManyArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$TermSketchEpochPayload>[]
+        }
+        create: {
+          args: Prisma.TermSketchEpochCreateArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$TermSketchEpochPayload>
+        }
+        createMany: {
+          args: Prisma.TermSketchEpochCreateManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        createManyAndReturn: {
+          args: Prisma.TermSketchEpochCreateManyAndReturnArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$TermSketchEpochPayload>[]
+        }
+        delete: {
+          args: Prisma.TermSketchEpochDeleteArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$TermSketchEpochPayload>
+        }
+        update: {
+          args: Prisma.TermSketchEpochUpdateArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$TermSketchEpochPayload>
+        }
+        deleteMany: {
+          args: Prisma.TermSketchEpochDeleteManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        updateMany: {
+          args: Prisma.TermSketchEpochUpdateManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        updateManyAndReturn: {
+          args: Prisma.TermSketchEpochUpdateManyAndReturnArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$TermSketchEpochPayload>[]
+        }
+        upsert: {
+          args: Prisma.TermSketchEpochUpsertArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$TermSketchEpochPayload>
+        }
+        aggregate: {
+          args: Prisma.TermSketchEpochAggregateArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.AggregateTermSketchEpoch>
+        }
+        groupBy: {
+          args: Prisma.TermSketchEpochGroupByArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.TermSketchEpochGroupByOutputType>[]
+        }
+        count: {
+          args: Prisma.TermSketchEpochCountArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.TermSketchEpochCountAggregateOutputType> | number
         }
       }
     }
@@ -2008,6 +2158,35 @@ export const ApiKeyScalarFieldEnum = {
 export type ApiKeyScalarFieldEnum = (typeof ApiKeyScalarFieldEnum)[keyof typeof ApiKeyScalarFieldEnum]
 
 
+export const TermSketchScalarFieldEnum = {
+  checkpointId: 'checkpointId',
+  term: 'term',
+  subset: 'subset',
+  targetKey: 'targetKey',
+  label: 'label',
+  epoch: 'epoch',
+  count: 'count',
+  mean: 'mean',
+  stddev: 'stddev',
+  min: 'min',
+  max: 'max',
+  lo: 'lo',
+  hi: 'hi',
+  grid: 'grid',
+  builtAt: 'builtAt'
+} as const
+
+export type TermSketchScalarFieldEnum = (typeof TermSketchScalarFieldEnum)[keyof typeof TermSketchScalarFieldEnum]
+
+
+export const TermSketchEpochScalarFieldEnum = {
+  checkpointId: 'checkpointId',
+  epoch: 'epoch'
+} as const
+
+export type TermSketchEpochScalarFieldEnum = (typeof TermSketchEpochScalarFieldEnum)[keyof typeof TermSketchEpochScalarFieldEnum]
+
+
 export const SampleCrossMetricScalarFieldEnum = {
   checkpointId: 'checkpointId',
   targetKey: 'targetKey',
@@ -2512,6 +2691,8 @@ export type GlobalOmitConfig = {
   producer?: Prisma.ProducerOmit
   sampleMetric?: Prisma.SampleMetricOmit
   apiKey?: Prisma.ApiKeyOmit
+  termSketch?: Prisma.TermSketchOmit
+  termSketchEpoch?: Prisma.TermSketchEpochOmit
   sampleCrossMetric?: Prisma.SampleCrossMetricOmit
   sampleSubsetMetric?: Prisma.SampleSubsetMetricOmit
   metricCoverage?: Prisma.MetricCoverageOmit

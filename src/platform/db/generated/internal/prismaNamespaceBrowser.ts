@@ -58,6 +58,8 @@ export const ModelName = {
   Producer: 'Producer',
   SampleMetric: 'SampleMetric',
   ApiKey: 'ApiKey',
+  TermSketch: 'TermSketch',
+  TermSketchEpoch: 'TermSketchEpoch',
   SampleCrossMetric: 'SampleCrossMetric',
   SampleSubsetMetric: 'SampleSubsetMetric',
   MetricCoverage: 'MetricCoverage',
@@ -219,6 +221,35 @@ export const ApiKeyScalarFieldEnum = {
 } as const
 
 export type ApiKeyScalarFieldEnum = (typeof ApiKeyScalarFieldEnum)[keyof typeof ApiKeyScalarFieldEnum]
+
+
+export const TermSketchScalarFieldEnum = {
+  checkpointId: 'checkpointId',
+  term: 'term',
+  subset: 'subset',
+  targetKey: 'targetKey',
+  label: 'label',
+  epoch: 'epoch',
+  count: 'count',
+  mean: 'mean',
+  stddev: 'stddev',
+  min: 'min',
+  max: 'max',
+  lo: 'lo',
+  hi: 'hi',
+  grid: 'grid',
+  builtAt: 'builtAt'
+} as const
+
+export type TermSketchScalarFieldEnum = (typeof TermSketchScalarFieldEnum)[keyof typeof TermSketchScalarFieldEnum]
+
+
+export const TermSketchEpochScalarFieldEnum = {
+  checkpointId: 'checkpointId',
+  epoch: 'epoch'
+} as const
+
+export type TermSketchEpochScalarFieldEnum = (typeof TermSketchEpochScalarFieldEnum)[keyof typeof TermSketchEpochScalarFieldEnum]
 
 
 export const SampleCrossMetricScalarFieldEnum = {

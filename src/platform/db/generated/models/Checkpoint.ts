@@ -268,6 +268,7 @@ export type CheckpointWhereInput = {
   subsetMetrics?: Prisma.SampleSubsetMetricListRelationFilter
   coverage?: Prisma.MetricCoverageListRelationFilter
   computeJobs?: Prisma.ComputeJobListRelationFilter
+  termSketches?: Prisma.TermSketchListRelationFilter
 }
 
 export type CheckpointOrderByWithRelationInput = {
@@ -286,6 +287,7 @@ export type CheckpointOrderByWithRelationInput = {
   subsetMetrics?: Prisma.SampleSubsetMetricOrderByRelationAggregateInput
   coverage?: Prisma.MetricCoverageOrderByRelationAggregateInput
   computeJobs?: Prisma.ComputeJobOrderByRelationAggregateInput
+  termSketches?: Prisma.TermSketchOrderByRelationAggregateInput
 }
 
 export type CheckpointWhereUniqueInput = Prisma.AtLeast<{
@@ -308,6 +310,7 @@ export type CheckpointWhereUniqueInput = Prisma.AtLeast<{
   subsetMetrics?: Prisma.SampleSubsetMetricListRelationFilter
   coverage?: Prisma.MetricCoverageListRelationFilter
   computeJobs?: Prisma.ComputeJobListRelationFilter
+  termSketches?: Prisma.TermSketchListRelationFilter
 }, "id" | "runId_step">
 
 export type CheckpointOrderByWithAggregationInput = {
@@ -354,6 +357,7 @@ export type CheckpointCreateInput = {
   subsetMetrics?: Prisma.SampleSubsetMetricCreateNestedManyWithoutCheckpointInput
   coverage?: Prisma.MetricCoverageCreateNestedManyWithoutCheckpointInput
   computeJobs?: Prisma.ComputeJobCreateNestedManyWithoutCheckpointInput
+  termSketches?: Prisma.TermSketchCreateNestedManyWithoutCheckpointInput
 }
 
 export type CheckpointUncheckedCreateInput = {
@@ -371,6 +375,7 @@ export type CheckpointUncheckedCreateInput = {
   subsetMetrics?: Prisma.SampleSubsetMetricUncheckedCreateNestedManyWithoutCheckpointInput
   coverage?: Prisma.MetricCoverageUncheckedCreateNestedManyWithoutCheckpointInput
   computeJobs?: Prisma.ComputeJobUncheckedCreateNestedManyWithoutCheckpointInput
+  termSketches?: Prisma.TermSketchUncheckedCreateNestedManyWithoutCheckpointInput
 }
 
 export type CheckpointUpdateInput = {
@@ -387,6 +392,7 @@ export type CheckpointUpdateInput = {
   subsetMetrics?: Prisma.SampleSubsetMetricUpdateManyWithoutCheckpointNestedInput
   coverage?: Prisma.MetricCoverageUpdateManyWithoutCheckpointNestedInput
   computeJobs?: Prisma.ComputeJobUpdateManyWithoutCheckpointNestedInput
+  termSketches?: Prisma.TermSketchUpdateManyWithoutCheckpointNestedInput
 }
 
 export type CheckpointUncheckedUpdateInput = {
@@ -404,6 +410,7 @@ export type CheckpointUncheckedUpdateInput = {
   subsetMetrics?: Prisma.SampleSubsetMetricUncheckedUpdateManyWithoutCheckpointNestedInput
   coverage?: Prisma.MetricCoverageUncheckedUpdateManyWithoutCheckpointNestedInput
   computeJobs?: Prisma.ComputeJobUncheckedUpdateManyWithoutCheckpointNestedInput
+  termSketches?: Prisma.TermSketchUncheckedUpdateManyWithoutCheckpointNestedInput
 }
 
 export type CheckpointCreateManyInput = {
@@ -586,6 +593,20 @@ export type CheckpointUpdateOneRequiredWithoutMetricsNestedInput = {
   update?: Prisma.XOR<Prisma.XOR<Prisma.CheckpointUpdateToOneWithWhereWithoutMetricsInput, Prisma.CheckpointUpdateWithoutMetricsInput>, Prisma.CheckpointUncheckedUpdateWithoutMetricsInput>
 }
 
+export type CheckpointCreateNestedOneWithoutTermSketchesInput = {
+  create?: Prisma.XOR<Prisma.CheckpointCreateWithoutTermSketchesInput, Prisma.CheckpointUncheckedCreateWithoutTermSketchesInput>
+  connectOrCreate?: Prisma.CheckpointCreateOrConnectWithoutTermSketchesInput
+  connect?: Prisma.CheckpointWhereUniqueInput
+}
+
+export type CheckpointUpdateOneRequiredWithoutTermSketchesNestedInput = {
+  create?: Prisma.XOR<Prisma.CheckpointCreateWithoutTermSketchesInput, Prisma.CheckpointUncheckedCreateWithoutTermSketchesInput>
+  connectOrCreate?: Prisma.CheckpointCreateOrConnectWithoutTermSketchesInput
+  upsert?: Prisma.CheckpointUpsertWithoutTermSketchesInput
+  connect?: Prisma.CheckpointWhereUniqueInput
+  update?: Prisma.XOR<Prisma.XOR<Prisma.CheckpointUpdateToOneWithWhereWithoutTermSketchesInput, Prisma.CheckpointUpdateWithoutTermSketchesInput>, Prisma.CheckpointUncheckedUpdateWithoutTermSketchesInput>
+}
+
 export type CheckpointCreateNestedOneWithoutCrossMetricsInput = {
   create?: Prisma.XOR<Prisma.CheckpointCreateWithoutCrossMetricsInput, Prisma.CheckpointUncheckedCreateWithoutCrossMetricsInput>
   connectOrCreate?: Prisma.CheckpointCreateOrConnectWithoutCrossMetricsInput
@@ -655,6 +676,7 @@ export type CheckpointCreateWithoutRunInput = {
   subsetMetrics?: Prisma.SampleSubsetMetricCreateNestedManyWithoutCheckpointInput
   coverage?: Prisma.MetricCoverageCreateNestedManyWithoutCheckpointInput
   computeJobs?: Prisma.ComputeJobCreateNestedManyWithoutCheckpointInput
+  termSketches?: Prisma.TermSketchCreateNestedManyWithoutCheckpointInput
 }
 
 export type CheckpointUncheckedCreateWithoutRunInput = {
@@ -671,6 +693,7 @@ export type CheckpointUncheckedCreateWithoutRunInput = {
   subsetMetrics?: Prisma.SampleSubsetMetricUncheckedCreateNestedManyWithoutCheckpointInput
   coverage?: Prisma.MetricCoverageUncheckedCreateNestedManyWithoutCheckpointInput
   computeJobs?: Prisma.ComputeJobUncheckedCreateNestedManyWithoutCheckpointInput
+  termSketches?: Prisma.TermSketchUncheckedCreateNestedManyWithoutCheckpointInput
 }
 
 export type CheckpointCreateOrConnectWithoutRunInput = {
@@ -726,6 +749,7 @@ export type CheckpointCreateWithoutWeightsInput = {
   subsetMetrics?: Prisma.SampleSubsetMetricCreateNestedManyWithoutCheckpointInput
   coverage?: Prisma.MetricCoverageCreateNestedManyWithoutCheckpointInput
   computeJobs?: Prisma.ComputeJobCreateNestedManyWithoutCheckpointInput
+  termSketches?: Prisma.TermSketchCreateNestedManyWithoutCheckpointInput
 }
 
 export type CheckpointUncheckedCreateWithoutWeightsInput = {
@@ -742,6 +766,7 @@ export type CheckpointUncheckedCreateWithoutWeightsInput = {
   subsetMetrics?: Prisma.SampleSubsetMetricUncheckedCreateNestedManyWithoutCheckpointInput
   coverage?: Prisma.MetricCoverageUncheckedCreateNestedManyWithoutCheckpointInput
   computeJobs?: Prisma.ComputeJobUncheckedCreateNestedManyWithoutCheckpointInput
+  termSketches?: Prisma.TermSketchUncheckedCreateNestedManyWithoutCheckpointInput
 }
 
 export type CheckpointCreateOrConnectWithoutWeightsInput = {
@@ -773,6 +798,7 @@ export type CheckpointUpdateWithoutWeightsInput = {
   subsetMetrics?: Prisma.SampleSubsetMetricUpdateManyWithoutCheckpointNestedInput
   coverage?: Prisma.MetricCoverageUpdateManyWithoutCheckpointNestedInput
   computeJobs?: Prisma.ComputeJobUpdateManyWithoutCheckpointNestedInput
+  termSketches?: Prisma.TermSketchUpdateManyWithoutCheckpointNestedInput
 }
 
 export type CheckpointUncheckedUpdateWithoutWeightsInput = {
@@ -789,6 +815,7 @@ export type CheckpointUncheckedUpdateWithoutWeightsInput = {
   subsetMetrics?: Prisma.SampleSubsetMetricUncheckedUpdateManyWithoutCheckpointNestedInput
   coverage?: Prisma.MetricCoverageUncheckedUpdateManyWithoutCheckpointNestedInput
   computeJobs?: Prisma.ComputeJobUncheckedUpdateManyWithoutCheckpointNestedInput
+  termSketches?: Prisma.TermSketchUncheckedUpdateManyWithoutCheckpointNestedInput
 }
 
 export type CheckpointCreateWithoutMetricsInput = {
@@ -804,6 +831,7 @@ export type CheckpointCreateWithoutMetricsInput = {
   subsetMetrics?: Prisma.SampleSubsetMetricCreateNestedManyWithoutCheckpointInput
   coverage?: Prisma.MetricCoverageCreateNestedManyWithoutCheckpointInput
   computeJobs?: Prisma.ComputeJobCreateNestedManyWithoutCheckpointInput
+  termSketches?: Prisma.TermSketchCreateNestedManyWithoutCheckpointInput
 }
 
 export type CheckpointUncheckedCreateWithoutMetricsInput = {
@@ -820,6 +848,7 @@ export type CheckpointUncheckedCreateWithoutMetricsInput = {
   subsetMetrics?: Prisma.SampleSubsetMetricUncheckedCreateNestedManyWithoutCheckpointInput
   coverage?: Prisma.MetricCoverageUncheckedCreateNestedManyWithoutCheckpointInput
   computeJobs?: Prisma.ComputeJobUncheckedCreateNestedManyWithoutCheckpointInput
+  termSketches?: Prisma.TermSketchUncheckedCreateNestedManyWithoutCheckpointInput
 }
 
 export type CheckpointCreateOrConnectWithoutMetricsInput = {
@@ -851,6 +880,7 @@ export type CheckpointUpdateWithoutMetricsInput = {
   subsetMetrics?: Prisma.SampleSubsetMetricUpdateManyWithoutCheckpointNestedInput
   coverage?: Prisma.MetricCoverageUpdateManyWithoutCheckpointNestedInput
   computeJobs?: Prisma.ComputeJobUpdateManyWithoutCheckpointNestedInput
+  termSketches?: Prisma.TermSketchUpdateManyWithoutCheckpointNestedInput
 }
 
 export type CheckpointUncheckedUpdateWithoutMetricsInput = {
@@ -863,6 +893,89 @@ export type CheckpointUncheckedUpdateWithoutMetricsInput = {
   weightSha256?: Prisma.StringFieldUpdateOperationsInput | string
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   weights?: Prisma.CheckpointWeightsUncheckedUpdateOneWithoutCheckpointNestedInput
+  crossMetrics?: Prisma.SampleCrossMetricUncheckedUpdateManyWithoutCheckpointNestedInput
+  subsetMetrics?: Prisma.SampleSubsetMetricUncheckedUpdateManyWithoutCheckpointNestedInput
+  coverage?: Prisma.MetricCoverageUncheckedUpdateManyWithoutCheckpointNestedInput
+  computeJobs?: Prisma.ComputeJobUncheckedUpdateManyWithoutCheckpointNestedInput
+  termSketches?: Prisma.TermSketchUncheckedUpdateManyWithoutCheckpointNestedInput
+}
+
+export type CheckpointCreateWithoutTermSketchesInput = {
+  step: number
+  epoch?: number | null
+  learningRate?: number | null
+  weightBytes: number
+  weightSha256: string
+  createdAt?: Date | string
+  run: Prisma.RunCreateNestedOneWithoutCheckpointsInput
+  weights?: Prisma.CheckpointWeightsCreateNestedOneWithoutCheckpointInput
+  metrics?: Prisma.SampleMetricCreateNestedManyWithoutCheckpointInput
+  crossMetrics?: Prisma.SampleCrossMetricCreateNestedManyWithoutCheckpointInput
+  subsetMetrics?: Prisma.SampleSubsetMetricCreateNestedManyWithoutCheckpointInput
+  coverage?: Prisma.MetricCoverageCreateNestedManyWithoutCheckpointInput
+  computeJobs?: Prisma.ComputeJobCreateNestedManyWithoutCheckpointInput
+}
+
+export type CheckpointUncheckedCreateWithoutTermSketchesInput = {
+  id?: number
+  runId: number
+  step: number
+  epoch?: number | null
+  learningRate?: number | null
+  weightBytes: number
+  weightSha256: string
+  createdAt?: Date | string
+  weights?: Prisma.CheckpointWeightsUncheckedCreateNestedOneWithoutCheckpointInput
+  metrics?: Prisma.SampleMetricUncheckedCreateNestedManyWithoutCheckpointInput
+  crossMetrics?: Prisma.SampleCrossMetricUncheckedCreateNestedManyWithoutCheckpointInput
+  subsetMetrics?: Prisma.SampleSubsetMetricUncheckedCreateNestedManyWithoutCheckpointInput
+  coverage?: Prisma.MetricCoverageUncheckedCreateNestedManyWithoutCheckpointInput
+  computeJobs?: Prisma.ComputeJobUncheckedCreateNestedManyWithoutCheckpointInput
+}
+
+export type CheckpointCreateOrConnectWithoutTermSketchesInput = {
+  where: Prisma.CheckpointWhereUniqueInput
+  create: Prisma.XOR<Prisma.CheckpointCreateWithoutTermSketchesInput, Prisma.CheckpointUncheckedCreateWithoutTermSketchesInput>
+}
+
+export type CheckpointUpsertWithoutTermSketchesInput = {
+  update: Prisma.XOR<Prisma.CheckpointUpdateWithoutTermSketchesInput, Prisma.CheckpointUncheckedUpdateWithoutTermSketchesInput>
+  create: Prisma.XOR<Prisma.CheckpointCreateWithoutTermSketchesInput, Prisma.CheckpointUncheckedCreateWithoutTermSketchesInput>
+  where?: Prisma.CheckpointWhereInput
+}
+
+export type CheckpointUpdateToOneWithWhereWithoutTermSketchesInput = {
+  where?: Prisma.CheckpointWhereInput
+  data: Prisma.XOR<Prisma.CheckpointUpdateWithoutTermSketchesInput, Prisma.CheckpointUncheckedUpdateWithoutTermSketchesInput>
+}
+
+export type CheckpointUpdateWithoutTermSketchesInput = {
+  step?: Prisma.IntFieldUpdateOperationsInput | number
+  epoch?: Prisma.NullableFloatFieldUpdateOperationsInput | number | null
+  learningRate?: Prisma.NullableFloatFieldUpdateOperationsInput | number | null
+  weightBytes?: Prisma.IntFieldUpdateOperationsInput | number
+  weightSha256?: Prisma.StringFieldUpdateOperationsInput | string
+  createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  run?: Prisma.RunUpdateOneRequiredWithoutCheckpointsNestedInput
+  weights?: Prisma.CheckpointWeightsUpdateOneWithoutCheckpointNestedInput
+  metrics?: Prisma.SampleMetricUpdateManyWithoutCheckpointNestedInput
+  crossMetrics?: Prisma.SampleCrossMetricUpdateManyWithoutCheckpointNestedInput
+  subsetMetrics?: Prisma.SampleSubsetMetricUpdateManyWithoutCheckpointNestedInput
+  coverage?: Prisma.MetricCoverageUpdateManyWithoutCheckpointNestedInput
+  computeJobs?: Prisma.ComputeJobUpdateManyWithoutCheckpointNestedInput
+}
+
+export type CheckpointUncheckedUpdateWithoutTermSketchesInput = {
+  id?: Prisma.IntFieldUpdateOperationsInput | number
+  runId?: Prisma.IntFieldUpdateOperationsInput | number
+  step?: Prisma.IntFieldUpdateOperationsInput | number
+  epoch?: Prisma.NullableFloatFieldUpdateOperationsInput | number | null
+  learningRate?: Prisma.NullableFloatFieldUpdateOperationsInput | number | null
+  weightBytes?: Prisma.IntFieldUpdateOperationsInput | number
+  weightSha256?: Prisma.StringFieldUpdateOperationsInput | string
+  createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  weights?: Prisma.CheckpointWeightsUncheckedUpdateOneWithoutCheckpointNestedInput
+  metrics?: Prisma.SampleMetricUncheckedUpdateManyWithoutCheckpointNestedInput
   crossMetrics?: Prisma.SampleCrossMetricUncheckedUpdateManyWithoutCheckpointNestedInput
   subsetMetrics?: Prisma.SampleSubsetMetricUncheckedUpdateManyWithoutCheckpointNestedInput
   coverage?: Prisma.MetricCoverageUncheckedUpdateManyWithoutCheckpointNestedInput
@@ -882,6 +995,7 @@ export type CheckpointCreateWithoutCrossMetricsInput = {
   subsetMetrics?: Prisma.SampleSubsetMetricCreateNestedManyWithoutCheckpointInput
   coverage?: Prisma.MetricCoverageCreateNestedManyWithoutCheckpointInput
   computeJobs?: Prisma.ComputeJobCreateNestedManyWithoutCheckpointInput
+  termSketches?: Prisma.TermSketchCreateNestedManyWithoutCheckpointInput
 }
 
 export type CheckpointUncheckedCreateWithoutCrossMetricsInput = {
@@ -898,6 +1012,7 @@ export type CheckpointUncheckedCreateWithoutCrossMetricsInput = {
   subsetMetrics?: Prisma.SampleSubsetMetricUncheckedCreateNestedManyWithoutCheckpointInput
   coverage?: Prisma.MetricCoverageUncheckedCreateNestedManyWithoutCheckpointInput
   computeJobs?: Prisma.ComputeJobUncheckedCreateNestedManyWithoutCheckpointInput
+  termSketches?: Prisma.TermSketchUncheckedCreateNestedManyWithoutCheckpointInput
 }
 
 export type CheckpointCreateOrConnectWithoutCrossMetricsInput = {
@@ -929,6 +1044,7 @@ export type CheckpointUpdateWithoutCrossMetricsInput = {
   subsetMetrics?: Prisma.SampleSubsetMetricUpdateManyWithoutCheckpointNestedInput
   coverage?: Prisma.MetricCoverageUpdateManyWithoutCheckpointNestedInput
   computeJobs?: Prisma.ComputeJobUpdateManyWithoutCheckpointNestedInput
+  termSketches?: Prisma.TermSketchUpdateManyWithoutCheckpointNestedInput
 }
 
 export type CheckpointUncheckedUpdateWithoutCrossMetricsInput = {
@@ -945,6 +1061,7 @@ export type CheckpointUncheckedUpdateWithoutCrossMetricsInput = {
   subsetMetrics?: Prisma.SampleSubsetMetricUncheckedUpdateManyWithoutCheckpointNestedInput
   coverage?: Prisma.MetricCoverageUncheckedUpdateManyWithoutCheckpointNestedInput
   computeJobs?: Prisma.ComputeJobUncheckedUpdateManyWithoutCheckpointNestedInput
+  termSketches?: Prisma.TermSketchUncheckedUpdateManyWithoutCheckpointNestedInput
 }
 
 export type CheckpointCreateWithoutSubsetMetricsInput = {
@@ -960,6 +1077,7 @@ export type CheckpointCreateWithoutSubsetMetricsInput = {
   crossMetrics?: Prisma.SampleCrossMetricCreateNestedManyWithoutCheckpointInput
   coverage?: Prisma.MetricCoverageCreateNestedManyWithoutCheckpointInput
   computeJobs?: Prisma.ComputeJobCreateNestedManyWithoutCheckpointInput
+  termSketches?: Prisma.TermSketchCreateNestedManyWithoutCheckpointInput
 }
 
 export type CheckpointUncheckedCreateWithoutSubsetMetricsInput = {
@@ -976,6 +1094,7 @@ export type CheckpointUncheckedCreateWithoutSubsetMetricsInput = {
   crossMetrics?: Prisma.SampleCrossMetricUncheckedCreateNestedManyWithoutCheckpointInput
   coverage?: Prisma.MetricCoverageUncheckedCreateNestedManyWithoutCheckpointInput
   computeJobs?: Prisma.ComputeJobUncheckedCreateNestedManyWithoutCheckpointInput
+  termSketches?: Prisma.TermSketchUncheckedCreateNestedManyWithoutCheckpointInput
 }
 
 export type CheckpointCreateOrConnectWithoutSubsetMetricsInput = {
@@ -1007,6 +1126,7 @@ export type CheckpointUpdateWithoutSubsetMetricsInput = {
   crossMetrics?: Prisma.SampleCrossMetricUpdateManyWithoutCheckpointNestedInput
   coverage?: Prisma.MetricCoverageUpdateManyWithoutCheckpointNestedInput
   computeJobs?: Prisma.ComputeJobUpdateManyWithoutCheckpointNestedInput
+  termSketches?: Prisma.TermSketchUpdateManyWithoutCheckpointNestedInput
 }
 
 export type CheckpointUncheckedUpdateWithoutSubsetMetricsInput = {
@@ -1023,6 +1143,7 @@ export type CheckpointUncheckedUpdateWithoutSubsetMetricsInput = {
   crossMetrics?: Prisma.SampleCrossMetricUncheckedUpdateManyWithoutCheckpointNestedInput
   coverage?: Prisma.MetricCoverageUncheckedUpdateManyWithoutCheckpointNestedInput
   computeJobs?: Prisma.ComputeJobUncheckedUpdateManyWithoutCheckpointNestedInput
+  termSketches?: Prisma.TermSketchUncheckedUpdateManyWithoutCheckpointNestedInput
 }
 
 export type CheckpointCreateWithoutCoverageInput = {
@@ -1038,6 +1159,7 @@ export type CheckpointCreateWithoutCoverageInput = {
   crossMetrics?: Prisma.SampleCrossMetricCreateNestedManyWithoutCheckpointInput
   subsetMetrics?: Prisma.SampleSubsetMetricCreateNestedManyWithoutCheckpointInput
   computeJobs?: Prisma.ComputeJobCreateNestedManyWithoutCheckpointInput
+  termSketches?: Prisma.TermSketchCreateNestedManyWithoutCheckpointInput
 }
 
 export type CheckpointUncheckedCreateWithoutCoverageInput = {
@@ -1054,6 +1176,7 @@ export type CheckpointUncheckedCreateWithoutCoverageInput = {
   crossMetrics?: Prisma.SampleCrossMetricUncheckedCreateNestedManyWithoutCheckpointInput
   subsetMetrics?: Prisma.SampleSubsetMetricUncheckedCreateNestedManyWithoutCheckpointInput
   computeJobs?: Prisma.ComputeJobUncheckedCreateNestedManyWithoutCheckpointInput
+  termSketches?: Prisma.TermSketchUncheckedCreateNestedManyWithoutCheckpointInput
 }
 
 export type CheckpointCreateOrConnectWithoutCoverageInput = {
@@ -1085,6 +1208,7 @@ export type CheckpointUpdateWithoutCoverageInput = {
   crossMetrics?: Prisma.SampleCrossMetricUpdateManyWithoutCheckpointNestedInput
   subsetMetrics?: Prisma.SampleSubsetMetricUpdateManyWithoutCheckpointNestedInput
   computeJobs?: Prisma.ComputeJobUpdateManyWithoutCheckpointNestedInput
+  termSketches?: Prisma.TermSketchUpdateManyWithoutCheckpointNestedInput
 }
 
 export type CheckpointUncheckedUpdateWithoutCoverageInput = {
@@ -1101,6 +1225,7 @@ export type CheckpointUncheckedUpdateWithoutCoverageInput = {
   crossMetrics?: Prisma.SampleCrossMetricUncheckedUpdateManyWithoutCheckpointNestedInput
   subsetMetrics?: Prisma.SampleSubsetMetricUncheckedUpdateManyWithoutCheckpointNestedInput
   computeJobs?: Prisma.ComputeJobUncheckedUpdateManyWithoutCheckpointNestedInput
+  termSketches?: Prisma.TermSketchUncheckedUpdateManyWithoutCheckpointNestedInput
 }
 
 export type CheckpointCreateWithoutComputeJobsInput = {
@@ -1116,6 +1241,7 @@ export type CheckpointCreateWithoutComputeJobsInput = {
   crossMetrics?: Prisma.SampleCrossMetricCreateNestedManyWithoutCheckpointInput
   subsetMetrics?: Prisma.SampleSubsetMetricCreateNestedManyWithoutCheckpointInput
   coverage?: Prisma.MetricCoverageCreateNestedManyWithoutCheckpointInput
+  termSketches?: Prisma.TermSketchCreateNestedManyWithoutCheckpointInput
 }
 
 export type CheckpointUncheckedCreateWithoutComputeJobsInput = {
@@ -1132,6 +1258,7 @@ export type CheckpointUncheckedCreateWithoutComputeJobsInput = {
   crossMetrics?: Prisma.SampleCrossMetricUncheckedCreateNestedManyWithoutCheckpointInput
   subsetMetrics?: Prisma.SampleSubsetMetricUncheckedCreateNestedManyWithoutCheckpointInput
   coverage?: Prisma.MetricCoverageUncheckedCreateNestedManyWithoutCheckpointInput
+  termSketches?: Prisma.TermSketchUncheckedCreateNestedManyWithoutCheckpointInput
 }
 
 export type CheckpointCreateOrConnectWithoutComputeJobsInput = {
@@ -1163,6 +1290,7 @@ export type CheckpointUpdateWithoutComputeJobsInput = {
   crossMetrics?: Prisma.SampleCrossMetricUpdateManyWithoutCheckpointNestedInput
   subsetMetrics?: Prisma.SampleSubsetMetricUpdateManyWithoutCheckpointNestedInput
   coverage?: Prisma.MetricCoverageUpdateManyWithoutCheckpointNestedInput
+  termSketches?: Prisma.TermSketchUpdateManyWithoutCheckpointNestedInput
 }
 
 export type CheckpointUncheckedUpdateWithoutComputeJobsInput = {
@@ -1179,6 +1307,7 @@ export type CheckpointUncheckedUpdateWithoutComputeJobsInput = {
   crossMetrics?: Prisma.SampleCrossMetricUncheckedUpdateManyWithoutCheckpointNestedInput
   subsetMetrics?: Prisma.SampleSubsetMetricUncheckedUpdateManyWithoutCheckpointNestedInput
   coverage?: Prisma.MetricCoverageUncheckedUpdateManyWithoutCheckpointNestedInput
+  termSketches?: Prisma.TermSketchUncheckedUpdateManyWithoutCheckpointNestedInput
 }
 
 export type CheckpointCreateManyRunInput = {
@@ -1204,6 +1333,7 @@ export type CheckpointUpdateWithoutRunInput = {
   subsetMetrics?: Prisma.SampleSubsetMetricUpdateManyWithoutCheckpointNestedInput
   coverage?: Prisma.MetricCoverageUpdateManyWithoutCheckpointNestedInput
   computeJobs?: Prisma.ComputeJobUpdateManyWithoutCheckpointNestedInput
+  termSketches?: Prisma.TermSketchUpdateManyWithoutCheckpointNestedInput
 }
 
 export type CheckpointUncheckedUpdateWithoutRunInput = {
@@ -1220,6 +1350,7 @@ export type CheckpointUncheckedUpdateWithoutRunInput = {
   subsetMetrics?: Prisma.SampleSubsetMetricUncheckedUpdateManyWithoutCheckpointNestedInput
   coverage?: Prisma.MetricCoverageUncheckedUpdateManyWithoutCheckpointNestedInput
   computeJobs?: Prisma.ComputeJobUncheckedUpdateManyWithoutCheckpointNestedInput
+  termSketches?: Prisma.TermSketchUncheckedUpdateManyWithoutCheckpointNestedInput
 }
 
 export type CheckpointUncheckedUpdateManyWithoutRunInput = {
@@ -1243,6 +1374,7 @@ export type CheckpointCountOutputType = {
   subsetMetrics: number
   coverage: number
   computeJobs: number
+  termSketches: number
 }
 
 export type CheckpointCountOutputTypeSelect<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
@@ -1251,6 +1383,7 @@ export type CheckpointCountOutputTypeSelect<ExtArgs extends runtime.Types.Extens
   subsetMetrics?: boolean | CheckpointCountOutputTypeCountSubsetMetricsArgs
   coverage?: boolean | CheckpointCountOutputTypeCountCoverageArgs
   computeJobs?: boolean | CheckpointCountOutputTypeCountComputeJobsArgs
+  termSketches?: boolean | CheckpointCountOutputTypeCountTermSketchesArgs
 }
 
 /**
@@ -1298,6 +1431,13 @@ export type CheckpointCountOutputTypeCountComputeJobsArgs<ExtArgs extends runtim
   where?: Prisma.ComputeJobWhereInput
 }
 
+/**
+ * CheckpointCountOutputType without action
+ */
+export type CheckpointCountOutputTypeCountTermSketchesArgs<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
+  where?: Prisma.TermSketchWhereInput
+}
+
 
 export type CheckpointSelect<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetSelect<{
   id?: boolean
@@ -1315,6 +1455,7 @@ export type CheckpointSelect<ExtArgs extends runtime.Types.Extensions.InternalAr
   subsetMetrics?: boolean | Prisma.Checkpoint$subsetMetricsArgs<ExtArgs>
   coverage?: boolean | Prisma.Checkpoint$coverageArgs<ExtArgs>
   computeJobs?: boolean | Prisma.Checkpoint$computeJobsArgs<ExtArgs>
+  termSketches?: boolean | Prisma.Checkpoint$termSketchesArgs<ExtArgs>
   _count?: boolean | Prisma.CheckpointCountOutputTypeDefaultArgs<ExtArgs>
 }, ExtArgs["result"]["checkpoint"]>
 
@@ -1362,6 +1503,7 @@ export type CheckpointInclude<ExtArgs extends runtime.Types.Extensions.InternalA
   subsetMetrics?: boolean | Prisma.Checkpoint$subsetMetricsArgs<ExtArgs>
   coverage?: boolean | Prisma.Checkpoint$coverageArgs<ExtArgs>
   computeJobs?: boolean | Prisma.Checkpoint$computeJobsArgs<ExtArgs>
+  termSketches?: boolean | Prisma.Checkpoint$termSketchesArgs<ExtArgs>
   _count?: boolean | Prisma.CheckpointCountOutputTypeDefaultArgs<ExtArgs>
 }
 export type CheckpointIncludeCreateManyAndReturn<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
@@ -1381,6 +1523,7 @@ export type $CheckpointPayload<ExtArgs extends runtime.Types.Extensions.Internal
     subsetMetrics: Prisma.$SampleSubsetMetricPayload<ExtArgs>[]
     coverage: Prisma.$MetricCoveragePayload<ExtArgs>[]
     computeJobs: Prisma.$ComputeJobPayload<ExtArgs>[]
+    termSketches: Prisma.$TermSketchPayload<ExtArgs>[]
   }
   scalars: runtime.Types.Extensions.GetPayloadResult<{
     id: number
@@ -1792,6 +1935,7 @@ export interface Prisma__CheckpointClient<T, Null = never, ExtArgs extends runti
   subsetMetrics<T extends Prisma.Checkpoint$subsetMetricsArgs<ExtArgs> = {}>(args?: Prisma.Subset<T, Prisma.Checkpoint$subsetMetricsArgs<ExtArgs>>): Prisma.PrismaPromise<runtime.Types.Result.GetResult<Prisma.$SampleSubsetMetricPayload<ExtArgs>, T, "findMany", GlobalOmitOptions> | Null>
   coverage<T extends Prisma.Checkpoint$coverageArgs<ExtArgs> = {}>(args?: Prisma.Subset<T, Prisma.Checkpoint$coverageArgs<ExtArgs>>): Prisma.PrismaPromise<runtime.Types.Result.GetResult<Prisma.$MetricCoveragePayload<ExtArgs>, T, "findMany", GlobalOmitOptions> | Null>
   computeJobs<T extends Prisma.Checkpoint$computeJobsArgs<ExtArgs> = {}>(args?: Prisma.Subset<T, Prisma.Checkpoint$computeJobsArgs<ExtArgs>>): Prisma.PrismaPromise<runtime.Types.Result.GetResult<Prisma.$ComputeJobPayload<ExtArgs>, T, "findMany", GlobalOmitOptions> | Null>
+  termSketches<T extends Prisma.Checkpoint$termSketchesArgs<ExtArgs> = {}>(args?: Prisma.Subset<T, Prisma.Checkpoint$termSketchesArgs<ExtArgs>>): Prisma.PrismaPromise<runtime.Types.Result.GetResult<Prisma.$TermSketchPayload<ExtArgs>, T, "findMany", GlobalOmitOptions> | Null>
   /**
    * Attaches callbacks for the resolution and/or rejection of the Promise.
    * @param onfulfilled The callback to execute when the Promise is resolved.
@@ -2361,6 +2505,30 @@ export type Checkpoint$computeJobsArgs<ExtArgs extends runtime.Types.Extensions.
   take?: number
   skip?: number
   distinct?: Prisma.ComputeJobScalarFieldEnum | Prisma.ComputeJobScalarFieldEnum[]
+}
+
+/**
+ * Checkpoint.termSketches
+ */
+export type Checkpoint$termSketchesArgs<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
+  /**
+   * Select specific fields to fetch from the TermSketch
+   */
+  select?: Prisma.TermSketchSelect<ExtArgs> | null
+  /**
+   * Omit specific fields from the TermSketch
+   */
+  omit?: Prisma.TermSketchOmit<ExtArgs> | null
+  /**
+   * Choose, which related nodes to fetch as well
+   */
+  include?: Prisma.TermSketchInclude<ExtArgs> | null
+  where?: Prisma.TermSketchWhereInput
+  orderBy?: Prisma.TermSketchOrderByWithRelationInput | Prisma.TermSketchOrderByWithRelationInput[]
+  cursor?: Prisma.TermSketchWhereUniqueInput
+  take?: number
+  skip?: number
+  distinct?: Prisma.TermSketchScalarFieldEnum | Prisma.TermSketchScalarFieldEnum[]
 }
 
 /**

@@ -375,14 +375,6 @@ export type MetricCoverageUncheckedUpdateManyWithoutCheckpointNestedInput = {
   deleteMany?: Prisma.MetricCoverageScalarWhereInput | Prisma.MetricCoverageScalarWhereInput[]
 }
 
-export type BigIntFieldUpdateOperationsInput = {
-  set?: bigint | number
-  increment?: bigint | number
-  decrement?: bigint | number
-  multiply?: bigint | number
-  divide?: bigint | number
-}
-
 export type MetricCoverageCreateWithoutCheckpointInput = {
   term: string
   present: bigint | number
