@@ -9,6 +9,8 @@
  * (the first maximum of a window receives the whole gradient).
  *
  * Slice and Unpack are replaced too, for speed only: the originals copy the whole input per call.
+ * So is Identity (`clone`): the original copies the buffer, where the cpu backend shares it (tfjs
+ * tensors are immutable, so a clone only needs a reference).
  */
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
@@ -246,6 +248,16 @@ function makeUnpack(original: tf.KernelFunc) {
   };
 }
 
+function makeIdentity(original: tf.KernelFunc) {
+  return (args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap }): TensorInfo | TensorInfo[] => {
+    const x = args.inputs['x'];
+    invariant(x !== undefined, 'Identity needs x');
+    if (x.dtype === 'string') return original(args as Parameters<tf.KernelFunc>[0]);
+    (args.backend as BackendWasm).incRef(x.dataId);
+    return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
+  };
+}
+
 let patched = false;
 
 /**
@@ -267,6 +279,7 @@ export function patchWasmKernels(): void {
     ['UnsortedSegmentSum', unsortedSegmentSum as tf.KernelFunc],
     ['Slice', makeSlice(original('Slice')) as tf.KernelFunc],
     ['Unpack', makeUnpack(original('Unpack')) as tf.KernelFunc],
+    ['Identity', makeIdentity(original('Identity')) as tf.KernelFunc],
   ];
   for (const [kernelName, kernelFunc] of kernels) {
     const prev = tf.getKernel(kernelName, 'wasm');

@@ -1,7 +1,6 @@
 /** Dispatch of the forward and backward of every op kind of the compiled graph. */
 import * as tf from '@tensorflow/tfjs';
 import type { Op } from '../graph.js';
-import { invariant } from '../invariant.js';
 import { attentionBackward, attentionForward } from './attention.js';
 import { genericBackward, genericForward, genericGrads } from './generic.js';
 import { activate, convBackward, convForward, convGrads, denseBackward, denseForward, denseGrads, throughActivation } from './linear.js';
@@ -129,8 +128,7 @@ export function backwardOp(op: Op, xs: tf.Tensor[], saved: Saved, dy: Signal, ne
     case 'batchNorm':
       return { dxs: [need0 ? batchNormBackward(op, dy) : null], blocks: grads ? batchNormGrads(op, saved, dy, ctx) : [] };
     case 'activation':
-      invariant(saved.dact !== undefined, 'activation without derivative');
-      return { dxs: [need0 ? throughActivation(saved.dact, dy) : null], blocks: [] };
+      return { dxs: [need0 ? throughActivation(op.act, saved, dy) : null], blocks: [] };
     case 'add':
       return { dxs: need.map((w) => (w ? cloneSignal(dy) : null)), blocks: [] };
     case 'concat':

@@ -11,15 +11,27 @@ import type { Block, Ctx, Saved, Signal } from './types.js';
 type Dense = Extract<Op, { kind: 'dense' }>;
 type Conv = Extract<Op, { kind: 'conv1d' }>;
 
-/** Applies an activation and keeps its derivative (tfjs's own gradient of it, so exact). */
+/**
+ * Applies an activation and keeps the pre-activation z: its derivative is taken only when a
+ * signal goes back through (a head-only K never sends one into the encoder, where the GELU
+ * derivative cost as much as the GELU).
+ */
 export function activate(act: Activation, z: tf.Tensor): Saved {
   if (act.kind === 'linear') return { out: z };
-  const { value, grad } = tf.valueAndGrad((t: tf.Tensor) => act.fn(t))(z);
-  return { out: value, dact: grad };
+  // A view (no copy), never z itself: z may be another op's output, released with that op.
+  return { out: act.fn(z), extra: { z: tf.reshape(z, z.shape) } };
+}
+
+/** act′(z) at the saved pre-activation (tfjs's own gradient of it, so exact); undefined when linear. */
+function derivative(act: Activation, saved: Saved): tf.Tensor | undefined {
+  const z = saved.extra?.z;
+  if (act.kind === 'linear' || z === undefined) return undefined;
+  return tf.grad((t: tf.Tensor) => act.fn(t))(z);
 }
 
 /** δ ⊙ act′(z), broadcast over the class axis; a separable signal stays separable. */
-export function throughActivation(dact: tf.Tensor | undefined, dy: Signal): Signal {
+export function throughActivation(act: Activation, saved: Saved, dy: Signal): Signal {
+  const dact = derivative(act, saved);
   if (dact === undefined) return dy;
   if (isSeparable(dy)) return { kind: 'separable', m: tf.mul(dy.m, dact), u: dy.u.clone() };
   return tf.mul(dy, expandV(dact));
@@ -29,14 +41,14 @@ export function denseForward(op: Dense, x: tf.Tensor): Saved {
   const w = op.kernel.read();
   const din = w.shape[0] as number;
   const dout = w.shape[1] as number;
-  let z = tf.reshape(tf.matMul(tf.reshape(x, [-1, din]), w as tf.Tensor2D), [...x.shape.slice(0, -1), dout]);
-  if (op.bias !== null) z = tf.add(z, op.bias.read());
-  return activate(op.act, z);
+  // The bias added inside the product (XNNPACK starts its sums from it), as tf.layers.dense does.
+  const flat = tf.fused.matMul({ a: tf.reshape(x, [-1, din]) as tf.Tensor2D, b: w as tf.Tensor2D, bias: op.bias === null ? undefined : op.bias.read() });
+  return activate(op.act, tf.reshape(flat, [...x.shape.slice(0, -1), dout]));
 }
 
 /** Returns [δx or null, δz] (δz is reused by the weight gradients). */
 export function denseBackward(op: Dense, saved: Saved, dy: Signal, needInput: boolean): [Signal | null, Signal] {
-  const dz = throughActivation(saved.dact, dy);
+  const dz = throughActivation(op.act, saved, dy);
   if (!needInput) return [null, dz];
   const w = op.kernel.read();
   const din = w.shape[0] as number;
@@ -101,7 +113,7 @@ export function convForward(op: Conv, xIn: tf.Tensor): Saved {
  * class) convolved with the flipped, transposed kernel [k, 1, Cout, Cin]; strides dilate it first.
  */
 export function convBackward(op: Conv, xIn: tf.Tensor, saved: Saved, dy: Signal, needInput: boolean): [tf.Tensor | null, Signal] {
-  const dzs = throughActivation(saved.dact, dy);
+  const dzs = throughActivation(op.act, saved, dy);
   if (!needInput) return [null, dzs];
   const x = fold(xIn, 2);
   const dz = fold(materialize(dzs), 3);

@@ -11,8 +11,6 @@ import type * as tf from '@tensorflow/tfjs';
 /** What the forward pass keeps for the backward pass of one op. */
 export interface Saved {
   out: tf.Tensor;
-  /** Derivative of the elementwise activation at the pre-activation, shaped like `out`. */
-  dact?: tf.Tensor;
   /** Normalised input of a LayerNormalization, and 1/σ ([..., 1]). */
   xhat?: tf.Tensor;
   rstd?: tf.Tensor;
@@ -20,7 +18,8 @@ export interface Saved {
   mask?: tf.Tensor;
   /** Attention probabilities [n·h, T, T] (its packed input is in `extra`). */
   p?: tf.Tensor;
-  /** Anything else an op's backward reuses (released with the rest). */
+  /** Anything else an op's backward reuses (released with the rest): an activation's
+   *  pre-activation `z`, attention's packed input `x`. */
   extra?: Record<string, tf.Tensor>;
 }
 
