@@ -6,7 +6,7 @@
 import * as tf from '@tensorflow/tfjs';
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { attentionSimd, simdActive } from '../../src/compute/kernels/simd.js';
+import { attentionSimd, layerNormSimd, simdActive } from '../../src/compute/kernels/simd.js';
 import { assertClose, useBackend } from './helpers.js';
 
 /** Seeded values in [−scale, scale). */
@@ -72,6 +72,44 @@ describe('SIMD kernels (wasm)', () => {
         assert.ok(out.every(Number.isFinite) && p.every(Number.isFinite), `${what}: finite`);
         assertClose(p, want.p, scale === 1 ? 1e-5 : 5e-4, `${what}: p`);
         assertClose(out, want.out, scale === 1 ? 1e-5 : 5e-4, `${what}: out`);
+      }
+    }
+  });
+
+  test('LayerNormalization: output, x̂ and 1/σ equal float64, with and without γ and β, odd widths, ε 1e-15', async () => {
+    await useBackend('wasm');
+    // [rows, width, ε]: widths below, at and above multiples of 4; a constant row with a tiny ε.
+    for (const [k, [rows, c, eps]] of ([[7, 256, 1e-5], [3, 5, 1e-5], [1, 2, 1e-3], [4, 33, 1e-15]] as const).entries()) {
+      const x = values(rows * c, 21 + k, 3);
+      if (rows > 1) x.fill(0.25, 0, c); // the first row constant: x̂ = 0
+      const gamma = values(c, 31 + k);
+      const beta = values(c, 41 + k);
+      for (const [g, b] of [[true, true], [true, false], [false, true], [false, false]]) {
+        const before = tf.memory().numTensors;
+        const [out, xhat, rstd] = tf.tidy(() => {
+          const r = layerNormSimd(tf.tensor2d(x, [rows, c]), eps, g ? tf.tensor1d(gamma) : undefined, b ? tf.tensor1d(beta) : undefined);
+          assert.deepEqual(r.rstd.shape, [rows, 1]);
+          return [r.out.dataSync() as Float32Array, r.xhat.dataSync() as Float32Array, r.rstd.dataSync() as Float32Array];
+        });
+        assert.equal(tf.memory().numTensors, before, 'no tensor left behind');
+        const wantOut = new Float64Array(rows * c);
+        const wantHat = new Float64Array(rows * c);
+        const wantR = new Float64Array(rows);
+        for (let r = 0; r < rows; r++) {
+          const row = Array.from(x.subarray(r * c, (r + 1) * c));
+          const mean = row.reduce((a, v) => a + v, 0) / c;
+          const variance = row.reduce((a, v) => a + (v - mean) ** 2, 0) / c;
+          wantR[r] = 1 / Math.sqrt(variance + eps);
+          for (let j = 0; j < c; j++) {
+            const h = ((row[j] as number) - mean) * (wantR[r] as number);
+            wantHat[r * c + j] = h;
+            wantOut[r * c + j] = h * (g ? (gamma[j] as number) : 1) + (b ? (beta[j] as number) : 0);
+          }
+        }
+        const what = `${rows}×${c}, ε ${eps}, γ ${g}, β ${b}`;
+        assertClose(xhat, wantHat, 1e-6, `${what}: x̂`);
+        assertClose(out, wantOut, 1e-6, `${what}: out`);
+        assertClose(rstd, wantR, 1e-6, `${what}: 1/σ`);
       }
     }
   });

@@ -4,6 +4,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { Op } from '../graph.js';
+import { layerNormSimd, simdActive } from '../kernels/simd.js';
 import { expandV, sumPositions } from './linalg.js';
 import { isSeparable, materialize } from './signal.js';
 import type { Block, Ctx, Saved, Signal } from './types.js';
@@ -12,6 +13,7 @@ type LayerNorm = Extract<Op, { kind: 'layerNorm' }>;
 type BatchNorm = Extract<Op, { kind: 'batchNorm' }>;
 
 export function layerNormForward(op: LayerNorm, x: tf.Tensor): Saved {
+  if (simdActive() && x.dtype === 'float32') return layerNormSimd(x, op.epsilon, op.gamma?.read(), op.beta?.read());
   const axis = x.rank - 1;
   const { mean, variance } = tf.moments(x, axis, true);
   const rstd = tf.rsqrt(tf.add(variance, op.epsilon));
