@@ -35,6 +35,8 @@ export interface SeedOptions {
   env?: Record<string, string>;
   /** Samples followed every 3 steps (default 4). */
   trackSamples?: number;
+  /** Another training than SEED_TRAINING (e.g. longer, for the README's screenshots: scripts/screenshots.ts). */
+  training?: Partial<typeof SEED_TRAINING>;
 }
 
 export interface SeededCheckpoint {
@@ -73,6 +75,7 @@ export const SEED_TRAINING = { epochs: 4, batchSize: 16, seed: 3, learningRate: 
 
 export async function startSeededServer(t: Hooks | Defer, options: SeedOptions = {}): Promise<Seeded> {
   const started = performance.now();
+  const spec = { ...SEED_TRAINING, ...options.training };
   const defer: Defer = typeof t === 'function' ? t : cleanupStack(t);
   const testDb = defer(await createTestDatabase(), (d) => d.destroy());
   const server = defer(
@@ -97,7 +100,7 @@ export async function startSeededServer(t: Hooks | Defer, options: SeedOptions =
     input: { name: 'small-cnn', format: 'BUILTIN', architecture: 'cnn1d', config: SMALL_CNN, inputLength: dataset.length, numClasses: dataset.classNames.length },
   });
   const { trainRun } = await gql(`mutation($input: TrainRunInput!) { trainRun(input: $input) { id } }`, {
-    input: { modelId: createModel.id, datasetId: dataset.id, name: 'gunpoint-cnn', optimizer: 'ADAM', ...SEED_TRAINING, trackSamples: options.trackSamples ?? 4 },
+    input: { modelId: createModel.id, datasetId: dataset.id, name: 'gunpoint-cnn', optimizer: 'ADAM', ...spec, trackSamples: options.trackSamples ?? 4 },
   });
   lap('imported, training');
   const runId = trainRun.id as string;
@@ -112,9 +115,9 @@ export async function startSeededServer(t: Hooks | Defer, options: SeedOptions =
   }
   if (run.status !== 'COMPLETED') throw new Error(`the seeded run ended ${run.status}: ${run.training.error}`);
 
-  const steps = SEED_TRAINING.epochs * Math.ceil(samples.filter((s) => s.split === 'train').length / SEED_TRAINING.batchSize);
-  const stepsPerEpoch = steps / SEED_TRAINING.epochs;
-  const isAnalysis = (step: number) => step === steps || (step % stepsPerEpoch === 0 && (step / stepsPerEpoch) % SEED_TRAINING.analyzeEvery === 0);
+  const stepsPerEpoch = Math.ceil(samples.filter((s) => s.split === 'train').length / spec.batchSize);
+  const steps = spec.epochs * stepsPerEpoch;
+  const isAnalysis = (step: number) => step === steps || (step % stepsPerEpoch === 0 && (step / stepsPerEpoch) % spec.analyzeEvery === 0);
   const checkpoints: SeededCheckpoint[] = (run.checkpoints.nodes as { id: string; step: number }[])
     .map((c) => ({ id: c.id, step: c.step, analysis: isAnalysis(c.step) }))
     .sort((a, b) => a.step - b.step);

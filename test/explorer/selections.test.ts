@@ -30,7 +30,7 @@ test('selection builder: the preview and the saved selection show the API class 
   const { page } = browser;
   const keys = seed.keys!;
   await browser.context.addInitScript((key) => {
-    if (!localStorage.getItem('tangent.apiKey')) localStorage.setItem('tangent.apiKey', key);
+    if (location.protocol === 'http:' && !localStorage.getItem('tangent.apiKey')) localStorage.setItem('tangent.apiKey', key);
   }, keys.admin);
 
   await page.goto(`${seed.origin}/#/selections?run=${seed.runId}`);
