@@ -29,9 +29,10 @@ test('selection builder: the preview and the saved selection show the API class 
   const browser = await openBrowser(defer, { name: 'selections' });
   const { page } = browser;
   const keys = seed.keys!;
-  await browser.context.addInitScript((key) => {
-    if (location.protocol === 'http:' && !localStorage.getItem('tangent.apiKey')) localStorage.setItem('tangent.apiKey', key);
-  }, keys.admin);
+  // The ADMIN key where the Explorer keeps it, before its scripts run, unless the page has stored another since.
+  await browser.context.addInitScript({
+    content: `if (location.protocol === 'http:' && !localStorage.getItem('tangent.apiKey')) localStorage.setItem('tangent.apiKey', ${JSON.stringify(keys.admin)});`,
+  });
 
   await page.goto(`${seed.origin}/#/selections?run=${seed.runId}`);
   const preview = page.getByTestId('preview');
@@ -126,7 +127,7 @@ test('selection builder: the preview and the saved selection show the API class 
   );
 
   // A READER: the list and the exports, no save.
-  await page.evaluate((key) => localStorage.setItem('tangent.apiKey', key), keys.reader);
+  await page.evaluate(`localStorage.setItem('tangent.apiKey', ${JSON.stringify(keys.reader)})`);
   await page.reload();
   await page.getByTestId('viewer-role').and(page.getByText('reader')).waitFor();
   await page.locator(`[data-testid="selection-row"][data-id="${selectionId}"]`).waitFor();
