@@ -31,7 +31,11 @@ interface TrainOptions {
   fraction: number;
   analyzeEvery: number;
   trackEverySteps?: number;
-  trackSamples: number;
+  trackSamples?: number;
+  track?: number;
+  trackIds?: string;
+  analyzeEverySteps?: number;
+  fineTuning?: string;
   url?: string;
   apiKey?: string;
   detach?: boolean;
@@ -161,7 +165,7 @@ export function registerTrain(program: Command): void {
     .description('train a stored model on a stored dataset with tfjs (checkpoints and per-sample terms at each analysis point), with a progress bar')
     .requiredOption('--dataset <id|name>', 'the dataset (its id, or its exact name)')
     .option('--model <id>', 'the stored model to train')
-    .option('--architecture <name>', 'or make a BUILTIN model of this architecture (cnn1d, transformer) that fits the dataset')
+    .option('--architecture <name>', 'or make a BUILTIN model of this architecture (cnn1d, transformer, mantis) that fits the dataset')
     .option('--model-config <json>', 'the BUILTIN model\'s config (e.g. \'{"filters":[16,32],"kernelSizes":[7,5]}\')')
     .option('--model-name <name>', 'name of that model (default <architecture>-<dataset>-<hash of config>)')
     .option('--name <name>', 'name of the run (default train-<model name>)')
@@ -175,8 +179,12 @@ export function registerTrain(program: Command): void {
     .option('--split <name>', 'the split trained on', 'train')
     .option('--fraction <f>', 'fraction of the split trained on (a seeded subset), in (0, 1]', number, 1)
     .option('--analyze-every <k>', 'a checkpoint with per-sample terms every k epochs (and at the start and the end)', positiveInt, 1)
-    .option('--track-every-steps <n>', 'also record π of a tracked subset every n optimizer steps', positiveInt)
-    .option('--track-samples <n>', 'size of the tracked subset', positiveInt, 8)
+    .option('--analyze-every-steps <k>', 'instead: a checkpoint with per-sample terms of every trained sample every k optimizer steps', positiveInt)
+    .option('--track-every-steps <n>', 'also record π of the tracked samples every n optimizer steps', positiveInt)
+    .option('--track <n>', 'track n of the trained samples (a seeded choice; default 8 with --track-every-steps)', positiveInt)
+    .option('--track-samples <n>', 'the same as --track', positiveInt)
+    .option('--track-ids <ids>', 'track these samples instead (comma-separated sample ids, each one the run trains on)')
+    .option('--fine-tuning <mode>', 'what training moves: full, head or adapter_head (Mantis; the rest frozen)', 'full')
     .option('--url <url>', 'go through a running server (e.g. http://127.0.0.1:4000) instead of the database')
     .option('--api-key <key>', 'API key for --url, when the server requires one')
     .option('--detach', 'start the training and print the run id without waiting')
@@ -197,6 +205,12 @@ export function registerTrain(program: Command): void {
       try {
         const optimizer = opts.optimizer.toUpperCase();
         if (!['SGD', 'ADAM', 'ADAMW'].includes(optimizer)) throw new Error(`--optimizer: ${opts.optimizer} is not sgd, adam or adamw`);
+        const fineTuning = (opts.fineTuning ?? 'full').toUpperCase().replace('-', '_');
+        if (!['FULL', 'HEAD', 'ADAPTER_HEAD'].includes(fineTuning)) throw new Error(`--fine-tuning: ${opts.fineTuning} is not full, head or adapter_head`);
+        const trackIds = opts.trackIds === undefined ? null : opts.trackIds.split(',').map((v) => v.trim()).filter((v) => v !== '');
+        if (trackIds !== null && (trackIds.length === 0 || trackIds.some((v) => !/^[1-9][0-9]*$/.test(v)))) throw new Error(`--track-ids: ${opts.trackIds} is not a comma-separated list of sample ids`);
+        const track = opts.track ?? opts.trackSamples ?? null;
+        if (track !== null && trackIds !== null) throw new Error('give --track (a seeded choice) or --track-ids, not both');
         const { directApi, httpApi } = await import('./api.js');
         if (opts.url) api = httpApi(opts.url, opts.apiKey);
         else {
@@ -222,8 +236,11 @@ export function registerTrain(program: Command): void {
             split: opts.split,
             trainFraction: opts.fraction,
             analyzeEvery: opts.analyzeEvery,
+            analyzeEverySteps: opts.analyzeEverySteps ?? null,
             trackEverySteps: opts.trackEverySteps ?? null,
-            trackSamples: opts.trackSamples,
+            trackSamples: track,
+            trackSampleIds: trackIds,
+            fineTuning,
           },
         });
         const runId = String(trainRun.id);

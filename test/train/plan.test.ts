@@ -15,6 +15,12 @@ test('trainPlan: analysis at the start, every k-th epoch and the last; tracking 
   );
   // A tracking step that falls on an analysis point is that analysis point; none at or past the end.
   assert.deepEqual(trainPlan({ samples: 8, epochs: 2, batchSize: 4, analyzeEvery: 1, trackEverySteps: 2 }).points.map((p) => p.kind), ['analysis', 'analysis', 'analysis']);
+  // A cadence in steps: the start, every k-th step and the last; epochs no longer place analysis points.
+  const bySteps = trainPlan({ samples: 50, epochs: 2, batchSize: 16, analyzeEvery: 1, analyzeEverySteps: 3, trackEverySteps: 2 });
+  assert.deepEqual(
+    bySteps.points.map((p) => `${p.kind[0]}${p.step}@${p.epoch}`),
+    ['a0@0', 't2@0.5', 'a3@0.75', 't4@1', 'a6@1.5', 'a8@2'],
+  );
 });
 
 test('seeded subsets and permutations: the same seed the same choice, in the original order', () => {

@@ -520,6 +520,23 @@ export type ExportFormat =
   /** One JSON object per line. */
   | 'JSONL';
 
+/** What training moves (MantisTrainer's `fine_tuning_type`); the other weights stay as they were, bit for bit. */
+export type FineTuning =
+  /**
+   * Mantis only: the channel adapter (when the model has one) and the head. With an adapter the encoder
+   * sits between them, so every step runs the whole model (the encoder's weights frozen, in training
+   * mode as in FULL); without one it is HEAD.
+   */
+  | 'ADAPTER_HEAD'
+  /** Every trainable weight. */
+  | 'FULL'
+  /**
+   * The head only: Mantis's `head_norm` and `head` (for another model, the layer producing the logits).
+   * The frozen encoder runs in inference mode (dropout off), so its output for each trained sample is
+   * computed once per training and the optimizer steps and the analysis points run the head alone on it.
+   */
+  | 'HEAD';
+
 /**
  * One SGD step of rate η on (x_u, y_u), seen at x_o, to first order (docs/concepts.md):
  * Δlog π(·|x_o) ≈ −η A(x_o) K(x_o, x_u) G(x_u, y_u). Matrices are V × V lists of rows.
@@ -2327,6 +2344,7 @@ export type TermStatsHistogramArgs = {
 /** Statistics of one term at one checkpoint, over the filtered samples (or one class of them). */
 export type TermStatsQuantilesArgs = {
   at?: Array<Scalars['Float']['input']>;
+  exact?: InputMaybe<Scalars['Boolean']['input']>;
 };
 
 /** The optimizers `trainRun` offers. */
@@ -2348,12 +2366,18 @@ export type TrainRunInput = {
    * every trained sample at epoch 0 (the starting weights), after every k-th epoch, and after the last.
    */
   analyzeEvery?: InputMaybe<Scalars['Int']['input']>;
+  /**
+   * Analysis every k optimizer steps instead of every `analyzeEvery` epochs: a checkpoint with the forward
+   * terms of every trained sample at step 0, every k-th step and the last step (analyzeEvery is then unused).
+   */
+  analyzeEverySteps?: InputMaybe<Scalars['Int']['input']>;
   /** Samples per optimizer step; the last batch of an epoch may be smaller. */
   batchSize?: InputMaybe<Scalars['Int']['input']>;
-  exact?: InputMaybe<Scalars['Boolean']['input']>;
   datasetId: Scalars['ID']['input'];
   /** Passes over the trained samples (1 to 100,000). */
   epochs?: InputMaybe<Scalars['Int']['input']>;
+  /** What training moves (FULL by default); ADAPTER_HEAD needs a BUILTIN mantis model. */
+  fineTuning?: InputMaybe<FineTuning>;
   /**
    * Fine-tune from this checkpoint's weights; it must be a checkpoint of a run of the same model. Without
    * it training starts from the seeded initial weights (a BUILTIN model's config seed is replaced by `seed`).
@@ -2384,7 +2408,17 @@ export type TrainRunInput = {
    * point is), with the forward terms of the tracked samples only. Null: paths at analysis points only.
    */
   trackEverySteps?: InputMaybe<Scalars['Int']['input']>;
-  /** How many of the trained samples (a seeded choice) finer tracking follows (1 to 10,000). */
+  /**
+   * The tracked samples by id instead of a seeded choice (1 to 10,000 ids, each a sample the run trains on:
+   * BAD_USER_INPUT otherwise).
+   */
+  trackSampleIds?: InputMaybe<Array<Scalars['ID']['input']>>;
+  /**
+   * How many of the trained samples (a seeded choice) are tracked (1 to 10,000; default 8 with
+   * trackEverySteps). Tracked samples are followed at the tracking points (trackEverySteps) and are what
+   * `Run.probabilityPaths` returns by default; given without trackEverySteps, they are tracked at the
+   * analysis points only.
+   */
   trackSamples?: InputMaybe<Scalars['Int']['input']>;
   /** The fraction of the split trained on, in (0, 1]: a seeded subset of round(fraction · n) samples (at least 1). */
   trainFraction?: InputMaybe<Scalars['Float']['input']>;
@@ -2396,6 +2430,7 @@ export type TrainRunInput = {
 export type Training = {
   __typename?: 'Training';
   analyzeEvery: Scalars['Int']['output'];
+  analyzeEverySteps: Maybe<Scalars['Int']['output']>;
   /** Times a worker started it; each start trains from the beginning (checkpoints already stored identically are kept). */
   attempts: Scalars['Int']['output'];
   /** The tfjs backend and version training it (the producer its metrics are marked with); null until a worker takes it. */
@@ -2405,6 +2440,7 @@ export type Training = {
   epochs: Scalars['Int']['output'];
   /** Why it failed (FAILED), or the last error while a worker tries it again. */
   error: Maybe<Scalars['String']['output']>;
+  fineTuning: FineTuning;
   finishedAt: Maybe<Scalars['DateTime']['output']>;
   /** The checkpoint training started from; null when it started from seeded weights (or that checkpoint was deleted since). */
   fromCheckpoint: Maybe<Checkpoint>;
@@ -2417,7 +2453,7 @@ export type Training = {
   split: Scalars['String']['output'];
   startedAt: Maybe<Scalars['DateTime']['output']>;
   trackEverySteps: Maybe<Scalars['Int']['output']>;
-  /** The samples finer tracking follows, in dataset order (empty without trackEverySteps). */
+  /** The tracked samples, in dataset order (empty when the training tracks none). */
   trackedSamples: Array<Sample>;
   trainFraction: Scalars['Float']['output'];
   /** ADAMW's weight decay; null for the other optimizers. */
@@ -2582,6 +2618,7 @@ export type ResolversTypes = {
   DeletePayload: ResolverTypeWrapper<DeletePayload>;
   DynamicsSummary: ResolverTypeWrapper<DynamicsSummaryRow>;
   ExportFormat: ExportFormat;
+  FineTuning: FineTuning;
   FirstOrder: ResolverTypeWrapper<FirstOrderRow>;
   Float: ResolverTypeWrapper<Scalars['Float']['output']>;
   FloatArray: ResolverTypeWrapper<Scalars['FloatArray']['output']>;
@@ -3454,12 +3491,14 @@ export type TermStatsResolvers<ContextType = Context, ParentType extends Resolve
 
 export type TrainingResolvers<ContextType = Context, ParentType extends ResolversParentTypes['Training'] = ResolversParentTypes['Training']> = {
   analyzeEvery?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  analyzeEverySteps?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
   attempts?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
   backend?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
   batchSize?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
   createdAt?: Resolver<ResolversTypes['DateTime'], ParentType, ContextType>;
   epochs?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
   error?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  fineTuning?: Resolver<ResolversTypes['FineTuning'], ParentType, ContextType>;
   finishedAt?: Resolver<Maybe<ResolversTypes['DateTime']>, ParentType, ContextType>;
   fromCheckpoint?: Resolver<Maybe<ResolversTypes['Checkpoint']>, ParentType, ContextType>;
   learningRate?: Resolver<ResolversTypes['Float'], ParentType, ContextType>;

@@ -60,7 +60,7 @@ export async function dynamicsSummary(db: Database, runId: number, options: Dyna
   let trained: TrainedScope | null = null;
   if (job) {
     // The training's plan says which checkpoint holds which rows (the same plan trainRun stored).
-    const plan = trainPlan({ samples: job.sampleIds.length, epochs: job.spec.epochs, batchSize: job.spec.batchSize, analyzeEvery: job.spec.analyzeEvery, trackEverySteps: job.spec.trackEverySteps });
+    const plan = trainPlan({ samples: job.sampleIds.length, epochs: job.spec.epochs, batchSize: job.spec.batchSize, analyzeEvery: job.spec.analyzeEvery, analyzeEverySteps: job.spec.analyzeEverySteps ?? null, trackEverySteps: job.spec.trackEverySteps });
     const steps = (kind: 'analysis' | 'track') => plan.points.filter((p) => p.kind === kind).map((p) => p.step);
     trained = { analysisSteps: steps('analysis'), trackSteps: steps('track'), sampleIds: job.sampleIds, trackedIds: job.trackedIds };
   }

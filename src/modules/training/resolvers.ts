@@ -3,6 +3,7 @@ import type { Context } from '../context.js';
 import { dynamicsSummary } from './dynamics-summary.js';
 import { probabilityPaths } from './probability-paths.js';
 import { DEFAULT_WEIGHT_DECAY, startTraining, trainingOf, trainingProgress, type TrainRequest, type TrainSpec } from './service.js';
+import type { FineTuning } from './storage.js';
 import type { TrainOptimizer } from './train-loop.js';
 import type { Resolvers, TrainRunInput } from '../generated/types.js';
 import { IdempotencyKey, parseId, parseInput } from '../../platform/graphql/inputs.js';
@@ -25,6 +26,9 @@ const TrainInput = z
     analyzeEvery: z.number().int().min(1).max(100_000).nullish(),
     trackEverySteps: z.number().int().min(1).max(MAX_INT32).nullish(),
     trackSamples: z.number().int().min(1).max(10_000).nullish(),
+    analyzeEverySteps: z.number().int().min(1).max(MAX_INT32).nullish(),
+    trackSampleIds: z.array(z.string()).min(1).max(10_000).nullish(),
+    fineTuning: z.enum(['FULL', 'HEAD', 'ADAPTER_HEAD']).nullish(),
     idempotencyKey: IdempotencyKey,
   })
   .superRefine((input, ctx) => {
@@ -54,6 +58,10 @@ export function parseTrainRun(input: TrainRunInput): TrainRequest {
     analyzeEvery: v.analyzeEvery ?? 1,
     trackEverySteps: v.trackEverySteps ?? null,
     trackSamples: v.trackSamples ?? 8,
+    trackSamplesGiven: v.trackSamples !== null && v.trackSamples !== undefined,
+    trackSampleIds: input.trackSampleIds ? input.trackSampleIds.map((id, i) => parseId(id, `input.trackSampleIds[${i}]`)) : null,
+    analyzeEverySteps: v.analyzeEverySteps ?? null,
+    fineTuning: (v.fineTuning ?? 'FULL').toLowerCase() as FineTuning,
   };
 }
 
@@ -90,6 +98,8 @@ export const trainResolvers: Resolvers = {
     trainFraction: (row) => specOf(row).trainFraction,
     analyzeEvery: (row) => specOf(row).analyzeEvery,
     trackEverySteps: (row) => specOf(row).trackEverySteps,
+    analyzeEverySteps: (row) => specOf(row).analyzeEverySteps ?? null,
+    fineTuning: (row) => (specOf(row).fineTuning ?? 'full').toUpperCase() as 'FULL' | 'HEAD' | 'ADAPTER_HEAD',
     fromCheckpoint: (row, _, ctx) => {
       const id = specOf(row).fromCheckpointId;
       return id === null ? null : ctx.loaders.checkpointById.load(id);

@@ -16,6 +16,10 @@ export interface TrainRequest extends TrainSpec {
   modelId: number;
   datasetId: number;
   name: string | null;
+  /** Samples to track, by id (each one of the trained samples); null: `trackSamples` seeded, when tracking. */
+  trackSampleIds: number[] | null;
+  /** Whether `trackSamples` was given (it tracks samples even without trackEverySteps). */
+  trackSamplesGiven: boolean;
   /** The client's key for this request: sent again, it answers the run already started (runForKey). */
   idempotencyKey?: string | null;
 }
@@ -70,14 +74,35 @@ export async function startTraining(ctx: Context, runtime: ComputeRuntime, reque
     const splits = (await ctx.loaders.splitsByDataset.load(dataset.id)).map((s) => s.split);
     throw new BadUserInputError(`Dataset ${dataset.name} has no samples in split '${request.split}' (it has: ${splits.join(', ') || 'no samples'})`, 'input.split');
   }
+  const fineTuning = request.fineTuning ?? 'full';
+  if (fineTuning === 'adapter_head' && !(model.format === 'BUILTIN' && model.architecture === 'mantis')) {
+    throw new BadUserInputError(`fineTuning ADAPTER_HEAD is Mantis's; model ${model.name} is not a BUILTIN mantis model (HEAD or FULL)`, 'input.fineTuning');
+  }
   const sampleIds = seededSubset(inSplit, subsetSize(inSplit.length, request.trainFraction), streamSeed(request.seed, STREAM.subset));
-  const trackedIds =
-    request.trackEverySteps === null ? [] : seededSubset(sampleIds, Math.min(request.trackSamples, sampleIds.length), streamSeed(request.seed, STREAM.tracked));
+  let trackedIds: number[];
+  if (request.trackSampleIds !== null) {
+    // In dataset order, as the seeded choice is; each one a sample the run trains on (analysed at every analysis point).
+    const trained = new Map(sampleIds.map((id, i) => [id, i]));
+    const wanted = [...new Set(request.trackSampleIds)];
+    const stray = wanted.find((id) => !trained.has(id));
+    if (stray !== undefined) {
+      throw new BadUserInputError(
+        `Sample ${stray} is not one of the samples this run trains on (split '${request.split}', trainFraction ${request.trainFraction}, seed ${request.seed}); track samples it trains on, or give trackSamples`,
+        'input.trackSampleIds',
+      );
+    }
+    trackedIds = wanted.sort((a, b) => trained.get(a)! - trained.get(b)!);
+  } else if (request.trackEverySteps !== null || request.trackSamplesGiven) {
+    trackedIds = seededSubset(sampleIds, Math.min(request.trackSamples, sampleIds.length), streamSeed(request.seed, STREAM.tracked));
+  } else {
+    trackedIds = [];
+  }
   const plan = trainPlan({
     samples: sampleIds.length,
     epochs: request.epochs,
     batchSize: request.batchSize,
     analyzeEvery: request.analyzeEvery,
+    analyzeEverySteps: request.analyzeEverySteps ?? null,
     trackEverySteps: request.trackEverySteps,
   });
   if (plan.totalSteps > MAX_STEPS) throw new BadUserInputError(`${plan.totalSteps} optimizer steps; at most ${MAX_STEPS} per training`, 'input.epochs');
@@ -85,8 +110,8 @@ export async function startTraining(ctx: Context, runtime: ComputeRuntime, reque
     throw new BadUserInputError(`${plan.points.length} checkpoints with metrics; at most ${MAX_POINTS} per training (raise analyzeEvery or trackEverySteps)`, 'input.trackEverySteps');
   }
 
-  const { modelId: _m, datasetId: _d, name: _n, ...spec } = request;
-  const stored: TrainSpec = spec;
+  const { modelId: _m, datasetId: _d, name: _n, trackSampleIds: _t, trackSamplesGiven: _g, ...spec } = request;
+  const stored: TrainSpec = { ...spec, fineTuning };
   const config = {
     learningRate: spec.learningRate,
     optimizer: spec.optimizer,
@@ -99,7 +124,10 @@ export async function startTraining(ctx: Context, runtime: ComputeRuntime, reque
       trainFraction: spec.trainFraction,
       analyzeEvery: spec.analyzeEvery,
       ...(spec.weightDecay !== null ? { weightDecay: spec.weightDecay } : {}),
-      ...(spec.trackEverySteps !== null ? { trackEverySteps: spec.trackEverySteps, trackSamples: trackedIds.length } : {}),
+      ...(spec.analyzeEverySteps ? { analyzeEverySteps: spec.analyzeEverySteps } : {}),
+      ...(fineTuning !== 'full' ? { fineTuning } : {}),
+      ...(spec.trackEverySteps !== null ? { trackEverySteps: spec.trackEverySteps } : {}),
+      ...(trackedIds.length > 0 ? { trackSamples: trackedIds.length } : {}),
       ...(spec.fromCheckpointId !== null ? { fromCheckpointId: spec.fromCheckpointId } : {}),
     },
   };

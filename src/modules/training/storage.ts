@@ -26,7 +26,17 @@ export interface TrainSpec {
   trackEverySteps: number | null;
   trackSamples: number;
   fromCheckpointId: number | null;
+  /**
+   * What training moves: 'full' (every trainable weight), or a named parameter subset of the model
+   * ('head'; 'adapter_head' for Mantis), the rest frozen. Absent in trainings stored before it: 'full'.
+   */
+  fineTuning?: FineTuning;
+  /** Analysis every k optimizer steps instead of every `analyzeEvery` epochs; absent or null: by epochs. */
+  analyzeEverySteps?: number | null;
 }
+
+/** Mantis's fine-tuning modes (MantisTrainer's `fine_tuning_type`); 'head' works for any model whose logits layer has weights. */
+export type FineTuning = 'full' | 'head' | 'adapter_head';
 
 // ---------------------------------------------------------------------------------------------
 // Starting a training (trainRun)

@@ -11,7 +11,8 @@
  * (thread.ts); a test may run it in-process.
  */
 import * as tf from '@tensorflow/tfjs';
-import { initBackend, loadModel, outputs, serializeModel } from '../../compute/index.js';
+import { initBackend, loadModel, logitsFromTrunk, outputs, outputTerms, serializeModel, subsetsOf, trunkFeatures } from '../../compute/index.js';
+import type { FineTuning } from './storage.js';
 import type { BackendInfo, BackendPreference, EngineModel, ModelSource, OutputTerms } from '../../compute/index.js';
 import { permutation, seededRandom, STREAM, streamSeed, trainPlan, type PlannedPoint, type TrainPlan } from './train-plan.js';
 
@@ -36,7 +37,11 @@ export interface TrainTask {
   batchSize: number;
   seed: number;
   analyzeEvery: number;
+  /** Analysis every k steps instead of every `analyzeEvery` epochs (null: by epochs). */
+  analyzeEverySteps: number | null;
   trackEverySteps: number | null;
+  /** What training moves: every trainable weight, or a named parameter subset (the rest frozen). */
+  fineTuning: FineTuning;
 }
 
 /** The forward terms of the rows a point covers (the engine's `outputs`, without matrices). */
@@ -47,7 +52,15 @@ export type PointTerms = Pick<OutputTerms, 'logits' | 'probs' | 'aNorm' | 'hTrac
 };
 
 export type TrainEvent =
-  | { type: 'start'; backend: BackendInfo; parameters: number; plan: TrainPlan }
+  | {
+      type: 'start';
+      backend: BackendInfo;
+      /** Parameters the optimizer moves (all trainable ones, or the fine-tuning mode's). */
+      parameters: number;
+      plan: TrainPlan;
+      /** Whether the frozen trunk's output was computed once and the steps run the head alone. */
+      trunkCached: boolean;
+    }
   | {
       type: 'point';
       point: PlannedPoint;
@@ -104,6 +117,31 @@ function gather(x: Float32Array, positions: ArrayLike<number>, per: number): Flo
 }
 
 /**
+ * The layers of a fine-tuned subset when they are a chain at the end of the model: the first takes
+ * one tensor from the frozen trunk, each next one takes the previous one's output alone, and the last
+ * gives the model's output (Mantis's head_norm → head). Then the trunk's output can be computed once
+ * and the steps run the chain alone; null otherwise (an adapter before the encoder, a skip around it).
+ */
+function tailChain(model: tf.LayersModel, layers: readonly string[]): tf.layers.Layer[] | null {
+  if (layers.length === 0 || model.outputLayers.length !== 1) return null;
+  const chain = layers.map((name) => model.getLayer(name));
+  if (chain.at(-1) !== model.outputLayers[0]) return null;
+  for (let i = 0; i < chain.length; i++) {
+    const layer = chain[i]!;
+    if (layer.inboundNodes.length !== 1 || layer.inboundNodes[0]!.inboundLayers.length !== 1) return null;
+    if (i > 0 && layer.inboundNodes[0]!.inboundLayers[0] !== chain[i - 1]) return null;
+    if (i < chain.length - 1 && (layer.outboundNodes.length !== 1 || layer.outboundNodes[0]!.outboundLayer !== chain[i + 1])) return null;
+  }
+  return chain;
+}
+
+/** Values per sample entering a layer (its one input, flattened). */
+function inputWidth(layer: tf.layers.Layer): number {
+  const shape = layer.inboundNodes[0]!.inputShapes[0] as (number | null)[];
+  return shape.slice(1).reduce<number>((a, d) => a * (d ?? NaN), 1);
+}
+
+/**
  * Trains and yields: `start` once, then for each planned point a `point` (step 0 first) and an
  * `epoch` after every epoch (before that epoch's analysis point). A consumer that stops iterating
  * stops the training; the model and optimizer are released either way.
@@ -126,13 +164,48 @@ export async function* trainLoop(task: TrainTask): AsyncGenerator<TrainEvent, vo
     const V = m.classes;
     if (n === 0 || task.x.length !== n * per) throw new TrainingError(`${task.x.length} values are not ${n} samples of ${length} × ${channels}`);
     for (const y of task.labels) if (y < 0 || y >= V) throw new TrainingError(`label ${y} is not one of the model's ${V} classes`);
-    const plan = trainPlan({ samples: n, epochs: task.epochs, batchSize: task.batchSize, analyzeEvery: task.analyzeEvery, trackEverySteps: task.trackEverySteps });
-    yield { type: 'start', backend, parameters: m.parameterCount, plan };
-
+    const plan = trainPlan({
+      samples: n,
+      epochs: task.epochs,
+      batchSize: task.batchSize,
+      analyzeEvery: task.analyzeEvery,
+      analyzeEverySteps: task.analyzeEverySteps,
+      trackEverySteps: task.trackEverySteps,
+    });
     const model = m.model;
     const engine = m;
     const onProbabilities = m.graph.tail !== 'logits';
-    const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
+
+    // What moves: every trainable weight, or the layers of the fine-tuning mode's subset (the rest
+    // are left out of the optimizer, so they stay bit for bit).
+    const subset = task.fineTuning === 'full' ? null : task.fineTuning;
+    let trained = model.layers;
+    if (subset !== null) {
+      const info = subsetsOf(m.graph).find((s) => s.name === subset);
+      if (!info || info.layers.length === 0) throw new TrainingError(`the model has no '${subset}' parameters to fine-tune (it answers to ${subsetsOf(m.graph).map((s) => s.name).join(', ')})`);
+      const names = new Set(info.layers);
+      trained = model.layers.filter((l) => names.has(l.name));
+    }
+    const vars = trained.flatMap((l) => l.trainableWeights.map((w) => w.read() as tf.Variable));
+    const parameters = vars.reduce((a, v) => a + v.size, 0);
+
+    // Head fine-tuning: the frozen trunk runs once, in inference mode, on every trained sample (and
+    // the tracked ones are among them); the steps and the points run the head chain on its output.
+    let chain: tf.layers.Layer[] | null = null;
+    let features: Float32Array | null = null;
+    let width = 0;
+    if (subset !== null) {
+      const tail = tailChain(model, trained.map((l) => l.name));
+      if (tail) {
+        const t = await trunkFeatures(m, task.x, { subset });
+        if (t.saves && t.width === inputWidth(tail[0]!)) {
+          chain = tail;
+          features = t.features;
+          width = t.width;
+        }
+      }
+    }
+    yield { type: 'start', backend, parameters, plan, trunkCached: chain !== null };
     optimizer = optimizerOf(task);
     const opt = optimizer;
     const decay = task.optimizer === 'adamw' ? 1 - task.learningRate * task.weightDecay : 1;
@@ -141,13 +214,16 @@ export async function* trainLoop(task: TrainTask): AsyncGenerator<TrainEvent, vo
     const tracked = Int32Array.from(task.tracked);
     const trackedX = gather(task.x, tracked, per);
     const trackedY = Int32Array.from(tracked, (p) => task.labels[p]!);
+    const trackedFeatures = features ? gather(features, tracked, width) : null;
 
     let next = 0;
     const pointsAt = async function* (step: number): AsyncGenerator<TrainEvent> {
       while (plan.points[next]?.step === step) {
         const point = plan.points[next++]!;
         const full = point.kind === 'analysis';
-        const t = await outputs(engine, full ? task.x : trackedX, full ? task.labels : trackedY);
+        const t = features
+          ? outputTerms(await Promise.resolve(logitsFromTrunk(engine, full ? features : trackedFeatures!, { subset: subset!, width })), V, full ? task.labels : trackedY)
+          : await outputs(engine, full ? task.x : trackedX, full ? task.labels : trackedY);
         const stored = await serializeModel(model);
         yield {
           type: 'point',
@@ -172,10 +248,10 @@ export async function* trainLoop(task: TrainTask): AsyncGenerator<TrainEvent, vo
         const labels = Int32Array.from(batch, (p) => task.labels[p]!);
         let predicted: tf.Tensor | undefined;
         const { value, grads } = tf.tidy(() => {
-          const xb = tf.tensor3d(gather(task.x, batch, per), [b, length, channels]);
+          const xb = features ? tf.tensor2d(gather(features, batch, width), [b, width]) : tf.tensor3d(gather(task.x, batch, per), [b, length, channels]);
           const yb = tf.oneHot(tf.tensor1d(labels, 'int32'), V);
           return tf.variableGrads(() => {
-            const out = model.apply(xb, { training: true }) as tf.Tensor;
+            const out = chain ? chain.reduce<tf.Tensor>((h, layer) => layer.apply(h, { training: true }) as tf.Tensor, xb) : (model.apply(xb, { training: true }) as tf.Tensor);
             predicted = tf.keep(tf.argMax(out, -1));
             return lossOf(out, yb, onProbabilities);
           }, vars);

@@ -56,6 +56,8 @@ export interface TrainPlanInput {
   batchSize: number;
   /** Analysis every k epochs (plus the start and the last epoch). */
   analyzeEvery: number;
+  /** Analysis every k optimizer steps instead (plus the start and the last step); null or absent: by epochs. */
+  analyzeEverySteps?: number | null;
   /** π of the tracked subset every this many optimizer steps as well; null: at analysis points only. */
   trackEverySteps: number | null;
 }
@@ -69,8 +71,8 @@ export interface TrainPlan {
 
 /**
  * The stops of a run: analysis at step 0 (the weights it starts from), after every `analyzeEvery`-th
- * epoch and after the last one; tracking points every `trackEverySteps` steps where no analysis
- * point already is.
+ * epoch (or every `analyzeEverySteps`-th optimizer step) and after the last one; tracking points
+ * every `trackEverySteps` steps where no analysis point already is.
  */
 export function trainPlan(input: TrainPlanInput): TrainPlan {
   const stepsPerEpoch = Math.ceil(input.samples / input.batchSize);
@@ -78,7 +80,12 @@ export function trainPlan(input: TrainPlanInput): TrainPlan {
   const byStep = new Map<number, PlannedPoint>();
   const analysisAt = (epoch: number) => byStep.set(epoch * stepsPerEpoch, { step: epoch * stepsPerEpoch, epoch, kind: 'analysis' });
   analysisAt(0);
-  for (let e = input.analyzeEvery; e <= input.epochs; e += input.analyzeEvery) analysisAt(e);
+  const everySteps = input.analyzeEverySteps ?? null;
+  if (everySteps !== null) {
+    for (let s = everySteps; s < totalSteps; s += everySteps) byStep.set(s, { step: s, epoch: s / stepsPerEpoch, kind: 'analysis' });
+  } else {
+    for (let e = input.analyzeEvery; e <= input.epochs; e += input.analyzeEvery) analysisAt(e);
+  }
   analysisAt(input.epochs);
   if (input.trackEverySteps !== null) {
     for (let s = input.trackEverySteps; s < totalSteps; s += input.trackEverySteps) {

@@ -205,7 +205,9 @@ export class TrainWorker {
         batchSize: spec.batchSize,
         seed: spec.seed,
         analyzeEvery: spec.analyzeEvery,
+        analyzeEverySteps: spec.analyzeEverySteps ?? null,
         trackEverySteps: spec.trackEverySteps,
+        fineTuning: spec.fineTuning ?? 'full',
       },
     };
   }
@@ -244,6 +246,7 @@ export class TrainWorker {
           if (event.type === 'start') {
             // Resolved once, before any transaction: a point's values are written inside its transaction.
             producer = await producerRef(db, { kind: 'SERVER', backend: event.backend.name, version: `tangent ${VERSION}; ${event.backend.version}` });
+            log.info({ runId, fineTuning: task.fineTuning, parameters: event.parameters, trunkCached: event.trunkCached, points: event.plan.points.length }, 'training started');
             this.held(claim, await recordBackend(db, runId, claim.attempt, `${event.backend.name} (${event.backend.version})`));
           } else if (event.type === 'epoch') {
             // Short epochs (a small data set) would make an UPDATE and a NOTIFY per few milliseconds.
