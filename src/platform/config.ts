@@ -57,6 +57,8 @@ const EnvSchema = z.object({
   TANGENT_COMPUTE_THREADS: z.coerce.number().int().nonnegative().max(256).default(0),
   /** Bound on the checkpoint models kept loaded in the compute threads, in bytes of weights (all threads' copies). */
   TANGENT_MODEL_CACHE_BYTES: z.coerce.number().int().positive().default(512 * 1024 * 1024),
+  /** Bound on the frozen-trunk cache (table trunk_feature, every process's rows together), in MiB; 0 turns it off. */
+  TANGENT_TRUNK_CACHE_MB: z.coerce.number().nonnegative().max(1024 * 1024).default(256),
   /** Most missing samples a query computes inline; above that it starts a job and answers TERMS_PENDING. */
   TANGENT_INLINE_MAX_SAMPLES: z.coerce.number().int().nonnegative().default(512),
   /** `on`: READER keys may start computation too (inline or jobs); by default only WRITER and ADMIN may. */
@@ -129,6 +131,8 @@ export type Config = {
     /** 0: one per core (one for the tensorflow backend). */
     threads: number;
     modelCacheBytes: number;
+    /** TANGENT_TRUNK_CACHE_MB in bytes (0: off). */
+    trunkCacheBytes: number;
     /** Most missing samples one request computes inline (all of its fields together). */
     inlineMaxSamples: number;
     /** Who may start computation, and how much per key (src/modules/terms/compute-policy.ts); 0: no limit. */
@@ -261,6 +265,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
       worker: e.TANGENT_WORKER === 'on',
       threads: e.TANGENT_COMPUTE_THREADS,
       modelCacheBytes: e.TANGENT_MODEL_CACHE_BYTES,
+      trunkCacheBytes: Math.floor(e.TANGENT_TRUNK_CACHE_MB * 1024 * 1024),
       inlineMaxSamples: e.TANGENT_INLINE_MAX_SAMPLES,
       readerCompute: e.TANGENT_READER_COMPUTE === 'on',
       samplesPerHourPerKey: e.TANGENT_COMPUTE_SAMPLES_PER_HOUR,

@@ -49,6 +49,11 @@ export const ENVIRONMENT: { readonly [K in EnvName]: EnvSetting } = {
   TANGENT_BACKEND: { group: 'compute', default: 'auto', help: 'auto (tensorflow on a CUDA device, then webgpu on a GPU adapter, then tensorflow on the CPU, wasm, cpu), tensorflow, webgpu, wasm or cpu', flag: '--backend <name>' },
   TANGENT_COMPUTE_THREADS: { group: 'compute', default: '0', defaultText: 'one per core (one for tensorflow)', help: 'compute threads, each with its own tfjs' },
   TANGENT_MODEL_CACHE_BYTES: { group: 'compute', default: String(512 * 1024 * 1024), help: 'weights of loaded checkpoint models kept in the compute threads (all copies), in bytes' },
+  TANGENT_TRUNK_CACHE_MB: {
+    group: 'compute',
+    default: '256',
+    help: 'frozen-trunk cache in the database: activations entering a parameter subset, kept per sample and trunk weights (least recently used go first); 0: off; purgeTrunkCache empties it',
+  },
   TANGENT_COMPUTE_TIMEOUT_MS: { group: 'compute', default: '300000', help: 'time limit of one inline computation, in ms' },
   TANGENT_INLINE_MAX_SAMPLES: { group: 'compute', default: '512', help: 'missing samples one request computes inline (all its fields together) before it starts a job' },
   TANGENT_READER_COMPUTE: { group: 'compute', default: 'off', help: 'on: READER keys may start computation too (default: WRITER and ADMIN only)' },

@@ -9,7 +9,18 @@ import { BadUserInputError, ConflictError, invariant, NotFoundError } from '../.
 import { DTYPE_BYTES, type CheckpointInput, type WeightSpec } from '../../platform/graphql/inputs.js';
 import { afterNumber, pageSize, toConnection, type PageArgs } from '../../platform/graphql/pagination.js';
 import type { CheckpointRow, ConnectionRow } from '../../platform/graphql/rows.js';
-import { checkpointPage, countCheckpointsOfRun, deleteCheckpointById, findCheckpointAtStep, findCheckpointOrThrow, insertCheckpoint } from './storage.js';
+import {
+  backfillLayerHashes,
+  checkpointPage,
+  countCheckpointsOfRun,
+  deleteCheckpointById,
+  findCheckpointAtStep,
+  findCheckpointOrThrow,
+  findLayerHashes,
+  findWeights,
+  insertCheckpoint,
+} from './storage.js';
+import { layerHashesOf } from './layer-hashes.js';
 import { checkpointContextsByIds, type CheckpointContext } from './loaders-storage.js';
 
 /** Bytes a list of specs describes, as tfjs lays them out: each tensor in order, no padding. */
@@ -68,6 +79,7 @@ export async function createCheckpoint(
         weightSha256: sha256,
         specs,
         weightData,
+        layerHashes: layerHashesOf(specs, weightData),
       }),
     );
     return await afterCommit(async () => {
@@ -139,6 +151,24 @@ export async function loadCheckpointContext(db: Database, id: number): Promise<C
   const [found] = await checkpointContextsByIds(db, [id]);
   if (!found) throw new NotFoundError('Checkpoint', id);
   return found;
+}
+
+export { layerHashesOf, layerOfWeight } from './layer-hashes.js';
+
+/**
+ * The SHA-256 of each layer's weights at a checkpoint, by layer name (layer-hashes.ts): kept when the
+ * checkpoint was written, or computed now and kept for a checkpoint stored before they were
+ * (the backfill, lazily on first use). NOT_FOUND when the checkpoint has no weights.
+ */
+export async function checkpointLayerHashes(db: Database, checkpointId: number): Promise<Record<string, string>> {
+  const stored = await findLayerHashes(db, checkpointId);
+  if (stored === undefined) throw new NotFoundError('Checkpoint', checkpointId);
+  if (stored !== null) return stored;
+  const weights = await findWeights(db, checkpointId);
+  if (!weights) throw new NotFoundError('Checkpoint', checkpointId);
+  const hashes = layerHashesOf(weights.specs as WeightSpec[], weights.data);
+  await backfillLayerHashes(db, checkpointId, hashes);
+  return hashes;
 }
 
 /** A run's checkpoints in step order. */

@@ -17,6 +17,8 @@ export interface NewCheckpoint {
   /** The weight specs, stored as JSON. */
   specs: unknown;
   weightData: Buffer;
+  /** SHA-256 of each layer's weights, by layer name (layer-hashes.ts). */
+  layerHashes: Record<string, string>;
 }
 
 /**
@@ -32,12 +34,33 @@ export async function insertCheckpoint(tx: Tx, checkpoint: NewCheckpoint): Promi
   );
   const checkpointId = Number(row!.id);
   // named: checkpointWeights.insert
-  await tx.query('INSERT INTO checkpoint_weights (checkpoint_id, specs, data) VALUES ($1, $2::jsonb, $3)', [
+  await tx.query('INSERT INTO checkpoint_weights (checkpoint_id, specs, data, layer_hashes) VALUES ($1, $2::jsonb, $3, $4::jsonb)', [
     checkpointId,
     JSON.stringify(checkpoint.specs),
     checkpoint.weightData,
+    JSON.stringify(checkpoint.layerHashes),
   ]);
   return checkpointId;
+}
+
+/** A checkpoint's per-layer hashes; null when they were never computed (stored before they were kept), undefined when it has no weights. */
+export async function findLayerHashes(db: Database, checkpointId: number): Promise<Record<string, string> | null | undefined> {
+  // named: checkpointWeights.layerHashes
+  const [row] = await db.sql.query<{ layer_hashes: Record<string, string> | null }>('SELECT layer_hashes FROM checkpoint_weights WHERE checkpoint_id = $1', [checkpointId]);
+  return row ? row.layer_hashes : undefined;
+}
+
+/** A checkpoint's weight specs and bytes (to hash them), or null. */
+export async function findWeights(db: Database, checkpointId: number): Promise<{ specs: unknown; data: Uint8Array } | null> {
+  // named: checkpointWeights.forHashing
+  const [row] = await db.sql.query<{ specs: unknown; data: Uint8Array }>('SELECT specs, data FROM checkpoint_weights WHERE checkpoint_id = $1', [checkpointId]);
+  return row ?? null;
+}
+
+/** Stores the per-layer hashes of a checkpoint stored before they were kept (a no-op when a concurrent backfill wrote them first). */
+export async function backfillLayerHashes(db: Database, checkpointId: number, hashes: Record<string, string>): Promise<void> {
+  // named: checkpointWeights.backfillLayerHashes
+  await db.sql.query('UPDATE checkpoint_weights SET layer_hashes = $2::jsonb WHERE checkpoint_id = $1 AND layer_hashes IS NULL', [checkpointId, JSON.stringify(hashes)]);
 }
 
 /** The checkpoint with this id; throws when there is none (read right after its own insert commits). */

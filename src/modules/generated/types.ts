@@ -290,6 +290,8 @@ export type ComputeStats = {
   modelLoads: Scalars['Int']['output'];
   /** Samples those calls computed. */
   samples: Scalars['Int']['output'];
+  /** The frozen-trunk cache: kernel terms over a parameter subset computed from stored trunk activations. */
+  trunkCache: TrunkCacheStats;
   /** Whether this server also works compute jobs (TANGENT_WORKER). */
   worker: Scalars['Boolean']['output'];
 };
@@ -746,6 +748,8 @@ export type JobProgress = {
   /** Samples the job computed; the others already had every value it makes present. */
   samplesComputed: Scalars['Int']['output'];
   samplesDone: Scalars['Int']['output'];
+  /** Of the samples computed, those whose trunk activations came from the frozen-trunk cache (a forward pass of the trunk saved each; see TrunkCacheStats). */
+  samplesFromTrunkCache: Scalars['Int']['output'];
   samplesTotal: Scalars['Int']['output'];
 };
 
@@ -987,6 +991,8 @@ export type Mutation = {
    * `extensions.row` is 17. At most `ingestLimits.maxRows` rows per request.
    */
   logMetrics: RecordMetricsPayload;
+  /** Empties the frozen-trunk cache (every process's rows; they are recomputed when next needed) and returns how many samples' activations went (ADMIN). */
+  purgeTrunkCache: Scalars['Int']['output'];
   /**
    * Records kCross(x; T) values at a checkpoint for one target set, as measured by the client: all
    * rows or, on any bad row, none. Values are marked as recorded by the client; one that would change
@@ -2480,6 +2486,27 @@ export type TrainingProgress = {
   stepsPerEpoch: Scalars['Int']['output'];
 };
 
+/**
+ * The frozen-trunk cache. For terms over a parameter subset (e.g. Mantis's `head`), the activations entering
+ * the subset depend only on the sample and the weights outside it; when those are byte-identical at two
+ * checkpoints (every checkpoint of a head or adapter_head fine-tune), the trunk's forward pass is done once per
+ * sample and the terms (the same numbers, bit for bit) are computed from its stored output. Kept in the
+ * database, bounded by TANGENT_TRUNK_CACHE_MB (least recently used first; 0 turns it off).
+ */
+export type TrunkCacheStats = {
+  __typename?: 'TrunkCacheStats';
+  /** Bytes they hold. */
+  bytes: Scalars['Float']['output'];
+  /** The bound, TANGENT_TRUNK_CACHE_MB in bytes (0: the cache is off). */
+  capacityBytes: Scalars['Float']['output'];
+  /** Samples' trunk activations held now (every process's). */
+  entries: Scalars['Int']['output'];
+  /** Samples this process served from the cache: forward passes of the trunk saved. */
+  hits: Scalars['Int']['output'];
+  /** Samples whose trunk this process computed and stored. */
+  misses: Scalars['Int']['output'];
+};
+
 export type UcrFileInput = {
   /** The file's name; one ending in _TRAIN or _TEST (before `.ts`) sets the split. */
   fileName?: InputMaybe<Scalars['String']['input']>;
@@ -2712,6 +2739,7 @@ export type ResolversTypes = {
   TrainRunInput: TrainRunInput;
   Training: ResolverTypeWrapper<TrainingRow>;
   TrainingProgress: ResolverTypeWrapper<TrainingProgress>;
+  TrunkCacheStats: ResolverTypeWrapper<TrunkCacheStats>;
   UcrFileInput: UcrFileInput;
   UpdateRunInput: UpdateRunInput;
   Viewer: ResolverTypeWrapper<Omit<Viewer, 'apiKey'> & { apiKey?: Maybe<ResolversTypes['ApiKey']> }>;
@@ -2831,6 +2859,7 @@ export type ResolversParentTypes = {
   TrainRunInput: TrainRunInput;
   Training: TrainingRow;
   TrainingProgress: TrainingProgress;
+  TrunkCacheStats: TrunkCacheStats;
   UcrFileInput: UcrFileInput;
   UpdateRunInput: UpdateRunInput;
   Viewer: Omit<Viewer, 'apiKey'> & { apiKey?: Maybe<ResolversParentTypes['ApiKey']> };
@@ -2937,6 +2966,7 @@ export type ComputeStatsResolvers<ContextType = Context, ParentType extends Reso
   inlineMaxSamples?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
   modelLoads?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
   samples?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  trunkCache?: Resolver<ResolversTypes['TrunkCacheStats'], ParentType, ContextType>;
   worker?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;
 };
 
@@ -3104,6 +3134,7 @@ export type JobProgressResolvers<ContextType = Context, ParentType extends Resol
   fraction?: Resolver<ResolversTypes['Float'], ParentType, ContextType>;
   samplesComputed?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
   samplesDone?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  samplesFromTrunkCache?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
   samplesTotal?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
 };
 
@@ -3159,6 +3190,7 @@ export type MutationResolvers<ContextType = Context, ParentType extends Resolver
   importTfjsModel?: Resolver<ResolversTypes['ImportTfjsModelPayload'], ParentType, ContextType, RequireFields<MutationImportTfjsModelArgs, 'input'>>;
   importUcr?: Resolver<ResolversTypes['ImportUcrPayload'], ParentType, ContextType, RequireFields<MutationImportUcrArgs, 'input'>>;
   logMetrics?: Resolver<ResolversTypes['RecordMetricsPayload'], ParentType, ContextType, RequireFields<MutationLogMetricsArgs, 'checkpointId' | 'input'>>;
+  purgeTrunkCache?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
   recordKCross?: Resolver<ResolversTypes['RecordMetricsPayload'], ParentType, ContextType, RequireFields<MutationRecordKCrossArgs, 'checkpointId' | 'subset' | 'target' | 'values'>>;
   recordMetrics?: Resolver<ResolversTypes['RecordMetricsPayload'], ParentType, ContextType, RequireFields<MutationRecordMetricsArgs, 'checkpointId' | 'metrics'>>;
   retryJob?: Resolver<ResolversTypes['Job'], ParentType, ContextType, RequireFields<MutationRetryJobArgs, 'id'>>;
@@ -3527,6 +3559,14 @@ export type TrainingProgressResolvers<ContextType = Context, ParentType extends 
   stepsPerEpoch?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
 };
 
+export type TrunkCacheStatsResolvers<ContextType = Context, ParentType extends ResolversParentTypes['TrunkCacheStats'] = ResolversParentTypes['TrunkCacheStats']> = {
+  bytes?: Resolver<ResolversTypes['Float'], ParentType, ContextType>;
+  capacityBytes?: Resolver<ResolversTypes['Float'], ParentType, ContextType>;
+  entries?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  hits?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  misses?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+};
+
 export type ViewerResolvers<ContextType = Context, ParentType extends ResolversParentTypes['Viewer'] = ResolversParentTypes['Viewer']> = {
   apiKey?: Resolver<Maybe<ResolversTypes['ApiKey']>, ParentType, ContextType>;
   authRequired?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;
@@ -3616,6 +3656,7 @@ export type Resolvers<ContextType = Context> = {
   TermStats?: TermStatsResolvers<ContextType>;
   Training?: TrainingResolvers<ContextType>;
   TrainingProgress?: TrainingProgressResolvers<ContextType>;
+  TrunkCacheStats?: TrunkCacheStatsResolvers<ContextType>;
   Viewer?: ViewerResolvers<ContextType>;
 };
 

@@ -11,6 +11,8 @@ export interface JobProgress {
   samplesTotal: number;
   /** Samples the job computed; the others already had every value it makes present. */
   samplesComputed: number;
+  /** Of those, samples whose trunk activations came from the frozen-trunk cache. */
+  samplesFromTrunkCache: number;
   /** samplesDone / samplesTotal, 1 for a job without samples. */
   fraction: number;
 }
@@ -22,6 +24,7 @@ export function progressOf(job: JobRow): JobProgress {
     samplesDone: job.doneSamples,
     samplesTotal: job.totalSamples,
     samplesComputed: job.computedSamples,
+    samplesFromTrunkCache: job.trunkHits,
     fraction: job.totalSamples === 0 ? 1 : job.doneSamples / job.totalSamples,
   };
 }

@@ -128,7 +128,8 @@ export class QueueWorker {
       const forTerms = samples.filter((s) => s.lacksTerms).map((s) => s.id);
       const forCross = samples.filter((s) => s.lacksCross).map((s) => s.id);
       const subset = storedParameterSubset(job.subset);
-      const opts = { signal: abort.signal, subset };
+      let trunkHits = 0;
+      const opts = { signal: abort.signal, subset, onTrunkHits: (hits: number) => (trunkHits += hits) };
       const columns = forTerms.length ? await compute.metricColumns(ckpt, await compute.samples(ckpt, forTerms), opts) : null;
       const cross = forCross.length && job.targetKey !== null ? await compute.kCross(ckpt, job.targetKey, await compute.samples(ckpt, forCross), opts) : [];
       abort.signal.throwIfAborted();
@@ -138,7 +139,8 @@ export class QueueWorker {
       const producer = await compute.producer();
       const ref = columns || cross.length ? await compute.producerRef(producer) : null;
       const computed = new Set([...forTerms, ...forCross]).size;
-      const outcome = await commitChunk(db, { jobId, attempt, chunk, samples: samples.length, computed }, async (tx) => {
+      trunkHits = Math.min(trunkHits, computed); // a sample in both passes counts once
+      const outcome = await commitChunk(db, { jobId, attempt, chunk, samples: samples.length, computed, trunkHits }, async (tx) => {
         const shape = checkpointShape(ckpt);
         if (columns) await writeComputedTermsIn(tx, shape, columns, subset, ref!, columnField(`chunk ${chunk}`));
         if (cross.length && job.targetKey !== null) await writeCrossMetricsIn(tx, shape, job.targetKey, subset, cross, ref!);

@@ -277,7 +277,7 @@ export type ChunkOutcome = 'committed' | 'duplicate' | 'inactive';
  */
 export async function commitChunk(
   db: Database,
-  c: { jobId: number; attempt: number; chunk: number; samples: number; computed: number },
+  c: { jobId: number; attempt: number; chunk: number; samples: number; computed: number; trunkHits?: number },
   write: (tx: Tx) => Promise<void>,
 ): Promise<ChunkOutcome> {
   return db.transaction(async (tx) => {
@@ -294,13 +294,13 @@ export async function commitChunk(
     // named: computeJob.advance
     await tx.query(
       `UPDATE compute_job SET
-         done_chunks = done_chunks + 1, done_samples = done_samples + $2, computed_samples = computed_samples + $3,
+         done_chunks = done_chunks + 1, done_samples = done_samples + $2, computed_samples = computed_samples + $3, trunk_hits = trunk_hits + $4,
          status = (CASE WHEN done_chunks + 1 >= total_chunks THEN 'COMPLETED' ELSE 'RUNNING' END)::compute_job_status,
          finished_at = CASE WHEN done_chunks + 1 >= total_chunks THEN now() END,
          error = CASE WHEN done_chunks + 1 >= total_chunks THEN NULL ELSE error END,
          started_at = coalesce(started_at, now()), updated_at = now()
        WHERE id = $1`,
-      [c.jobId, c.samples, c.computed],
+      [c.jobId, c.samples, c.computed, c.trunkHits ?? 0],
     );
     return 'committed';
   });

@@ -26,6 +26,7 @@ import type { Logger } from '../../platform/logger.js';
 import { VERSION } from '../../platform/version.js';
 import { ModelCache, type ModelCacheStats } from './engine-models.js';
 import { ComputeBudgets } from './budgets.js';
+import { TrunkCache, type TrunkBatch, type TrunkCacheStats } from './trunk-cache.js';
 
 /** A checkpoint with what computing at it needs: its model, its dataset's shape, its weights' size. */
 export interface ComputeCheckpoint {
@@ -59,6 +60,8 @@ export interface ComputeOptions {
   signal?: AbortSignal;
   /** Checked against the model by the request path's checkSubset (src/modules/terms/subsets.ts). */
   subset?: ParameterSubset;
+  /** Told how many of the batch's samples had their trunk activations from the frozen-trunk cache (trunk-cache.ts). */
+  onTrunkHits?: (hits: number) => void;
 }
 
 /** Samples as the engine takes them: ids ascending, labels, and x [n, length, channels]. */
@@ -83,6 +86,7 @@ export interface ComputeStats {
   /** Samples those calls computed. */
   samples: number;
   models: ModelCacheStats;
+  trunk: TrunkCacheStats;
 }
 
 export function checkpointShape(ckpt: ComputeCheckpoint): CheckpointShape {
@@ -107,7 +111,9 @@ export class ComputeService {
   private readonly inflight = new Map<string, Promise<void>>();
   /** The parameter subsets of each model (they depend on its topology, not on a checkpoint's weights). */
   private readonly subsetsByModel = new Map<number, Promise<readonly SubsetInfo[]>>();
-  private readonly targets = new Map<string, { at: number; x: Promise<Float32Array> }>();
+  private readonly targets = new Map<string, { at: number; x: Promise<SampleBatch> }>();
+  /** The frozen-trunk cache (trunk-cache.ts): kernel terms over a subset start from the trunk's stored activations. */
+  readonly trunk: TrunkCache;
   private closed = false;
   /** Producer ids of this database, for the life of this process's compute runtime. */
   private readonly producerIds: ProducerIds;
@@ -123,6 +129,7 @@ export class ComputeService {
   ) {
     this.producerIds = new ProducerIds(db);
     this.budgets = new ComputeBudgets(db);
+    this.trunk = new TrunkCache(db, config.compute.trunkCacheBytes);
     this.models = new ModelCache(config.compute.modelCacheBytes, async (m) => (await this.pool()).unload(m));
   }
 
@@ -148,7 +155,7 @@ export class ComputeService {
   }
 
   stats(): ComputeStats {
-    return { ...this.counters, models: this.models.stats() };
+    return { ...this.counters, models: this.models.stats(), trunk: this.trunk.stats() };
   }
 
   /** Who Tangent's values are marked as computed by: this backend and version. */
@@ -228,8 +235,8 @@ export class ComputeService {
     return { ids: rows.map((r) => r.id), labels, x };
   }
 
-  /** The series of a kCross target set T, in a fixed order (cached briefly: a job asks chunk after chunk). */
-  private targetSeries(ckpt: ComputeCheckpoint, targetKey: string): Promise<Float32Array> {
+  /** The samples of a kCross target set T, in a fixed order (cached briefly: a job asks chunk after chunk). */
+  private targetSeries(ckpt: ComputeCheckpoint, targetKey: string): Promise<SampleBatch> {
     const key = `${ckpt.datasetId}:${targetKey}`;
     const now = Date.now();
     const cached = this.targets.get(key);
@@ -238,7 +245,7 @@ export class ComputeService {
     const x = (async () => {
       const rows = target.kind === 'split' ? await splitSeries(this.db, ckpt.datasetId, target.split) : await selectionSeries(this.db, target.selectionId, ckpt.datasetId);
       if (rows.length === 0) throw new BadUserInputError(`The target set ${targetKey} has no samples in checkpoint ${ckpt.id}'s dataset`, 'target');
-      return this.batchOf(ckpt, rows).x;
+      return this.batchOf(ckpt, rows);
     })();
     this.targets.set(key, { at: now, x });
     x.catch(() => this.targets.get(key)?.x === x && this.targets.delete(key));
@@ -299,6 +306,19 @@ export class ComputeService {
     return subsets;
   }
 
+  /**
+   * The trunk features of a batch over `subset` from the frozen-trunk cache (computed and stored
+   * where missing), or null where the cache does not serve it ('all', the cache off, a trunk that is
+   * the input alone): then the engine starts from the series.
+   */
+  private trunkBatch(ckpt: ComputeCheckpoint, pool: ComputePool, model: PoolModel, batch: Pick<SampleBatch, 'ids' | 'x'>, subset: ParameterSubset, signal?: AbortSignal): Promise<TrunkBatch | null> {
+    if (!this.trunk.enabled || subset === ALL_PARAMETERS) return Promise.resolve(null);
+    return (async () => {
+      const producer = await this.producer();
+      return this.trunk.features({ checkpointId: ckpt.id, modelId: ckpt.model.id, pool, model, producer, ids: batch.ids, x: batch.x, subset, ...(signal ? { signal } : {}) });
+    })();
+  }
+
   private count(samples: number): void {
     this.counters.calls++;
     this.counters.samples += samples;
@@ -313,7 +333,12 @@ export class ComputeService {
     const subset = opts.subset ?? ALL_PARAMETERS;
     return this.withModel(ckpt, async (pool, model) => {
       this.count(batch.ids.length);
-      const t = await pool.computeTerms(model, batch.x, batch.labels, { subset: engineSubset(subset), ...(opts.signal ? { signal: opts.signal } : {}) });
+      const signal = opts.signal ? { signal: opts.signal } : {};
+      const trunk = await this.trunkBatch(ckpt, pool, model, batch, subset, opts.signal);
+      opts.onTrunkHits?.(trunk?.hits ?? 0);
+      const t = trunk
+        ? await pool.computeTerms(model, trunk.features, batch.labels, { subset: engineSubset(subset), fromTrunk: { width: trunk.width }, ...signal })
+        : await pool.computeTerms(model, batch.x, batch.labels, { subset: engineSubset(subset), ...signal });
       invariant(t.loss && t.correct && t.gNorm, 'labelled samples give loss, correct and ‖G‖');
       return {
         sampleIds: batch.ids,
@@ -340,7 +365,14 @@ export class ComputeService {
     const target = await this.targetSeries(ckpt, targetKey);
     return this.withModel(ckpt, async (pool, model) => {
       this.count(batch.ids.length);
-      const r = await pool.kCross(model, batch.x, target, { subset: engineSubset(subset), ...(opts.signal ? { signal: opts.signal } : {}) });
+      const signal = opts.signal ? { signal: opts.signal } : {};
+      const trunk = await this.trunkBatch(ckpt, pool, model, batch, subset, opts.signal);
+      const targetTrunk = trunk && (await this.trunkBatch(ckpt, pool, model, target, subset, opts.signal));
+      opts.onTrunkHits?.(trunk?.hits ?? 0);
+      const r =
+        trunk && targetTrunk
+          ? await pool.kCross(model, trunk.features, targetTrunk.features, { subset: engineSubset(subset), fromTrunk: { width: trunk.width }, ...signal })
+          : await pool.kCross(model, batch.x, target.x, { subset: engineSubset(subset), ...signal });
       return batch.ids.map((sampleId, i) => ({ sampleId, kCross: r.kCross[i] as number }));
     });
   }
@@ -363,7 +395,12 @@ export class ComputeService {
     invariant(observed.ids.length === 1 && updated.ids.length === 1, 'firstOrder takes one observed and one updated sample');
     return this.withModel(ckpt, async (pool, model) => {
       this.count(2);
-      const cross = await pool.crossKernel(model, observed.x, updated.x, { returnK: true, subset: engineSubset(subset) });
+      const to = await this.trunkBatch(ckpt, pool, model, observed, subset);
+      const tu = to && (await this.trunkBatch(ckpt, pool, model, updated, subset));
+      const cross =
+        to && tu
+          ? await pool.crossKernel(model, to.features, tu.features, { returnK: true, subset: engineSubset(subset), fromTrunk: { width: to.width } })
+          : await pool.crossKernel(model, observed.x, updated.x, { returnK: true, subset: engineSubset(subset) });
       const predicted = firstOrderFromKernel(cross, { yu: updated.labels, eta });
       const V = ckpt.numClasses;
       const o = outputTerms(cross.logitsO, V, undefined, true);

@@ -62,6 +62,7 @@ export const computeResolvers: Resolvers = {
     computeTerms: async (_, { input }, ctx) => startJob(ctx.runtime, await parseComputeTerms(ctx, input), ctx, 'input.subset'),
     cancelJob: (_, { id }, ctx) => cancelJob(ctx.runtime, parseId(id)),
     retryJob: (_, { id }, ctx) => retryJob(ctx.runtime, parseId(id)),
+    purgeTrunkCache: (_, __, ctx) => ctx.runtime.compute.trunk.purge(),
   },
   Subscription: {
     jobProgress: {
@@ -91,9 +92,10 @@ export const computeResolvers: Resolvers = {
   },
   ServerInfo: {
     backend: (_, __, ctx) => ctx.runtime.compute.backend(),
-    compute: (_, __, ctx) => {
+    compute: async (_, __, ctx) => {
       const runtime = ctx.runtime;
       const stats = runtime.compute.stats();
+      const held = await runtime.compute.trunk.totals();
       return {
         calls: stats.calls,
         samples: stats.samples,
@@ -102,6 +104,7 @@ export const computeResolvers: Resolvers = {
         cachedBytes: stats.models.bytes,
         inlineMaxSamples: ctx.config.compute.inlineMaxSamples,
         worker: runtime.working,
+        trunkCache: { ...stats.trunk, ...held },
       };
     },
   },

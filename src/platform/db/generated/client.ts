@@ -57,6 +57,16 @@ export type Sample = Prisma.SampleModel
  */
 export type Model = Prisma.ModelModel
 /**
+ * Model TrunkFeature
+ * The frozen-trunk cache (src/modules/terms/trunk-cache.ts): the activations entering a parameter subset
+ * (its trunk's output, float32 little-endian, sample-major as the engine's trunkFeatures gives them) of one
+ * sample, computed once for every checkpoint whose weights outside the subset are byte-identical. `trunk` is
+ * the hex SHA-256 of the model, the subset's layers and the hash of every other layer (CheckpointWeights.
+ * layerHashes), so a checkpoint whose trunk changed never finds another's rows. Bounded by
+ * TANGENT_TRUNK_CACHE_MB, least recently used rows first; `purgeTrunkCache` (ADMIN) empties it.
+ */
+export type TrunkFeature = Prisma.TrunkFeatureModel
+/**
  * Model Run
  * One fine-tuning run of a model on a dataset.
  */

@@ -11,6 +11,7 @@
 export type * from './models/Dataset.js'
 export type * from './models/Sample.js'
 export type * from './models/Model.js'
+export type * from './models/TrunkFeature.js'
 export type * from './models/Run.js'
 export type * from './models/Checkpoint.js'
 export type * from './models/CheckpointWeights.js'

@@ -393,6 +393,7 @@ export const ModelName = {
   Dataset: 'Dataset',
   Sample: 'Sample',
   Model: 'Model',
+  TrunkFeature: 'TrunkFeature',
   Run: 'Run',
   Checkpoint: 'Checkpoint',
   CheckpointWeights: 'CheckpointWeights',
@@ -426,7 +427,7 @@ export type TypeMap<ExtArgs extends runtime.Types.Extensions.InternalArgs = runt
     omit: GlobalOmitOptions
   }
   meta: {
-    modelProps: "dataset" | "sample" | "model" | "run" | "checkpoint" | "checkpointWeights" | "producer" | "sampleMetric" | "apiKey" | "termSketch" | "termSketchEpoch" | "sampleCrossMetric" | "sampleSubsetMetric" | "metricCoverage" | "datasetSize" | "selection" | "selectionSample" | "computeJob" | "computeJobChunk" | "trainJob" | "rateLimit"
+    modelProps: "dataset" | "sample" | "model" | "trunkFeature" | "run" | "checkpoint" | "checkpointWeights" | "producer" | "sampleMetric" | "apiKey" | "termSketch" | "termSketchEpoch" | "sampleCrossMetric" | "sampleSubsetMetric" | "metricCoverage" | "datasetSize" | "selection" | "selectionSample" | "computeJob" | "computeJobChunk" | "trainJob" | "rateLimit"
     txIsolationLevel: TransactionIsolationLevel
   }
   model: {
@@ -649,6 +650,80 @@ export type TypeMap<ExtArgs extends runtime.Types.Extensions.InternalArgs = runt
         count: {
           args: Prisma.ModelCountArgs<ExtArgs>
           result: runtime.Types.Utils.Optional<Prisma.ModelCountAggregateOutputType> | number
+        }
+      }
+    }
+    TrunkFeature: {
+      payload: Prisma.$TrunkFeaturePayload<ExtArgs>
+      fields: Prisma.TrunkFeatureFieldRefs
+      operations: {
+        findUnique: {
+          args: Prisma.TrunkFeatureFindUniqueArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$TrunkFeaturePayload> | null
+        }
+        findUniqueOrThrow: {
+          args: Prisma.TrunkFeatureFindUniqueOrThrowArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$TrunkFeaturePayload>
+        }
+        findFirst: {
+          args: Prisma.TrunkFeatureFindFirstArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$TrunkFeaturePayload> | null
+        }
+        findFirstOrThrow: {
+          args: Prisma.TrunkFeatureFindFirstOrThrowArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$TrunkFeaturePayload>
+        }
+        findMany: {
+          args: Prisma.TrunkFeatureFindManyArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$TrunkFeaturePayload>[]
+        }
+        create: {
+          args: Prisma.TrunkFeatureCreateArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$TrunkFeaturePayload>
+        }
+        createMany: {
+          args: Prisma.TrunkFeatureCreateManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        createManyAndReturn: {
+          args: Prisma.TrunkFeatureCreateManyAndReturnArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$TrunkFeaturePayload>[]
+        }
+        delete: {
+          args: Prisma.TrunkFeatureDeleteArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$TrunkFeaturePayload>
+        }
+        update: {
+          args: Prisma.TrunkFeatureUpdateArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$TrunkFeaturePayload>
+        }
+        deleteMany: {
+          args: Prisma.TrunkFeatureDeleteManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        updateMany: {
+          args: Prisma.TrunkFeatureUpdateManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        updateManyAndReturn: {
+          args: Prisma.TrunkFeatureUpdateManyAndReturnArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$TrunkFeaturePayload>[]
+        }
+        upsert: {
+          args: Prisma.TrunkFeatureUpsertArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$TrunkFeaturePayload>
+        }
+        aggregate: {
+          args: Prisma.TrunkFeatureAggregateArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.AggregateTrunkFeature>
+        }
+        groupBy: {
+          args: Prisma.TrunkFeatureGroupByArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.TrunkFeatureGroupByOutputType>[]
+        }
+        count: {
+          args: Prisma.TrunkFeatureCountArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.TrunkFeatureCountAggregateOutputType> | number
         }
       }
     }
@@ -2066,6 +2141,18 @@ export const ModelScalarFieldEnum = {
 export type ModelScalarFieldEnum = (typeof ModelScalarFieldEnum)[keyof typeof ModelScalarFieldEnum]
 
 
+export const TrunkFeatureScalarFieldEnum = {
+  modelId: 'modelId',
+  trunk: 'trunk',
+  sampleId: 'sampleId',
+  features: 'features',
+  bytes: 'bytes',
+  usedAt: 'usedAt'
+} as const
+
+export type TrunkFeatureScalarFieldEnum = (typeof TrunkFeatureScalarFieldEnum)[keyof typeof TrunkFeatureScalarFieldEnum]
+
+
 export const RunScalarFieldEnum = {
   id: 'id',
   name: 'name',
@@ -2098,7 +2185,8 @@ export type CheckpointScalarFieldEnum = (typeof CheckpointScalarFieldEnum)[keyof
 export const CheckpointWeightsScalarFieldEnum = {
   checkpointId: 'checkpointId',
   specs: 'specs',
-  data: 'data'
+  data: 'data',
+  layerHashes: 'layerHashes'
 } as const
 
 export type CheckpointWeightsScalarFieldEnum = (typeof CheckpointWeightsScalarFieldEnum)[keyof typeof CheckpointWeightsScalarFieldEnum]
@@ -2281,6 +2369,7 @@ export const ComputeJobScalarFieldEnum = {
   doneChunks: 'doneChunks',
   doneSamples: 'doneSamples',
   computedSamples: 'computedSamples',
+  trunkHits: 'trunkHits',
   status: 'status',
   error: 'error',
   attempts: 'attempts',
@@ -2685,6 +2774,7 @@ export type GlobalOmitConfig = {
   dataset?: Prisma.DatasetOmit
   sample?: Prisma.SampleOmit
   model?: Prisma.ModelOmit
+  trunkFeature?: Prisma.TrunkFeatureOmit
   run?: Prisma.RunOmit
   checkpoint?: Prisma.CheckpointOmit
   checkpointWeights?: Prisma.CheckpointWeightsOmit

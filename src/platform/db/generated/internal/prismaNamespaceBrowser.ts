@@ -52,6 +52,7 @@ export const ModelName = {
   Dataset: 'Dataset',
   Sample: 'Sample',
   Model: 'Model',
+  TrunkFeature: 'TrunkFeature',
   Run: 'Run',
   Checkpoint: 'Checkpoint',
   CheckpointWeights: 'CheckpointWeights',
@@ -131,6 +132,18 @@ export const ModelScalarFieldEnum = {
 export type ModelScalarFieldEnum = (typeof ModelScalarFieldEnum)[keyof typeof ModelScalarFieldEnum]
 
 
+export const TrunkFeatureScalarFieldEnum = {
+  modelId: 'modelId',
+  trunk: 'trunk',
+  sampleId: 'sampleId',
+  features: 'features',
+  bytes: 'bytes',
+  usedAt: 'usedAt'
+} as const
+
+export type TrunkFeatureScalarFieldEnum = (typeof TrunkFeatureScalarFieldEnum)[keyof typeof TrunkFeatureScalarFieldEnum]
+
+
 export const RunScalarFieldEnum = {
   id: 'id',
   name: 'name',
@@ -163,7 +176,8 @@ export type CheckpointScalarFieldEnum = (typeof CheckpointScalarFieldEnum)[keyof
 export const CheckpointWeightsScalarFieldEnum = {
   checkpointId: 'checkpointId',
   specs: 'specs',
-  data: 'data'
+  data: 'data',
+  layerHashes: 'layerHashes'
 } as const
 
 export type CheckpointWeightsScalarFieldEnum = (typeof CheckpointWeightsScalarFieldEnum)[keyof typeof CheckpointWeightsScalarFieldEnum]
@@ -346,6 +360,7 @@ export const ComputeJobScalarFieldEnum = {
   doneChunks: 'doneChunks',
   doneSamples: 'doneSamples',
   computedSamples: 'computedSamples',
+  trunkHits: 'trunkHits',
   status: 'status',
   error: 'error',
   attempts: 'attempts',

@@ -49,6 +49,7 @@ export type CheckpointWeightsCountAggregateOutputType = {
   checkpointId: number
   specs: number
   data: number
+  layerHashes: number
   _all: number
 }
 
@@ -75,6 +76,7 @@ export type CheckpointWeightsCountAggregateInputType = {
   checkpointId?: true
   specs?: true
   data?: true
+  layerHashes?: true
   _all?: true
 }
 
@@ -168,6 +170,7 @@ export type CheckpointWeightsGroupByOutputType = {
   checkpointId: number
   specs: runtime.JsonValue
   data: runtime.Bytes
+  layerHashes: runtime.JsonValue | null
   _count: CheckpointWeightsCountAggregateOutputType | null
   _avg: CheckpointWeightsAvgAggregateOutputType | null
   _sum: CheckpointWeightsSumAggregateOutputType | null
@@ -197,6 +200,7 @@ export type CheckpointWeightsWhereInput = {
   checkpointId?: Prisma.IntFilter<"CheckpointWeights"> | number
   specs?: Prisma.JsonFilter<"CheckpointWeights">
   data?: Prisma.BytesFilter<"CheckpointWeights"> | runtime.Bytes
+  layerHashes?: Prisma.JsonNullableFilter<"CheckpointWeights">
   checkpoint?: Prisma.XOR<Prisma.CheckpointScalarRelationFilter, Prisma.CheckpointWhereInput>
 }
 
@@ -204,6 +208,7 @@ export type CheckpointWeightsOrderByWithRelationInput = {
   checkpointId?: Prisma.SortOrder
   specs?: Prisma.SortOrder
   data?: Prisma.SortOrder
+  layerHashes?: Prisma.SortOrderInput | Prisma.SortOrder
   checkpoint?: Prisma.CheckpointOrderByWithRelationInput
 }
 
@@ -214,6 +219,7 @@ export type CheckpointWeightsWhereUniqueInput = Prisma.AtLeast<{
   NOT?: Prisma.CheckpointWeightsWhereInput | Prisma.CheckpointWeightsWhereInput[]
   specs?: Prisma.JsonFilter<"CheckpointWeights">
   data?: Prisma.BytesFilter<"CheckpointWeights"> | runtime.Bytes
+  layerHashes?: Prisma.JsonNullableFilter<"CheckpointWeights">
   checkpoint?: Prisma.XOR<Prisma.CheckpointScalarRelationFilter, Prisma.CheckpointWhereInput>
 }, "checkpointId">
 
@@ -221,6 +227,7 @@ export type CheckpointWeightsOrderByWithAggregationInput = {
   checkpointId?: Prisma.SortOrder
   specs?: Prisma.SortOrder
   data?: Prisma.SortOrder
+  layerHashes?: Prisma.SortOrderInput | Prisma.SortOrder
   _count?: Prisma.CheckpointWeightsCountOrderByAggregateInput
   _avg?: Prisma.CheckpointWeightsAvgOrderByAggregateInput
   _max?: Prisma.CheckpointWeightsMaxOrderByAggregateInput
@@ -235,11 +242,13 @@ export type CheckpointWeightsScalarWhereWithAggregatesInput = {
   checkpointId?: Prisma.IntWithAggregatesFilter<"CheckpointWeights"> | number
   specs?: Prisma.JsonWithAggregatesFilter<"CheckpointWeights">
   data?: Prisma.BytesWithAggregatesFilter<"CheckpointWeights"> | runtime.Bytes
+  layerHashes?: Prisma.JsonNullableWithAggregatesFilter<"CheckpointWeights">
 }
 
 export type CheckpointWeightsCreateInput = {
   specs: Prisma.JsonNullValueInput | runtime.InputJsonValue
   data: runtime.Bytes
+  layerHashes?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
   checkpoint: Prisma.CheckpointCreateNestedOneWithoutWeightsInput
 }
 
@@ -247,11 +256,13 @@ export type CheckpointWeightsUncheckedCreateInput = {
   checkpointId: number
   specs: Prisma.JsonNullValueInput | runtime.InputJsonValue
   data: runtime.Bytes
+  layerHashes?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
 }
 
 export type CheckpointWeightsUpdateInput = {
   specs?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   data?: Prisma.BytesFieldUpdateOperationsInput | runtime.Bytes
+  layerHashes?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
   checkpoint?: Prisma.CheckpointUpdateOneRequiredWithoutWeightsNestedInput
 }
 
@@ -259,23 +270,27 @@ export type CheckpointWeightsUncheckedUpdateInput = {
   checkpointId?: Prisma.IntFieldUpdateOperationsInput | number
   specs?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   data?: Prisma.BytesFieldUpdateOperationsInput | runtime.Bytes
+  layerHashes?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
 }
 
 export type CheckpointWeightsCreateManyInput = {
   checkpointId: number
   specs: Prisma.JsonNullValueInput | runtime.InputJsonValue
   data: runtime.Bytes
+  layerHashes?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
 }
 
 export type CheckpointWeightsUpdateManyMutationInput = {
   specs?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   data?: Prisma.BytesFieldUpdateOperationsInput | runtime.Bytes
+  layerHashes?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
 }
 
 export type CheckpointWeightsUncheckedUpdateManyInput = {
   checkpointId?: Prisma.IntFieldUpdateOperationsInput | number
   specs?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   data?: Prisma.BytesFieldUpdateOperationsInput | runtime.Bytes
+  layerHashes?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
 }
 
 export type CheckpointWeightsNullableScalarRelationFilter = {
@@ -287,6 +302,7 @@ export type CheckpointWeightsCountOrderByAggregateInput = {
   checkpointId?: Prisma.SortOrder
   specs?: Prisma.SortOrder
   data?: Prisma.SortOrder
+  layerHashes?: Prisma.SortOrder
 }
 
 export type CheckpointWeightsAvgOrderByAggregateInput = {
@@ -342,11 +358,13 @@ export type CheckpointWeightsUncheckedUpdateOneWithoutCheckpointNestedInput = {
 export type CheckpointWeightsCreateWithoutCheckpointInput = {
   specs: Prisma.JsonNullValueInput | runtime.InputJsonValue
   data: runtime.Bytes
+  layerHashes?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
 }
 
 export type CheckpointWeightsUncheckedCreateWithoutCheckpointInput = {
   specs: Prisma.JsonNullValueInput | runtime.InputJsonValue
   data: runtime.Bytes
+  layerHashes?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
 }
 
 export type CheckpointWeightsCreateOrConnectWithoutCheckpointInput = {
@@ -368,11 +386,13 @@ export type CheckpointWeightsUpdateToOneWithWhereWithoutCheckpointInput = {
 export type CheckpointWeightsUpdateWithoutCheckpointInput = {
   specs?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   data?: Prisma.BytesFieldUpdateOperationsInput | runtime.Bytes
+  layerHashes?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
 }
 
 export type CheckpointWeightsUncheckedUpdateWithoutCheckpointInput = {
   specs?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   data?: Prisma.BytesFieldUpdateOperationsInput | runtime.Bytes
+  layerHashes?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
 }
 
 
@@ -381,6 +401,7 @@ export type CheckpointWeightsSelect<ExtArgs extends runtime.Types.Extensions.Int
   checkpointId?: boolean
   specs?: boolean
   data?: boolean
+  layerHashes?: boolean
   checkpoint?: boolean | Prisma.CheckpointDefaultArgs<ExtArgs>
 }, ExtArgs["result"]["checkpointWeights"]>
 
@@ -388,6 +409,7 @@ export type CheckpointWeightsSelectCreateManyAndReturn<ExtArgs extends runtime.T
   checkpointId?: boolean
   specs?: boolean
   data?: boolean
+  layerHashes?: boolean
   checkpoint?: boolean | Prisma.CheckpointDefaultArgs<ExtArgs>
 }, ExtArgs["result"]["checkpointWeights"]>
 
@@ -395,6 +417,7 @@ export type CheckpointWeightsSelectUpdateManyAndReturn<ExtArgs extends runtime.T
   checkpointId?: boolean
   specs?: boolean
   data?: boolean
+  layerHashes?: boolean
   checkpoint?: boolean | Prisma.CheckpointDefaultArgs<ExtArgs>
 }, ExtArgs["result"]["checkpointWeights"]>
 
@@ -402,9 +425,10 @@ export type CheckpointWeightsSelectScalar = {
   checkpointId?: boolean
   specs?: boolean
   data?: boolean
+  layerHashes?: boolean
 }
 
-export type CheckpointWeightsOmit<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetOmit<"checkpointId" | "specs" | "data", ExtArgs["result"]["checkpointWeights"]>
+export type CheckpointWeightsOmit<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetOmit<"checkpointId" | "specs" | "data" | "layerHashes", ExtArgs["result"]["checkpointWeights"]>
 export type CheckpointWeightsInclude<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
   checkpoint?: boolean | Prisma.CheckpointDefaultArgs<ExtArgs>
 }
@@ -424,6 +448,12 @@ export type $CheckpointWeightsPayload<ExtArgs extends runtime.Types.Extensions.I
     checkpointId: number
     specs: runtime.JsonValue
     data: runtime.Bytes
+    /**
+     * SHA-256 (hex) of each layer's weights by layer name (a weight's name up to its last '/'): name, dtype,
+     * shape and bytes of each of the layer's weights (src/modules/checkpoints/layer-hashes.ts). Written with the
+     * weights; null for a checkpoint stored before they were kept, until its first use fills it in.
+     */
+    layerHashes: runtime.JsonValue | null
   }, ExtArgs["result"]["checkpointWeights"]>
   composites: {}
 }
@@ -851,6 +881,7 @@ export interface CheckpointWeightsFieldRefs {
   readonly checkpointId: Prisma.FieldRef<"CheckpointWeights", 'Int'>
   readonly specs: Prisma.FieldRef<"CheckpointWeights", 'Json'>
   readonly data: Prisma.FieldRef<"CheckpointWeights", 'Bytes'>
+  readonly layerHashes: Prisma.FieldRef<"CheckpointWeights", 'Json'>
 }
     
 

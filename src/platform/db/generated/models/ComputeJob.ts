@@ -41,6 +41,7 @@ export type ComputeJobAvgAggregateOutputType = {
   doneChunks: number | null
   doneSamples: number | null
   computedSamples: number | null
+  trunkHits: number | null
   attempts: number | null
   requestedByKeyId: number | null
 }
@@ -56,6 +57,7 @@ export type ComputeJobSumAggregateOutputType = {
   doneChunks: number | null
   doneSamples: number | null
   computedSamples: number | null
+  trunkHits: number | null
   attempts: number | null
   requestedByKeyId: number | null
 }
@@ -73,6 +75,7 @@ export type ComputeJobMinAggregateOutputType = {
   doneChunks: number | null
   doneSamples: number | null
   computedSamples: number | null
+  trunkHits: number | null
   status: $Enums.ComputeJobStatus | null
   error: string | null
   attempts: number | null
@@ -96,6 +99,7 @@ export type ComputeJobMaxAggregateOutputType = {
   doneChunks: number | null
   doneSamples: number | null
   computedSamples: number | null
+  trunkHits: number | null
   status: $Enums.ComputeJobStatus | null
   error: string | null
   attempts: number | null
@@ -122,6 +126,7 @@ export type ComputeJobCountAggregateOutputType = {
   doneChunks: number
   doneSamples: number
   computedSamples: number
+  trunkHits: number
   status: number
   error: number
   attempts: number
@@ -145,6 +150,7 @@ export type ComputeJobAvgAggregateInputType = {
   doneChunks?: true
   doneSamples?: true
   computedSamples?: true
+  trunkHits?: true
   attempts?: true
   requestedByKeyId?: true
 }
@@ -160,6 +166,7 @@ export type ComputeJobSumAggregateInputType = {
   doneChunks?: true
   doneSamples?: true
   computedSamples?: true
+  trunkHits?: true
   attempts?: true
   requestedByKeyId?: true
 }
@@ -177,6 +184,7 @@ export type ComputeJobMinAggregateInputType = {
   doneChunks?: true
   doneSamples?: true
   computedSamples?: true
+  trunkHits?: true
   status?: true
   error?: true
   attempts?: true
@@ -200,6 +208,7 @@ export type ComputeJobMaxAggregateInputType = {
   doneChunks?: true
   doneSamples?: true
   computedSamples?: true
+  trunkHits?: true
   status?: true
   error?: true
   attempts?: true
@@ -226,6 +235,7 @@ export type ComputeJobCountAggregateInputType = {
   doneChunks?: true
   doneSamples?: true
   computedSamples?: true
+  trunkHits?: true
   status?: true
   error?: true
   attempts?: true
@@ -339,6 +349,7 @@ export type ComputeJobGroupByOutputType = {
   doneChunks: number
   doneSamples: number
   computedSamples: number
+  trunkHits: number
   status: $Enums.ComputeJobStatus
   error: string | null
   attempts: number
@@ -388,6 +399,7 @@ export type ComputeJobWhereInput = {
   doneChunks?: Prisma.IntFilter<"ComputeJob"> | number
   doneSamples?: Prisma.IntFilter<"ComputeJob"> | number
   computedSamples?: Prisma.IntFilter<"ComputeJob"> | number
+  trunkHits?: Prisma.IntFilter<"ComputeJob"> | number
   status?: Prisma.EnumComputeJobStatusFilter<"ComputeJob"> | $Enums.ComputeJobStatus
   error?: Prisma.StringNullableFilter<"ComputeJob"> | string | null
   attempts?: Prisma.IntFilter<"ComputeJob"> | number
@@ -417,6 +429,7 @@ export type ComputeJobOrderByWithRelationInput = {
   doneChunks?: Prisma.SortOrder
   doneSamples?: Prisma.SortOrder
   computedSamples?: Prisma.SortOrder
+  trunkHits?: Prisma.SortOrder
   status?: Prisma.SortOrder
   error?: Prisma.SortOrderInput | Prisma.SortOrder
   attempts?: Prisma.SortOrder
@@ -449,6 +462,7 @@ export type ComputeJobWhereUniqueInput = Prisma.AtLeast<{
   doneChunks?: Prisma.IntFilter<"ComputeJob"> | number
   doneSamples?: Prisma.IntFilter<"ComputeJob"> | number
   computedSamples?: Prisma.IntFilter<"ComputeJob"> | number
+  trunkHits?: Prisma.IntFilter<"ComputeJob"> | number
   status?: Prisma.EnumComputeJobStatusFilter<"ComputeJob"> | $Enums.ComputeJobStatus
   error?: Prisma.StringNullableFilter<"ComputeJob"> | string | null
   attempts?: Prisma.IntFilter<"ComputeJob"> | number
@@ -478,6 +492,7 @@ export type ComputeJobOrderByWithAggregationInput = {
   doneChunks?: Prisma.SortOrder
   doneSamples?: Prisma.SortOrder
   computedSamples?: Prisma.SortOrder
+  trunkHits?: Prisma.SortOrder
   status?: Prisma.SortOrder
   error?: Prisma.SortOrderInput | Prisma.SortOrder
   attempts?: Prisma.SortOrder
@@ -512,6 +527,7 @@ export type ComputeJobScalarWhereWithAggregatesInput = {
   doneChunks?: Prisma.IntWithAggregatesFilter<"ComputeJob"> | number
   doneSamples?: Prisma.IntWithAggregatesFilter<"ComputeJob"> | number
   computedSamples?: Prisma.IntWithAggregatesFilter<"ComputeJob"> | number
+  trunkHits?: Prisma.IntWithAggregatesFilter<"ComputeJob"> | number
   status?: Prisma.EnumComputeJobStatusWithAggregatesFilter<"ComputeJob"> | $Enums.ComputeJobStatus
   error?: Prisma.StringNullableWithAggregatesFilter<"ComputeJob"> | string | null
   attempts?: Prisma.IntWithAggregatesFilter<"ComputeJob"> | number
@@ -536,6 +552,7 @@ export type ComputeJobCreateInput = {
   doneChunks?: number
   doneSamples?: number
   computedSamples?: number
+  trunkHits?: number
   status?: $Enums.ComputeJobStatus
   error?: string | null
   attempts?: number
@@ -564,6 +581,7 @@ export type ComputeJobUncheckedCreateInput = {
   doneChunks?: number
   doneSamples?: number
   computedSamples?: number
+  trunkHits?: number
   status?: $Enums.ComputeJobStatus
   error?: string | null
   attempts?: number
@@ -589,6 +607,7 @@ export type ComputeJobUpdateInput = {
   doneChunks?: Prisma.IntFieldUpdateOperationsInput | number
   doneSamples?: Prisma.IntFieldUpdateOperationsInput | number
   computedSamples?: Prisma.IntFieldUpdateOperationsInput | number
+  trunkHits?: Prisma.IntFieldUpdateOperationsInput | number
   status?: Prisma.EnumComputeJobStatusFieldUpdateOperationsInput | $Enums.ComputeJobStatus
   error?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   attempts?: Prisma.IntFieldUpdateOperationsInput | number
@@ -617,6 +636,7 @@ export type ComputeJobUncheckedUpdateInput = {
   doneChunks?: Prisma.IntFieldUpdateOperationsInput | number
   doneSamples?: Prisma.IntFieldUpdateOperationsInput | number
   computedSamples?: Prisma.IntFieldUpdateOperationsInput | number
+  trunkHits?: Prisma.IntFieldUpdateOperationsInput | number
   status?: Prisma.EnumComputeJobStatusFieldUpdateOperationsInput | $Enums.ComputeJobStatus
   error?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   attempts?: Prisma.IntFieldUpdateOperationsInput | number
@@ -644,6 +664,7 @@ export type ComputeJobCreateManyInput = {
   doneChunks?: number
   doneSamples?: number
   computedSamples?: number
+  trunkHits?: number
   status?: $Enums.ComputeJobStatus
   error?: string | null
   attempts?: number
@@ -668,6 +689,7 @@ export type ComputeJobUpdateManyMutationInput = {
   doneChunks?: Prisma.IntFieldUpdateOperationsInput | number
   doneSamples?: Prisma.IntFieldUpdateOperationsInput | number
   computedSamples?: Prisma.IntFieldUpdateOperationsInput | number
+  trunkHits?: Prisma.IntFieldUpdateOperationsInput | number
   status?: Prisma.EnumComputeJobStatusFieldUpdateOperationsInput | $Enums.ComputeJobStatus
   error?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   attempts?: Prisma.IntFieldUpdateOperationsInput | number
@@ -693,6 +715,7 @@ export type ComputeJobUncheckedUpdateManyInput = {
   doneChunks?: Prisma.IntFieldUpdateOperationsInput | number
   doneSamples?: Prisma.IntFieldUpdateOperationsInput | number
   computedSamples?: Prisma.IntFieldUpdateOperationsInput | number
+  trunkHits?: Prisma.IntFieldUpdateOperationsInput | number
   status?: Prisma.EnumComputeJobStatusFieldUpdateOperationsInput | $Enums.ComputeJobStatus
   error?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   attempts?: Prisma.IntFieldUpdateOperationsInput | number
@@ -729,6 +752,7 @@ export type ComputeJobCountOrderByAggregateInput = {
   doneChunks?: Prisma.SortOrder
   doneSamples?: Prisma.SortOrder
   computedSamples?: Prisma.SortOrder
+  trunkHits?: Prisma.SortOrder
   status?: Prisma.SortOrder
   error?: Prisma.SortOrder
   attempts?: Prisma.SortOrder
@@ -750,6 +774,7 @@ export type ComputeJobAvgOrderByAggregateInput = {
   doneChunks?: Prisma.SortOrder
   doneSamples?: Prisma.SortOrder
   computedSamples?: Prisma.SortOrder
+  trunkHits?: Prisma.SortOrder
   attempts?: Prisma.SortOrder
   requestedByKeyId?: Prisma.SortOrder
 }
@@ -767,6 +792,7 @@ export type ComputeJobMaxOrderByAggregateInput = {
   doneChunks?: Prisma.SortOrder
   doneSamples?: Prisma.SortOrder
   computedSamples?: Prisma.SortOrder
+  trunkHits?: Prisma.SortOrder
   status?: Prisma.SortOrder
   error?: Prisma.SortOrder
   attempts?: Prisma.SortOrder
@@ -790,6 +816,7 @@ export type ComputeJobMinOrderByAggregateInput = {
   doneChunks?: Prisma.SortOrder
   doneSamples?: Prisma.SortOrder
   computedSamples?: Prisma.SortOrder
+  trunkHits?: Prisma.SortOrder
   status?: Prisma.SortOrder
   error?: Prisma.SortOrder
   attempts?: Prisma.SortOrder
@@ -811,6 +838,7 @@ export type ComputeJobSumOrderByAggregateInput = {
   doneChunks?: Prisma.SortOrder
   doneSamples?: Prisma.SortOrder
   computedSamples?: Prisma.SortOrder
+  trunkHits?: Prisma.SortOrder
   attempts?: Prisma.SortOrder
   requestedByKeyId?: Prisma.SortOrder
 }
@@ -954,6 +982,7 @@ export type ComputeJobCreateWithoutCheckpointInput = {
   doneChunks?: number
   doneSamples?: number
   computedSamples?: number
+  trunkHits?: number
   status?: $Enums.ComputeJobStatus
   error?: string | null
   attempts?: number
@@ -980,6 +1009,7 @@ export type ComputeJobUncheckedCreateWithoutCheckpointInput = {
   doneChunks?: number
   doneSamples?: number
   computedSamples?: number
+  trunkHits?: number
   status?: $Enums.ComputeJobStatus
   error?: string | null
   attempts?: number
@@ -1036,6 +1066,7 @@ export type ComputeJobScalarWhereInput = {
   doneChunks?: Prisma.IntFilter<"ComputeJob"> | number
   doneSamples?: Prisma.IntFilter<"ComputeJob"> | number
   computedSamples?: Prisma.IntFilter<"ComputeJob"> | number
+  trunkHits?: Prisma.IntFilter<"ComputeJob"> | number
   status?: Prisma.EnumComputeJobStatusFilter<"ComputeJob"> | $Enums.ComputeJobStatus
   error?: Prisma.StringNullableFilter<"ComputeJob"> | string | null
   attempts?: Prisma.IntFilter<"ComputeJob"> | number
@@ -1060,6 +1091,7 @@ export type ComputeJobCreateWithoutRequestedByInput = {
   doneChunks?: number
   doneSamples?: number
   computedSamples?: number
+  trunkHits?: number
   status?: $Enums.ComputeJobStatus
   error?: string | null
   attempts?: number
@@ -1087,6 +1119,7 @@ export type ComputeJobUncheckedCreateWithoutRequestedByInput = {
   doneChunks?: number
   doneSamples?: number
   computedSamples?: number
+  trunkHits?: number
   status?: $Enums.ComputeJobStatus
   error?: string | null
   attempts?: number
@@ -1137,6 +1170,7 @@ export type ComputeJobCreateWithoutChunksInput = {
   doneChunks?: number
   doneSamples?: number
   computedSamples?: number
+  trunkHits?: number
   status?: $Enums.ComputeJobStatus
   error?: string | null
   attempts?: number
@@ -1164,6 +1198,7 @@ export type ComputeJobUncheckedCreateWithoutChunksInput = {
   doneChunks?: number
   doneSamples?: number
   computedSamples?: number
+  trunkHits?: number
   status?: $Enums.ComputeJobStatus
   error?: string | null
   attempts?: number
@@ -1204,6 +1239,7 @@ export type ComputeJobUpdateWithoutChunksInput = {
   doneChunks?: Prisma.IntFieldUpdateOperationsInput | number
   doneSamples?: Prisma.IntFieldUpdateOperationsInput | number
   computedSamples?: Prisma.IntFieldUpdateOperationsInput | number
+  trunkHits?: Prisma.IntFieldUpdateOperationsInput | number
   status?: Prisma.EnumComputeJobStatusFieldUpdateOperationsInput | $Enums.ComputeJobStatus
   error?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   attempts?: Prisma.IntFieldUpdateOperationsInput | number
@@ -1231,6 +1267,7 @@ export type ComputeJobUncheckedUpdateWithoutChunksInput = {
   doneChunks?: Prisma.IntFieldUpdateOperationsInput | number
   doneSamples?: Prisma.IntFieldUpdateOperationsInput | number
   computedSamples?: Prisma.IntFieldUpdateOperationsInput | number
+  trunkHits?: Prisma.IntFieldUpdateOperationsInput | number
   status?: Prisma.EnumComputeJobStatusFieldUpdateOperationsInput | $Enums.ComputeJobStatus
   error?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   attempts?: Prisma.IntFieldUpdateOperationsInput | number
@@ -1256,6 +1293,7 @@ export type ComputeJobCreateManyCheckpointInput = {
   doneChunks?: number
   doneSamples?: number
   computedSamples?: number
+  trunkHits?: number
   status?: $Enums.ComputeJobStatus
   error?: string | null
   attempts?: number
@@ -1280,6 +1318,7 @@ export type ComputeJobUpdateWithoutCheckpointInput = {
   doneChunks?: Prisma.IntFieldUpdateOperationsInput | number
   doneSamples?: Prisma.IntFieldUpdateOperationsInput | number
   computedSamples?: Prisma.IntFieldUpdateOperationsInput | number
+  trunkHits?: Prisma.IntFieldUpdateOperationsInput | number
   status?: Prisma.EnumComputeJobStatusFieldUpdateOperationsInput | $Enums.ComputeJobStatus
   error?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   attempts?: Prisma.IntFieldUpdateOperationsInput | number
@@ -1306,6 +1345,7 @@ export type ComputeJobUncheckedUpdateWithoutCheckpointInput = {
   doneChunks?: Prisma.IntFieldUpdateOperationsInput | number
   doneSamples?: Prisma.IntFieldUpdateOperationsInput | number
   computedSamples?: Prisma.IntFieldUpdateOperationsInput | number
+  trunkHits?: Prisma.IntFieldUpdateOperationsInput | number
   status?: Prisma.EnumComputeJobStatusFieldUpdateOperationsInput | $Enums.ComputeJobStatus
   error?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   attempts?: Prisma.IntFieldUpdateOperationsInput | number
@@ -1332,6 +1372,7 @@ export type ComputeJobUncheckedUpdateManyWithoutCheckpointInput = {
   doneChunks?: Prisma.IntFieldUpdateOperationsInput | number
   doneSamples?: Prisma.IntFieldUpdateOperationsInput | number
   computedSamples?: Prisma.IntFieldUpdateOperationsInput | number
+  trunkHits?: Prisma.IntFieldUpdateOperationsInput | number
   status?: Prisma.EnumComputeJobStatusFieldUpdateOperationsInput | $Enums.ComputeJobStatus
   error?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   attempts?: Prisma.IntFieldUpdateOperationsInput | number
@@ -1358,6 +1399,7 @@ export type ComputeJobCreateManyRequestedByInput = {
   doneChunks?: number
   doneSamples?: number
   computedSamples?: number
+  trunkHits?: number
   status?: $Enums.ComputeJobStatus
   error?: string | null
   attempts?: number
@@ -1381,6 +1423,7 @@ export type ComputeJobUpdateWithoutRequestedByInput = {
   doneChunks?: Prisma.IntFieldUpdateOperationsInput | number
   doneSamples?: Prisma.IntFieldUpdateOperationsInput | number
   computedSamples?: Prisma.IntFieldUpdateOperationsInput | number
+  trunkHits?: Prisma.IntFieldUpdateOperationsInput | number
   status?: Prisma.EnumComputeJobStatusFieldUpdateOperationsInput | $Enums.ComputeJobStatus
   error?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   attempts?: Prisma.IntFieldUpdateOperationsInput | number
@@ -1408,6 +1451,7 @@ export type ComputeJobUncheckedUpdateWithoutRequestedByInput = {
   doneChunks?: Prisma.IntFieldUpdateOperationsInput | number
   doneSamples?: Prisma.IntFieldUpdateOperationsInput | number
   computedSamples?: Prisma.IntFieldUpdateOperationsInput | number
+  trunkHits?: Prisma.IntFieldUpdateOperationsInput | number
   status?: Prisma.EnumComputeJobStatusFieldUpdateOperationsInput | $Enums.ComputeJobStatus
   error?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   attempts?: Prisma.IntFieldUpdateOperationsInput | number
@@ -1434,6 +1478,7 @@ export type ComputeJobUncheckedUpdateManyWithoutRequestedByInput = {
   doneChunks?: Prisma.IntFieldUpdateOperationsInput | number
   doneSamples?: Prisma.IntFieldUpdateOperationsInput | number
   computedSamples?: Prisma.IntFieldUpdateOperationsInput | number
+  trunkHits?: Prisma.IntFieldUpdateOperationsInput | number
   status?: Prisma.EnumComputeJobStatusFieldUpdateOperationsInput | $Enums.ComputeJobStatus
   error?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   attempts?: Prisma.IntFieldUpdateOperationsInput | number
@@ -1490,6 +1535,7 @@ export type ComputeJobSelect<ExtArgs extends runtime.Types.Extensions.InternalAr
   doneChunks?: boolean
   doneSamples?: boolean
   computedSamples?: boolean
+  trunkHits?: boolean
   status?: boolean
   error?: boolean
   attempts?: boolean
@@ -1520,6 +1566,7 @@ export type ComputeJobSelectCreateManyAndReturn<ExtArgs extends runtime.Types.Ex
   doneChunks?: boolean
   doneSamples?: boolean
   computedSamples?: boolean
+  trunkHits?: boolean
   status?: boolean
   error?: boolean
   attempts?: boolean
@@ -1548,6 +1595,7 @@ export type ComputeJobSelectUpdateManyAndReturn<ExtArgs extends runtime.Types.Ex
   doneChunks?: boolean
   doneSamples?: boolean
   computedSamples?: boolean
+  trunkHits?: boolean
   status?: boolean
   error?: boolean
   attempts?: boolean
@@ -1576,6 +1624,7 @@ export type ComputeJobSelectScalar = {
   doneChunks?: boolean
   doneSamples?: boolean
   computedSamples?: boolean
+  trunkHits?: boolean
   status?: boolean
   error?: boolean
   attempts?: boolean
@@ -1586,7 +1635,7 @@ export type ComputeJobSelectScalar = {
   requestedByKeyId?: boolean
 }
 
-export type ComputeJobOmit<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetOmit<"id" | "checkpointId" | "terms" | "targetKey" | "subset" | "scope" | "workKey" | "chunkSize" | "chunkStarts" | "lastSampleId" | "totalChunks" | "totalSamples" | "doneChunks" | "doneSamples" | "computedSamples" | "status" | "error" | "attempts" | "createdAt" | "startedAt" | "finishedAt" | "updatedAt" | "requestedByKeyId", ExtArgs["result"]["computeJob"]>
+export type ComputeJobOmit<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetOmit<"id" | "checkpointId" | "terms" | "targetKey" | "subset" | "scope" | "workKey" | "chunkSize" | "chunkStarts" | "lastSampleId" | "totalChunks" | "totalSamples" | "doneChunks" | "doneSamples" | "computedSamples" | "trunkHits" | "status" | "error" | "attempts" | "createdAt" | "startedAt" | "finishedAt" | "updatedAt" | "requestedByKeyId", ExtArgs["result"]["computeJob"]>
 export type ComputeJobInclude<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
   checkpoint?: boolean | Prisma.CheckpointDefaultArgs<ExtArgs>
   requestedBy?: boolean | Prisma.ComputeJob$requestedByArgs<ExtArgs>
@@ -1643,6 +1692,10 @@ export type $ComputeJobPayload<ExtArgs extends runtime.Types.Extensions.Internal
      * Samples the job actually computed (the others already had every value).
      */
     computedSamples: number
+    /**
+     * Of those, samples whose trunk activations came from the frozen-trunk cache (TrunkFeature).
+     */
+    trunkHits: number
     status: $Enums.ComputeJobStatus
     /**
      * Why it failed, in words a client can show; the details are in the worker's log.
@@ -2101,6 +2154,7 @@ export interface ComputeJobFieldRefs {
   readonly doneChunks: Prisma.FieldRef<"ComputeJob", 'Int'>
   readonly doneSamples: Prisma.FieldRef<"ComputeJob", 'Int'>
   readonly computedSamples: Prisma.FieldRef<"ComputeJob", 'Int'>
+  readonly trunkHits: Prisma.FieldRef<"ComputeJob", 'Int'>
   readonly status: Prisma.FieldRef<"ComputeJob", 'ComputeJobStatus'>
   readonly error: Prisma.FieldRef<"ComputeJob", 'String'>
   readonly attempts: Prisma.FieldRef<"ComputeJob", 'Int'>

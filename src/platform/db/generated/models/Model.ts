@@ -261,6 +261,7 @@ export type ModelWhereInput = {
   numClasses?: Prisma.IntFilter<"Model"> | number
   createdAt?: Prisma.DateTimeFilter<"Model"> | Date | string
   runs?: Prisma.RunListRelationFilter
+  trunkFeatures?: Prisma.TrunkFeatureListRelationFilter
 }
 
 export type ModelOrderByWithRelationInput = {
@@ -275,6 +276,7 @@ export type ModelOrderByWithRelationInput = {
   numClasses?: Prisma.SortOrder
   createdAt?: Prisma.SortOrder
   runs?: Prisma.RunOrderByRelationAggregateInput
+  trunkFeatures?: Prisma.TrunkFeatureOrderByRelationAggregateInput
 }
 
 export type ModelWhereUniqueInput = Prisma.AtLeast<{
@@ -292,6 +294,7 @@ export type ModelWhereUniqueInput = Prisma.AtLeast<{
   numClasses?: Prisma.IntFilter<"Model"> | number
   createdAt?: Prisma.DateTimeFilter<"Model"> | Date | string
   runs?: Prisma.RunListRelationFilter
+  trunkFeatures?: Prisma.TrunkFeatureListRelationFilter
 }, "id" | "name">
 
 export type ModelOrderByWithAggregationInput = {
@@ -339,6 +342,7 @@ export type ModelCreateInput = {
   numClasses: number
   createdAt?: Date | string
   runs?: Prisma.RunCreateNestedManyWithoutModelInput
+  trunkFeatures?: Prisma.TrunkFeatureCreateNestedManyWithoutModelInput
 }
 
 export type ModelUncheckedCreateInput = {
@@ -353,6 +357,7 @@ export type ModelUncheckedCreateInput = {
   numClasses: number
   createdAt?: Date | string
   runs?: Prisma.RunUncheckedCreateNestedManyWithoutModelInput
+  trunkFeatures?: Prisma.TrunkFeatureUncheckedCreateNestedManyWithoutModelInput
 }
 
 export type ModelUpdateInput = {
@@ -366,6 +371,7 @@ export type ModelUpdateInput = {
   numClasses?: Prisma.IntFieldUpdateOperationsInput | number
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   runs?: Prisma.RunUpdateManyWithoutModelNestedInput
+  trunkFeatures?: Prisma.TrunkFeatureUpdateManyWithoutModelNestedInput
 }
 
 export type ModelUncheckedUpdateInput = {
@@ -380,6 +386,7 @@ export type ModelUncheckedUpdateInput = {
   numClasses?: Prisma.IntFieldUpdateOperationsInput | number
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   runs?: Prisma.RunUncheckedUpdateManyWithoutModelNestedInput
+  trunkFeatures?: Prisma.TrunkFeatureUncheckedUpdateManyWithoutModelNestedInput
 }
 
 export type ModelCreateManyInput = {
@@ -478,6 +485,20 @@ export type EnumModelFormatFieldUpdateOperationsInput = {
   set?: $Enums.ModelFormat
 }
 
+export type ModelCreateNestedOneWithoutTrunkFeaturesInput = {
+  create?: Prisma.XOR<Prisma.ModelCreateWithoutTrunkFeaturesInput, Prisma.ModelUncheckedCreateWithoutTrunkFeaturesInput>
+  connectOrCreate?: Prisma.ModelCreateOrConnectWithoutTrunkFeaturesInput
+  connect?: Prisma.ModelWhereUniqueInput
+}
+
+export type ModelUpdateOneRequiredWithoutTrunkFeaturesNestedInput = {
+  create?: Prisma.XOR<Prisma.ModelCreateWithoutTrunkFeaturesInput, Prisma.ModelUncheckedCreateWithoutTrunkFeaturesInput>
+  connectOrCreate?: Prisma.ModelCreateOrConnectWithoutTrunkFeaturesInput
+  upsert?: Prisma.ModelUpsertWithoutTrunkFeaturesInput
+  connect?: Prisma.ModelWhereUniqueInput
+  update?: Prisma.XOR<Prisma.XOR<Prisma.ModelUpdateToOneWithWhereWithoutTrunkFeaturesInput, Prisma.ModelUpdateWithoutTrunkFeaturesInput>, Prisma.ModelUncheckedUpdateWithoutTrunkFeaturesInput>
+}
+
 export type ModelCreateNestedOneWithoutRunsInput = {
   create?: Prisma.XOR<Prisma.ModelCreateWithoutRunsInput, Prisma.ModelUncheckedCreateWithoutRunsInput>
   connectOrCreate?: Prisma.ModelCreateOrConnectWithoutRunsInput
@@ -492,6 +513,76 @@ export type ModelUpdateOneRequiredWithoutRunsNestedInput = {
   update?: Prisma.XOR<Prisma.XOR<Prisma.ModelUpdateToOneWithWhereWithoutRunsInput, Prisma.ModelUpdateWithoutRunsInput>, Prisma.ModelUncheckedUpdateWithoutRunsInput>
 }
 
+export type ModelCreateWithoutTrunkFeaturesInput = {
+  name: string
+  format: $Enums.ModelFormat
+  architecture?: string | null
+  config?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  topology?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  inputLength: number
+  channels: number
+  numClasses: number
+  createdAt?: Date | string
+  runs?: Prisma.RunCreateNestedManyWithoutModelInput
+}
+
+export type ModelUncheckedCreateWithoutTrunkFeaturesInput = {
+  id?: number
+  name: string
+  format: $Enums.ModelFormat
+  architecture?: string | null
+  config?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  topology?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  inputLength: number
+  channels: number
+  numClasses: number
+  createdAt?: Date | string
+  runs?: Prisma.RunUncheckedCreateNestedManyWithoutModelInput
+}
+
+export type ModelCreateOrConnectWithoutTrunkFeaturesInput = {
+  where: Prisma.ModelWhereUniqueInput
+  create: Prisma.XOR<Prisma.ModelCreateWithoutTrunkFeaturesInput, Prisma.ModelUncheckedCreateWithoutTrunkFeaturesInput>
+}
+
+export type ModelUpsertWithoutTrunkFeaturesInput = {
+  update: Prisma.XOR<Prisma.ModelUpdateWithoutTrunkFeaturesInput, Prisma.ModelUncheckedUpdateWithoutTrunkFeaturesInput>
+  create: Prisma.XOR<Prisma.ModelCreateWithoutTrunkFeaturesInput, Prisma.ModelUncheckedCreateWithoutTrunkFeaturesInput>
+  where?: Prisma.ModelWhereInput
+}
+
+export type ModelUpdateToOneWithWhereWithoutTrunkFeaturesInput = {
+  where?: Prisma.ModelWhereInput
+  data: Prisma.XOR<Prisma.ModelUpdateWithoutTrunkFeaturesInput, Prisma.ModelUncheckedUpdateWithoutTrunkFeaturesInput>
+}
+
+export type ModelUpdateWithoutTrunkFeaturesInput = {
+  name?: Prisma.StringFieldUpdateOperationsInput | string
+  format?: Prisma.EnumModelFormatFieldUpdateOperationsInput | $Enums.ModelFormat
+  architecture?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  config?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  topology?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  inputLength?: Prisma.IntFieldUpdateOperationsInput | number
+  channels?: Prisma.IntFieldUpdateOperationsInput | number
+  numClasses?: Prisma.IntFieldUpdateOperationsInput | number
+  createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  runs?: Prisma.RunUpdateManyWithoutModelNestedInput
+}
+
+export type ModelUncheckedUpdateWithoutTrunkFeaturesInput = {
+  id?: Prisma.IntFieldUpdateOperationsInput | number
+  name?: Prisma.StringFieldUpdateOperationsInput | string
+  format?: Prisma.EnumModelFormatFieldUpdateOperationsInput | $Enums.ModelFormat
+  architecture?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  config?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  topology?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  inputLength?: Prisma.IntFieldUpdateOperationsInput | number
+  channels?: Prisma.IntFieldUpdateOperationsInput | number
+  numClasses?: Prisma.IntFieldUpdateOperationsInput | number
+  createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  runs?: Prisma.RunUncheckedUpdateManyWithoutModelNestedInput
+}
+
 export type ModelCreateWithoutRunsInput = {
   name: string
   format: $Enums.ModelFormat
@@ -502,6 +593,7 @@ export type ModelCreateWithoutRunsInput = {
   channels: number
   numClasses: number
   createdAt?: Date | string
+  trunkFeatures?: Prisma.TrunkFeatureCreateNestedManyWithoutModelInput
 }
 
 export type ModelUncheckedCreateWithoutRunsInput = {
@@ -515,6 +607,7 @@ export type ModelUncheckedCreateWithoutRunsInput = {
   channels: number
   numClasses: number
   createdAt?: Date | string
+  trunkFeatures?: Prisma.TrunkFeatureUncheckedCreateNestedManyWithoutModelInput
 }
 
 export type ModelCreateOrConnectWithoutRunsInput = {
@@ -543,6 +636,7 @@ export type ModelUpdateWithoutRunsInput = {
   channels?: Prisma.IntFieldUpdateOperationsInput | number
   numClasses?: Prisma.IntFieldUpdateOperationsInput | number
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  trunkFeatures?: Prisma.TrunkFeatureUpdateManyWithoutModelNestedInput
 }
 
 export type ModelUncheckedUpdateWithoutRunsInput = {
@@ -556,6 +650,7 @@ export type ModelUncheckedUpdateWithoutRunsInput = {
   channels?: Prisma.IntFieldUpdateOperationsInput | number
   numClasses?: Prisma.IntFieldUpdateOperationsInput | number
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  trunkFeatures?: Prisma.TrunkFeatureUncheckedUpdateManyWithoutModelNestedInput
 }
 
 
@@ -565,10 +660,12 @@ export type ModelUncheckedUpdateWithoutRunsInput = {
 
 export type ModelCountOutputType = {
   runs: number
+  trunkFeatures: number
 }
 
 export type ModelCountOutputTypeSelect<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
   runs?: boolean | ModelCountOutputTypeCountRunsArgs
+  trunkFeatures?: boolean | ModelCountOutputTypeCountTrunkFeaturesArgs
 }
 
 /**
@@ -588,6 +685,13 @@ export type ModelCountOutputTypeCountRunsArgs<ExtArgs extends runtime.Types.Exte
   where?: Prisma.RunWhereInput
 }
 
+/**
+ * ModelCountOutputType without action
+ */
+export type ModelCountOutputTypeCountTrunkFeaturesArgs<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
+  where?: Prisma.TrunkFeatureWhereInput
+}
+
 
 export type ModelSelect<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetSelect<{
   id?: boolean
@@ -601,6 +705,7 @@ export type ModelSelect<ExtArgs extends runtime.Types.Extensions.InternalArgs = 
   numClasses?: boolean
   createdAt?: boolean
   runs?: boolean | Prisma.Model$runsArgs<ExtArgs>
+  trunkFeatures?: boolean | Prisma.Model$trunkFeaturesArgs<ExtArgs>
   _count?: boolean | Prisma.ModelCountOutputTypeDefaultArgs<ExtArgs>
 }, ExtArgs["result"]["model"]>
 
@@ -646,6 +751,7 @@ export type ModelSelectScalar = {
 export type ModelOmit<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetOmit<"id" | "name" | "format" | "architecture" | "config" | "topology" | "inputLength" | "channels" | "numClasses" | "createdAt", ExtArgs["result"]["model"]>
 export type ModelInclude<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
   runs?: boolean | Prisma.Model$runsArgs<ExtArgs>
+  trunkFeatures?: boolean | Prisma.Model$trunkFeaturesArgs<ExtArgs>
   _count?: boolean | Prisma.ModelCountOutputTypeDefaultArgs<ExtArgs>
 }
 export type ModelIncludeCreateManyAndReturn<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {}
@@ -655,6 +761,7 @@ export type $ModelPayload<ExtArgs extends runtime.Types.Extensions.InternalArgs 
   name: "Model"
   objects: {
     runs: Prisma.$RunPayload<ExtArgs>[]
+    trunkFeatures: Prisma.$TrunkFeaturePayload<ExtArgs>[]
   }
   scalars: runtime.Types.Extensions.GetPayloadResult<{
     id: number
@@ -1062,6 +1169,7 @@ readonly fields: ModelFieldRefs;
 export interface Prisma__ModelClient<T, Null = never, ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs, GlobalOmitOptions = {}> extends Prisma.PrismaPromise<T> {
   readonly [Symbol.toStringTag]: "PrismaPromise"
   runs<T extends Prisma.Model$runsArgs<ExtArgs> = {}>(args?: Prisma.Subset<T, Prisma.Model$runsArgs<ExtArgs>>): Prisma.PrismaPromise<runtime.Types.Result.GetResult<Prisma.$RunPayload<ExtArgs>, T, "findMany", GlobalOmitOptions> | Null>
+  trunkFeatures<T extends Prisma.Model$trunkFeaturesArgs<ExtArgs> = {}>(args?: Prisma.Subset<T, Prisma.Model$trunkFeaturesArgs<ExtArgs>>): Prisma.PrismaPromise<runtime.Types.Result.GetResult<Prisma.$TrunkFeaturePayload<ExtArgs>, T, "findMany", GlobalOmitOptions> | Null>
   /**
    * Attaches callbacks for the resolution and/or rejection of the Promise.
    * @param onfulfilled The callback to execute when the Promise is resolved.
@@ -1510,6 +1618,30 @@ export type Model$runsArgs<ExtArgs extends runtime.Types.Extensions.InternalArgs
   take?: number
   skip?: number
   distinct?: Prisma.RunScalarFieldEnum | Prisma.RunScalarFieldEnum[]
+}
+
+/**
+ * Model.trunkFeatures
+ */
+export type Model$trunkFeaturesArgs<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
+  /**
+   * Select specific fields to fetch from the TrunkFeature
+   */
+  select?: Prisma.TrunkFeatureSelect<ExtArgs> | null
+  /**
+   * Omit specific fields from the TrunkFeature
+   */
+  omit?: Prisma.TrunkFeatureOmit<ExtArgs> | null
+  /**
+   * Choose, which related nodes to fetch as well
+   */
+  include?: Prisma.TrunkFeatureInclude<ExtArgs> | null
+  where?: Prisma.TrunkFeatureWhereInput
+  orderBy?: Prisma.TrunkFeatureOrderByWithRelationInput | Prisma.TrunkFeatureOrderByWithRelationInput[]
+  cursor?: Prisma.TrunkFeatureWhereUniqueInput
+  take?: number
+  skip?: number
+  distinct?: Prisma.TrunkFeatureScalarFieldEnum | Prisma.TrunkFeatureScalarFieldEnum[]
 }
 
 /**

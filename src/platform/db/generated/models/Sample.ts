@@ -253,6 +253,7 @@ export type SampleWhereInput = {
   crossMetrics?: Prisma.SampleCrossMetricListRelationFilter
   subsetMetrics?: Prisma.SampleSubsetMetricListRelationFilter
   selections?: Prisma.SelectionSampleListRelationFilter
+  trunkFeatures?: Prisma.TrunkFeatureListRelationFilter
 }
 
 export type SampleOrderByWithRelationInput = {
@@ -268,6 +269,7 @@ export type SampleOrderByWithRelationInput = {
   crossMetrics?: Prisma.SampleCrossMetricOrderByRelationAggregateInput
   subsetMetrics?: Prisma.SampleSubsetMetricOrderByRelationAggregateInput
   selections?: Prisma.SelectionSampleOrderByRelationAggregateInput
+  trunkFeatures?: Prisma.TrunkFeatureOrderByRelationAggregateInput
 }
 
 export type SampleWhereUniqueInput = Prisma.AtLeast<{
@@ -287,6 +289,7 @@ export type SampleWhereUniqueInput = Prisma.AtLeast<{
   crossMetrics?: Prisma.SampleCrossMetricListRelationFilter
   subsetMetrics?: Prisma.SampleSubsetMetricListRelationFilter
   selections?: Prisma.SelectionSampleListRelationFilter
+  trunkFeatures?: Prisma.TrunkFeatureListRelationFilter
 }, "id" | "datasetId_index">
 
 export type SampleOrderByWithAggregationInput = {
@@ -328,6 +331,7 @@ export type SampleCreateInput = {
   crossMetrics?: Prisma.SampleCrossMetricCreateNestedManyWithoutSampleInput
   subsetMetrics?: Prisma.SampleSubsetMetricCreateNestedManyWithoutSampleInput
   selections?: Prisma.SelectionSampleCreateNestedManyWithoutSampleInput
+  trunkFeatures?: Prisma.TrunkFeatureCreateNestedManyWithoutSampleInput
 }
 
 export type SampleUncheckedCreateInput = {
@@ -342,6 +346,7 @@ export type SampleUncheckedCreateInput = {
   crossMetrics?: Prisma.SampleCrossMetricUncheckedCreateNestedManyWithoutSampleInput
   subsetMetrics?: Prisma.SampleSubsetMetricUncheckedCreateNestedManyWithoutSampleInput
   selections?: Prisma.SelectionSampleUncheckedCreateNestedManyWithoutSampleInput
+  trunkFeatures?: Prisma.TrunkFeatureUncheckedCreateNestedManyWithoutSampleInput
 }
 
 export type SampleUpdateInput = {
@@ -355,6 +360,7 @@ export type SampleUpdateInput = {
   crossMetrics?: Prisma.SampleCrossMetricUpdateManyWithoutSampleNestedInput
   subsetMetrics?: Prisma.SampleSubsetMetricUpdateManyWithoutSampleNestedInput
   selections?: Prisma.SelectionSampleUpdateManyWithoutSampleNestedInput
+  trunkFeatures?: Prisma.TrunkFeatureUpdateManyWithoutSampleNestedInput
 }
 
 export type SampleUncheckedUpdateInput = {
@@ -369,6 +375,7 @@ export type SampleUncheckedUpdateInput = {
   crossMetrics?: Prisma.SampleCrossMetricUncheckedUpdateManyWithoutSampleNestedInput
   subsetMetrics?: Prisma.SampleSubsetMetricUncheckedUpdateManyWithoutSampleNestedInput
   selections?: Prisma.SelectionSampleUncheckedUpdateManyWithoutSampleNestedInput
+  trunkFeatures?: Prisma.TrunkFeatureUncheckedUpdateManyWithoutSampleNestedInput
 }
 
 export type SampleCreateManyInput = {
@@ -519,6 +526,20 @@ export type NullableIntFieldUpdateOperationsInput = {
   divide?: number
 }
 
+export type SampleCreateNestedOneWithoutTrunkFeaturesInput = {
+  create?: Prisma.XOR<Prisma.SampleCreateWithoutTrunkFeaturesInput, Prisma.SampleUncheckedCreateWithoutTrunkFeaturesInput>
+  connectOrCreate?: Prisma.SampleCreateOrConnectWithoutTrunkFeaturesInput
+  connect?: Prisma.SampleWhereUniqueInput
+}
+
+export type SampleUpdateOneRequiredWithoutTrunkFeaturesNestedInput = {
+  create?: Prisma.XOR<Prisma.SampleCreateWithoutTrunkFeaturesInput, Prisma.SampleUncheckedCreateWithoutTrunkFeaturesInput>
+  connectOrCreate?: Prisma.SampleCreateOrConnectWithoutTrunkFeaturesInput
+  upsert?: Prisma.SampleUpsertWithoutTrunkFeaturesInput
+  connect?: Prisma.SampleWhereUniqueInput
+  update?: Prisma.XOR<Prisma.XOR<Prisma.SampleUpdateToOneWithWhereWithoutTrunkFeaturesInput, Prisma.SampleUpdateWithoutTrunkFeaturesInput>, Prisma.SampleUncheckedUpdateWithoutTrunkFeaturesInput>
+}
+
 export type SampleCreateNestedOneWithoutMetricsInput = {
   create?: Prisma.XOR<Prisma.SampleCreateWithoutMetricsInput, Prisma.SampleUncheckedCreateWithoutMetricsInput>
   connectOrCreate?: Prisma.SampleCreateOrConnectWithoutMetricsInput
@@ -585,6 +606,7 @@ export type SampleCreateWithoutDatasetInput = {
   crossMetrics?: Prisma.SampleCrossMetricCreateNestedManyWithoutSampleInput
   subsetMetrics?: Prisma.SampleSubsetMetricCreateNestedManyWithoutSampleInput
   selections?: Prisma.SelectionSampleCreateNestedManyWithoutSampleInput
+  trunkFeatures?: Prisma.TrunkFeatureCreateNestedManyWithoutSampleInput
 }
 
 export type SampleUncheckedCreateWithoutDatasetInput = {
@@ -598,6 +620,7 @@ export type SampleUncheckedCreateWithoutDatasetInput = {
   crossMetrics?: Prisma.SampleCrossMetricUncheckedCreateNestedManyWithoutSampleInput
   subsetMetrics?: Prisma.SampleSubsetMetricUncheckedCreateNestedManyWithoutSampleInput
   selections?: Prisma.SelectionSampleUncheckedCreateNestedManyWithoutSampleInput
+  trunkFeatures?: Prisma.TrunkFeatureUncheckedCreateNestedManyWithoutSampleInput
 }
 
 export type SampleCreateOrConnectWithoutDatasetInput = {
@@ -639,6 +662,76 @@ export type SampleScalarWhereInput = {
   originalLength?: Prisma.IntNullableFilter<"Sample"> | number | null
 }
 
+export type SampleCreateWithoutTrunkFeaturesInput = {
+  index: number
+  label: number
+  split: string
+  series: runtime.Bytes
+  originalLength?: number | null
+  dataset: Prisma.DatasetCreateNestedOneWithoutSamplesInput
+  metrics?: Prisma.SampleMetricCreateNestedManyWithoutSampleInput
+  crossMetrics?: Prisma.SampleCrossMetricCreateNestedManyWithoutSampleInput
+  subsetMetrics?: Prisma.SampleSubsetMetricCreateNestedManyWithoutSampleInput
+  selections?: Prisma.SelectionSampleCreateNestedManyWithoutSampleInput
+}
+
+export type SampleUncheckedCreateWithoutTrunkFeaturesInput = {
+  id?: number
+  datasetId: number
+  index: number
+  label: number
+  split: string
+  series: runtime.Bytes
+  originalLength?: number | null
+  metrics?: Prisma.SampleMetricUncheckedCreateNestedManyWithoutSampleInput
+  crossMetrics?: Prisma.SampleCrossMetricUncheckedCreateNestedManyWithoutSampleInput
+  subsetMetrics?: Prisma.SampleSubsetMetricUncheckedCreateNestedManyWithoutSampleInput
+  selections?: Prisma.SelectionSampleUncheckedCreateNestedManyWithoutSampleInput
+}
+
+export type SampleCreateOrConnectWithoutTrunkFeaturesInput = {
+  where: Prisma.SampleWhereUniqueInput
+  create: Prisma.XOR<Prisma.SampleCreateWithoutTrunkFeaturesInput, Prisma.SampleUncheckedCreateWithoutTrunkFeaturesInput>
+}
+
+export type SampleUpsertWithoutTrunkFeaturesInput = {
+  update: Prisma.XOR<Prisma.SampleUpdateWithoutTrunkFeaturesInput, Prisma.SampleUncheckedUpdateWithoutTrunkFeaturesInput>
+  create: Prisma.XOR<Prisma.SampleCreateWithoutTrunkFeaturesInput, Prisma.SampleUncheckedCreateWithoutTrunkFeaturesInput>
+  where?: Prisma.SampleWhereInput
+}
+
+export type SampleUpdateToOneWithWhereWithoutTrunkFeaturesInput = {
+  where?: Prisma.SampleWhereInput
+  data: Prisma.XOR<Prisma.SampleUpdateWithoutTrunkFeaturesInput, Prisma.SampleUncheckedUpdateWithoutTrunkFeaturesInput>
+}
+
+export type SampleUpdateWithoutTrunkFeaturesInput = {
+  index?: Prisma.IntFieldUpdateOperationsInput | number
+  label?: Prisma.IntFieldUpdateOperationsInput | number
+  split?: Prisma.StringFieldUpdateOperationsInput | string
+  series?: Prisma.BytesFieldUpdateOperationsInput | runtime.Bytes
+  originalLength?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
+  dataset?: Prisma.DatasetUpdateOneRequiredWithoutSamplesNestedInput
+  metrics?: Prisma.SampleMetricUpdateManyWithoutSampleNestedInput
+  crossMetrics?: Prisma.SampleCrossMetricUpdateManyWithoutSampleNestedInput
+  subsetMetrics?: Prisma.SampleSubsetMetricUpdateManyWithoutSampleNestedInput
+  selections?: Prisma.SelectionSampleUpdateManyWithoutSampleNestedInput
+}
+
+export type SampleUncheckedUpdateWithoutTrunkFeaturesInput = {
+  id?: Prisma.IntFieldUpdateOperationsInput | number
+  datasetId?: Prisma.IntFieldUpdateOperationsInput | number
+  index?: Prisma.IntFieldUpdateOperationsInput | number
+  label?: Prisma.IntFieldUpdateOperationsInput | number
+  split?: Prisma.StringFieldUpdateOperationsInput | string
+  series?: Prisma.BytesFieldUpdateOperationsInput | runtime.Bytes
+  originalLength?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
+  metrics?: Prisma.SampleMetricUncheckedUpdateManyWithoutSampleNestedInput
+  crossMetrics?: Prisma.SampleCrossMetricUncheckedUpdateManyWithoutSampleNestedInput
+  subsetMetrics?: Prisma.SampleSubsetMetricUncheckedUpdateManyWithoutSampleNestedInput
+  selections?: Prisma.SelectionSampleUncheckedUpdateManyWithoutSampleNestedInput
+}
+
 export type SampleCreateWithoutMetricsInput = {
   index: number
   label: number
@@ -649,6 +742,7 @@ export type SampleCreateWithoutMetricsInput = {
   crossMetrics?: Prisma.SampleCrossMetricCreateNestedManyWithoutSampleInput
   subsetMetrics?: Prisma.SampleSubsetMetricCreateNestedManyWithoutSampleInput
   selections?: Prisma.SelectionSampleCreateNestedManyWithoutSampleInput
+  trunkFeatures?: Prisma.TrunkFeatureCreateNestedManyWithoutSampleInput
 }
 
 export type SampleUncheckedCreateWithoutMetricsInput = {
@@ -662,6 +756,7 @@ export type SampleUncheckedCreateWithoutMetricsInput = {
   crossMetrics?: Prisma.SampleCrossMetricUncheckedCreateNestedManyWithoutSampleInput
   subsetMetrics?: Prisma.SampleSubsetMetricUncheckedCreateNestedManyWithoutSampleInput
   selections?: Prisma.SelectionSampleUncheckedCreateNestedManyWithoutSampleInput
+  trunkFeatures?: Prisma.TrunkFeatureUncheckedCreateNestedManyWithoutSampleInput
 }
 
 export type SampleCreateOrConnectWithoutMetricsInput = {
@@ -690,6 +785,7 @@ export type SampleUpdateWithoutMetricsInput = {
   crossMetrics?: Prisma.SampleCrossMetricUpdateManyWithoutSampleNestedInput
   subsetMetrics?: Prisma.SampleSubsetMetricUpdateManyWithoutSampleNestedInput
   selections?: Prisma.SelectionSampleUpdateManyWithoutSampleNestedInput
+  trunkFeatures?: Prisma.TrunkFeatureUpdateManyWithoutSampleNestedInput
 }
 
 export type SampleUncheckedUpdateWithoutMetricsInput = {
@@ -703,6 +799,7 @@ export type SampleUncheckedUpdateWithoutMetricsInput = {
   crossMetrics?: Prisma.SampleCrossMetricUncheckedUpdateManyWithoutSampleNestedInput
   subsetMetrics?: Prisma.SampleSubsetMetricUncheckedUpdateManyWithoutSampleNestedInput
   selections?: Prisma.SelectionSampleUncheckedUpdateManyWithoutSampleNestedInput
+  trunkFeatures?: Prisma.TrunkFeatureUncheckedUpdateManyWithoutSampleNestedInput
 }
 
 export type SampleCreateWithoutCrossMetricsInput = {
@@ -715,6 +812,7 @@ export type SampleCreateWithoutCrossMetricsInput = {
   metrics?: Prisma.SampleMetricCreateNestedManyWithoutSampleInput
   subsetMetrics?: Prisma.SampleSubsetMetricCreateNestedManyWithoutSampleInput
   selections?: Prisma.SelectionSampleCreateNestedManyWithoutSampleInput
+  trunkFeatures?: Prisma.TrunkFeatureCreateNestedManyWithoutSampleInput
 }
 
 export type SampleUncheckedCreateWithoutCrossMetricsInput = {
@@ -728,6 +826,7 @@ export type SampleUncheckedCreateWithoutCrossMetricsInput = {
   metrics?: Prisma.SampleMetricUncheckedCreateNestedManyWithoutSampleInput
   subsetMetrics?: Prisma.SampleSubsetMetricUncheckedCreateNestedManyWithoutSampleInput
   selections?: Prisma.SelectionSampleUncheckedCreateNestedManyWithoutSampleInput
+  trunkFeatures?: Prisma.TrunkFeatureUncheckedCreateNestedManyWithoutSampleInput
 }
 
 export type SampleCreateOrConnectWithoutCrossMetricsInput = {
@@ -756,6 +855,7 @@ export type SampleUpdateWithoutCrossMetricsInput = {
   metrics?: Prisma.SampleMetricUpdateManyWithoutSampleNestedInput
   subsetMetrics?: Prisma.SampleSubsetMetricUpdateManyWithoutSampleNestedInput
   selections?: Prisma.SelectionSampleUpdateManyWithoutSampleNestedInput
+  trunkFeatures?: Prisma.TrunkFeatureUpdateManyWithoutSampleNestedInput
 }
 
 export type SampleUncheckedUpdateWithoutCrossMetricsInput = {
@@ -769,6 +869,7 @@ export type SampleUncheckedUpdateWithoutCrossMetricsInput = {
   metrics?: Prisma.SampleMetricUncheckedUpdateManyWithoutSampleNestedInput
   subsetMetrics?: Prisma.SampleSubsetMetricUncheckedUpdateManyWithoutSampleNestedInput
   selections?: Prisma.SelectionSampleUncheckedUpdateManyWithoutSampleNestedInput
+  trunkFeatures?: Prisma.TrunkFeatureUncheckedUpdateManyWithoutSampleNestedInput
 }
 
 export type SampleCreateWithoutSubsetMetricsInput = {
@@ -781,6 +882,7 @@ export type SampleCreateWithoutSubsetMetricsInput = {
   metrics?: Prisma.SampleMetricCreateNestedManyWithoutSampleInput
   crossMetrics?: Prisma.SampleCrossMetricCreateNestedManyWithoutSampleInput
   selections?: Prisma.SelectionSampleCreateNestedManyWithoutSampleInput
+  trunkFeatures?: Prisma.TrunkFeatureCreateNestedManyWithoutSampleInput
 }
 
 export type SampleUncheckedCreateWithoutSubsetMetricsInput = {
@@ -794,6 +896,7 @@ export type SampleUncheckedCreateWithoutSubsetMetricsInput = {
   metrics?: Prisma.SampleMetricUncheckedCreateNestedManyWithoutSampleInput
   crossMetrics?: Prisma.SampleCrossMetricUncheckedCreateNestedManyWithoutSampleInput
   selections?: Prisma.SelectionSampleUncheckedCreateNestedManyWithoutSampleInput
+  trunkFeatures?: Prisma.TrunkFeatureUncheckedCreateNestedManyWithoutSampleInput
 }
 
 export type SampleCreateOrConnectWithoutSubsetMetricsInput = {
@@ -822,6 +925,7 @@ export type SampleUpdateWithoutSubsetMetricsInput = {
   metrics?: Prisma.SampleMetricUpdateManyWithoutSampleNestedInput
   crossMetrics?: Prisma.SampleCrossMetricUpdateManyWithoutSampleNestedInput
   selections?: Prisma.SelectionSampleUpdateManyWithoutSampleNestedInput
+  trunkFeatures?: Prisma.TrunkFeatureUpdateManyWithoutSampleNestedInput
 }
 
 export type SampleUncheckedUpdateWithoutSubsetMetricsInput = {
@@ -835,6 +939,7 @@ export type SampleUncheckedUpdateWithoutSubsetMetricsInput = {
   metrics?: Prisma.SampleMetricUncheckedUpdateManyWithoutSampleNestedInput
   crossMetrics?: Prisma.SampleCrossMetricUncheckedUpdateManyWithoutSampleNestedInput
   selections?: Prisma.SelectionSampleUncheckedUpdateManyWithoutSampleNestedInput
+  trunkFeatures?: Prisma.TrunkFeatureUncheckedUpdateManyWithoutSampleNestedInput
 }
 
 export type SampleCreateWithoutSelectionsInput = {
@@ -847,6 +952,7 @@ export type SampleCreateWithoutSelectionsInput = {
   metrics?: Prisma.SampleMetricCreateNestedManyWithoutSampleInput
   crossMetrics?: Prisma.SampleCrossMetricCreateNestedManyWithoutSampleInput
   subsetMetrics?: Prisma.SampleSubsetMetricCreateNestedManyWithoutSampleInput
+  trunkFeatures?: Prisma.TrunkFeatureCreateNestedManyWithoutSampleInput
 }
 
 export type SampleUncheckedCreateWithoutSelectionsInput = {
@@ -860,6 +966,7 @@ export type SampleUncheckedCreateWithoutSelectionsInput = {
   metrics?: Prisma.SampleMetricUncheckedCreateNestedManyWithoutSampleInput
   crossMetrics?: Prisma.SampleCrossMetricUncheckedCreateNestedManyWithoutSampleInput
   subsetMetrics?: Prisma.SampleSubsetMetricUncheckedCreateNestedManyWithoutSampleInput
+  trunkFeatures?: Prisma.TrunkFeatureUncheckedCreateNestedManyWithoutSampleInput
 }
 
 export type SampleCreateOrConnectWithoutSelectionsInput = {
@@ -888,6 +995,7 @@ export type SampleUpdateWithoutSelectionsInput = {
   metrics?: Prisma.SampleMetricUpdateManyWithoutSampleNestedInput
   crossMetrics?: Prisma.SampleCrossMetricUpdateManyWithoutSampleNestedInput
   subsetMetrics?: Prisma.SampleSubsetMetricUpdateManyWithoutSampleNestedInput
+  trunkFeatures?: Prisma.TrunkFeatureUpdateManyWithoutSampleNestedInput
 }
 
 export type SampleUncheckedUpdateWithoutSelectionsInput = {
@@ -901,6 +1009,7 @@ export type SampleUncheckedUpdateWithoutSelectionsInput = {
   metrics?: Prisma.SampleMetricUncheckedUpdateManyWithoutSampleNestedInput
   crossMetrics?: Prisma.SampleCrossMetricUncheckedUpdateManyWithoutSampleNestedInput
   subsetMetrics?: Prisma.SampleSubsetMetricUncheckedUpdateManyWithoutSampleNestedInput
+  trunkFeatures?: Prisma.TrunkFeatureUncheckedUpdateManyWithoutSampleNestedInput
 }
 
 export type SampleCreateManyDatasetInput = {
@@ -922,6 +1031,7 @@ export type SampleUpdateWithoutDatasetInput = {
   crossMetrics?: Prisma.SampleCrossMetricUpdateManyWithoutSampleNestedInput
   subsetMetrics?: Prisma.SampleSubsetMetricUpdateManyWithoutSampleNestedInput
   selections?: Prisma.SelectionSampleUpdateManyWithoutSampleNestedInput
+  trunkFeatures?: Prisma.TrunkFeatureUpdateManyWithoutSampleNestedInput
 }
 
 export type SampleUncheckedUpdateWithoutDatasetInput = {
@@ -935,6 +1045,7 @@ export type SampleUncheckedUpdateWithoutDatasetInput = {
   crossMetrics?: Prisma.SampleCrossMetricUncheckedUpdateManyWithoutSampleNestedInput
   subsetMetrics?: Prisma.SampleSubsetMetricUncheckedUpdateManyWithoutSampleNestedInput
   selections?: Prisma.SelectionSampleUncheckedUpdateManyWithoutSampleNestedInput
+  trunkFeatures?: Prisma.TrunkFeatureUncheckedUpdateManyWithoutSampleNestedInput
 }
 
 export type SampleUncheckedUpdateManyWithoutDatasetInput = {
@@ -956,6 +1067,7 @@ export type SampleCountOutputType = {
   crossMetrics: number
   subsetMetrics: number
   selections: number
+  trunkFeatures: number
 }
 
 export type SampleCountOutputTypeSelect<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
@@ -963,6 +1075,7 @@ export type SampleCountOutputTypeSelect<ExtArgs extends runtime.Types.Extensions
   crossMetrics?: boolean | SampleCountOutputTypeCountCrossMetricsArgs
   subsetMetrics?: boolean | SampleCountOutputTypeCountSubsetMetricsArgs
   selections?: boolean | SampleCountOutputTypeCountSelectionsArgs
+  trunkFeatures?: boolean | SampleCountOutputTypeCountTrunkFeaturesArgs
 }
 
 /**
@@ -1003,6 +1116,13 @@ export type SampleCountOutputTypeCountSelectionsArgs<ExtArgs extends runtime.Typ
   where?: Prisma.SelectionSampleWhereInput
 }
 
+/**
+ * SampleCountOutputType without action
+ */
+export type SampleCountOutputTypeCountTrunkFeaturesArgs<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
+  where?: Prisma.TrunkFeatureWhereInput
+}
+
 
 export type SampleSelect<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetSelect<{
   id?: boolean
@@ -1017,6 +1137,7 @@ export type SampleSelect<ExtArgs extends runtime.Types.Extensions.InternalArgs =
   crossMetrics?: boolean | Prisma.Sample$crossMetricsArgs<ExtArgs>
   subsetMetrics?: boolean | Prisma.Sample$subsetMetricsArgs<ExtArgs>
   selections?: boolean | Prisma.Sample$selectionsArgs<ExtArgs>
+  trunkFeatures?: boolean | Prisma.Sample$trunkFeaturesArgs<ExtArgs>
   _count?: boolean | Prisma.SampleCountOutputTypeDefaultArgs<ExtArgs>
 }, ExtArgs["result"]["sample"]>
 
@@ -1059,6 +1180,7 @@ export type SampleInclude<ExtArgs extends runtime.Types.Extensions.InternalArgs 
   crossMetrics?: boolean | Prisma.Sample$crossMetricsArgs<ExtArgs>
   subsetMetrics?: boolean | Prisma.Sample$subsetMetricsArgs<ExtArgs>
   selections?: boolean | Prisma.Sample$selectionsArgs<ExtArgs>
+  trunkFeatures?: boolean | Prisma.Sample$trunkFeaturesArgs<ExtArgs>
   _count?: boolean | Prisma.SampleCountOutputTypeDefaultArgs<ExtArgs>
 }
 export type SampleIncludeCreateManyAndReturn<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
@@ -1076,6 +1198,7 @@ export type $SamplePayload<ExtArgs extends runtime.Types.Extensions.InternalArgs
     crossMetrics: Prisma.$SampleCrossMetricPayload<ExtArgs>[]
     subsetMetrics: Prisma.$SampleSubsetMetricPayload<ExtArgs>[]
     selections: Prisma.$SelectionSamplePayload<ExtArgs>[]
+    trunkFeatures: Prisma.$TrunkFeaturePayload<ExtArgs>[]
   }
   scalars: runtime.Types.Extensions.GetPayloadResult<{
     id: number
@@ -1487,6 +1610,7 @@ export interface Prisma__SampleClient<T, Null = never, ExtArgs extends runtime.T
   crossMetrics<T extends Prisma.Sample$crossMetricsArgs<ExtArgs> = {}>(args?: Prisma.Subset<T, Prisma.Sample$crossMetricsArgs<ExtArgs>>): Prisma.PrismaPromise<runtime.Types.Result.GetResult<Prisma.$SampleCrossMetricPayload<ExtArgs>, T, "findMany", GlobalOmitOptions> | Null>
   subsetMetrics<T extends Prisma.Sample$subsetMetricsArgs<ExtArgs> = {}>(args?: Prisma.Subset<T, Prisma.Sample$subsetMetricsArgs<ExtArgs>>): Prisma.PrismaPromise<runtime.Types.Result.GetResult<Prisma.$SampleSubsetMetricPayload<ExtArgs>, T, "findMany", GlobalOmitOptions> | Null>
   selections<T extends Prisma.Sample$selectionsArgs<ExtArgs> = {}>(args?: Prisma.Subset<T, Prisma.Sample$selectionsArgs<ExtArgs>>): Prisma.PrismaPromise<runtime.Types.Result.GetResult<Prisma.$SelectionSamplePayload<ExtArgs>, T, "findMany", GlobalOmitOptions> | Null>
+  trunkFeatures<T extends Prisma.Sample$trunkFeaturesArgs<ExtArgs> = {}>(args?: Prisma.Subset<T, Prisma.Sample$trunkFeaturesArgs<ExtArgs>>): Prisma.PrismaPromise<runtime.Types.Result.GetResult<Prisma.$TrunkFeaturePayload<ExtArgs>, T, "findMany", GlobalOmitOptions> | Null>
   /**
    * Attaches callbacks for the resolution and/or rejection of the Promise.
    * @param onfulfilled The callback to execute when the Promise is resolved.
@@ -2012,6 +2136,30 @@ export type Sample$selectionsArgs<ExtArgs extends runtime.Types.Extensions.Inter
   take?: number
   skip?: number
   distinct?: Prisma.SelectionSampleScalarFieldEnum | Prisma.SelectionSampleScalarFieldEnum[]
+}
+
+/**
+ * Sample.trunkFeatures
+ */
+export type Sample$trunkFeaturesArgs<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
+  /**
+   * Select specific fields to fetch from the TrunkFeature
+   */
+  select?: Prisma.TrunkFeatureSelect<ExtArgs> | null
+  /**
+   * Omit specific fields from the TrunkFeature
+   */
+  omit?: Prisma.TrunkFeatureOmit<ExtArgs> | null
+  /**
+   * Choose, which related nodes to fetch as well
+   */
+  include?: Prisma.TrunkFeatureInclude<ExtArgs> | null
+  where?: Prisma.TrunkFeatureWhereInput
+  orderBy?: Prisma.TrunkFeatureOrderByWithRelationInput | Prisma.TrunkFeatureOrderByWithRelationInput[]
+  cursor?: Prisma.TrunkFeatureWhereUniqueInput
+  take?: number
+  skip?: number
+  distinct?: Prisma.TrunkFeatureScalarFieldEnum | Prisma.TrunkFeatureScalarFieldEnum[]
 }
 
 /**
