@@ -140,7 +140,8 @@ export function mantisKernelSize(c: Pick<MantisConfig, 'length' | 'patches'>): n
  * `block{i}_*`: LayerNorm (ε 1e-5) → `qkv` (Linear W → 3·heads·headDim, no bias) →
  * multi-head attention (scale headDim^−½) → `proj` (Linear → W; absent when heads = 1 and
  * headDim = W, as in Mantis) → residual; LayerNorm → `mlp1` (GELU, exact) → `mlp2` → residual.
- * There is no final LayerNorm: the encoder's output is the CLS token (`cls_out`).
+ * There is no final LayerNorm: the encoder's output is the CLS token (`cls_out`), taken in the
+ * last layer right after its attention (`block{depth−1}_attn_cls`; what follows is per token).
  *
  * The head (`MantisTrainer.fit`'s default): the channels' embeddings concatenated in channel
  * order (`embedding`, W·channels), `head_norm` (BatchNorm1d, ε 1e-5, running statistics at
@@ -201,6 +202,12 @@ export function mantis(config: Partial<MantisConfig> = {}): tf.LayersModel {
     let y = apply(norm(`${p}_ln1`, 1e-5), t);
     y = apply(dense(3 * inner, `${p}_qkv`, { useBias: false }), y);
     y = apply(new SelfAttention({ heads: c.heads, name: `${p}_attn` }), y);
+    if (b === c.depth - 1) {
+      // Only the CLS token leaves the encoder, and after the last attention every layer is per
+      // token: the rest of the last layer runs on that token alone (same numbers, 1/P of the work).
+      y = apply(new TakeToken({ index: 0, name: `${p}_attn_cls` }), y);
+      t = apply(new TakeToken({ index: 0, name: 'cls_out' }), t);
+    }
     if (projectOut) y = apply(dense(c.dim, `${p}_proj`), y);
     if (c.dropout > 0) y = apply(tf.layers.dropout({ rate: c.dropout, name: `${p}_drop1` }), y);
     t = apply(tf.layers.add({ name: `${p}_add1` }), [t, y]);
@@ -210,7 +217,7 @@ export function mantis(config: Partial<MantisConfig> = {}): tf.LayersModel {
     if (c.dropout > 0) y = apply(tf.layers.dropout({ rate: c.dropout, name: `${p}_drop2` }), y);
     t = apply(tf.layers.add({ name: `${p}_add2` }), [t, y]);
   }
-  let h = apply(new TakeToken({ index: 0, name: 'cls_out' }), t); // [n, G, W]
+  let h = c.depth > 0 ? t : apply(new TakeToken({ index: 0, name: 'cls_out' }), t); // [n, G, W]
   h = apply(tf.layers.flatten({ name: 'embedding' }), h); // [n, G·W], channel-major like torch.cat
   h = apply(
     c.headNorm === 'batchnorm'
