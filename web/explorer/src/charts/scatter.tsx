@@ -235,16 +235,19 @@ export function Scatter(props: ScatterProps) {
     setReady(true);
   }, [width, height, x, y, colours, correct, selected, xLabel, yLabel]);
 
+  // The frame runs the latest draw (a size or data change while a frame is pending must not draw the old one).
+  const drawRef = useRef(draw);
+  drawRef.current = draw;
   const schedule = useCallback(() => {
-    if (!frame.current) frame.current = requestAnimationFrame(draw);
-  }, [draw]);
+    if (!frame.current) frame.current = requestAnimationFrame(() => drawRef.current());
+  }, []);
 
   useEffect(() => {
     view.current = home;
   }, [home]);
   useEffect(() => {
     schedule();
-  }, [schedule]);
+  }, [draw, schedule]);
   useEffect(() => () => cancelAnimationFrame(frame.current), []);
 
   const pan = (dxCss: number, dyCss: number) => {

@@ -282,10 +282,7 @@ export function CheckpointPage({ id }: { id: string }) {
           <h2>‖K‖_F per class</h2>
           <KNormHistograms id={id} subset={subset} />
         </div>
-        <div className="panel">
-          <h2>Loss against ‖K‖_F</h2>
-          <SampleScatters id={id} subset={subset} dataset={dataset} />
-        </div>
+        <SampleScatters id={id} subset={subset} dataset={dataset} />
       </div>
       <h2>Ranked samples</h2>
       <RankedTable checkpointId={id} subset={subset} classNames={dataset.classNames} splits={dataset.splits.map((s) => s.split)} channels={dataset.channels} />
@@ -408,7 +405,7 @@ interface DatasetInfo {
   sampleCount: number;
 }
 
-/** The scatter of loss against kNorm and the embedding map: both read the same per-sample columns. */
+/** The scatter of loss against kNorm and the embedding map, two panels that read the same per-sample columns. */
 function SampleScatters({ id, subset, dataset }: { id: string; subset: string; dataset: DatasetInfo }) {
   const { columns, problem } = useSampleColumns(id, subset);
   const [selected, setSelected] = useState<number | null>(null);
@@ -420,38 +417,44 @@ function SampleScatters({ id, subset, dataset }: { id: string; subset: string; d
       : '';
   return (
     <>
-      <Problem problem={problem} testId="scatter-problem" />
-      {!columns && !problem && <p className="muted">Loading every sample's terms…</p>}
-      {columns && colour && (
-        <>
-          <p className="muted">
-            <span data-testid="scatter-samples">{columns.n}</span> samples
-            {missingKNorm > 0 && (
-              <span className="pending">
-                {' '}
-                · ‖K‖_F pending for {missingKNorm} (not drawn)
-              </span>
-            )}
-            . Click a point to select it.
-          </p>
-          <Scatter
-            x={columns.values.kNorm}
-            y={columns.values.loss}
-            colour={colour}
-            correct={columns.correct}
-            xLabel="‖K‖_F"
-            yLabel="loss"
-            label="Loss against ‖K‖_F, one point per sample, coloured by class; crosses are misclassified"
-            height={360}
-            describe={describe}
-            selected={selected}
-            onSelect={setSelected}
-            testId="loss-knorm-scatter"
-          />
-          <SelectedSample columns={columns} i={selected} checkpointId={id} classNames={dataset.classNames} />
-        </>
-      )}
-      {columns && <EmbeddingMap checkpointId={id} columns={columns} dataset={dataset} />}
+      <div className="panel">
+        <h2>Loss against ‖K‖_F</h2>
+        <Problem problem={problem} testId="scatter-problem" />
+        {!columns && !problem && <p className="muted">Loading every sample's terms…</p>}
+        {columns && colour && (
+          <>
+            <p className="muted">
+              <span data-testid="scatter-samples">{columns.n}</span> samples
+              {missingKNorm > 0 && (
+                <span className="pending">
+                  {' '}
+                  · ‖K‖_F pending for {missingKNorm} (not drawn)
+                </span>
+              )}
+              . Click a point to select it.
+            </p>
+            <Scatter
+              x={columns.values.kNorm}
+              y={columns.values.loss}
+              colour={colour}
+              correct={columns.correct}
+              xLabel="‖K‖_F"
+              yLabel="loss"
+              label="Loss against ‖K‖_F, one point per sample, coloured by class; crosses are misclassified"
+              height={360}
+              describe={describe}
+              selected={selected}
+              onSelect={setSelected}
+              testId="loss-knorm-scatter"
+            />
+            <SelectedSample columns={columns} i={selected} checkpointId={id} classNames={dataset.classNames} />
+          </>
+        )}
+      </div>
+      <div className="panel">
+        <h2>Embedding of the data set (UMAP of the series)</h2>
+        {columns ? <EmbeddingMap checkpointId={id} columns={columns} dataset={dataset} /> : <p className="muted">Waiting for every sample's terms (above).</p>}
+      </div>
     </>
   );
 }
@@ -505,7 +508,6 @@ function EmbeddingMap({ checkpointId, columns, dataset }: { checkpointId: string
 
   return (
     <div className="embedding" data-testid="embedding">
-      <h2>Embedding of the data set (UMAP of the series)</h2>
       <div className="toolbar">
         <label>
           Colour by{' '}
