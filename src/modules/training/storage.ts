@@ -274,6 +274,8 @@ export async function insertCheckpoint(
     /** Stored as JSON. */
     weightSpecs: unknown;
     weights: Buffer;
+    /** SHA-256 of each layer's weights (the checkpoints module's layerHashesOf), for the frozen-trunk cache. */
+    layerHashes: Record<string, string>;
   },
 ): Promise<number> {
   // named: train.insertCheckpoint
@@ -283,10 +285,11 @@ export async function insertCheckpoint(
   );
   const checkpointId = Number(row!.id);
   // named: train.insertWeights
-  await tx.query('INSERT INTO checkpoint_weights (checkpoint_id, specs, data) VALUES ($1, $2::jsonb, $3)', [
+  await tx.query('INSERT INTO checkpoint_weights (checkpoint_id, specs, data, layer_hashes) VALUES ($1, $2::jsonb, $3, $4::jsonb)', [
     checkpointId,
     JSON.stringify(checkpoint.weightSpecs),
     checkpoint.weights,
+    JSON.stringify(checkpoint.layerHashes),
   ]);
   return checkpointId;
 }

@@ -14,6 +14,7 @@ import { publicReason } from '../jobs/queue-worker.js';
 import type { TrainEvent, TrainTask } from './train-loop.js';
 import { runTraining, TrainingFailed } from './train-runner.js';
 import { VERSION } from '../../platform/version.js';
+import { layerHashesOf } from '../checkpoints/service.js';
 import {
   checkpointAtStep,
   claimTrainJob,
@@ -327,6 +328,7 @@ export class TrainWorker {
           weightSha256: sha,
           weightSpecs: event.weightSpecs,
           weights,
+          layerHashes: layerHashesOf(event.weightSpecs, weights),
         });
       }
       const t = event.terms;
