@@ -68,6 +68,9 @@ for (const backend of BACKENDS) {
           }
           assert.equal(t.saves, true);
           assert.equal(t.features.length, n * t.width);
+          // The server mixes rows stored by earlier batches with rows computed now: a sample's features do not depend on its batch.
+          bitsEqual((await trunkFeatures(m, x, { subset: c.subset, chunkSize: n })).features, t.features, `${c.name} features in one chunk and in chunks of 3`);
+          bitsEqual((await trunkFeatures(m, x.subarray(2 * c.length * c.channels), { subset: c.subset, chunkSize: 2 })).features, t.features.subarray(2 * t.width), `${c.name} features of a later batch`);
           for (const layer of plan.layers) assert.ok(!split.frontier.some((id) => m.graph.ops[id]?.name === layer), `${layer} of the subset is not in the trunk`);
           const fromTrunk = { width: t.width };
           for (const step of [0, 1]) {
