@@ -24,7 +24,9 @@
  * Flags: --points 450 --track 100 --epochs 50 --fraction 0.1 --batch 6 --lr 0.001 --optimizer adamw
  * --seed 1 --dataset ItalyPowerDemand --split test --length 512 --mantis '{"depth":2}' (config over
  * Mantis-8M's) --cache both|on|off --per-request 10 --threads 2 --backend <TANGENT_BACKEND>
- * --url postgresql://… (a scratch database there instead of an embedded one on disk) --no-torch --json.
+ * --url postgresql://… (a scratch database there instead of an embedded one on disk) --no-torch --json;
+ * --safetensors FILE starts from your own Mantis checkpoint instead of seeded weights (MantisTrainer's
+ * `fine_tuned_model.state_dict()` saved as safetensors; `--mantis` gives its config where it is not 8M's).
  * The last line printed is one JSON object.
  */
 import { spawnSync } from 'node:child_process';
@@ -82,6 +84,8 @@ if (opt('url', '')) {
 }
 
 let server: RunningServer | null = null;
+/** With --safetensors: the imported checkpoint training starts from. */
+let fromCheckpointId: string | null = null;
 async function start(cacheOn: boolean): Promise<void> {
   const env: Record<string, string> = {
     LOG_LEVEL: 'warn',
@@ -139,6 +143,7 @@ async function train(modelId: string, datasetId: string, trackEverySteps: number
       analyzeEvery: EPOCHS,
       trackEverySteps,
       trackSamples: TRACK,
+      fromCheckpointId,
     },
   });
   let last = '';
@@ -228,10 +233,21 @@ try {
   const plan = trainPlan({ samples: trained, epochs: EPOCHS, batchSize: BATCH, analyzeEvery: EPOCHS, trackEverySteps: every });
   say(`[seed] ${DATASET} resampled to ${LENGTH}: ${inSplit} samples in '${SPLIT}', training on ${trained} (${FRACTION}), ${steps} steps, tracking ${Math.min(TRACK, trained)} every ${every} steps: ${plan.points.length} analysis points`);
 
-  const { createModel } = await gql(`mutation($input: CreateModelInput!) { createModel(input: $input) { id } }`, {
-    input: { name: `mantis-seed-${SEED}`, format: 'BUILTIN', architecture: 'mantis', config: { ...MANTIS, seed: SEED }, inputLength: LENGTH, numClasses: V },
-  });
-  const modelId = createModel.id as string;
+  let modelId: string;
+  if (opt('safetensors', '')) {
+    // Your own Mantis checkpoint (MantisTrainer's fine_tuned_model.state_dict(), saved as safetensors): training starts from it.
+    const bytes = readFileSync(opt('safetensors', ''));
+    const { importSafetensors } = await gql(`mutation($input: ImportSafetensorsInput!) { importSafetensors(input: $input) { model { id } checkpoint { id } } }`, {
+      input: { safetensors: bytes.toString('base64'), architecture: 'mantis', config: MANTIS, datasetId: ds.id, runName: 'imported' },
+    });
+    modelId = importSafetensors.model.id;
+    fromCheckpointId = importSafetensors.checkpoint.id;
+  } else {
+    const { createModel } = await gql(`mutation($input: CreateModelInput!) { createModel(input: $input) { id } }`, {
+      input: { name: `mantis-seed-${SEED}`, format: 'BUILTIN', architecture: 'mantis', config: { ...MANTIS, seed: SEED }, inputLength: LENGTH, numClasses: V },
+    });
+    modelId = createModel.id;
+  }
 
   say('[seed] training (head fine-tuning) …');
   const run1 = await train(modelId, ds.id, every);
