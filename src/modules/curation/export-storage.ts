@@ -4,13 +4,14 @@ import { ALL_PARAMETERS } from '../../platform/values/term.js';
 import type { ExportSource } from './export.js';
 import { param, type Statement } from '../../platform/db/statement.js';
 import { rankStatement, termTable } from './query-sql.js';
-import { toRankedRows, type RankedRawRow } from './ranking-storage.js';
 import { SCALAR_TERM_SPECS } from './term-columns.js';
 
 /**
  * The storage of exports: the statement of an export (a saved selection's samples with their terms
  * at one checkpoint; a query's is query-sql.ts's `rankStatement` without a limit), read a page at a
- * time by keyset or through a server-side cursor, its rows finished into the exported shape here.
+ * time by keyset or through a server-side cursor. Rows go out as the driver gives them: the
+ * formatter (export.ts) derives `className` from the label and `subset` from the export, so no row
+ * is copied into another object (a million-row export made a million of them).
  * `subset` is the parameter subset of the export's kernel terms (export.ts's `exportSubset`).
  */
 
@@ -39,26 +40,11 @@ function exportStatement(source: ExportSource, subset: string, after: ExportRow 
     ORDER BY ss.rank${limit === null ? empty : sql` LIMIT ${param(limit, 'int')}`}`;
 }
 
-/** Rows as they come from the database, with ints made numbers and the class name (and subset) added. */
-function finish(source: ExportSource, subset: string, classNames: readonly string[], rows: ExportRow[]): ExportRow[] {
-  if (source.kind === 'query') return toRankedRows(source.prepared.info, rows as unknown as RankedRawRow[], subset) as unknown as ExportRow[];
-  return rows.map((r) => ({
-    subset,
-    ...r,
-    rank: Number(r.rank),
-    score: Number(r.score),
-    sampleId: Number(r.sampleId),
-    index: Number(r.index),
-    label: Number(r.label),
-    className: classNames[Number(r.label)] ?? String(Number(r.label)),
-  }));
-}
-
 /** The rows of an export after a keyset position (`after`: the last row of the previous page, finished), at most `limit`. */
-export async function exportPage(sql: Sql, source: ExportSource, subset: string, classNames: readonly string[], after: ExportRow | null, limit: number): Promise<ExportRow[]> {
+export async function exportPage(sql: Sql, source: ExportSource, subset: string, after: ExportRow | null, limit: number): Promise<ExportRow[]> {
   const statement = exportStatement(source, subset, after, limit);
   // named: export.page
-  return finish(source, subset, classNames, await sql.query<ExportRow>(statement.text, statement.values));
+  return sql.query<ExportRow>(statement.text, statement.values);
 }
 
 /**
@@ -70,7 +56,6 @@ export async function exportThroughCursor(
   tx: Tx,
   source: ExportSource,
   subset: string,
-  classNames: readonly string[],
   batchRows: number,
   onBatch: (rows: ExportRow[]) => Promise<void>,
 ): Promise<number> {
@@ -85,7 +70,7 @@ export async function exportThroughCursor(
     const rows = await tx.query<ExportRow>(`FETCH FORWARD ${batchRows} FROM tangent_export`);
     if (rows.length === 0) break;
     total += rows.length;
-    await onBatch(finish(source, subset, classNames, rows));
+    await onBatch(rows);
     if (rows.length < batchRows) break;
   }
   await tx.query('CLOSE tangent_export');

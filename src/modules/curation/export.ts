@@ -65,6 +65,7 @@ type Row = ExportRow;
  * at one batch whatever the size. On PostgreSQL the rows come from a server-side cursor in one
  * transaction (one consistent snapshot); on the embedded PGlite, which is a single connection that a
  * long transaction would hold against every other request, from keyset pages, one statement each.
+ * The rows are as the driver gives them (`formatter` adds className and subset).
  */
 export async function readExport(
   ctx: CurationContext,
@@ -73,14 +74,11 @@ export async function readExport(
   batchRows = EXPORT_BATCH_ROWS,
   slots: ExportSlots | null = null,
 ): Promise<number> {
-  const datasetId = source.kind === 'selection' ? source.selection.datasetId : source.prepared.info.datasetId;
-  const dataset = await ctx.loaders.datasetById.load(datasetId);
-  const classNames = dataset?.classNames ?? [];
   const subset = exportSubset(source);
   if (ctx.db.kind === 'postgres') {
     const release = slots ? await slots.acquire() : null;
     try {
-      return await ctx.db.transaction((tx) => exportThroughCursor(tx, source, subset, classNames, batchRows, onBatch));
+      return await ctx.db.transaction((tx) => exportThroughCursor(tx, source, subset, batchRows, onBatch));
     } finally {
       release?.();
     }
@@ -88,7 +86,7 @@ export async function readExport(
   let total = 0;
   let after: Row | null = null;
   for (;;) {
-    const rows: Row[] = await exportPage(ctx.db.sql, source, subset, classNames, after, batchRows);
+    const rows: Row[] = await exportPage(ctx.db.sql, source, subset, after, batchRows);
     if (rows.length === 0) break;
     total += rows.length;
     after = rows.at(-1)!;
@@ -144,23 +142,57 @@ function csvField(value: unknown): string {
   return /[",\r\n]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
 }
 
+/** How a column's values are written: ints and floats (numbers), booleans, and text (quoted as text). */
+type ColumnKind = 'number' | 'boolean' | 'text';
+
+const TEXT_COLUMNS = new Set(['className', 'split', 'subset']);
+
 /**
- * Formats rows as JSONL or CSV. Written by hand: the values are numbers, booleans and two short
- * strings (class name, split), so the whole of CSV that matters is the quoting rule above.
+ * What the formatter needs beyond the rows, which come as the driver gives them: the class names
+ * (a row's `className` is its label's) and the subset of its kernel terms (the `subset` column).
  */
-export function formatter(format: ExportFormat, columns: readonly string[]) {
+export interface ExportContext {
+  classNames: readonly string[];
+  subset: string;
+}
+
+/**
+ * Formats rows as JSONL or CSV. Written by hand: the values are numbers, booleans and a few short
+ * strings (class name, split, subset), so the whole of CSV that matters is the quoting rule above.
+ * Each column's writer is chosen once per export, from its kind, and a row is one string built
+ * by concatenation: a million-row export is on the hot path, and building an object per row to
+ * hand to JSON.stringify (or a regex test per number) cost more than reading the rows. A value of
+ * another type than its column's (a driver that gives numbers as text) goes through the general
+ * writers, so the output is the same as theirs.
+ */
+export function formatter(format: ExportFormat, columns: readonly string[], context: ExportContext = { classNames: [], subset: ALL_PARAMETERS }) {
+  const value = columns.map((c): ((row: Row) => unknown) => {
+    if (c === 'className') return (row) => context.classNames[Number(row.label)] ?? String(Number(row.label));
+    if (c === 'subset') return () => context.subset;
+    return (row) => row[c];
+  });
+  const kinds = columns.map((c): ColumnKind => (TEXT_COLUMNS.has(c) ? 'text' : c === 'correct' ? 'boolean' : 'number'));
+  const csvCell = (v: unknown, kind: ColumnKind) => (v === null || v === undefined ? '' : kind !== 'text' && (typeof v === 'number' || typeof v === 'boolean') ? String(v) : csvField(v));
+  const jsonCell = (v: unknown) =>
+    v === null || v === undefined ? 'null' : typeof v === 'number' ? (Number.isFinite(v) ? String(v) : 'null') : typeof v === 'boolean' ? String(v) : JSON.stringify(v);
+  const keys = columns.map((c, i) => `${i === 0 ? '{' : ','}${JSON.stringify(c)}:`);
+  const n = columns.length;
   return {
     header: format === 'csv' ? `${columns.join(',')}\n` : '',
     rows(rows: readonly Row[]): string {
       let out = '';
       if (format === 'jsonl') {
         for (const row of rows) {
-          const ordered: Row = {};
-          for (const c of columns) ordered[c] = row[c] ?? null;
-          out += `${JSON.stringify(ordered)}\n`;
+          let line = '';
+          for (let i = 0; i < n; i++) line += keys[i]! + jsonCell(value[i]!(row));
+          out += `${line}}\n`;
         }
       } else {
-        for (const row of rows) out += `${columns.map((c) => csvField(row[c])).join(',')}\n`;
+        for (const row of rows) {
+          let line = csvCell(value[0]!(row), kinds[0]!);
+          for (let i = 1; i < n; i++) line += `,${csvCell(value[i]!(row), kinds[i]!)}`;
+          out += `${line}\n`;
+        }
       }
       return out;
     },
@@ -177,7 +209,8 @@ export async function writeExport(
   slots: ExportSlots | null = null,
 ): Promise<number> {
   const columns = exportColumns(source);
-  const f = formatter(format, columns);
+  const dataset = await ctx.loaders.datasetById.load(source.kind === 'selection' ? source.selection.datasetId : source.prepared.info.datasetId);
+  const f = formatter(format, columns, { classNames: dataset?.classNames ?? [], subset: exportSubset(source) });
   if (f.header) await write(f.header);
   return readExport(ctx, source, (rows) => write(f.rows(rows)), batchRows, slots);
 }
