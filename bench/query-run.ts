@@ -8,7 +8,8 @@
  *   - a GraphQL top-1000-by-kNorm query (`Checkpoint.rankedSamples(first: 1000)`), as nodes, as
  *     Relay edges, and as parallel columns (`columns`),
  *   - a filtered page (labels, split and a loss range, by ‖G‖, the second page through its cursor),
- *   - a quantile query (`Checkpoint.termStats { quantiles }` over every sample),
+ *   - a quantile query (`Checkpoint.termStats { quantiles }` over every sample): exact, from the
+ *     sketch, and the first request after a write (the sketch rebuilt),
  *   - a 1M-row export (`/export/checkpoints/:id?format=csv`, read to the end over HTTP),
  *
  * each next to the same SQL run directly in the same process (the statements the server issued,
@@ -337,12 +338,28 @@ async function main() {
   const [filtered, filteredRaw] = await measurePair(reps, () => gql(FILTERED, filteredVars), raw(filteredSql));
   report('filtered', filtered, filteredRaw);
 
-  // 3. Quantiles of kNorm over every sample at the checkpoint.
+  // 3. Quantiles of kNorm over every sample at the checkpoint: exact (`exact: true`, percentile_cont
+  // sorts every value, per request), next to its statement; then the default, from the checkpoint's
+  // sketch, next to the same exact statement (what a request cost before sketches); and the first
+  // request after a write, which rebuilds the sketch (a write is simulated by bumping the epoch the
+  // term tables' triggers bump).
   const QUANTILES = `query($c: ID!) { checkpoint(id: $c) { termStats(term: K_NORM) { quantiles(at: [0.01, 0.5, 0.9, 0.99]) { p value } } } }`;
-  const quantileSql = (await statementsOf(QUANTILES, topVars)).at(-1)!;
+  const QUANTILES_EXACT = `query($c: ID!) { checkpoint(id: $c) { termStats(term: K_NORM) { quantiles(at: [0.01, 0.5, 0.9, 0.99], exact: true) { p value } } } }`;
+  const quantileSql = (await statementsOf(QUANTILES_EXACT, topVars)).find((r) => /percentile_cont/.test(r.text))!;
   const qReps = Math.max(5, Math.floor(reps / 4));
+  const [quantileExact, quantileExactRaw] = await measurePair(qReps, () => gql(QUANTILES_EXACT, topVars), raw(quantileSql), 2);
+  report('quantileExact', quantileExact, quantileExactRaw);
   const [quantile, quantileRaw] = await measurePair(qReps, () => gql(QUANTILES, topVars), raw(quantileSql), 2);
-  report('quantile', quantile, quantileRaw);
+  report('quantile', quantile, quantileRaw, { sqlIs: 'the exact percentile_cont statement' });
+  const rebuilds: number[] = [];
+  for (let i = 0; i < Math.max(3, Math.floor(qReps / 2)); i++) {
+    await base.sql.query('UPDATE term_sketch_epoch SET epoch = epoch + 1 WHERE checkpoint_id = $1', [Number(checkpointId)]);
+    const t0 = performance.now();
+    await gql(QUANTILES, topVars);
+    rebuilds.push(performance.now() - t0);
+  }
+  results.quantileSketchRebuildMs = summarise(rebuilds);
+  say(`  quantile, first request after a write (sketch rebuilt): median ${summarise(rebuilds).median} ms`);
 
   // 4. Export every sample, ranked by kNorm, as CSV over HTTP (read to the end), against the same
   // statement as one query (all rows in memory at once); then the heap each keeps alive.
@@ -390,6 +407,7 @@ async function main() {
       top1000Under50ms: top1000.graphqlMs.median < 50,
       top1000ColumnsWithin2x: top1000Columns.ratio <= 2,
       top1000ColumnsUnder50ms: top1000Columns.graphqlMs.median < 50,
+      quantileUnder50ms: (results.quantile as { graphqlMs: Timing }).graphqlMs.median < 50,
     },
   };
   process.stdout.write(`${JSON.stringify(summary)}\n`);
