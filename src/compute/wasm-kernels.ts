@@ -8,7 +8,8 @@
  * plain loops over the wasm heap. They are slow and exact, and follow the cpu backend's semantics
  * (the first maximum of a window receives the whole gradient).
  *
- * Slice and Unpack are replaced too, for speed only: the originals copy the whole input per call.
+ * Slice, Unpack and SplitV are replaced too, for speed only: the originals copy the whole input
+ * per part.
  * So is Identity (`clone`): the original copies the buffer, where the cpu backend shares it (tfjs
  * tensors are immutable, so a clone only needs a reference).
  */
@@ -248,6 +249,25 @@ function makeUnpack(original: tf.KernelFunc) {
   };
 }
 
+function makeSplitV(original: tf.KernelFunc) {
+  return (args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap }): TensorInfo | TensorInfo[] => {
+    const x = args.inputs['x'];
+    invariant(x !== undefined, 'SplitV needs x');
+    if (x.dtype === 'string') return original(args as Parameters<tf.KernelFunc>[0]);
+    const { numOrSizeSplits, axis } = args.attrs as unknown as tf.SplitVAttrs;
+    const ax = tf.util.parseAxisParam(axis, x.shape)[0] as number;
+    const sizes = tf.backend_util.prepareSplitSize(x, numOrSizeSplits, ax);
+    const begin = x.shape.map(() => 0);
+    return sizes.map((s) => {
+      const size = x.shape.slice();
+      size[ax] = s;
+      const part = sliceInfo(args.backend as BackendWasm, x, begin.slice(), size);
+      begin[ax] = (begin[ax] as number) + s;
+      return part;
+    });
+  };
+}
+
 function makeIdentity(original: tf.KernelFunc) {
   return (args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap }): TensorInfo | TensorInfo[] => {
     const x = args.inputs['x'];
@@ -279,6 +299,7 @@ export function patchWasmKernels(): void {
     ['UnsortedSegmentSum', unsortedSegmentSum as tf.KernelFunc],
     ['Slice', makeSlice(original('Slice')) as tf.KernelFunc],
     ['Unpack', makeUnpack(original('Unpack')) as tf.KernelFunc],
+    ['SplitV', makeSplitV(original('SplitV')) as tf.KernelFunc],
     ['Identity', makeIdentity(original('Identity')) as tf.KernelFunc],
   ];
   for (const [kernelName, kernelFunc] of kernels) {

@@ -114,6 +114,23 @@ describe('SIMD kernels (wasm)', () => {
     }
   });
 
+  test('SplitV (wasm, by views): equal to slices on the cpu backend, on every axis, with a remainder size', async () => {
+    const shape = [3, 4, 7, 5];
+    const x = values(3 * 4 * 7 * 5, 5);
+    const run = () =>
+      tf.tidy(() => {
+        const t = tf.tensor4d(x, shape as [number, number, number, number]);
+        const parts = [...tf.split(t, [2, 1, 4], 2), ...tf.split(t, 3, 0), ...tf.split(t, [1, -1], 3), ...tf.split(t, 2, 1)];
+        return parts.map((p) => ({ shape: p.shape, values: Array.from(p.dataSync()) }));
+      });
+    await useBackend('cpu');
+    const cpu = run();
+    await useBackend('wasm');
+    const before = tf.memory().numTensors;
+    assert.deepEqual(run(), cpu);
+    assert.equal(tf.memory().numTensors, before);
+  });
+
   test('the kernels serve the wasm backend only', async () => {
     await useBackend('cpu');
     assert.equal(simdActive(), false);
