@@ -249,10 +249,13 @@ export type ClassCount = {
 /** The tensor backend of this server's compute threads. */
 export type ComputeBackend = {
   __typename?: 'ComputeBackend';
+  /** The WebGPU adapter the backend runs on (null on the other backends). */
+  adapter: Maybe<GpuAdapter>;
+  /** True on a CUDA device (tfjs-node-gpu) or a WebGPU adapter that is not a software one. */
   gpu: Scalars['Boolean']['output'];
-  /** tensorflow (tfjs-node, tfjs-node-gpu), wasm or cpu. */
+  /** tensorflow (tfjs-node, tfjs-node-gpu), webgpu, wasm or cpu. */
   name: Scalars['String']['output'];
-  /** Compute threads (each runs its own tfjs). */
+  /** Compute threads (each runs its own tfjs; one on a GPU). */
   threads: Scalars['Int']['output'];
   version: Scalars['String']['output'];
 };
@@ -573,6 +576,19 @@ export type FirstOrder = {
   subset: Scalars['String']['output'];
   /** x_u (its label is y_u) */
   updated: Sample;
+};
+
+/** A WebGPU adapter, as Dawn describes it. */
+export type GpuAdapter = {
+  __typename?: 'GpuAdapter';
+  /** e.g. hopper; software for a CPU implementation. */
+  architecture: Scalars['String']['output'];
+  description: Scalars['String']['output'];
+  device: Scalars['String']['output'];
+  /** A CPU implementation of WebGPU (Mesa's lavapipe, SwiftShader): correct, slower than wasm. */
+  software: Scalars['Boolean']['output'];
+  /** e.g. nvidia, mesa. */
+  vendor: Scalars['String']['output'];
 };
 
 export type Histogram = {
@@ -2650,6 +2666,7 @@ export type ResolversTypes = {
   Float: ResolverTypeWrapper<Scalars['Float']['output']>;
   FloatArray: ResolverTypeWrapper<Scalars['FloatArray']['output']>;
   FloatColumn: ResolverTypeWrapper<Scalars['FloatColumn']['output']>;
+  GpuAdapter: ResolverTypeWrapper<GpuAdapter>;
   Histogram: ResolverTypeWrapper<Histogram>;
   HistogramBin: ResolverTypeWrapper<HistogramBin>;
   ID: ResolverTypeWrapper<Scalars['ID']['output']>;
@@ -2781,6 +2798,7 @@ export type ResolversParentTypes = {
   Float: Scalars['Float']['output'];
   FloatArray: Scalars['FloatArray']['output'];
   FloatColumn: Scalars['FloatColumn']['output'];
+  GpuAdapter: GpuAdapter;
   Histogram: Histogram;
   HistogramBin: HistogramBin;
   ID: Scalars['ID']['output'];
@@ -2945,6 +2963,7 @@ export type ClassCountResolvers<ContextType = Context, ParentType extends Resolv
 };
 
 export type ComputeBackendResolvers<ContextType = Context, ParentType extends ResolversParentTypes['ComputeBackend'] = ResolversParentTypes['ComputeBackend']> = {
+  adapter?: Resolver<Maybe<ResolversTypes['GpuAdapter']>, ParentType, ContextType>;
   gpu?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;
   name?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
   threads?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
@@ -3048,6 +3067,14 @@ export interface FloatArrayScalarConfig extends GraphQLScalarTypeConfig<Resolver
 export interface FloatColumnScalarConfig extends GraphQLScalarTypeConfig<ResolversTypes['FloatColumn'], any> {
   name: 'FloatColumn';
 }
+
+export type GpuAdapterResolvers<ContextType = Context, ParentType extends ResolversParentTypes['GpuAdapter'] = ResolversParentTypes['GpuAdapter']> = {
+  architecture?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  description?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  device?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  software?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;
+  vendor?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+};
 
 export type HistogramResolvers<ContextType = Context, ParentType extends ResolversParentTypes['Histogram'] = ResolversParentTypes['Histogram']> = {
   above?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
@@ -3600,6 +3627,7 @@ export type Resolvers<ContextType = Context> = {
   FirstOrder?: FirstOrderResolvers<ContextType>;
   FloatArray?: GraphQLScalarType;
   FloatColumn?: GraphQLScalarType;
+  GpuAdapter?: GpuAdapterResolvers<ContextType>;
   Histogram?: HistogramResolvers<ContextType>;
   HistogramBin?: HistogramBinResolvers<ContextType>;
   IgnoredTensor?: IgnoredTensorResolvers<ContextType>;

@@ -77,6 +77,8 @@ export interface BackendSummary {
   gpu: boolean;
   version: string;
   threads: number;
+  /** The WebGPU adapter (webgpu only). */
+  adapter: { vendor: string; architecture: string; device: string; description: string; software: boolean } | null;
 }
 
 /** What this process has computed since it started (serverInfo.compute): tests count calls with it. */
@@ -138,7 +140,7 @@ export class ComputeService {
     if (this.closed) return Promise.reject(new Error('the compute service is closed'));
     this.poolStart ??= createPool({ backend: this.config.backend, ...(this.config.compute.threads > 0 ? { threads: this.config.compute.threads } : {}) }).then(
       (pool) => {
-        this.log.info({ backend: pool.backend.name, gpu: pool.backend.gpu, version: pool.backend.version, threads: pool.threads, skipped: pool.backend.skipped }, 'compute backend');
+        this.log.info({ backend: pool.backend.name, gpu: pool.backend.gpu, version: pool.backend.version, threads: pool.threads, ...(pool.backend.adapter ? { adapter: pool.backend.adapter } : {}), skipped: pool.backend.skipped }, 'compute backend');
         return pool;
       },
       (error: unknown) => {
@@ -151,7 +153,9 @@ export class ComputeService {
 
   async backend(): Promise<BackendSummary> {
     const pool = await this.pool();
-    return { name: pool.backend.name, gpu: pool.backend.gpu, version: pool.backend.version, threads: pool.threads };
+    const a = pool.backend.adapter;
+    const adapter = a === undefined ? null : { vendor: a.vendor, architecture: a.architecture, device: a.device, description: a.description, software: a.software };
+    return { name: pool.backend.name, gpu: pool.backend.gpu, version: pool.backend.version, threads: pool.threads, adapter };
   }
 
   stats(): ComputeStats {
