@@ -35,11 +35,11 @@ async function drawnRows(page: Page): Promise<DrawnRow[]> {
   // Plain expressions only inside the page: tsx names inner functions with a helper the page lacks.
   const raw = await page.$$eval('[data-testid=ranked-row]', (rows) =>
     rows.map((row) => [
-      (row as HTMLElement).dataset.sampleId!,
+      row.getAttribute('data-sample-id')!,
       row.children[2]!.textContent!,
-      (row as HTMLElement).dataset.score!,
-      (row.querySelector('[data-testid=ranked-loss]') as HTMLElement).dataset.value!,
-      (row.querySelector('[data-testid=ranked-kNorm]') as HTMLElement).dataset.value!,
+      row.getAttribute('data-score')!,
+      row.querySelector('[data-testid=ranked-loss]')!.getAttribute('data-value')!,
+      row.querySelector('[data-testid=ranked-kNorm]')!.getAttribute('data-value')!,
     ]),
   );
   const value = (v: string) => (v === '' ? null : Number(v));
@@ -66,8 +66,8 @@ async function expectRows(page: Page, expected: DrawnRow[], timeout = 20_000): P
   await page
     .waitForFunction(
       (want) =>
-        document.querySelector('[data-testid=ranked-table]')?.getAttribute('data-ready') === 'true' &&
-        [...document.querySelectorAll<HTMLElement>('[data-testid=ranked-row]')].map((r) => r.dataset.sampleId).join(',') === want,
+        (globalThis as any).document.querySelector('[data-testid=ranked-table]')?.getAttribute('data-ready') === 'true' &&
+        [...(globalThis as any).document.querySelectorAll('[data-testid=ranked-row]')].map((r: any) => r.getAttribute('data-sample-id')).join(',') === want,
       ids,
       { timeout },
     )
@@ -82,7 +82,7 @@ test('the checkpoint page draws the API: ranked table, histograms, scatter, embe
   // Pending terms answer HTTP 409 (TERMS_PENDING), which Chromium logs as a failed resource: expected here.
   const browser = await openBrowser(defer, { name: 'checkpoint', ignoreConsole: [/status of 409/] });
   const { page } = browser;
-  await page.addInitScript((key) => localStorage.getItem('tangent.apiKey') || localStorage.setItem('tangent.apiKey', key), seed.keys!.admin);
+  await page.addInitScript((key) => (globalThis as any).localStorage.getItem('tangent.apiKey') || (globalThis as any).localStorage.setItem('tangent.apiKey', key), seed.keys!.admin);
   const id = seed.checkpointId;
   const n = seed.dataset.sampleCount;
 
@@ -110,7 +110,7 @@ test('the checkpoint page draws the API: ranked table, histograms, scatter, embe
   const filtered = await apiRows(seed, id, { orderBy: { term: 'LOSS', direction: 'ASC' }, filter: { labels: [1], splits: ['test'] } });
   await expectRows(page, filtered.rows);
   assert.ok(filtered.rows.length > 0 && filtered.rows.every((r) => r.className === seed.dataset.classNames[1]));
-  await page.waitForFunction((total) => document.querySelector('[data-testid=ranked-total]')?.textContent === total, String(filtered.totalCount));
+  await page.waitForFunction((total) => (globalThis as any).document.querySelector('[data-testid=ranked-total]')?.textContent === total, String(filtered.totalCount));
 
   // The histograms: each class's bin counts are termStats.byClass' over the same 20 shared bins.
   const { checkpoint: stats } = await seed.gql(
@@ -139,7 +139,7 @@ test('the checkpoint page draws the API: ranked table, histograms, scatter, embe
 
   // The subset switch lists the model's subsets, and the table re-ranks over the chosen one.
   const { model } = await seed.gql(`query($id: ID!) { model(id: $id) { parameterSubsets { name } } }`, { id: seed.modelId });
-  const options = await page.getByTestId('subset-switch').locator('option').evaluateAll((os) => os.map((o) => (o as HTMLOptionElement).value));
+  const options = await page.getByTestId('subset-switch').locator('option').evaluateAll((os) => os.map((o) => o.getAttribute('value')));
   assert.deepEqual(options.sort(), [...new Set(['all', ...model.parameterSubsets.map((s: any) => s.name)])].sort());
   await page.getByTestId('ranked-class').selectOption({ value: '' });
   await page.getByTestId('ranked-split').selectOption({ value: '' });
@@ -148,7 +148,7 @@ test('the checkpoint page draws the API: ranked table, histograms, scatter, embe
   await expectRows(page, first.rows);
   // Over the head, kNorm is computed when first asked for (inline: 200 samples), by the page's queries.
   await page.getByTestId('subset-switch').selectOption({ value: 'head' });
-  await page.waitForFunction(() => document.querySelector('[data-testid=ranked-table]')?.getAttribute('data-ready') !== 'true');
+  await page.waitForFunction(() => (globalThis as any).document.querySelector('[data-testid=ranked-table]')?.getAttribute('data-ready') !== 'true');
   await page.locator('[data-testid=ranked-table][data-ready=true]').waitFor({ timeout: 60_000 });
   const head = await apiRows(seed, id, { subset: 'head' });
   await expectRows(page, head.rows);
@@ -157,7 +157,7 @@ test('the checkpoint page draws the API: ranked table, histograms, scatter, embe
   // A tracking checkpoint where kNorm was never computed, seen by a READER (who starts no computation):
   // pending, and no count, bin or zero in its place.
   const tracking = seed.checkpoints.find((c) => !c.analysis)!;
-  await page.evaluate((key) => localStorage.setItem('tangent.apiKey', key), seed.keys!.reader);
+  await page.evaluate((key) => (globalThis as any).localStorage.setItem('tangent.apiKey', key), seed.keys!.reader);
   // A new page (the same origin's storage): its app starts with the READER's key. Navigating this one
   // would only change its hash, and its app would ask with the ADMIN key it holds (and compute).
   const reader = await browser.newPage();

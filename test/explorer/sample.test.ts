@@ -31,8 +31,8 @@ test('the sample page draws the API: terms across checkpoints, series, firstOrde
   const rows = page.getByTestId('sample-terms-row');
   await page.waitForFunction(
     (n) => {
-      const all = [...document.querySelectorAll('[data-testid=sample-terms-row]')];
-      return all.length === n && all.every((r) => r.getAttribute('data-ready') === 'true');
+      const all = [...(globalThis as any).document.querySelectorAll('[data-testid=sample-terms-row]')];
+      return all.length === n && all.every((r: any) => r.getAttribute('data-ready') === 'true');
     },
     seed.checkpoints.length,
     { timeout: 60_000 },
@@ -44,7 +44,7 @@ test('the sample page draws the API: terms across checkpoints, series, firstOrde
   const drawn = await rows.evaluateAll((trs) =>
     trs.map((tr) => ({
       correct: tr.querySelector('[data-testid=term-correct]')!.textContent,
-      values: Object.fromEntries([...tr.querySelectorAll<HTMLElement>('[data-testid^=term-]')].filter((td) => td.dataset.value !== undefined).map((td) => [td.dataset.testid!.slice(5), td.dataset.value])),
+      values: Object.fromEntries([...tr.querySelectorAll('[data-testid^=term-]')].filter((td: any) => td.hasAttribute('data-value')).map((td: any) => [td.getAttribute('data-testid').slice(5), td.getAttribute('data-value')])),
     })),
   );
   for (const [i, checkpoint] of seed.checkpoints.entries()) {
@@ -72,7 +72,7 @@ test('the sample page draws the API: terms across checkpoints, series, firstOrde
     `query($c: ID!, $o: ID!, $u: ID!) { checkpoint(id: $c) { firstOrder(observedId: $o, updatedId: $u) { learningRate logProbs predictedDeltaLogProbs observedDeltaLogProbs nextCheckpoint { id } } } }`,
     { c: checkpointId, o: sampleId, u: updatedId },
   );
-  const cells = (testId: string) => page.getByTestId(testId).evaluateAll((tds) => tds.map((td) => (td as HTMLElement).dataset.value));
+  const cells = (testId: string) => page.getByTestId(testId).evaluateAll((tds) => tds.map((td) => td.getAttribute('data-value') ?? undefined));
   assert.equal(await page.getByTestId('firstorder-updated').getAttribute('data-sample-id'), updatedId);
   assert.deepEqual(await cells('fo-logprob'), fo.firstOrder.logProbs.map(String));
   assert.deepEqual(await cells('fo-predicted'), fo.firstOrder.predictedDeltaLogProbs.map(String));
@@ -87,7 +87,7 @@ test('the sample page draws the API: terms across checkpoints, series, firstOrde
   await page.locator('[data-testid=pick-table][data-ready=true]').waitFor();
   const { checkpoint: rankedEarly } = await seed.gql(`query($id: ID!) { checkpoint(id: $id) { rankedSamples(first: 1) { nodes { sampleId } } } }`, { id: earlier });
   const earlyId = String(rankedEarly.rankedSamples.nodes[0].sampleId);
-  await page.waitForFunction((id) => document.querySelector('[data-testid=pick-row]')?.getAttribute('data-sample-id') === id, earlyId);
+  await page.waitForFunction((id) => (globalThis as any).document.querySelector('[data-testid=pick-row]')?.getAttribute('data-sample-id') === id, earlyId);
   await page.getByTestId('pick-row').first().getByTestId('pick-pick').click();
   const { checkpoint: foEarly } = await seed.gql(
     `query($c: ID!, $o: ID!, $u: ID!) { checkpoint(id: $c) { firstOrder(observedId: $o, updatedId: $u) { predictedDeltaLogProbs observedDeltaLogProbs nextCheckpoint { id } } } }`,
@@ -95,7 +95,7 @@ test('the sample page draws the API: terms across checkpoints, series, firstOrde
   );
   assert.ok(foEarly.firstOrder.nextCheckpoint, 'the first analysis checkpoint has a next one');
   await page.waitForFunction(
-    (want) => [...document.querySelectorAll<HTMLElement>('[data-testid=fo-observed]')].map((td) => td.dataset.value).join(',') === want,
+    (want) => [...(globalThis as any).document.querySelectorAll('[data-testid=fo-observed]')].map((td: any) => td.getAttribute('data-value')).join(',') === want,
     foEarly.firstOrder.observedDeltaLogProbs.map(String).join(','),
     { timeout: 60_000 },
   );
