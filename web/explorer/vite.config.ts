@@ -15,6 +15,8 @@ export default defineConfig({
     outDir: fileURLToPath(new URL('../../dist/web/explorer', import.meta.url)),
     emptyOutDir: true,
     sourcemap: false,
+    // One bundle of about 0.5 MB (React, urql, uPlot, the pages), served from the same machine: its size is expected.
+    chunkSizeWarningLimit: 1000,
     rolldownOptions: {
       onwarn(warning, warn) {
         // React libraries mark their modules "use client", which means nothing outside a server-components bundler.

@@ -15,8 +15,7 @@ import { SessionContext, type Session } from './session';
 
 /**
  * The Explorer's shell: the header bar (navigation, the server, the API key), the session (who the
- * key makes us), and the hash routes of every page. Pages are one file each under pages/; a page of
- * another owner joins by replacing its placeholder route below with its import.
+ * key makes us), and the hash routes of every page. Pages are one file each under pages/.
  */
 
 const ViewerQuery = graphql(`
@@ -79,7 +78,7 @@ function Routes() {
   return (
     <Switch>
       <Route path="/" component={HomePage} />
-      <Route path="/runs/:id">{(params) => <RunPage id={params.id} />}</Route>
+      <Route path="/runs/:id">{(params) => <RunPage key={params.id} id={params.id} />}</Route>
       <Route path="/checkpoints/:id">{(params) => <CheckpointPage key={params.id} id={params.id} />}</Route>
       <Route path="/samples/:id">{(params) => <SamplePage key={params.id} id={params.id} />}</Route>
       <Route path="/selections" component={SelectionsPage} />
