@@ -37,6 +37,8 @@ export interface SeedOptions {
   trackSamples?: number;
   /** Another training than SEED_TRAINING (e.g. longer, for the README's screenshots: scripts/screenshots.ts). */
   training?: Partial<typeof SEED_TRAINING>;
+  /** Options of the cnn1d model over SMALL_CNN's (e.g. more filters, for a run that learns more). */
+  model?: Record<string, unknown>;
 }
 
 export interface SeededCheckpoint {
@@ -97,7 +99,7 @@ export async function startSeededServer(t: Hooks | Defer, options: SeedOptions =
   lap('server');
   const { dataset, samples } = await importUcr({ gql }, 'GunPoint', 'GunPoint');
   const { createModel } = await gql(`mutation($input: CreateModelInput!) { createModel(input: $input) { id } }`, {
-    input: { name: 'small-cnn', format: 'BUILTIN', architecture: 'cnn1d', config: SMALL_CNN, inputLength: dataset.length, numClasses: dataset.classNames.length },
+    input: { name: 'small-cnn', format: 'BUILTIN', architecture: 'cnn1d', config: { ...SMALL_CNN, ...options.model }, inputLength: dataset.length, numClasses: dataset.classNames.length },
   });
   const { trainRun } = await gql(`mutation($input: TrainRunInput!) { trainRun(input: $input) { id } }`, {
     input: { modelId: createModel.id, datasetId: dataset.id, name: 'gunpoint-cnn', optimizer: 'ADAM', ...spec, trackSamples: options.trackSamples ?? 4 },

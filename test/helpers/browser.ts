@@ -92,10 +92,10 @@ export async function openBrowser(t: Hooks | Defer, options: BrowserOptions = {}
   const failedRequests: string[] = [];
   const ignored = (text: string) => (options.ignoreConsole ?? []).some((re) => re.test(text));
   const screenshotFolders = [ARTIFACTS, ...(process.env.TANGENT_SCREENSHOTS ? [resolve(REPOSITORY, process.env.TANGENT_SCREENSHOTS)] : [])];
-  const screenshot = async (page: Page, name: string, shot: { fullPage?: boolean } = {}) => {
+  const screenshot = async (page: Page, name: string, shot: { fullPage?: boolean } = {}, folders = screenshotFolders) => {
     if (!/^[\w.-]+$/.test(name) || isAbsolute(name)) throw new Error(`screenshot name ${JSON.stringify(name)}: letters, digits, '.', '-' and '_' only`);
     let first = '';
-    for (const folder of screenshotFolders) {
+    for (const folder of folders) {
       mkdirSync(folder, { recursive: true });
       const path = join(folder, `${name}.png`);
       await page.screenshot({ path, fullPage: shot.fullPage ?? false });
@@ -108,7 +108,7 @@ export async function openBrowser(t: Hooks | Defer, options: BrowserOptions = {}
   // Before the browser closes: a last screenshot of every page still open, for a test that failed mid-way.
   defer(context, async (c) => {
     const prefix = options.name ?? 'page';
-    await Promise.all(c.pages().map((page, i) => screenshot(page, `${prefix}-last${i ? `-${i}` : ''}`).catch(() => undefined)));
+    await Promise.all(c.pages().map((page, i) => screenshot(page, `${prefix}-last${i ? `-${i}` : ''}`, {}, [ARTIFACTS]).catch(() => undefined)));
   });
   await context.route(
     (url) => !isLocal(url.href),
@@ -139,7 +139,7 @@ export async function openBrowser(t: Hooks | Defer, options: BrowserOptions = {}
     offHost,
     problems,
     failedRequests,
-    screenshot,
+    screenshot: (page, name, shot) => screenshot(page, name, shot),
     async close() {
       if (closed) return;
       closed = true;
