@@ -109,8 +109,17 @@ async function stop(): Promise<void> {
 }
 
 async function request(query: string, variables: Record<string, unknown> = {}): Promise<{ data?: any; errors?: { message: string; extensions?: Record<string, unknown> }[] }> {
-  const res = await fetch(server!.url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query, variables }) });
-  return (await res.json()) as never;
+  // A read is sent again when its connection was reset: the embedded database runs on the server's
+  // event loop, and a long write (a checkpoint of 8M weights) can outlast an idle keep-alive socket.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const res = await fetch(server!.url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query, variables }) });
+      return (await res.json()) as never;
+    } catch (error) {
+      if (attempt >= 5 || query.trimStart().startsWith('mutation')) throw error;
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+  }
 }
 async function gql(query: string, variables: Record<string, unknown> = {}): Promise<any> {
   const r = await request(query, variables);
@@ -257,6 +266,19 @@ try {
     { id: run1.runId, split: SPLIT },
   );
   const summary = summaryRun.dynamicsSummary;
+  // The probability paths of the tracked samples at every point, in one request: as base64 float32 and as JSON numbers.
+  const paths: Record<string, { seconds: number; bytes: number }> = {};
+  for (const field of ['probsBase64', 'probs']) {
+    const t0 = performance.now();
+    const res = await fetch(server!.url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ query: `query($id: ID!) { run(id: $id) { probabilityPaths { sampleIds steps ${field} } } }`, variables: { id: run1.runId } }),
+    });
+    const text = await res.text();
+    paths[field] = { seconds: round((performance.now() - t0) / 1000), bytes: text.length };
+  }
+  say(`[seed] probabilityPaths: ${run1.tracked.length} samples × ${run1.checkpoints.length} points × ${V} classes in ${paths.probsBase64!.seconds} s (base64, ${paths.probsBase64!.bytes} bytes), ${paths.probs!.seconds} s (JSON, ${paths.probs!.bytes} bytes)`);
 
   const analyses: Record<string, { seconds: number; perPointSeconds: number; cache: { hits: number; misses: number } | null; trainSeconds: number }> = {};
   let equal: boolean | null = null;
@@ -289,6 +311,7 @@ try {
     model: { architecture: 'mantis', config: { ...MANTIS_DEFAULTS, ...MANTIS, length: LENGTH, classes: V, seed: SEED }, fineTuning: 'HEAD' },
     training: { optimizer: OPTIMIZER, learningRate: LR, epochs: EPOCHS, batchSize: BATCH, steps, trackEverySteps: every, points: run1.checkpoints.length, tracked: run1.tracked.length, seconds: round(run1.seconds) },
     summary,
+    probabilityPaths: paths,
     analysis: analyses,
     cacheResultsEqual: equal,
     torch: 'seconds' in torch ? { ...torch, headSecondsPerPoint: round(torch.seconds), analysisSeconds: round(torchAnalysis!), note: 'one point timed, × points' } : torch,

@@ -35,7 +35,10 @@ export async function pathValues(db: Database, checkpointIds: readonly number[],
   if (checkpointIds.length === 0 || sampleIds.length === 0) return [];
   // named: paths.values
   const rows = await db.sql.query<{ checkpoint_id: number; sample_id: number; probs: number[] | null; logits: number[] | null }>(
-    `SELECT checkpoint_id, sample_id, probs, logits FROM sample_metric
+    // Logits only where probs are missing: reading (and parsing) both would double the work.
+    `SELECT checkpoint_id, sample_id, CASE WHEN cardinality(probs) > 0 THEN probs END AS probs,
+            CASE WHEN cardinality(probs) > 0 THEN NULL ELSE logits END AS logits
+     FROM sample_metric
      WHERE checkpoint_id = ANY($1::int[]) AND sample_id = ANY($2::int[])
        AND (cardinality(probs) > 0 OR cardinality(logits) > 0)`,
     [checkpointIds, sampleIds],
