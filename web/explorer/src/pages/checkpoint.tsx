@@ -338,36 +338,63 @@ interface SampleColumns {
 
 const TERM_FIELDS: TermField[] = ['loss', 'aNorm', 'hTrace', 'hMinEig', 'gNorm', 'kNorm', 'kTrace'];
 
-function parseExport(text: string): SampleColumns {
-  const lines = text.split('\n').filter((l) => l.length > 0);
-  const n = lines.length;
-  const cols: SampleColumns = {
-    n,
-    sampleIds: new Array<string>(n),
-    index: new Int32Array(n),
-    label: new Int32Array(n),
-    split: new Array<string>(n),
-    correct: new Float32Array(n),
-    values: Object.fromEntries([...TERM_FIELDS, 'kCross'].map((f) => [f, new Float32Array(n)])) as Record<TermField, Float32Array>,
+/**
+ * Reads the export's JSONL body as it streams in, parsing each complete line while the rest is still
+ * on its way (at 100k samples the parse then overlaps the download instead of following it), into
+ * columns. A missing value stays NaN (drawn as "no value"), never 0.
+ */
+async function readExport(body: ReadableStream<Uint8Array>, onRows: (n: number) => void): Promise<SampleColumns> {
+  const sampleIds: string[] = [];
+  const index: number[] = [];
+  const label: number[] = [];
+  const split: string[] = [];
+  const correct: number[] = [];
+  const values = Object.fromEntries(TERM_FIELDS.map((f) => [f, [] as number[]])) as Record<TermField, number[]>;
+  const take = (line: string) => {
+    if (line.length === 0) return;
+    const row = JSON.parse(line) as Record<string, unknown>;
+    sampleIds.push(String(row.sampleId));
+    index.push(Number(row.index));
+    label.push(Number(row.label));
+    split.push(String(row.split));
+    correct.push(row.correct == null ? NaN : row.correct ? 1 : 0);
+    for (const f of TERM_FIELDS) values[f].push(typeof row[f] === 'number' ? (row[f] as number) : NaN);
   };
-  for (let i = 0; i < n; i++) {
-    const row = JSON.parse(lines[i]!) as Record<string, unknown>;
-    cols.sampleIds[i] = String(row.sampleId);
-    cols.index[i] = Number(row.index);
-    cols.label[i] = Number(row.label);
-    cols.split[i] = String(row.split);
-    cols.correct[i] = row.correct == null ? NaN : row.correct ? 1 : 0;
-    // A missing value stays NaN (drawn as "no value"), never 0.
-    for (const f of TERM_FIELDS) cols.values[f][i] = typeof row[f] === 'number' ? (row[f] as number) : NaN;
-    cols.values.kCross[i] = NaN;
+  const reader = body.getReader();
+  const decoder = new TextDecoder();
+  let rest = '';
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    const lines = (rest + decoder.decode(value, { stream: true })).split('\n');
+    rest = lines.pop() ?? '';
+    for (const line of lines) take(line);
+    onRows(sampleIds.length);
   }
-  return cols;
+  take(rest + decoder.decode());
+  const n = sampleIds.length;
+  return {
+    n,
+    sampleIds,
+    index: Int32Array.from(index),
+    label: Int32Array.from(label),
+    split,
+    correct: Float32Array.from(correct),
+    values: Object.fromEntries([...TERM_FIELDS.map((f) => [f, Float32Array.from(values[f])]), ['kCross', new Float32Array(n).fill(NaN)]]) as Record<TermField, Float32Array>,
+  };
 }
 
-function useSampleColumns(id: string, subset: string): { columns: SampleColumns | null; problem: ReturnType<typeof termsProblem> } {
+/** Every sample's terms, once read (and while reading, how many rows have come). */
+interface ColumnsState {
+  columns: SampleColumns | null;
+  problem: ReturnType<typeof termsProblem>;
+  rows?: number;
+}
+
+function useSampleColumns(id: string, subset: string): ColumnsState {
   const { key } = useSession();
   const [{ data, error }] = useQuery({ query: ExportUrlQuery, variables: { id, subset } });
-  const [state, setState] = useState<{ columns: SampleColumns | null; problem: ReturnType<typeof termsProblem> }>({ columns: null, problem: null });
+  const [state, setState] = useState<ColumnsState>({ columns: null, problem: null });
   const [attempt, setAttempt] = useState(0);
   const url = data?.checkpoint?.exportUrl;
   useEffect(() => {
@@ -385,7 +412,8 @@ function useSampleColumns(id: string, subset: string): { columns: SampleColumns 
         if (pending) retry = setTimeout(() => setAttempt((a) => a + 1), 3000);
         return;
       }
-      setState({ columns: parseExport(await response.text()), problem: null });
+      const columns = await readExport(response.body!, (rows) => setState((s) => (s.columns ? s : { ...s, rows })));
+      setState({ columns, problem: null });
     })().catch((e: unknown) => {
       if (!abort.signal.aborted) setState({ columns: null, problem: { pending: false, jobId: null, message: e instanceof Error ? e.message : String(e) } });
     });
@@ -407,7 +435,7 @@ interface DatasetInfo {
 
 /** The scatter of loss against kNorm and the embedding map, two panels that read the same per-sample columns. */
 function SampleScatters({ id, subset, dataset }: { id: string; subset: string; dataset: DatasetInfo }) {
-  const { columns, problem } = useSampleColumns(id, subset);
+  const { columns, problem, rows } = useSampleColumns(id, subset);
   const [selected, setSelected] = useState<number | null>(null);
   const missingKNorm = useMemo(() => (columns ? columns.values.kNorm.reduce((m, v) => m + (Number.isNaN(v) ? 1 : 0), 0) : 0), [columns]);
   const colour = useMemo<ScatterColour | null>(() => (columns ? { kind: 'class', labels: columns.label, names: dataset.classNames } : null), [columns, dataset.classNames]);
@@ -420,7 +448,7 @@ function SampleScatters({ id, subset, dataset }: { id: string; subset: string; d
       <div className="panel">
         <h2>Loss against ‖K‖_F</h2>
         <Problem problem={problem} testId="scatter-problem" />
-        {!columns && !problem && <p className="muted">Loading every sample's terms…</p>}
+        {!columns && !problem && <p className="muted">Loading every sample's terms…{rows ? ` ${rows.toLocaleString()} so far` : ''}</p>}
         {columns && colour && (
           <>
             <p className="muted">
