@@ -9,7 +9,7 @@ import { startSeededServer } from './seed.js';
  * one; with an ADMIN's, computeTerms queued from the form (kNorm and kTrace at a tracking checkpoint,
  * where no sample has them) is the job the API lists, its progress follows the jobProgress
  * subscription to COMPLETED, its terms are shown as pending (never as numbers) until then, and then as
- * the API's termStats. A READER's key shows the queue and no form.
+ * the API's termStats. A READER's key shows the queue and no form; revoked, the page asks for a key again.
  */
 
 test('jobs: computeTerms from the page, followed over jobProgress, pending until done; a READER sees no form', { timeout: 120_000 }, async (t) => {
@@ -102,6 +102,13 @@ test('jobs: computeTerms from the page, followed over jobProgress, pending until
   await page.locator(`[data-testid="job-row"][data-job-id="${jobId}"]`).waitFor();
   assert.equal(await page.getByTestId('compute-form').count(), 0, 'a READER sees no form');
   assert.equal(await page.getByRole('button', { name: 'Cancel job' }).count(), 0);
+
+  // That key revoked while the page is open: the next request refused asks for another key.
+  const { apiKeys } = await seed.gql(`{ apiKeys(first: 10) { nodes { id name } } }`);
+  await seed.gql(`mutation($id: ID!) { revokeApiKey(id: $id) { id } }`, { id: apiKeys.nodes.find((k: any) => k.name === 'explorer-reader').id });
+  await page.getByRole('link', { name: 'Home' }).first().click();
+  await page.getByText('The server refused this key.').waitFor({ timeout: 20_000 });
+  assert.equal(await page.getByRole('textbox', { name: 'API key' }).count(), 1);
 
   assert.deepEqual(browser.offHost, [], 'nothing asked for beyond this server');
   assert.deepEqual(browser.problems, [], 'no console or page errors');

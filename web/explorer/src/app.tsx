@@ -1,7 +1,7 @@
 import { useEffect, useMemo, useState, type ReactNode } from 'react';
-import { Provider, useQuery, type CombinedError } from 'urql';
+import { Provider, useQuery } from 'urql';
 import { Link, Route, Router, Switch } from 'wouter';
-import { createExplorerClient, storedKey, storeKey } from './client';
+import { createExplorerClient, isUnauthenticated, storedKey, storeKey } from './client';
 import { ApiKeyEntry } from './components/api-key';
 import { graphql } from './gql';
 import { hashHref, useHashPath, useHashSearch } from './hash-location';
@@ -32,11 +32,6 @@ const ViewerQuery = graphql(`
   }
 `);
 
-/** The server refused the request for want of a valid key (HTTP 401, UNAUTHENTICATED). */
-export function isUnauthenticated(error: CombinedError | undefined): boolean {
-  if (!error) return false;
-  return error.response?.status === 401 || error.graphQLErrors.some((e) => e.extensions?.code === 'UNAUTHENTICATED');
-}
 
 function NotFound() {
   return (
@@ -89,7 +84,7 @@ function Routes() {
 }
 
 /** Asks who we are with the current key and provides the session to every page. */
-function SessionProvider({ sessionKey, setKey, children }: { sessionKey: string; setKey(key: string): void; children: ReactNode }) {
+function SessionProvider({ sessionKey, setKey, refused, children }: { sessionKey: string; setKey(key: string): void; refused: boolean; children: ReactNode }) {
   const [{ data, error }] = useQuery({ query: ViewerQuery });
   const session: Session = {
     key: sessionKey,
@@ -97,7 +92,7 @@ function SessionProvider({ sessionKey, setKey, children }: { sessionKey: string;
     role: data?.viewer.role ?? null,
     canCompute: data?.viewer.canCompute ?? false,
     authRequired: data?.viewer.authRequired ?? isUnauthenticated(error),
-    needsKey: isUnauthenticated(error),
+    needsKey: isUnauthenticated(error) || refused,
   };
   return (
     <SessionContext.Provider value={session}>
@@ -124,18 +119,21 @@ function SessionProvider({ sessionKey, setKey, children }: { sessionKey: string;
 
 export function App() {
   const [key, setKeyState] = useState(storedKey);
+  // Any request refused for want of a valid key (a key revoked while the page is open, say) asks for one.
+  const [refused, setRefused] = useState(false);
   const setKey = (next: string) => {
     storeKey(next);
     setKeyState(next);
+    setRefused(false);
   };
   // A new key is a new client: its cache and its WebSocket belong to the old caller.
-  const explorer = useMemo(() => createExplorerClient(key), [key]);
+  const explorer = useMemo(() => createExplorerClient(key, () => setRefused(true)), [key]);
   useEffect(() => () => explorer.dispose(), [explorer]);
 
   return (
     <Provider value={explorer.client}>
       <Router hook={useHashPath} searchHook={useHashSearch} hrefs={hashHref}>
-        <SessionProvider sessionKey={key} setKey={setKey}>
+        <SessionProvider sessionKey={key} setKey={setKey} refused={refused}>
           <Routes />
         </SessionProvider>
       </Router>

@@ -1,5 +1,5 @@
 import { createClient as createWsClient, type Client as WsClient } from 'graphql-ws';
-import { Client, cacheExchange, fetchExchange, subscriptionExchange } from 'urql';
+import { Client, cacheExchange, fetchExchange, mapExchange, subscriptionExchange, type CombinedError } from 'urql';
 
 /**
  * The Explorer's GraphQL client: urql over HTTP POST for queries and mutations, graphql-ws on the same
@@ -34,7 +34,17 @@ export interface ExplorerClient {
   dispose(): void;
 }
 
-export function createExplorerClient(key: string): ExplorerClient {
+/** The server refused the request for want of a valid key (HTTP 401, UNAUTHENTICATED). */
+export function isUnauthenticated(error: CombinedError | undefined): boolean {
+  if (!error) return false;
+  return error.response?.status === 401 || error.graphQLErrors.some((e) => e.extensions?.code === 'UNAUTHENTICATED');
+}
+
+/**
+ * `onUnauthenticated` is called when any operation is refused for want of a valid key (none given, or
+ * one revoked since the page loaded), so the header bar can ask for one whichever page made the request.
+ */
+export function createExplorerClient(key: string, onUnauthenticated: () => void = () => undefined): ExplorerClient {
   const endpoint = new URL('/graphql', window.location.href);
   const wsUrl = new URL(endpoint);
   wsUrl.protocol = endpoint.protocol === 'https:' ? 'wss:' : 'ws:';
@@ -55,6 +65,11 @@ export function createExplorerClient(key: string): ExplorerClient {
     preferGetMethod: false,
     fetchOptions: (): RequestInit => ({ headers: authorization ? { authorization } : {} }),
     exchanges: [
+      mapExchange({
+        onError(error) {
+          if (isUnauthenticated(error)) onUnauthenticated();
+        },
+      }),
       cacheExchange,
       fetchExchange,
       subscriptionExchange({
