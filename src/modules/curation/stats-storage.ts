@@ -122,21 +122,23 @@ export interface Sketch extends Summary {
 export type SketchScope = Omit<StatsScope, 'filter'>;
 
 /**
- * The sketches of every cell (each checkpoint, over all samples and per class) of `scope`: the
+ * The sketches of the cells of `scope` (each checkpoint over all samples, and per class when
+ * `withClasses`; a grid is a thousand numbers, not read when not asked for): the
  * stored ones that are current (their epoch is their checkpoint's; the term tables' triggers bump
  * it on every write), and, for checkpoints without a current one, built now in ONE statement (one
  * sort per checkpoint and class, the cost of one exact quantile request) that stores them with the
  * epoch read in the same snapshot. A write that commits after that snapshot has bumped the epoch,
  * so what this stores is stale from the moment the write is visible, never taken for current.
  */
-export async function termSketches(sql: Sql, scope: SketchScope): Promise<Map<string, Sketch>> {
+export async function termSketches(sql: Sql, scope: SketchScope, withClasses: boolean): Promise<Map<string, Sketch>> {
   const keys = { term: scope.term, subset: scope.subset, target: scope.targetKey ?? '' };
   // named: curation.termSketch.read
   const stored = await sql.query<Record<string, unknown>>(
     `SELECT t.checkpoint_id AS c, t.label AS l, t.count AS n, t.mean, t.stddev, t.min, t.max, t.lo, t.hi, t.grid
      FROM term_sketch t LEFT JOIN term_sketch_epoch e ON e.checkpoint_id = t.checkpoint_id
-     WHERE t.checkpoint_id = ANY($1::int[]) AND t.term = $2 AND t.subset = $3 AND t.target_key = $4 AND t.epoch = coalesce(e.epoch, 0)`,
-    [scope.checkpointIds, keys.term, keys.subset, keys.target],
+     WHERE t.checkpoint_id = ANY($1::int[]) AND t.term = $2 AND t.subset = $3 AND t.target_key = $4 AND (t.label = -1 OR $5::boolean)
+       AND t.epoch = coalesce(e.epoch, 0)`,
+    [scope.checkpointIds, keys.term, keys.subset, keys.target, withClasses],
   );
   const current = new Set(stored.filter((r) => Number(r.l) === -1).map((r) => Number(r.c)));
   const missing = scope.checkpointIds.filter((id) => !current.has(id));

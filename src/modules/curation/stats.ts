@@ -106,14 +106,18 @@ export class StatsFamily {
   }
 
   /**
-   * The sketches of the top family's cells (every checkpoint, all samples and per class), read or
+   * The sketches of this family's cells (every checkpoint, over all samples or per class), read or
    * built once per request; null when the filter leaves samples out (sketches are of every sample).
    */
   private sketches(): Promise<Map<string, Sketch>> | null {
     if (!keepsEverything(this.spec.filter)) return null;
-    const top = this.parent ?? this;
     const { term, targetKey, subset, checkpointIds } = this.spec;
-    return top.once('sketches', () => termSketches(this.ctx.db.sql, { term, targetKey, subset, checkpointIds })) as Promise<Map<string, Sketch>>;
+    // A class family reads after its parent: a stale sketch is rebuilt once (for every class too), not twice.
+    const before = this.parent?.sketches() ?? null;
+    return this.once('sketches', async () => {
+      await before;
+      return termSketches(this.ctx.db.sql, { term, targetKey, subset, checkpointIds }, this.byLabel);
+    }) as Promise<Map<string, Sketch>>;
   }
 
   async summary(cell: TermStatsRow): Promise<Summary> {
