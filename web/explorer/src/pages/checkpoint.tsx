@@ -576,7 +576,11 @@ function EmbeddingMap({ checkpointId, columns, dataset }: { checkpointId: string
           yLabel="UMAP 2"
           label="UMAP map of the data set's series"
           height={360}
-          describe={(k) => `sample ${columns.index[picked[k]!]} (${dataset.classNames[columns.label[picked[k]!]!]}): ${colourBy} ${colourBy === 'class' || colourBy === 'correct' ? '' : fmt(columns.values[colourBy][picked[k]!])}`}
+          describe={(k) => {
+            const p = picked[k]!;
+            const head = `sample ${columns.index[p]} (${dataset.classNames[columns.label[p]!]}${columns.correct[p] === 0 ? ', misclassified' : ''})`;
+            return colourBy === 'class' || colourBy === 'correct' ? head : `${head}: ${TERMS.find((t) => t.field === colourBy)!.label} ${fmt(columns.values[colourBy][p])}`;
+          }}
           testId="embedding-map"
         />
       )}
