@@ -1,4 +1,4 @@
-import { useCallback, useMemo, useState } from 'react';
+import { useCallback, useEffect, useMemo, useState } from 'react';
 import { useQuery, useSubscription } from 'urql';
 import { Link } from 'wouter';
 import { LineChart, type LineSeries } from '../charts/line';
@@ -288,7 +288,9 @@ function Curves({ run, checkpointIds, trainSplit }: { run: Run; checkpointIds: s
 /** π of the tracked samples at every checkpoint of the run (Run.probabilityPaths: one request, float32 columns). */
 function usePaths(run: Run): { data: PathData | null; error: ReturnType<typeof useQuery>[0]['error']; fetching: boolean; retry(): void } {
   const tracked = run.training?.trackedSamples ?? [];
-  const [{ data, error, fetching }, refetch] = useQuery({ query: RunPathsQuery, variables: { id: run.id }, pause: tracked.length === 0 });
+  // Asked again whenever the page remounts it (the Paths section is keyed by the checkpoint count, so a
+  // run still training draws each new checkpoint): the document cache would otherwise answer the old paths.
+  const [{ data, error, fetching }, refetch] = useQuery({ query: RunPathsQuery, variables: { id: run.id }, pause: tracked.length === 0, requestPolicy: 'cache-and-network' });
   const retry = useCallback(() => refetch({ requestPolicy: 'network-only' }), [refetch]);
   const paths = useMemo((): PathData | null => {
     const p = data?.run?.probabilityPaths;
@@ -388,10 +390,10 @@ export function RunPage({ id }: { id: string }) {
   const run = data?.run;
   const live = run && (run.status === 'PENDING' || run.status === 'RUNNING');
   // While it trains, each change (a checkpoint stored, its status) brings the page up to date.
-  useSubscription({ query: RunUpdatedSubscription, variables: { id }, pause: !live }, (_prev, event) => {
-    refetch({ requestPolicy: 'network-only' });
-    return event;
-  });
+  const [{ data: updated }] = useSubscription({ query: RunUpdatedSubscription, variables: { id }, pause: !live });
+  useEffect(() => {
+    if (updated) refetch({ requestPolicy: 'network-only' });
+  }, [updated, refetch]);
 
   const analysis = useMemo(() => {
     if (!run) return null;
@@ -429,7 +431,7 @@ export function RunPage({ id }: { id: string }) {
         </p>
       )}
       {analysisIds.length > 0 ? <Curves run={run} checkpointIds={analysisIds} trainSplit={trainSplit} /> : <p className="muted">No checkpoints yet.</p>}
-      <Paths run={run} />
+      <Paths key={run.checkpointCount} run={run} />
       <Checkpoints run={run} analysis={analysis} />
     </article>
   );
