@@ -79,6 +79,7 @@ test('the checkpoint page draws the API: ranked table, histograms, scatter, embe
   const defer = cleanupStack(t);
   // Keys required: the page runs with an ADMIN key (it may compute terms), then with a READER's.
   const seed = await startSeededServer(defer, { auth: true });
+  t.diagnostic(`seeded in ${Math.round(seed.seedMs)} ms`);
   // Pending terms answer HTTP 409 (TERMS_PENDING), which Chromium logs as a failed resource: expected here.
   const browser = await openBrowser(defer, { name: 'checkpoint', ignoreConsole: [/status of 409/] });
   const { page } = browser;

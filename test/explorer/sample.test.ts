@@ -15,6 +15,7 @@ const TERMS = ['loss', 'gNorm', 'aNorm', 'hTrace', 'hMinEig', 'kNorm', 'kTrace']
 test('the sample page draws the API: terms across checkpoints, series, firstOrder against a picked sample', async (t) => {
   const defer = cleanupStack(t);
   const seed = await startSeededServer(defer);
+  t.diagnostic(`seeded in ${Math.round(seed.seedMs)} ms`);
   const browser = await openBrowser(defer, { name: 'sample' });
   const { page } = browser;
   const sampleId = seed.trackedSampleIds[0]!;

@@ -57,7 +57,8 @@ export function Histogram({ classes, xLabel, label, height = 260, testId }: Hist
         height,
         scales: { x: { time: false } },
         axes: [{ label: xLabel }, { label: 'samples' }],
-        legend: { show: true },
+        // The legend names the classes; the counts are in the table below, so no live values.
+        legend: { show: true, live: false },
         cursor: { drag: { x: false, y: false } },
         series: [
           { label: xLabel, value: (_u, v) => (v == null ? '' : fmt(v)) },

@@ -427,7 +427,8 @@ function FirstOrderPanel({ checkpointId, sampleId, classNames, splits, channels,
     () => ({
       height: 200,
       scales: { x: { time: false, range: (_u, lo, hi) => [lo - 0.6, hi + 0.6] } },
-      axes: [{ label: 'class', values: (_u, ticks) => ticks.map((t) => (Number.isInteger(t) ? (classNames[t] ?? '') : '')) }, { label: 'Δ log π' }],
+      // One tick per class, named.
+      axes: [{ label: 'class', splits: () => classNames.map((_, c) => c), values: (_u, ticks) => ticks.map((t) => classNames[t] ?? '') }, { label: 'Δ log π' }],
       series: [
         { label: 'class' },
         { label: 'predicted', stroke: classColour(4), fill: `${classColour(4)}aa`, paths: uPlot.paths.bars!({ size: [0.35, 60], align: -1 }), points: { show: false } },
