@@ -5,7 +5,7 @@
  * (test/helpers/browser.ts), every chart drawn before the picture is taken. The run is trained longer
  * than the tests' (they need seconds, the pictures need a run that learns). Nothing else is written.
  *
- * Flags: --epochs 40 --analyze-every 5 --learning-rate 0.03 --batch-size 8 --out docs/screenshots (relative to the
+ * Flags: --epochs 50 --analyze-every 5 --learning-rate 0.01 --batch-size 8 --out docs/screenshots (relative to the
  * repository).
  */
 import { openBrowser } from '../test/helpers/browser.js';
@@ -17,9 +17,9 @@ const opt = (name: string, dflt: string) => {
   const i = args.indexOf(`--${name}`);
   return i >= 0 && args[i + 1] !== undefined ? (args[i + 1] as string) : dflt;
 };
-const epochs = Number(opt('epochs', '40'));
+const epochs = Number(opt('epochs', '50'));
 const analyzeEvery = Number(opt('analyze-every', '5'));
-const learningRate = Number(opt('learning-rate', '0.03'));
+const learningRate = Number(opt('learning-rate', '0.01'));
 const batchSize = Number(opt('batch-size', '8'));
 process.env.TANGENT_SCREENSHOTS = opt('out', 'docs/screenshots');
 
@@ -38,11 +38,20 @@ try {
     await page.waitForTimeout(300);
   };
 
+  // The run page is taller: its probability paths come below the four curves.
+  await page.setViewportSize({ width: 1400, height: 1700 });
   await page.goto(`${seed.origin}/#/runs/${seed.runId}`);
   await page.locator('main h1').first().waitFor();
+  // The page has the held-out split's terms computed: the picture waits until none is pending.
+  const pending = page.locator('[data-testid="curves-pending-train"], [data-testid="curves-pending-heldout"], [data-testid="paths-pending"]');
+  for (let waited = 0; (await pending.count()) > 0; waited += 500) {
+    if (waited > 300_000) throw new Error('the run page still shows terms pending after 5 minutes');
+    await page.waitForTimeout(500);
+  }
   await chartsDrawn();
   process.stderr.write(`${await browser.screenshot(page, 'run')}\n`);
 
+  await page.setViewportSize({ width: 1400, height: 1000 });
   await page.goto(`${seed.origin}/#/checkpoints/${seed.checkpointId}`);
   await page.getByTestId('checkpoint-page').waitFor();
   // The embedding map appears (and says it is drawn) only once UMAP has run in the page.
