@@ -139,11 +139,17 @@ export const JSON = new GraphQLScalarType<unknown, unknown>({
   },
 });
 
-const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+/** A character that standard base64 does not use (padding aside). */
+const NOT_BASE64 = /[^A-Za-z0-9+/]/;
 
-/** Decodes strict standard base64; Node's decoder silently skips bad characters, which we refuse. */
+/**
+ * Decodes strict standard base64; Node's decoder silently skips bad characters, which we refuse.
+ * Checked as length, padding and one character-class scan rather than one anchored pattern with a
+ * repeated group: that pattern overflowed V8's regexp stack on a Mantis-8M checkpoint (43 MB).
+ */
 function decodeBase64(value: string, what: string): Buffer {
-  if (!BASE64.test(value)) throw new BadUserInputError(`${what} is not valid base64`);
+  const pad = value.endsWith('==') ? 2 : value.endsWith('=') ? 1 : 0;
+  if (value.length % 4 !== 0 || NOT_BASE64.test(value.slice(0, value.length - pad))) throw new BadUserInputError(`${what} is not valid base64`);
   return Buffer.from(value, 'base64');
 }
 
