@@ -26,6 +26,7 @@ async function shownCounts(page: Page, testid: string): Promise<[number, number]
 test('selection builder: the preview and the saved selection show the API class counts; exports hold the selection; a READER cannot save', { timeout: 120_000 }, async (t) => {
   const defer = cleanupStack(t);
   const seed = await startSeededServer(defer, { auth: true });
+  t.diagnostic(`seeded in ${seed.seedMs} ms`);
   const browser = await openBrowser(defer, { name: 'selections' });
   const { page } = browser;
   const keys = seed.keys!;
