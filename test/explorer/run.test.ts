@@ -10,7 +10,8 @@ import { startSeededServer } from './seed.js';
  * dynamicsSummary, the loss and accuracy charts hold Run.termStats' values at the analysis checkpoints
  * (training split, and the held-out split whose terms the page had computed, shown pending until then),
  * the probability paths chart draws one line per sample Run.probabilityPaths returns (one per sample and
- * class with "all classes"), hovering a line names its sample and clicking opens it at that checkpoint.
+ * class with "all classes"), hovering a line names its sample and clicking opens it at that checkpoint;
+ * a run open while it runs follows runUpdated.
  */
 
 /** A LineChart's values table: per series (column), the values by row; null where the page shows none. */
@@ -32,6 +33,9 @@ test('run: the summary block, the curves and the probability paths are what the 
   const seed = await startSeededServer(defer);
   const browser = await openBrowser(defer, { name: 'run' });
   const { page } = browser;
+  // What the page sends over graphql-ws, to know when it has subscribed.
+  const framesSent: string[] = [];
+  page.on('websocket', (ws) => ws.on('framesent', (frame) => framesSent.push(String(frame.payload))));
   await page.goto(`${seed.origin}/#/runs/${seed.runId}`);
 
   // The summary block: every number as the API gives it.
@@ -140,6 +144,23 @@ test('run: the summary block, the curves and the probability paths are what the 
   assert.ok(run.probabilityPaths.sampleIds.includes(sampleId), `a tracked sample: ${url.hash}`);
   assert.ok(run.probabilityPaths.checkpointIds.includes(checkpointId), `a checkpoint of the run: ${url.hash}`);
   assert.match(tip, new RegExp(`sample #${indexOf.get(sampleId!)} `), 'the sample opened is the one the tooltip named');
+
+  // A run a client logs, open while it runs: the page follows runUpdated (its name and status change
+  // without a reload); with no training it has no tracked samples and says so.
+  const { createRun } = await seed.gql(`mutation($input: CreateRunInput!) { createRun(input: $input) { id } }`, {
+    input: { name: 'client-run', modelId: seed.modelId, datasetId: seed.dataset.id, status: 'RUNNING' },
+  });
+  await page.goto(`${seed.origin}/#/runs/${createRun.id}`);
+  const heading = page.getByRole('heading', { level: 1 });
+  await heading.and(page.getByText('client-run running')).waitFor();
+  await page.getByTestId('paths-none').waitFor();
+  assert.equal(await page.getByTestId('summary-analysis-points').getAttribute('data-value'), '0');
+  // Once the page has subscribed to this run's updates, the run changes.
+  const subscribed = () => framesSent.some((f) => f.includes('"subscribe"') && f.includes('runUpdated') && f.includes(`"id":"${createRun.id}"`));
+  for (let i = 0; i < 200 && !subscribed(); i++) await new Promise((resolve) => setTimeout(resolve, 50));
+  assert.ok(subscribed(), `the page subscribed to runUpdated: ${framesSent.join(' | ')}`);
+  await seed.gql(`mutation($id: ID!) { updateRun(id: $id, input: { name: "client-run-renamed", status: COMPLETED }) { id } }`, { id: createRun.id });
+  await heading.and(page.getByText('client-run-renamed completed')).waitFor({ timeout: 20_000 });
 
   assert.deepEqual(browser.offHost, [], 'nothing asked for beyond this server');
   assert.deepEqual(browser.problems, [], 'no console or page errors');
