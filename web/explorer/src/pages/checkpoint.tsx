@@ -61,16 +61,9 @@ const KNormStatsQuery = graphql(`
         mean
         min
         max
-        quantiles {
+        quantiles(at: [0.5]) {
           p
           value
-        }
-        histogram(bins: $bins) {
-          bins {
-            lower
-            upper
-            count
-          }
         }
         byClass {
           label
