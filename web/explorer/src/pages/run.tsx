@@ -196,7 +196,8 @@ function SummaryBlock({ summary, split }: { summary: Summary; split: string }) {
   );
 }
 
-const SPLIT_DASH: Record<string, number[] | undefined> = {};
+/** The held-out split is drawn dashed, so the two splits differ by more than colour. */
+const HELD_OUT_DASH = [6, 4];
 
 /** Loss, accuracy, Tr H and ‖A‖_F means per analysis checkpoint, for one split. */
 function useCurves(runId: string, checkpointIds: string[] | null, split: string | null) {
@@ -225,7 +226,7 @@ function Curves({ run, checkpointIds, trainSplit }: { run: Run; checkpointIds: s
     const accuracy = (r: typeof t) => (r ? r.loss.map((l, i) => (l.count ? r.correct[i]!.count / l.count : null)) : steps.map(() => null));
     const pair = (a: (number | null)[], b: (number | null)[], colourA: string, colourB: string): LineSeries[] => [
       { label: trainSplit, values: a, colour: colourA },
-      ...(heldOut ? [{ label: heldOut, values: b, colour: colourB, dash: SPLIT_DASH[heldOut] ?? [6, 4] }] : []),
+      ...(heldOut ? [{ label: heldOut, values: b, colour: colourB, dash: HELD_OUT_DASH }] : []),
     ];
     return {
       loss: pair(mean(t?.loss), mean(h?.loss), '#0072B2', '#D55E00'),
