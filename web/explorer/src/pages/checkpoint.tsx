@@ -237,6 +237,9 @@ export function usePoll(active: boolean, refetch: () => void, ms = 3000) {
 export function CheckpointPage({ id }: { id: string }) {
   const [{ data, fetching, error }] = useQuery({ query: CheckpointQuery, variables: { id } });
   const [subset, setSubset] = useState('all');
+  // Started here, beside the checkpoint's own query rather than after it: every sample's terms are
+  // what the page waits longest for.
+  const sampleColumns = useSampleColumns(id, subset);
   const checkpoint = data?.checkpoint;
   if (fetching && !data) return <p className="muted">Loading checkpoint {id}…</p>;
   if (error) return <Problem problem={termsProblem(error)} />;
@@ -275,7 +278,7 @@ export function CheckpointPage({ id }: { id: string }) {
           <h2>‖K‖_F per class</h2>
           <KNormHistograms id={id} subset={subset} />
         </div>
-        <SampleScatters id={id} subset={subset} dataset={dataset} />
+        <SampleScatters id={id} state={sampleColumns} dataset={dataset} />
       </div>
       <h2>Ranked samples</h2>
       <RankedTable checkpointId={id} subset={subset} classNames={dataset.classNames} splits={dataset.splits.map((s) => s.split)} channels={dataset.channels} />
@@ -427,8 +430,8 @@ interface DatasetInfo {
 }
 
 /** The scatter of loss against kNorm and the embedding map, two panels that read the same per-sample columns. */
-function SampleScatters({ id, subset, dataset }: { id: string; subset: string; dataset: DatasetInfo }) {
-  const { columns, problem, rows } = useSampleColumns(id, subset);
+function SampleScatters({ id, state, dataset }: { id: string; state: ColumnsState; dataset: DatasetInfo }) {
+  const { columns, problem, rows } = state;
   const [selected, setSelected] = useState<number | null>(null);
   const missingKNorm = useMemo(() => (columns ? columns.values.kNorm.reduce((m, v) => m + (Number.isNaN(v) ? 1 : 0), 0) : 0), [columns]);
   const colour = useMemo<ScatterColour | null>(() => (columns ? { kind: 'class', labels: columns.label, names: dataset.classNames } : null), [columns, dataset.classNames]);
