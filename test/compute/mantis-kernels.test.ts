@@ -6,8 +6,9 @@
 import * as tf from '@tensorflow/tfjs';
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { attentionSimd, layerNormSimd, simdActive } from '../../src/compute/kernels/simd.js';
+import { attentionSimd, geluSimd, layerNormSimd, simdActive } from '../../src/compute/kernels/simd.js';
 import { assertClose, useBackend } from './helpers.js';
+import { erf64 } from './reference64.js';
 
 /** Seeded values in [−scale, scale). */
 function values(length: number, seed: number, scale = 1): Float32Array {
@@ -112,6 +113,19 @@ describe('SIMD kernels (wasm)', () => {
         assertClose(rstd, wantR, 1e-6, `${what}: 1/σ`);
       }
     }
+  });
+
+  test('GELU: equal float64 z·½(1 + erf(z/√2)) elementwise, tails and zero included', async () => {
+    await useBackend('wasm');
+    const z = Float32Array.from([...values(4099, 3, 6), 0, -0, 1e-30, -1e-30, 10, -10, 40, -40, 3.9, -3.9, 5.7, -5.7]);
+    const out = tf.tidy(() => geluSimd(tf.tensor1d(z)).dataSync() as Float32Array);
+    const want = Array.from(z, (v) => v * 0.5 * (1 + erf64(v / Math.SQRT2)));
+    assertClose(out, want, 2e-8, 'gelu');
+    // Elementwise: within 1 float32 ulp of |z|/2 (the absolute error of 1 + erf near −1) plus rounding.
+    z.forEach((v, i) => {
+      const err = Math.abs((out[i] as number) - (want[i] as number));
+      assert.ok(err <= 1.2e-7 * Math.max(Math.abs(want[i] as number), Math.abs(v) / 2), `gelu(${v}) = ${out[i]}, float64 ${want[i]}`);
+    });
   });
 
   test('SplitV (wasm, by views): equal to slices on the cpu backend, on every axis, with a remainder size', async () => {

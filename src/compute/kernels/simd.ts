@@ -10,6 +10,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { invariant } from '../invariant.js';
 import { ATTENTION_WASM_BASE64 } from './attention-wasm.js';
+import { GELU_WASM_BASE64 } from './gelu-wasm.js';
 import { LAYERNORM_WASM_BASE64 } from './layernorm-wasm.js';
 
 // The global WebAssembly API (lib "dom" is not in this project's tsconfig).
@@ -25,6 +26,7 @@ type LayerNormFn = (x: number, rows: number, c: number, gamma: number, beta: num
 
 const ATTENTION = 'TangentAttention';
 const LAYER_NORM = 'TangentLayerNorm';
+const GELU = 'TangentGelu';
 
 /** A kernel module's exports, instantiated on the tfjs wasm backend's own memory. */
 function instantiate(backend: BackendWasm, base64: string): Record<string, unknown> {
@@ -73,6 +75,18 @@ function layerNormKernel(args: { inputs: tf.NamedTensorInfoMap; backend: unknown
   return [out, xhat, rstd];
 }
 
+let geluFn: ((x: number, n: number, out: number) => void) | undefined;
+
+function geluKernel(args: { inputs: tf.NamedTensorInfoMap; backend: unknown }): tf.TensorInfo {
+  const backend = args.backend as BackendWasm;
+  const x = args.inputs['x'];
+  invariant(x !== undefined && x.dtype === 'float32', `${GELU} needs float32 x`);
+  const out = backend.makeOutput(x.shape, 'float32');
+  geluFn ??= instantiate(backend, GELU_WASM_BASE64)['gelu'] as (x: number, n: number, out: number) => void;
+  geluFn(backend.getMemoryOffset(x.dataId), x.shape.reduce((a, b) => a * b, 1), backend.getMemoryOffset(out.dataId));
+  return out;
+}
+
 let registered = false;
 
 /** Registers the SIMD kernels for the wasm backend (idempotent; `patchWasmKernels` calls it). */
@@ -81,6 +95,7 @@ export function registerSimdKernels(): void {
   registered = true;
   tf.registerKernel({ kernelName: ATTENTION, backendName: 'wasm', kernelFunc: attentionKernel as unknown as tf.KernelFunc });
   tf.registerKernel({ kernelName: LAYER_NORM, backendName: 'wasm', kernelFunc: layerNormKernel as unknown as tf.KernelFunc });
+  tf.registerKernel({ kernelName: GELU, backendName: 'wasm', kernelFunc: geluKernel as unknown as tf.KernelFunc });
 }
 
 /** Whether the SIMD kernels serve the current backend (wasm only). */
@@ -107,4 +122,9 @@ export function layerNormSimd(x: tf.Tensor, epsilon: number, gamma?: tf.Tensor, 
   if (beta !== undefined) inputs['beta'] = beta;
   const [out, xhat, rstd] = tf.engine().runKernel(LAYER_NORM, inputs, { epsilon } as unknown as tf.NamedAttrMap) as unknown as [tf.Tensor, tf.Tensor, tf.Tensor];
   return { out, xhat, rstd };
+}
+
+/** GELU, exact form (tf.layers' 'gelu'), elementwise (wasm only, see `simdActive`). */
+export function geluSimd(x: tf.Tensor): tf.Tensor {
+  return tf.engine().runKernel(GELU, { x }, {}) as tf.Tensor;
 }

@@ -4,6 +4,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { Activation, Op } from '../graph.js';
+import { geluSimd, simdActive } from '../kernels/simd.js';
 import { bmm, expandV, fold, sumPositions, unfold } from './linalg.js';
 import { fullM, isSeparable, materialize } from './signal.js';
 import type { Block, Ctx, Saved, Signal } from './types.js';
@@ -18,8 +19,10 @@ type Conv = Extract<Op, { kind: 'conv1d' }>;
  */
 export function activate(act: Activation, z: tf.Tensor): Saved {
   if (act.kind === 'linear') return { out: z };
+  // GELU in one wasm pass (kernels/gelu.wat); its derivative (backward only) stays tfjs's.
+  const out = act.name === 'gelu' && z.dtype === 'float32' && simdActive() ? geluSimd(z) : act.fn(z);
   // A view (no copy), never z itself: z may be another op's output, released with that op.
-  return { out: act.fn(z), extra: { z: tf.reshape(z, z.shape) } };
+  return { out, extra: { z: tf.reshape(z, z.shape) } };
 }
 
 /** act′(z) at the saved pre-activation (tfjs's own gradient of it, so exact); undefined when linear. */
