@@ -42,6 +42,32 @@
     (f64.mul (local.get $p)
       (f64.reinterpret_i64 (i64.shl (i64.add (i64.trunc_f64_s (local.get $k)) (i64.const 1023)) (i64.const 52)))))
 
+;; $exp on two lanes at once (f64x2), the same operations in the same order per lane: the
+  ;; softmax's exponentials are independent, and one at a time they waited on each other's latency.
+  (func $exp2 (param $x v128) (result v128)
+    (local $k v128) (local $r v128) (local $p v128) (local $under v128)
+    (local.set $under (f64x2.lt (local.get $x) (v128.const f64x2 -708 -708)))
+    (local.set $k (f64x2.nearest (f64x2.mul (local.get $x) (v128.const f64x2 1.4426950408889634 1.4426950408889634))))
+    (local.set $r (f64x2.sub (f64x2.sub (local.get $x) (f64x2.mul (local.get $k) (v128.const f64x2 0.6931471803691238 0.6931471803691238)))
+                             (f64x2.mul (local.get $k) (v128.const f64x2 1.9082149292705877e-10 1.9082149292705877e-10))))
+    (local.set $p (v128.const f64x2 2.08767569878681e-9 2.08767569878681e-9))
+    (local.set $p (f64x2.add (v128.const f64x2 2.505210838544172e-8 2.505210838544172e-8) (f64x2.mul (local.get $p) (local.get $r))))
+    (local.set $p (f64x2.add (v128.const f64x2 2.755731922398589e-7 2.755731922398589e-7) (f64x2.mul (local.get $p) (local.get $r))))
+    (local.set $p (f64x2.add (v128.const f64x2 2.7557319223985893e-6 2.7557319223985893e-6) (f64x2.mul (local.get $p) (local.get $r))))
+    (local.set $p (f64x2.add (v128.const f64x2 2.48015873015873e-5 2.48015873015873e-5) (f64x2.mul (local.get $p) (local.get $r))))
+    (local.set $p (f64x2.add (v128.const f64x2 1.984126984126984e-4 1.984126984126984e-4) (f64x2.mul (local.get $p) (local.get $r))))
+    (local.set $p (f64x2.add (v128.const f64x2 1.388888888888889e-3 1.388888888888889e-3) (f64x2.mul (local.get $p) (local.get $r))))
+    (local.set $p (f64x2.add (v128.const f64x2 8.333333333333333e-3 8.333333333333333e-3) (f64x2.mul (local.get $p) (local.get $r))))
+    (local.set $p (f64x2.add (v128.const f64x2 4.1666666666666664e-2 4.1666666666666664e-2) (f64x2.mul (local.get $p) (local.get $r))))
+    (local.set $p (f64x2.add (v128.const f64x2 0.16666666666666666 0.16666666666666666) (f64x2.mul (local.get $p) (local.get $r))))
+    (local.set $p (f64x2.add (v128.const f64x2 0.5 0.5) (f64x2.mul (local.get $p) (local.get $r))))
+    (local.set $p (f64x2.add (v128.const f64x2 1 1) (f64x2.mul (local.get $p) (local.get $r))))
+    (local.set $p (f64x2.add (v128.const f64x2 1 1) (f64x2.mul (local.get $p) (local.get $r))))
+    (local.set $p (f64x2.mul (local.get $p)
+      (i64x2.shl (i64x2.add (i64x2.extend_low_i32x4_s (i32x4.trunc_sat_f64x2_s_zero (local.get $k))) (v128.const i64x2 1023 1023)) (i32.const 52))))
+    ;; below −708 the scale's exponent is out of range: 0, as $exp returns
+    (v128.andnot (local.get $p) (local.get $under)))
+
   (func $hsum (param $a v128) (result f32)
     (f32.add
       (f32.add (f32x4.extract_lane 0 (local.get $a)) (f32x4.extract_lane 1 (local.get $a)))
@@ -177,7 +203,7 @@
 
   ;; Softmax of the row of $t values at $r, in place.
   (func $softmax (param $r i32) (param $t i32)
-    (local $j i32) (local $m f32) (local $e f64) (local $sum f64) (local $at i32)
+    (local $j i32) (local $m f32) (local $e f64) (local $sum f64) (local $at i32) (local $e2 v128)
     (local.set $m (f32.load (local.get $r)))
     (local.set $j (i32.const 1))
     (block $max_done
@@ -187,6 +213,18 @@
         (local.set $j (i32.add (local.get $j) (i32.const 1)))
         (br $max)))
     (local.set $j (i32.const 0))
+    (block $pairs_done
+      (loop $pairs
+        (br_if $pairs_done (i32.gt_u (i32.add (local.get $j) (i32.const 2)) (local.get $t)))
+        (local.set $at (i32.add (local.get $r) (i32.shl (local.get $j) (i32.const 2))))
+        ;; f32 score − max in f32 (as below), then both exponentials
+        (local.set $e2 (call $exp2 (f64x2.promote_low_f32x4
+          (f32x4.sub (v128.load64_zero (local.get $at)) (f32x4.splat (local.get $m))))))
+        (local.set $sum (f64.add (local.get $sum) (f64x2.extract_lane 0 (local.get $e2))))
+        (local.set $sum (f64.add (local.get $sum) (f64x2.extract_lane 1 (local.get $e2))))
+        (v128.store64_lane 0 (local.get $at) (f32x4.demote_f64x2_zero (local.get $e2)))
+        (local.set $j (i32.add (local.get $j) (i32.const 2)))
+        (br $pairs)))
     (block $exp_done
       (loop $expl
         (br_if $exp_done (i32.ge_u (local.get $j) (local.get $t)))
