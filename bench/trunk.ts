@@ -133,17 +133,18 @@ if (flags.server) {
   if (!equal) process.exitCode = 1;
 }
 
-/** The same measurement through the API: computeTerms jobs at each checkpoint, with and without the cache. */
+/**
+ * The same measurement through the API: computeTerms jobs at each checkpoint, with and without the
+ * cache. Both servers run side by side, their compute threads started together, and take each
+ * checkpoint's job in turn (one job at a time).
+ */
 async function throughServer() {
   const { loadConfig } = await import('../src/platform/config.js');
   const { createLogger } = await import('../src/platform/logger.js');
   const { createServer } = await import('../src/server.js');
-  const sides: Record<string, { jobS: number[]; hits: number[]; kNorm: number[][] }> = {};
-  for (const [name, mb] of [
-    ['withCache', '256'],
-    ['withoutCache', '0'],
-  ] as const) {
-    const env = { PORT: '0', LOG_LEVEL: 'warn', NODE_ENV: 'production', TANGENT_DATA_DIR: 'memory://', TANGENT_COMPUTE_THREADS: '2', TANGENT_QUEUE_POLL_SECONDS: '0.5', TANGENT_TRUNK_CACHE_MB: mb, TANGENT_AUTH: 'off' };
+  type Side = { name: string; gql: (query: string, variables?: Record<string, unknown>) => Promise<any>; close: () => Promise<void>; jobS: number[]; hits: number[]; kNorm: number[][]; runId?: string; ids?: string[] };
+  const start = async (name: string, mb: string): Promise<Side> => {
+    const env = { PORT: '0', LOG_LEVEL: 'error', NODE_ENV: 'production', TANGENT_DATA_DIR: 'memory://', TANGENT_COMPUTE_THREADS: '2', TANGENT_QUEUE_POLL_SECONDS: '0.5', TANGENT_TRUNK_CACHE_MB: mb, TANGENT_AUTH: 'off' };
     const config = loadConfig(env);
     const server = await createServer(config, { log: createLogger(config) });
     const gql = async (query: string, variables?: Record<string, unknown>): Promise<any> => {
@@ -152,43 +153,50 @@ async function throughServer() {
       if (body.errors?.length) throw new Error(JSON.stringify(body.errors));
       return body.data;
     };
-    try {
+    return { name, gql, close: () => server.close(), jobS: [], hits: [], kNorm: [] };
+  };
+  const on = await start('withCache', '256');
+  const off = await start('withoutCache', '0');
+  try {
+    // Asking for the backend starts the compute threads: both load the engine at the same moment.
+    await Promise.all([on, off].map((s) => s.gql('{ serverInfo { backend { name } } }')));
+    for (const s of [on, off]) {
       const samples = labels.map((label, index) => ({ index, label, split: 'train', series: Array.from(x.subarray(index * length, (index + 1) * length)) }));
-      const { createDataset } = await gql(`mutation($input: CreateDatasetInput!) { createDataset(input: $input) { id samples(first: 1000) { nodes { id } } } }`, {
+      const { createDataset } = await s.gql(`mutation($input: CreateDatasetInput!) { createDataset(input: $input) { id samples(first: 1000) { nodes { id } } } }`, {
         input: { name: 'bench-trunk', length, channels: 1, classNames: Array.from({ length: classes }, (_, c) => `c${c}`), samples },
       });
-      const ids = createDataset.samples.nodes.map((s: { id: string }) => s.id);
-      const { createModel } = await gql(`mutation($input: CreateModelInput!) { createModel(input: $input) { id } }`, {
+      s.ids = createDataset.samples.nodes.map((r: { id: string }) => r.id);
+      const { createModel } = await s.gql(`mutation($input: CreateModelInput!) { createModel(input: $input) { id } }`, {
         input: { name: 'bench-trunk', format: 'BUILTIN', architecture: arch, config: arch === 'mantis' ? { dropout: 0 } : {}, inputLength: length, channels: 1, numClasses: classes },
       });
-      const { createRun } = await gql(`mutation($input: CreateRunInput!) { createRun(input: $input) { id } }`, { input: { name: 'bench-trunk', modelId: createModel.id, datasetId: createDataset.id } });
-      const side = { jobS: [] as number[], hits: [] as number[], kNorm: [] as number[][] };
-      for (let k = 0; k < points; k++) {
-        const w = checkpoint(k);
-        const { createCheckpoint } = await gql(`mutation($input: CreateCheckpointInput!) { createCheckpoint(input: $input) { id } }`, {
-          input: { runId: createRun.id, step: k, learningRate: 0.01, weightSpecs: w.weightSpecs, weightData: Buffer.from(w.weightData).toString('base64') },
+      s.runId = (await s.gql(`mutation($input: CreateRunInput!) { createRun(input: $input) { id } }`, { input: { name: 'bench-trunk', modelId: createModel.id, datasetId: createDataset.id } })).createRun.id;
+    }
+    for (let k = 0; k < points; k++) {
+      const w = checkpoint(k);
+      const weightData = Buffer.from(w.weightData).toString('base64');
+      for (const s of [on, off]) {
+        const { createCheckpoint } = await s.gql(`mutation($input: CreateCheckpointInput!) { createCheckpoint(input: $input) { id } }`, {
+          input: { runId: s.runId, step: k, learningRate: 0.01, weightSpecs: w.weightSpecs, weightData },
         });
         const t0 = performance.now();
-        const { computeTerms: job } = await gql(`mutation($input: ComputeTermsInput!) { computeTerms(input: $input) { id } }`, { input: { checkpointId: createCheckpoint.id, terms: ['K_NORM'], subset } });
+        const { computeTerms: job } = await s.gql(`mutation($input: ComputeTermsInput!) { computeTerms(input: $input) { id } }`, { input: { checkpointId: createCheckpoint.id, terms: ['K_NORM'], subset } });
         let done: any;
         do {
           await new Promise((r) => setTimeout(r, 100));
-          done = (await gql(`query($id: ID!) { job(id: $id) { status error progress { samplesFromTrunkCache } } }`, { id: job.id })).job;
+          done = (await s.gql(`query($id: ID!) { job(id: $id) { status error progress { samplesFromTrunkCache } } }`, { id: job.id })).job;
         } while (done.status === 'QUEUED' || done.status === 'RUNNING');
         if (done.status !== 'COMPLETED') throw new Error(`job ${job.id}: ${done.status} ${done.error}`);
-        side.jobS.push((performance.now() - t0) / 1000);
-        side.hits.push(done.progress.samplesFromTrunkCache);
-        const terms = await gql(`query($c: ID!, $ids: [ID!]!) { checkpoint(id: $c) { sampleTerms(sampleIds: $ids, terms: [K_NORM], subset: "head") { kNorm } } }`, { c: createCheckpoint.id, ids });
-        side.kNorm.push(terms.checkpoint.sampleTerms.map((r: { kNorm: number }) => r.kNorm));
-        say(`  ${name}, checkpoint ${k}: job ${side.jobS[k]!.toFixed(2)} s, ${side.hits[k]} samples from the trunk cache`);
+        s.jobS.push((performance.now() - t0) / 1000);
+        s.hits.push(done.progress.samplesFromTrunkCache);
+        const terms = await s.gql(`query($c: ID!, $ids: [ID!]!) { checkpoint(id: $c) { sampleTerms(sampleIds: $ids, terms: [K_NORM], subset: "head") { kNorm } } }`, { c: createCheckpoint.id, ids: s.ids });
+        s.kNorm.push(terms.checkpoint.sampleTerms.map((r: { kNorm: number }) => r.kNorm));
+        say(`  ${s.name}, checkpoint ${k}: job ${s.jobS[k]!.toFixed(2)} s, ${s.hits[k]} samples from the trunk cache`);
       }
-      sides[name] = side;
-    } finally {
-      await server.close();
     }
+  } finally {
+    await on.close();
+    await off.close();
   }
-  const on = sides.withCache!;
-  const off = sides.withoutCache!;
   return {
     bench: 'trunk',
     mode: 'server',
@@ -201,7 +209,7 @@ async function throughServer() {
     withCache: { jobS: on.jobS, totalS: sum(on.jobS), samplesFromTrunkCache: on.hits },
     withoutCache: { jobS: off.jobS, totalS: sum(off.jobS), samplesFromTrunkCache: off.hits },
     speedupAtThisManyCheckpoints: sum(off.jobS) / sum(on.jobS),
-    kNormEqual: JSON.stringify(on.kNorm) === JSON.stringify(off.kNorm),
+    kNormEqualPerCheckpoint: on.kNorm.map((v, k) => JSON.stringify(v) === JSON.stringify(off.kNorm[k])),
     loadAverage: os.loadavg().map((l) => Number(l.toFixed(2))),
   };
 }
