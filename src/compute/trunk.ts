@@ -21,7 +21,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { forward } from './backprop.js';
 import type { Saved } from './ops/types.js';
-import { chunkSizeFor, planFor, sampleCount } from './engine.js';
+import { chunkSizeFor, planFor, readAll, sampleCount } from './engine.js';
 import type { RunOptions } from './engine.js';
 import type { EngineModel } from './model.js';
 import { forwardFromFeatures, trunkOnly, trunkSplit, writeFeatures } from './trunk-split.js';
@@ -67,15 +67,14 @@ export async function trunkFeatures(m: EngineModel, x: Float32Array, opts: Pick<
       const saved = forward(plan.graph, xs, (id) => frontier.has(id), trunkOnly(split));
       return split.frontier.map((id) => tf.reshape((saved[id] as Saved).out, [c, -1]));
     });
-    writeFeatures(plan, split, outs.map((t) => t.dataSync() as Float32Array), features, start, c);
-    tf.dispose(outs);
+    writeFeatures(plan, split, await readAll(outs), features, start, c); // async: a GPU backend cannot read synchronously
     await new Promise<void>((resolve) => setImmediate(resolve));
   }
   return { n, width: split.width, features, saves: true, subset: plan.layers, timings: { totalMs: performance.now() - t0 } };
 }
 
 /** Logits [n, V] from trunk features [n, width] over `subset` (the forward pass of the subset side only). */
-export function logitsFromTrunk(m: EngineModel, features: Float32Array, opts: Pick<RunOptions, 'subset'> & { width: number; chunkSize?: number }): Float32Array {
+export async function logitsFromTrunk(m: EngineModel, features: Float32Array, opts: Pick<RunOptions, 'subset'> & { width: number; chunkSize?: number }): Promise<Float32Array> {
   const plan = planFor(m, opts);
   const split = trunkSplit(plan);
   if (split.width !== opts.width) throw new Error(`trunk features of width ${opts.width}; this subset's trunk gives ${split.width}`);
@@ -89,8 +88,8 @@ export function logitsFromTrunk(m: EngineModel, features: Float32Array, opts: Pi
       const saved = forward(plan.graph, null, () => false, forwardFromFeatures(plan, split, features, start, c));
       return (saved[plan.graph.logits] as Saved).out.clone();
     });
-    out.set(z.dataSync() as Float32Array, start * V);
-    z.dispose();
+    const [zv] = await readAll([z]);
+    out.set(zv as Float32Array, start * V);
   }
   return out;
 }

@@ -62,7 +62,7 @@ async function handle(req: Request): Promise<unknown> {
     case 'trunkFeatures':
       return trunkFeatures(model(req.key), req.x, req.opts);
     case 'logitsFromTrunk':
-      return { logits: logitsFromTrunk(model(req.key), req.x, req.opts as Parameters<typeof logitsFromTrunk>[2]) };
+      return { logits: await logitsFromTrunk(model(req.key), req.x, req.opts as Parameters<typeof logitsFromTrunk>[2]) };
     case 'selfKernel':
       return selfKernel(model(req.key), req.x, req.opts);
     case 'jacobian':

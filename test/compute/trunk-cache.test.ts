@@ -46,8 +46,9 @@ const CASES: Array<{ name: string; make: () => tf.LayersModel; length: number; c
 ];
 
 for (const backend of BACKENDS) {
-  // trunk.ts reads its results with dataSync, which a GPU backend cannot do in Node.
-  const skip = backend === 'webgpu' ? 'webgpu: trunk.ts reads tensors synchronously' : skipReason(backend);
+  // These are bit-for-bit checks across chunk sizes; WebGPU's kernels tile by shape, so a chunk of
+  // 3 and one of 7 round differently there (to float32 precision, not the same bits).
+  const skip = backend === 'webgpu' ? 'webgpu: results are not bit-identical across chunk sizes' : skipReason(backend);
   describe(`trunk features (${backend})`, { skip }, () => {
     for (const c of CASES) {
       test(`${c.name}: terms from the trunk are the same bits as from the series, at two checkpoints`, async () => {
