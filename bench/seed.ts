@@ -135,7 +135,7 @@ async function trunkCache(): Promise<{ hits: number; misses: number } | null> {
 
 const file = (name: string) => ({ text: readFileSync(path.join(UCR, `${name}.ts`), 'utf8'), fileName: `${name}.ts` });
 
-async function train(modelId: string, datasetId: string, trackEverySteps: number): Promise<{ runId: string; seconds: number; tracked: string[]; checkpoints: string[] }> {
+async function train(modelId: string, datasetId: string, trackEverySteps: number): Promise<{ runId: string; seconds: number; tracked: string[]; checkpoints: string[]; shas: string[] }> {
   const t0 = performance.now();
   const { trainRun } = await gql(`mutation($input: TrainRunInput!) { trainRun(input: $input) { id } }`, {
     input: {
@@ -169,13 +169,15 @@ async function train(modelId: string, datasetId: string, trackEverySteps: number
   const seconds = (performance.now() - t0) / 1000;
   const { run } = await gql(`query($id: ID!) { run(id: $id) { training { trackedSamples { id } } } }`, { id: trainRun.id });
   const checkpoints: string[] = [];
+  const shas: string[] = [];
   let after: string | null = null;
   do {
-    const page: any = await gql(`query($id: ID!, $after: String) { run(id: $id) { checkpoints(first: 1000, after: $after) { pageInfo { hasNextPage endCursor } nodes { id } } } }`, { id: trainRun.id, after });
+    const page: any = await gql(`query($id: ID!, $after: String) { run(id: $id) { checkpoints(first: 1000, after: $after) { pageInfo { hasNextPage endCursor } nodes { id weightSha256 } } } }`, { id: trainRun.id, after });
     checkpoints.push(...page.run.checkpoints.nodes.map((c: { id: string }) => c.id));
+    shas.push(...page.run.checkpoints.nodes.map((c: { weightSha256: string }) => c.weightSha256));
     after = page.run.checkpoints.pageInfo.hasNextPage ? page.run.checkpoints.pageInfo.endCursor : null;
   } while (after);
-  return { runId: trainRun.id, seconds, tracked: run.training.trackedSamples.map((s: { id: string }) => s.id), checkpoints };
+  return { runId: trainRun.id, seconds, tracked: run.training.trackedSamples.map((s: { id: string }) => s.id), checkpoints, shas };
 }
 
 /** kNorm and kTrace over the head of the tracked samples at every checkpoint; the kNorms, checkpoint-major. */
@@ -284,6 +286,8 @@ try {
   let equal: boolean | null = null;
   const modes = hasCache ? (CACHE === 'both' ? ['off', 'on'] : [CACHE]) : ['off'];
   let firstKNorm: Float64Array | null = null;
+  let sameWeights: boolean | null = null;
+  let maxRelDiff: number | null = null;
   for (const [i, mode] of modes.entries()) {
     let run = run1;
     if (i > 0) {
@@ -297,8 +301,13 @@ try {
     const a = await analyse(run.checkpoints, run.tracked);
     say(`[seed]   ${round(a.seconds, 1)} s${a.cache ? ` (cache hits ${a.cache.hits}, misses ${a.cache.misses})` : ''}`);
     analyses[mode] = { seconds: round(a.seconds), perPointSeconds: round(a.seconds / run.checkpoints.length, 4), cache: a.cache, trainSeconds: round(run.seconds) };
-    if (firstKNorm) equal = firstKNorm.length === a.kNorm.length && firstKNorm.every((v, j) => Object.is(v, a.kNorm[j]));
-    else firstKNorm = a.kNorm;
+    if (firstKNorm) {
+      equal = firstKNorm.length === a.kNorm.length && firstKNorm.every((v, j) => Object.is(v, a.kNorm[j]));
+      // Where they differ: were the two trainings the same weights (then the cache changed the numbers)?
+      sameWeights = run.shas.length === run1.shas.length && run.shas.every((sha, j) => sha === run1.shas[j]);
+      maxRelDiff = 0;
+      firstKNorm.forEach((v, j) => (maxRelDiff = Math.max(maxRelDiff!, Math.abs(v - a.kNorm[j]!) / Math.max(Math.abs(v), 1e-30))));
+    } else firstKNorm = a.kNorm;
   }
 
   const torch = torchHeadSeconds(V);
@@ -314,6 +323,7 @@ try {
     probabilityPaths: paths,
     analysis: analyses,
     cacheResultsEqual: equal,
+    cacheComparison: equal === null ? null : { sameWeightsBothTrainings: sameWeights, kNormMaxRelDiff: maxRelDiff },
     torch: 'seconds' in torch ? { ...torch, headSecondsPerPoint: round(torch.seconds), analysisSeconds: round(torchAnalysis!), note: 'one point timed, × points' } : torch,
     ratioVsTorch: torchAnalysis === null ? null : round(torchAnalysis / tangentAnalysis, 2),
     loadAverage: { start: load0.map((l) => round(l, 2)), end: load1.map((l) => round(l, 2)) },
@@ -330,7 +340,7 @@ try {
   say(`mean path length:             ${s.pathLength === null ? '-' : round(s.pathLength, 4)}`);
   say(`training:                     ${round(run1.seconds, 1)} s`);
   for (const [mode, a] of Object.entries(analyses)) say(`analysis (trunk cache ${mode}):  ${a.seconds} s`);
-  if (equal !== null) say(`results equal with and without the cache: ${equal}`);
+  if (equal !== null) say(`results equal with and without the cache: ${equal} (the two trainings' weights ${sameWeights ? 'identical' : 'differ'}; kNorm max relative difference ${maxRelDiff})`);
   say(`PyTorch: ${'seconds' in torch ? `${round(torchAnalysis!, 1)} s (ratio ${result.ratioVsTorch}×)` : torch.skipped}`);
   process.stdout.write(`${JSON.stringify(result)}\n`);
 } finally {
