@@ -21,7 +21,8 @@ export function jsonBody(limit: number): RequestHandler {
   const fallback = express.json({ limit });
   return (req: Request, res: Response, next: NextFunction) => {
     // `body` is there, if undefined, for every request that passed (Apollo's integration checks it).
-    if (!('body' in req)) req.body = undefined;
+    const carrier = req as { body?: unknown };
+    if (!('body' in carrier)) carrier.body = undefined;
     const contentType = req.headers['content-type'];
     // Already read, or nothing to read: what body-parser does too.
     if ((req as { _body?: boolean })._body || !hasBody(req) || typeof contentType !== 'string' || !isJson(contentType)) return next();
