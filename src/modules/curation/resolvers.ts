@@ -16,6 +16,7 @@ import {
   verifySelection,
 } from './selections.js';
 import { checkpointTermStats, runTermStats } from './stats.js';
+import { termColumns } from './term-columns-read.js';
 import { checkpointShape, clientProducer, writeCrossMetrics } from '../terms/metrics.js';
 import { connectionFields } from '../../platform/graphql/connections.js';
 import { encodeQueryArgs, MAX_QUERY_ARG_CHARS, parseFilter, parseQuery, parseStrategy, parseTarget } from './inputs.js';
@@ -70,6 +71,8 @@ export const curationResolvers: Resolvers = {
     rankedSamples: (checkpoint, args, ctx) => rankSamples(ctx, checkpoint.id, parseQuery(args), args),
     termStats: (checkpoint, args, ctx) =>
       checkpointTermStats(ctx, checkpoint.id, { term: args.term, filter: parseFilter(args.filter), target: parseTarget(args.target), subset: parseParameterSubset(args.subset, 'subset') }),
+    termColumns: (checkpoint, args, ctx) =>
+      termColumns(ctx, checkpoint.id, { terms: args.terms, subset: parseParameterSubset(args.subset, 'subset'), filter: parseFilter(args.filter) }),
     exportUrl: async (checkpoint, args, ctx) => {
       // Checked now (terms present, target valid), so that the URL does not fail when fetched.
       await prepareQuery(ctx, checkpoint.id, parseQuery(args));

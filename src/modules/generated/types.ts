@@ -143,6 +143,14 @@ export type Checkpoint = {
    */
   sampleTerms: Array<SampleMetric>;
   step: Scalars['Int']['output'];
+  /**
+   * Every sample of the dataset (or those `filter` keeps; its term ranges keep only samples that have the
+   * term) with the given terms at this checkpoint as binary columns, in dataset order, in one statement:
+   * the compact read for clients that draw every sample. It computes nothing: a missing value is NaN and
+   * counted in `missing` (start `computeTerms`, or read `rankedSamples`, to fill them). K_CROSS, which needs
+   * a target set, is refused with BAD_USER_INPUT, as is an unknown `subset`.
+   */
+  termColumns: TermColumns;
   /** Statistics of a term over the (filtered) samples at this checkpoint; a kernel term over `subset`. */
   termStats: TermStats;
   /** Size of the weight buffer in bytes. */
@@ -199,6 +207,13 @@ export type CheckpointSampleTermsArgs = {
   subset?: InputMaybe<Scalars['String']['input']>;
   terms: Array<Term>;
   waitMs?: InputMaybe<Scalars['Int']['input']>;
+};
+
+
+export type CheckpointTermColumnsArgs = {
+  filter?: InputMaybe<SampleTermFilter>;
+  subset?: InputMaybe<Scalars['String']['input']>;
+  terms: Array<ScalarTerm>;
 };
 
 
@@ -2302,6 +2317,44 @@ export type Term =
   | 'LOSS'
   | 'PROBS';
 
+export type TermColumn = {
+  __typename?: 'TermColumn';
+  /** How many samples lack the value (the NaNs of `values`): while above 0, the term is pending for them. */
+  missing: Scalars['Int']['output'];
+  term: ScalarTerm;
+  /** float32 (4·n bytes); NaN where the value is not computed (yet): never a zero in its place. */
+  values: Scalars['Base64']['output'];
+};
+
+/**
+ * Samples of a checkpoint's dataset with some scalar terms, as binary columns (`Checkpoint.termColumns`):
+ * entry i of every column is the i-th sample in dataset order (Sample.index). Every Base64 column is
+ * standard base64 of little-endian values, as `ProbabilityPaths.probsBase64`.
+ */
+export type TermColumns = {
+  __typename?: 'TermColumns';
+  /** One column per term asked, in the order asked (duplicates dropped). */
+  columns: Array<TermColumn>;
+  /** One byte per sample: 1 classified correctly, 0 wrongly, 255 not computed at this checkpoint. */
+  correct: Scalars['Base64']['output'];
+  /** Samples whose `correct` is not computed. */
+  correctMissing: Scalars['Int']['output'];
+  /** The samples (n): every sample of the dataset, or those the filter keeps. */
+  count: Scalars['Int']['output'];
+  /** Sample.index as int32 (4·n bytes). */
+  indices: Scalars['Base64']['output'];
+  /** Labels as int32 (4·n bytes). */
+  labels: Scalars['Base64']['output'];
+  /** Sample.id as int32 (4·n bytes). */
+  sampleIds: Scalars['Base64']['output'];
+  /** One byte per sample: its split's position in `splits`. */
+  splitCodes: Scalars['Base64']['output'];
+  /** The split names the samples have, sorted; `splitCodes` indexes them. */
+  splits: Array<Scalars['String']['output']>;
+  /** The parameter subset the kernel terms (kNorm, kTrace) are over. */
+  subset: Scalars['String']['output'];
+};
+
 export type TermProvenance = {
   __typename?: 'TermProvenance';
   producer: Producer;
@@ -2749,6 +2802,8 @@ export type ResolversTypes = {
   TargetSet: ResolverTypeWrapper<TargetSetRow>;
   TargetSetInput: TargetSetInput;
   Term: Term;
+  TermColumn: ResolverTypeWrapper<TermColumn>;
+  TermColumns: ResolverTypeWrapper<TermColumns>;
   TermProvenance: ResolverTypeWrapper<TermProvenance>;
   TermRange: TermRange;
   TermStats: ResolverTypeWrapper<TermStatsRow>;
@@ -2871,6 +2926,8 @@ export type ResolversParentTypes = {
   Subscription: Record<PropertyKey, never>;
   TargetSet: TargetSetRow;
   TargetSetInput: TargetSetInput;
+  TermColumn: TermColumn;
+  TermColumns: TermColumns;
   TermProvenance: TermProvenance;
   TermRange: TermRange;
   TermStats: TermStatsRow;
@@ -2933,6 +2990,7 @@ export type CheckpointResolvers<ContextType = Context, ParentType extends Resolv
   run?: Resolver<ResolversTypes['Run'], ParentType, ContextType>;
   sampleTerms?: Resolver<Array<ResolversTypes['SampleMetric']>, ParentType, ContextType, RequireFields<CheckpointSampleTermsArgs, 'sampleIds' | 'subset' | 'terms'>>;
   step?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  termColumns?: Resolver<ResolversTypes['TermColumns'], ParentType, ContextType, RequireFields<CheckpointTermColumnsArgs, 'subset' | 'terms'>>;
   termStats?: Resolver<ResolversTypes['TermStats'], ParentType, ContextType, RequireFields<CheckpointTermStatsArgs, 'subset' | 'term'>>;
   weightBytes?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
   weightSha256?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
@@ -3526,6 +3584,25 @@ export type TargetSetResolvers<ContextType = Context, ParentType extends Resolve
   split?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
 };
 
+export type TermColumnResolvers<ContextType = Context, ParentType extends ResolversParentTypes['TermColumn'] = ResolversParentTypes['TermColumn']> = {
+  missing?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  term?: Resolver<ResolversTypes['ScalarTerm'], ParentType, ContextType>;
+  values?: Resolver<ResolversTypes['Base64'], ParentType, ContextType>;
+};
+
+export type TermColumnsResolvers<ContextType = Context, ParentType extends ResolversParentTypes['TermColumns'] = ResolversParentTypes['TermColumns']> = {
+  columns?: Resolver<Array<ResolversTypes['TermColumn']>, ParentType, ContextType>;
+  correct?: Resolver<ResolversTypes['Base64'], ParentType, ContextType>;
+  correctMissing?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  count?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  indices?: Resolver<ResolversTypes['Base64'], ParentType, ContextType>;
+  labels?: Resolver<ResolversTypes['Base64'], ParentType, ContextType>;
+  sampleIds?: Resolver<ResolversTypes['Base64'], ParentType, ContextType>;
+  splitCodes?: Resolver<ResolversTypes['Base64'], ParentType, ContextType>;
+  splits?: Resolver<Array<ResolversTypes['String']>, ParentType, ContextType>;
+  subset?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+};
+
 export type TermProvenanceResolvers<ContextType = Context, ParentType extends ResolversParentTypes['TermProvenance'] = ResolversParentTypes['TermProvenance']> = {
   producer?: Resolver<ResolversTypes['Producer'], ParentType, ContextType>;
   subset?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
@@ -3680,6 +3757,8 @@ export type Resolvers<ContextType = Context> = {
   SplitCount?: SplitCountResolvers<ContextType>;
   Subscription?: SubscriptionResolvers<ContextType>;
   TargetSet?: TargetSetResolvers<ContextType>;
+  TermColumn?: TermColumnResolvers<ContextType>;
+  TermColumns?: TermColumnsResolvers<ContextType>;
   TermProvenance?: TermProvenanceResolvers<ContextType>;
   TermStats?: TermStatsResolvers<ContextType>;
   Training?: TrainingResolvers<ContextType>;
