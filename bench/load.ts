@@ -13,7 +13,7 @@
  * (as before), `authOff` the same with auth off.
  *
  * Flags: --json (only the JSON line on stdout), --duration <s> (default 10), --connections <n>
- * (default 20), --no-compare (auth on only), --no-baseline (skip bare Apollo), --only <a,b>
+ * (default 20), --warmup <s> (load on each server before its passes, default 3), --no-compare (auth on only), --no-baseline (skip bare Apollo), --only <a,b>
  * (scenarios by key: typename, run, samples, mixed), --profile <dir> (servers run under
  * `node --cpu-prof`, profiles written there when they stop). The last line printed is one JSON object.
  */
@@ -38,6 +38,7 @@ const option = (name: string, fallback: number) => {
   return i >= 0 && args[i + 1] ? Number(args[i + 1]) : fallback;
 };
 const jsonOnly = flag('json');
+const warmupSeconds = option('warmup', 3);
 const duration = option('duration', 10);
 const connections = option('connections', 20);
 const text = (name: string) => {
@@ -186,6 +187,23 @@ function scenarios(ids: { datasetId: string; runId: string }): { key: string; la
 
 type Figures = { rps: number; p50Ms: number; p99Ms: number; errors: number; requests: number };
 
+/**
+ * A freshly started server runs its first seconds of load before V8 has optimised its hot paths.
+ * The auth-off server starts after every auth-on pass and, unlike the auth-on one (which served the
+ * seeding), was measured from its first request: its first pass included its warm-up, one reason
+ * auth off could measure slower than auth on. Each server now gets the same warm-up before its
+ * passes; `--warmup 0` leaves it out.
+ */
+async function warmUp(url: string, headers: Record<string, string>, ops: Op[]): Promise<void> {
+  if (warmupSeconds <= 0) return;
+  await autocannon({
+    url,
+    connections,
+    duration: warmupSeconds,
+    requests: ops.map((op) => ({ method: 'POST' as const, headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify({ query: op.query, variables: op.variables }) })),
+  });
+}
+
 async function pass(url: string, headers: Record<string, string>, ops: Op[]): Promise<Figures> {
   for (const op of ops) await gql(url, headers, op.query, op.variables); // every request of the mix is valid
   const result = await autocannon({
@@ -234,6 +252,7 @@ try {
   }
 
   const results: Record<string, { label: string; authOn: Figures; authOff?: Figures }> = {};
+  await warmUp(secured.url, { authorization: `Bearer ${reader.secret}` }, [...workload(ids), { name: '__typename', query: '{ __typename }' }]);
   for (const scenario of scenarios(ids)) {
     const authOn = await pass(secured.url, { authorization: `Bearer ${reader.secret}` }, scenario.ops);
     results[scenario.key] = { label: scenario.label, authOn };
@@ -244,6 +263,7 @@ try {
   if (!flag('no-compare')) {
     const open = await startServer({ ...db.env, ...limits, TANGENT_AUTH: 'off' }, 'auth-off');
     children.push(open.child);
+    await warmUp(open.url, {}, [...workload(ids), { name: '__typename', query: '{ __typename }' }]);
     for (const scenario of scenarios(ids)) {
       const authOff = await pass(open.url, {}, scenario.ops);
       results[scenario.key]!.authOff = authOff;
