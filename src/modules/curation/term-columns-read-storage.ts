@@ -1,5 +1,6 @@
 import type { Sql } from '../../platform/db/sql.js';
 import { and, empty, join, param, raw, sql, type Statement } from '../../platform/db/statement.js';
+import { invariant } from '../../platform/errors.js';
 import { ALL_PARAMETERS } from '../../platform/values/parameter-subset.js';
 import { scalarTerm, type ScalarTermName } from './term-columns.js';
 import type { SampleFilter } from './query.js';
@@ -8,10 +9,11 @@ import type { SampleFilter } from './query.js';
  * The statement behind `Checkpoint.termColumns` (term-columns-read.ts): every sample of a dataset (or
  * those a filter keeps), in dataset order, with some scalar terms at one checkpoint, as binary columns.
  *
- * The columns are built by PostgreSQL itself: `string_agg` of `int4send`/`float4send` gives one
- * bytea per column (big-endian, the send functions' network order) in one row, so 100,000 samples
- * come back as a handful of buffers instead of 100,000 row objects for the driver to build and
- * JavaScript to walk. The storage swaps them to little-endian (`Buffer.swap32`, native).
+ * PostgreSQL builds the bytes: one `string_agg` (one sort by index) of a fixed-width record per sample,
+ * `int4send`/`float4send` of each value (big-endian, the send functions' network order), so 100,000
+ * samples come back as one bytea in one row instead of 100,000 row objects for the driver to build
+ * and JavaScript to walk; here the records are split into little-endian columns in one pass. (One
+ * aggregate per column would sort the rows once per column on PostgreSQL 15: 3× slower at 7 terms.)
  */
 
 /** Binary columns of a dataset's samples at one checkpoint, entry i of each being the i-th sample in dataset order. */
@@ -31,18 +33,13 @@ export interface TermColumnsRaw {
   terms: { values: Buffer; missing: number }[];
 }
 
-/** A bytea as the driver gives it (node-postgres: Buffer; PGlite: Uint8Array), as a Buffer over the same bytes. */
-function bytes(value: unknown): Buffer {
-  if (value instanceof Uint8Array) return Buffer.from(value.buffer, value.byteOffset, value.byteLength);
-  return Buffer.alloc(0);
+/** A bytea as the driver gives it (node-postgres: Buffer; PGlite: Uint8Array). */
+function bytes(value: unknown): Uint8Array {
+  return value instanceof Uint8Array ? value : new Uint8Array(0);
 }
 
-/** Big-endian 32-bit words (what int4send and float4send write) to little-endian, in place. */
-function littleEndian(buffer: Buffer): Buffer {
-  // PGlite's Uint8Array may share its memory with the row; swap a copy so nothing else sees it change.
-  const out = Buffer.from(buffer);
-  return out.length ? out.swap32() : out;
-}
+/** Bytes of each sample's record: id, index, label (int32 each), correct and split code (a byte each), then the terms (float32 each). */
+const HEAD = 14;
 
 export async function termColumnsRaw(
   sql_: Sql,
@@ -67,9 +64,9 @@ export async function termColumnsRaw(
   if (f.correct !== null && f.correct !== undefined) where.push(sql`m.correct = ${param(f.correct, 'boolean')}`);
   const checkpoint = param(o.checkpointId, 'int');
   const termSelect = o.terms.map((term, i) => raw(`${column(term).text} AS t${i}`));
-  const termAggs = o.terms.map((_, i) =>
-    raw(`coalesce(string_agg(float4send(coalesce(r.t${i}, 'NaN'::real)), ''::bytea ORDER BY r.index), ''::bytea) AS v${i}, (count(*) FILTER (WHERE r.t${i} IS NULL))::int AS n${i}`),
-  );
+  // NaN where a value is missing (its count beside it): the record keeps its width.
+  const termBytes = raw(o.terms.map((_, i) => ` || float4send(coalesce(r.t${i}, 'NaN'::real))`).join(''));
+  const termMissing = raw(o.terms.map((_, i) => `, (count(*) FILTER (WHERE r.t${i} IS NULL))::int AS n${i}`).join(''));
   const statement = sql`WITH r AS (
       SELECT s.id, s.index, s.label, s.split, m.correct${termSelect.length ? sql`, ${join(termSelect, ', ')}` : empty}
       FROM sample s
@@ -78,24 +75,45 @@ export async function termColumnsRaw(
       WHERE ${and(where)}
     ), names AS (SELECT coalesce(array_agg(DISTINCT split ORDER BY split), '{}'::text[]) AS splits FROM r)
     SELECT count(*)::int AS n, (SELECT splits FROM names) AS splits,
-      coalesce(string_agg(int4send(r.id), ''::bytea ORDER BY r.index), ''::bytea) AS ids,
-      coalesce(string_agg(int4send(r.index), ''::bytea ORDER BY r.index), ''::bytea) AS indices,
-      coalesce(string_agg(int4send(r.label), ''::bytea ORDER BY r.index), ''::bytea) AS labels,
-      coalesce(string_agg(set_byte(decode('00', 'hex'), 0, array_position((SELECT splits FROM names), r.split) - 1), ''::bytea ORDER BY r.index), ''::bytea) AS split_codes,
-      coalesce(string_agg(set_byte(decode('00', 'hex'), 0, CASE WHEN r.correct THEN 1 WHEN NOT r.correct THEN 0 ELSE 255 END), ''::bytea ORDER BY r.index), ''::bytea) AS correct,
-      (count(*) FILTER (WHERE r.correct IS NULL))::int AS correct_missing${termAggs.length ? sql`, ${join(termAggs, ', ')}` : empty}
+      string_agg(int4send(r.id) || int4send(r.index) || int4send(r.label)
+        || set_byte(set_byte(decode('0000', 'hex'), 0, CASE WHEN r.correct THEN 1 WHEN NOT r.correct THEN 0 ELSE 255 END), 1, array_position((SELECT splits FROM names), r.split) - 1)
+        ${termBytes}, ''::bytea ORDER BY r.index) AS records,
+      (count(*) FILTER (WHERE r.correct IS NULL))::int AS correct_missing${termMissing}
     FROM r`;
   // named: curation.termColumns
   const [row] = await sql_.query<Record<string, unknown>>(statement.text, statement.values);
+  const n = Number(row!.n);
+  const T = o.terms.length;
+  const width = HEAD + 4 * T;
+  const records = bytes(row!.records);
+  invariant(records.length === n * width, `termColumns read ${records.length} bytes for ${n} records of ${width}`);
+  const from = new DataView(records.buffer, records.byteOffset, records.byteLength);
+  const sampleIds = Buffer.alloc(4 * n);
+  const indices = Buffer.alloc(4 * n);
+  const labels = Buffer.alloc(4 * n);
+  const correct = Buffer.alloc(n);
+  const splitCodes = Buffer.alloc(n);
+  const terms = Array.from({ length: T }, () => Buffer.alloc(4 * n));
+  const views = [sampleIds, indices, labels, ...terms].map((b) => new DataView(b.buffer, b.byteOffset, b.byteLength));
+  const [idsOut, indicesOut, labelsOut, ...termsOut] = views as [DataView, DataView, DataView, ...DataView[]];
+  // Each word copied as its 32 bits, big- to little-endian (a float's bits, NaN's included, unchanged).
+  for (let i = 0, at = 0; i < n; i++, at += width) {
+    idsOut.setUint32(4 * i, from.getUint32(at), true);
+    indicesOut.setUint32(4 * i, from.getUint32(at + 4), true);
+    labelsOut.setUint32(4 * i, from.getUint32(at + 8), true);
+    correct[i] = records[at + 12]!;
+    splitCodes[i] = records[at + 13]!;
+    for (let t = 0; t < T; t++) termsOut[t]!.setUint32(4 * i, from.getUint32(at + HEAD + 4 * t), true);
+  }
   return {
-    count: Number(row!.n),
-    sampleIds: littleEndian(bytes(row!.ids)),
-    indices: littleEndian(bytes(row!.indices)),
-    labels: littleEndian(bytes(row!.labels)),
+    count: n,
+    sampleIds,
+    indices,
+    labels,
     splits: row!.splits as string[],
-    splitCodes: Buffer.from(bytes(row!.split_codes)),
-    correct: Buffer.from(bytes(row!.correct)),
+    splitCodes,
+    correct,
     correctMissing: Number(row!.correct_missing),
-    terms: o.terms.map((_, i) => ({ values: littleEndian(bytes(row![`v${i}`])), missing: Number(row![`n${i}`]) })),
+    terms: terms.map((values, t) => ({ values, missing: Number(row![`n${t}`]) })),
   };
 }
