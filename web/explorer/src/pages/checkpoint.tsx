@@ -8,7 +8,6 @@ import { embedSeries } from '../embedding/embed';
 import { seededSubsample } from '../embedding/protocol';
 import { graphql } from '../gql';
 import type { OrderDirection, ScalarTerm, SampleTermFilter } from '../gql/graphql';
-import { useSession } from '../session';
 
 /**
  * The checkpoint page (#/checkpoints/:id): ‖K‖_F per class over shared bins, loss against kNorm for
@@ -82,11 +81,24 @@ const KNormStatsQuery = graphql(`
   }
 `);
 
-const ExportUrlQuery = graphql(`
-  query CheckpointExportUrl($id: ID!, $subset: String!) {
+const ColumnsQuery = graphql(`
+  query CheckpointTermColumns($id: ID!, $terms: [ScalarTerm!]!, $subset: String!) {
     checkpoint(id: $id) {
       id
-      exportUrl(format: JSONL, orderBy: { term: LOSS, direction: ASC }, subset: $subset)
+      termColumns(terms: $terms, subset: $subset) {
+        count
+        sampleIds
+        indices
+        labels
+        splits
+        splitCodes
+        correct
+        columns {
+          term
+          values
+          missing
+        }
+      }
     }
   }
 `);
@@ -278,7 +290,7 @@ export function CheckpointPage({ id }: { id: string }) {
           <h2>‖K‖_F per class</h2>
           <KNormHistograms id={id} subset={subset} />
         </div>
-        <SampleScatters id={id} state={sampleColumns} dataset={dataset} />
+        <SampleScatters id={id} subset={subset} state={sampleColumns} dataset={dataset} />
       </div>
       <h2>Ranked samples</h2>
       <RankedTable checkpointId={id} subset={subset} classNames={dataset.classNames} splits={dataset.splits.map((s) => s.split)} channels={dataset.channels} />
@@ -321,7 +333,7 @@ function KNormHistograms({ id, subset }: { id: string; subset: string }) {
   );
 }
 
-/** Every sample's terms at the checkpoint, as columns, from one streamed export (one request, however many samples). */
+/** Every sample's terms at the checkpoint, as columns in dataset order (Checkpoint.termColumns: one request, binary columns). */
 interface SampleColumns {
   n: number;
   sampleIds: string[];
@@ -329,96 +341,100 @@ interface SampleColumns {
   label: Int32Array;
   split: string[];
   correct: Float32Array;
-  values: Record<TermField, Float32Array>;
+  /** The terms read so far (the scatter's at first; the map's colour terms when picked); NaN where not computed. */
+  values: Partial<Record<TermField, Float32Array>>;
+  /** Per term read: how many samples lack it (NaN in `values`), so pending is said, never drawn as 0. */
+  missing: Partial<Record<TermField, number>>;
 }
 
-const TERM_FIELDS: TermField[] = ['loss', 'aNorm', 'hTrace', 'hMinEig', 'gNorm', 'kNorm', 'kTrace'];
+/** The terms the scatter draws, read with every sample's ids and labels. */
+const SCATTER_TERMS: ScalarTerm[] = ['K_NORM', 'LOSS'];
 
-/**
- * Reads the export's JSONL body as it streams in, parsing each complete line while the rest is still
- * on its way (at 100k samples the parse then overlaps the download instead of following it), into
- * columns. A missing value stays NaN (drawn as "no value"), never 0.
- */
-async function readExport(body: ReadableStream<Uint8Array>, onRows: (n: number) => void): Promise<SampleColumns> {
-  const sampleIds: string[] = [];
-  const index: number[] = [];
-  const label: number[] = [];
-  const split: string[] = [];
-  const correct: number[] = [];
-  const values = Object.fromEntries(TERM_FIELDS.map((f) => [f, [] as number[]])) as Record<TermField, number[]>;
-  const take = (line: string) => {
-    if (line.length === 0) return;
-    const row = JSON.parse(line) as Record<string, unknown>;
-    sampleIds.push(String(row.sampleId));
-    index.push(Number(row.index));
-    label.push(Number(row.label));
-    split.push(String(row.split));
-    correct.push(row.correct == null ? NaN : row.correct ? 1 : 0);
-    for (const f of TERM_FIELDS) values[f].push(typeof row[f] === 'number' ? (row[f] as number) : NaN);
-  };
-  const reader = body.getReader();
-  const decoder = new TextDecoder();
-  let rest = '';
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    const lines = (rest + decoder.decode(value, { stream: true })).split('\n');
-    rest = lines.pop() ?? '';
-    for (const line of lines) take(line);
-    onRows(sampleIds.length);
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+/** Base64 to bytes: the browser's own decoder where it has one (Uint8Array.fromBase64), else atob. */
+function base64Bytes(b64: string): Uint8Array<ArrayBuffer> {
+  const native = (Uint8Array as unknown as { fromBase64?: (s: string) => Uint8Array<ArrayBuffer> }).fromBase64;
+  if (native) return native(b64);
+  const text = atob(b64);
+  const out = new Uint8Array(text.length);
+  for (let i = 0; i < text.length; i++) out[i] = text.charCodeAt(i);
+  return out;
+}
+
+/** A base64 column of little-endian 32-bit values as a typed array (copied through a DataView on a big-endian machine). */
+function column32<T extends Int32Array | Float32Array>(b64: string, Kind: { new (buffer: ArrayBuffer): T; new (length: number): T }): T {
+  const bytes = base64Bytes(b64);
+  if (LITTLE_ENDIAN) return new Kind(bytes.buffer);
+  const view = new DataView(bytes.buffer);
+  const out = new Kind(bytes.length / 4);
+  for (let i = 0; i < out.length; i++) out[i] = Kind === (Float32Array as unknown) ? view.getFloat32(4 * i, true) : view.getInt32(4 * i, true);
+  return out;
+}
+
+type TermColumnsAnswer = NonNullable<NonNullable<ReturnType<typeof useColumnsQuery>[0]['data']>['checkpoint']>['termColumns'];
+
+function useColumnsQuery(id: string, subset: string, terms: ScalarTerm[], pause = false) {
+  return useQuery({ query: ColumnsQuery, variables: { id, subset, terms }, pause });
+}
+
+/** The answer's term columns, by the page's field names. */
+function termValues(answer: TermColumnsAnswer): { values: SampleColumns['values']; missing: SampleColumns['missing'] } {
+  const values: SampleColumns['values'] = {};
+  const missing: SampleColumns['missing'] = {};
+  for (const c of answer.columns) {
+    const field = TERMS.find((t) => t.term === c.term)!.field;
+    values[field] = column32(c.values, Float32Array);
+    missing[field] = c.missing;
   }
-  take(rest + decoder.decode());
-  const n = sampleIds.length;
+  return { values, missing };
+}
+
+function toColumns(answer: TermColumnsAnswer): SampleColumns {
+  const n = answer.count;
+  const ids = column32(answer.sampleIds, Int32Array);
+  const codes = base64Bytes(answer.splitCodes);
+  const correctBytes = base64Bytes(answer.correct);
+  const correct = new Float32Array(n);
+  // 1 correct, 0 wrong, 255 not computed: NaN, never taken as either.
+  for (let i = 0; i < n; i++) correct[i] = correctBytes[i] === 255 ? NaN : correctBytes[i]!;
   return {
     n,
-    sampleIds,
-    index: Int32Array.from(index),
-    label: Int32Array.from(label),
-    split,
-    correct: Float32Array.from(correct),
-    values: Object.fromEntries([...TERM_FIELDS.map((f) => [f, Float32Array.from(values[f])]), ['kCross', new Float32Array(n).fill(NaN)]]) as Record<TermField, Float32Array>,
+    sampleIds: Array.from(ids, String),
+    index: column32(answer.indices, Int32Array),
+    label: column32(answer.labels, Int32Array),
+    split: Array.from(codes, (k) => answer.splits[k]!),
+    correct,
+    ...termValues(answer),
   };
 }
 
-/** Every sample's terms, once read (and while reading, how many rows have come). */
+/** Every sample's terms, once read. */
 interface ColumnsState {
   columns: SampleColumns | null;
   problem: ReturnType<typeof termsProblem>;
-  rows?: number;
 }
 
 function useSampleColumns(id: string, subset: string): ColumnsState {
-  const { key } = useSession();
-  const [{ data, error }] = useQuery({ query: ExportUrlQuery, variables: { id, subset } });
-  const [state, setState] = useState<ColumnsState>({ columns: null, problem: null });
-  const [attempt, setAttempt] = useState(0);
-  const url = data?.checkpoint?.exportUrl;
-  useEffect(() => {
-    if (!url) return;
-    const abort = new AbortController();
-    let retry: ReturnType<typeof setTimeout> | undefined;
-    setState((s) => ({ columns: s.columns, problem: null }));
-    (async () => {
-      const response = await fetch(url, { headers: key ? { authorization: `Bearer ${key}` } : {}, signal: abort.signal });
-      if (!response.ok) {
-        const body = (await response.json().catch(() => null)) as { errors?: { message: string; extensions?: { code?: string; jobId?: unknown } }[] } | null;
-        const e = body?.errors?.[0];
-        const pending = e?.extensions?.code === 'TERMS_PENDING';
-        setState({ columns: null, problem: { pending, jobId: e?.extensions?.jobId != null ? String(e.extensions.jobId) : null, message: e?.message ?? `export answered HTTP ${response.status}` } });
-        if (pending) retry = setTimeout(() => setAttempt((a) => a + 1), 3000);
-        return;
-      }
-      const columns = await readExport(response.body!, (rows) => setState((s) => (s.columns ? s : { ...s, rows })));
-      setState({ columns, problem: null });
-    })().catch((e: unknown) => {
-      if (!abort.signal.aborted) setState({ columns: null, problem: { pending: false, jobId: null, message: e instanceof Error ? e.message : String(e) } });
-    });
-    return () => {
-      abort.abort();
-      clearTimeout(retry);
-    };
-  }, [url, key, attempt]);
-  return error ? { columns: null, problem: termsProblem(error) } : state;
+  const [{ data, error, fetching }, refetch] = useColumnsQuery(id, subset, SCATTER_TERMS);
+  const answer = data?.checkpoint?.termColumns;
+  const columns = useMemo(() => (answer ? toColumns(answer) : null), [answer]);
+  // Values not computed yet (a job, or another page's query, computing them): asked again until they come.
+  const pending = !!columns && SCATTER_TERMS.some((t) => (columns.missing[TERMS.find((x) => x.term === t)!.field] ?? 0) > 0);
+  usePoll(pending, () => refetch({ requestPolicy: 'network-only' }), 5000);
+  return { columns, problem: error && !fetching ? termsProblem(error) : null };
+}
+
+/** One more term's column of the same samples (the map's colour), read when first picked. */
+function useTermColumn(id: string, subset: string, field: TermField | null, columns: SampleColumns): { values: Float32Array | null; missing: number } {
+  const have = field ? columns.values[field] : undefined;
+  const term = field ? TERMS.find((t) => t.field === field)!.term : null;
+  const [{ data }] = useColumnsQuery(id, subset, term ? [term] : [], !term || !!have);
+  const answer = data?.checkpoint?.termColumns;
+  const read = useMemo(() => (answer && answer.count === columns.n ? termValues(answer) : null), [answer, columns.n]);
+  if (!field) return { values: null, missing: 0 };
+  if (have) return { values: have, missing: columns.missing[field] ?? 0 };
+  return { values: read?.values[field] ?? null, missing: read?.missing[field] ?? 0 };
 }
 
 interface DatasetInfo {
@@ -430,22 +446,25 @@ interface DatasetInfo {
 }
 
 /** The scatter of loss against kNorm and the embedding map, two panels that read the same per-sample columns. */
-function SampleScatters({ id, state, dataset }: { id: string; state: ColumnsState; dataset: DatasetInfo }) {
-  const { columns, problem, rows } = state;
+function SampleScatters({ id, subset, state, dataset }: { id: string; subset: string; state: ColumnsState; dataset: DatasetInfo }) {
+  const { columns, problem } = state;
   const [selected, setSelected] = useState<number | null>(null);
-  const missingKNorm = useMemo(() => (columns ? columns.values.kNorm.reduce((m, v) => m + (Number.isNaN(v) ? 1 : 0), 0) : 0), [columns]);
+  const kNorm = columns?.values.kNorm;
+  const loss = columns?.values.loss;
+  const missingKNorm = columns?.missing.kNorm ?? 0;
+  const missingLoss = columns?.missing.loss ?? 0;
   const colour = useMemo<ScatterColour | null>(() => (columns ? { kind: 'class', labels: columns.label, names: dataset.classNames } : null), [columns, dataset.classNames]);
   const describe = (i: number) =>
     columns
-      ? `sample ${columns.index[i]} (${dataset.classNames[columns.label[i]!]}, ${columns.split[i]}): loss ${fmt(columns.values.loss[i])}, ‖K‖_F ${fmt(columns.values.kNorm[i])}${columns.correct[i] === 0 ? ', misclassified' : ''}`
+      ? `sample ${columns.index[i]} (${dataset.classNames[columns.label[i]!]}, ${columns.split[i]}): loss ${fmt(loss?.[i])}, ‖K‖_F ${fmt(kNorm?.[i])}${columns.correct[i] === 0 ? ', misclassified' : ''}`
       : '';
   return (
     <>
       <div className="panel">
         <h2>Loss against ‖K‖_F</h2>
         <Problem problem={problem} testId="scatter-problem" />
-        {!columns && !problem && <p className="muted">Loading every sample's terms…{rows ? ` ${rows.toLocaleString()} so far` : ''}</p>}
-        {columns && colour && (
+        {!columns && !problem && <p className="muted">Loading every sample's terms…</p>}
+        {columns && kNorm && loss && colour && (
           <>
             <p className="muted">
               <span data-testid="scatter-samples">{columns.n}</span> samples
@@ -455,11 +474,17 @@ function SampleScatters({ id, state, dataset }: { id: string; state: ColumnsStat
                   · ‖K‖_F pending for {missingKNorm} (not drawn)
                 </span>
               )}
+              {missingLoss > 0 && (
+                <span className="pending">
+                  {' '}
+                  · loss pending for {missingLoss} (not drawn)
+                </span>
+              )}
               . Click a point to select it.
             </p>
             <Scatter
-              x={columns.values.kNorm}
-              y={columns.values.loss}
+              x={kNorm}
+              y={loss}
               colour={colour}
               correct={columns.correct}
               xLabel="‖K‖_F"
@@ -477,7 +502,7 @@ function SampleScatters({ id, state, dataset }: { id: string; state: ColumnsStat
       </div>
       <div className="panel">
         <h2>Embedding of the data set (UMAP of the series)</h2>
-        {columns ? <EmbeddingMap checkpointId={id} columns={columns} dataset={dataset} /> : <p className="muted">Waiting for every sample's terms (above).</p>}
+        {columns ? <EmbeddingMap checkpointId={id} subset={subset} columns={columns} dataset={dataset} /> : <p className="muted">Waiting for every sample's terms (above).</p>}
       </div>
     </>
   );
@@ -488,7 +513,7 @@ function SelectedSample({ columns, i, checkpointId, classNames }: { columns: Sam
   return (
     <p data-testid="selected-sample">
       Selected: <Link href={`/samples/${columns.sampleIds[i]}?checkpoint=${checkpointId}`}>sample {columns.index[i]}</Link> ({classNames[columns.label[i]!]},{' '}
-      {columns.split[i]}) · loss {fmt(columns.values.loss[i])} · ‖K‖_F {fmt(columns.values.kNorm[i])}
+      {columns.split[i]}) · loss {fmt(columns.values.loss?.[i])} · ‖K‖_F {fmt(columns.values.kNorm?.[i])}
     </p>
   );
 }
@@ -497,8 +522,11 @@ function SelectedSample({ columns, i, checkpointId, classNames }: { columns: Sam
 export const EMBED_CAP = 2000;
 const EMBED_SEED = 42;
 
-function EmbeddingMap({ checkpointId, columns, dataset }: { checkpointId: string; columns: SampleColumns; dataset: DatasetInfo }) {
+function EmbeddingMap({ checkpointId, subset, columns, dataset }: { checkpointId: string; subset: string; columns: SampleColumns; dataset: DatasetInfo }) {
   const [colourBy, setColourBy] = useState<'class' | 'correct' | TermField>('class');
+  // A term's column is read when first picked (the scatter's two come with every sample's ids).
+  const colourTerm = colourBy === 'class' || colourBy === 'correct' ? null : colourBy;
+  const termColumn = useTermColumn(checkpointId, subset, colourTerm, columns);
   const [scheme, setScheme] = useState<'viridis' | 'cividis'>('viridis');
   // Positions (in the columns) of the embedded samples: all of them, or a seeded subsample. Keyed by
   // the ids' text, so new columns of the same samples (another subset) neither refetch nor re-embed.
@@ -526,9 +554,14 @@ function EmbeddingMap({ checkpointId, columns, dataset }: { checkpointId: string
   const colour = useMemo<ScatterColour>(() => {
     if (colourBy === 'class') return { kind: 'class', labels: Int32Array.from(picked, (p) => columns.label[p]!), names: dataset.classNames };
     if (colourBy === 'correct') return { kind: 'class', labels: Int32Array.from(picked, (p) => (columns.correct[p] === 0 ? 1 : 0)), names: ['correct', 'incorrect'] };
-    const values = Float32Array.from(picked, (p) => columns.values[colourBy][p]!);
-    return { kind: 'continuous', values: Array.from(values, (v) => (Number.isNaN(v) ? null : v)), label: TERMS.find((t) => t.field === colourBy)!.label, scheme };
-  }, [colourBy, scheme, picked, columns, dataset.classNames]);
+    const all = termColumn.values;
+    // Not read yet, or not computed: no value (drawn as such), never 0.
+    const values = Array.from(picked, (p) => {
+      const v = all ? all[p]! : NaN;
+      return Number.isNaN(v) ? null : v;
+    });
+    return { kind: 'continuous', values, label: TERMS.find((t) => t.field === colourBy)!.label, scheme };
+  }, [colourBy, scheme, picked, columns, dataset.classNames, termColumn.values]);
 
   return (
     <div className="embedding" data-testid="embedding">
@@ -560,6 +593,11 @@ function EmbeddingMap({ checkpointId, columns, dataset }: { checkpointId: string
           ? `A seeded subsample of ${picked.length} of the ${columns.n} samples is embedded (seed ${EMBED_SEED}): UMAP runs in this browser, and past ${EMBED_CAP} series it would take minutes.`
           : `All ${columns.n} samples, z-normalised series, UMAP (seed ${EMBED_SEED}) computed in this browser.`}
       </p>
+      {colourTerm && termColumn.missing > 0 && (
+        <p className="pending" data-testid="embedding-colour-pending">
+          {TERMS.find((t) => t.field === colourTerm)!.label} pending for {termColumn.missing} of {columns.n} samples (drawn as no value).
+        </p>
+      )}
       {failure && <p className="notice">The embedding failed: {failure}</p>}
       <Problem problem={problem} testId="embedding-problem" />
       {!xy && !failure && !problem && <p className="muted">{series ? `Embedding… ${progress}` : 'Loading the series…'}</p>}
@@ -575,7 +613,7 @@ function EmbeddingMap({ checkpointId, columns, dataset }: { checkpointId: string
           describe={(k) => {
             const p = picked[k]!;
             const head = `sample ${columns.index[p]} (${dataset.classNames[columns.label[p]!]}${columns.correct[p] === 0 ? ', misclassified' : ''})`;
-            return colourBy === 'class' || colourBy === 'correct' ? head : `${head}: ${TERMS.find((t) => t.field === colourBy)!.label} ${fmt(columns.values[colourBy][p])}`;
+            return colourBy === 'class' || colourBy === 'correct' ? head : `${head}: ${TERMS.find((t) => t.field === colourBy)!.label} ${fmt(termColumn.values?.[p])}`;
           }}
           testId="embedding-map"
         />
