@@ -13,10 +13,12 @@
  * kNorm compared (float64 reference), with PyTorch's own time for the same kNorms.
  *
  * Flags: --json (only the JSON line on stdout), --arch cnn1d|transformer|mantis|all, --backends
- * tensorflow,wasm,cpu, --n 256 (self-K samples), --cross 256 (cross-K set size), --cpu-n 32
+ * tensorflow,wasm,cpu (any of tensorflow, webgpu, wasm, cpu; webgpu takes a software adapter too),
+ * --n 256 (self-K samples), --cross 256 (cross-K set size), --cpu-n 32
  * (sizes on the slow pure-JS backend), --chunk 16, --projection 1024, --repeat 3 (best of),
  * --mantis-backends tensorflow,wasm, --mantis-head-n 64, --mantis-all-n 4, --no-torch, --keep
- * (keep the exchange folder with PyTorch), --quick.
+ * (keep the exchange folder with PyTorch), --quick. `backendAgreement` compares each backend's K
+ * with the first one listed (`--backends webgpu,wasm`: WebGPU against wasm).
  */
 import * as tf from '@tensorflow/tfjs';
 import { execFileSync, spawnSync } from 'node:child_process';
