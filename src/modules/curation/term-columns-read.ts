@@ -3,7 +3,7 @@ import type { ParameterSubset } from '../../platform/values/parameter-subset.js'
 import { checkSubset } from '../terms/subsets.js';
 import { checkpointInfo, type CurationContext } from './checkpoint-info.js';
 import type { SampleFilter } from './query.js';
-import { scalarTerm, SCALAR_TERM_NAMES, type ScalarTermName } from './term-columns.js';
+import { scalarTerm, type ScalarTermName } from './term-columns.js';
 import { termColumnsRaw } from './term-columns-read-storage.js';
 
 /**
@@ -31,9 +31,6 @@ export interface TermColumnsResult {
   correctMissing: number;
   columns: { term: ScalarTermName; values: Uint8Array; missing: number }[];
 }
-
-/** Most terms one request reads (each is a column of 4 bytes per sample). */
-export const MAX_TERM_COLUMNS = SCALAR_TERM_NAMES.length - 1;
 
 export async function termColumns(
   ctx: CurationContext,
