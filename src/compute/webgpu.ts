@@ -9,6 +9,9 @@
  * slower than wasm, so `auto` passes it over; `TANGENT_BACKEND=webgpu` takes it (the tests do).
  */
 import * as tf from '@tensorflow/tfjs';
+import { execFile } from 'node:child_process';
+import { createRequire } from 'node:module';
+import { pathToFileURL } from 'node:url';
 import { patchWebgpuKernels } from './webgpu-kernels.js';
 
 /** The few parts of the WebGPU API used here (lib "dom" is not in this project's tsconfig). */
@@ -98,6 +101,35 @@ export async function probeAdapter(): Promise<{ adapter: WebGpuAdapter } | { rea
 }
 
 /**
+ * `probeAdapter` in a child process, for `auto`. Dawn writes its own warnings straight to the
+ * process's stderr when it enumerates adapters (lavapipe: "maxDynamic… artificially reduced"), and
+ * no API routes or silences them; a server whose every output line is a JSON log entry must not
+ * load Dawn only to pass a software adapter over. The child's output is the answer; what Dawn
+ * printed there is dropped. About 0.2 s, once, when the compute threads start.
+ */
+export function probeAdapterApart(): Promise<{ adapter: WebGpuAdapter } | { reason: string }> {
+  let entry: string;
+  try {
+    entry = pathToFileURL(createRequire(import.meta.url).resolve('webgpu')).href;
+  } catch {
+    return Promise.resolve({ reason: 'the webgpu package is not installed' });
+  }
+  const script = `
+    const { create } = await import(${JSON.stringify(entry)});
+    const a = await create([]).requestAdapter({ powerPreference: 'high-performance' });
+    const info = a?.info ?? {};
+    process.stdout.write(JSON.stringify(a === null ? null : { info: { vendor: info.vendor, architecture: info.architecture, device: info.device, description: info.description, isFallbackAdapter: info.isFallbackAdapter }, isFallbackAdapter: a.isFallbackAdapter, limits: { maxBufferSize: a.limits.maxBufferSize, maxStorageBufferBindingSize: a.limits.maxStorageBufferBindingSize } }));
+    process.exit(0);`;
+  return new Promise((resolve) => {
+    execFile(process.execPath, ['--input-type=module', '-e', script], { timeout: 30_000 }, (err, stdout) => {
+      if (err) return resolve({ reason: `Dawn did not load: ${String(err.message).split('\n')[0]}` });
+      const a = JSON.parse(stdout) as GpuAdapter | null;
+      resolve(a === null ? { reason: 'no WebGPU adapter (no Vulkan loader or driver: libvulkan1 and a Vulkan ICD)' } : { adapter: describe(a) });
+    });
+  });
+}
+
+/**
  * Tensor bytes per chunk on this adapter. Every tensor is one storage binding, so a chunk whose
  * tensors together fit the largest binding has no tensor that does not; WebGPU does not expose
  * the device's memory, so 2 GiB bounds it where the binding limit is larger (NVIDIA: 4 GiB).
@@ -111,6 +143,12 @@ export function webgpuMemoryBudget(a: WebGpuAdapter): number {
  * `allowSoftware`) when the adapter is a software one.
  */
 export async function startWebgpu(allowSoftware: boolean): Promise<WebGpuAdapter> {
+  // `auto` asks in a child first, so Dawn is loaded here only for an adapter it will use.
+  if (!allowSoftware) {
+    const apart = await probeAdapterApart();
+    if ('reason' in apart) throw new Error(apart.reason);
+    if (apart.adapter.software) throw new Error(`only a software adapter (${apart.adapter.description || apart.adapter.device}): slower than wasm; TANGENT_BACKEND=webgpu takes it`);
+  }
   const probe = await probeAdapter();
   if ('reason' in probe) throw new Error(probe.reason);
   const a = probe.adapter;
