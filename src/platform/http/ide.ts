@@ -1,39 +1,13 @@
-import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import express, { Router, type Request, type Response } from 'express';
+import { Router, type Request, type Response } from 'express';
 import type { Config } from '../config.js';
+import { builtBundleDirectory, bundleAssets, bundleCsp, sendBundlePage } from './web-bundle.js';
 
-/**
- * The page's Content-Security-Policy: everything from this origin, nothing from anywhere else, so a
- * dependency that reached for a CDN would fail loudly rather than work only online. Monaco sets
- * inline styles (hence 'unsafe-inline' for styles only) and starts its workers from bundled files;
- * `connect-src 'self'` covers the page's own ws:// and wss:// for subscriptions.
- */
-const CSP = [
-  "default-src 'self'",
-  "script-src 'self'",
-  "worker-src 'self' blob:",
-  "style-src 'self' 'unsafe-inline'",
-  "img-src 'self' data: blob:",
-  "font-src 'self' data:",
-  "connect-src 'self'",
-  "base-uri 'none'",
-  "form-action 'none'",
-  "frame-ancestors 'none'",
-].join('; ');
+/** The IDE's page submits no forms. */
+const CSP = bundleCsp("'none'");
 
-/** Where `npm run build:web` writes the IDE (web/vite.config.ts), found from the package root. */
+/** Where `npm run build:web` writes the IDE (web/vite.config.ts). */
 export function defaultIdeDirectory(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  // Walk up rather than count levels: this file runs from src/ under tsx and from a build output too.
-  while (!existsSync(join(dir, 'package.json'))) {
-    const parent = dirname(dir);
-    if (parent === dir) throw new Error(`no package.json above ${fileURLToPath(import.meta.url)}`);
-    dir = parent;
-  }
-  return join(dir, 'dist', 'web', 'ide');
+  return builtBundleDirectory('ide');
 }
 
 /** True when the request is a browser navigating to the URL, not a GraphQL client asking a question. */
@@ -77,28 +51,9 @@ export function ideRoutes(config: Config, directory: string = defaultIdeDirector
     // The same URL answers a page or the API depending on Accept: caches must keep them apart.
     res.vary('Accept');
     if (!wantsPage(req)) return next();
-    let html: string;
-    try {
-      html = await readFile(join(directory, 'index.html'), 'utf8');
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') return next(error);
-      res.status(503).type('text/plain').send('The GraphQL IDE is not built: run npm run build:web. The API itself works: POST GraphQL requests to /graphql.\n');
-      return;
-    }
-    res.setHeader('Content-Security-Policy', CSP);
-    res.setHeader('Cache-Control', 'no-cache');
-    res.type('html').send(html);
+    await sendBundlePage(res, next, directory, CSP, 'The GraphQL IDE is not built: run npm run build:web. The API itself works: POST GraphQL requests to /graphql.\n');
   });
 
-  router.use(
-    '/ide',
-    // File names carry a content hash, so a browser may keep them for good.
-    // The policy goes on every file too: workers run under their own script's policy, and the built
-    // index.html is reachable here as well.
-    express.static(directory, { index: false, immutable: true, maxAge: '365d', setHeaders: (res) => res.setHeader('Content-Security-Policy', CSP) }),
-    (_req: Request, res: Response) => {
-      res.status(404).type('text/plain').send('No such file in the GraphQL IDE\n');
-    },
-  );
+  router.use('/ide', ...bundleAssets(directory, CSP, 'the GraphQL IDE'));
   return router;
 }
