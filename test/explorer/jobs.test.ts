@@ -104,8 +104,8 @@ test('jobs: computeTerms from the page, followed over jobProgress, pending until
   assert.equal(await page.getByRole('button', { name: 'Cancel job' }).count(), 0);
 
   // That key revoked while the page is open: the next request refused asks for another key.
-  const { apiKeys } = await seed.gql(`{ apiKeys(first: 10) { nodes { id name } } }`);
-  await seed.gql(`mutation($id: ID!) { revokeApiKey(id: $id) { id } }`, { id: apiKeys.nodes.find((k: any) => k.name === 'explorer-reader').id });
+  const { viewer } = await seed.gql(`{ viewer { apiKey { id } } }`, {}, { authorization: `Bearer ${keys.reader}` });
+  await seed.gql(`mutation($id: ID!) { revokeApiKey(id: $id) { id } }`, { id: viewer.apiKey.id });
   await page.getByRole('link', { name: 'Home' }).first().click();
   await page.getByText('The server refused this key.').waitFor({ timeout: 20_000 });
   assert.equal(await page.getByRole('textbox', { name: 'API key' }).count(), 1);
