@@ -86,10 +86,11 @@ describe('WebGPU', () => {
     assert.match(info.version, /webgpu 4\.22\.0 on Dawn/);
   });
 
-  test('a pool on webgpu runs one thread, reports the adapter and matches this thread', async (t) => {
+  test('a pool on webgpu runs one thread, reports the adapter and matches this thread; without an adapter it refuses to start, with the reason', async (t) => {
     const probe = await probeAdapter();
     if ('reason' in probe) {
-      t.skip(`webgpu: ${probe.reason}`);
+      // No adapter here: the pool refuses to start, with the reason, rather than fall back silently.
+      await assert.rejects(createPool({ backend: 'webgpu', log: () => {} }), (e: Error) => e.message.includes(probe.reason));
       return;
     }
     const reports: BackendReport[] = [];
