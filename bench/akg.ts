@@ -54,13 +54,8 @@ import type {
   SelfKernelResult,
 } from '../src/compute/index.js';
 import { pack, ucrSeries } from './ucr.js';
+import { flag, opt } from './args.js';
 
-const args = process.argv.slice(2);
-const flag = (name: string) => args.includes(`--${name}`);
-const opt = (name: string, dflt: string) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 && args[i + 1] !== undefined ? (args[i + 1] as string) : dflt;
-};
 const jsonOnly = flag('json');
 const quick = flag('quick');
 const say = (line: string) => (jsonOnly ? process.stderr : process.stdout).write(`${line}\n`);

@@ -26,14 +26,10 @@
  * --reps 3, --reuse (keep an already loaded database), --keep (do not drop it). Needs the Explorer
  * built (`npm run build:web`).
  */
+import { flag, opt } from './args.js';
+
 process.env.NODE_ENV ??= 'production';
 
-const args = process.argv.slice(2);
-const flag = (name: string) => args.includes(`--${name}`);
-const opt = (name: string, dflt: string) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 && args[i + 1] !== undefined ? (args[i + 1] as string) : dflt;
-};
 const jsonOnly = flag('json');
 const say = (line: string) => (jsonOnly ? process.stderr : process.stdout).write(`${line}\n`);
 

@@ -44,13 +44,8 @@ import {
   snapshotTables,
   type Tally,
 } from './hostile.js';
+import { flag, opt as option } from './args.js';
 
-const args = process.argv.slice(2);
-const flag = (name: string) => args.includes(`--${name}`);
-const option = (name: string, fallback: string) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 && args[i + 1] !== undefined ? args[i + 1]! : fallback;
-};
 const jsonOnly = flag('json');
 const seed = Number(option('seed', '20261129'));
 const requests = Number(option('requests', '6000'));

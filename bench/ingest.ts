@@ -27,13 +27,9 @@ import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import { formatFloat32 } from '../src/modules/terms/metrics-storage.js';
+import { flag, opt } from './args.js';
 
-const args = process.argv.slice(2);
-const flag = (name: string) => args.includes(`--${name}`);
-const option = (name: string, fallback: number) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 && args[i + 1] ? Number(args[i + 1]) : fallback;
-};
+const option = (name: string, fallback: number) => Number(opt(name, String(fallback)));
 const jsonOnly = flag('json');
 const N = option('rows', 1_000_000);
 const BATCH = option('batch', 100_000);

@@ -31,19 +31,14 @@ import { CNN1D_DEFAULTS, cnn1d, createPool, initBackend, serializeModel } from '
 import { loadConfig } from '../src/platform/config.js';
 import { createLogger } from '../src/platform/logger.js';
 import { createServer } from '../src/server.js';
+import { flag, opt } from './args.js';
 
-const args = process.argv.slice(2);
-const flag = (name: string) => args.includes(`--${name}`);
-const opt = (name: string, dflt: string) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 && args[i + 1] !== undefined ? (args[i + 1] as string) : dflt;
-};
 const jsonOnly = flag('json');
 const say = (line: string) => (jsonOnly ? process.stderr : process.stdout).write(`${line}\n`);
 const problem = opt('problem', 'GunPoint');
 const threads = opt('threads', '0');
 const chunk = opt('chunk', '64');
-const adminUrl = args.includes('--url') ? opt('url', '') : null;
+const adminUrl = flag('url') ? opt('url', '') : null;
 const UCR = new URL('../datasets/ucr/', import.meta.url).pathname;
 
 async function admin(sql: string): Promise<void> {

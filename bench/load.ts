@@ -30,13 +30,10 @@ import { createApiKey } from '../src/modules/api-keys/service.js';
 import { openDatabase } from '../src/platform/db/database.js';
 import { migrate } from '../src/platform/db/migrate.js';
 import { ucrSeries } from './ucr.js';
+import { flag, opt } from './args.js';
 
 const args = process.argv.slice(2);
-const flag = (name: string) => args.includes(`--${name}`);
-const option = (name: string, fallback: number) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 && args[i + 1] ? Number(args[i + 1]) : fallback;
-};
+const option = (name: string, fallback: number) => Number(opt(name, String(fallback)));
 const jsonOnly = flag('json');
 const warmupSeconds = option('warmup', 3);
 const duration = option('duration', 10);

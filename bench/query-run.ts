@@ -43,13 +43,8 @@ import { compiledExecution } from '../src/platform/http/compiled-execution.js';
 import { prepareQuery } from '../src/modules/curation/rank.js';
 import { rankStatement } from '../src/modules/curation/query-sql.js';
 import { seededRandom } from '../src/platform/random.js';
+import { flag, opt } from './args.js';
 
-const args = process.argv.slice(2);
-const flag = (name: string) => args.includes(`--${name}`);
-const opt = (name: string, dflt: string) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 && args[i + 1] !== undefined ? (args[i + 1] as string) : dflt;
-};
 const jsonOnly = flag('json');
 const say = (line: string) => (jsonOnly ? process.stderr : process.stdout).write(`${line}\n`);
 

@@ -39,13 +39,8 @@ import { trainPlan } from '../src/modules/training/train-plan.js';
 import { loadConfig } from '../src/platform/config.js';
 import { createLogger } from '../src/platform/logger.js';
 import { createServer, type RunningServer } from '../src/server.js';
+import { flag, opt } from './args.js';
 
-const args = process.argv.slice(2);
-const flag = (name: string) => args.includes(`--${name}`);
-const opt = (name: string, dflt: string) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 && args[i + 1] !== undefined ? (args[i + 1] as string) : dflt;
-};
 const json = flag('json');
 const say = (line: string) => (json ? process.stderr : process.stdout).write(`${line}\n`);
 const round = (v: number, d = 3) => Math.round(v * 10 ** d) / 10 ** d;

@@ -19,13 +19,8 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { flag, opt } from './args.js';
 
-const args = process.argv.slice(2);
-const flag = (name: string) => args.includes(`--${name}`);
-const opt = (name: string, dflt: string) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 && args[i + 1] !== undefined ? (args[i + 1] as string) : dflt;
-};
 const jsonOnly = flag('json');
 const say = (line: string) => (jsonOnly ? process.stderr : process.stdout).write(`${line}\n`);
 const helpRuns = Math.max(1, Number(opt('runs', '5')));
