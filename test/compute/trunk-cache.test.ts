@@ -14,10 +14,21 @@ import { BACKENDS, skipReason, mixedModel, noLeak, realSeries, tinyCnn, tinyTran
 
 const SMALL_MANTIS = { length: 32, channels: 2, classes: 3, patches: 4, dim: 8, depth: 1, heads: 2, headDim: 4, mlpDim: 12, scalarDim: 4, scalarScales: [0.01, 1, 100] };
 
-function bitsEqual(a: Float32Array | undefined, b: Float32Array | undefined, what: string): void {
+/**
+ * The same bits on cpu and wasm. On webgpu the kernels tile by shape, so a chunk of 3 and one of 7
+ * round differently: there the values agree to float32 precision (relative 1e-5 of the largest), and the
+ * server keys stored features by backend for that reason.
+ */
+function sameValues(backend: string, a: Float32Array | undefined, b: Float32Array | undefined, what: string): void {
   assert.ok(a !== undefined && b !== undefined, `${what}: missing`);
   assert.equal(a.length, b.length, `${what}: length`);
-  assert.deepEqual(new Uint32Array(a.buffer, a.byteOffset, a.length), new Uint32Array(b.buffer, b.byteOffset, b.length), `${what}: not the same bits`);
+  if (backend !== 'webgpu') {
+    assert.deepEqual(new Uint32Array(a.buffer, a.byteOffset, a.length), new Uint32Array(b.buffer, b.byteOffset, b.length), `${what}: not the same bits`);
+    return;
+  }
+  let scale = 0;
+  for (const v of b) scale = Math.max(scale, Math.abs(v));
+  for (let i = 0; i < a.length; i++) assert.ok(Math.abs((a[i] as number) - (b[i] as number)) <= 1e-5 * Math.max(scale, 1e-30), `${what}[${i}]: ${a[i]} against ${b[i]}`);
 }
 
 /** The head's weights of `m` replaced by other random values (the trunk untouched), as a later head-mode checkpoint. */
@@ -46,12 +57,10 @@ const CASES: Array<{ name: string; make: () => tf.LayersModel; length: number; c
 ];
 
 for (const backend of BACKENDS) {
-  // These are bit-for-bit checks across chunk sizes; WebGPU's kernels tile by shape, so a chunk of
-  // 3 and one of 7 round differently there (to float32 precision, not the same bits).
-  const skip = backend === 'webgpu' ? 'webgpu: results are not bit-identical across chunk sizes' : skipReason(backend);
-  describe(`trunk features (${backend})`, { skip }, () => {
+  const bitsEqual = (a: Float32Array | undefined, b: Float32Array | undefined, what: string) => sameValues(backend, a, b, what);
+  describe(`trunk features (${backend})`, { skip: skipReason(backend) }, () => {
     for (const c of CASES) {
-      test(`${c.name}: terms from the trunk are the same bits as from the series, at two checkpoints`, async () => {
+      test(`${c.name}: terms from the trunk are the same ${backend === 'webgpu' ? 'values (float32 precision)' : 'bits'} as from the series, at two checkpoints`, async () => {
         await useBackend(backend);
         const m = prepareModel(c.make());
         try {
