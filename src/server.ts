@@ -22,7 +22,6 @@ import { buildSchema } from './modules/schema.js';
 import { formatError } from './platform/graphql/format-error.js';
 import { compiledExecution } from './platform/http/compiled-execution.js';
 import { errorHandler } from './platform/http/errors.js';
-import { jsonBody } from './platform/http/json-body.js';
 import { exportRoutes } from './modules/curation/export-route.js';
 import { serveWebSocket } from './platform/http/graphql-ws.js';
 import { explorerRoutes } from './platform/http/explorer.js';
@@ -146,7 +145,7 @@ export async function createServer(config: Config, options: ServerOptions = {}):
       // No CORS headers unless origins are configured: browsers on other origins are refused.
       ...(config.corsOrigins.length ? [cors({ origin: config.corsOrigins.includes('*') ? '*' : config.corsOrigins, maxAge: 600 })] : []),
       authenticateRequests(authenticator, rateLimits, clientAddress),
-      jsonBody(config.maxBodyBytes),
+      express.json({ limit: config.maxBodyBytes }),
       // Token and nesting limits before Apollo parses; a persisted query's hash checked against its query.
       guardGraphQLRequests(limits),
       expressMiddleware(apollo, {
