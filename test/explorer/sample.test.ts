@@ -90,6 +90,7 @@ test('the sample page draws the API: terms across checkpoints, series, firstOrde
   const earlyId = String(rankedEarly.rankedSamples.nodes[0].sampleId);
   await page.waitForFunction((id) => (globalThis as any).document.querySelector('[data-testid=pick-row]')?.getAttribute('data-sample-id') === id, earlyId);
   await page.getByTestId('pick-row').first().getByTestId('pick-pick').click();
+  await page.waitForFunction((id) => (globalThis as any).document.querySelector('[data-testid=firstorder-updated]')?.getAttribute('data-sample-id') === id, earlyId);
   const { checkpoint: foEarly } = await seed.gql(
     `query($c: ID!, $o: ID!, $u: ID!) { checkpoint(id: $c) { firstOrder(observedId: $o, updatedId: $u) { predictedDeltaLogProbs observedDeltaLogProbs nextCheckpoint { id } } } }`,
     { c: earlier, o: sampleId, u: earlyId },
@@ -100,6 +101,12 @@ test('the sample page draws the API: terms across checkpoints, series, firstOrde
     foEarly.firstOrder.observedDeltaLogProbs.map(String).join(','),
     { timeout: 60_000 },
   );
+  // The table may still show the pick made at the later checkpoint for a moment: wait for the new answer.
+  await page.waitForFunction(
+    (want) => [...(globalThis as any).document.querySelectorAll('[data-testid=fo-predicted]')].map((td: any) => td.getAttribute('data-value')).join(',') === want,
+    foEarly.firstOrder.predictedDeltaLogProbs.map(String).join(','),
+    { timeout: 60_000 },
+  ).catch(() => undefined);
   assert.deepEqual(await cells('fo-predicted'), foEarly.firstOrder.predictedDeltaLogProbs.map(String));
   await browser.screenshot(page, 'sample', { fullPage: true });
 
