@@ -73,6 +73,44 @@ describe('models, runs and checkpoints', () => {
     assert.equal(rest.run.checkpoints.pageInfo.hasNextPage, false);
   });
 
+  test('a layer unchanged between checkpoints is stored once; deletes free what no checkpoint holds; inline rows still read', async () => {
+    const { runId } = await createModelAndRun(t, shape());
+    // Step 2 moves the dense layer only (a frozen conv trunk); step 3 moves nothing.
+    const w1 = weights(5);
+    const w2 = { specs: w1.specs, data: Buffer.from(w1.data) };
+    new Float32Array(w2.data.buffer, w2.data.byteOffset + 24 * 4, 15).fill(0.125);
+    const ids: string[] = [];
+    for (const [step, w] of [[1, w1], [2, w2], [3, w2]] as const) {
+      ids.push((await t.gql(CREATE_CHECKPOINT, { input: { runId, step, weightSpecs: w.specs, weightData: w.data.toString('base64') } })).createCheckpoint.id);
+    }
+    const layersOf = async (id: string) =>
+      (await t.db.sql.query<{ layer: string; hash: string }>('SELECT layer, hash FROM checkpoint_layer WHERE checkpoint_id = $1 ORDER BY layer', [Number(id)])).map((r) => r.hash);
+    const [l1, l2, l3] = [await layersOf(ids[0]!), await layersOf(ids[1]!), await layersOf(ids[2]!)];
+    assert.equal(l1.length, 2);
+    assert.equal(l1[0], l2[0], 'the conv layer is shared');
+    assert.notEqual(l1[1], l2[1], 'the dense layer is not');
+    assert.deepEqual(l3, l2);
+    const stored = async (hashes: string[]) => Number((await t.db.sql.query<{ n: number }>('SELECT count(*)::int AS n FROM weight_layer WHERE hash = ANY($1::text[])', [hashes]))[0]!.n);
+    assert.equal(await stored([...new Set([...l1, ...l2])]), 3, 'three distinct layers, each stored once');
+    const read = async (id: string) => Buffer.from((await t.gql(`query($id: ID!) { checkpoint(id: $id) { weights { data } } }`, { id })).checkpoint.weights.data, 'base64');
+    assert.ok((await read(ids[0]!)).equals(w1.data));
+    assert.ok((await read(ids[1]!)).equals(w2.data));
+
+    // Deleting step 1 frees its dense layer only; steps 2 and 3 still hold the conv layer and theirs.
+    await t.gql(`mutation($id: ID!) { deleteCheckpoint(id: $id) { id } }`, { id: ids[0] });
+    assert.equal(await stored([l1[1]!]), 0);
+    assert.equal(await stored(l2), 2);
+    assert.ok((await read(ids[2]!)).equals(w2.data));
+
+    // A checkpoint stored before layers were shared keeps its bytes inline, and reads the same.
+    await t.db.sql.query('DELETE FROM checkpoint_layer WHERE checkpoint_id = $1', [Number(ids[2])]);
+    await t.db.sql.query('UPDATE checkpoint_weights SET data = $2, layer_hashes = NULL WHERE checkpoint_id = $1', [Number(ids[2]), w2.data]);
+    assert.ok((await read(ids[2]!)).equals(w2.data));
+
+    await t.gql(`mutation($id: ID!) { deleteRun(id: $id) { id } }`, { id: runId });
+    assert.equal(await stored([...l1, ...l2]), 0, 'the run took its layers with it');
+  });
+
   test('checkpoint input is checked: bytes against specs, duplicate steps, unknown runs', async () => {
     const { runId } = await createModelAndRun(t, shape());
     const w = weights(1);

@@ -174,8 +174,12 @@ describe('frozen-trunk cache', () => {
     const [row] = await on.t.db.sql.query<{ layer_hashes: Record<string, string> }>('SELECT layer_hashes FROM checkpoint_weights WHERE checkpoint_id = $1', [Number(net.checkpoints[1])]);
     assert.deepEqual(row!.layer_hashes, layerHashesOf(net.specs, new Uint8Array(net.weights[1]!.buffer)));
     assert.ok(Object.keys(row!.layer_hashes).includes('head') && Object.keys(row!.layer_hashes).includes('block0_qkv'));
-    // As a checkpoint written before hashes were kept.
-    await on.t.db.sql.query('UPDATE checkpoint_weights SET layer_hashes = NULL WHERE checkpoint_id = $1', [Number(net.checkpoints[0])]);
+    // As a checkpoint written before hashes were kept (and layers shared): its bytes inline, no hashes.
+    await on.t.db.sql.query('DELETE FROM checkpoint_layer WHERE checkpoint_id = $1', [Number(net.checkpoints[0])]);
+    await on.t.db.sql.query('UPDATE checkpoint_weights SET layer_hashes = NULL, data = $2 WHERE checkpoint_id = $1', [
+      Number(net.checkpoints[0]),
+      Buffer.from(net.weights[0]!.buffer, net.weights[0]!.byteOffset, net.weights[0]!.byteLength),
+    ]);
     const s0 = await stats(on);
     // Checkpoint 0 shares its trunk with checkpoint 1, whose rows are in the cache (samples 15–29 by the job).
     const a = await terms(on, net, 0, 15, 20);

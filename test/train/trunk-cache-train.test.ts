@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { layerHashesOf } from '../../src/modules/checkpoints/service.js';
+import { readWeights } from '../../src/modules/checkpoints/weight-storage.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 
 /**
@@ -50,13 +51,10 @@ test('trained checkpoints keep layer hashes; HEAD mode shares the trunk, so its 
 
   const hashes: Record<string, string>[] = [];
   for (const c of checkpoints) {
-    const [row] = await t.db.sql.query<{ layer_hashes: Record<string, string> | null; specs: never; data: Uint8Array }>(
-      'SELECT layer_hashes, specs, data FROM checkpoint_weights WHERE checkpoint_id = $1',
-      [Number(c.id)],
-    );
-    assert.ok(row?.layer_hashes, `checkpoint ${c.id} was stored with its layer hashes`);
-    assert.deepEqual(row.layer_hashes, layerHashesOf(row.specs, row.data));
-    hashes.push(row.layer_hashes);
+    const row = await readWeights(t.db.sql, Number(c.id));
+    assert.ok(row?.layerHashes, `checkpoint ${c.id} was stored with its layer hashes`);
+    assert.deepEqual(row.layerHashes, layerHashesOf(row.specs, row.data));
+    hashes.push(row.layerHashes);
   }
   const first = hashes[0]!;
   const last = hashes.at(-1)!;

@@ -1,7 +1,8 @@
 import DataLoader from 'dataloader';
 import type { Database } from '../../platform/db/database.js';
-import type { Checkpoint, CheckpointWeights } from '../../platform/db/generated/client.js';
+import type { Checkpoint } from '../../platform/db/generated/client.js';
 import { CHECKPOINT_COLUMNS } from './storage.js';
+import { readWeights, type CheckpointWeightsRow } from './weight-storage.js';
 import { byKey } from '../../platform/db/loader-rows.js';
 
 /**
@@ -94,7 +95,6 @@ export async function checkpointContextsByIds(db: Database, ids: readonly number
  * place it is looked up with its run, model and dataset (it primes checkpointById with the row it read).
  */
 export function checkpointLoaders(db: Database) {
-  const { prisma } = db;
   // Plain SQL rather than Prisma: every curation query starts with these lookups, and Prisma's query
   // compiler costs milliseconds per call there (bench:query); the rows have the Prisma shape.
   const checkpointById = new DataLoader<number, Checkpoint | null>(async (ids) => {
@@ -112,11 +112,8 @@ export function checkpointLoaders(db: Database) {
       for (const row of rows) checkpointById.prime(row.id, row.checkpoint);
       return byKey(ids, rows, (r) => r.id);
     }),
-    weightsByCheckpoint: new DataLoader<number, CheckpointWeights | null>(
-      async (ids) =>
-        byKey(ids, await prisma.checkpointWeights.findMany({ where: { checkpointId: { in: [...ids] } } }), (r) => r.checkpointId),
-      // Weights can be tens of megabytes: load each once, but do not batch many into one result.
-      { maxBatchSize: 4 },
-    ),
+    // Weights can be tens of megabytes, put together from shared layers (weight-storage.ts): each is read
+    // once per request, one at a time.
+    weightsByCheckpoint: new DataLoader<number, CheckpointWeightsRow | null>((ids) => Promise.all(ids.map((id) => readWeights(db.sql, id))), { maxBatchSize: 1 }),
   };
 }

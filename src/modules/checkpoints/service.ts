@@ -22,6 +22,7 @@ import {
 } from './storage.js';
 import { layerHashesOf } from './layer-hashes.js';
 import { checkpointContextsByIds, type CheckpointContext } from './loaders-storage.js';
+import { purgeUnusedLayers } from './weight-storage.js';
 
 /** Bytes a list of specs describes, as tfjs lays them out: each tensor in order, no padding. */
 export function weightSpecBytes(specs: readonly WeightSpec[]): number {
@@ -110,6 +111,7 @@ export async function deleteCheckpoint(ctx: Context, id: number): Promise<void> 
   if (!checkpoint) throw new NotFoundError('Checkpoint', id);
   await deleteCheckpointById(ctx.db, id);
   ctx.loaders.checkpointById.clear(id);
+  await purgeUnusedLayers(ctx.db);
   await ctx.pubsub.publish('runUpdated', { runId: checkpoint.runId });
 }
 
@@ -154,6 +156,8 @@ export async function loadCheckpointContext(db: Database, id: number): Promise<C
 }
 
 export { layerHashesOf, layerOfWeight } from './layer-hashes.js';
+/** Checkpoint weights stored by layer: other modules read, store and purge them through these. */
+export { purgeUnusedLayers, readWeights, storeWeights, type CheckpointWeightsRow, type WeightSpec as StoredWeightSpec } from './weight-storage.js';
 
 /**
  * The SHA-256 of each layer's weights at a checkpoint, by layer name (layer-hashes.ts): kept when the

@@ -1,6 +1,7 @@
 import type { Database } from '../../platform/db/database.js';
 import type { Checkpoint } from '../../platform/db/generated/client.js';
 import type { Tx } from '../../platform/db/sql.js';
+import { readWeights, storeWeights, type WeightSpec } from './weight-storage.js';
 
 /** A checkpoint row's columns under the Prisma field names, for plain-SQL reads of checkpoints. */
 export const CHECKPOINT_COLUMNS = `id, run_id AS "runId", step, epoch, learning_rate AS "learningRate", weight_bytes AS "weightBytes",
@@ -33,13 +34,7 @@ export async function insertCheckpoint(tx: Tx, checkpoint: NewCheckpoint): Promi
     [checkpoint.runId, checkpoint.step, checkpoint.epoch, checkpoint.learningRate, checkpoint.weightBytes, checkpoint.weightSha256],
   );
   const checkpointId = Number(row!.id);
-  // named: checkpointWeights.insert
-  await tx.query('INSERT INTO checkpoint_weights (checkpoint_id, specs, data, layer_hashes) VALUES ($1, $2::jsonb, $3, $4::jsonb)', [
-    checkpointId,
-    JSON.stringify(checkpoint.specs),
-    checkpoint.weightData,
-    JSON.stringify(checkpoint.layerHashes),
-  ]);
+  await storeWeights(tx, checkpointId, { specs: checkpoint.specs as WeightSpec[], data: checkpoint.weightData, layerHashes: checkpoint.layerHashes });
   return checkpointId;
 }
 
@@ -52,9 +47,7 @@ export async function findLayerHashes(db: Database, checkpointId: number): Promi
 
 /** A checkpoint's weight specs and bytes (to hash them), or null. */
 export async function findWeights(db: Database, checkpointId: number): Promise<{ specs: unknown; data: Uint8Array } | null> {
-  // named: checkpointWeights.forHashing
-  const [row] = await db.sql.query<{ specs: unknown; data: Uint8Array }>('SELECT specs, data FROM checkpoint_weights WHERE checkpoint_id = $1', [checkpointId]);
-  return row ?? null;
+  return readWeights(db.sql, checkpointId);
 }
 
 /** Stores the per-layer hashes of a checkpoint stored before they were kept (a no-op when a concurrent backfill wrote them first). */

@@ -20,6 +20,7 @@ import {
   type SampleWhere,
 } from './storage.js';
 import { checkSamples, validateSampleColumns, type DatasetShape, type NewSample, type SampleColumns, type SampleFieldNamer } from './samples.js';
+import { purgeUnusedLayers } from '../checkpoints/service.js';
 import { BadUserInputError, ConflictError, invariant, NotFoundError } from '../../platform/errors.js';
 import { MAX_SAMPLES_PER_REQUEST, type DatasetInput } from '../../platform/graphql/inputs.js';
 import { afterNumber, pageById, pageSize, toConnection, type PageArgs } from '../../platform/graphql/pagination.js';
@@ -164,6 +165,8 @@ export async function deleteDataset(ctx: Context, id: number): Promise<void> {
   const count = await deleteDatasetById(ctx.db, id);
   if (count === 0) throw new NotFoundError('Dataset', id);
   ctx.loaders.datasetById.clear(id);
+  // Its runs' checkpoints went with it: the weight layers only they held go too.
+  await purgeUnusedLayers(ctx.db);
 }
 
 /*

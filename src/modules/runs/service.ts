@@ -7,6 +7,7 @@ import type { RunConfigInput, RunInput, UpdateRunInput } from '../../platform/gr
 import { checkModelConfig } from '../models/service.js';
 import { pageById, type PageArgs } from '../../platform/graphql/pagination.js';
 import type { ConnectionRow, RunRow } from '../../platform/graphql/rows.js';
+import { purgeUnusedLayers } from '../checkpoints/service.js';
 import { countRuns, deleteRunById, findRunByIdempotencyKey, insertRun, runPage, updateRunById, type RunFilter } from './storage.js';
 
 export type { RunFilter } from './storage.js';
@@ -92,6 +93,8 @@ export async function deleteRun(ctx: Context, id: number): Promise<void> {
   const count = await deleteRunById(ctx.db, id);
   if (count === 0) throw new NotFoundError('Run', id);
   ctx.loaders.runById.clear(id);
+  // Its checkpoints went with it: the weight layers only they held go too.
+  await purgeUnusedLayers(ctx.db);
   await ctx.pubsub.publish('runUpdated', { runId: id });
 }
 
@@ -101,6 +104,7 @@ export async function deleteRun(ctx: Context, id: number): Promise<void> {
  */
 export async function discardRun(ctx: Pick<Context, 'db'>, id: number): Promise<void> {
   await deleteRunById(ctx.db, id);
+  await purgeUnusedLayers(ctx.db);
 }
 
 /** The run a stored row refers to; a missing one is a broken invariant, not a client error. */

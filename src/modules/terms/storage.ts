@@ -2,6 +2,7 @@ import type { Database } from '../../platform/db/database.js';
 import type { SampleMetric, SampleSubsetMetric } from '../../platform/db/generated/client.js';
 import type { Sql } from '../../platform/db/sql.js';
 import type { ParameterSubset } from '../../platform/values/parameter-subset.js';
+import { readWeights, type CheckpointWeightsRow } from '../checkpoints/service.js';
 
 /**
  * The terms module's reads that belong to no table writer of its own: what the compute service
@@ -60,17 +61,11 @@ export async function selectionSeries(db: Database, selectionId: number, dataset
 }
 
 /** A checkpoint's weights: the tfjs weight specs (JSON) and the raw bytes. */
-export interface WeightsRow {
-  specs: unknown;
-  data: Uint8Array;
-}
+export type WeightsRow = CheckpointWeightsRow;
 
-/** A checkpoint's weights, or null when it has none. */
-export async function checkpointWeights(db: Database, checkpointId: number): Promise<WeightsRow | null> {
-  // Raw SQL: the embedded adapter's Prisma reads bytea, but one statement is all this needs.
-  // named: compute.weights
-  const [weights] = await db.sql.query<{ specs: unknown; data: Uint8Array }>('SELECT specs, data FROM checkpoint_weights WHERE checkpoint_id = $1', [checkpointId]);
-  return weights ? { specs: weights.specs, data: weights.data } : null;
+/** A checkpoint's weights, or null when it has none (`cached`: layer bytes already in memory, by hash). */
+export async function checkpointWeights(db: Database, checkpointId: number, cached?: (hash: string) => Uint8Array | undefined): Promise<WeightsRow | null> {
+  return readWeights(db.sql, checkpointId, cached);
 }
 
 /** The stored sample_metric rows of these samples at a checkpoint (any order). */

@@ -2,6 +2,7 @@ import type { ModelSource } from '../../compute/index.js';
 import type { Database } from '../../platform/db/database.js';
 import type { Run, TrainJob } from '../../platform/db/generated/client.js';
 import type { Tx } from '../../platform/db/sql.js';
+import { readWeights, storeWeights, type StoredWeightSpec as WeightSpec } from '../checkpoints/service.js';
 import type { TrainOptimizer } from './train-loop.js';
 
 /**
@@ -173,12 +174,8 @@ export async function trainModel(db: Database, runId: number): Promise<TrainMode
 
 /** The stored weights of a checkpoint (a training's starting point); null when it is gone. */
 export async function startWeights(db: Database, checkpointId: number): Promise<{ specs: ModelSource['weightSpecs']; data: Uint8Array } | null> {
-  // named: train.startWeights
-  const [weights] = await db.sql.query<{ specs: ModelSource['weightSpecs']; data: Uint8Array }>(
-    'SELECT specs, data FROM checkpoint_weights WHERE checkpoint_id = $1',
-    [checkpointId],
-  );
-  return weights ?? null;
+  const weights = await readWeights(db.sql, checkpointId);
+  return weights ? { specs: weights.specs as ModelSource['weightSpecs'], data: weights.data } : null;
 }
 
 /** The samples of `ids` that still exist in the data set (in no particular order). */
@@ -284,13 +281,8 @@ export async function insertCheckpoint(
     [checkpoint.runId, checkpoint.step, checkpoint.epoch, checkpoint.learningRate, checkpoint.weights.byteLength, checkpoint.weightSha256],
   );
   const checkpointId = Number(row!.id);
-  // named: train.insertWeights
-  await tx.query('INSERT INTO checkpoint_weights (checkpoint_id, specs, data, layer_hashes) VALUES ($1, $2::jsonb, $3, $4::jsonb)', [
-    checkpointId,
-    JSON.stringify(checkpoint.weightSpecs),
-    checkpoint.weights,
-    JSON.stringify(checkpoint.layerHashes),
-  ]);
+  // The frozen layers of a fine-tuning are stored once, by the first checkpoint that has them.
+  await storeWeights(tx, checkpointId, { specs: checkpoint.weightSpecs as WeightSpec[], data: checkpoint.weights, layerHashes: checkpoint.layerHashes });
   return checkpointId;
 }
 

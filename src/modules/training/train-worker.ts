@@ -15,6 +15,7 @@ import type { TrainEvent, TrainTask } from './train-loop.js';
 import { runTraining, TrainingFailed } from './train-runner.js';
 import { VERSION } from '../../platform/version.js';
 import { layerHashesOf } from '../checkpoints/service.js';
+import { purgeUnusedLayers } from '../checkpoints/service.js';
 import {
   checkpointAtStep,
   claimTrainJob,
@@ -309,6 +310,7 @@ export class TrainWorker {
     const weights = Buffer.from(event.weightData);
     const sha = createHash('sha256').update(weights).digest('hex');
     const { step, epoch } = event.point;
+    let replaced = false;
     await db.transaction(async (tx) => {
       const state = await lockTrainAttempt(tx, claim.runId);
       if (!state || state.attempts !== claim.attempt || state.status !== 'RUNNING') {
@@ -319,7 +321,10 @@ export class TrainWorker {
       if (existing && existing.weightSha256 === sha) {
         checkpointId = existing.id;
       } else {
-        if (existing) await deleteCheckpoint(tx, existing.id);
+        if (existing) {
+          await deleteCheckpoint(tx, existing.id);
+          replaced = true;
+        }
         checkpointId = await insertCheckpoint(tx, {
           runId: claim.runId,
           step,
@@ -353,6 +358,8 @@ export class TrainWorker {
       );
       await recordPointStored(tx, claim.runId, c.points, step);
     });
+    // The replaced checkpoint's layers that no other checkpoint holds.
+    if (replaced) await purgeUnusedLayers(db);
   }
 
   /** RUNNING → COMPLETED, when this attempt still has the run. */

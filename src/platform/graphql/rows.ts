@@ -1,6 +1,5 @@
 import type {
   Checkpoint,
-  CheckpointWeights,
   Dataset,
   Model,
   Run,
@@ -18,7 +17,11 @@ export type ModelRow = Model;
 export type RunRow = Run;
 /** Checkpoint rows never carry their weights; `Checkpoint.weights` loads them on demand. */
 export type CheckpointRow = Checkpoint;
-export type CheckpointWeightsRow = CheckpointWeights;
+/** A checkpoint's weights put together from its stored layers (modules/checkpoints/weight-storage.ts). */
+export interface CheckpointWeightsRow {
+  specs: unknown;
+  data: Uint8Array;
+}
 /**
  * A sample_metric row; with `subset` (a named parameter subset), its kNorm and kTrace and their
  * producers are those over that subset (sample_subset_metric). Without it they are over 'all'.

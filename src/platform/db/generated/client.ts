@@ -80,9 +80,25 @@ export type Checkpoint = Prisma.CheckpointModel
 /**
  * Model CheckpointWeights
  * Weights in the TensorFlow.js format: the weight specs of model.json's weightsManifest ({name, shape,
- * dtype}, in order) and the concatenated little-endian buffer they describe, stored bit-exact.
+ * dtype}, in order) and the concatenated little-endian buffer they describe, stored bit-exact. The bytes
+ * live in WeightLayer, one row per distinct layer, named by `layers`; `data` holds them inline only for a
+ * checkpoint stored before layers were shared (src/modules/checkpoints/weight-storage.ts reads both).
  */
 export type CheckpointWeights = Prisma.CheckpointWeightsModel
+/**
+ * Model WeightLayer
+ * The bytes of one layer's weights (each of its weights in spec order, concatenated), stored once
+ * however many checkpoints hold that layer unchanged: a fine-tuning that freezes the trunk stores the
+ * trunk once and the head per checkpoint. `hash` is the layer hash of CheckpointWeights.layerHashes,
+ * which covers the weights' names, dtypes and shapes as well as their bytes.
+ */
+export type WeightLayer = Prisma.WeightLayerModel
+/**
+ * Model CheckpointLayer
+ * Which stored layer each layer of a checkpoint is. A layer no checkpoint names any more is deleted
+ * after the delete that freed it (weight-storage.ts purgeUnusedLayers).
+ */
+export type CheckpointLayer = Prisma.CheckpointLayerModel
 /**
  * Model Producer
  * Who produced a stored value: a client that recorded it, or Tangent computing it on a backend.

@@ -397,6 +397,8 @@ export const ModelName = {
   Run: 'Run',
   Checkpoint: 'Checkpoint',
   CheckpointWeights: 'CheckpointWeights',
+  WeightLayer: 'WeightLayer',
+  CheckpointLayer: 'CheckpointLayer',
   Producer: 'Producer',
   SampleMetric: 'SampleMetric',
   ApiKey: 'ApiKey',
@@ -427,7 +429,7 @@ export type TypeMap<ExtArgs extends runtime.Types.Extensions.InternalArgs = runt
     omit: GlobalOmitOptions
   }
   meta: {
-    modelProps: "dataset" | "sample" | "model" | "trunkFeature" | "run" | "checkpoint" | "checkpointWeights" | "producer" | "sampleMetric" | "apiKey" | "termSketch" | "termSketchEpoch" | "sampleCrossMetric" | "sampleSubsetMetric" | "metricCoverage" | "datasetSize" | "selection" | "selectionSample" | "computeJob" | "computeJobChunk" | "trainJob" | "rateLimit"
+    modelProps: "dataset" | "sample" | "model" | "trunkFeature" | "run" | "checkpoint" | "checkpointWeights" | "weightLayer" | "checkpointLayer" | "producer" | "sampleMetric" | "apiKey" | "termSketch" | "termSketchEpoch" | "sampleCrossMetric" | "sampleSubsetMetric" | "metricCoverage" | "datasetSize" | "selection" | "selectionSample" | "computeJob" | "computeJobChunk" | "trainJob" | "rateLimit"
     txIsolationLevel: TransactionIsolationLevel
   }
   model: {
@@ -946,6 +948,154 @@ export type TypeMap<ExtArgs extends runtime.Types.Extensions.InternalArgs = runt
         count: {
           args: Prisma.CheckpointWeightsCountArgs<ExtArgs>
           result: runtime.Types.Utils.Optional<Prisma.CheckpointWeightsCountAggregateOutputType> | number
+        }
+      }
+    }
+    WeightLayer: {
+      payload: Prisma.$WeightLayerPayload<ExtArgs>
+      fields: Prisma.WeightLayerFieldRefs
+      operations: {
+        findUnique: {
+          args: Prisma.WeightLayerFindUniqueArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$WeightLayerPayload> | null
+        }
+        findUniqueOrThrow: {
+          args: Prisma.WeightLayerFindUniqueOrThrowArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$WeightLayerPayload>
+        }
+        findFirst: {
+          args: Prisma.WeightLayerFindFirstArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$WeightLayerPayload> | null
+        }
+        findFirstOrThrow: {
+          args: Prisma.WeightLayerFindFirstOrThrowArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$WeightLayerPayload>
+        }
+        findMany: {
+          args: Prisma.WeightLayerFindManyArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$WeightLayerPayload>[]
+        }
+        create: {
+          args: Prisma.WeightLayerCreateArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$WeightLayerPayload>
+        }
+        createMany: {
+          args: Prisma.WeightLayerCreateManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        createManyAndReturn: {
+          args: Prisma.WeightLayerCreateManyAndReturnArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$WeightLayerPayload>[]
+        }
+        delete: {
+          args: Prisma.WeightLayerDeleteArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$WeightLayerPayload>
+        }
+        update: {
+          args: Prisma.WeightLayerUpdateArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$WeightLayerPayload>
+        }
+        deleteMany: {
+          args: Prisma.WeightLayerDeleteManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        updateMany: {
+          args: Prisma.WeightLayerUpdateManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        updateManyAndReturn: {
+          args: Prisma.WeightLayerUpdateManyAndReturnArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$WeightLayerPayload>[]
+        }
+        upsert: {
+          args: Prisma.WeightLayerUpsertArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$WeightLayerPayload>
+        }
+        aggregate: {
+          args: Prisma.WeightLayerAggregateArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.AggregateWeightLayer>
+        }
+        groupBy: {
+          args: Prisma.WeightLayerGroupByArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.WeightLayerGroupByOutputType>[]
+        }
+        count: {
+          args: Prisma.WeightLayerCountArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.WeightLayerCountAggregateOutputType> | number
+        }
+      }
+    }
+    CheckpointLayer: {
+      payload: Prisma.$CheckpointLayerPayload<ExtArgs>
+      fields: Prisma.CheckpointLayerFieldRefs
+      operations: {
+        findUnique: {
+          args: Prisma.CheckpointLayerFindUniqueArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$CheckpointLayerPayload> | null
+        }
+        findUniqueOrThrow: {
+          args: Prisma.CheckpointLayerFindUniqueOrThrowArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$CheckpointLayerPayload>
+        }
+        findFirst: {
+          args: Prisma.CheckpointLayerFindFirstArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$CheckpointLayerPayload> | null
+        }
+        findFirstOrThrow: {
+          args: Prisma.CheckpointLayerFindFirstOrThrowArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$CheckpointLayerPayload>
+        }
+        findMany: {
+          args: Prisma.CheckpointLayerFindManyArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$CheckpointLayerPayload>[]
+        }
+        create: {
+          args: Prisma.CheckpointLayerCreateArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$CheckpointLayerPayload>
+        }
+        createMany: {
+          args: Prisma.CheckpointLayerCreateManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        createManyAndReturn: {
+          args: Prisma.CheckpointLayerCreateManyAndReturnArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$CheckpointLayerPayload>[]
+        }
+        delete: {
+          args: Prisma.CheckpointLayerDeleteArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$CheckpointLayerPayload>
+        }
+        update: {
+          args: Prisma.CheckpointLayerUpdateArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$CheckpointLayerPayload>
+        }
+        deleteMany: {
+          args: Prisma.CheckpointLayerDeleteManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        updateMany: {
+          args: Prisma.CheckpointLayerUpdateManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        updateManyAndReturn: {
+          args: Prisma.CheckpointLayerUpdateManyAndReturnArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$CheckpointLayerPayload>[]
+        }
+        upsert: {
+          args: Prisma.CheckpointLayerUpsertArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$CheckpointLayerPayload>
+        }
+        aggregate: {
+          args: Prisma.CheckpointLayerAggregateArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.AggregateCheckpointLayer>
+        }
+        groupBy: {
+          args: Prisma.CheckpointLayerGroupByArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.CheckpointLayerGroupByOutputType>[]
+        }
+        count: {
+          args: Prisma.CheckpointLayerCountArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.CheckpointLayerCountAggregateOutputType> | number
         }
       }
     }
@@ -2192,6 +2342,23 @@ export const CheckpointWeightsScalarFieldEnum = {
 export type CheckpointWeightsScalarFieldEnum = (typeof CheckpointWeightsScalarFieldEnum)[keyof typeof CheckpointWeightsScalarFieldEnum]
 
 
+export const WeightLayerScalarFieldEnum = {
+  hash: 'hash',
+  data: 'data'
+} as const
+
+export type WeightLayerScalarFieldEnum = (typeof WeightLayerScalarFieldEnum)[keyof typeof WeightLayerScalarFieldEnum]
+
+
+export const CheckpointLayerScalarFieldEnum = {
+  checkpointId: 'checkpointId',
+  layer: 'layer',
+  hash: 'hash'
+} as const
+
+export type CheckpointLayerScalarFieldEnum = (typeof CheckpointLayerScalarFieldEnum)[keyof typeof CheckpointLayerScalarFieldEnum]
+
+
 export const ProducerScalarFieldEnum = {
   id: 'id',
   kind: 'kind',
@@ -2778,6 +2945,8 @@ export type GlobalOmitConfig = {
   run?: Prisma.RunOmit
   checkpoint?: Prisma.CheckpointOmit
   checkpointWeights?: Prisma.CheckpointWeightsOmit
+  weightLayer?: Prisma.WeightLayerOmit
+  checkpointLayer?: Prisma.CheckpointLayerOmit
   producer?: Prisma.ProducerOmit
   sampleMetric?: Prisma.SampleMetricOmit
   apiKey?: Prisma.ApiKeyOmit

@@ -56,6 +56,8 @@ export const ModelName = {
   Run: 'Run',
   Checkpoint: 'Checkpoint',
   CheckpointWeights: 'CheckpointWeights',
+  WeightLayer: 'WeightLayer',
+  CheckpointLayer: 'CheckpointLayer',
   Producer: 'Producer',
   SampleMetric: 'SampleMetric',
   ApiKey: 'ApiKey',
@@ -181,6 +183,23 @@ export const CheckpointWeightsScalarFieldEnum = {
 } as const
 
 export type CheckpointWeightsScalarFieldEnum = (typeof CheckpointWeightsScalarFieldEnum)[keyof typeof CheckpointWeightsScalarFieldEnum]
+
+
+export const WeightLayerScalarFieldEnum = {
+  hash: 'hash',
+  data: 'data'
+} as const
+
+export type WeightLayerScalarFieldEnum = (typeof WeightLayerScalarFieldEnum)[keyof typeof WeightLayerScalarFieldEnum]
+
+
+export const CheckpointLayerScalarFieldEnum = {
+  checkpointId: 'checkpointId',
+  layer: 'layer',
+  hash: 'hash'
+} as const
+
+export type CheckpointLayerScalarFieldEnum = (typeof CheckpointLayerScalarFieldEnum)[keyof typeof CheckpointLayerScalarFieldEnum]
 
 
 export const ProducerScalarFieldEnum = {

@@ -15,7 +15,9 @@ import type * as Prisma from "../internal/prismaNamespace.js"
 /**
  * Model CheckpointWeights
  * Weights in the TensorFlow.js format: the weight specs of model.json's weightsManifest ({name, shape,
- * dtype}, in order) and the concatenated little-endian buffer they describe, stored bit-exact.
+ * dtype}, in order) and the concatenated little-endian buffer they describe, stored bit-exact. The bytes
+ * live in WeightLayer, one row per distinct layer, named by `layers`; `data` holds them inline only for a
+ * checkpoint stored before layers were shared (src/modules/checkpoints/weight-storage.ts reads both).
  */
 export type CheckpointWeightsModel = runtime.Types.Result.DefaultSelection<Prisma.$CheckpointWeightsPayload>
 
@@ -169,7 +171,7 @@ export type CheckpointWeightsGroupByArgs<ExtArgs extends runtime.Types.Extension
 export type CheckpointWeightsGroupByOutputType = {
   checkpointId: number
   specs: runtime.JsonValue
-  data: runtime.Bytes
+  data: runtime.Bytes | null
   layerHashes: runtime.JsonValue | null
   _count: CheckpointWeightsCountAggregateOutputType | null
   _avg: CheckpointWeightsAvgAggregateOutputType | null
@@ -199,17 +201,19 @@ export type CheckpointWeightsWhereInput = {
   NOT?: Prisma.CheckpointWeightsWhereInput | Prisma.CheckpointWeightsWhereInput[]
   checkpointId?: Prisma.IntFilter<"CheckpointWeights"> | number
   specs?: Prisma.JsonFilter<"CheckpointWeights">
-  data?: Prisma.BytesFilter<"CheckpointWeights"> | runtime.Bytes
+  data?: Prisma.BytesNullableFilter<"CheckpointWeights"> | runtime.Bytes | null
   layerHashes?: Prisma.JsonNullableFilter<"CheckpointWeights">
   checkpoint?: Prisma.XOR<Prisma.CheckpointScalarRelationFilter, Prisma.CheckpointWhereInput>
+  layers?: Prisma.CheckpointLayerListRelationFilter
 }
 
 export type CheckpointWeightsOrderByWithRelationInput = {
   checkpointId?: Prisma.SortOrder
   specs?: Prisma.SortOrder
-  data?: Prisma.SortOrder
+  data?: Prisma.SortOrderInput | Prisma.SortOrder
   layerHashes?: Prisma.SortOrderInput | Prisma.SortOrder
   checkpoint?: Prisma.CheckpointOrderByWithRelationInput
+  layers?: Prisma.CheckpointLayerOrderByRelationAggregateInput
 }
 
 export type CheckpointWeightsWhereUniqueInput = Prisma.AtLeast<{
@@ -218,15 +222,16 @@ export type CheckpointWeightsWhereUniqueInput = Prisma.AtLeast<{
   OR?: Prisma.CheckpointWeightsWhereInput[]
   NOT?: Prisma.CheckpointWeightsWhereInput | Prisma.CheckpointWeightsWhereInput[]
   specs?: Prisma.JsonFilter<"CheckpointWeights">
-  data?: Prisma.BytesFilter<"CheckpointWeights"> | runtime.Bytes
+  data?: Prisma.BytesNullableFilter<"CheckpointWeights"> | runtime.Bytes | null
   layerHashes?: Prisma.JsonNullableFilter<"CheckpointWeights">
   checkpoint?: Prisma.XOR<Prisma.CheckpointScalarRelationFilter, Prisma.CheckpointWhereInput>
+  layers?: Prisma.CheckpointLayerListRelationFilter
 }, "checkpointId">
 
 export type CheckpointWeightsOrderByWithAggregationInput = {
   checkpointId?: Prisma.SortOrder
   specs?: Prisma.SortOrder
-  data?: Prisma.SortOrder
+  data?: Prisma.SortOrderInput | Prisma.SortOrder
   layerHashes?: Prisma.SortOrderInput | Prisma.SortOrder
   _count?: Prisma.CheckpointWeightsCountOrderByAggregateInput
   _avg?: Prisma.CheckpointWeightsAvgOrderByAggregateInput
@@ -241,55 +246,59 @@ export type CheckpointWeightsScalarWhereWithAggregatesInput = {
   NOT?: Prisma.CheckpointWeightsScalarWhereWithAggregatesInput | Prisma.CheckpointWeightsScalarWhereWithAggregatesInput[]
   checkpointId?: Prisma.IntWithAggregatesFilter<"CheckpointWeights"> | number
   specs?: Prisma.JsonWithAggregatesFilter<"CheckpointWeights">
-  data?: Prisma.BytesWithAggregatesFilter<"CheckpointWeights"> | runtime.Bytes
+  data?: Prisma.BytesNullableWithAggregatesFilter<"CheckpointWeights"> | runtime.Bytes | null
   layerHashes?: Prisma.JsonNullableWithAggregatesFilter<"CheckpointWeights">
 }
 
 export type CheckpointWeightsCreateInput = {
   specs: Prisma.JsonNullValueInput | runtime.InputJsonValue
-  data: runtime.Bytes
+  data?: runtime.Bytes | null
   layerHashes?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
   checkpoint: Prisma.CheckpointCreateNestedOneWithoutWeightsInput
+  layers?: Prisma.CheckpointLayerCreateNestedManyWithoutWeightsInput
 }
 
 export type CheckpointWeightsUncheckedCreateInput = {
   checkpointId: number
   specs: Prisma.JsonNullValueInput | runtime.InputJsonValue
-  data: runtime.Bytes
+  data?: runtime.Bytes | null
   layerHashes?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  layers?: Prisma.CheckpointLayerUncheckedCreateNestedManyWithoutWeightsInput
 }
 
 export type CheckpointWeightsUpdateInput = {
   specs?: Prisma.JsonNullValueInput | runtime.InputJsonValue
-  data?: Prisma.BytesFieldUpdateOperationsInput | runtime.Bytes
+  data?: Prisma.NullableBytesFieldUpdateOperationsInput | runtime.Bytes | null
   layerHashes?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
   checkpoint?: Prisma.CheckpointUpdateOneRequiredWithoutWeightsNestedInput
+  layers?: Prisma.CheckpointLayerUpdateManyWithoutWeightsNestedInput
 }
 
 export type CheckpointWeightsUncheckedUpdateInput = {
   checkpointId?: Prisma.IntFieldUpdateOperationsInput | number
   specs?: Prisma.JsonNullValueInput | runtime.InputJsonValue
-  data?: Prisma.BytesFieldUpdateOperationsInput | runtime.Bytes
+  data?: Prisma.NullableBytesFieldUpdateOperationsInput | runtime.Bytes | null
   layerHashes?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  layers?: Prisma.CheckpointLayerUncheckedUpdateManyWithoutWeightsNestedInput
 }
 
 export type CheckpointWeightsCreateManyInput = {
   checkpointId: number
   specs: Prisma.JsonNullValueInput | runtime.InputJsonValue
-  data: runtime.Bytes
+  data?: runtime.Bytes | null
   layerHashes?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
 }
 
 export type CheckpointWeightsUpdateManyMutationInput = {
   specs?: Prisma.JsonNullValueInput | runtime.InputJsonValue
-  data?: Prisma.BytesFieldUpdateOperationsInput | runtime.Bytes
+  data?: Prisma.NullableBytesFieldUpdateOperationsInput | runtime.Bytes | null
   layerHashes?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
 }
 
 export type CheckpointWeightsUncheckedUpdateManyInput = {
   checkpointId?: Prisma.IntFieldUpdateOperationsInput | number
   specs?: Prisma.JsonNullValueInput | runtime.InputJsonValue
-  data?: Prisma.BytesFieldUpdateOperationsInput | runtime.Bytes
+  data?: Prisma.NullableBytesFieldUpdateOperationsInput | runtime.Bytes | null
   layerHashes?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
 }
 
@@ -321,6 +330,11 @@ export type CheckpointWeightsMinOrderByAggregateInput = {
 
 export type CheckpointWeightsSumOrderByAggregateInput = {
   checkpointId?: Prisma.SortOrder
+}
+
+export type CheckpointWeightsScalarRelationFilter = {
+  is?: Prisma.CheckpointWeightsWhereInput
+  isNot?: Prisma.CheckpointWeightsWhereInput
 }
 
 export type CheckpointWeightsCreateNestedOneWithoutCheckpointInput = {
@@ -355,16 +369,36 @@ export type CheckpointWeightsUncheckedUpdateOneWithoutCheckpointNestedInput = {
   update?: Prisma.XOR<Prisma.XOR<Prisma.CheckpointWeightsUpdateToOneWithWhereWithoutCheckpointInput, Prisma.CheckpointWeightsUpdateWithoutCheckpointInput>, Prisma.CheckpointWeightsUncheckedUpdateWithoutCheckpointInput>
 }
 
+export type NullableBytesFieldUpdateOperationsInput = {
+  set?: runtime.Bytes | null
+}
+
+export type CheckpointWeightsCreateNestedOneWithoutLayersInput = {
+  create?: Prisma.XOR<Prisma.CheckpointWeightsCreateWithoutLayersInput, Prisma.CheckpointWeightsUncheckedCreateWithoutLayersInput>
+  connectOrCreate?: Prisma.CheckpointWeightsCreateOrConnectWithoutLayersInput
+  connect?: Prisma.CheckpointWeightsWhereUniqueInput
+}
+
+export type CheckpointWeightsUpdateOneRequiredWithoutLayersNestedInput = {
+  create?: Prisma.XOR<Prisma.CheckpointWeightsCreateWithoutLayersInput, Prisma.CheckpointWeightsUncheckedCreateWithoutLayersInput>
+  connectOrCreate?: Prisma.CheckpointWeightsCreateOrConnectWithoutLayersInput
+  upsert?: Prisma.CheckpointWeightsUpsertWithoutLayersInput
+  connect?: Prisma.CheckpointWeightsWhereUniqueInput
+  update?: Prisma.XOR<Prisma.XOR<Prisma.CheckpointWeightsUpdateToOneWithWhereWithoutLayersInput, Prisma.CheckpointWeightsUpdateWithoutLayersInput>, Prisma.CheckpointWeightsUncheckedUpdateWithoutLayersInput>
+}
+
 export type CheckpointWeightsCreateWithoutCheckpointInput = {
   specs: Prisma.JsonNullValueInput | runtime.InputJsonValue
-  data: runtime.Bytes
+  data?: runtime.Bytes | null
   layerHashes?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  layers?: Prisma.CheckpointLayerCreateNestedManyWithoutWeightsInput
 }
 
 export type CheckpointWeightsUncheckedCreateWithoutCheckpointInput = {
   specs: Prisma.JsonNullValueInput | runtime.InputJsonValue
-  data: runtime.Bytes
+  data?: runtime.Bytes | null
   layerHashes?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  layers?: Prisma.CheckpointLayerUncheckedCreateNestedManyWithoutWeightsInput
 }
 
 export type CheckpointWeightsCreateOrConnectWithoutCheckpointInput = {
@@ -385,16 +419,91 @@ export type CheckpointWeightsUpdateToOneWithWhereWithoutCheckpointInput = {
 
 export type CheckpointWeightsUpdateWithoutCheckpointInput = {
   specs?: Prisma.JsonNullValueInput | runtime.InputJsonValue
-  data?: Prisma.BytesFieldUpdateOperationsInput | runtime.Bytes
+  data?: Prisma.NullableBytesFieldUpdateOperationsInput | runtime.Bytes | null
   layerHashes?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  layers?: Prisma.CheckpointLayerUpdateManyWithoutWeightsNestedInput
 }
 
 export type CheckpointWeightsUncheckedUpdateWithoutCheckpointInput = {
   specs?: Prisma.JsonNullValueInput | runtime.InputJsonValue
-  data?: Prisma.BytesFieldUpdateOperationsInput | runtime.Bytes
+  data?: Prisma.NullableBytesFieldUpdateOperationsInput | runtime.Bytes | null
+  layerHashes?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  layers?: Prisma.CheckpointLayerUncheckedUpdateManyWithoutWeightsNestedInput
+}
+
+export type CheckpointWeightsCreateWithoutLayersInput = {
+  specs: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  data?: runtime.Bytes | null
+  layerHashes?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  checkpoint: Prisma.CheckpointCreateNestedOneWithoutWeightsInput
+}
+
+export type CheckpointWeightsUncheckedCreateWithoutLayersInput = {
+  checkpointId: number
+  specs: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  data?: runtime.Bytes | null
   layerHashes?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
 }
 
+export type CheckpointWeightsCreateOrConnectWithoutLayersInput = {
+  where: Prisma.CheckpointWeightsWhereUniqueInput
+  create: Prisma.XOR<Prisma.CheckpointWeightsCreateWithoutLayersInput, Prisma.CheckpointWeightsUncheckedCreateWithoutLayersInput>
+}
+
+export type CheckpointWeightsUpsertWithoutLayersInput = {
+  update: Prisma.XOR<Prisma.CheckpointWeightsUpdateWithoutLayersInput, Prisma.CheckpointWeightsUncheckedUpdateWithoutLayersInput>
+  create: Prisma.XOR<Prisma.CheckpointWeightsCreateWithoutLayersInput, Prisma.CheckpointWeightsUncheckedCreateWithoutLayersInput>
+  where?: Prisma.CheckpointWeightsWhereInput
+}
+
+export type CheckpointWeightsUpdateToOneWithWhereWithoutLayersInput = {
+  where?: Prisma.CheckpointWeightsWhereInput
+  data: Prisma.XOR<Prisma.CheckpointWeightsUpdateWithoutLayersInput, Prisma.CheckpointWeightsUncheckedUpdateWithoutLayersInput>
+}
+
+export type CheckpointWeightsUpdateWithoutLayersInput = {
+  specs?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  data?: Prisma.NullableBytesFieldUpdateOperationsInput | runtime.Bytes | null
+  layerHashes?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  checkpoint?: Prisma.CheckpointUpdateOneRequiredWithoutWeightsNestedInput
+}
+
+export type CheckpointWeightsUncheckedUpdateWithoutLayersInput = {
+  checkpointId?: Prisma.IntFieldUpdateOperationsInput | number
+  specs?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  data?: Prisma.NullableBytesFieldUpdateOperationsInput | runtime.Bytes | null
+  layerHashes?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+}
+
+
+/**
+ * Count Type CheckpointWeightsCountOutputType
+ */
+
+export type CheckpointWeightsCountOutputType = {
+  layers: number
+}
+
+export type CheckpointWeightsCountOutputTypeSelect<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
+  layers?: boolean | CheckpointWeightsCountOutputTypeCountLayersArgs
+}
+
+/**
+ * CheckpointWeightsCountOutputType without action
+ */
+export type CheckpointWeightsCountOutputTypeDefaultArgs<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
+  /**
+   * Select specific fields to fetch from the CheckpointWeightsCountOutputType
+   */
+  select?: Prisma.CheckpointWeightsCountOutputTypeSelect<ExtArgs> | null
+}
+
+/**
+ * CheckpointWeightsCountOutputType without action
+ */
+export type CheckpointWeightsCountOutputTypeCountLayersArgs<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
+  where?: Prisma.CheckpointLayerWhereInput
+}
 
 
 export type CheckpointWeightsSelect<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetSelect<{
@@ -403,6 +512,8 @@ export type CheckpointWeightsSelect<ExtArgs extends runtime.Types.Extensions.Int
   data?: boolean
   layerHashes?: boolean
   checkpoint?: boolean | Prisma.CheckpointDefaultArgs<ExtArgs>
+  layers?: boolean | Prisma.CheckpointWeights$layersArgs<ExtArgs>
+  _count?: boolean | Prisma.CheckpointWeightsCountOutputTypeDefaultArgs<ExtArgs>
 }, ExtArgs["result"]["checkpointWeights"]>
 
 export type CheckpointWeightsSelectCreateManyAndReturn<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetSelect<{
@@ -431,6 +542,8 @@ export type CheckpointWeightsSelectScalar = {
 export type CheckpointWeightsOmit<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetOmit<"checkpointId" | "specs" | "data" | "layerHashes", ExtArgs["result"]["checkpointWeights"]>
 export type CheckpointWeightsInclude<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
   checkpoint?: boolean | Prisma.CheckpointDefaultArgs<ExtArgs>
+  layers?: boolean | Prisma.CheckpointWeights$layersArgs<ExtArgs>
+  _count?: boolean | Prisma.CheckpointWeightsCountOutputTypeDefaultArgs<ExtArgs>
 }
 export type CheckpointWeightsIncludeCreateManyAndReturn<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
   checkpoint?: boolean | Prisma.CheckpointDefaultArgs<ExtArgs>
@@ -443,11 +556,15 @@ export type $CheckpointWeightsPayload<ExtArgs extends runtime.Types.Extensions.I
   name: "CheckpointWeights"
   objects: {
     checkpoint: Prisma.$CheckpointPayload<ExtArgs>
+    layers: Prisma.$CheckpointLayerPayload<ExtArgs>[]
   }
   scalars: runtime.Types.Extensions.GetPayloadResult<{
     checkpointId: number
     specs: runtime.JsonValue
-    data: runtime.Bytes
+    /**
+     * The whole buffer, for checkpoints stored before WeightLayer; null since.
+     */
+    data: runtime.Bytes | null
     /**
      * SHA-256 (hex) of each layer's weights by layer name (a weight's name up to its last '/'): name, dtype,
      * shape and bytes of each of the layer's weights (src/modules/checkpoints/layer-hashes.ts). Written with the
@@ -849,6 +966,7 @@ readonly fields: CheckpointWeightsFieldRefs;
 export interface Prisma__CheckpointWeightsClient<T, Null = never, ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs, GlobalOmitOptions = {}> extends Prisma.PrismaPromise<T> {
   readonly [Symbol.toStringTag]: "PrismaPromise"
   checkpoint<T extends Prisma.CheckpointDefaultArgs<ExtArgs> = {}>(args?: Prisma.Subset<T, Prisma.CheckpointDefaultArgs<ExtArgs>>): Prisma.Prisma__CheckpointClient<runtime.Types.Result.GetResult<Prisma.$CheckpointPayload<ExtArgs>, T, "findUniqueOrThrow", GlobalOmitOptions> | Null, Null, ExtArgs, GlobalOmitOptions>
+  layers<T extends Prisma.CheckpointWeights$layersArgs<ExtArgs> = {}>(args?: Prisma.Subset<T, Prisma.CheckpointWeights$layersArgs<ExtArgs>>): Prisma.PrismaPromise<runtime.Types.Result.GetResult<Prisma.$CheckpointLayerPayload<ExtArgs>, T, "findMany", GlobalOmitOptions> | Null>
   /**
    * Attaches callbacks for the resolution and/or rejection of the Promise.
    * @param onfulfilled The callback to execute when the Promise is resolved.
@@ -1275,6 +1393,30 @@ export type CheckpointWeightsDeleteManyArgs<ExtArgs extends runtime.Types.Extens
    * Limit how many CheckpointWeights to delete.
    */
   limit?: number
+}
+
+/**
+ * CheckpointWeights.layers
+ */
+export type CheckpointWeights$layersArgs<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
+  /**
+   * Select specific fields to fetch from the CheckpointLayer
+   */
+  select?: Prisma.CheckpointLayerSelect<ExtArgs> | null
+  /**
+   * Omit specific fields from the CheckpointLayer
+   */
+  omit?: Prisma.CheckpointLayerOmit<ExtArgs> | null
+  /**
+   * Choose, which related nodes to fetch as well
+   */
+  include?: Prisma.CheckpointLayerInclude<ExtArgs> | null
+  where?: Prisma.CheckpointLayerWhereInput
+  orderBy?: Prisma.CheckpointLayerOrderByWithRelationInput | Prisma.CheckpointLayerOrderByWithRelationInput[]
+  cursor?: Prisma.CheckpointLayerWhereUniqueInput
+  take?: number
+  skip?: number
+  distinct?: Prisma.CheckpointLayerScalarFieldEnum | Prisma.CheckpointLayerScalarFieldEnum[]
 }
 
 /**
