@@ -74,11 +74,21 @@ export function modelJsonOf(stored: StoredModel, weightsPath = 'weights.bin'): t
   };
 }
 
-/** Loads a checkpoint's weights into an already loaded model (same architecture). */
-export function loadWeights(m: EngineModel, weights: StoredWeights): void {
+/**
+ * Loads a checkpoint's weights into an already loaded model (same architecture). `partial`: the
+ * specs name only some of the model's weights (the layers that changed since the weights it holds),
+ * and the others keep their values; otherwise every weight must be given.
+ */
+export function loadWeights(m: EngineModel, weights: StoredWeights, partial = false): void {
   const named = tf.io.decodeWeights(toArrayBuffer(weights.weightData), weights.weightSpecs);
   try {
-    m.model.loadWeights(named, true);
+    if (partial) {
+      // tfjs skips, without a word, a name it cannot place when not strict: check every one lands.
+      const known = new Set(m.model.weights.map((w) => w.originalName));
+      const stray = Object.keys(named).filter((name) => !known.has(name));
+      if (stray.length > 0) throw new Error(`weights ${stray.slice(0, 3).join(', ')} are not in the model`);
+    }
+    m.model.loadWeights(named, !partial);
   } finally {
     tf.dispose(Object.values(named));
   }

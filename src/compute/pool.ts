@@ -162,9 +162,12 @@ export class ComputePool {
     return { key, ...(infos[0] as Omit<PoolModel, 'key'>) };
   }
 
-  /** Loads another checkpoint's weights into a loaded model, in every thread. */
-  async loadWeights(model: PoolModel, weights: StoredWeights): Promise<void> {
-    await Promise.all(this.pool.map((t) => t.call({ op: 'loadWeights', key: model.key, weights })));
+  /**
+   * Loads another checkpoint's weights into a loaded model, in every thread; `partial`: only the
+   * weights the specs name (the layers that differ), the others unchanged.
+   */
+  async loadWeights(model: PoolModel, weights: StoredWeights, opts: { partial?: boolean } = {}): Promise<void> {
+    await Promise.all(this.pool.map((t) => t.call({ op: 'loadWeights', key: model.key, weights, partial: opts.partial === true })));
   }
 
   async unload(model: PoolModel): Promise<void> {

@@ -17,7 +17,7 @@ import { logitsFromTrunk, trunkFeatures } from './trunk.js';
 export type Request =
   | { id: number; op: 'init'; backend: BackendPreference }
   | { id: number; op: 'load'; key: number; source: ModelSource }
-  | { id: number; op: 'loadWeights'; key: number; weights: StoredWeights }
+  | { id: number; op: 'loadWeights'; key: number; weights: StoredWeights; partial: boolean }
   | { id: number; op: 'unload'; key: number }
   | { id: number; op: 'selfKernel' | 'jacobian' | 'projectedJacobian'; key: number; x: Float32Array; opts: Record<string, unknown> }
   | { id: number; op: 'logits'; key: number; x: Float32Array }
@@ -51,7 +51,7 @@ async function handle(req: Request): Promise<unknown> {
       return { classes: m.classes, inputShape: m.inputShape, parameterCount: m.parameterCount, generic: m.generic, subsets: subsetsOf(m.graph) };
     }
     case 'loadWeights':
-      loadWeights(model(req.key), req.weights);
+      loadWeights(model(req.key), req.weights, req.partial);
       return null;
     case 'unload':
       models.get(req.key)?.dispose();

@@ -157,7 +157,17 @@ export async function loadCheckpointContext(db: Database, id: number): Promise<C
 
 export { layerHashesOf, layerOfWeight } from './layer-hashes.js';
 /** Checkpoint weights stored by layer: other modules read, store and purge them through these. */
-export { purgeUnusedLayers, readWeights, storeWeights, type CheckpointWeightsRow, type WeightSpec as StoredWeightSpec } from './weight-storage.js';
+export {
+  assembleWeights,
+  layerSizesOf,
+  purgeUnusedLayers,
+  readLayers,
+  readWeightIndex,
+  readWeights,
+  storeWeights,
+  type CheckpointWeightsRow,
+  type WeightSpec as StoredWeightSpec,
+} from './weight-storage.js';
 
 /**
  * The SHA-256 of each layer's weights at a checkpoint, by layer name (layer-hashes.ts): kept when the

@@ -32,6 +32,16 @@ function byteLength(spec: WeightSpec): number {
   return bytes;
 }
 
+/** How many bytes each layer's weights hold, by layer name. */
+export function layerSizesOf(specs: readonly WeightSpec[]): Map<string, number> {
+  const sizes = new Map<string, number>();
+  for (const spec of specs) {
+    const layer = layerOfWeight(spec.name);
+    sizes.set(layer, (sizes.get(layer) ?? 0) + byteLength(spec));
+  }
+  return sizes;
+}
+
 /** Each layer's bytes (its weights in spec order, concatenated), by layer name. */
 export function layerBytesOf(specs: readonly WeightSpec[], data: Uint8Array): Map<string, Uint8Array> {
   const parts = new Map<string, Uint8Array[]>();
@@ -135,12 +145,8 @@ export async function readLayers(sql: Sql, hashes: readonly string[]): Promise<M
   return new Map(rows.map((r) => [r.hash, r.data]));
 }
 
-/**
- * A checkpoint's whole weights, or null when it has none. `cached` returns layer bytes already in
- * memory by hash (the compute service keeps the layers of recent checkpoints), so that only the
- * layers that changed are read from the database.
- */
-export async function readWeights(sql: Sql, checkpointId: number, cached?: (hash: string) => Uint8Array | undefined): Promise<CheckpointWeightsRow | null> {
+/** A checkpoint's whole weights, or null when it has none. */
+export async function readWeights(sql: Sql, checkpointId: number): Promise<CheckpointWeightsRow | null> {
   const index = await readWeightIndex(sql, checkpointId);
   if (!index) return null;
   if (index.inline) {
@@ -151,13 +157,7 @@ export async function readWeights(sql: Sql, checkpointId: number, cached?: (hash
   }
   const hashes = index.layerHashes;
   if (!hashes) throw new Error(`checkpoint ${checkpointId} has neither inline weights nor layer hashes`);
-  const byHash = new Map<string, Uint8Array>();
-  for (const hash of Object.values(hashes)) {
-    const hit = cached?.(hash);
-    if (hit) byHash.set(hash, hit);
-  }
-  const missing = Object.values(hashes).filter((h) => !byHash.has(h));
-  for (const [hash, data] of await readLayers(sql, missing)) byHash.set(hash, data);
+  const byHash = await readLayers(sql, Object.values(hashes));
   const layers = new Map<string, Uint8Array>();
   for (const [layer, hash] of Object.entries(hashes)) {
     const data = byHash.get(hash);

@@ -306,6 +306,11 @@ export type ComputeStats = {
   inlineMaxSamples: Scalars['Int']['output'];
   /** Checkpoint models loaded into the compute threads (a request served by a loaded model loads none). */
   modelLoads: Scalars['Int']['output'];
+  /**
+   * Of those, loads that wrote only a checkpoint's changed layers into a loaded model of another checkpoint of
+   * the same model (the checkpoints of a fine-tune with a frozen trunk differ in the head alone).
+   */
+  modelSwaps: Scalars['Int']['output'];
   /** Samples those calls computed. */
   samples: Scalars['Int']['output'];
   /** The frozen-trunk cache: kernel terms over a parameter subset computed from stored trunk activations. */
@@ -3042,6 +3047,7 @@ export type ComputeStatsResolvers<ContextType = Context, ParentType extends Reso
   calls?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
   inlineMaxSamples?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
   modelLoads?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  modelSwaps?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
   samples?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
   trunkCache?: Resolver<ResolversTypes['TrunkCacheStats'], ParentType, ContextType>;
   worker?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;

@@ -12,10 +12,10 @@ import {
 } from '../../compute/index.js';
 import type { Config } from '../../platform/config.js';
 import type { CrossValue } from './cross-storage.js';
-import { checkpointWeights, nextCheckpointId, sampleSeries, selectionSeries, splitSeries, type SeriesRow } from './storage.js';
+import { checkpointWeightIndex, checkpointWeights, nextCheckpointId, weightLayers, sampleSeries, selectionSeries, splitSeries, type SeriesRow } from './storage.js';
 import { parseTargetKey } from '../curation/term-columns.js';
 import type { Database } from '../../platform/db/database.js';
-import { loadCheckpointContext } from '../checkpoints/service.js';
+import { assembleWeights, layerOfWeight, layerSizesOf, loadCheckpointContext, type StoredWeightSpec } from '../checkpoints/service.js';
 import { columnField, type CheckpointShape, type MetricColumns } from './metrics-storage.js';
 import { ProducerIds, type ProducerKey, type ProducerRef } from './producers.js';
 import { writeComputedTerms, writeCrossMetrics } from './write-terms.js';
@@ -24,7 +24,7 @@ import { BadUserInputError, ModelUnusableError, invariant } from '../../platform
 import { bytesToFloat32 } from '../../platform/float32.js';
 import type { Logger } from '../../platform/logger.js';
 import { VERSION } from '../../platform/version.js';
-import { ModelCache, type ModelCacheStats } from './engine-models.js';
+import { ModelCache, type IdleModel, type ModelCacheStats } from './engine-models.js';
 import { ComputeBudgets } from './budgets.js';
 import { TrunkCache, type TrunkBatch, type TrunkCacheStats } from './trunk-cache.js';
 
@@ -123,6 +123,8 @@ export class ComputeService {
   readonly budgets: ComputeBudgets;
   /** (checkpoint, subset) pairs known to be valid (src/modules/terms/subsets.ts); a checkpoint's model never changes. */
   readonly knownSubsets = new Set<string>();
+  /** The layer hashes of the weights each loaded model holds now, by pool key (absent: unknown, never swapped into). */
+  private readonly heldLayers = new Map<number, Record<string, string>>();
 
   constructor(
     private readonly db: Database,
@@ -132,7 +134,10 @@ export class ComputeService {
     this.producerIds = new ProducerIds(db);
     this.budgets = new ComputeBudgets(db);
     this.trunk = new TrunkCache(db, config.compute.trunkCacheBytes);
-    this.models = new ModelCache(config.compute.modelCacheBytes, async (m) => (await this.pool()).unload(m));
+    this.models = new ModelCache(config.compute.modelCacheBytes, async (m) => {
+      this.heldLayers.delete(m.key);
+      await (await this.pool()).unload(m);
+    });
   }
 
   /** The compute threads, started on first use. */
@@ -257,10 +262,74 @@ export class ComputeService {
     return x;
   }
 
-  /** Runs `fn` with the checkpoint's model loaded in the pool (from the model cache). */
+  /**
+   * Runs `fn` with the checkpoint's model loaded in the pool (from the model cache). A checkpoint not
+   * loaded is written into an idle model of another checkpoint of the same model when at most half of
+   * its weight bytes differ (swap), and loaded anew otherwise.
+   */
   private async withModel<T>(ckpt: ComputeCheckpoint, fn: (pool: ComputePool, model: PoolModel) => Promise<T>): Promise<T> {
     const pool = await this.pool();
-    return this.models.use(ckpt.id, ckpt.weightBytes * pool.threads, () => this.loadModel(pool, ckpt), (model) => fn(pool, model));
+    let swap: Swap | null = null;
+    return this.models.use(
+      ckpt.id,
+      ckpt.weightBytes * pool.threads,
+      async (from) => {
+        if (from && swap?.from === from.key) {
+          const swapped = await this.swapWeights(pool, ckpt, from.model, swap).then(
+            () => true,
+            async (error: unknown) => {
+              // Its weights are half written: the model goes, and the checkpoint is loaded anew.
+              this.log.warn({ checkpointId: ckpt.id, err: firstLine(error) }, 'weight swap failed; loading the model anew');
+              this.heldLayers.delete(from.model.key);
+              await pool.unload(from.model).catch(() => undefined);
+              return false;
+            },
+          );
+          if (swapped) return from.model;
+        } else if (from) {
+          this.heldLayers.delete(from.model.key);
+          await pool.unload(from.model).catch(() => undefined);
+        }
+        return this.loadModel(pool, ckpt);
+      },
+      (model) => fn(pool, model),
+      { family: ckpt.model.id, choose: async (idle) => (swap = await this.chooseSwap(ckpt, idle)) && idle.find((m) => m.key === swap!.from)! },
+    );
+  }
+
+  /** The idle model whose weights differ least from the checkpoint's, when at most half of the bytes differ. */
+  private async chooseSwap(ckpt: ComputeCheckpoint, idle: readonly IdleModel[]): Promise<Swap | null> {
+    const index = await checkpointWeightIndex(this.db, ckpt.id);
+    // A checkpoint stored whole (before layers were shared) has no layer rows to read one by one.
+    if (!index || index.inline || !index.layerHashes) return null;
+    const sizes = layerSizesOf(index.specs);
+    const total = [...sizes.values()].reduce((a, b) => a + b, 0);
+    let best: Swap | null = null;
+    for (const m of idle) {
+      const held = this.heldLayers.get(m.model.key);
+      if (!held) continue;
+      // The same model id means the same topology; the layers must still match one for one.
+      if (Object.keys(held).length !== sizes.size || !Object.keys(held).every((layer) => sizes.has(layer))) continue;
+      const changed = Object.keys(index.layerHashes).filter((layer) => held[layer] !== index.layerHashes![layer]);
+      const bytes = changed.reduce((sum, layer) => sum + sizes.get(layer)!, 0);
+      if (bytes * 2 <= total && (!best || bytes < best.bytes)) best = { from: m.key, specs: index.specs, hashes: index.layerHashes, changed, bytes };
+    }
+    return best;
+  }
+
+  /** Writes the checkpoint's changed layers into a model that holds another checkpoint of the same model. */
+  private async swapWeights(pool: ComputePool, ckpt: ComputeCheckpoint, model: PoolModel, swap: Swap): Promise<void> {
+    this.heldLayers.delete(model.key);
+    if (swap.changed.length > 0) {
+      const changed = new Set(swap.changed);
+      const specs = swap.specs.filter((s) => changed.has(layerOfWeight(s.name)));
+      const byHash = await weightLayers(this.db, swap.changed.map((layer) => swap.hashes[layer]!));
+      const layers = new Map(swap.changed.map((layer) => [layer, byHash.get(swap.hashes[layer]!)] as const).filter((e): e is [string, Uint8Array] => e[1] !== undefined));
+      invariant(layers.size === changed.size, `checkpoint ${ckpt.id}: a changed layer is not stored`);
+      const weightData = assembleWeights(specs, layers);
+      await pool.loadWeights(model, { weightSpecs: specs as NonNullable<ModelSource['weightSpecs']>, weightData }, { partial: true });
+    }
+    this.heldLayers.set(model.key, swap.hashes);
   }
 
   private async loadModel(pool: ComputePool, ckpt: ComputeCheckpoint): Promise<PoolModel> {
@@ -279,6 +348,7 @@ export class ComputeService {
       await pool.unload(loaded).catch(() => undefined);
       throw new ModelUnusableError(ckpt.id, `it produces ${loaded.classes} logits but model ${model.id} is registered with ${ckpt.numClasses} classes`);
     }
+    if (weights.layerHashes) this.heldLayers.set(loaded.key, weights.layerHashes);
     if (!this.subsetsByModel.has(model.id)) this.subsetsByModel.set(model.id, Promise.resolve(loaded.subsets));
     return loaded;
   }
@@ -485,6 +555,16 @@ function engineSubset(subset: ParameterSubset): Subset {
 }
 
 /** The first line of an error's message, at most 300 characters (a reason a client may read). */
+/** How a checkpoint is written into an idle model: which model, and the layers that differ. */
+interface Swap {
+  /** The idle model's cache key (the checkpoint it holds). */
+  from: number;
+  specs: StoredWeightSpec[];
+  hashes: Record<string, string>;
+  changed: string[];
+  bytes: number;
+}
+
 function firstLine(error: unknown): string {
   return (error instanceof Error ? error.message : String(error)).split('\n')[0]!.slice(0, 300);
 }

@@ -4,6 +4,8 @@ import type { PoolModel } from '../../compute/index.js';
 export interface ModelCacheStats {
   /** Models loaded into the compute threads since start (a hit loads nothing). */
   loads: number;
+  /** Of those, loads that wrote a checkpoint's changed layers into an idle model of the same family. */
+  swaps: number;
   /** Requests served by a model already loaded, or already loading. */
   hits: number;
   /** Models loaded now. */
@@ -16,10 +18,30 @@ export interface ModelCacheStats {
 interface Entry {
   key: number;
   bytes: number;
+  family: number | undefined;
   model: Promise<PoolModel>;
+  /** The model once loaded. */
+  value: PoolModel | undefined;
   /** Computations using the model now; an entry in use is never evicted. */
   users: number;
   loaded: boolean;
+}
+
+/** A loaded model no computation is using: a miss in its family may load its weights into it. */
+export interface IdleModel {
+  key: number;
+  model: PoolModel;
+}
+
+/**
+ * Models of one family (one stored model: one topology) can take each other's weights. On a miss,
+ * `choose` is shown the family's idle models and picks one to load the new checkpoint into (or none:
+ * then a model is loaded anew). For checkpoints that differ in a few layers (a fine-tune with a
+ * frozen trunk) writing those layers is far cheaper than loading a model.
+ */
+export interface Reuse {
+  family: number;
+  choose: (idle: readonly IdleModel[]) => Promise<IdleModel | null>;
 }
 
 /**
@@ -33,6 +55,7 @@ export class ModelCache {
   private readonly entries = new Map<number, Entry>();
   private totalBytes = 0;
   private loads = 0;
+  private swaps = 0;
   private hits = 0;
 
   constructor(
@@ -42,9 +65,11 @@ export class ModelCache {
 
   /**
    * Runs `fn` with the model of `key`, loading it with `load` unless it is loaded or loading.
-   * `bytes` is what the loaded model will hold.
+   * `bytes` is what the loaded model will hold. With `reuse`, `load` may be handed an idle model of
+   * the family, taken off the books: it owns it, and either returns it holding the new weights or
+   * unloads it.
    */
-  async use<T>(key: number, bytes: number, load: () => Promise<PoolModel>, fn: (model: PoolModel) => Promise<T>): Promise<T> {
+  async use<T>(key: number, bytes: number, load: (from: IdleModel | null) => Promise<PoolModel>, fn: (model: PoolModel) => Promise<T>, reuse?: Reuse): Promise<T> {
     let entry = this.entries.get(key);
     if (entry) {
       this.hits++;
@@ -52,12 +77,15 @@ export class ModelCache {
       this.entries.set(key, entry);
     } else {
       this.loads++;
-      const created: Entry = { key, bytes, model: load(), users: 0, loaded: false };
+      const created: Entry = { key, bytes, family: reuse?.family, model: this.open(key, load, reuse), value: undefined, users: 0, loaded: false };
       entry = created;
       this.entries.set(key, created);
       this.totalBytes += bytes;
       created.model.then(
-        () => (created.loaded = true),
+        (model) => {
+          created.value = model;
+          created.loaded = true;
+        },
         () => this.forget(created),
       );
     }
@@ -70,8 +98,26 @@ export class ModelCache {
     }
   }
 
+  /** Loads `key`: into an idle model of the family where `reuse` picks one, anew otherwise. */
+  private async open(key: number, load: (from: IdleModel | null) => Promise<PoolModel>, reuse: Reuse | undefined): Promise<PoolModel> {
+    if (reuse) {
+      const idle = [...this.entries.values()]
+        .filter((e) => e.family === reuse.family && e.key !== key && e.users === 0 && e.loaded)
+        .reverse() // most recently used first: likely the nearest checkpoint
+        .map((e) => ({ key: e.key, model: e.value! }));
+      const chosen = idle.length > 0 ? await reuse.choose(idle) : null;
+      // While `choose` ran, a computation may have started on it, or it may have been evicted.
+      const taken = chosen && this.entries.get(chosen.key);
+      if (taken && taken.users === 0 && taken.loaded && this.forget(taken)) {
+        this.swaps++;
+        return load({ key: taken.key, model: taken.value! });
+      }
+    }
+    return load(null);
+  }
+
   stats(): ModelCacheStats {
-    return { loads: this.loads, hits: this.hits, models: this.entries.size, bytes: this.totalBytes, capacityBytes: this.capacityBytes };
+    return { loads: this.loads, swaps: this.swaps, hits: this.hits, models: this.entries.size, bytes: this.totalBytes, capacityBytes: this.capacityBytes };
   }
 
   /** Unloads every idle model (at shutdown the threads go anyway; this is for tests and tools). */

@@ -100,6 +100,7 @@ export const computeResolvers: Resolvers = {
         calls: stats.calls,
         samples: stats.samples,
         modelLoads: stats.models.loads,
+        modelSwaps: stats.models.swaps,
         cachedModels: stats.models.models,
         cachedBytes: stats.models.bytes,
         inlineMaxSamples: ctx.config.compute.inlineMaxSamples,

@@ -2,7 +2,7 @@ import type { Database } from '../../platform/db/database.js';
 import type { SampleMetric, SampleSubsetMetric } from '../../platform/db/generated/client.js';
 import type { Sql } from '../../platform/db/sql.js';
 import type { ParameterSubset } from '../../platform/values/parameter-subset.js';
-import { readWeights, type CheckpointWeightsRow } from '../checkpoints/service.js';
+import { readLayers, readWeightIndex, readWeights, type CheckpointWeightsRow, type StoredWeightSpec } from '../checkpoints/service.js';
 
 /**
  * The terms module's reads that belong to no table writer of its own: what the compute service
@@ -63,9 +63,19 @@ export async function selectionSeries(db: Database, selectionId: number, dataset
 /** A checkpoint's weights: the tfjs weight specs (JSON) and the raw bytes. */
 export type WeightsRow = CheckpointWeightsRow;
 
-/** A checkpoint's weights, or null when it has none (`cached`: layer bytes already in memory, by hash). */
-export async function checkpointWeights(db: Database, checkpointId: number, cached?: (hash: string) => Uint8Array | undefined): Promise<WeightsRow | null> {
-  return readWeights(db.sql, checkpointId, cached);
+/** A checkpoint's weight specs and layer hashes (no bytes); null without weights; `inline`: stored whole, before layers were shared. */
+export function checkpointWeightIndex(db: Database, checkpointId: number): Promise<{ specs: StoredWeightSpec[]; layerHashes: Record<string, string> | null; inline: boolean } | null> {
+  return readWeightIndex(db.sql, checkpointId);
+}
+
+/** The stored bytes of these weight layers, by hash. */
+export function weightLayers(db: Database, hashes: readonly string[]): Promise<Map<string, Uint8Array>> {
+  return readLayers(db.sql, hashes);
+}
+
+/** A checkpoint's weights, or null when it has none. */
+export async function checkpointWeights(db: Database, checkpointId: number): Promise<WeightsRow | null> {
+  return readWeights(db.sql, checkpointId);
 }
 
 /** The stored sample_metric rows of these samples at a checkpoint (any order). */
