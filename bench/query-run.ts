@@ -242,6 +242,12 @@ async function main() {
         recording?.push({ text, values: [...values], ms: performance.now() - t0 });
         return rows;
       },
+      async queryArrays(text: string, values: readonly unknown[] = [], options?: { text?: boolean }) {
+        const t0 = performance.now();
+        const result = await base.sql.queryArrays(text, values, options);
+        recording?.push({ text, values: [...values], ms: performance.now() - t0 });
+        return result;
+      },
     },
   };
   const server = await createServer(config, { db, log });

@@ -62,10 +62,10 @@ describe('large exports stream', () => {
     const total = await readExport(
       ctx,
       { kind: 'query', prepared },
-      async (rows) => {
-        assert.equal(handing, false, 'no batch is read while the previous one is still being handed over');
+      async (batch) => {
+        assert.equal(handing, false, 'no batch is handed over while the previous one still is');
         handing = true;
-        seen.push(rows.length);
+        seen.push(batch.rows.length);
         await new Promise((resolve) => setImmediate(resolve));
         handing = false;
       },
@@ -117,6 +117,57 @@ describe('large exports stream', () => {
     }
     const health = await t.gql(`query($id: ID!) { selection(id: $id) { sampleCount } }`, { id: selectionId });
     assert.equal(health.selection.sampleCount, N);
+  });
+});
+
+describe('export values', () => {
+  test('every cell is what the value GraphQL returns prints as: floats in and out of plain notation, -0, tiny and huge, nulls, booleans, quoted texts', async () => {
+    // Floats whose PostgreSQL text differs from JavaScript's (1e-05, 1.234567e+06, -0, 1e-07) and
+    // ones that do not; a class name and a split that CSV must quote or defuse.
+    const floats = [0.1, 1 / 3, -0, 1e-5, 1e-6, 1e-7, 2.5e-4, 1234567, 123456.7, 3.4e38, -3.4e38, 1e-45, 42, -17.25, 0.000123456789, 7e20, 1e21];
+    const { createDataset } = await t.gql(`mutation($input: CreateDatasetInput!) { createDataset(input: $input) { id } }`, {
+      input: { name: 'export-values', length: 1, channels: 1, classNames: ['plain', '=SUM(A1),"x"'] },
+    });
+    const samples = floats.map((_, i) => ({ index: i, label: i % 2, split: i % 2 ? 'train' : 'held "out", b', series: [0] }));
+    await t.gql(`mutation($d: ID!, $s: [SampleInput!]!) { addSamples(datasetId: $d, samples: $s) { added } }`, { d: createDataset.id, s: samples });
+    const { runId } = await createModelAndRun(t, { id: createDataset.id, length: 1, channels: 1, classes: 2 });
+    const { createCheckpoint } = await t.gql(`mutation($input: CreateCheckpointInput!) { createCheckpoint(input: $input) { id } }`, {
+      input: { runId, step: 1, learningRate: 1e-3, weightSpecs: [{ name: 'w', shape: [1], dtype: 'float32' }], weightData: Buffer.alloc(4).toString('base64') },
+    });
+    const c = createCheckpoint.id;
+    const data = await t.gql(`query($d: ID!) { dataset(id: $d) { samples(first: 100) { nodes { id index } } } }`, { d: createDataset.id });
+    const idOf = new Map(data.dataset.samples.nodes.map((n: any) => [n.index, n.id]));
+    await t.gql(`mutation($c: ID!, $m: [MetricInput!]!) { recordMetrics(checkpointId: $c, metrics: $m) { written } }`, {
+      c,
+      m: floats.map((x, i) => ({ sampleId: idOf.get(i), kNorm: i, loss: x, gNorm: -x, correct: i % 5 ? i % 2 === 0 : null })),
+    });
+    const fields = 'sampleId index label className split score loss aNorm hTrace hMinEig gNorm kNorm kTrace correct';
+    const page = await t.gql(
+      `query($c: ID!) { checkpoint(id: $c) { exportUrl(format: CSV, orderBy: { term: K_NORM, direction: ASC })
+        rankedSamples(first: 100, orderBy: { term: K_NORM, direction: ASC }) { nodes { ${fields} } } } }`,
+      { c },
+    );
+    const nodes: Record<string, unknown>[] = page.checkpoint.rankedSamples.nodes;
+    assert.equal(nodes.length, floats.length);
+    const columns = fields.split(' ');
+    // What exports have always written for a parsed value (String of a number or boolean, RFC 4180 text).
+    const csvCell = (v: unknown) => {
+      if (v === null) return '';
+      const text = typeof v === 'string' && /^[=+\-@]/.test(v) && !Number.isFinite(Number(v)) ? `'${v}` : String(v);
+      return /[",\r\n]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
+    };
+    // sampleId is an ID (a string) in GraphQL and a number in exports.
+    const value = (n: Record<string, unknown>, k: string) => (k === 'sampleId' ? Number(n[k]) : n[k]);
+    const expectedCsv = `${[columns.join(','), ...nodes.map((n) => columns.map((k) => csvCell(value(n, k))).join(','))].join('\n')}\n`;
+    const csv = await (await fetch(new URL(page.checkpoint.exportUrl, t.url))).text();
+    assert.equal(csv, expectedCsv);
+    assert.match(csv, /,0\.00001,/, '1e-05 (PostgreSQL) is written as JavaScript prints it');
+    assert.match(csv, /,1234567,/);
+    assert.match(csv, /,"'=SUM\(A1\),""x""",/, 'a formula-like class name is defused and quoted');
+
+    const jsonl = await (await fetch(new URL(page.checkpoint.exportUrl.replace('format=csv', 'format=jsonl'), t.url))).text();
+    const expectedJsonl = nodes.map((n) => `${JSON.stringify(Object.fromEntries(columns.map((k) => [k, value(n, k)])))}\n`).join('');
+    assert.equal(jsonl, expectedJsonl);
   });
 });
 

@@ -1,10 +1,10 @@
 import type { Selection } from '../../platform/db/generated/client.js';
 import { SCALAR_TERM_SPECS } from './term-columns.js';
 import { ALL_PARAMETERS, type ParameterSubset } from '../../platform/values/parameter-subset.js';
-import { BadUserInputError, NotFoundError } from '../../platform/errors.js';
+import { BadUserInputError, invariant, NotFoundError } from '../../platform/errors.js';
 import type { Config } from '../../platform/config.js';
 import { checkpointInfo, type CurationContext } from './checkpoint-info.js';
-import { exportPage, exportThroughCursor, type ExportRow } from './export-storage.js';
+import { exportAfter, exportPage, exportThroughCursor, type ExportAfter, type ExportBatch } from './export-storage.js';
 import { querySubset } from './query.js';
 import type { PreparedQuery } from './rank.js';
 import { selectionById, storedStrategy } from './selections.js';
@@ -57,20 +57,20 @@ export async function selectionExportSource(ctx: CurationContext, selectionId: n
   return { kind: 'selection', selection, strategy: storedStrategy(ctx, selection), checkpointId: chosen };
 }
 
-type Row = ExportRow;
+export type { ExportBatch };
 
 /**
  * Reads every row of an export in batches and hands each batch to `onBatch`, which may take its
- * time (a slow client): no batch is read before the previous one was handed over, so memory stays
- * at one batch whatever the size. On PostgreSQL the rows come from a server-side cursor in one
+ * time (a slow client): no batch is handed over before the previous one was, so memory stays at a
+ * batch or two whatever the size. On PostgreSQL the rows come from a server-side cursor in one
  * transaction (one consistent snapshot); on the embedded PGlite, which is a single connection that a
  * long transaction would hold against every other request, from keyset pages, one statement each.
- * The rows are as the driver gives them (`formatter` adds className and subset).
+ * The rows are arrays of the database's text for each value (`formatter` writes them).
  */
 export async function readExport(
   ctx: CurationContext,
   source: ExportSource,
-  onBatch: (rows: Row[]) => Promise<void>,
+  onBatch: (batch: ExportBatch) => Promise<void>,
   batchRows = EXPORT_BATCH_ROWS,
   slots: ExportSlots | null = null,
 ): Promise<number> {
@@ -84,14 +84,15 @@ export async function readExport(
     }
   }
   let total = 0;
-  let after: Row | null = null;
+  let after: ExportAfter | null = null;
   for (;;) {
-    const rows: Row[] = await exportPage(ctx.db.sql, source, subset, after, batchRows);
-    if (rows.length === 0) break;
-    total += rows.length;
-    after = rows.at(-1)!;
-    await onBatch(rows);
-    if (rows.length < batchRows) break;
+    const batch = await exportPage(ctx.db.sql, source, subset, after, batchRows);
+    const n = batch.rows.length;
+    if (n === 0) break;
+    total += n;
+    after = exportAfter(source, batch);
+    await onBatch(batch);
+    if (n < batchRows) break;
   }
   return total;
 }
@@ -142,14 +143,22 @@ function csvField(value: unknown): string {
   return /[",\r\n]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
 }
 
-/** How a column's values are written: ints and floats (numbers), booleans, and text (quoted as text). */
-type ColumnKind = 'number' | 'boolean' | 'text';
+/** How a column's values are written: integers, floats, booleans, text (quoted as text), and the two derived columns. */
+const enum Kind {
+  Int,
+  Float,
+  Boolean,
+  Text,
+  ClassName,
+  Subset,
+}
 
-const TEXT_COLUMNS = new Set(['className', 'split', 'subset']);
+const INT_COLUMNS = new Set(['rank', 'sampleId', 'index', 'label']);
+const TEXT_COLUMNS = new Set(['split']);
 
 /**
- * What the formatter needs beyond the rows, which come as the driver gives them: the class names
- * (a row's `className` is its label's) and the subset of its kernel terms (the `subset` column).
+ * What the formatter needs beyond the rows: the class names (a row's `className` is its label's)
+ * and the subset of its kernel terms (the `subset` column).
  */
 export interface ExportContext {
   classNames: readonly string[];
@@ -157,42 +166,91 @@ export interface ExportContext {
 }
 
 /**
- * Formats rows as JSONL or CSV. Written by hand: the values are numbers, booleans and a few short
- * strings (class name, split, subset), so the whole of CSV that matters is the quoting rule above.
- * Each column's writer is chosen once per export, from its kind, and a row is one string built
- * by concatenation: a million-row export is on the hot path, and building an object per row to
- * hand to JSON.stringify (or a regex test per number) cost more than reading the rows. A value of
- * another type than its column's (a driver that gives numbers as text) goes through the general
- * writers, so the output is the same as theirs.
+ * A float as PostgreSQL writes it (float4out, float8out), written as JavaScript prints the number
+ * the driver parses it to (`String(parseFloat(text))`, what exports have always written). Most
+ * texts are that already and go out as they are: plain decimal notation (no exponent, no NaN or
+ * Infinity, not -0, no trailing zero after the point) of at most 15 characters, so at most 15
+ * significant digits, which a double holds exactly and prints back the same, and at least 1e-6
+ * in size (below, JavaScript switches to an exponent). The rest are parsed and printed.
+ * `null`: not finite (JSON has no NaN or Infinity).
+ */
+function floatText(text: string): string | null {
+  const n = text.length;
+  if (n <= 15) {
+    const c0 = text.charCodeAt(0);
+    const first = c0 === 45 /* - */ ? text.charCodeAt(1) : c0;
+    if (
+      first >= 48 &&
+      first <= 57 &&
+      text.indexOf('e') === -1 &&
+      text !== '-0' &&
+      !(text.indexOf('.') !== -1 && text.charCodeAt(n - 1) === 48) &&
+      !text.startsWith(c0 === 45 ? '-0.000000' : '0.000000')
+    ) {
+      return text;
+    }
+  }
+  const value = parseFloat(text);
+  return Number.isFinite(value) ? String(value) : null;
+}
+
+/**
+ * Formats rows (arrays of the database's text for each value, in the order of `names`, the
+ * statement's columns) as the lines of JSONL or CSV with the columns `columns`. Written by hand:
+ * the values are numbers, booleans and a few short strings (class name, split, subset), so the
+ * whole of CSV that matters is the quoting rule above. The writer of each column is chosen once per
+ * export, from its kind; integers go out as the database wrote them, floats mostly too
+ * (`floatText`), booleans as true/false, and a text's cell is remembered per distinct value (splits
+ * and class names are few). A million-row export is on the hot path: parsing every value and
+ * printing it again, or an object per row for JSON.stringify, cost more than reading the rows.
+ * The output is exactly what writing the parsed values (numbers, booleans, strings) gives.
  */
 export function formatter(format: ExportFormat, columns: readonly string[], context: ExportContext = { classNames: [], subset: ALL_PARAMETERS }) {
-  const value = columns.map((c): ((row: Row) => unknown) => {
-    if (c === 'className') return (row) => context.classNames[Number(row.label)] ?? String(Number(row.label));
-    if (c === 'subset') return () => context.subset;
-    return (row) => row[c];
-  });
-  const kinds = columns.map((c): ColumnKind => (TEXT_COLUMNS.has(c) ? 'text' : c === 'correct' ? 'boolean' : 'number'));
-  const csvCell = (v: unknown, kind: ColumnKind) => (v === null || v === undefined ? '' : kind !== 'text' && (typeof v === 'number' || typeof v === 'boolean') ? String(v) : csvField(v));
-  const jsonCell = (v: unknown) =>
-    v === null || v === undefined ? 'null' : typeof v === 'number' ? (Number.isFinite(v) ? String(v) : 'null') : typeof v === 'boolean' ? String(v) : JSON.stringify(v);
-  const keys = columns.map((c, i) => `${i === 0 ? '{' : ','}${JSON.stringify(c)}:`);
+  const csv = format === 'csv';
+  const kinds = columns.map((c): Kind =>
+    c === 'className' ? Kind.ClassName : c === 'subset' ? Kind.Subset : INT_COLUMNS.has(c) ? Kind.Int : TEXT_COLUMNS.has(c) ? Kind.Text : c === 'correct' ? Kind.Boolean : Kind.Float,
+  );
+  const textCell = (text: string) => (csv ? csvField(text) : JSON.stringify(text));
+  const nullCell = csv ? '' : 'null';
+  const subsetCell = textCell(context.subset);
+  /** A class name's cell by the label's text; labels without a name are written as their number (as text). */
+  const classCells = new Map<string, string>();
+  context.classNames.forEach((name, label) => classCells.set(String(label), textCell(name ?? String(label))));
+  /** Cells of text values already seen (splits are few; bounded all the same). */
+  const textCells = new Map<string, string>();
+  const heads = columns.map((c, i) => (csv ? (i === 0 ? '' : ',') : `${i === 0 ? '{' : ','}${JSON.stringify(c)}:`));
+  const end = csv ? '\n' : '}\n';
   const n = columns.length;
   return {
-    header: format === 'csv' ? `${columns.join(',')}\n` : '',
-    rows(rows: readonly Row[]): string {
+    header: csv ? `${columns.join(',')}\n` : '',
+    /** The lines of a batch; `names` are the statement's columns, in the order of each row's values. */
+    rows(batch: ExportBatch): string {
+      const at = columns.map((c) => batch.columns.indexOf(c === 'className' ? 'label' : c));
+      for (let i = 0; i < n; i++) invariant(kinds[i] === Kind.Subset || at[i]! >= 0, `the export statement has a column for ${columns[i]}`);
       let out = '';
-      if (format === 'jsonl') {
-        for (const row of rows) {
-          let line = '';
-          for (let i = 0; i < n; i++) line += keys[i]! + jsonCell(value[i]!(row));
-          out += `${line}}\n`;
+      for (const row of batch.rows) {
+        let line = '';
+        for (let i = 0; i < n; i++) {
+          const kind = kinds[i]!;
+          const text = kind === Kind.Subset ? null : row[at[i]!]!;
+          let cell: string;
+          if (kind === Kind.Subset) cell = subsetCell;
+          else if (text === null) cell = nullCell;
+          else if (kind === Kind.Int) cell = text;
+          else if (kind === Kind.Float) cell = floatText(text) ?? (csv ? String(parseFloat(text)) : 'null');
+          else if (kind === Kind.Boolean) cell = text === 't' ? 'true' : 'false';
+          else if (kind === Kind.ClassName) cell = classCells.get(text) ?? textCell(text);
+          else {
+            let known = textCells.get(text);
+            if (known === undefined) {
+              known = textCell(text);
+              if (textCells.size < 1000) textCells.set(text, known);
+            }
+            cell = known;
+          }
+          line += heads[i]! + cell;
         }
-      } else {
-        for (const row of rows) {
-          let line = csvCell(value[0]!(row), kinds[0]!);
-          for (let i = 1; i < n; i++) line += `,${csvCell(value[i]!(row), kinds[i]!)}`;
-          out += `${line}\n`;
-        }
+        out += line + end;
       }
       return out;
     },
@@ -212,6 +270,6 @@ export async function writeExport(
   const dataset = await ctx.loaders.datasetById.load(source.kind === 'selection' ? source.selection.datasetId : source.prepared.info.datasetId);
   const f = formatter(format, columns, { classNames: dataset?.classNames ?? [], subset: exportSubset(source) });
   if (f.header) await write(f.header);
-  return readExport(ctx, source, (rows) => write(f.rows(rows)), batchRows, slots);
+  return readExport(ctx, source, (batch) => write(f.rows(batch)), batchRows, slots);
 }
 

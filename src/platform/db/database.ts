@@ -75,6 +75,10 @@ function openPostgres(url: string, poolSize: number, log: Logger, statementTimeo
       const result = await client.query(text, params as unknown[]);
       return result.rows as Row[];
     },
+    async queryArrays(text, params = [], options = {}) {
+      const result = await client.query({ text, values: params as unknown[], rowMode: 'array', ...(options.text ? { types: TEXT_TYPES } : {}) });
+      return { columns: result.fields.map((f) => f.name), rows: result.rows as unknown[][] };
+    },
   });
 
   /**
@@ -179,6 +183,10 @@ async function openPglite(dataDir: string, log: Logger, template?: Blob): Promis
       const result = await q.query<Row>(text, params as unknown[]);
       return result.rows;
     },
+    async queryArrays(text, params = [], options = {}) {
+      const result = await q.query<unknown[]>(text, params as unknown[], { rowMode: 'array', ...(options.text ? { parsers: PGLITE_TEXT_PARSERS } : {}) });
+      return { columns: result.fields.map((f) => f.name), rows: result.rows };
+    },
   });
 
   return {
@@ -238,6 +246,15 @@ async function commit(client: pg.PoolClient, isLost: () => boolean): Promise<voi
     throw error;
   }
 }
+
+/** node-postgres: every value as the server's text for it (`queryArrays` with `text`). */
+const TEXT_TYPES = { getTypeParser: () => (value: string) => value };
+
+/**
+ * PGlite: the same for the types it parses (others, like text, come as text already): booleans,
+ * integers, oids, floats and numerics. Arrays, json and dates keep their parsers (no export reads them as text).
+ */
+const PGLITE_TEXT_PARSERS: Record<number, (value: string) => string> = Object.fromEntries([16, 20, 21, 23, 26, 700, 701, 1700].map((oid) => [oid, (value: string) => value]));
 
 /** Quotes an identifier for the few places (COPY column lists) where SQL text is assembled. */
 export function quoteIdent(name: string): string {

@@ -7,6 +7,18 @@
 export interface Sql {
   /** Runs one parameterised statement and returns its rows. */
   query<Row = Record<string, unknown>>(text: string, params?: readonly unknown[]): Promise<Row[]>;
+  /**
+   * The same, each row an array in the order of the SELECT list, with the column names: the driver
+   * builds no object per row (large pages, exports). With `text: true` the values are not parsed:
+   * each is PostgreSQL's own text for it (null stays null), for callers that write text anyway.
+   */
+  queryArrays(text: string, params?: readonly unknown[], options?: { text?: boolean }): Promise<ArrayRows>;
+}
+
+/** Rows as arrays, in the order of `columns`. */
+export interface ArrayRows {
+  columns: string[];
+  rows: unknown[][];
 }
 
 /** A single connection: what migrations and advisory locks need. */
