@@ -18,7 +18,7 @@
  * `node --cpu-prof`, profiles written there when they stop). The last line printed is one JSON object.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
@@ -182,7 +182,26 @@ function scenarios(ids: { datasetId: string; runId: string }): { key: string; la
   return all.filter((s) => !only || only.includes(s.key));
 }
 
-type Figures = { rps: number; p50Ms: number; p99Ms: number; errors: number; requests: number };
+/**
+ * `cpuMsPerRequest`: the server process's own CPU time (user + system, from /proc) over the pass,
+ * divided by the requests it served. On a shared 2-core machine req/s follows whatever else runs;
+ * CPU per request is what the server itself spends, so it compares across runs and loads (it still
+ * rises somewhat with contention: cache misses, and the kernel's loopback work charged to writes).
+ * Absent where /proc is not readable. The database server's own CPU is not in it.
+ */
+type Figures = { rps: number; p50Ms: number; p99Ms: number; errors: number; requests: number; cpuMsPerRequest?: number };
+
+/** User + system CPU time of a process, in ms (Linux /proc; clock ticks at the usual 100 Hz). */
+function cpuMsOf(pid: number | undefined): number | null {
+  if (pid === undefined) return null;
+  try {
+    // Fields after the command name (which may hold spaces, inside parentheses): utime is the 12th, stime the 13th.
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
+  } catch {
+    return null;
+  }
+}
 
 /**
  * A freshly started server runs its first seconds of load before V8 has optimised its hot paths.
@@ -190,19 +209,37 @@ type Figures = { rps: number; p50Ms: number; p99Ms: number; errors: number; requ
  * seeding), was measured from its first request: its first pass included its warm-up, one reason
  * auth off could measure slower than auth on. Each server now gets the same warm-up before its
  * passes; `--warmup 0` leaves it out.
+ *
+ * A fixed number of seconds was not enough either: V8 optimises on a background thread, and on a
+ * loaded 2-core machine that thread waits for a core, so a fresh server measured 1.2 ms of CPU per
+ * `{ __typename }` in its first 3 s, 0.4 ms in the next 3 and 0.25 ms after (load average 12). So
+ * the warm-up goes on, in rounds of a second, past `--warmup` seconds until the server's CPU per
+ * request settles (two rounds within 10 % of each other), for at most 5 × `--warmup` seconds. It
+ * is given to the bare Apollo Server too.
  */
-async function warmUp(url: string, headers: Record<string, string>, ops: Op[]): Promise<void> {
+async function warmUp(url: string, headers: Record<string, string>, ops: Op[], server?: ChildProcess): Promise<void> {
   if (warmupSeconds <= 0) return;
-  await autocannon({
-    url,
-    connections,
-    duration: warmupSeconds,
-    requests: ops.map((op) => ({ method: 'POST' as const, headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify({ query: op.query, variables: op.variables }) })),
-  });
+  const requests = ops.map((op) => ({ method: 'POST' as const, headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify({ query: op.query, variables: op.variables }) }));
+  const started = Date.now();
+  let previous: number | null = null;
+  for (;;) {
+    const before = cpuMsOf(server?.pid);
+    const result = await autocannon({ url, connections, duration: 1, requests });
+    const after = cpuMsOf(server?.pid);
+    const perRequest = before !== null && after !== null && result.requests.total > 0 ? (after - before) / result.requests.total : null;
+    const elapsed = (Date.now() - started) / 1000;
+    if (elapsed >= warmupSeconds * 5) break;
+    if (elapsed >= warmupSeconds) {
+      if (perRequest === null) break; // no /proc: the plain warm-up
+      if (previous !== null && Math.abs(perRequest - previous) <= 0.1 * previous) break;
+    }
+    previous = perRequest;
+  }
 }
 
-async function pass(url: string, headers: Record<string, string>, ops: Op[]): Promise<Figures> {
+async function pass(url: string, headers: Record<string, string>, ops: Op[], server?: ChildProcess): Promise<Figures> {
   for (const op of ops) await gql(url, headers, op.query, op.variables); // every request of the mix is valid
+  const cpuBefore = cpuMsOf(server?.pid);
   const result = await autocannon({
     url,
     connections,
@@ -215,10 +252,17 @@ async function pass(url: string, headers: Record<string, string>, ops: Op[]): Pr
     p99Ms: result.latency.p99,
     errors: result.errors + result.timeouts + result.non2xx,
     requests: result.requests.total,
+    ...cpuFigure(cpuBefore, cpuMsOf(server?.pid), result.requests.total),
   };
 }
 
-const line = (name: string, f: Figures) => `${name.padEnd(42)} ${String(f.rps).padStart(6)} req/s, p50 ${f.p50Ms} ms, p99 ${f.p99Ms} ms, ${f.errors} errors of ${f.requests}`;
+function cpuFigure(before: number | null, after: number | null, requests: number): { cpuMsPerRequest?: number } {
+  if (before === null || after === null || requests === 0) return {};
+  return { cpuMsPerRequest: Math.round(((after - before) / requests) * 1000) / 1000 };
+}
+
+const line = (name: string, f: Figures) =>
+  `${name.padEnd(42)} ${String(f.rps).padStart(6)} req/s, p50 ${f.p50Ms} ms, p99 ${f.p99Ms} ms, ${f.errors} errors of ${f.requests}${f.cpuMsPerRequest !== undefined ? `, server CPU ${f.cpuMsPerRequest} ms/request` : ''}`;
 const round3 = (x: number) => Math.round(x * 1000) / 1000;
 
 const db = await benchDatabase();
@@ -243,15 +287,18 @@ try {
   if (!flag('no-baseline')) {
     const bare = await startBareApollo();
     children.push(bare.child);
-    apollo = await pass(bare.url, {}, [{ name: '__typename', query: '{ __typename }' }]);
+    await warmUp(bare.url, {}, [{ name: '__typename', query: '{ __typename }' }], bare.child);
+    apollo = await pass(bare.url, {}, [{ name: '__typename', query: '{ __typename }' }], bare.child);
     say(line('bare Apollo Server 5: { __typename }', apollo));
     await stopServer(bare.child);
   }
 
   const results: Record<string, { label: string; authOn: Figures; authOff?: Figures }> = {};
-  await warmUp(secured.url, { authorization: `Bearer ${reader.secret}` }, [...workload(ids), { name: '__typename', query: '{ __typename }' }]);
+  // Warm-up on the requests the passes send (under --only, those alone: a profile then shows them, not the rest of the mix).
+  const measured = [...new Set(scenarios(ids).flatMap((s) => s.ops))];
+  await warmUp(secured.url, { authorization: `Bearer ${reader.secret}` }, measured, secured.child);
   for (const scenario of scenarios(ids)) {
-    const authOn = await pass(secured.url, { authorization: `Bearer ${reader.secret}` }, scenario.ops);
+    const authOn = await pass(secured.url, { authorization: `Bearer ${reader.secret}` }, scenario.ops, secured.child);
     results[scenario.key] = { label: scenario.label, authOn };
     say(line(`auth on : ${scenario.label}`, authOn));
   }
@@ -260,17 +307,30 @@ try {
   if (!flag('no-compare')) {
     const open = await startServer({ ...db.env, ...limits, TANGENT_AUTH: 'off' }, 'auth-off');
     children.push(open.child);
-    await warmUp(open.url, {}, [...workload(ids), { name: '__typename', query: '{ __typename }' }]);
+    await warmUp(open.url, {}, measured, open.child);
     for (const scenario of scenarios(ids)) {
-      const authOff = await pass(open.url, {}, scenario.ops);
+      const authOff = await pass(open.url, {}, scenario.ops, open.child);
       results[scenario.key]!.authOff = authOff;
       say(line(`auth off: ${scenario.label}`, authOff));
     }
     await stopServer(open.child);
   }
   const typename = results.typename;
-  const ratios = apollo && typename ? { typenameVsApolloAuthOff: typename.authOff ? round3(typename.authOff.rps / apollo.rps) : null, typenameVsApolloAuthOn: round3(typename.authOn.rps / apollo.rps) } : {};
-  if (apollo && typename) say(`__typename vs bare Apollo: auth off ${ratios.typenameVsApolloAuthOff ?? '-'}×, auth on ${ratios.typenameVsApolloAuthOn}×`);
+  // req/s ratios, and the same by server CPU (bare Apollo's CPU per request over Tangent's: 0.6
+  // means Tangent spends 1/0.6 of Apollo's CPU on a request), which moves less with the machine's load.
+  const cpuRatio = (f: Figures | undefined) => (apollo?.cpuMsPerRequest && f?.cpuMsPerRequest ? round3(apollo.cpuMsPerRequest / f.cpuMsPerRequest) : null);
+  const ratios =
+    apollo && typename
+      ? {
+          typenameVsApolloAuthOff: typename.authOff ? round3(typename.authOff.rps / apollo.rps) : null,
+          typenameVsApolloAuthOn: round3(typename.authOn.rps / apollo.rps),
+          typenameCpuVsApolloAuthOff: cpuRatio(typename.authOff),
+          typenameCpuVsApolloAuthOn: cpuRatio(typename.authOn),
+        }
+      : {};
+  if (apollo && typename) {
+    say(`__typename vs bare Apollo: auth off ${ratios.typenameVsApolloAuthOff ?? '-'}×, auth on ${ratios.typenameVsApolloAuthOn}× (by server CPU per request: auth off ${ratios.typenameCpuVsApolloAuthOff ?? '-'}×, auth on ${ratios.typenameCpuVsApolloAuthOn ?? '-'}×)`);
+  }
   const loadAfter = load();
   say(`load average after: ${loadAfter.join(' ')}`);
 

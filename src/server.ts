@@ -1,9 +1,8 @@
-import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
+import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { ApolloServer } from '@apollo/server';
 import { ApolloServerPluginCacheControlDisabled, ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
 import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
-import { expressMiddleware } from '@as-integrations/express5';
 import cors from 'cors';
 import express from 'express';
 import { Authenticator } from './platform/auth/authenticate.js';
@@ -22,6 +21,7 @@ import { buildSchema } from './modules/schema.js';
 import { formatError } from './platform/graphql/format-error.js';
 import { compiledExecution } from './platform/http/compiled-execution.js';
 import { errorHandler } from './platform/http/errors.js';
+import { apolloHandler, graphqlPostPath, isGraphQLPost, type Middleware } from './platform/http/graphql-http.js';
 import { exportRoutes } from './modules/curation/export-route.js';
 import { serveWebSocket } from './platform/http/graphql-ws.js';
 import { explorerRoutes } from './platform/http/explorer.js';
@@ -67,7 +67,9 @@ export async function createServer(config: Config, options: ServerOptions = {}):
     // No ETag on responses: every GraphQL response is a POST's (or an uncached GET's) and differs per
     // request, so express would hash each body (SHA-1) for a validator no client can use.
     app.set('etag', false);
-    const httpServer = createHttpServer(app);
+    // POST /graphql, nearly every request, is answered by the same layers without express (set below).
+    let graphqlPost: ((req: IncomingMessage, res: ServerResponse) => void) | null = null;
+    const httpServer = createHttpServer((req, res) => (graphqlPost && isGraphQLPost(req) ? graphqlPost(req, res) : app(req, res)));
     // Idle keep-alive sockets outlive the clients' own idle timeouts (undici: 4 s), so a client never
     // reuses a socket at the instant the server closes it — which, with the embedded database blocking
     // the event loop during large statements, otherwise surfaces as ECONNRESET on a healthy server.
@@ -138,26 +140,26 @@ export async function createServer(config: Config, options: ServerOptions = {}):
     });
     await apollo.start();
 
-    app.use(requestId(log));
+    const tagRequests = requestId(log);
+    app.use(tagRequests);
 
-    // The GraphQL chain: CORS, authentication, body, limits, Apollo.
-    const graphql = [
+    // The GraphQL chain: CORS, authentication, body, limits, Apollo. Every layer is plain node
+    // middleware (src/platform/http/graphql-http.ts), so express runs it for GET and OPTIONS /graphql
+    // and POST /graphql runs it without express, with express's own error handler last.
+    const graphql: Middleware[] = [
       // No CORS headers unless origins are configured: browsers on other origins are refused.
-      ...(config.corsOrigins.length ? [cors({ origin: config.corsOrigins.includes('*') ? '*' : config.corsOrigins, maxAge: 600 })] : []),
+      ...(config.corsOrigins.length ? [cors({ origin: config.corsOrigins.includes('*') ? '*' : config.corsOrigins, maxAge: 600 }) as Middleware] : []),
       authenticateRequests(authenticator, rateLimits, clientAddress),
-      express.json({ limit: config.maxBodyBytes }),
+      express.json({ limit: config.maxBodyBytes }) as unknown as Middleware,
       // Token and nesting limits before Apollo parses; a persisted query's hash checked against its query.
       guardGraphQLRequests(limits),
-      expressMiddleware(apollo, {
-        context: async ({ res }) => {
-          const state = requestState(res);
-          return createContext(services, state.requestId, state.caller, () => state.log);
-        },
+      apolloHandler(apollo, async (_req, res) => {
+        const state = requestState(res);
+        return createContext(services, state.requestId, state.caller, () => state.log);
       }),
     ];
-    // POST /graphql, nearly every request, first: it is neither /healthz nor the IDE's (which serves
-    // GET only), so it skips their layers. GET and OPTIONS /graphql reach the same chain below.
-    app.post('/graphql', ...graphql);
+    const lastResort = errorHandler(config.maxBodyBytes, log);
+    graphqlPost = graphqlPostPath([tagRequests, ...graphql], lastResort);
 
     app.get('/healthz', async (_req, res) => {
       try {
@@ -188,7 +190,7 @@ export async function createServer(config: Config, options: ServerOptions = {}):
     );
 
     // Body-parser refusals (oversize, malformed JSON) and middleware failures, in GraphQL's error shape.
-    app.use(errorHandler(config.maxBodyBytes, log));
+    app.use(lastResort);
 
     await new Promise<void>((resolve, reject) => {
       httpServer.once('error', reject);

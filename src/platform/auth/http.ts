@@ -1,4 +1,4 @@
-import type { NextFunction, Request, Response } from 'express';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ErrorCode, TangentError } from '../errors.js';
 import { knownError, sendError } from '../http/errors.js';
 import type { RateLimits } from '../http/rate-limit.js';
@@ -33,13 +33,14 @@ export async function admit(
 }
 
 /**
- * Express middleware for /graphql and /export: admits the caller (before the body is read, so a
+ * Middleware for /graphql and /export: admits the caller (before the body is read, so a
  * caller without a key cannot make the server parse 64 MB). Refusals answer at once: 401
  * UNAUTHENTICATED, 429 AUTH_THROTTLED or RATE_LIMITED (with Retry-After), 503 DATABASE_UNAVAILABLE
- * when the key cannot be checked.
+ * when the key cannot be checked. Written over node's request and response: it serves the express
+ * routes and the POST /graphql path that bypasses express alike.
  */
 export function authenticateRequests(authenticator: Authenticator, limits: RateLimits, clientAddress: ClientAddress) {
-  return async (req: Request, res: Response, next: NextFunction) => {
+  return async (req: IncomingMessage, res: ServerResponse, next: (error?: unknown) => void) => {
     const state = requestState(res);
     try {
       state.caller = await admit(authenticator, limits, req.headers.authorization, clientAddress(req));

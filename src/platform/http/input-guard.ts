@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { ApolloServerPlugin } from '@apollo/server';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { NextFunction, Request, Response } from 'express';
 import {
   getNamedType,
@@ -26,7 +27,7 @@ import {
 import type { RequestContext } from '../request-context.js';
 import { BadUserInputError, ErrorCode, TangentError } from '../errors.js';
 import { checkJsonValue, unstorableString } from '../graphql/scalars.js';
-import { sendError } from './errors.js';
+import { sendError, sendJson } from './errors.js';
 
 /**
  * What enters through GraphQL is checked here, once, at the edge, on HTTP and WebSocket alike:
@@ -101,7 +102,8 @@ function extensionsOf(value: unknown): Record<string, unknown> | null {
 }
 
 /**
- * Express middleware in front of Apollo on /graphql (POST bodies and GET query strings):
+ * Middleware in front of Apollo on /graphql (POST bodies and GET query strings), over node's
+ * request and response (express's GET and OPTIONS, and the POST path that bypasses express):
  *
  * - a persisted query whose `sha256Hash` is not the hash of the query sent with it is refused
  *   with PERSISTED_QUERY_HASH_MISMATCH (Apollo's own refusal carries no code);
@@ -110,8 +112,9 @@ function extensionsOf(value: unknown): Record<string, unknown> | null {
  *   registered.
  */
 export function guardGraphQLRequests(limits: DocumentLimits) {
-  return (req: Request, res: Response, next: NextFunction): void => {
-    const params: Record<string, unknown> = req.method === 'GET' ? (req.query as Record<string, unknown>) : req.body && typeof req.body === 'object' ? req.body : {};
+  return (req: IncomingMessage & { body?: unknown; query?: unknown }, res: ServerResponse, next: (error?: unknown) => void): void => {
+    // GET only reaches this through express, which parses the query string into `req.query`.
+    const params = ((req.method === 'GET' ? req.query : req.body && typeof req.body === 'object' ? req.body : null) ?? {}) as Record<string, unknown>;
     const query = params.query;
     if (typeof query !== 'string') return next();
     const hash = extensionsOf(extensionsOf(params.extensions)?.persistedQuery)?.sha256Hash;
@@ -123,7 +126,7 @@ export function guardGraphQLRequests(limits: DocumentLimits) {
     }
     if (!refusal) return next();
     const { http: _http, ...extensions } = refusal.extensions;
-    res.status(400).json({ errors: [{ message: refusal.message, extensions }] });
+    sendJson(res, 400, { errors: [{ message: refusal.message, extensions }] });
   };
 }
 

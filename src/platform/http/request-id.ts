@@ -1,9 +1,13 @@
 import { randomUUID } from 'node:crypto';
-import type { NextFunction, Request, Response } from 'express';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Caller } from '../auth/roles.js';
 import type { Logger } from '../logger.js';
+import { pathOf } from './errors.js';
 
-/** What the middleware chain learns about a request, kept in `res.locals`. */
+/**
+ * What the middleware chain learns about a request, kept in `res.locals` (express's place for it;
+ * the POST /graphql path that bypasses express sets the same property on node's response).
+ */
 export interface RequestState {
   requestId: string;
   /** The server's logger with the request id bound: every line about this request goes through it. */
@@ -12,8 +16,8 @@ export interface RequestState {
   caller?: Caller;
 }
 
-export function requestState(res: Response): RequestState {
-  return res.locals as RequestState;
+export function requestState(res: ServerResponse): RequestState {
+  return (res as ServerResponse & { locals: RequestState }).locals;
 }
 
 /**
@@ -49,17 +53,17 @@ const CLIENT_ID = /^[\w.-]{1,100}$/;
  * limiting run, and those are ours.
  */
 export function requestId(log: Logger) {
-  return (req: Request, res: Response, next: NextFunction) => {
+  return (req: IncomingMessage, res: ServerResponse, next: (error?: unknown) => void) => {
     const header = req.headers['x-request-id'];
     const id = typeof header === 'string' && CLIENT_ID.test(header) ? header : randomUUID();
     res.setHeader('x-request-id', id);
     const state = new RequestLocals(id, log);
-    res.locals = state as unknown as Response['locals'];
+    (res as ServerResponse & { locals: RequestState }).locals = state;
     const started = process.hrtime.bigint();
     res.on('finish', () => {
       if (res.statusCode < 400 && !log.isLevelEnabled('debug')) return;
       const ms = Number(process.hrtime.bigint() - started) / 1e6;
-      const line = { method: req.method, path: req.path, status: res.statusCode, ms: Math.round(ms * 10) / 10, keyId: state.caller?.key?.id };
+      const line = { method: req.method, path: pathOf(req), status: res.statusCode, ms: Math.round(ms * 10) / 10, keyId: state.caller?.key?.id };
       if (res.statusCode >= 500) state.log.warn(line, 'request failed');
       else if (res.statusCode >= 400) state.log.info(line, 'request refused');
       else state.log.debug(line, 'request done');
