@@ -3,6 +3,7 @@ import { PrismaPg } from '@prisma/adapter-pg';
 import pg from 'pg';
 import { from as copyFromStream } from 'pg-copy-streams';
 import { PrismaPGlite } from 'pglite-prisma-adapter';
+import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -64,6 +65,10 @@ function openPostgres(url: string, poolSize: number, log: Logger, statementTimeo
     max: poolSize,
     connectionTimeoutMillis: 5_000,
     ...(statementTimeoutMs > 0 ? { statement_timeout: statementTimeoutMs } : {}),
+    // Prepared statements (see `prepared`) are planned for each execution, as unnamed ones are:
+    // never PostgreSQL's generic plan, which it may switch to after five runs of a statement. A
+    // startup option of every connection, after PGOPTIONS; `options` in DATABASE_URL replaces both.
+    options: [process.env.PGOPTIONS, '-c plan_cache_mode=force_custom_plan'].filter(Boolean).join(' '),
   });
   // An idle client losing its connection (the server restarted) must not crash the process.
   pool.on('error', (error) => log.warn({ err: error }, 'idle database connection lost'));
@@ -72,7 +77,7 @@ function openPostgres(url: string, poolSize: number, log: Logger, statementTimeo
 
   const clientSql = (client: pg.PoolClient | pg.Pool): Sql => ({
     async query<Row>(text: string, params: readonly unknown[] = []) {
-      const result = await client.query(text, params as unknown[]);
+      const result = await client.query(prepared(text, params));
       return result.rows as Row[];
     },
     async queryArrays(text, params = [], options = {}) {
@@ -255,6 +260,26 @@ const TEXT_TYPES = { getTypeParser: () => (value: string) => value };
  * integers, oids, floats and numerics. Arrays, json and dates keep their parsers (no export reads them as text).
  */
 const PGLITE_TEXT_PARSERS: Record<number, (value: string) => string> = Object.fromEntries([16, 20, 21, 23, 26, 700, 701, 1700].map((oid) => [oid, (value: string) => value]));
+
+/** Distinct statement texts prepared, at most; past it, statements go unnamed (as before). */
+const MAX_PREPARED = 500;
+const preparedNames = new Map<string, string>();
+
+/**
+ * A statement of `sql.query` as a named (prepared) one, named by a hash of its text: node-postgres
+ * parses a named statement once per connection, and PostgreSQL then skips parsing and analysing it
+ * on every later run. On the run-with-checkpoints read that halved PostgreSQL's CPU time (about
+ * 0.4 ms to 0.2 ms per request), which on a small machine is shared with the server. Texts are
+ * composed from fixed fragments with every value bound, so they are few; MAX_PREPARED bounds them anyway.
+ */
+function prepared(text: string, values: readonly unknown[]): pg.QueryConfig {
+  let name = preparedNames.get(text);
+  if (name === undefined && preparedNames.size < MAX_PREPARED) {
+    name = `t${createHash('sha256').update(text).digest('base64url').slice(0, 24)}`;
+    preparedNames.set(text, name);
+  }
+  return name === undefined ? { text, values: values as unknown[] } : { name, text, values: values as unknown[] };
+}
 
 /** Quotes an identifier for the few places (COPY column lists) where SQL text is assembled. */
 export function quoteIdent(name: string): string {
