@@ -55,7 +55,14 @@ if (!existsSync(path.join(ROOT, 'dist', 'main.js'))) {
 const quiet = pino({ level: 'warn' });
 
 /** A database of the benchmark's own: its env for the server, and how to remove it. */
-async function benchDatabase(): Promise<{ env: Record<string, string>; config: Parameters<typeof openDatabase>[0]; backend: string; drop(): Promise<void> }> {
+async function benchDatabase(): Promise<{
+  env: Record<string, string>;
+  config: Parameters<typeof openDatabase>[0];
+  backend: string;
+  /** Process ids of the PostgreSQL backends serving the benchmark's database (to read their CPU time when the server is local). */
+  backendPids?(): Promise<number[]>;
+  drop(): Promise<void>;
+}> {
   const admin = process.env.DATABASE_URL;
   if (admin) {
     const name = `tangent_bench_${process.pid}`;
@@ -67,7 +74,23 @@ async function benchDatabase(): Promise<{ env: Record<string, string>; config: P
     await exec(`CREATE DATABASE ${name}`);
     const url = new URL(admin);
     url.pathname = `/${name}`;
-    return { env: { DATABASE_URL: url.toString() }, config: { kind: 'postgres', url: url.toString(), poolSize: 2 }, backend: 'postgres', drop: () => exec(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`) };
+    const backendPids = async () => {
+      const client = new pg.Client({ connectionString: admin });
+      await client.connect();
+      try {
+        const { rows } = await client.query<{ pid: number }>('SELECT pid FROM pg_stat_activity WHERE datname = $1', [name]);
+        return rows.map((r) => r.pid);
+      } finally {
+        await client.end();
+      }
+    };
+    return {
+      env: { DATABASE_URL: url.toString() },
+      config: { kind: 'postgres', url: url.toString(), poolSize: 2 },
+      backend: 'postgres',
+      backendPids,
+      drop: () => exec(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`),
+    };
   }
   const dir = mkdtempSync(path.join(tmpdir(), 'tangent-bench-'));
   return { env: { TANGENT_DATA_DIR: dir }, config: { kind: 'pglite', dataDir: dir }, backend: 'pglite', drop: async () => rmSync(dir, { recursive: true, force: true }) };
@@ -187,9 +210,11 @@ function scenarios(ids: { datasetId: string; runId: string }): { key: string; la
  * divided by the requests it served. On a shared 2-core machine req/s follows whatever else runs;
  * CPU per request is what the server itself spends, so it compares across runs and loads (it still
  * rises somewhat with contention: cache misses, and the kernel's loopback work charged to writes).
- * Absent where /proc is not readable. The database server's own CPU is not in it.
+ * Absent where /proc is not readable. The database server's own CPU is not in it: that is
+ * `dbCpuMsPerRequest`, the CPU time of the PostgreSQL backends serving the benchmark's database
+ * (when PostgreSQL runs on this machine; they share its cores with the server).
  */
-type Figures = { rps: number; p50Ms: number; p99Ms: number; errors: number; requests: number; cpuMsPerRequest?: number };
+type Figures = { rps: number; p50Ms: number; p99Ms: number; errors: number; requests: number; cpuMsPerRequest?: number; dbCpuMsPerRequest?: number };
 
 /** User + system CPU time of a process, in ms (Linux /proc; clock ticks at the usual 100 Hz). */
 function cpuMsOf(pid: number | undefined): number | null {
@@ -237,9 +262,10 @@ async function warmUp(url: string, headers: Record<string, string>, ops: Op[], s
   }
 }
 
-async function pass(url: string, headers: Record<string, string>, ops: Op[], server?: ChildProcess): Promise<Figures> {
+async function pass(url: string, headers: Record<string, string>, ops: Op[], server?: ChildProcess, database = true): Promise<Figures> {
   for (const op of ops) await gql(url, headers, op.query, op.variables); // every request of the mix is valid
   const cpuBefore = cpuMsOf(server?.pid);
+  const dbBefore = database ? await dbCpu() : null;
   const result = await autocannon({
     url,
     connections,
@@ -253,7 +279,27 @@ async function pass(url: string, headers: Record<string, string>, ops: Op[], ser
     errors: result.errors + result.timeouts + result.non2xx,
     requests: result.requests.total,
     ...cpuFigure(cpuBefore, cpuMsOf(server?.pid), result.requests.total),
+    ...(database ? dbFigure(dbBefore, await dbCpu(), result.requests.total) : {}),
   };
+}
+
+/** CPU time (ms) by backend pid of the benchmark database's PostgreSQL backends on this machine, or null. */
+async function dbCpu(): Promise<Map<number, number> | null> {
+  if (!db.backendPids) return null;
+  const out = new Map<number, number>();
+  for (const pid of await db.backendPids()) {
+    const ms = cpuMsOf(pid);
+    if (ms !== null) out.set(pid, ms);
+  }
+  return out.size ? out : null;
+}
+
+/** A backend that started during the pass counts from zero; one that ended during it is lost (the pool keeps them while busy). */
+function dbFigure(before: Map<number, number> | null, after: Map<number, number> | null, requests: number): { dbCpuMsPerRequest?: number } {
+  if (!after || requests === 0) return {};
+  let ms = 0;
+  for (const [pid, now] of after) ms += now - (before?.get(pid) ?? 0);
+  return { dbCpuMsPerRequest: Math.round((ms / requests) * 1000) / 1000 };
 }
 
 function cpuFigure(before: number | null, after: number | null, requests: number): { cpuMsPerRequest?: number } {
@@ -262,7 +308,7 @@ function cpuFigure(before: number | null, after: number | null, requests: number
 }
 
 const line = (name: string, f: Figures) =>
-  `${name.padEnd(42)} ${String(f.rps).padStart(6)} req/s, p50 ${f.p50Ms} ms, p99 ${f.p99Ms} ms, ${f.errors} errors of ${f.requests}${f.cpuMsPerRequest !== undefined ? `, server CPU ${f.cpuMsPerRequest} ms/request` : ''}`;
+  `${name.padEnd(42)} ${String(f.rps).padStart(6)} req/s, p50 ${f.p50Ms} ms, p99 ${f.p99Ms} ms, ${f.errors} errors of ${f.requests}${f.cpuMsPerRequest !== undefined ? `, server CPU ${f.cpuMsPerRequest} ms/request` : ''}${f.dbCpuMsPerRequest !== undefined ? `, PostgreSQL CPU ${f.dbCpuMsPerRequest} ms/request` : ''}`;
 const round3 = (x: number) => Math.round(x * 1000) / 1000;
 
 const db = await benchDatabase();
@@ -288,7 +334,7 @@ try {
     const bare = await startBareApollo();
     children.push(bare.child);
     await warmUp(bare.url, {}, [{ name: '__typename', query: '{ __typename }' }], bare.child);
-    apollo = await pass(bare.url, {}, [{ name: '__typename', query: '{ __typename }' }], bare.child);
+    apollo = await pass(bare.url, {}, [{ name: '__typename', query: '{ __typename }' }], bare.child, false);
     say(line('bare Apollo Server 5: { __typename }', apollo));
     await stopServer(bare.child);
   }
