@@ -270,6 +270,15 @@ async function main() {
     recording = null;
     return statements;
   };
+  /**
+   * The page's statement among a request's: the one that orders and limits (the checkpoint lookup and
+   * the term check run beside it and may finish after it). Replayed as plain `query` (rows as objects).
+   */
+  const pageStatement = (statements: { text: string; values: unknown[] }[]) => {
+    const found = statements.find((s) => /ORDER BY/.test(s.text) && /LIMIT/.test(s.text));
+    if (!found) throw new Error('the request sent no page statement');
+    return found;
+  };
   const raw = (s: { text: string; values: unknown[] }) => () => base.sql.query(s.text, s.values);
 
   const results: Record<string, unknown> = {};
@@ -289,7 +298,7 @@ async function main() {
   const TOP_EDGES = `query($c: ID!) { checkpoint(id: $c) { rankedSamples(first: 1000, orderBy: { term: K_NORM, direction: DESC }) {
       edges { cursor node { sampleId index label kNorm } } pageInfo { hasNextPage endCursor } } } }`;
   const topVars = { c: checkpointId };
-  const topSql = (await statementsOf(TOP, topVars)).at(-1)!;
+  const topSql = pageStatement(await statementsOf(TOP, topVars));
   if (runs('top1000')) {
     const [top, topRaw] = await measurePair(reps, () => gql(TOP, topVars), raw(topSql));
     // Where the GraphQL time goes, from the recorder over another round of requests: the statements
@@ -364,7 +373,7 @@ async function main() {
         edges { cursor node { sampleId index label loss gNorm } } pageInfo { hasNextPage endCursor } } } }`;
     const first = await gql(FILTERED, { c: checkpointId });
     const filteredVars = { c: checkpointId, after: first.checkpoint.rankedSamples.pageInfo.endCursor };
-    const filteredSql = (await statementsOf(FILTERED, filteredVars)).at(-1)!;
+    const filteredSql = pageStatement(await statementsOf(FILTERED, filteredVars));
     const [filtered, filteredRaw] = await measurePair(reps, () => gql(FILTERED, filteredVars), raw(filteredSql));
     report('filtered', filtered, filteredRaw);
   }

@@ -7,7 +7,7 @@ import { checkSubset } from '../terms/subsets.js';
 import { ensureTerms } from '../terms/availability.js';
 import { checkpointInfo, resolveTarget, type CurationContext } from './checkpoint-info.js';
 import { queryDigest, querySubset, requiredTerms, scopeOf, type BoundQuery, type SampleQuery } from './query.js';
-import { rankCount, rankPage, toRankedRows, type CheckpointInfo, type RankedRawRow, type RankedSampleRow } from './ranking-storage.js';
+import { rankCount, rankedRows, rankPage, type CheckpointInfo, type RankedPage, type RankedSampleRow } from './ranking-storage.js';
 
 export type { RankedSampleRow };
 
@@ -32,6 +32,9 @@ export async function prepareQuery(ctx: CurationContext, checkpointId: number, q
   return { ...bound(checkpointId, query, targetKey), info };
 }
 
+/** `first: 0`: no statement, no rows. */
+const EMPTY_PAGE: RankedPage = { columns: [], rows: [] };
+
 /** Decodes `after` for a query: [value, sampleId]. */
 export function afterKey(q: BoundQuery, after: string | null | undefined): { value: number; sampleId: number } | null {
   const key = decodeCursor(q.list, after);
@@ -55,12 +58,12 @@ export async function rankSamples(
 ): Promise<ConnectionRow<RankedSampleRow>> {
   const limit = pageSize(page.first, ctx.config.maxPageSize);
   let prepared: PreparedQuery;
-  let raw: RankedRawRow[];
+  let raw: RankedPage;
   if (query.target?.kind === 'selection') {
     // A selection as target must be checked against the dataset before anything reads with it.
     prepared = await prepareQuery(ctx, checkpointId, query);
     const after = afterKey(prepared, page.after);
-    raw = limit > 0 ? await rankPage(ctx.db.sql, prepared, after, limit + 1) : [];
+    raw = limit > 0 ? await rankPage(ctx.db.sql, prepared, after, limit + 1) : EMPTY_PAGE;
   } else {
     // Otherwise the statement needs nothing from the database: the page, the checkpoint lookup and
     // the term check run side by side, and the page is thrown away unless the check passes (the
@@ -74,13 +77,13 @@ export async function rankSamples(
       const computed = await ensureTerms(ctx, checkpointId, required, scopeOf(info.datasetId, query.filter));
       return { info, computed };
     })();
-    const read = () => (limit > 0 ? rankPage(ctx.db.sql, q, after, limit + 1) : Promise.resolve([]));
+    const read = () => (limit > 0 ? rankPage(ctx.db.sql, q, after, limit + 1) : Promise.resolve(EMPTY_PAGE));
     const [{ info, computed }, rows] = await Promise.all([checked, read()]);
     prepared = { ...q, info };
     // Terms computed by the check were not there when the page was read side by side: read it again.
     raw = computed ? await read() : rows;
   }
-  const rows = toRankedRows(prepared.info, raw, querySubset(query));
+  const rows = raw.rows.length ? rankedRows(prepared.info, raw, querySubset(query)) : [];
   const page_ = rows.slice(0, limit);
   // Cursors are made only when a client reads them, with the JSON written directly (this is what
   // encodeCursor writes for [value, sampleId]: finite numbers print the same in both).
