@@ -12,8 +12,14 @@
  * and the samples page. The top-level figures of the JSON line are the mixed workload with auth on
  * (as before), `authOff` the same with auth off.
  *
+ * Each pass gives req/s, p50/p99 latency, the server's CPU time per request and (PostgreSQL on
+ * this machine) its backends' CPU time per request; `__typename` is compared with bare Apollo both
+ * by req/s and by server CPU per request, the one that moves less with the machine's load. Every
+ * server is up and warm before the first pass, and each scenario's auth-on and auth-off passes run
+ * back to back.
+ *
  * Flags: --json (only the JSON line on stdout), --duration <s> (default 10), --connections <n>
- * (default 20), --warmup <s> (load on each server before its passes, default 3), --no-compare (auth on only), --no-baseline (skip bare Apollo), --only <a,b>
+ * (default 20), --warmup <s> (load on each server before its passes, default 3, longer until its CPU per request settles), --no-compare (auth on only), --no-baseline (skip bare Apollo), --only <a,b>
  * (scenarios by key: typename, run, samples, mixed), --profile <dir> (servers run under
  * `node --cpu-prof`, profiles written there when they stop). The last line printed is one JSON object.
  */
@@ -324,43 +330,51 @@ try {
   const load = () => loadavg().map((x) => Math.round(x * 100) / 100);
   const loadBefore = load();
   const limits = { TANGENT_RATE_LIMIT_PER_MIN: '100000000' }; // the limiter runs, without refusing
+  // Seeded through a server of its own: the measured servers then start together, with the same
+  // history. (The auth-on server used to serve the seeding too, and measured less CPU per request
+  // than the fresh auth-off one in the same minutes, while two fresh servers measured alike.)
+  const seeder = await startServer({ ...db.env, ...limits, TANGENT_AUTH: 'on' }, 'seed');
+  children.push(seeder.child);
+  const ids = await seed(seeder.url, { authorization: `Bearer ${secret}` });
+  await stopServer(seeder.child);
   const secured = await startServer({ ...db.env, ...limits, TANGENT_AUTH: 'on' }, 'auth-on');
   children.push(secured.child);
-  const ids = await seed(secured.url, { authorization: `Bearer ${secret}` });
   say(`backend ${db.backend}; ${ids.samples} samples; ${connections} connections for ${duration} s per pass; server: dist (node bin/tangent.js serve); load average ${loadBefore.join(' ')}`);
-  // The baseline between seeding and the passes: the same minutes of the same machine.
+  // Every server is started and warmed up before any pass, and the auth-on and auth-off passes of
+  // each scenario run back to back, the bare Apollo baseline just before them: on a shared machine
+  // whose load drifts by the minute, figures taken minutes apart (auth off used to run only after
+  // every auth-on pass, on a younger server) differed by more than what they compared.
+  const typenameOps: Op[] = [{ name: '__typename', query: '{ __typename }' }];
+  const bare = flag('no-baseline') ? null : await startBareApollo();
+  if (bare) children.push(bare.child);
+  const open = flag('no-compare') ? null : await startServer({ ...db.env, ...limits, TANGENT_AUTH: 'off' }, 'auth-off');
+  if (open) children.push(open.child);
+  const readerHeaders = { authorization: `Bearer ${reader.secret}` };
+  // Warm-up on the requests the passes send (under --only, those alone: a profile then shows them, not the rest of the mix).
+  const measured = [...new Set(scenarios(ids).flatMap((s) => s.ops))];
+  if (bare) await warmUp(bare.url, {}, typenameOps, bare.child);
+  await warmUp(secured.url, readerHeaders, measured, secured.child);
+  if (open) await warmUp(open.url, {}, measured, open.child);
+
   let apollo: Figures | null = null;
-  if (!flag('no-baseline')) {
-    const bare = await startBareApollo();
-    children.push(bare.child);
-    await warmUp(bare.url, {}, [{ name: '__typename', query: '{ __typename }' }], bare.child);
-    apollo = await pass(bare.url, {}, [{ name: '__typename', query: '{ __typename }' }], bare.child, false);
+  if (bare) {
+    apollo = await pass(bare.url, {}, typenameOps, bare.child, false);
     say(line('bare Apollo Server 5: { __typename }', apollo));
     await stopServer(bare.child);
   }
-
   const results: Record<string, { label: string; authOn: Figures; authOff?: Figures }> = {};
-  // Warm-up on the requests the passes send (under --only, those alone: a profile then shows them, not the rest of the mix).
-  const measured = [...new Set(scenarios(ids).flatMap((s) => s.ops))];
-  await warmUp(secured.url, { authorization: `Bearer ${reader.secret}` }, measured, secured.child);
   for (const scenario of scenarios(ids)) {
-    const authOn = await pass(secured.url, { authorization: `Bearer ${reader.secret}` }, scenario.ops, secured.child);
+    const authOn = await pass(secured.url, readerHeaders, scenario.ops, secured.child);
     results[scenario.key] = { label: scenario.label, authOn };
     say(line(`auth on : ${scenario.label}`, authOn));
-  }
-  await stopServer(secured.child);
-
-  if (!flag('no-compare')) {
-    const open = await startServer({ ...db.env, ...limits, TANGENT_AUTH: 'off' }, 'auth-off');
-    children.push(open.child);
-    await warmUp(open.url, {}, measured, open.child);
-    for (const scenario of scenarios(ids)) {
+    if (open) {
       const authOff = await pass(open.url, {}, scenario.ops, open.child);
       results[scenario.key]!.authOff = authOff;
       say(line(`auth off: ${scenario.label}`, authOff));
     }
-    await stopServer(open.child);
   }
+  await stopServer(secured.child);
+  if (open) await stopServer(open.child);
   const typename = results.typename;
   // req/s ratios, and the same by server CPU (bare Apollo's CPU per request over Tangent's: 0.6
   // means Tangent spends 1/0.6 of Apollo's CPU on a request), which moves less with the machine's load.
