@@ -24,7 +24,7 @@ import { BadUserInputError, ModelUnusableError, invariant } from '../../platform
 import { bytesToFloat32 } from '../../platform/float32.js';
 import type { Logger } from '../../platform/logger.js';
 import { VERSION } from '../../platform/version.js';
-import { ModelCache, type IdleModel, type ModelCacheStats } from './engine-models.js';
+import { ModelCache, type FamilyModel, type ModelCacheStats } from './engine-models.js';
 import { ComputeBudgets } from './budgets.js';
 import { TrunkCache, type TrunkBatch, type TrunkCacheStats } from './trunk-cache.js';
 
@@ -270,6 +270,7 @@ export class ComputeService {
   private async withModel<T>(ckpt: ComputeCheckpoint, fn: (pool: ComputePool, model: PoolModel) => Promise<T>): Promise<T> {
     const pool = await this.pool();
     let swap: Swap | null = null;
+    let index: Promise<WeightIndex | null> | undefined;
     return this.models.use(
       ckpt.id,
       ckpt.weightBytes * pool.threads,
@@ -293,26 +294,35 @@ export class ComputeService {
         return this.loadModel(pool, ckpt);
       },
       (model) => fn(pool, model),
-      { family: ckpt.model.id, choose: async (idle) => (swap = await this.chooseSwap(ckpt, idle)) && idle.find((m) => m.key === swap!.from)! },
+      {
+        family: ckpt.model.id,
+        choose: async (loaded) => {
+          index ??= checkpointWeightIndex(this.db, ckpt.id);
+          swap = this.chooseSwap(await index, loaded);
+          return swap && loaded.find((m) => m.key === swap!.from)!;
+        },
+      },
     );
   }
 
-  /** The idle model whose weights differ least from the checkpoint's, when at most half of the bytes differ. */
-  private async chooseSwap(ckpt: ComputeCheckpoint, idle: readonly IdleModel[]): Promise<Swap | null> {
-    const index = await checkpointWeightIndex(this.db, ckpt.id);
+  /** The loaded model whose weights differ least from the checkpoint's, when at most half of the bytes differ. */
+  private chooseSwap(index: WeightIndex | null, loaded: readonly FamilyModel[]): Swap | null {
     // A checkpoint stored whole (before layers were shared) has no layer rows to read one by one.
     if (!index || index.inline || !index.layerHashes) return null;
     const sizes = layerSizesOf(index.specs);
     const total = [...sizes.values()].reduce((a, b) => a + b, 0);
-    let best: Swap | null = null;
-    for (const m of idle) {
+    // An idle model that will do is taken now; a busy one only when no idle one will (then the miss waits).
+    let best: (Swap & { busy: boolean }) | null = null;
+    for (const m of loaded) {
       const held = this.heldLayers.get(m.model.key);
       if (!held) continue;
       // The same model id means the same topology; the layers must still match one for one.
       if (Object.keys(held).length !== sizes.size || !Object.keys(held).every((layer) => sizes.has(layer))) continue;
       const changed = Object.keys(index.layerHashes).filter((layer) => held[layer] !== index.layerHashes![layer]);
       const bytes = changed.reduce((sum, layer) => sum + sizes.get(layer)!, 0);
-      if (bytes * 2 <= total && (!best || bytes < best.bytes)) best = { from: m.key, specs: index.specs, hashes: index.layerHashes, changed, bytes };
+      if (bytes * 2 > total) continue;
+      const better = !best || (best.busy && !m.busy) || (best.busy === m.busy && bytes < best.bytes);
+      if (better) best = { from: m.key, specs: index.specs, hashes: index.layerHashes, changed, bytes, busy: m.busy };
     }
     return best;
   }
@@ -555,6 +565,9 @@ function engineSubset(subset: ParameterSubset): Subset {
 }
 
 /** The first line of an error's message, at most 300 characters (a reason a client may read). */
+/** A checkpoint's weight specs and layer hashes (storage.ts checkpointWeightIndex). */
+type WeightIndex = NonNullable<Awaited<ReturnType<typeof checkpointWeightIndex>>>;
+
 /** How a checkpoint is written into an idle model: which model, and the layers that differ. */
 interface Swap {
   /** The idle model's cache key (the checkpoint it holds). */

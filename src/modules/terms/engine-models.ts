@@ -27,22 +27,31 @@ interface Entry {
   loaded: boolean;
 }
 
-/** A loaded model no computation is using: a miss in its family may load its weights into it. */
-export interface IdleModel {
+/** A loaded model of the family; `busy` while computations use it. */
+export interface FamilyModel {
   key: number;
   model: PoolModel;
+  busy: boolean;
 }
+
+/** A model handed to `load` to write the new checkpoint's weights into. */
+export type IdleModel = Omit<FamilyModel, 'busy'>;
 
 /**
  * Models of one family (one stored model: one topology) can take each other's weights. On a miss,
- * `choose` is shown the family's idle models and picks one to load the new checkpoint into (or none:
- * then a model is loaded anew). For checkpoints that differ in a few layers (a fine-tune with a
- * frozen trunk) writing those layers is far cheaper than loading a model.
+ * `choose` is shown the family's loaded models and picks one to load the new checkpoint into, or
+ * none (then a model is loaded anew). For checkpoints that differ in a few layers (a fine-tune with
+ * a frozen trunk) writing those layers is far cheaper than loading a model, so a miss whose pick is
+ * busy, or whose family has a model still loading, waits for it (up to REUSE_WAIT_MS) rather than
+ * loading another: a burst of requests over many checkpoints takes turns on one model.
  */
 export interface Reuse {
   family: number;
-  choose: (idle: readonly IdleModel[]) => Promise<IdleModel | null>;
+  choose: (loaded: readonly FamilyModel[]) => Promise<FamilyModel | null>;
 }
+
+/** The longest a miss waits for a family model to come free before it loads a model of its own. */
+const REUSE_WAIT_MS = 5_000;
 
 /**
  * The checkpoint models loaded in the compute threads, bounded by bytes and evicted least recently
@@ -56,6 +65,8 @@ export class ModelCache {
   private totalBytes = 0;
   private loads = 0;
   private swaps = 0;
+  /** Misses waiting for a model of their family to come free, by family. */
+  private readonly waiting = new Map<number, Set<() => void>>();
   private hits = 0;
 
   constructor(
@@ -85,8 +96,12 @@ export class ModelCache {
         (model) => {
           created.value = model;
           created.loaded = true;
+          this.wake(created.family);
         },
-        () => this.forget(created),
+        () => {
+          this.forget(created);
+          this.wake(created.family);
+        },
       );
     }
     entry.users++;
@@ -94,26 +109,60 @@ export class ModelCache {
       return await fn(await entry.model);
     } finally {
       entry.users--;
+      if (entry.users === 0) this.wake(entry.family);
       await this.evict();
     }
   }
 
-  /** Loads `key`: into an idle model of the family where `reuse` picks one, anew otherwise. */
+  /**
+   * Loads `key`: into a model of the family where `reuse` picks one (waiting for it to come free),
+   * anew otherwise.
+   */
   private async open(key: number, load: (from: IdleModel | null) => Promise<PoolModel>, reuse: Reuse | undefined): Promise<PoolModel> {
-    if (reuse) {
-      const idle = [...this.entries.values()]
-        .filter((e) => e.family === reuse.family && e.key !== key && e.users === 0 && e.loaded)
+    if (!reuse) return load(null);
+    const deadline = Date.now() + REUSE_WAIT_MS;
+    for (;;) {
+      const family = [...this.entries.values()].filter((e) => e.family === reuse.family && e.key !== key);
+      const loaded = family
+        .filter((e) => e.loaded)
         .reverse() // most recently used first: likely the nearest checkpoint
-        .map((e) => ({ key: e.key, model: e.value! }));
-      const chosen = idle.length > 0 ? await reuse.choose(idle) : null;
-      // While `choose` ran, a computation may have started on it, or it may have been evicted.
+        .map((e) => ({ key: e.key, model: e.value!, busy: e.users > 0 }));
+      const loading = family.some((e) => !e.loaded);
+      if (loaded.length === 0 && !loading) return load(null);
+      const chosen = loaded.length > 0 ? await reuse.choose(loaded) : null;
+      // Every loaded model differs too much, and none is on its way: a model of its own.
+      if (!chosen && !loading) return load(null);
+      // While `choose` ran, a computation may have started on the pick, or it may have been evicted.
       const taken = chosen && this.entries.get(chosen.key);
       if (taken && taken.users === 0 && taken.loaded && this.forget(taken)) {
         this.swaps++;
         return load({ key: taken.key, model: taken.value! });
       }
+      const left = deadline - Date.now();
+      if (left <= 0) return load(null);
+      await this.nextFree(reuse.family, left);
     }
-    return load(null);
+  }
+
+  /** Resolves when a model of the family comes free or finishes loading, or after `ms`. */
+  private nextFree(family: number, ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const waiters = this.waiting.get(family) ?? new Set<() => void>();
+      this.waiting.set(family, waiters);
+      const done = () => {
+        clearTimeout(timer);
+        waiters.delete(done);
+        if (waiters.size === 0 && this.waiting.get(family) === waiters) this.waiting.delete(family);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      waiters.add(done);
+    });
+  }
+
+  private wake(family: number | undefined): void {
+    if (family === undefined) return;
+    for (const done of [...(this.waiting.get(family) ?? [])]) done();
   }
 
   stats(): ModelCacheStats {
@@ -128,7 +177,9 @@ export class ModelCache {
   private async evict(): Promise<void> {
     for (const entry of [...this.entries.values()]) {
       if (this.totalBytes <= this.capacityBytes) return;
-      if (entry.users === 0 && entry.loaded) await this.drop(entry);
+      // A model a miss of its family is waiting for is about to be reused, not dropped.
+      const wanted = entry.family !== undefined && this.waiting.has(entry.family);
+      if (entry.users === 0 && entry.loaded && !wanted) await this.drop(entry);
     }
   }
 
