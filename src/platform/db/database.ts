@@ -1,4 +1,4 @@
-import { PGlite } from '@electric-sql/pglite';
+import { PGlite, types as pgliteTypes } from '@electric-sql/pglite';
 import { PrismaPg } from '@prisma/adapter-pg';
 import pg from 'pg';
 import { from as copyFromStream } from 'pg-copy-streams';
@@ -171,7 +171,7 @@ async function openPglite(dataDir: string, log: Logger, template?: Blob): Promis
     const fresh = inMemory || !existsSync(join(dataDir, 'PG_VERSION'));
     // A new cluster starts from a dump rather than initdb: the caller's, else the build's (if any).
     const dump = fresh ? (template ?? readInitdbDump()) : undefined;
-    db = await PGlite.create({ ...(inMemory ? {} : { dataDir }), ...(dump ? { loadDataDir: dump } : {}) });
+    db = await PGlite.create({ ...(inMemory ? {} : { dataDir }), ...(dump ? { loadDataDir: dump } : {}), ...PGLITE_BYTEA });
   } catch (error) {
     lock?.release();
     throw error;
@@ -260,6 +260,22 @@ const TEXT_TYPES = { getTypeParser: () => (value: string) => value };
  * integers, oids, floats and numerics. Arrays, json and dates keep their parsers (no export reads them as text).
  */
 const PGLITE_TEXT_PARSERS: Record<number, (value: string) => string> = Object.fromEntries([16, 20, 21, 23, 26, 700, 701, 1700].map((oid) => [oid, (value: string) => value]));
+
+/**
+ * bytea through PGlite by Node's native hex codec. PGlite's own converts each byte in JavaScript: on
+ * this 2-core machine 8 MB took 10.5 s to send and 1.9 s to read (a checkpoint of Mantis-8M is 32 MB,
+ * and series and trunk features are bytea too), against 0.76 s and 0.21 s this way.
+ */
+const PGLITE_BYTEA = {
+  parsers: { [pgliteTypes.BYTEA]: (text: string) => Buffer.from(text.slice(2), 'hex') },
+  serializers: {
+    [pgliteTypes.BYTEA]: (value: unknown) => {
+      if (typeof value === 'string') return value; // a bytea literal ('\\x…') as given
+      const bytes = ArrayBuffer.isView(value) ? Buffer.from(value.buffer, value.byteOffset, value.byteLength) : Buffer.from(value as ArrayBuffer);
+      return `\\x${bytes.toString('hex')}`;
+    },
+  },
+};
 
 /** Distinct statement texts prepared, at most; past it, statements go unnamed (as before). */
 const MAX_PREPARED = 500;
