@@ -32,6 +32,20 @@ export async function prepareQuery(ctx: CurationContext, checkpointId: number, q
   return { ...bound(checkpointId, query, targetKey), info };
 }
 
+/**
+ * An edge of a ranked page, its cursor made when read. A class, so that the getter is one function
+ * on one prototype: an object literal with a getter makes a closure and an accessor per edge.
+ */
+class RankedEdge {
+  constructor(
+    readonly node: RankedSampleRow,
+    private readonly cursorOf: (row: RankedSampleRow) => string,
+  ) {}
+  get cursor(): string {
+    return this.cursorOf(this.node);
+  }
+}
+
 /** `first: 0`: no statement, no rows. */
 const EMPTY_PAGE: RankedPage = { columns: [], rows: [] };
 
@@ -95,12 +109,7 @@ export async function rankSamples(
   return {
     nodes: page_,
     get edges() {
-      return (edges ??= page_.map((node) => ({
-        node,
-        get cursor() {
-          return cursorOf(node);
-        },
-      })));
+      return (edges ??= page_.map((node) => new RankedEdge(node, cursorOf)));
     },
     pageInfo: { hasNextPage: rows.length > limit, endCursor: page_.length ? cursorOf(page_.at(-1)!) : null },
     count: () => rankCount(ctx.db.sql, prepared),
