@@ -19,12 +19,15 @@ interface Entry {
   key: number;
   bytes: number;
   family: number | undefined;
+  /** choosing: looking for (or waiting on) a family model to reuse; loading; loaded. */
+  stage: 'choosing' | 'loading' | 'loaded';
+  /** Whether `bytes` are counted in the total (from the moment its load starts). */
+  counted: boolean;
   model: Promise<PoolModel>;
   /** The model once loaded. */
   value: PoolModel | undefined;
   /** Computations using the model now; an entry in use is never evicted. */
   users: number;
-  loaded: boolean;
 }
 
 /** A loaded model of the family; `busy` while computations use it. */
@@ -76,8 +79,8 @@ export class ModelCache {
 
   /**
    * Runs `fn` with the model of `key`, loading it with `load` unless it is loaded or loading.
-   * `bytes` is what the loaded model will hold. With `reuse`, `load` may be handed an idle model of
-   * the family, taken off the books: it owns it, and either returns it holding the new weights or
+   * `bytes` is what the loaded model will hold. With `reuse`, `load` may be handed a model of the
+   * family, taken off the books: it owns it, and either returns it holding the new weights or
    * unloads it.
    */
   async use<T>(key: number, bytes: number, load: (from: IdleModel | null) => Promise<PoolModel>, fn: (model: PoolModel) => Promise<T>, reuse?: Reuse): Promise<T> {
@@ -88,14 +91,14 @@ export class ModelCache {
       this.entries.set(key, entry);
     } else {
       this.loads++;
-      const created: Entry = { key, bytes, family: reuse?.family, model: this.open(key, load, reuse), value: undefined, users: 0, loaded: false };
+      const created: Entry = { key, bytes, family: reuse?.family, stage: 'choosing', counted: false, model: Promise.resolve(null as never), value: undefined, users: 0 };
+      created.model = this.open(created, load, reuse);
       entry = created;
       this.entries.set(key, created);
-      this.totalBytes += bytes;
       created.model.then(
         (model) => {
           created.value = model;
-          created.loaded = true;
+          created.stage = 'loaded';
           this.wake(created.family);
         },
         () => {
@@ -109,38 +112,57 @@ export class ModelCache {
       return await fn(await entry.model);
     } finally {
       entry.users--;
+      // Evict before waking: a model a miss of its family waits for is kept for it (see evict).
+      const evicting = this.evict();
       if (entry.users === 0) this.wake(entry.family);
-      await this.evict();
+      await evicting;
     }
   }
 
   /**
-   * Loads `key`: into a model of the family where `reuse` picks one (waiting for it to come free),
-   * anew otherwise.
+   * Loads an entry: into a model of the family where `reuse` picks one (waiting for it to come
+   * free), anew otherwise.
    */
-  private async open(key: number, load: (from: IdleModel | null) => Promise<PoolModel>, reuse: Reuse | undefined): Promise<PoolModel> {
-    if (!reuse) return load(null);
+  private async open(entry: Entry, load: (from: IdleModel | null) => Promise<PoolModel>, reuse: Reuse | undefined): Promise<PoolModel> {
+    // Runs on the next tick: `use` has put the entry on the books by then.
+    await Promise.resolve();
+    const anew = () => {
+      this.startLoading(entry);
+      return load(null);
+    };
+    if (!reuse) return anew();
     const deadline = Date.now() + REUSE_WAIT_MS;
     for (;;) {
-      const family = [...this.entries.values()].filter((e) => e.family === reuse.family && e.key !== key);
+      const family = [...this.entries.values()].filter((e) => e.family === reuse.family && e !== entry);
       const loaded = family
-        .filter((e) => e.loaded)
+        .filter((e) => e.stage === 'loaded')
         .reverse() // most recently used first: likely the nearest checkpoint
         .map((e) => ({ key: e.key, model: e.value!, busy: e.users > 0 }));
-      const loading = family.some((e) => !e.loaded);
-      if (loaded.length === 0 && !loading) return load(null);
+      // A model on its way will be a candidate once loaded; misses still choosing are not.
+      const loading = () => [...this.entries.values()].some((e) => e.family === reuse.family && e !== entry && e.stage === 'loading');
+      if (loaded.length === 0 && !loading()) return anew();
       const chosen = loaded.length > 0 ? await reuse.choose(loaded) : null;
-      // Every loaded model differs too much, and none is on its way: a model of its own.
-      if (!chosen && !loading) return load(null);
-      // While `choose` ran, a computation may have started on the pick, or it may have been evicted.
+      // While `choose` ran, a computation may have started on the pick, another miss may have taken
+      // it, or it may have been evicted.
       const taken = chosen && this.entries.get(chosen.key);
-      if (taken && taken.users === 0 && taken.loaded && this.forget(taken)) {
+      if (taken && taken.users === 0 && taken.stage === 'loaded' && this.forget(taken)) {
         this.swaps++;
+        this.startLoading(entry);
         return load({ key: taken.key, model: taken.value! });
       }
+      // Every loaded model differs too much, and none is on its way: a model of its own.
+      if (!chosen && !loading()) return anew();
       const left = deadline - Date.now();
-      if (left <= 0) return load(null);
+      if (left <= 0) return anew();
       await this.nextFree(reuse.family, left);
+    }
+  }
+
+  private startLoading(entry: Entry): void {
+    entry.stage = 'loading';
+    if (this.entries.get(entry.key) === entry && !entry.counted) {
+      entry.counted = true;
+      this.totalBytes += entry.bytes;
     }
   }
 
@@ -171,16 +193,23 @@ export class ModelCache {
 
   /** Unloads every idle model (at shutdown the threads go anyway; this is for tests and tools). */
   async clear(): Promise<void> {
-    for (const entry of [...this.entries.values()]) if (entry.users === 0 && entry.loaded) await this.drop(entry);
+    for (const entry of [...this.entries.values()]) if (entry.users === 0 && entry.stage === 'loaded') await this.drop(entry);
   }
 
   private async evict(): Promise<void> {
-    for (const entry of [...this.entries.values()]) {
-      if (this.totalBytes <= this.capacityBytes) return;
-      // A model a miss of its family is waiting for is about to be reused, not dropped.
+    // Victims are picked now, in one go: a model a miss of its family is waiting for is about to be
+    // reused, not dropped, and the waiters may be woken while the unloads below are awaited.
+    const victims: Entry[] = [];
+    let total = this.totalBytes;
+    for (const entry of this.entries.values()) {
+      if (total <= this.capacityBytes) break;
       const wanted = entry.family !== undefined && this.waiting.has(entry.family);
-      if (entry.users === 0 && entry.loaded && !wanted) await this.drop(entry);
+      if (entry.users === 0 && entry.stage === 'loaded' && !wanted) {
+        victims.push(entry);
+        if (entry.counted) total -= entry.bytes;
+      }
     }
+    for (const entry of victims) if (entry.users === 0) await this.drop(entry);
   }
 
   private async drop(entry: Entry): Promise<void> {
@@ -193,7 +222,8 @@ export class ModelCache {
   private forget(entry: Entry): boolean {
     if (this.entries.get(entry.key) !== entry) return false;
     this.entries.delete(entry.key);
-    this.totalBytes -= entry.bytes;
+    if (entry.counted) this.totalBytes -= entry.bytes;
+    entry.counted = false;
     return true;
   }
 }
