@@ -172,6 +172,22 @@ describe('models, runs and checkpoints', () => {
     });
     assert.deepEqual(codes(wrongLogits), ['BAD_USER_INPUT']);
 
+    // Values below float32's range are stored as float32 rounds them (0, or a subnormal), as every
+    // value is; above it they are refused.
+    const tiny = [1e-50, 1e-40, -0, 5e-324, 1.234567e6];
+    const rounded = await t.gql(`mutation($c: ID!, $m: [MetricInput!]!) { recordMetrics(checkpointId: $c, metrics: $m) { written } }`, {
+      c: createCheckpoint.id,
+      m: tiny.map((hTrace, i) => ({ sampleId: ids[i], hTrace })),
+    });
+    assert.equal(rounded.recordMetrics.written, 5);
+    const stored = await t.gql(`query($id: ID!) { checkpoint(id: $id) { metrics { nodes { hTrace } } } }`, { id: createCheckpoint.id });
+    // Read back as the shortest decimal of the float32 (JSON has no -0): equal through Math.fround.
+    const asFloat32 = (v: number) => Math.fround(v) + 0;
+    assert.deepEqual(stored.checkpoint.metrics.nodes.map((n: { hTrace: number }) => asFloat32(n.hTrace)), tiny.map(asFloat32));
+    assert.ok(asFloat32(stored.checkpoint.metrics.nodes[1].hTrace) > 0, '1e-40 is a float32 subnormal, not 0');
+    const huge = await t.request(`mutation($c: ID!, $m: [MetricInput!]!) { recordMetrics(checkpointId: $c, metrics: $m) { written } }`, { c: createCheckpoint.id, m: [{ sampleId: ids[0], hTrace: 1e39 }] });
+    assert.deepEqual(codes(huge), ['BAD_USER_INPUT']);
+
     const deleted = await t.gql(`mutation($id: ID!) { deleteRun(id: $id) { id } }`, { id: runId });
     assert.equal(deleted.deleteRun.id, runId);
     assert.equal((await t.gql(`query($id: ID!) { run(id: $id) { id } }`, { id: runId })).run, null);

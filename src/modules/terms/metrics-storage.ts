@@ -187,9 +187,13 @@ export function formatFloat32(value: number): string {
   return value === 0 && Object.is(value, -0) ? '-0' : value.toPrecision(9);
 }
 
-/** A float64 value as COPY text (PostgreSQL rounds it to real once); negative zero keeps its sign. */
+/**
+ * A float64 value as COPY text of the float32 nearest to it. Rounded here, not by PostgreSQL: its real
+ * input refuses a value that rounds to zero (1e-50: "out of range for type real"), where float32
+ * rounding gives 0, as it gives a subnormal for 1e-40.
+ */
 function formatFloat64(value: number): string {
-  return value === 0 && Object.is(value, -0) ? '-0' : String(value);
+  return formatFloat32(Math.fround(value));
 }
 
 /** Encodes one COPY text line of the temp table from column values (hand-rolled: it is the hot loop). */
