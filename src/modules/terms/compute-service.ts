@@ -1,3 +1,4 @@
+import { LRUCache } from 'lru-cache';
 import {
   ARCHITECTURES,
   createPool,
@@ -98,6 +99,8 @@ export function checkpointShape(ckpt: ComputeCheckpoint): CheckpointShape {
 /** Target sets kept loaded for kCross (a job asks for the same one chunk after chunk). */
 const TARGET_CACHE_ENTRIES = 2;
 const TARGET_CACHE_MS = 60_000;
+/** Bytes of sample series kept in memory (ComputeService.series). */
+const SERIES_CACHE_BYTES = 32 * 1024 * 1024;
 
 /**
  * The compute side of on-demand terms in one process: a pool of compute threads (started on first
@@ -123,6 +126,12 @@ export class ComputeService {
   readonly budgets: ComputeBudgets;
   /** (checkpoint, subset) pairs known to be valid (src/modules/terms/subsets.ts); a checkpoint's model never changes. */
   readonly knownSubsets = new Set<string>();
+  /**
+   * Recently read samples by `dataset:id`, bounded by bytes: an analysis asks for the same tracked
+   * samples at checkpoint after checkpoint. Safe to keep because a sample never changes once stored
+   * (it goes only with its dataset, and ids are not reused).
+   */
+  private readonly series = new LRUCache<string, SeriesRow>({ maxSize: SERIES_CACHE_BYTES, sizeCalculation: (row) => row.series.byteLength + 64 });
   /** The layer hashes of the weights each loaded model holds now, by pool key (absent: unknown, never swapped into). */
   private readonly heldLayers = new Map<number, Record<string, string>>();
 
@@ -222,7 +231,10 @@ export class ComputeService {
   async samples(ckpt: ComputeCheckpoint, ids: readonly number[], field = 'sampleIds'): Promise<SampleBatch> {
     const wanted = [...new Set(ids)].sort((a, b) => a - b);
     if (wanted.length === 0) return { ids: [], labels: new Int32Array(0), x: new Float32Array(0) };
-    const rows = await sampleSeries(this.db, ckpt.datasetId, wanted);
+    const key = (id: number) => `${ckpt.datasetId}:${id}`;
+    const missing = wanted.filter((id) => !this.series.has(key(id)));
+    if (missing.length > 0) for (const row of await sampleSeries(this.db, ckpt.datasetId, missing)) this.series.set(key(row.id), row);
+    const rows = wanted.map((id) => this.series.get(key(id))).filter((r): r is SeriesRow => r !== undefined);
     if (rows.length !== wanted.length) {
       const found = new Set(rows.map((r) => r.id));
       const bad = wanted.find((id) => !found.has(id));
