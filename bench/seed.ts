@@ -4,8 +4,9 @@
  * real UCR data set from datasets/ucr resampled to 512 steps, 100 tracked samples analysed at 450
  * analysis points. It prints the dynamics summary block, the training time (trainRun until
  * COMPLETED: trunk once, head steps, and at every point the forward terms of the tracked samples and
- * a checkpoint of all 8M weights) and the analysis time (kNorm and kTrace over the head, K = J Jᵀ with
- * J over head_norm and head, of the tracked samples at every point: `Checkpoint.sampleTerms` with
+ * a checkpoint, whose unchanged layers are stored once for the whole run) and the analysis time
+ * (kNorm and kTrace over the head, K = J Jᵀ with J over head_norm and head, of the tracked samples
+ * at every point: `Checkpoint.sampleTerms` with
  * subset "head", `--per-request` checkpoints per request) separately.
  *
  * The frozen-trunk cache (TANGENT_TRUNK_CACHE_MB), where this build has it (serverInfo.compute
