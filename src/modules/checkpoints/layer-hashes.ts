@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { DTYPE_BYTES } from '../../platform/graphql/inputs.js';
 
 /** A weight spec as stored ({name, shape, dtype}); the bytes of each follow in spec order. */
 interface Spec {
@@ -7,7 +8,10 @@ interface Spec {
   dtype: string;
 }
 
-const DTYPE_BYTES: Record<string, number> = { float32: 4, int32: 4, bool: 1 };
+/** Bytes of one weight's values; NaN for a dtype Tangent does not store. */
+export function weightByteLength(spec: Spec): number {
+  return spec.shape.reduce((a, b) => a * b, 1) * ((DTYPE_BYTES as Record<string, number>)[spec.dtype] ?? Number.NaN);
+}
 
 /** The layer a weight belongs to: its name up to the last '/' ('block0_qkv/kernel' → 'block0_qkv'). */
 export function layerOfWeight(name: string): string {
@@ -25,7 +29,7 @@ export function layerHashesOf(specs: readonly Spec[], data: Uint8Array): Record<
   const hashes = new Map<string, ReturnType<typeof createHash>>();
   let offset = 0;
   for (const spec of specs) {
-    const bytes = spec.shape.reduce((a, b) => a * b, 1) * (DTYPE_BYTES[spec.dtype] ?? Number.NaN);
+    const bytes = weightByteLength(spec);
     if (!Number.isInteger(bytes) || offset + bytes > data.byteLength) throw new Error(`weight ${spec.name}: the specs describe more bytes than the checkpoint holds`);
     const layer = layerOfWeight(spec.name);
     const hash = hashes.get(layer) ?? createHash('sha256');

@@ -1,6 +1,6 @@
 import type { Database } from '../../platform/db/database.js';
 import type { Sql, Tx } from '../../platform/db/sql.js';
-import { layerOfWeight } from './layer-hashes.js';
+import { layerOfWeight, weightByteLength } from './layer-hashes.js';
 
 /**
  * Checkpoint weights stored by layer, each distinct layer once (tables weight_layer and
@@ -24,10 +24,8 @@ export interface CheckpointWeightsRow {
   layerHashes: Record<string, string> | null;
 }
 
-const DTYPE_BYTES: Record<string, number> = { float32: 4, int32: 4, bool: 1 };
-
 function byteLength(spec: WeightSpec): number {
-  const bytes = spec.shape.reduce((a, b) => a * b, 1) * (DTYPE_BYTES[spec.dtype] ?? Number.NaN);
+  const bytes = weightByteLength(spec);
   if (!Number.isInteger(bytes)) throw new Error(`weight ${spec.name}: unknown dtype ${spec.dtype}`);
   return bytes;
 }
