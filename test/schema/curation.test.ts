@@ -180,6 +180,72 @@ describe('curation queries: rank and filter', () => {
   });
 });
 
+describe('rankedSamples read ahead by Query.checkpoint', () => {
+  // Query.checkpoint starts the page of a rankedSamples selected directly under it before it has
+  // looked the checkpoint up; through a fragment it does not (the field resolves as it always did).
+  // Every answer must be the same either way: the checks decide, never the page read ahead.
+  const FIELDS = /* GraphQL */ `totalCount pageInfo { hasNextPage endCursor } nodes { sampleId kNorm loss kCross score }`;
+  const ARGS = `first: $first, after: $after, filter: $filter, orderBy: $orderBy, target: $target, subset: $subset`;
+  const VARS = `$c: ID!, $first: Int, $after: String, $filter: SampleTermFilter, $orderBy: SampleTermOrder, $target: TargetSetInput, $subset: String = "all"`;
+  const DIRECT = `query(${VARS}) { checkpoint(id: $c) { id rankedSamples(${ARGS}) { ${FIELDS} } } }`;
+  const BY_FRAGMENT = `query(${VARS}) { checkpoint(id: $c) { id ...R } } fragment R on Checkpoint { rankedSamples(${ARGS}) { ${FIELDS} } }`;
+
+  /** The answer without `path`/`locations` details that differ between the two documents. */
+  const answer = (r: { data?: unknown; errors?: { message: string; extensions?: Record<string, unknown> }[] }) => ({
+    data: r.data ?? null,
+    errors: (r.errors ?? []).map((e) => ({ message: e.message, code: e.extensions?.code, field: e.extensions?.field, missing: e.extensions?.missing })),
+  });
+
+  test('every answer, errors included, is the one the field gives when nothing is read ahead', async () => {
+    const c = fx.checkpoints[0]!;
+    const first = await t.gql(DIRECT, { c: c.id, first: 3 });
+    const cases: [string, Record<string, unknown>][] = [
+      ['a page', { c: c.id, first: 7 }],
+      ['the next page, through its cursor', { c: c.id, first: 7, after: first.checkpoint.rankedSamples.pageInfo.endCursor }],
+      ['a filtered page ascending by loss', { c: c.id, first: 5, filter: { splits: ['train'], labels: [1] }, orderBy: { term: 'LOSS', direction: 'ASC' } }],
+      ['kCross against a split, scoped to the samples that have it', { c: c.id, first: 4, filter: { splits: ['train'] }, target: { split: 'validation' }, orderBy: { term: 'K_CROSS' } }],
+      ['first: 0', { c: c.id, first: 0 }],
+      ['a missing checkpoint', { c: '99999', first: 5 }],
+      ['a missing checkpoint with refused arguments', { c: '99999', first: -1, subset: '' }],
+      ['a term never recorded (TERMS_MISSING)', { c: c.id, first: 5, orderBy: { term: 'H_MIN_EIG' } }],
+      ['kCross lacking for some samples in scope (TERMS_MISSING)', { c: c.id, first: 5, target: { split: 'validation' }, orderBy: { term: 'K_CROSS' } }],
+      ['kCross without a target (BAD_USER_INPUT)', { c: c.id, first: 3, orderBy: { term: 'K_CROSS' } }],
+      ['a subset the model does not have', { c: c.id, first: 3, subset: 'no-such-subset' }],
+      ['a malformed subset name', { c: c.id, first: 3, subset: '' }],
+      ['a cursor of another query', { c: c.id, first: 3, after: first.checkpoint.rankedSamples.pageInfo.endCursor, orderBy: { term: 'LOSS' } }],
+      ['a negative first', { c: c.id, first: -2 }],
+      ['a saved selection that does not exist as target', { c: c.id, first: 3, target: { selectionId: '99999' }, orderBy: { term: 'K_CROSS' } }],
+    ];
+    for (const [what, vars] of cases) {
+      const direct = answer(await t.request(DIRECT, vars));
+      const byFragment = answer(await t.request(BY_FRAGMENT, vars));
+      assert.deepEqual(direct, byFragment, what);
+    }
+    // The cases above do reach each outcome they are named for.
+    assert.equal(answer(await t.request(DIRECT, { c: '99999', first: 5 })).data!.checkpoint, null);
+    assert.deepEqual(codes(await t.request(DIRECT, { c: c.id, first: 5, orderBy: { term: 'H_MIN_EIG' } })), ['TERMS_MISSING']);
+    assert.deepEqual(codes(await t.request(DIRECT, { c: c.id, first: 3, subset: 'no-such-subset' })).length, 1);
+  });
+
+  test('aliases with different arguments each get their own page; a repeated one reads the same page', async () => {
+    const c = fx.checkpoints[0]!;
+    const data = await t.gql(
+      `query($c: ID!) { checkpoint(id: $c) {
+        byK: rankedSamples(first: 6) { nodes { sampleId kNorm } }
+        byLoss: rankedSamples(first: 6, orderBy: { term: LOSS, direction: ASC }) { nodes { sampleId loss } }
+        again: rankedSamples(first: 6) { nodes { sampleId kNorm } }
+        skipped: rankedSamples(first: 2) @skip(if: true) { nodes { sampleId } }
+      } }`,
+      { c: c.id },
+    );
+    const alone = async (orderBy: unknown) => (await t.gql(DIRECT, { c: c.id, first: 6, orderBy })).checkpoint.rankedSamples.nodes;
+    assert.deepEqual(data.checkpoint.byK.nodes.map((n: any) => n.sampleId), (await alone({ term: 'K_NORM', direction: 'DESC' })).map((n: any) => n.sampleId));
+    assert.deepEqual(data.checkpoint.byLoss.nodes.map((n: any) => n.sampleId), (await alone({ term: 'LOSS', direction: 'ASC' })).map((n: any) => n.sampleId));
+    assert.deepEqual(data.checkpoint.again, data.checkpoint.byK);
+    assert.equal(data.checkpoint.skipped, undefined);
+  });
+});
+
 const STATS = /* GraphQL */ `
   query($c: ID!, $term: ScalarTerm!, $filter: SampleTermFilter, $target: TargetSetInput, $at: [Float!]!, $bins: Int!, $min: Float, $max: Float) {
     checkpoint(id: $c) {

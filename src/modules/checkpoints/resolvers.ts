@@ -8,10 +8,18 @@ import { loadRun } from '../runs/service.js';
 import type { Resolvers } from '../generated/types.js';
 import { CheckpointInput, parseId, parseInput } from '../../platform/graphql/inputs.js';
 import type { MetricValues } from '../terms/metrics.js';
+import { readAheadCheckpointFields } from '../curation/read-ahead.js';
 
 export const checkpointResolvers: Resolvers = {
   Query: {
-    checkpoint: (_, { id }, ctx) => ctx.loaders.checkpointById.load(parseId(id)),
+    checkpoint: async (_, { id }, ctx, info) => {
+      const checkpointId = parseId(id);
+      // What the curation fields under it read starts now, beside this lookup rather than after it;
+      // when they need the checkpoint's run and dataset, one statement reads them with it (and
+      // primes checkpointById). A missing checkpoint is null either way.
+      if (!readAheadCheckpointFields(ctx, checkpointId, info)) return ctx.loaders.checkpointById.load(checkpointId);
+      return (await ctx.loaders.checkpointContextById.load(checkpointId))?.checkpoint ?? null;
+    },
   },
   Mutation: {
     createCheckpoint: (_, { input }, ctx) =>

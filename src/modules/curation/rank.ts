@@ -8,6 +8,8 @@ import { ensureTerms } from '../terms/availability.js';
 import { checkpointInfo, resolveTarget, type CurationContext } from './checkpoint-info.js';
 import { queryDigest, querySubset, requiredTerms, scopeOf, type BoundQuery, type SampleQuery } from './query.js';
 import { rankCount, rankedRows, rankPage, type CheckpointInfo, type RankedPage, type RankedSampleRow } from './ranking-storage.js';
+import { rankStatement } from './query-sql.js';
+import type { RequiredTerm } from './term-columns.js';
 
 export type { RankedSampleRow };
 
@@ -61,6 +63,63 @@ export function afterKey(q: BoundQuery, after: string | null | undefined): { val
 }
 
 /**
+ * A query whose page needs nothing from the database to be read (its target is not a saved
+ * selection): bound, its required terms and its keyset position worked out from the arguments alone,
+ * so that the page can be read before (or beside) the checks that decide whether it may be answered.
+ * Throws what the arguments alone are refused with (the same errors, in the same order, as before).
+ */
+interface UncheckedPage {
+  q: BoundQuery;
+  required: RequiredTerm[];
+  after: { value: number; sampleId: number } | null;
+  limit: number;
+}
+
+function uncheckedPage(checkpointId: number, query: SampleQuery, page: { first?: number | null; after?: string | null }, limit: number): UncheckedPage {
+  const q = bound(checkpointId, query, query.target ? targetKey(query.target) : null);
+  const required = requiredTerms([query.order.term], query.filter, q.targetKey, querySubset(query));
+  return { q, required, after: afterKey(q, page.after), limit };
+}
+
+/** The key of a page read ahead: its statement exactly (text and values), so only the same page is ever taken for it. */
+function readAheadKey(p: UncheckedPage): string {
+  const statement = rankStatement(p.q, p.after, p.limit + 1);
+  return `${statement.text}\u0000${JSON.stringify(statement.values)}`;
+}
+
+/**
+ * Starts reading a page of `rankedSamples` before the resolver runs: Query.checkpoint calls this
+ * (through readAheadCheckpointFields) while it is still looking the checkpoint up, so that the page
+ * statement, the longest part of the request, does not wait for that lookup. Nothing is decided here:
+ * the resolver takes the page only if it asks for exactly the same statement, and only after its own
+ * checks (the checkpoint, the subset, the terms) would have let it read the page anyway. A page whose
+ * arguments are refused is not read (the resolver refuses them); one whose checkpoint is missing is
+ * read and never taken (Query.checkpoint answers null). A failed read is the resolver's failure if
+ * it takes it, and no one's otherwise.
+ */
+export function readAheadRankPage(ctx: CurationContext, checkpointId: number, query: SampleQuery, page: { first?: number | null; after?: string | null }): void {
+  if (query.target?.kind === 'selection') return;
+  const limit = pageSize(page.first, ctx.config.maxPageSize);
+  if (limit === 0) return;
+  const p = uncheckedPage(checkpointId, query, page, limit);
+  const key = readAheadKey(p);
+  if (ctx.loaders.pagesReadAhead.has(key)) return;
+  const read = rankPage(ctx.db.sql, p.q, p.after, limit + 1);
+  read.catch(() => {});
+  ctx.loaders.pagesReadAhead.set(key, read);
+}
+
+/** The page read ahead for this statement, taken (a second read, after terms were computed, reads afresh), or null. */
+function takeReadAhead(ctx: CurationContext, p: UncheckedPage): Promise<RankedPage> | null {
+  if (ctx.loaders.pagesReadAhead.size === 0) return null;
+  const key = readAheadKey(p);
+  const read = ctx.loaders.pagesReadAhead.get(key);
+  if (!read) return null;
+  ctx.loaders.pagesReadAhead.delete(key);
+  return read;
+}
+
+/**
  * Samples at a checkpoint, filtered and ordered by any term (ties by sample id in the same
  * direction), as a keyset-paginated connection; totalCount runs only when asked for.
  */
@@ -81,10 +140,10 @@ export async function rankSamples(
   } else {
     // Otherwise the statement needs nothing from the database: the page, the checkpoint lookup and
     // the term check run side by side, and the page is thrown away unless the check passes (the
-    // check decides, never the page; two round trips less on the hot path).
-    const q = bound(checkpointId, query, query.target ? targetKey(query.target) : null);
-    const required = requiredTerms([query.order.term], query.filter, q.targetKey, querySubset(query));
-    const after = afterKey(q, page.after);
+    // check decides, never the page; two round trips less on the hot path). The page may already
+    // be under way, read ahead by Query.checkpoint (readAheadRankPage).
+    const p = uncheckedPage(checkpointId, query, page, limit);
+    const { q, required, after } = p;
     const checked = (async () => {
       const info = await checkpointInfo(ctx, checkpointId);
       await checkSubset(ctx, checkpointId, querySubset(query));
@@ -92,7 +151,8 @@ export async function rankSamples(
       return { info, computed };
     })();
     const read = () => (limit > 0 ? rankPage(ctx.db.sql, q, after, limit + 1) : Promise.resolve(EMPTY_PAGE));
-    const [{ info, computed }, rows] = await Promise.all([checked, read()]);
+    const first = (limit > 0 && takeReadAhead(ctx, p)) || read();
+    const [{ info, computed }, rows] = await Promise.all([checked, first]);
     prepared = { ...q, info };
     // Terms computed by the check were not there when the page was read side by side: read it again.
     raw = computed ? await read() : rows;
