@@ -73,6 +73,50 @@ describe('models, runs and checkpoints', () => {
     assert.equal(rest.run.checkpoints.pageInfo.hasNextPage, false);
   });
 
+  test('a run read with a first page of its checkpoints (one statement) answers as the two reads apart do', async () => {
+    const { runId } = await createModelAndRun(t, shape());
+    const { runId: emptyRunId } = await createModelAndRun(t, shape());
+    for (const step of [30, 10, 50, 20, 40]) {
+      const w = weights(step);
+      await t.gql(CREATE_CHECKPOINT, { input: { runId, step, epoch: step / 10, learningRate: step === 30 ? null : 1e-3 / step, weightSpecs: w.specs, weightData: w.data.toString('base64') } });
+    }
+    const PAGE = `totalCount pageInfo { hasNextPage endCursor } edges { cursor node { id step epoch learningRate weightBytes weightSha256 createdAt } }`;
+    // The same selection plainly (read with the run: one statement) and under @include (never read
+    // ahead: a lookahead cannot know whether a conditional field runs), so the two must agree.
+    const query = (args: string, conditional: boolean) => {
+      const variables = ['$id: ID!', ...(conditional ? ['$yes: Boolean!'] : []), ...(args.includes('$n') ? ['$n: Int'] : [])];
+      return `query(${variables.join(', ')}) { run(id: $id) { id name status checkpointCount checkpoints${args}${conditional ? ' @include(if: $yes)' : ''} { ${PAGE} } } }`;
+    };
+    for (const id of [runId, emptyRunId, '999999']) {
+      for (const [args, n] of [['(first: 2)', null], ['(first: 5)', null], ['(first: 10)', null], ['(first: 0)', null], ['', null], ['(first: $n)', 3], ['(first: $n)', null]] as const) {
+        const variables = { id, ...(args.includes('$n') ? { n } : {}) };
+        const ahead = await t.gql(query(args, false), variables);
+        const apart = await t.gql(query(args, true), { ...variables, yes: true });
+        assert.deepEqual(ahead, apart, `run ${id}, checkpoints${args} with n = ${n}`);
+        if (id === runId && args === '(first: 2)') {
+          assert.deepEqual(ahead.run.checkpoints.edges.map((e: any) => e.node.step), [10, 20]);
+          assert.equal(ahead.run.checkpoints.pageInfo.hasNextPage, true);
+          assert.equal(ahead.run.checkpoints.totalCount, 5);
+        }
+        if (id === emptyRunId) assert.deepEqual(ahead.run.checkpoints.edges, []);
+        if (id === '999999') assert.equal(ahead.run, null);
+      }
+    }
+    // Read through a fragment, the later page through the first's cursor, and a run asked twice under aliases.
+    const viaFragment = await t.gql(`query($id: ID!) { run(id: $id) { ...R } } fragment R on Run { checkpoints(first: 3) { nodes { step } pageInfo { endCursor } } }`, { id: runId });
+    assert.deepEqual(viaFragment.run.checkpoints.nodes.map((n: any) => n.step), [10, 20, 30]);
+    const later = await t.gql(`query($id: ID!, $after: String) { run(id: $id) { checkpoints(first: 3, after: $after) { nodes { step } pageInfo { hasNextPage } } } }`, {
+      id: runId,
+      after: viaFragment.run.checkpoints.pageInfo.endCursor,
+    });
+    assert.deepEqual(later.run.checkpoints.nodes.map((n: any) => n.step), [40, 50]);
+    assert.equal(later.run.checkpoints.pageInfo.hasNextPage, false);
+    const twice = await t.gql(`query($id: ID!) { run(id: $id) { a: checkpoints(first: 1) { nodes { step } } b: checkpoints(first: 4) { nodes { step } } } }`, { id: runId });
+    assert.deepEqual([twice.run.a.nodes.map((n: any) => n.step), twice.run.b.nodes.map((n: any) => n.step)], [[10], [10, 20, 30, 40]]);
+    const bad = await t.request(`query($id: ID!) { run(id: $id) { checkpoints(first: -1) { nodes { step } } } }`, { id: runId });
+    assert.deepEqual(codes(bad), ['BAD_USER_INPUT']);
+  });
+
   test('a layer unchanged between checkpoints is stored once; deletes free what no checkpoint holds; inline rows still read', async () => {
     const { runId } = await createModelAndRun(t, shape());
     // Step 2 moves the dense layer only (a frozen conv trunk); step 3 moves nothing.

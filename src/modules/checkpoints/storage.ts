@@ -2,10 +2,10 @@ import type { Database } from '../../platform/db/database.js';
 import type { Checkpoint } from '../../platform/db/generated/client.js';
 import type { Tx } from '../../platform/db/sql.js';
 import { readWeights, storeWeights, type WeightSpec } from './weight-storage.js';
+import { checkpointColumns } from './columns.js';
 
 /** A checkpoint row's columns under the Prisma field names, for plain-SQL reads of checkpoints. */
-export const CHECKPOINT_COLUMNS = `id, run_id AS "runId", step, epoch, learning_rate AS "learningRate", weight_bytes AS "weightBytes",
-  weight_sha256 AS "weightSha256", created_at AS "createdAt"`;
+export const CHECKPOINT_COLUMNS = checkpointColumns();
 
 /** A new checkpoint and its weights, as createCheckpoint stores them. */
 export interface NewCheckpoint {
@@ -82,6 +82,3 @@ export function checkpointPage(db: Database, runId: number, after: number | null
     : db.sql.query<Checkpoint>(`SELECT ${CHECKPOINT_COLUMNS} FROM checkpoint WHERE run_id = $1 ORDER BY step LIMIT $2`, [runId, take]);
 }
 
-export function countCheckpointsOfRun(db: Database, runId: number): Promise<number> {
-  return db.prisma.checkpoint.count({ where: { runId } });
-}

@@ -1,4 +1,7 @@
-import { refreshLoaders } from '../context.js';
+import type { GraphQLResolveInfo } from 'graphql';
+import { refreshLoaders, type Context } from '../context.js';
+import { selectedChildArgs } from '../../platform/graphql/lookahead.js';
+import { pageSize } from '../../platform/graphql/pagination.js';
 import { NotFoundError } from '../../platform/errors.js';
 import { listCheckpoints } from '../checkpoints/service.js';
 import * as runs from './service.js';
@@ -7,9 +10,21 @@ import { loadModel } from '../models/service.js';
 import type { Resolvers } from '../generated/types.js';
 import { optionalId, parseId, parseInput, RunInput, UpdateRunInput } from '../../platform/graphql/inputs.js';
 
+/** How many checkpoints to read with the run: the page `checkpoints(first)` asks for, plus one (is there a next page?); null when it asks for none or for a later page. */
+function firstCheckpointsAsked(ctx: Context, info: GraphQLResolveInfo): number | null {
+  const args = selectedChildArgs(info, 'checkpoints');
+  if (!args || (args.after !== undefined && args.after !== null)) return null;
+  try {
+    return pageSize(args.first as number | null | undefined, ctx.config.maxPageSize) + 1;
+  } catch {
+    return null; // a bad `first`: the field itself refuses it
+  }
+}
+
 export const runResolvers: Resolvers = {
   Query: {
-    run: (_, { id }, ctx) => ctx.loaders.runById.load(parseId(id)),
+    // A client asking for a run with a first page of its checkpoints gets both from one statement.
+    run: (_, { id }, ctx, info) => runs.findRun(ctx, parseId(id), firstCheckpointsAsked(ctx, info)),
     runs: (_, { first, after, filter }, ctx) =>
       runs.listRuns(ctx, {
         first,

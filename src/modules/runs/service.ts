@@ -9,6 +9,7 @@ import { pageById, type PageArgs } from '../../platform/graphql/pagination.js';
 import type { ConnectionRow, RunRow } from '../../platform/graphql/rows.js';
 import { purgeUnusedLayers } from '../checkpoints/service.js';
 import { countRuns, deleteRunById, findRunByIdempotencyKey, insertRun, runPage, updateRunById, type RunFilter } from './storage.js';
+import { runWithFirstCheckpoints } from './loaders-storage.js';
 
 export type { RunFilter } from './storage.js';
 
@@ -112,6 +113,24 @@ export async function loadRun(ctx: Context, id: number) {
   const run = await ctx.loaders.runById.load(id);
   invariant(run, `run ${id} is referenced but missing`);
   return run;
+}
+
+/**
+ * A run by id (null when there is none), read with the first `firstCheckpoints` of its checkpoints
+ * when the client also asked for them (see Query.run): one statement for both, the page kept for
+ * listCheckpoints and the count for checkpointCount. A run already read in this request is not read again.
+ */
+export async function findRun(ctx: Context, id: number, firstCheckpoints: number | null): Promise<Run | null> {
+  if (firstCheckpoints === null || firstCheckpoints <= 0 || ctx.loaders.firstCheckpoints.has(id)) return ctx.loaders.runById.load(id);
+  const read = await runWithFirstCheckpoints(ctx.db, id, firstCheckpoints);
+  if (!read) {
+    ctx.loaders.runById.prime(id, null);
+    return null;
+  }
+  ctx.loaders.runById.prime(id, read.run);
+  ctx.loaders.checkpointCountByRun.prime(id, read.checkpointCount);
+  ctx.loaders.firstCheckpoints.set(id, read.first);
+  return read.run;
 }
 
 /** A runs connection by id: all runs, or those `where` names. */

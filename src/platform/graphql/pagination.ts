@@ -54,10 +54,20 @@ export function toConnection<T>(
   count: () => Promise<number>,
 ): ConnectionRow<T> {
   const page = rows.slice(0, limit);
-  const edges = page.map((node) => ({ cursor: encodeCursor(list, keyOf(node)), node }));
+  const cursorOf = (node: T) => encodeCursor(list, keyOf(node));
+  // Cursors are encoded only when a client reads them: a page read as `nodes` makes none but the end cursor, and that only if asked.
+  let edges: ConnectionRow<T>['edges'] | null = null;
   return {
-    edges,
-    pageInfo: { hasNextPage: rows.length > limit, endCursor: edges.at(-1)?.cursor ?? null },
+    nodes: page,
+    get edges() {
+      return (edges ??= page.map((node) => ({ cursor: cursorOf(node), node })));
+    },
+    pageInfo: {
+      hasNextPage: rows.length > limit,
+      get endCursor() {
+        return page.length ? cursorOf(page[page.length - 1]!) : null;
+      },
+    },
     count,
   };
 }
