@@ -8,7 +8,6 @@ import { ensureTerms } from '../terms/availability.js';
 import { checkpointInfo, resolveTarget, type CurationContext } from './checkpoint-info.js';
 import { queryDigest, querySubset, requiredTerms, scopeOf, type BoundQuery, type SampleQuery } from './query.js';
 import { rankCount, rankedRows, rankPage, type CheckpointInfo, type RankedPage, type RankedSampleRow } from './ranking-storage.js';
-import { rankStatement } from './query-sql.js';
 import type { RequiredTerm } from './term-columns.js';
 
 export type { RankedSampleRow };
@@ -81,17 +80,20 @@ function uncheckedPage(checkpointId: number, query: SampleQuery, page: { first?:
   return { q, required, after: afterKey(q, page.after), limit };
 }
 
-/** The key of a page read ahead: its statement exactly (text and values), so only the same page is ever taken for it. */
+/**
+ * The key of a page read ahead: everything its statement is made of (rankStatement's inputs: the
+ * checkpoint, the whole parsed query, the target key, the keyset position, the limit), as JSON, so
+ * only the same page is ever taken for it, without composing the statement again to compare.
+ */
 function readAheadKey(p: UncheckedPage): string {
-  const statement = rankStatement(p.q, p.after, p.limit + 1);
-  return `${statement.text}\u0000${JSON.stringify(statement.values)}`;
+  return JSON.stringify([p.q.checkpointId, p.q.query, p.q.targetKey, p.after, p.limit]);
 }
 
 /**
  * Starts reading a page of `rankedSamples` before the resolver runs: Query.checkpoint calls this
  * (through readAheadCheckpointFields) while it is still looking the checkpoint up, so that the page
  * statement, the longest part of the request, does not wait for that lookup. Nothing is decided here:
- * the resolver takes the page only if it asks for exactly the same statement, and only after its own
+ * the resolver takes the page only if it asks for exactly the same page (readAheadKey), and only after its own
  * checks (the checkpoint, the subset, the terms) would have let it read the page anyway. A page whose
  * arguments are refused is not read (the resolver refuses them); one whose checkpoint is missing is
  * read and never taken (Query.checkpoint answers null). A failed read is the resolver's failure if
