@@ -46,7 +46,7 @@ export interface RankedSampleRow {
 const STATEMENT_FIELDS = ['sampleId', 'index', 'label', 'split', 'score', 'loss', 'correct', 'aNorm', 'hTrace', 'hMinEig', 'gNorm', 'kNorm', 'kTrace', 'kCross'] as const;
 type StatementField = (typeof STATEMENT_FIELDS)[number];
 
-/** A page as the driver gives it: each row an array of the statement's columns as text (`rankedRows` finishes it). */
+/** A page as the driver gives it: each row an array of the statement's columns (`rankedRows` finishes it). */
 export type RankedPage = ArrayRows;
 
 /** What every row of a page shares: the checkpoint, its class names, the subset, and where each field is in a row's array. */
@@ -56,20 +56,12 @@ interface PageShape {
   at: Record<StatementField, number>;
 }
 
-/** A term's value as PostgreSQL writes it (its shortest exact text, as pg's own float parser reads it), or null. */
-function numberOrNull(text: unknown): number | null {
-  return text === null ? null : Number(text);
-}
-
 /**
- * A row of a ranked page: the driver's array of the statement's values, as PostgreSQL's text (the
- * page is read with `text: true`), read and parsed by field on demand. One small object per row
- * instead of the driver's object of every column, each parsed, plus a copy of it with the ids made
- * numbers and the checkpoint and class name added: a 1000-row page is on the hot path, and a
- * request reads a few of its 17 fields (parsing the others cost the driver about 0.3 ms a page).
- * Number() reads a value's text as pg's parsers do (parseInt, parseFloat) for what PostgreSQL
- * writes; a boolean is 't' or 'f'. The getters are on the prototype, the same for every row, so
- * compiled execution reads them as fast as own properties.
+ * A row of a ranked page: the driver's array of the statement's values, read by field on demand.
+ * One small object per row instead of the driver's object of every column plus a copy of it with
+ * the ids made numbers and the checkpoint and class name added: a 1000-row page is on the hot path,
+ * and a request reads a few of its 17 fields. The getters are on the prototype, the same for every
+ * row, so compiled execution reads them as fast as own properties.
  */
 class RankedRow implements RankedSampleRow {
   constructor(
@@ -99,35 +91,34 @@ class RankedRow implements RankedSampleRow {
     return this.v('split') as string;
   }
   get score() {
-    return Number(this.v('score'));
+    return this.v('score') as number;
   }
   get loss() {
-    return numberOrNull(this.v('loss'));
+    return this.v('loss') as number | null;
   }
   get correct() {
-    const text = this.v('correct');
-    return text === null ? null : text === 't';
+    return this.v('correct') as boolean | null;
   }
   get aNorm() {
-    return numberOrNull(this.v('aNorm'));
+    return this.v('aNorm') as number | null;
   }
   get hTrace() {
-    return numberOrNull(this.v('hTrace'));
+    return this.v('hTrace') as number | null;
   }
   get hMinEig() {
-    return numberOrNull(this.v('hMinEig'));
+    return this.v('hMinEig') as number | null;
   }
   get gNorm() {
-    return numberOrNull(this.v('gNorm'));
+    return this.v('gNorm') as number | null;
   }
   get kNorm() {
-    return numberOrNull(this.v('kNorm'));
+    return this.v('kNorm') as number | null;
   }
   get kTrace() {
-    return numberOrNull(this.v('kTrace'));
+    return this.v('kTrace') as number | null;
   }
   get kCross() {
-    return numberOrNull(this.v('kCross'));
+    return this.v('kCross') as number | null;
   }
   get subset() {
     return this.shape.subset;
@@ -149,14 +140,13 @@ export function rankedRows(info: CheckpointInfo, page: RankedPage, subset: strin
 
 /**
  * A page of a query: samples with their terms, in (order term, sample id) order, after a keyset
- * position, at most `limit` rows. Rows as the driver gives them, as arrays of PostgreSQL's text:
- * `rankedRows` finishes them once the checkpoint is known (the page may be read before it, side by
- * side), parsing only the fields a request reads.
+ * position, at most `limit` rows. Rows as the driver gives them, as arrays: `rankedRows` finishes
+ * them once the checkpoint is known (the page may be read before it, side by side).
  */
 export async function rankPage(sql: Sql, q: BoundQuery, after: { value: number; sampleId: number } | null, limit: number): Promise<RankedPage> {
   const statement = rankStatement(q, after, limit);
   // named: curation.rankPage
-  return sql.queryArrays(statement.text, statement.values, { text: true });
+  return sql.queryArrays(statement.text, statement.values);
 }
 
 /** How many samples a query has (its totalCount). */
