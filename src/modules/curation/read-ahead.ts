@@ -1,4 +1,5 @@
-import { getArgumentValues, Kind, type GraphQLObjectType, type GraphQLResolveInfo } from 'graphql';
+import type { GraphQLResolveInfo } from 'graphql';
+import { childArguments, childFields } from '../../platform/graphql/lookahead.js';
 import type { CurationContext } from './checkpoint-info.js';
 import { parseQuery } from './inputs.js';
 import { readAheadRankPage } from './rank.js';
@@ -28,20 +29,16 @@ const MAX_READ_AHEAD = 4;
 export function readAheadCheckpointFields(ctx: CurationContext, checkpointId: number, info: GraphQLResolveInfo): boolean {
   let needsContext = false;
   let readAhead = 0;
-  for (const fieldNode of info.fieldNodes) {
-    for (const selection of fieldNode.selectionSet?.selections ?? []) {
-      if (selection.kind !== Kind.FIELD) continue;
-      const name = selection.name.value;
-      if (CONTEXT_FIELDS.has(name)) needsContext = true;
-      if (name !== 'rankedSamples' || selection.directives?.length || readAhead >= MAX_READ_AHEAD) continue;
-      readAhead++;
-      try {
-        const field = (info.schema.getType('Checkpoint') as GraphQLObjectType).getFields().rankedSamples!;
-        const args = getArgumentValues(field, selection, info.variableValues) as Parameters<typeof parseQuery>[0] & { first?: number | null; after?: string | null };
-        readAheadRankPage(ctx, checkpointId, parseQuery(args), args);
-      } catch {
-        // Refused arguments: the resolver refuses them in its turn, with the error it always gave.
-      }
+  for (const child of childFields(info)) {
+    if (CONTEXT_FIELDS.has(child.name)) needsContext = true;
+    if (child.name !== 'rankedSamples' || child.conditional || readAhead >= MAX_READ_AHEAD) continue;
+    readAhead++;
+    const args = childArguments(info, child) as (Parameters<typeof parseQuery>[0] & { first?: number | null; after?: string | null }) | null;
+    if (!args) continue;
+    try {
+      readAheadRankPage(ctx, checkpointId, parseQuery(args), args);
+    } catch {
+      // Refused arguments: the resolver refuses them in its turn, with the error it always gave.
     }
   }
   return needsContext;
