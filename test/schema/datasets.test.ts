@@ -189,4 +189,25 @@ describe('datasets and samples', () => {
     const negative = await t.request(`{ datasets(first: -1) { totalCount } }`);
     assert.deepEqual(codes(negative), ['BAD_USER_INPUT']);
   });
+
+  test('a name search matches %, _ and \\ literally, for datasets and models alike', async () => {
+    const names = ['lit_50%_a\\b', 'litx50yza\\b', 'LIT_50%_A\\B-2', 'lit_50%_ab'];
+    for (const name of names) await t.gql(CREATE_DATASET, { input: { name, length: 4, classNames: ['a', 'b'] } });
+    for (const name of names) {
+      await t.gql(`mutation($input: CreateModelInput!) { createModel(input: $input) { id } }`, {
+        input: { name, format: 'BUILTIN', architecture: 'cnn1d', config: { filters: [2], kernelSizes: [3] }, inputLength: 4, channels: 1, numClasses: 2 },
+      });
+    }
+    const search = async (s: string) => {
+      const data = await t.gql(`query($s: String) { datasets(first: 10, filter: { nameContains: $s }) { totalCount nodes { name } } models(first: 10, filter: { nameContains: $s }) { totalCount nodes { name } } }`, { s });
+      assert.equal(data.datasets.totalCount, data.datasets.nodes.length);
+      assert.deepEqual(data.models.nodes.map((n: any) => n.name), data.datasets.nodes.map((n: any) => n.name), `models and datasets agree on ${s}`);
+      return data.datasets.nodes.map((n: any) => n.name);
+    };
+    // `_` and `%` are not wildcards, a backslash is a backslash, and case does not matter.
+    assert.deepEqual(await search('_50%_a\\'), ['lit_50%_a\\b', 'LIT_50%_A\\B-2']);
+    assert.deepEqual(await search('lit_'), ['lit_50%_a\\b', 'LIT_50%_A\\B-2', 'lit_50%_ab']);
+    assert.deepEqual(await search('%_ab'), ['lit_50%_ab']);
+    assert.deepEqual(await search('a\\B'), ['lit_50%_a\\b', 'litx50yza\\b', 'LIT_50%_A\\B-2']);
+  });
 });

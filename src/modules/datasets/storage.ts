@@ -3,7 +3,7 @@ import type { Dataset, Prisma, Sample } from '../../platform/db/generated/client
 import { float32ToBytes } from '../../platform/float32.js';
 import { encodeCopyLine } from '../../platform/db/copy-text.js';
 import type { Tx } from '../../platform/db/sql.js';
-import { and, param, raw, sql } from '../../platform/db/statement.js';
+import { and, empty, likeLiteral, param, raw, sql, type Statement } from '../../platform/db/statement.js';
 import type { DatasetShape, NewSample, SampleColumns } from './samples.js';
 
 /** A new dataset's definition, as createDataset stores it. */
@@ -145,18 +145,31 @@ export async function upsertSampleColumns(
   return { added, differs: null };
 }
 
-function datasetWhere(nameContains: string | null | undefined): Prisma.DatasetWhereInput {
-  return nameContains ? { name: { contains: nameContains, mode: 'insensitive' } } : {};
+/** A dataset row's columns under the Prisma field names, for plain-SQL reads of datasets. */
+export const DATASET_COLUMNS = `id, name, description, length, channels, class_names AS "classNames", length_resample::text AS "lengthResample", created_at AS "createdAt"`;
+
+/** Names containing `nameContains` literally, in any case; every dataset when it is empty. */
+function nameFilter(nameContains: string | null | undefined): Statement[] {
+  return nameContains ? [sql`name ILIKE ${param(`%${likeLiteral(nameContains)}%`, 'text')}`] : [];
 }
 
-/** Up to `take` datasets with ids above `after`, by id; names containing `nameContains` (any case) only. */
+/**
+ * Up to `take` datasets with ids above `after`, by id; names containing `nameContains` (any case) only.
+ * Plain SQL: the datasets list is what every dashboard reads first, and Prisma's per-call query
+ * compilation cost more than the statement.
+ */
 export function datasetPage(db: Database, nameContains: string | null | undefined, after: number | null, take: number): Promise<Dataset[]> {
-  const where = datasetWhere(nameContains);
-  return db.prisma.dataset.findMany({ where: { ...where, ...(after === null ? {} : { id: { gt: after } }) }, orderBy: { id: 'asc' }, take });
+  const conditions = [...nameFilter(nameContains), ...(after === null ? [] : [sql`id > ${param(after, 'int')}`])];
+  const where = conditions.length ? sql`WHERE ${and(conditions)}` : empty;
+  const statement = sql`SELECT ${raw(DATASET_COLUMNS)} FROM dataset ${where} ORDER BY id LIMIT ${param(take, 'int')}`;
+  return db.sql.query<Dataset>(statement.text, statement.values);
 }
 
-export function countDatasets(db: Database, nameContains: string | null | undefined): Promise<number> {
-  return db.prisma.dataset.count({ where: datasetWhere(nameContains) });
+export async function countDatasets(db: Database, nameContains: string | null | undefined): Promise<number> {
+  const conditions = nameFilter(nameContains);
+  const statement = sql`SELECT count(*)::int AS n FROM dataset ${conditions.length ? sql`WHERE ${and(conditions)}` : empty}`;
+  const [row] = await db.sql.query<{ n: number }>(statement.text, statement.values);
+  return Number(row?.n ?? 0);
 }
 
 export interface SampleWhere {

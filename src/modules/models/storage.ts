@@ -1,5 +1,6 @@
 import type { Database } from '../../platform/db/database.js';
 import type { Model, Prisma } from '../../platform/db/generated/client.js';
+import { likeLiteral } from '../../platform/db/statement.js';
 
 /** A new model's columns, as createModel stores them. */
 export type NewModel = Prisma.ModelCreateInput;
@@ -31,7 +32,7 @@ export interface ModelFilter {
 function modelWhere(filter: ModelFilter): Prisma.ModelWhereInput {
   return {
     ...(filter.format ? { format: filter.format } : {}),
-    ...(filter.nameContains ? { name: { contains: filter.nameContains, mode: 'insensitive' } } : {}),
+    ...(filter.nameContains ? { name: { contains: likeLiteral(filter.nameContains), mode: 'insensitive' } } : {}),
   };
 }
 

@@ -24,3 +24,12 @@ export function param(value: unknown, type: ParamType): Statement {
 export function and(conditions: readonly Statement[]): Statement {
   return join(conditions, ' AND ');
 }
+
+/**
+ * Text to match literally inside a LIKE or ILIKE pattern: PostgreSQL's default escape character,
+ * the backslash, before each `%`, `_` and backslash (a name search for "a_b" must not find "axb").
+ * Prisma's `contains` does not escape them (prisma/prisma#19506), so its callers escape too.
+ */
+export function likeLiteral(text: string): string {
+  return text.replace(/[\\%_]/g, (c) => `\\${c}`);
+}
