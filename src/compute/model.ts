@@ -4,6 +4,7 @@
  */
 import type * as tf from '@tensorflow/tfjs';
 import { compile } from './graph.js';
+import { releaseTransposedKernels } from './ops/transposed-kernels.js';
 import type { Graph } from './graph.js';
 
 export interface EngineModel {
@@ -31,6 +32,9 @@ export function prepareModel(model: tf.LayersModel): EngineModel {
     inputShape: graph.inputShape,
     parameterCount: graph.params.reduce((a, p) => a + p.size, 0),
     generic: graph.generic,
-    dispose: () => model.dispose(),
+    dispose: () => {
+      releaseTransposedKernels(graph);
+      model.dispose();
+    },
   };
 }

@@ -16,6 +16,7 @@ import {
   transformer,
   weightSpecsOf,
 } from '../../src/compute/index.js';
+import { keptTransposedKernels } from '../../src/compute/ops/transposed-kernels.js';
 import { assertClose, mixedModel, noLeak, realSeries, tinyTransformer, useBackend } from './helpers.js';
 
 describe('stored checkpoints', () => {
@@ -59,6 +60,26 @@ describe('stored checkpoints', () => {
     await assert.rejects(loadModel({ architecture: 'nope' as 'cnn1d' }), /unknown architecture 'nope'/);
     m.dispose();
     ref.dispose();
+  });
+
+  test("weights written into a model: K is a fresh model's (the Wᵀ a backward pass keeps follow the weights), and dispose releases them", async () => {
+    await useBackend('wasm');
+    const config = { length: 24, channels: 2, classes: 3, patch: 4, dim: 8, depth: 1, heads: 2, mlpDim: 12 };
+    const a = await serializeModel(transformer({ ...config, seed: 1 }));
+    const b = await serializeModel(transformer({ ...config, seed: 2 }));
+    const held = keptTransposedKernels();
+    const m = await loadModel({ architecture: 'transformer', config, weightSpecs: a.weightSpecs, weightData: a.weightData });
+    const ref = await loadModel({ architecture: 'transformer', config, weightSpecs: b.weightSpecs, weightData: b.weightData });
+    const x = await realSeries(3, 24, 2);
+    const Ka = (await selfKernel(m, x)).K as Float32Array;
+    assert.ok(keptTransposedKernels() > held, 'a backward pass through every layer keeps the dense kernels transposed');
+    loadWeights(m, b);
+    const Kb = (await selfKernel(m, x)).K as Float32Array;
+    assert.notDeepEqual(Kb, Ka);
+    assertClose(Kb, (await selfKernel(ref, x)).K as Float32Array, 0, 'K after new weights were written into the model');
+    m.dispose();
+    ref.dispose();
+    assert.equal(keptTransposedKernels(), held, 'disposing the models releases what they kept');
   });
 
   test('a Sequential model.json with a softmax head: the engine works on its logits', async () => {

@@ -7,6 +7,7 @@ import type { Activation, Op } from '../graph.js';
 import { geluSimd, simdActive } from '../kernels/simd.js';
 import { bmm, expandV, fold, sumPositions, unfold } from './linalg.js';
 import { fullM, isSeparable, materialize } from './signal.js';
+import { transposedKernel } from './transposed-kernels.js';
 import type { Block, Ctx, Saved, Signal } from './types.js';
 
 type Dense = Extract<Op, { kind: 'dense' }>;
@@ -53,20 +54,14 @@ export function denseForward(op: Dense, x: tf.Tensor): Saved {
 export function denseBackward(op: Dense, saved: Saved, dy: Signal, needInput: boolean): [Signal | null, Signal] {
   const dz = throughActivation(op.act, saved, dy);
   if (!needInput) return [null, dz];
-  const w = op.kernel.read();
-  const din = w.shape[0] as number;
-  const dout = w.shape[1] as number;
-  const wt = tf.transpose(w);
-  try {
-    if (isSeparable(dz) && dz.m.shape[dz.m.rank - 1] === 1) {
-      // m does not depend on the channel: δx = m ⊗ (u Wᵀ), still separable.
-      return [{ kind: 'separable', m: dz.m.clone(), u: tf.matMul(dz.u as tf.Tensor2D, wt as tf.Tensor2D) }, dz];
-    }
-    const d = materialize(dz);
-    return [tf.reshape(tf.matMul(tf.reshape(d, [-1, dout]), wt as tf.Tensor2D), [...d.shape.slice(0, -1), din]), dz];
-  } finally {
-    wt.dispose();
+  const wt = transposedKernel(op.kernel);
+  const [dout, din] = wt.shape;
+  if (isSeparable(dz) && dz.m.shape[dz.m.rank - 1] === 1) {
+    // m does not depend on the channel: δx = m ⊗ (u Wᵀ), still separable.
+    return [{ kind: 'separable', m: dz.m.clone(), u: tf.matMul(dz.u as tf.Tensor2D, wt) }, dz];
   }
+  const d = materialize(dz);
+  return [tf.reshape(tf.matMul(tf.reshape(d, [-1, dout]), wt), [...d.shape.slice(0, -1), din]), dz];
 }
 
 /**
