@@ -2,7 +2,7 @@
 import * as tf from '@tensorflow/tfjs';
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { crossKernel, jacobian, kCross, prepareModel, projectedJacobian, selfKernel } from '../../src/compute/index.js';
+import { crossKernel, jacobian, kCross, prepareModel, projectedJacobian, selfKernel, transformer } from '../../src/compute/index.js';
 import { BACKENDS, RUNNING, skipReason, assertClose, jacobiEigenvalues, maxRel, noLeak, realSeries, tinyCnn, tinyTransformer, useBackend } from './helpers.js';
 
 /** φ: the features the head sees (the GAP output of the tiny CNN). */
@@ -109,6 +109,23 @@ for (const backend of BACKENDS) {
         m.dispose();
       });
     }
+
+    test('a cross kernel over more parameters than one product slice takes: its diagonal is self-K', async () => {
+      await useBackend(backend);
+      // dim 32: the dense rows span several slices of cross.ts's ROWS_SLICE columns, summed slice by slice.
+      const m = prepareModel(transformer({ length: 24, channels: 2, classes: 3, patch: 4, dim: 32, depth: 1, heads: 2, mlpDim: 48, seed: 4 }));
+      assert.ok(m.parameterCount > 3 * 1024, `${m.parameterCount} parameters`);
+      const n = 3;
+      const V = m.classes;
+      const x = await realSeries(n, 24, 2);
+      const self = await noLeak(() => selfKernel(m, x));
+      const cross = await noLeak(() => crossKernel(m, x, x));
+      for (let a = 0; a < n; a++) {
+        const own = self.K?.subarray(a * V * V, (a + 1) * V * V) as Float32Array;
+        assertClose(own, (cross.K as Float32Array).subarray((a * n + a) * V * V, (a * n + a + 1) * V * V), 1e-5, 'self-K = diagonal block of cross-K');
+      }
+      m.dispose();
+    });
 
     test('K over all weights is the sum of K over each layer; chunking changes nothing', async () => {
       await useBackend(backend);
