@@ -189,7 +189,7 @@ export async function listCheckpoints(ctx: Context, runId: number, args: PageArg
   const list = `checkpoints:${runId}`;
   const limit = pageSize(args.first, ctx.config.maxPageSize);
   const after = afterNumber(list, args.after);
-  // The first page may have come with the run (runs/service.ts loadRun): any prefix of it is a page.
+  // The first page may have come with the run (runs/service.ts findRun): any prefix of it is a page.
   const first = after === null ? ctx.loaders.firstCheckpoints.get(runId) : undefined;
   const primed = first && (first.take >= limit + 1 || first.rows.length < first.take) ? first.rows.slice(0, limit + 1) : null;
   const rows = limit === 0 ? [] : (primed ?? (await checkpointPage(ctx.db, runId, after, limit + 1)));

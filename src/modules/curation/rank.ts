@@ -61,12 +61,7 @@ export function afterKey(q: BoundQuery, after: string | null | undefined): { val
   return { value, sampleId };
 }
 
-/**
- * A query whose page needs nothing from the database to be read (its target is not a saved
- * selection): bound, its required terms and its keyset position worked out from the arguments alone,
- * so that the page can be read before (or beside) the checks that decide whether it may be answered.
- * Throws what the arguments alone are refused with (the same errors, in the same order, as before).
- */
+/** A page of a query whose target is not a saved selection, worked out from its arguments alone (uncheckedPage). */
 interface UncheckedPage {
   q: BoundQuery;
   required: RequiredTerm[];
@@ -74,6 +69,12 @@ interface UncheckedPage {
   limit: number;
 }
 
+/**
+ * A query whose page needs nothing from the database to be read (its target is not a saved
+ * selection): bound, its required terms and its keyset position worked out from the arguments alone,
+ * so that the page can be read before (or beside) the checks that decide whether it may be answered.
+ * Throws what the arguments alone are refused with (the same errors, in the same order, as before).
+ */
 function uncheckedPage(checkpointId: number, query: SampleQuery, page: { first?: number | null; after?: string | null }, limit: number): UncheckedPage {
   const q = bound(checkpointId, query, query.target ? targetKey(query.target) : null);
   const required = requiredTerms([query.order.term], query.filter, q.targetKey, querySubset(query));

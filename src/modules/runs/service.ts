@@ -121,7 +121,7 @@ export async function loadRun(ctx: Context, id: number) {
  * listCheckpoints and the count for checkpointCount. A run already read in this request is not read again.
  */
 export async function findRun(ctx: Context, id: number, firstCheckpoints: number | null): Promise<Run | null> {
-  if (firstCheckpoints === null || firstCheckpoints <= 0 || ctx.loaders.firstCheckpoints.has(id)) return ctx.loaders.runById.load(id);
+  if (firstCheckpoints === null || ctx.loaders.firstCheckpoints.has(id)) return ctx.loaders.runById.load(id);
   const read = await runWithFirstCheckpoints(ctx.db, id, firstCheckpoints);
   if (!read) {
     ctx.loaders.runById.prime(id, null);
